@@ -1,0 +1,311 @@
+/* demo-service: a small HTTP service that uses libhealth for checks, /health, /ready and a lossless shutdown. */
+/*
+ * Application port PORT (default 8080):
+ *   GET  /            200 "ok"
+ *   POST /work        records the body, answers 200 once recorded
+ *   GET  /slow?ms=N   answers after N ms (N <= 60000)
+ * Health port HEALTH_PORT (default 8081): /health, /ready (full detail).
+ * DATABASE_URL and REDIS_URL (+ REDIS_CA_FILE, REDIS_CERT_FILE,
+ * REDIS_KEY_FILE) add the built-in checks.  On SIGTERM the flush hook writes
+ * every recorded body to FLUSH_FILE (one per line, fsynced) before exit.
+ */
+#define _GNU_SOURCE
+#include <health.h>
+#include <microhttpd.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_BODY (64 * 1024)
+
+static health_t *health;
+static struct MHD_Daemon *app;
+
+/* Recorded work, appended by request threads, written by the flush hook. */
+static pthread_mutex_t work_lock = PTHREAD_MUTEX_INITIALIZER;
+static char **work;
+static size_t nwork, capwork;
+static int work_closed; /* set by the flush hook: later POSTs get 503 */
+static const char *flush_file;
+
+static void logj(const char *level, const char *event, const char *fmt, ...) {
+  char msg[512] = "";
+  if (fmt) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+  }
+  for (char *p = msg; *p; p++)
+    if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20) *p = ' ';
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  fprintf(stderr, "{\"mono_ms\":%lld.%03ld,\"level\":\"%s\",\"app\":\"demo-service\",\"event\":\"%s\",\"message\":\"%s\"}\n",
+          (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, (ts.tv_nsec / 1000) % 1000,
+          level, event, msg);
+}
+
+/* 0 recorded, -1 closed (shutting down), -2 out of memory. */
+static int record(const char *body, size_t len) {
+  char *copy = malloc(len + 1);
+  if (!copy) return -2;
+  for (size_t i = 0; i < len; i++) copy[i] = (body[i] == '\n' || body[i] == '\r') ? ' ' : body[i];
+  copy[len] = 0;
+  pthread_mutex_lock(&work_lock);
+  int rc = 0;
+  if (work_closed) rc = -1;
+  else if (nwork == capwork) {
+    size_t cap = capwork ? capwork * 2 : 256;
+    char **g = realloc(work, cap * sizeof *g);
+    if (!g) rc = -2;
+    else { work = g; capwork = cap; }
+  }
+  if (rc == 0) work[nwork++] = copy;
+  pthread_mutex_unlock(&work_lock);
+  if (rc) free(copy);
+  return rc;
+}
+
+typedef struct {
+  char *body;
+  size_t len;
+  int too_big;
+} req_t;
+
+static enum MHD_Result reply(struct MHD_Connection *c, unsigned code, const char *text) {
+  struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), (void *)text,
+                                                           MHD_RESPMEM_PERSISTENT);
+  if (!r) return MHD_NO;
+  MHD_add_response_header(r, "Content-Type", "text/plain");
+  enum MHD_Result ret = MHD_queue_response(c, code, r);
+  MHD_destroy_response(r);
+  return ret;
+}
+
+static enum MHD_Result app_handler(void *cls, struct MHD_Connection *c, const char *url,
+                                   const char *method, const char *version,
+                                   const char *data, size_t *data_size, void **con_cls) {
+  (void)cls;
+  (void)version;
+  req_t *rq = *con_cls;
+  if (!rq) {
+    rq = calloc(1, sizeof *rq);
+    if (!rq) return MHD_NO;
+    *con_cls = rq;
+    health_inflight_begin(health);
+    return MHD_YES;
+  }
+  if (strcmp(url, "/work") == 0 && strcmp(method, "POST") == 0) {
+    if (*data_size) {
+      if (rq->len + *data_size > MAX_BODY) rq->too_big = 1;
+      else {
+        char *g = realloc(rq->body, rq->len + *data_size + 1);
+        if (!g) return MHD_NO;
+        memcpy(g + rq->len, data, *data_size);
+        rq->body = g;
+        rq->len += *data_size;
+      }
+      *data_size = 0;
+      return MHD_YES;
+    }
+    if (rq->too_big) return reply(c, 413, "body too large\n");
+    int rc = record(rq->body ? rq->body : "", rq->len);
+    if (rc == -1) return reply(c, 503, "shutting down\n");
+    if (rc < 0) return reply(c, 500, "out of memory\n");
+    return reply(c, 200, "recorded\n");
+  }
+  if (*data_size) { /* ignore bodies elsewhere */
+    *data_size = 0;
+    return MHD_YES;
+  }
+  if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) return reply(c, 405, "method not allowed\n");
+  if (strcmp(url, "/") == 0) return reply(c, 200, "ok\n");
+  if (strcmp(url, "/slow") == 0) {
+    const char *ms = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "ms");
+    char *end = NULL;
+    long n = ms ? strtol(ms, &end, 10) : -1;
+    if (!ms || !*ms || *end || n < 0 || n > 60000) return reply(c, 400, "ms must be 0..60000\n");
+    struct timespec ts = {n / 1000, (n % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {}
+    return reply(c, 200, "slow done\n");
+  }
+  return reply(c, 404, "not found\n");
+}
+
+static void app_completed(void *cls, struct MHD_Connection *c, void **con_cls,
+                          enum MHD_RequestTerminationCode toe) {
+  (void)cls;
+  (void)c;
+  (void)toe;
+  req_t *rq = *con_cls;
+  if (!rq) return;
+  free(rq->body);
+  free(rq);
+  *con_cls = NULL;
+  health_inflight_end(health);
+}
+
+/* Custom check: the flush file's directory must be writable, or a
+ * shutdown would lose the recorded work. */
+static void check_flush_dir(health_result_t *r, void *arg) {
+  (void)arg;
+  char dir[PATH_MAX];
+  snprintf(dir, sizeof dir, "%s", flush_file);
+  char *slash = strrchr(dir, '/');
+  if (slash == dir) dir[1] = 0;
+  else if (slash) *slash = 0;
+  else snprintf(dir, sizeof dir, ".");
+  if (access(dir, W_OK) != 0) {
+    health_result_set(r, HEALTH_FAIL, "flush directory not writable: %s", strerror(errno));
+    return;
+  }
+  pthread_mutex_lock(&work_lock);
+  size_t n = nwork;
+  pthread_mutex_unlock(&work_lock);
+  health_result_observe(r, (double)n, "records");
+  health_result_set(r, HEALTH_PASS, NULL);
+}
+
+/* Hook 1: stop taking connections and let requests in flight finish. */
+static int hook_stop_app(void *arg, unsigned budget_ms) {
+  (void)arg;
+  (void)budget_ms;
+  MHD_socket fd = MHD_quiesce_daemon(app);
+  if (fd != MHD_INVALID_SOCKET) close(fd);
+  return 0;
+}
+
+/* Hook 2: refuse new work, then write and fsync every recorded body. */
+static int hook_flush(void *arg, unsigned budget_ms) {
+  (void)arg;
+  (void)budget_ms;
+  pthread_mutex_lock(&work_lock);
+  work_closed = 1;
+  pthread_mutex_unlock(&work_lock);
+  int fd = open(flush_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    logj("error", "flush_failed", "open: %s", strerror(errno));
+    return 1;
+  }
+  int rc = 0;
+  for (size_t i = 0; i < nwork && rc == 0; i++) {
+    size_t len = strlen(work[i]);
+    char *line = malloc(len + 1);
+    if (!line) { rc = 1; break; }
+    memcpy(line, work[i], len);
+    line[len] = '\n';
+    size_t off = 0;
+    while (off < len + 1) {
+      ssize_t w = write(fd, line + off, len + 1 - off);
+      if (w < 0 && errno == EINTR) continue;
+      if (w <= 0) { rc = 1; break; }
+      off += (size_t)w;
+    }
+    free(line);
+  }
+  if (rc == 0 && fsync(fd) != 0) rc = 1;
+  if (close(fd) != 0) rc = 1;
+  logj(rc ? "error" : "info", "flushed", "%zu records to the flush file%s", nwork, rc ? " FAILED" : "");
+  return rc;
+}
+
+static int env_port(const char *var, unsigned def, unsigned *out) {
+  const char *v = getenv(var);
+  if (!v || !*v) { *out = def; return 0; }
+  char *end;
+  long n = strtol(v, &end, 10);
+  if (*end || n < 1 || n > 65535) {
+    logj("error", "bad_config", "%s must be a port number 1-65535", var);
+    return -1;
+  }
+  *out = (unsigned)n;
+  return 0;
+}
+
+int main(void) {
+  health_error_t err;
+  health_options_t opts;
+  health_options_init(&opts);
+  opts.description = "libhealth demo service";
+  opts.service_id = "demo-service";
+  if (health_options_from_env(&opts, &err) != 0) {
+    logj("error", "bad_config", "%s", err.text);
+    return 2;
+  }
+  unsigned port;
+  if (env_port("PORT", 8080, &port) < 0) return 2;
+  flush_file = getenv("FLUSH_FILE");
+  if (!flush_file || !*flush_file) flush_file = "demo-flush.log";
+
+  if (health_new(&health, &opts, &err) != 0) {
+    logj("error", "health_new", "%s", err.text);
+    return 2;
+  }
+  health_check_options_t co;
+  health_check_options_init(&co);
+  co.endpoints = HEALTH_READINESS;
+  co.component_type = "system";
+  co.measurement = "records";
+  if (health_add_check(health, "flush-file", check_flush_dir, NULL, NULL, &co, &err) != 0) {
+    logj("error", "add_check", "%s", err.text);
+    return 2;
+  }
+  const char *db = getenv("DATABASE_URL");
+  if (db && *db && health_add_postgres(health, "postgres", db, NULL, NULL, &err) != 0) {
+    logj("error", "add_postgres", "%s", err.text);
+    return 2;
+  }
+  const char *redis = getenv("REDIS_URL");
+  if (redis && *redis) {
+    health_redis_options_t ro;
+    health_redis_options_init(&ro);
+    ro.ca_file = getenv("REDIS_CA_FILE");
+    ro.cert_file = getenv("REDIS_CERT_FILE");
+    ro.key_file = getenv("REDIS_KEY_FILE");
+    if (health_add_redis(health, "redis", redis, &ro, NULL, &err) != 0) {
+      logj("error", "add_redis", "%s", err.text);
+      return 2;
+    }
+  }
+  if (health_add_hook(health, "stop-app-server", 0, 2000, hook_stop_app, NULL, &err) != 0 ||
+      health_add_hook(health, "flush-work", 10, 0, hook_flush, NULL, &err) != 0) {
+    logj("error", "add_hook", "%s", err.text);
+    return 2;
+  }
+
+  app = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+                             MHD_USE_ITC | MHD_USE_ERROR_LOG,
+                         (uint16_t)port, NULL, NULL, app_handler, NULL,
+                         MHD_OPTION_NOTIFY_COMPLETED, app_completed, NULL,
+                         MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
+                         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+                         MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
+                         MHD_OPTION_END);
+  if (!app) {
+    logj("error", "listen", "cannot listen on application port %u", port);
+    return 2;
+  }
+  if (health_start(health, &err) != 0) {
+    logj("error", "health_start", "%s", err.text);
+    MHD_stop_daemon(app);
+    return 2;
+  }
+  logj("info", "listening", "application port %u, health port %u", port, health_port(health));
+
+  /* Returns only when HEALTH_EXIT=0; otherwise the library exits the
+   * process with the shutdown's exit code. */
+  int code = health_wait(health);
+  health_free(health);
+  MHD_stop_daemon(app);
+  for (size_t i = 0; i < nwork; i++) free(work[i]);
+  free(work);
+  return code;
+}

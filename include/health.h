@@ -1,0 +1,468 @@
+/*
+ * libhealth: dependency checks, /health and /ready endpoints and graceful
+ * shutdown for long-running C services on container platforms.
+ *
+ * Every public symbol starts with health_ or HEALTH_.  Every prototype says
+ * which thread may call it:
+ *   - "before start": only between health_new() and health_start(), from the
+ *     thread that owns the handle;
+ *   - "any thread":   from any thread, at any time while the handle exists;
+ *   - "async-signal-safe": also from inside a signal handler.
+ *
+ * Functions return 0 on success or a negative HEALTH_E* code; where a
+ * health_error_t pointer is accepted (it may be NULL), a human-readable
+ * message is written into it.
+ */
+#ifndef HEALTH_H
+#define HEALTH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define HEALTH_VERSION_MAJOR 0
+#define HEALTH_VERSION_MINOR 1
+#define HEALTH_VERSION_PATCH 0
+#define HEALTH_VERSION_STRING "0.1.0"
+
+#if defined(HEALTH_BUILDING) && defined(__GNUC__)
+#define HEALTH_EXPORT __attribute__((visibility("default")))
+#else
+#define HEALTH_EXPORT
+#endif
+
+#if defined(__GNUC__)
+#define HEALTH_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define HEALTH_PRINTF(f, a)
+#endif
+
+/* ------------------------------------------------------------------ */
+/* Errors                                                              */
+/* ------------------------------------------------------------------ */
+
+/* One list generates the codes, health_strerror() and health_err_name(). */
+#define HEALTH_ERRNO_MAP(XX)                                                  \
+  XX(EINVAL, -1, "invalid argument")                                          \
+  XX(ENOMEM, -2, "out of memory")                                             \
+  XX(ESTATE, -3, "not allowed in the handle's current state")                \
+  XX(EEXIST, -4, "a check with that name already exists")                     \
+  XX(ENOENT, -5, "no such check")                                             \
+  XX(ESYS, -6, "system call failed")                                          \
+  XX(EHTTP, -7, "HTTP server could not be started")                           \
+  XX(ENOTSUP, -8, "feature not compiled into this build of libhealth")        \
+  XX(ETIMEDOUT, -9, "timed out")                                              \
+  XX(EURL, -10, "malformed URL or connection string")                         \
+  XX(ETLS, -11, "TLS configuration error")
+
+enum health_errno {
+  HEALTH_OK = 0,
+#define HEALTH_XX_(name, val, text) HEALTH_##name = (val),
+  HEALTH_ERRNO_MAP(HEALTH_XX_)
+#undef HEALTH_XX_
+};
+
+#define HEALTH_ERROR_TEXT_LENGTH 256
+
+/* Caller-owned error detail. */
+typedef struct health_error {
+  int code;                             /* the HEALTH_E* code, or 0 */
+  char text[HEALTH_ERROR_TEXT_LENGTH];  /* NUL-terminated message */
+} health_error_t;
+
+/**
+ * The fixed message for an error code ("unknown error" for unknown codes).
+ * Any thread.
+ * @param code a HEALTH_E* code.
+ * @return a static string.
+ */
+HEALTH_EXPORT const char *health_strerror(int code);
+
+/**
+ * The symbolic name of an error code ("HEALTH_EINVAL"), or "HEALTH_UNKNOWN".
+ * Any thread.
+ */
+HEALTH_EXPORT const char *health_err_name(int code);
+
+/**
+ * The run-time library version as "MAJOR.MINOR.PATCH". Any thread.
+ */
+HEALTH_EXPORT const char *health_version(void);
+
+/* ------------------------------------------------------------------ */
+/* Options                                                             */
+/* ------------------------------------------------------------------ */
+
+/** How much a response body says. The status code is always right. */
+typedef enum health_detail {
+  HEALTH_DETAIL_FULL = 0,   /* every check with its output */
+  HEALTH_DETAIL_STATUS = 1, /* {"status":"pass"} only */
+  HEALTH_DETAIL_TOKEN = 2   /* full only with "Authorization: Bearer <token>" */
+} health_detail_t;
+
+typedef enum health_log_level {
+  HEALTH_LOG_DEBUG = 0,
+  HEALTH_LOG_INFO = 1,
+  HEALTH_LOG_WARN = 2,
+  HEALTH_LOG_ERROR = 3,
+  HEALTH_LOG_OFF = 4
+} health_log_level_t;
+
+/**
+ * Log sink. `json_line` is one complete JSON object without a newline.
+ * Called from library threads; must be thread-safe and must not call back
+ * into the library.  The default writes the line and "\n" to stderr with a
+ * single write().
+ */
+typedef void (*health_log_fn)(health_log_level_t level, const char *json_line,
+                              void *arg);
+
+/*
+ * Library options.  Fill with health_options_init(), change fields, pass to
+ * health_new(), which copies every string; the struct may be freed after.
+ * Environment variable names are given beside each field; see
+ * health_options_from_env().
+ */
+typedef struct health_options {
+  /* HTTP endpoint */
+  const char *address;              /* HEALTH_ADDRESS, default "0.0.0.0"; "::" for IPv6 */
+  unsigned port;                    /* HEALTH_PORT, default 8081; 0 picks a free port */
+  health_detail_t detail;           /* HEALTH_DETAIL full|status|token, default full */
+  const char *detail_token;         /* HEALTH_DETAIL_TOKEN, required for HEALTH_DETAIL_TOKEN */
+  const char *service_id;           /* HEALTH_SERVICE_ID, "serviceId" in the body; default none */
+  const char *service_version;      /* HEALTH_SERVICE_VERSION, "version" in the body */
+  const char *description;          /* HEALTH_DESCRIPTION, "description" in the body */
+  unsigned max_connections;         /* HEALTH_MAX_CONNECTIONS, default 128 */
+  unsigned max_connections_per_ip;  /* HEALTH_MAX_CONNECTIONS_PER_IP, default 32 (0 = no limit) */
+  unsigned connection_timeout_s;    /* HEALTH_CONNECTION_TIMEOUT, idle/slow connection cut-off, default 10 s */
+  unsigned max_output_bytes;        /* HEALTH_MAX_OUTPUT, a check's output is cut to this, default 512 */
+
+  /* Check defaults (each check may override) */
+  unsigned check_interval_ms;       /* HEALTH_CHECK_INTERVAL_MS, default 5000 */
+  unsigned check_timeout_ms;        /* HEALTH_CHECK_TIMEOUT_MS, default 2000 */
+  unsigned failure_threshold;       /* HEALTH_FAILURE_THRESHOLD, default 2 */
+  unsigned success_threshold;       /* HEALTH_SUCCESS_THRESHOLD, default 1 */
+
+  /* Shutdown */
+  int handle_signals;               /* HEALTH_HANDLE_SIGNALS 0|1, default 1: SIGTERM and SIGINT start the shutdown */
+  unsigned drain_ms;                /* HEALTH_DRAIN_MS, readiness fails this long before hooks run, default 10000 */
+  unsigned drain_min_ms;            /* HEALTH_DRAIN_MIN_MS, drain may end early after this once nothing is in flight; default = drain_ms (never early) */
+  unsigned hook_timeout_ms;         /* HEALTH_HOOK_TIMEOUT_MS, default per-hook timeout, default 5000 */
+  unsigned shutdown_deadline_ms;    /* HEALTH_SHUTDOWN_DEADLINE_MS, hard bound on the sequence, default 25000 */
+  int exit_on_shutdown;             /* HEALTH_EXIT 0|1, default 1: the library calls _exit() with the exit code */
+
+  /* Logging */
+  health_log_level_t log_level;     /* HEALTH_LOG_LEVEL debug|info|warn|error|off, default info */
+  health_log_fn log_fn;             /* default: stderr */
+  void *log_arg;
+} health_options_t;
+
+/**
+ * Fill `opts` with the defaults. Any thread.
+ */
+HEALTH_EXPORT void health_options_init(health_options_t *opts);
+
+/**
+ * Override fields of `opts` from HEALTH_* environment variables.  Unset or
+ * empty variables leave fields unchanged.  A malformed value is rejected with
+ * HEALTH_EINVAL and a message naming the variable; `opts` is then left
+ * entirely unchanged.  String fields point into the environment (copied later
+ * by health_new()).  Before start (reads the environment).
+ * @param opts options filled by health_options_init().
+ * @param err  optional error detail.
+ * @return 0 or HEALTH_EINVAL.
+ */
+HEALTH_EXPORT int health_options_from_env(health_options_t *opts,
+                                          health_error_t *err);
+
+/* ------------------------------------------------------------------ */
+/* Handle                                                              */
+/* ------------------------------------------------------------------ */
+
+typedef struct health health_t;
+
+/**
+ * Create a handle.  Validates and copies `opts` (NULL = defaults).
+ * Any thread.
+ * @param out receives the handle.
+ * @return 0, HEALTH_EINVAL or HEALTH_ENOMEM.
+ */
+HEALTH_EXPORT int health_new(health_t **out, const health_options_t *opts,
+                             health_error_t *err);
+
+/**
+ * Start the check scheduler, the HTTP server and (unless disabled) the
+ * signal handling.  Options and the check list freeze here.  Before start;
+ * call once.
+ * @return 0, HEALTH_ESTATE, HEALTH_EHTTP, HEALTH_ESYS or HEALTH_ENOMEM.
+ */
+HEALTH_EXPORT int health_start(health_t *h, health_error_t *err);
+
+/**
+ * Stop everything the handle started: HTTP server, scheduler, signal
+ * thread.  Waits for check runs in progress up to their deadlines; a run
+ * that hangs beyond that is abandoned (its thread is detached).  Idempotent.
+ * Any thread except the library's own (not from a callback or hook).
+ */
+HEALTH_EXPORT void health_stop(health_t *h);
+
+/**
+ * Stop (if needed) and free the handle.  Any thread except the library's
+ * own; after it returns `h` is gone.
+ */
+HEALTH_EXPORT void health_free(health_t *h);
+
+/**
+ * The TCP port the HTTP server listens on (useful with port 0).
+ * Any thread, after start.
+ * @return the port, or 0 if not started.
+ */
+HEALTH_EXPORT unsigned health_port(const health_t *h);
+
+/* ------------------------------------------------------------------ */
+/* Checks                                                              */
+/* ------------------------------------------------------------------ */
+
+typedef enum health_status {
+  HEALTH_PASS = 0,
+  HEALTH_WARN = 1,
+  HEALTH_FAIL = 2,
+  HEALTH_PENDING = 3 /* reported by health_check_get() before the first result */
+} health_status_t;
+
+/** Which endpoints a check belongs to (a bit set). */
+#define HEALTH_READINESS 1u
+#define HEALTH_LIVENESS 2u
+
+/* The result a check callback fills in; owned by the library. */
+typedef struct health_result health_result_t;
+
+/**
+ * A check.  Runs on a library worker thread; must report through the
+ * health_result_* functions before returning.  A callback that returns
+ * without setting a status is reported as failed.  Runs of the same check
+ * never overlap; different checks run concurrently.
+ */
+typedef void (*health_check_fn)(health_result_t *result, void *arg);
+
+/**
+ * Set the status and an optional printf-style output message (NULL for
+ * none).  Output is truncated to max_output_bytes. From the check callback.
+ */
+HEALTH_EXPORT void health_result_set(health_result_t *r, health_status_t status,
+                                     const char *fmt, ...) HEALTH_PRINTF(3, 4);
+
+/**
+ * Report an observed value with its unit ("ms", "connections"...).
+ * From the check callback.
+ */
+HEALTH_EXPORT void health_result_observe(health_result_t *r, double value,
+                                         const char *unit);
+
+/**
+ * Milliseconds left before this run's deadline (0 once it has passed).
+ * From the check callback.
+ */
+HEALTH_EXPORT unsigned health_result_remaining_ms(const health_result_t *r);
+
+/*
+ * Per-check options.  health_check_options_init() sets every numeric field
+ * to 0, which means "the handle's default", critical to 1 and endpoints to
+ * HEALTH_READINESS.
+ */
+typedef struct health_check_options {
+  unsigned interval_ms;
+  unsigned timeout_ms;
+  unsigned failure_threshold; /* consecutive failures before it counts as failed */
+  unsigned success_threshold; /* consecutive passes before it recovers */
+  int critical;               /* 1: fail -> 503; 0: fail -> "warn", still 200 */
+  unsigned endpoints;         /* HEALTH_READINESS and/or HEALTH_LIVENESS */
+  const char *component_type; /* "componentType", default "component" */
+  const char *measurement;    /* key is "<name>:<measurement>", default "responseTime" */
+  const char *component_id;   /* "componentId", default none */
+} health_check_options_t;
+
+/** Fill `o` with the defaults. Any thread. */
+HEALTH_EXPORT void health_check_options_init(health_check_options_t *o);
+
+/**
+ * Register a check.  `name` must be 1-64 characters of [A-Za-z0-9._-] and
+ * unique.  If this fails, `fn` will never be called.  Before start.
+ * @param opts NULL for defaults.
+ * @param free_arg called with `arg` when the handle is freed (may be NULL).
+ * @return 0, HEALTH_EINVAL, HEALTH_EEXIST, HEALTH_ESTATE or HEALTH_ENOMEM.
+ */
+HEALTH_EXPORT int health_add_check(health_t *h, const char *name,
+                                   health_check_fn fn, void *arg,
+                                   void (*free_arg)(void *arg),
+                                   const health_check_options_t *opts,
+                                   health_error_t *err);
+
+/* What health_check_get() reports about one check. */
+typedef struct health_check_info {
+  health_status_t status;      /* effective status after thresholds */
+  health_status_t last_status; /* raw status of the last completed run */
+  uint64_t runs;               /* completed runs, including timed-out ones */
+  unsigned consecutive_failures;
+  unsigned consecutive_successes;
+  int running;                 /* a run is in progress */
+  int has_observed;
+  double observed_value;
+  char observed_unit[16];
+  char output[HEALTH_ERROR_TEXT_LENGTH];
+} health_check_info_t;
+
+/**
+ * Copy the current state of one check.  Any thread.
+ * @return 0 or HEALTH_ENOENT.
+ */
+HEALTH_EXPORT int health_check_get(health_t *h, const char *name,
+                                   health_check_info_t *out);
+
+/**
+ * Overall readiness and liveness as the endpoints would report them.
+ * Any thread.
+ * @param endpoint HEALTH_READINESS or HEALTH_LIVENESS.
+ * @return HEALTH_PASS, HEALTH_WARN or HEALTH_FAIL.
+ */
+HEALTH_EXPORT health_status_t health_status(health_t *h, unsigned endpoint);
+
+/* ------------------------------------------------------------------ */
+/* Built-in checkers                                                   */
+/* ------------------------------------------------------------------ */
+
+typedef struct health_pg_options {
+  const char *query;     /* default "SELECT 1" */
+  int require_writable;  /* fail on a read-only node (replica / read-only) */
+} health_pg_options_t;
+
+/** Fill `o` with the defaults. Any thread. */
+HEALTH_EXPORT void health_pg_options_init(health_pg_options_t *o);
+
+/**
+ * Register a PostgreSQL check.  `conninfo` is a libpq keyword/value string
+ * or a postgres:// / postgresql:// URL; it is parsed (and rejected if
+ * malformed) now, and the password never appears in any output.  One
+ * connection is kept and reused between runs.  componentType "datastore",
+ * observedValue the round trip in ms.  Before start.
+ * @return 0, HEALTH_EURL, HEALTH_EINVAL, HEALTH_EEXIST, HEALTH_ESTATE,
+ *         HEALTH_ENOMEM or HEALTH_ENOTSUP (built without libpq).
+ */
+HEALTH_EXPORT int health_add_postgres(health_t *h, const char *name,
+                                      const char *conninfo,
+                                      const health_pg_options_t *pg,
+                                      const health_check_options_t *opts,
+                                      health_error_t *err);
+
+typedef struct health_redis_options {
+  const char *ca_file;        /* PEM bundle to verify the server; default system store */
+  const char *ca_dir;         /* hashed CA directory */
+  const char *cert_file;      /* client certificate (mutual TLS) */
+  const char *key_file;       /* client key */
+  const char *tls_server_name; /* name to verify and send as SNI; default the URL's host */
+  int insecure_skip_verify;   /* do not verify the server (logged loudly) */
+  int require_master;         /* fail unless ROLE says master */
+} health_redis_options_t;
+
+/** Fill `o` with the defaults. Any thread. */
+HEALTH_EXPORT void health_redis_options_init(health_redis_options_t *o);
+
+/**
+ * Register a Redis check.  `url` is redis://[[user]:password@]host[:port][/db]
+ * or rediss:// for TLS.  Malformed URLs and unreadable TLS files are
+ * rejected now.  Runs PING (and ROLE if required) over one kept connection.
+ * Before start.
+ * @return 0, HEALTH_EURL, HEALTH_ETLS, HEALTH_EINVAL, HEALTH_EEXIST,
+ *         HEALTH_ESTATE, HEALTH_ENOMEM or HEALTH_ENOTSUP.
+ */
+HEALTH_EXPORT int health_add_redis(health_t *h, const char *name,
+                                   const char *url,
+                                   const health_redis_options_t *redis,
+                                   const health_check_options_t *opts,
+                                   health_error_t *err);
+
+/* ------------------------------------------------------------------ */
+/* Shutdown                                                            */
+/* ------------------------------------------------------------------ */
+
+/* Exit codes of the shutdown sequence. */
+#define HEALTH_EXIT_OK 0           /* drained, every hook succeeded */
+#define HEALTH_EXIT_HOOK_FAILED 3  /* a hook returned non-zero */
+#define HEALTH_EXIT_HOOK_TIMEOUT 4 /* a hook overran its timeout and was abandoned */
+#define HEALTH_EXIT_DEADLINE 5     /* the hard deadline fired */
+#define HEALTH_EXIT_FORCED 6       /* a third signal forced an immediate exit */
+
+/**
+ * A flush hook.  Runs on a library thread after the drain.  Return 0 on
+ * success, non-zero on failure.  `remaining_ms` is this hook's budget.
+ */
+typedef int (*health_hook_fn)(void *arg, unsigned remaining_ms);
+
+/**
+ * Register a flush hook.  Hooks run in ascending `order` (ties in
+ * registration order), each under `timeout_ms` (0 = the handle's default).
+ * Before start.
+ * @return 0, HEALTH_EINVAL, HEALTH_ESTATE or HEALTH_ENOMEM.
+ */
+HEALTH_EXPORT int health_add_hook(health_t *h, const char *name, int order,
+                                  unsigned timeout_ms, health_hook_fn fn,
+                                  void *arg, health_error_t *err);
+
+/**
+ * Called once on the shutdown thread when draining starts (readiness has
+ * already flipped).  Must not block. Before start.
+ */
+HEALTH_EXPORT int health_on_drain(health_t *h, void (*fn)(void *arg), void *arg);
+
+/**
+ * A file descriptor that becomes readable when draining starts (and stays
+ * readable).  Any thread, after health_new().
+ */
+HEALTH_EXPORT int health_drain_fd(const health_t *h);
+
+/**
+ * Start the shutdown sequence, as SIGTERM would.  Async-signal-safe: an
+ * application that owns its signals calls this from its own handler.
+ * A call while the sequence runs counts as a repeated signal (see README).
+ */
+HEALTH_EXPORT void health_shutdown(health_t *h);
+
+/** 1 once draining has started. Any thread; async-signal-safe. */
+HEALTH_EXPORT int health_is_draining(const health_t *h);
+
+/**
+ * Report a request starting / ending, so the drain may end early once
+ * nothing is in flight.  Any thread; a single atomic operation each.
+ */
+HEALTH_EXPORT void health_inflight_begin(health_t *h);
+HEALTH_EXPORT void health_inflight_end(health_t *h);
+
+/**
+ * Block until the shutdown sequence has finished (only returns when
+ * exit_on_shutdown is 0), then return its exit code.  Any thread except
+ * the library's own.
+ */
+HEALTH_EXPORT int health_wait(health_t *h);
+
+/* ------------------------------------------------------------------ */
+/* Probe                                                               */
+/* ------------------------------------------------------------------ */
+
+/**
+ * GET `url` (http://host[:port]/path, IPv4/IPv6 literal or name) with a
+ * total timeout.  For a service binary that is its own container
+ * HEALTHCHECK.  Any thread.
+ * @param reason optional buffer for a one-line reason.
+ * @return 0 on a 2xx answer, 1 otherwise.
+ */
+HEALTH_EXPORT int health_probe(const char *url, unsigned timeout_ms,
+                               char *reason, size_t reason_len);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* HEALTH_H */

@@ -1,0 +1,487 @@
+/*
+ * The check engine: registry, one scheduler thread that owns every deadline,
+ * and a pool of worker threads that run the callbacks.
+ *
+ * Why the deadline lives in the scheduler and not in the worker: a custom
+ * callback can hang forever and nothing can interrupt it.  The scheduler
+ * publishes "timeout" at the deadline regardless, and the check is simply
+ * not dispatched again until its stuck worker returns.  The pool grows when
+ * every worker is busy (bounded by the number of checks, since runs of one
+ * check never overlap), so one hung check never delays the others.
+ *
+ * All mutable check state is guarded by h->lock.  The request path never
+ * runs a check: it only reads published results (see render.c).
+ */
+#include "health-int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* Slack before a result counts as stale, for scheduling jitter. */
+#define STALE_GRACE_MS 250
+
+HEALTH_EXPORT void health_check_options_init(health_check_options_t *o) {
+  if (!o) return;
+  memset(o, 0, sizeof *o);
+  o->critical = 1;
+  o->endpoints = HEALTH_READINESS;
+}
+
+/* ---- results, as seen by callbacks ---- */
+
+HEALTH_EXPORT void health_result_set(health_result_t *r, health_status_t status,
+                                     const char *fmt, ...) {
+  if (!r) return;
+  if (status != HEALTH_PASS && status != HEALTH_WARN) status = HEALTH_FAIL;
+  r->status = status;
+  r->status_set = 1;
+  r->output[0] = 0;
+  if (fmt) {
+    size_t cap = r->max_output + 1;
+    if (cap > sizeof r->output) cap = sizeof r->output;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->output, cap, fmt, ap);
+    va_end(ap);
+  }
+}
+
+HEALTH_EXPORT void health_result_observe(health_result_t *r, double value,
+                                         const char *unit) {
+  if (!r) return;
+  r->has_observed = 1;
+  r->observed_value = value;
+  snprintf(r->observed_unit, sizeof r->observed_unit, "%s", unit ? unit : "");
+}
+
+HEALTH_EXPORT unsigned health_result_remaining_ms(const health_result_t *r) {
+  if (!r) return 0;
+  uint64_t now = health__now_ms();
+  return now >= r->deadline_ms ? 0 : (unsigned)(r->deadline_ms - now);
+}
+
+/* ---- registry ---- */
+
+static int valid_name(const char *n) {
+  size_t len = strlen(n);
+  if (len == 0 || len > HEALTH__NAME_MAX) return 0;
+  for (const char *p = n; *p; p++) {
+    char c = *p;
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+          (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
+      return 0;
+  }
+  return 1;
+}
+
+static void check_free(health__check_t *c) {
+  if (!c) return;
+  if (c->free_arg) c->free_arg(c->arg);
+  free(c->name);
+  free(c->key);
+  free(c->component_type);
+  free(c->component_id);
+  free(c->output);
+  free(c);
+}
+
+static char *dup_or_null(const char *s, int *failed) {
+  if (!s) return NULL;
+  char *d = strdup(s);
+  if (!d) *failed = 1;
+  return d;
+}
+
+int health__add_check(health_t *h, const char *name, health_check_fn fn,
+                      void *arg, void (*free_arg)(void *),
+                      const health_check_options_t *opts,
+                      const char *default_component_type, health_error_t *err) {
+  if (!h || !name || !fn)
+    return health__err(err, HEALTH_EINVAL, "health_add_check: handle, name and callback are required");
+  if (!valid_name(name))
+    return health__err(err, HEALTH_EINVAL,
+                       "check name must be 1-%d characters of A-Z a-z 0-9 . _ -",
+                       HEALTH__NAME_MAX);
+  health_check_options_t o;
+  if (opts) o = *opts;
+  else health_check_options_init(&o);
+  if (o.endpoints == 0 || (o.endpoints & ~(HEALTH_READINESS | HEALTH_LIVENESS)))
+    return health__err(err, HEALTH_EINVAL, "check '%s': endpoints must be HEALTH_READINESS and/or HEALTH_LIVENESS", name);
+  unsigned interval = o.interval_ms ? o.interval_ms : h->opt.check_interval_ms;
+  unsigned timeout = o.timeout_ms ? o.timeout_ms : h->opt.check_timeout_ms;
+  if (interval < 10 || interval > 86400000u)
+    return health__err(err, HEALTH_EINVAL, "check '%s': interval must be 10 ms to 24 h", name);
+  if (timeout < 1 || timeout > 600000u)
+    return health__err(err, HEALTH_EINVAL, "check '%s': timeout must be 1 ms to 10 min", name);
+  if (o.failure_threshold > 100 || o.success_threshold > 100)
+    return health__err(err, HEALTH_EINVAL, "check '%s': thresholds must be 1-100", name);
+  const char *measurement = o.measurement ? o.measurement : "responseTime";
+  if (!*measurement || strlen(measurement) > HEALTH__NAME_MAX)
+    return health__err(err, HEALTH_EINVAL, "check '%s': measurement must be 1-%d characters", name, HEALTH__NAME_MAX);
+
+  pthread_mutex_lock(&h->lock);
+  int rc = 0;
+  if (h->state != HEALTH__ST_NEW) {
+    rc = health__err(err, HEALTH_ESTATE, "checks must be added before health_start()");
+    goto out;
+  }
+  for (size_t i = 0; i < h->nchecks; i++)
+    if (strcmp(h->checks[i]->name, name) == 0) {
+      rc = health__err(err, HEALTH_EEXIST, "a check named '%s' already exists", name);
+      goto out;
+    }
+  health__check_t *c = calloc(1, sizeof *c);
+  health__check_t **grown = c ? realloc(h->checks, (h->nchecks + 1) * sizeof *grown) : NULL;
+  if (!grown) {
+    free(c);
+    rc = health__err(err, HEALTH_ENOMEM, "out of memory adding check '%s'", name);
+    goto out;
+  }
+  h->checks = grown;
+  int failed = 0;
+  c->name = dup_or_null(name, &failed);
+  c->component_type = dup_or_null(o.component_type ? o.component_type
+                                  : default_component_type ? default_component_type
+                                  : "component", &failed);
+  c->component_id = dup_or_null(o.component_id, &failed);
+  if (asprintf(&c->key, "%s:%s", name, measurement) < 0) { c->key = NULL; failed = 1; }
+  if (failed) {
+    check_free(c); /* free_arg is still NULL here: the caller keeps arg */
+    rc = health__err(err, HEALTH_ENOMEM, "out of memory adding check '%s'", name);
+    goto out;
+  }
+  c->fn = fn;
+  c->arg = arg;
+  c->free_arg = free_arg;
+  c->interval_ms = interval;
+  c->timeout_ms = timeout;
+  c->failure_threshold = o.failure_threshold ? o.failure_threshold : h->opt.failure_threshold;
+  c->success_threshold = o.success_threshold ? o.success_threshold : h->opt.success_threshold;
+  c->critical = o.critical ? 1 : 0;
+  c->endpoints = o.endpoints;
+  c->effective = HEALTH_PENDING;
+  c->last = HEALTH_PENDING;
+  h->checks[h->nchecks++] = c;
+out:
+  pthread_mutex_unlock(&h->lock);
+  return rc;
+}
+
+HEALTH_EXPORT int health_add_check(health_t *h, const char *name,
+                                   health_check_fn fn, void *arg,
+                                   void (*free_arg)(void *),
+                                   const health_check_options_t *opts,
+                                   health_error_t *err) {
+  return health__add_check(h, name, fn, arg, free_arg, opts, "component", err);
+}
+
+/* ---- status ---- */
+
+static const char *status_word(health_status_t s) {
+  switch (s) {
+    case HEALTH_PASS: return "pass";
+    case HEALTH_WARN: return "warn";
+    case HEALTH_FAIL: return "fail";
+    default: return "pending";
+  }
+}
+
+static uint64_t stale_after(const health__check_t *c) {
+  return c->result_mono_ms + c->interval_ms + c->timeout_ms + STALE_GRACE_MS;
+}
+
+health_status_t health__check_status_locked(const health_t *h,
+                                            const health__check_t *c,
+                                            uint64_t now, const char **why) {
+  (void)h;
+  if (why) *why = NULL;
+  if (c->effective == HEALTH_PENDING) {
+    if (why) *why = "pending: no result yet";
+    return HEALTH_PENDING;
+  }
+  if (now > stale_after(c)) {
+    if (why) *why = "stale: no fresh result within interval + timeout";
+    return HEALTH_FAIL;
+  }
+  return c->effective;
+}
+
+health_status_t health__aggregate_locked(health_t *h, unsigned endpoint,
+                                         uint64_t now, uint64_t *valid_until_ms) {
+  health_status_t st = HEALTH_PASS;
+  uint64_t vu = UINT64_MAX;
+  for (size_t i = 0; i < h->nchecks; i++) {
+    const health__check_t *c = h->checks[i];
+    if (!(c->endpoints & endpoint)) continue;
+    health_status_t s = health__check_status_locked(h, c, now, NULL);
+    if (c->effective != HEALTH_PENDING && stale_after(c) + 1 < vu) vu = stale_after(c) + 1;
+    if (s == HEALTH_PENDING || s == HEALTH_FAIL) s = c->critical ? HEALTH_FAIL : HEALTH_WARN;
+    if (s > st) st = s;
+  }
+  if (endpoint == HEALTH_READINESS && atomic_load(&h->draining)) st = HEALTH_FAIL;
+  if (valid_until_ms) *valid_until_ms = vu;
+  return st;
+}
+
+HEALTH_EXPORT health_status_t health_status(health_t *h, unsigned endpoint) {
+  if (!h || (endpoint != HEALTH_READINESS && endpoint != HEALTH_LIVENESS)) return HEALTH_FAIL;
+  pthread_mutex_lock(&h->lock);
+  health_status_t s = health__aggregate_locked(h, endpoint, health__now_ms(), NULL);
+  pthread_mutex_unlock(&h->lock);
+  return s;
+}
+
+HEALTH_EXPORT int health_check_get(health_t *h, const char *name,
+                                   health_check_info_t *out) {
+  if (!h || !name || !out) return HEALTH_EINVAL;
+  int rc = HEALTH_ENOENT;
+  pthread_mutex_lock(&h->lock);
+  for (size_t i = 0; i < h->nchecks; i++) {
+    const health__check_t *c = h->checks[i];
+    if (strcmp(c->name, name) != 0) continue;
+    memset(out, 0, sizeof *out);
+    const char *why;
+    out->status = health__check_status_locked(h, c, health__now_ms(), &why);
+    out->last_status = c->last;
+    out->runs = c->runs;
+    out->consecutive_failures = c->consecutive_failures;
+    out->consecutive_successes = c->consecutive_successes;
+    out->running = c->running;
+    out->has_observed = c->has_observed;
+    out->observed_value = c->observed_value;
+    memcpy(out->observed_unit, c->observed_unit, sizeof out->observed_unit);
+    snprintf(out->output, sizeof out->output, "%s", why ? why : c->output ? c->output : "");
+    rc = 0;
+    break;
+  }
+  pthread_mutex_unlock(&h->lock);
+  return rc;
+}
+
+/* Apply a completed (or timed-out) run, with h->lock held. */
+static void publish_locked(health_t *h, health__check_t *c, health_status_t status,
+                           const char *output, const health_result_t *r) {
+  uint64_t now = health__now_ms();
+  c->runs++;
+  c->last = status;
+  if (status == HEALTH_FAIL) {
+    c->consecutive_failures++;
+    c->consecutive_successes = 0;
+  } else {
+    c->consecutive_successes++;
+    c->consecutive_failures = 0;
+  }
+  health_status_t prev = c->effective, eff;
+  if (prev == HEALTH_PENDING)
+    eff = status; /* the first result counts at once: never ready on a failure */
+  else if (prev == HEALTH_FAIL)
+    eff = (status != HEALTH_FAIL && c->consecutive_successes >= c->success_threshold) ? status : HEALTH_FAIL;
+  else
+    eff = status != HEALTH_FAIL ? status
+          : c->consecutive_failures >= c->failure_threshold ? HEALTH_FAIL : prev;
+  c->effective = eff;
+
+  char *old = c->output;
+  c->output = (output && *output) ? strdup(output) : NULL;
+  if (c->output || !old || !output || !*output) free(old);
+  else c->output = old; /* out of memory: keep the previous text */
+  c->has_observed = r ? r->has_observed : 0;
+  if (c->has_observed) {
+    c->observed_value = r->observed_value;
+    memcpy(c->observed_unit, r->observed_unit, sizeof c->observed_unit);
+  }
+  c->result_wall_ms = health__wall_ms();
+  c->result_mono_ms = now;
+
+  if (eff != prev) {
+    health__log(h, eff == HEALTH_FAIL ? HEALTH_LOG_WARN : HEALTH_LOG_INFO,
+                "check_status", "check", c->name, "from", status_word(prev),
+                "to", status_word(eff), "output", c->output ? c->output : "", NULL);
+  }
+  health__state_changed(h);
+}
+
+/* ---- scheduler and workers ---- */
+
+static void abs_deadline(struct timespec *ts, uint64_t mono_ms) {
+  ts->tv_sec = (time_t)(mono_ms / 1000);
+  ts->tv_nsec = (long)(mono_ms % 1000) * 1000000L;
+}
+
+static void *worker_main(void *arg);
+
+static void dispatch_locked(health_t *h, health__check_t *c, uint64_t now) {
+  c->running = 1;
+  c->timed_out = 0;
+  c->started_ms = now;
+  c->deadline_ms = now + c->timeout_ms;
+  c->next_job = NULL;
+  if (h->queue_tail) h->queue_tail->next_job = c;
+  else h->queue_head = c;
+  h->queue_tail = c;
+  if (h->idle_workers == 0 && h->nworkers < h->nchecks) {
+    pthread_t t;
+    if (health__thread_create(&t, worker_main, h, 1) == 0) {
+      h->nworkers++;
+    } else if (h->nworkers == 0) {
+      /* No thread at all: fail the run now rather than leave it queued. */
+      h->queue_head = h->queue_tail = NULL;
+      c->running = 0;
+      c->next_due_ms = now + c->interval_ms;
+      publish_locked(h, c, HEALTH_FAIL, "could not start a worker thread", NULL);
+      return;
+    }
+  }
+  pthread_cond_signal(&h->work_cond);
+}
+
+static void *sched_main(void *arg) {
+  health_t *h = arg;
+  pthread_mutex_lock(&h->lock);
+  while (!h->sched_stop) {
+    uint64_t now = health__now_ms();
+    uint64_t next = UINT64_MAX;
+    for (size_t i = 0; i < h->nchecks; i++) {
+      health__check_t *c = h->checks[i];
+      if (c->running) {
+        if (c->timed_out) continue; /* waits for its worker to return */
+        if (now >= c->deadline_ms) {
+          char msg[64];
+          snprintf(msg, sizeof msg, "timeout after %u ms", c->timeout_ms);
+          c->timed_out = 1;
+          publish_locked(h, c, HEALTH_FAIL, msg, NULL);
+        } else if (c->deadline_ms < next) {
+          next = c->deadline_ms;
+        }
+      } else if (now >= c->next_due_ms) {
+        dispatch_locked(h, c, now);
+        if (c->running && c->deadline_ms < next) next = c->deadline_ms;
+        else if (!c->running && c->next_due_ms < next) next = c->next_due_ms;
+      } else if (c->next_due_ms < next) {
+        next = c->next_due_ms;
+      }
+    }
+    if (next == UINT64_MAX) {
+      pthread_cond_wait(&h->sched_cond, &h->lock);
+    } else {
+      struct timespec ts;
+      abs_deadline(&ts, next);
+      pthread_cond_timedwait(&h->sched_cond, &h->lock, &ts);
+    }
+  }
+  pthread_mutex_unlock(&h->lock);
+  return NULL;
+}
+
+static void *worker_main(void *arg) {
+  health_t *h = arg;
+  /* The result lives on this thread's heap, not its stack, so a callback
+   * abandoned at its deadline writes only into memory it still owns. */
+  health_result_t *r = malloc(sizeof *r);
+  pthread_mutex_lock(&h->lock);
+  for (;;) {
+    while (!h->queue_head && !h->sched_stop) {
+      h->idle_workers++;
+      pthread_cond_wait(&h->work_cond, &h->lock);
+      h->idle_workers--;
+    }
+    if (h->sched_stop) break;
+    health__check_t *c = h->queue_head;
+    h->queue_head = c->next_job;
+    if (!h->queue_head) h->queue_tail = NULL;
+    if (!r) {
+      c->running = 0;
+      c->next_due_ms = health__now_ms() + c->interval_ms;
+      publish_locked(h, c, HEALTH_FAIL, "out of memory", NULL);
+      r = malloc(sizeof *r);
+      continue;
+    }
+    memset(r, 0, sizeof *r);
+    r->deadline_ms = c->deadline_ms;
+    r->max_output = h->opt.max_output_bytes;
+    pthread_mutex_unlock(&h->lock);
+
+    c->fn(r, c->arg);
+
+    pthread_mutex_lock(&h->lock);
+    uint64_t now = health__now_ms();
+    if (!c->timed_out) {
+      if (r->status_set)
+        publish_locked(h, c, r->status, r->output, r);
+      else
+        publish_locked(h, c, HEALTH_FAIL, "check returned without a status", r);
+    } else {
+      char ms[32];
+      snprintf(ms, sizeof ms, "%llu", (unsigned long long)(now - c->started_ms));
+      health__log(h, HEALTH_LOG_WARN, "check_late", "check", c->name,
+                  "#elapsed_ms", ms, NULL);
+    }
+    c->running = 0;
+    c->timed_out = 0;
+    c->next_due_ms = c->started_ms + c->interval_ms;
+    if (c->next_due_ms < now) c->next_due_ms = now;
+    pthread_cond_signal(&h->sched_cond);
+  }
+  h->nworkers--;
+  int last = h->nworkers == 0;
+  int free_now = last && h->free_pending;
+  if (last) pthread_cond_broadcast(&h->workers_done);
+  pthread_mutex_unlock(&h->lock);
+  free(r);
+  if (free_now) health__free_final(h); /* health_free() left it to us */
+  return NULL;
+}
+
+int health__checks_start(health_t *h, health_error_t *err) {
+  uint64_t now = health__now_ms();
+  pthread_mutex_lock(&h->lock);
+  h->sched_stop = 0;
+  for (size_t i = 0; i < h->nchecks; i++) h->checks[i]->next_due_ms = now;
+  pthread_mutex_unlock(&h->lock);
+  if (health__thread_create(&h->sched_thread, sched_main, h, 0) != 0)
+    return health__err(err, HEALTH_ESYS, "could not start the scheduler thread: %s", strerror(errno));
+  h->sched_started = 1;
+  return 0;
+}
+
+void health__checks_stop(health_t *h) {
+  pthread_mutex_lock(&h->lock);
+  h->sched_stop = 1;
+  pthread_cond_broadcast(&h->sched_cond);
+  pthread_cond_broadcast(&h->work_cond);
+  pthread_mutex_unlock(&h->lock);
+  if (h->sched_started) {
+    pthread_join(h->sched_thread, NULL);
+    h->sched_started = 0;
+  }
+  /* Runs in progress get until their deadline; after that they are
+   * abandoned (their workers free the handle if it is gone by then). */
+  pthread_mutex_lock(&h->lock);
+  uint64_t until = health__now_ms();
+  for (size_t i = 0; i < h->nchecks; i++)
+    if (h->checks[i]->running && !h->checks[i]->timed_out && h->checks[i]->deadline_ms > until)
+      until = h->checks[i]->deadline_ms;
+  until += 50;
+  while (h->nworkers > 0) {
+    struct timespec ts;
+    abs_deadline(&ts, until);
+    if (pthread_cond_timedwait(&h->workers_done, &h->lock, &ts) == ETIMEDOUT) break;
+  }
+  if (h->nworkers > 0) {
+    for (size_t i = 0; i < h->nchecks; i++)
+      if (h->checks[i]->running)
+        health__log(h, HEALTH_LOG_WARN, "check_abandoned", "check", h->checks[i]->name, NULL);
+  }
+  h->queue_head = h->queue_tail = NULL;
+  pthread_mutex_unlock(&h->lock);
+}
+
+void health__checks_free(health_t *h) {
+  for (size_t i = 0; i < h->nchecks; i++) check_free(h->checks[i]);
+  free(h->checks);
+  h->checks = NULL;
+  h->nchecks = 0;
+}

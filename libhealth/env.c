@@ -1,0 +1,187 @@
+/*
+ * Defaults, validation, and configuration from HEALTH_* environment
+ * variables (ECS and Kubernetes inject configuration that way).  A
+ * malformed value is an error naming the variable, never a silent default,
+ * and a failed parse leaves the caller's options untouched.
+ */
+#include "health-int.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+HEALTH_EXPORT void health_options_init(health_options_t *o) {
+  if (!o) return;
+  memset(o, 0, sizeof *o);
+  o->address = "0.0.0.0";
+  o->port = 8081;
+  o->detail = HEALTH_DETAIL_FULL;
+  o->max_connections = 128;
+  o->max_connections_per_ip = 32;
+  o->connection_timeout_s = 10;
+  o->max_output_bytes = 512;
+  o->check_interval_ms = 5000;
+  o->check_timeout_ms = 2000;
+  o->failure_threshold = 2;
+  o->success_threshold = 1;
+  o->handle_signals = 1;
+  o->drain_ms = 10000;
+  o->drain_min_ms = 10000;
+  o->hook_timeout_ms = 5000;
+  o->shutdown_deadline_ms = 25000;
+  o->exit_on_shutdown = 1;
+  o->log_level = HEALTH_LOG_INFO;
+}
+
+/* Every numeric option with its variable and range, so parsing and
+ * validation share one table. */
+typedef struct {
+  const char *var;
+  size_t offset;
+  unsigned min, max;
+} num_opt_t;
+
+#define NUM(var, field, min, max) {var, offsetof(health_options_t, field), min, max}
+static const num_opt_t num_opts[] = {
+    NUM("HEALTH_PORT", port, 0, 65535),
+    NUM("HEALTH_MAX_CONNECTIONS", max_connections, 1, 100000),
+    NUM("HEALTH_MAX_CONNECTIONS_PER_IP", max_connections_per_ip, 0, 100000),
+    NUM("HEALTH_CONNECTION_TIMEOUT", connection_timeout_s, 1, 3600),
+    NUM("HEALTH_MAX_OUTPUT", max_output_bytes, 16, 65536),
+    NUM("HEALTH_CHECK_INTERVAL_MS", check_interval_ms, 10, 86400000),
+    NUM("HEALTH_CHECK_TIMEOUT_MS", check_timeout_ms, 1, 600000),
+    NUM("HEALTH_FAILURE_THRESHOLD", failure_threshold, 1, 100),
+    NUM("HEALTH_SUCCESS_THRESHOLD", success_threshold, 1, 100),
+    NUM("HEALTH_DRAIN_MS", drain_ms, 0, 600000),
+    NUM("HEALTH_DRAIN_MIN_MS", drain_min_ms, 0, 600000),
+    NUM("HEALTH_HOOK_TIMEOUT_MS", hook_timeout_ms, 1, 600000),
+    NUM("HEALTH_SHUTDOWN_DEADLINE_MS", shutdown_deadline_ms, 1, 900000),
+};
+#undef NUM
+
+static unsigned *num_field(health_options_t *o, const num_opt_t *n) {
+  return (unsigned *)((char *)o + n->offset);
+}
+
+/* Strict unsigned decimal: digits only, no sign, no spaces, no overflow. */
+static int parse_uint(const char *s, unsigned long *out) {
+  if (!*s || strlen(s) > 10) return -1;
+  for (const char *p = s; *p; p++)
+    if (*p < '0' || *p > '9') return -1;
+  errno = 0;
+  unsigned long v = strtoul(s, NULL, 10);
+  if (errno) return -1;
+  *out = v;
+  return 0;
+}
+
+static int parse_bool(const char *s, int *out) {
+  static const char *yes[] = {"1", "true", "yes", "on"};
+  static const char *no[] = {"0", "false", "no", "off"};
+  for (size_t i = 0; i < 4; i++) {
+    if (strcasecmp(s, yes[i]) == 0) { *out = 1; return 0; }
+    if (strcasecmp(s, no[i]) == 0) { *out = 0; return 0; }
+  }
+  return -1;
+}
+
+static int printable(const char *s, size_t max) {
+  size_t n = 0;
+  for (const unsigned char *p = (const unsigned char *)s; *p; p++, n++)
+    if (*p < 0x20 || *p == 0x7F || n >= max) return 0;
+  return 1;
+}
+
+/* Cross-field and range validation shared by health_new() and
+ * health_options_from_env(); `env` names variables instead of fields. */
+int health__options_validate(const health_options_t *o, int env, health_error_t *err) {
+  for (size_t i = 0; i < sizeof num_opts / sizeof num_opts[0]; i++) {
+    unsigned v = *num_field((health_options_t *)o, &num_opts[i]);
+    if (v < num_opts[i].min || v > num_opts[i].max)
+      return health__err(err, HEALTH_EINVAL, "%s%s must be %u to %u (got %u)",
+                         env ? "" : "option for ", num_opts[i].var, num_opts[i].min,
+                         num_opts[i].max, v);
+  }
+  struct in6_addr a6;
+  struct in_addr a4;
+  if (!o->address || (inet_pton(AF_INET, o->address, &a4) != 1 &&
+                      inet_pton(AF_INET6, o->address, &a6) != 1))
+    return health__err(err, HEALTH_EINVAL,
+                       "HEALTH_ADDRESS must be an IPv4 or IPv6 address literal such as 0.0.0.0 or ::");
+  if (o->detail != HEALTH_DETAIL_FULL && o->detail != HEALTH_DETAIL_STATUS &&
+      o->detail != HEALTH_DETAIL_TOKEN)
+    return health__err(err, HEALTH_EINVAL, "HEALTH_DETAIL must be full, status or token");
+  if (o->detail == HEALTH_DETAIL_TOKEN &&
+      (!o->detail_token || strlen(o->detail_token) < 8 || !printable(o->detail_token, 256)))
+    return health__err(err, HEALTH_EINVAL,
+                       "HEALTH_DETAIL=token needs HEALTH_DETAIL_TOKEN of 8-256 printable characters");
+  const char *strs[][2] = {{"HEALTH_SERVICE_ID", o->service_id},
+                           {"HEALTH_SERVICE_VERSION", o->service_version},
+                           {"HEALTH_DESCRIPTION", o->description}};
+  for (size_t i = 0; i < 3; i++)
+    if (strs[i][1] && !printable(strs[i][1], 256))
+      return health__err(err, HEALTH_EINVAL, "%s must be at most 256 printable characters", strs[i][0]);
+  if (o->drain_ms >= o->shutdown_deadline_ms)
+    return health__err(err, HEALTH_EINVAL,
+                       "HEALTH_DRAIN_MS (%u) must be less than HEALTH_SHUTDOWN_DEADLINE_MS (%u), or the flush hooks never run",
+                       o->drain_ms, o->shutdown_deadline_ms);
+  if (o->log_level < HEALTH_LOG_DEBUG || o->log_level > HEALTH_LOG_OFF)
+    return health__err(err, HEALTH_EINVAL, "HEALTH_LOG_LEVEL must be debug, info, warn, error or off");
+  return 0;
+}
+
+HEALTH_EXPORT int health_options_from_env(health_options_t *opts, health_error_t *err) {
+  if (!opts) return health__err(err, HEALTH_EINVAL, "options are required");
+  health_options_t o = *opts; /* work on a copy: all or nothing */
+  const char *v;
+
+  for (size_t i = 0; i < sizeof num_opts / sizeof num_opts[0]; i++) {
+    const num_opt_t *n = &num_opts[i];
+    if (!(v = getenv(n->var)) || !*v) continue;
+    unsigned long x;
+    if (parse_uint(v, &x) < 0 || x < n->min || x > n->max)
+      return health__err(err, HEALTH_EINVAL, "%s='%.40s' is not a whole number from %u to %u",
+                         n->var, v, n->min, n->max);
+    *num_field(&o, n) = (unsigned)x;
+  }
+  int drain_set = (v = getenv("HEALTH_DRAIN_MS")) && *v;
+  int min_set = (v = getenv("HEALTH_DRAIN_MIN_MS")) && *v;
+  if (drain_set && !min_set && o.drain_min_ms > o.drain_ms) o.drain_min_ms = o.drain_ms;
+
+  if ((v = getenv("HEALTH_ADDRESS")) && *v) o.address = v;
+  if ((v = getenv("HEALTH_DETAIL")) && *v) {
+    if (strcasecmp(v, "full") == 0) o.detail = HEALTH_DETAIL_FULL;
+    else if (strcasecmp(v, "status") == 0) o.detail = HEALTH_DETAIL_STATUS;
+    else if (strcasecmp(v, "token") == 0) o.detail = HEALTH_DETAIL_TOKEN;
+    else return health__err(err, HEALTH_EINVAL, "HEALTH_DETAIL='%.40s' must be full, status or token", v);
+  }
+  if ((v = getenv("HEALTH_DETAIL_TOKEN")) && *v) o.detail_token = v;
+  if ((v = getenv("HEALTH_SERVICE_ID")) && *v) o.service_id = v;
+  if ((v = getenv("HEALTH_SERVICE_VERSION")) && *v) o.service_version = v;
+  if ((v = getenv("HEALTH_DESCRIPTION")) && *v) o.description = v;
+  const struct { const char *var; int *field; } bools[] = {
+      {"HEALTH_HANDLE_SIGNALS", &o.handle_signals}, {"HEALTH_EXIT", &o.exit_on_shutdown}};
+  for (size_t i = 0; i < 2; i++) {
+    if (!(v = getenv(bools[i].var)) || !*v) continue;
+    if (parse_bool(v, bools[i].field) < 0)
+      return health__err(err, HEALTH_EINVAL, "%s='%.40s' must be 1/0, true/false, yes/no or on/off",
+                         bools[i].var, v);
+  }
+  if ((v = getenv("HEALTH_LOG_LEVEL")) && *v) {
+    static const char *names[] = {"debug", "info", "warn", "error", "off"};
+    int found = -1;
+    for (int i = 0; i < 5; i++)
+      if (strcasecmp(v, names[i]) == 0) found = i;
+    if (found < 0)
+      return health__err(err, HEALTH_EINVAL, "HEALTH_LOG_LEVEL='%.40s' must be debug, info, warn, error or off", v);
+    o.log_level = (health_log_level_t)found;
+  }
+
+  int rc = health__options_validate(&o, 1, err);
+  if (rc) return rc;
+  *opts = o;
+  return 0;
+}

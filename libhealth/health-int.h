@@ -1,0 +1,257 @@
+/* Private structures and helpers shared by the libhealth .c files. */
+#ifndef HEALTH_INT_H
+#define HEALTH_INT_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include "config.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "health.h"
+
+#define HEALTH__NAME_MAX 64
+
+/* ---- time (time.c) ---- */
+uint64_t health__now_ms(void);      /* CLOCK_MONOTONIC, milliseconds */
+uint64_t health__now_us(void);      /* CLOCK_MONOTONIC, microseconds */
+int64_t health__wall_ms(void);      /* CLOCK_REALTIME, milliseconds since the epoch */
+/* "2026-11-22T10:00:00.123Z" into buf (at least 32 bytes). */
+void health__rfc3339(int64_t wall_ms, char *buf, size_t len);
+
+/* ---- errors (error.c) ---- */
+/* Fill `err` (may be NULL) and return `code`. */
+int health__err(health_error_t *err, int code, const char *fmt, ...)
+    HEALTH_PRINTF(3, 4);
+
+/* ---- growable buffer (buf.c) ---- */
+typedef struct health__buf {
+  char *data;
+  size_t len;
+  size_t cap;
+  int failed; /* an allocation failed; contents are incomplete */
+} health__buf_t;
+
+void health__buf_init(health__buf_t *b);
+void health__buf_free(health__buf_t *b);
+void health__buf_add(health__buf_t *b, const char *s, size_t n);
+void health__buf_adds(health__buf_t *b, const char *s);
+void health__buf_printf(health__buf_t *b, const char *fmt, ...)
+    HEALTH_PRINTF(2, 3);
+/* Append `s` (n bytes) as the inside of a JSON string: escapes quotes,
+ * backslashes and control characters, replaces invalid UTF-8 with U+FFFD. */
+void health__buf_json_str(health__buf_t *b, const char *s, size_t n);
+
+/* ---- logging (log.c) ---- */
+/*
+ * One JSON log line: {"ts":...,"mono_ms":...,"level":...,"event":...,k:v...}.
+ * The variadic part is key/value pairs of C strings ending with NULL; a key
+ * starting with '#' has a raw JSON value (a number), the '#' is dropped.
+ * `h` may be NULL (default sink, level info).
+ */
+void health__log(const health_t *h, health_log_level_t level, const char *event,
+                 ...);
+/* Same with an explicit sink (for code that has no handle). */
+void health__logv(health_log_level_t min, health_log_fn fn, void *arg,
+                  health_log_level_t level, const char *event, va_list ap);
+
+/* ---- redaction (redact.c) ---- */
+/* Copy `url` to `out`, replacing any password (user:PASSWORD@) with "***". */
+void health__redact_url(const char *url, char *out, size_t len);
+/* Copy `text` to `out`, replacing every occurrence of `secret` (if non-empty)
+ * with "***". */
+void health__redact_secret(const char *text, const char *secret, char *out,
+                           size_t len);
+
+/* ---- checks (checks.c) ---- */
+struct health_result {
+  health_status_t status;
+  int status_set;
+  char output[HEALTH_ERROR_TEXT_LENGTH * 4];
+  int has_observed;
+  double observed_value;
+  char observed_unit[16];
+  uint64_t deadline_ms; /* monotonic */
+  unsigned max_output;
+};
+
+typedef struct health__check {
+  char *name;
+  char *key;            /* "<name>:<measurement>" */
+  char *component_type;
+  char *component_id;   /* may be NULL */
+  health_check_fn fn;
+  void *arg;
+  void (*free_arg)(void *);
+  unsigned interval_ms, timeout_ms, failure_threshold, success_threshold;
+  int critical;
+  unsigned endpoints;
+
+  /* Scheduler state, guarded by health_t.lock. */
+  int running;          /* a worker is executing fn */
+  int timed_out;        /* the current run passed its deadline */
+  uint64_t started_ms, deadline_ms, next_due_ms;
+
+  /* Published result, guarded by health_t.lock. */
+  health_status_t effective; /* HEALTH_PENDING until the first result */
+  health_status_t last;
+  unsigned consecutive_failures, consecutive_successes;
+  uint64_t runs;
+  char *output;              /* NULL for none */
+  int has_observed;
+  double observed_value;
+  char observed_unit[16];
+  int64_t result_wall_ms;
+  uint64_t result_mono_ms;
+
+  struct health__check *next_job; /* worker queue link */
+} health__check_t;
+
+typedef struct health__hook {
+  char *name;
+  int order;
+  unsigned timeout_ms;
+  health_hook_fn fn;
+  void *arg;
+  size_t seq;
+} health__hook_t;
+
+/* A pre-rendered answer for one endpoint at one detail level. */
+typedef struct health__view {
+  uint64_t version;        /* state version it was rendered from */
+  uint64_t valid_until_ms; /* re-render after this (a result goes stale) */
+  unsigned code;           /* 200 or 503 */
+  struct MHD_Response *response;
+} health__view_t;
+
+enum { HEALTH__ST_NEW = 0, HEALTH__ST_STARTED, HEALTH__ST_STOPPED };
+
+struct health {
+  /* frozen options (strings owned) */
+  health_options_t opt;
+  char *address, *detail_token, *service_id, *service_version, *description;
+
+  int state; /* HEALTH__ST_* */
+  int sync_inited; /* bits: 1 lock, 2 conds, 4 view_lock, 8 done_lock */
+
+  /* checks */
+  pthread_mutex_t lock;         /* guards checks' mutable fields and the queue */
+  pthread_cond_t sched_cond;    /* scheduler wakes: result, stop */
+  pthread_cond_t work_cond;     /* workers wake: job queued, stop */
+  health__check_t **checks;
+  size_t nchecks;
+  health__check_t *queue_head, *queue_tail;
+  size_t nworkers, idle_workers;
+  int free_pending;             /* health_free() ran while workers were stuck */
+  int sched_stop;
+  int sched_started;
+  pthread_t sched_thread;
+  pthread_cond_t workers_done;  /* nworkers reached 0 */
+  atomic_uint_fast64_t version; /* bumped on every published change */
+
+  /* HTTP */
+  struct MHD_Daemon *daemon;
+  unsigned bound_port;
+  int quiesced_fd;              /* listening socket after quiesce, or -1 */
+  pthread_mutex_t view_lock;
+  health__view_t views[2][2];   /* [0 ready,1 health][0 full,1 status] */
+  struct MHD_Response *resp_404, *resp_405, *resp_413;
+
+  /* shutdown */
+  atomic_int draining;
+  atomic_int inflight;
+  atomic_int signals;           /* shutdown requests seen by the handler/API */
+  int drain_pipe[2];            /* readable once draining */
+  int wake_pipe[2];             /* signal handler / health_shutdown() -> thread */
+  pthread_t shutdown_thread;
+  int shutdown_started;
+  void (*on_drain)(void *);
+  void *on_drain_arg;
+  health__hook_t **hooks;
+  size_t nhooks;
+  pthread_mutex_t done_lock;
+  pthread_cond_t done_cond;
+  int done;                     /* sequence finished */
+  int exit_code;
+  struct sigaction old_term, old_int;
+  int handlers_installed;
+
+  /* systemd */
+  int notify_fd;
+  char notify_path[108];
+  size_t notify_len;
+  uint64_t watchdog_usec;
+  int ready_notified;
+  pthread_t watchdog_thread;
+  int watchdog_started;
+  pthread_mutex_t wd_lock;
+  pthread_cond_t wd_cond;
+  int wd_stop;
+};
+
+/*
+ * Register a check with a library-owned argument.  Used by the public
+ * health_add_check() and by built-in checkers (which pass their own
+ * default component type).  On failure `free_arg(arg)` has NOT been called.
+ */
+int health__add_check(health_t *h, const char *name, health_check_fn fn,
+                      void *arg, void (*free_arg)(void *),
+                      const health_check_options_t *opts,
+                      const char *default_component_type, health_error_t *err);
+
+int health__checks_start(health_t *h, health_error_t *err);
+void health__checks_stop(health_t *h);
+void health__checks_free(health_t *h);
+
+/* Create a thread with every signal blocked (the library's threads never
+ * receive the application's signals). */
+int health__thread_create(pthread_t *t, void *(*fn)(void *), void *arg,
+                          int detached);
+/* Free everything (health.c); called by health_free() or by the last
+ * abandoned worker when health_free() could not. */
+void health__free_final(health_t *h);
+
+/* Aggregate status of an endpoint (HEALTH_READINESS / HEALTH_LIVENESS)
+ * with h->lock held; *valid_until_ms receives when it may go stale. */
+health_status_t health__aggregate_locked(health_t *h, unsigned endpoint,
+                                         uint64_t now, uint64_t *valid_until_ms);
+/* Effective status of a check as rendered (stale results count as failed). */
+health_status_t health__check_status_locked(const health_t *h,
+                                            const health__check_t *c,
+                                            uint64_t now, const char **why);
+/* Something rendered changed: bump the version, tell systemd etc. */
+void health__state_changed(health_t *h);
+
+/* ---- rendering (render.c) ---- */
+/* Render the body for `endpoint` at `detail` (0 full, 1 status) with
+ * h->lock held.  Returns the HTTP code (200/503); *valid_until_ms as above. */
+unsigned health__render_locked(health_t *h, unsigned endpoint, int status_only,
+                               uint64_t now, health__buf_t *out,
+                               uint64_t *valid_until_ms);
+
+/* ---- HTTP (http.c) ---- */
+int health__http_start(health_t *h, health_error_t *err);
+void health__http_quiesce(health_t *h);
+void health__http_stop(health_t *h);
+
+/* ---- shutdown (shutdown.c) ---- */
+int health__shutdown_init(health_t *h);   /* in health_new */
+int health__shutdown_start(health_t *h, health_error_t *err);
+void health__shutdown_stop(health_t *h);
+void health__shutdown_free(health_t *h);
+
+/* ---- systemd notify (notify.c) ---- */
+void health__notify_init(health_t *h);    /* reads NOTIFY_SOCKET, WATCHDOG_USEC */
+int health__notify_start(health_t *h);
+void health__notify_stop(health_t *h);
+void health__notify(health_t *h, const char *msg);
+void health__notify_ready_if(health_t *h); /* READY=1 once readiness passes */
+
+#endif /* HEALTH_INT_H */

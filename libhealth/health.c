@@ -1,0 +1,171 @@
+/* Handle lifecycle: new, start, stop, free. */
+#include "health-int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int health__options_validate(const health_options_t *o, int env, health_error_t *err);
+
+int health__thread_create(pthread_t *t, void *(*fn)(void *), void *arg,
+                          int detached) {
+  pthread_attr_t attr;
+  if (pthread_attr_init(&attr) != 0) return -1;
+  if (detached) pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  /* The new thread inherits our mask: block every signal so that the
+   * application's handlers run on the application's threads only. */
+  sigset_t all, old;
+  sigfillset(&all);
+  pthread_sigmask(SIG_SETMASK, &all, &old);
+  int rc = pthread_create(t, &attr, fn, arg);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  pthread_attr_destroy(&attr);
+  if (rc) errno = rc;
+  return rc ? -1 : 0;
+}
+
+static int copy_str(char **dst, const char *src) {
+  *dst = NULL;
+  if (!src) return 0;
+  *dst = strdup(src);
+  return *dst ? 0 : -1;
+}
+
+static int init_cond_monotonic(pthread_cond_t *c) {
+  pthread_condattr_t a;
+  if (pthread_condattr_init(&a) != 0) return -1;
+  pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+  int rc = pthread_cond_init(c, &a);
+  pthread_condattr_destroy(&a);
+  return rc ? -1 : 0;
+}
+
+HEALTH_EXPORT int health_new(health_t **out, const health_options_t *opts,
+                             health_error_t *err) {
+  if (!out) return health__err(err, HEALTH_EINVAL, "health_new: out is NULL");
+  *out = NULL;
+  health_options_t o;
+  if (opts) o = *opts;
+  else health_options_init(&o);
+  if (o.drain_min_ms > o.drain_ms) o.drain_min_ms = o.drain_ms;
+  int rc = health__options_validate(&o, 0, err);
+  if (rc) return rc;
+
+  health_t *h = calloc(1, sizeof *h);
+  if (!h) return health__err(err, HEALTH_ENOMEM, "out of memory");
+  h->opt = o;
+  h->quiesced_fd = -1;
+  h->drain_pipe[0] = h->drain_pipe[1] = -1;
+  h->wake_pipe[0] = h->wake_pipe[1] = -1;
+  h->notify_fd = -1;
+  if (copy_str(&h->address, o.address) || copy_str(&h->detail_token, o.detail_token) ||
+      copy_str(&h->service_id, o.service_id) ||
+      copy_str(&h->service_version, o.service_version) ||
+      copy_str(&h->description, o.description))
+    goto nomem;
+  /* The copies replace the caller's pointers, which may be freed now. */
+  h->opt.address = h->address;
+  h->opt.detail_token = h->detail_token;
+  h->opt.service_id = h->service_id;
+  h->opt.service_version = h->service_version;
+  h->opt.description = h->description;
+
+  if (pthread_mutex_init(&h->lock, NULL) != 0) goto nomem_early;
+  h->sync_inited |= 1;
+  if (init_cond_monotonic(&h->sched_cond) || init_cond_monotonic(&h->work_cond) ||
+      init_cond_monotonic(&h->workers_done))
+    goto nomem;
+  h->sync_inited |= 2;
+  if (pthread_mutex_init(&h->view_lock, NULL) != 0) goto nomem;
+  h->sync_inited |= 4;
+  if (health__shutdown_init(h) != 0) goto nomem;
+  health__notify_init(h);
+  *out = h;
+  return 0;
+
+nomem_early:
+nomem:
+  health__free_final(h);
+  return health__err(err, HEALTH_ENOMEM, "out of memory creating the handle");
+}
+
+HEALTH_EXPORT int health_start(health_t *h, health_error_t *err) {
+  if (!h) return health__err(err, HEALTH_EINVAL, "health_start: handle is NULL");
+  pthread_mutex_lock(&h->lock);
+  int st = h->state;
+  if (st == HEALTH__ST_NEW) h->state = HEALTH__ST_STARTED;
+  pthread_mutex_unlock(&h->lock);
+  if (st != HEALTH__ST_NEW)
+    return health__err(err, HEALTH_ESTATE, "health_start: already started or stopped");
+
+  int rc = health__http_start(h, err);
+  if (rc == 0) rc = health__checks_start(h, err);
+  if (rc == 0) rc = health__shutdown_start(h, err);
+  if (rc == 0 && health__notify_start(h) != 0)
+    rc = health__err(err, HEALTH_ESYS, "could not start the systemd watchdog thread");
+  if (rc != 0) {
+    health_stop(h);
+    return rc;
+  }
+  char n[24];
+  snprintf(n, sizeof n, "%zu", h->nchecks);
+  health__log(h, HEALTH_LOG_INFO, "started", "version", HEALTH_VERSION_STRING,
+              "#checks", n, NULL);
+  return 0;
+}
+
+HEALTH_EXPORT void health_stop(health_t *h) {
+  if (!h) return;
+  pthread_mutex_lock(&h->lock);
+  int st = h->state;
+  h->state = HEALTH__ST_STOPPED;
+  pthread_mutex_unlock(&h->lock);
+  if (st != HEALTH__ST_STARTED) return;
+  /* The shutdown thread first: it may be using everything below. */
+  health__shutdown_stop(h);
+  health__notify_stop(h);
+  health__http_stop(h);
+  health__checks_stop(h);
+}
+
+HEALTH_EXPORT void health_free(health_t *h) {
+  if (!h) return;
+  health_stop(h);
+  pthread_mutex_lock(&h->lock);
+  if (h->nworkers > 0) {
+    /* A hung check still runs on a worker: the last worker frees. */
+    h->free_pending = 1;
+    pthread_mutex_unlock(&h->lock);
+    return;
+  }
+  pthread_mutex_unlock(&h->lock);
+  health__free_final(h);
+}
+
+void health__free_final(health_t *h) {
+  health__checks_free(h);
+  health__shutdown_free(h);
+  if (h->notify_fd >= 0) close(h->notify_fd);
+  if (h->sync_inited & 1) pthread_mutex_destroy(&h->lock);
+  if (h->sync_inited & 2) {
+    pthread_cond_destroy(&h->sched_cond);
+    pthread_cond_destroy(&h->work_cond);
+    pthread_cond_destroy(&h->workers_done);
+  }
+  if (h->sync_inited & 4) pthread_mutex_destroy(&h->view_lock);
+  free(h->address);
+  free(h->detail_token);
+  free(h->service_id);
+  free(h->service_version);
+  free(h->description);
+  free(h);
+}
+
+HEALTH_EXPORT unsigned health_port(const health_t *h) { return h ? h->bound_port : 0; }
+
+void health__state_changed(health_t *h) {
+  atomic_fetch_add(&h->version, 1);
+  health__notify_ready_if(h);
+}

@@ -1,0 +1,452 @@
+/*
+ * Graceful shutdown: SIGTERM -> readiness 503 at once -> drain window ->
+ * flush hooks (each under its timeout) -> exit, all under one hard deadline.
+ *
+ * The signal handler only writes a byte to a self-pipe (async-signal-safe,
+ * errno saved); everything else happens on the library's shutdown thread.
+ * Hooks run on threads of their own so that one that hangs can be
+ * abandoned at its timeout while the sequence goes on.
+ *
+ * Repeated signals (documented in the README):
+ *   1st  starts the sequence;
+ *   2nd  ends the drain window now (logged); hooks still run;
+ *   3rd+ exits at once with HEALTH_EXIT_FORCED, logging every hook skipped.
+ */
+#include "health-int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* The handle whose shutdown the process signals start (one at a time). */
+static _Atomic(health_t *) signal_target;
+
+static void on_signal(int sig) {
+  (void)sig;
+  int saved = errno;
+  health_t *h = atomic_load(&signal_target);
+  if (h) health_shutdown(h);
+  errno = saved;
+}
+
+static void wake(const health_t *h, char c) {
+  ssize_t n;
+  do n = write(h->wake_pipe[1], &c, 1);
+  while (n < 0 && errno == EINTR);
+}
+
+HEALTH_EXPORT void health_shutdown(health_t *h) {
+  if (!h) return;
+  atomic_fetch_add(&h->signals, 1);
+  wake(h, 's');
+}
+
+HEALTH_EXPORT int health_is_draining(const health_t *h) {
+  return h ? atomic_load(&((health_t *)h)->draining) : 0;
+}
+
+HEALTH_EXPORT int health_drain_fd(const health_t *h) { return h ? h->drain_pipe[0] : -1; }
+
+HEALTH_EXPORT void health_inflight_begin(health_t *h) {
+  if (h) atomic_fetch_add_explicit(&h->inflight, 1, memory_order_relaxed);
+}
+
+HEALTH_EXPORT void health_inflight_end(health_t *h) {
+  if (!h) return;
+  /* The last request out during the drain wakes the shutdown thread, so the
+   * drain can end early without polling. */
+  if (atomic_fetch_sub_explicit(&h->inflight, 1, memory_order_acq_rel) == 1 &&
+      atomic_load_explicit(&h->draining, memory_order_relaxed))
+    wake(h, 'i');
+}
+
+HEALTH_EXPORT int health_on_drain(health_t *h, void (*fn)(void *), void *arg) {
+  if (!h) return HEALTH_EINVAL;
+  if (h->state != HEALTH__ST_NEW) return HEALTH_ESTATE;
+  h->on_drain = fn;
+  h->on_drain_arg = arg;
+  return 0;
+}
+
+HEALTH_EXPORT int health_add_hook(health_t *h, const char *name, int order,
+                                  unsigned timeout_ms, health_hook_fn fn,
+                                  void *arg, health_error_t *err) {
+  if (!h || !name || !*name || !fn || strlen(name) > HEALTH__NAME_MAX)
+    return health__err(err, HEALTH_EINVAL, "health_add_hook: a name of 1-%d characters and a function are required",
+                       HEALTH__NAME_MAX);
+  if (timeout_ms > 600000)
+    return health__err(err, HEALTH_EINVAL, "hook '%s': timeout must be at most 600000 ms", name);
+  if (h->state != HEALTH__ST_NEW)
+    return health__err(err, HEALTH_ESTATE, "hooks must be added before health_start()");
+  health__hook_t *k = calloc(1, sizeof *k);
+  health__hook_t **grown = k ? realloc(h->hooks, (h->nhooks + 1) * sizeof *grown) : NULL;
+  if (!grown || !(k->name = strdup(name))) {
+    if (grown) h->hooks = grown;
+    free(k);
+    return health__err(err, HEALTH_ENOMEM, "out of memory adding hook '%s'", name);
+  }
+  h->hooks = grown;
+  k->order = order;
+  k->timeout_ms = timeout_ms ? timeout_ms : h->opt.hook_timeout_ms;
+  k->fn = fn;
+  k->arg = arg;
+  k->seq = h->nhooks;
+  h->hooks[h->nhooks++] = k;
+  return 0;
+}
+
+static int hook_cmp(const void *a, const void *b) {
+  const health__hook_t *x = *(health__hook_t *const *)a, *y = *(health__hook_t *const *)b;
+  if (x->order != y->order) return x->order < y->order ? -1 : 1;
+  return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+int health__shutdown_init(health_t *h) {
+  if (pipe2(h->drain_pipe, O_CLOEXEC | O_NONBLOCK) < 0) return -1;
+  if (pipe2(h->wake_pipe, O_CLOEXEC | O_NONBLOCK) < 0) return -1;
+  if (pthread_mutex_init(&h->done_lock, NULL) != 0) return -1;
+  if (pthread_cond_init(&h->done_cond, NULL) != 0) {
+    pthread_mutex_destroy(&h->done_lock);
+    return -1;
+  }
+  h->sync_inited |= 8;
+  return 0;
+}
+
+void health__shutdown_free(health_t *h) {
+  for (size_t i = 0; i < h->nhooks; i++) {
+    free(h->hooks[i]->name);
+    free(h->hooks[i]);
+  }
+  free(h->hooks);
+  h->hooks = NULL;
+  h->nhooks = 0;
+  for (int i = 0; i < 2; i++) {
+    if (h->drain_pipe[i] >= 0) close(h->drain_pipe[i]);
+    if (h->wake_pipe[i] >= 0) close(h->wake_pipe[i]);
+  }
+  if (h->sync_inited & 8) {
+    pthread_mutex_destroy(&h->done_lock);
+    pthread_cond_destroy(&h->done_cond);
+  }
+}
+
+/* ---- the sequence ---- */
+
+typedef struct {
+  uint64_t t0; /* when the first signal was seen */
+  uint64_t deadline;
+  int skip_drain;   /* a second signal */
+  int forced;       /* a third signal */
+  int quit;         /* health_stop(): abandon the sequence */
+} seq_t;
+
+static void ms_str(char *buf, size_t n, uint64_t ms) {
+  snprintf(buf, n, "%llu", (unsigned long long)ms);
+}
+
+/* Read every pending byte of the wake pipe and update the sequence. */
+static void drain_wake_pipe(health_t *h, seq_t *s, int *started) {
+  char buf[64];
+  ssize_t n;
+  while ((n = read(h->wake_pipe[0], buf, sizeof buf)) > 0) {
+    for (ssize_t i = 0; i < n; i++) {
+      if (buf[i] == 'q') s->quit = 1;
+      if (buf[i] != 's') continue;
+      if (!*started) {
+        *started = 1;
+        continue;
+      }
+      int count = ++*started;
+      char c[16], el[24];
+      snprintf(c, sizeof c, "%d", count);
+      ms_str(el, sizeof el, health__now_ms() - s->t0);
+      if (count == 2) {
+        s->skip_drain = 1;
+        health__log(h, HEALTH_LOG_WARN, "shutdown_signal_repeated", "#count", c, "#elapsed_ms", el,
+                    "action", "skip the rest of the drain window; flush hooks still run", NULL);
+      } else {
+        s->forced = 1;
+        health__log(h, HEALTH_LOG_ERROR, "shutdown_signal_repeated", "#count", c, "#elapsed_ms", el,
+                    "action", "forced exit: remaining flush hooks are skipped", NULL);
+      }
+    }
+  }
+}
+
+/* Wait on the wake pipe (and optionally another fd) until `until`.
+ * Returns 1 if `fd` became readable. */
+static int wait_until(health_t *h, seq_t *s, int *started, int fd, uint64_t until) {
+  for (;;) {
+    uint64_t now = health__now_ms();
+    if (s->quit || s->forced) return 0;
+    if (now >= until) return 0;
+    struct pollfd p[2] = {{h->wake_pipe[0], POLLIN, 0}, {fd, POLLIN, 0}};
+    int n = poll(p, fd >= 0 ? 2 : 1, (int)(until - now));
+    if (n < 0 && errno != EINTR) return 0;
+    if (n > 0 && (p[0].revents & POLLIN)) {
+      drain_wake_pipe(h, s, started);
+      if (s->skip_drain && fd < 0) return 0;
+    }
+    if (fd >= 0 && n > 0 && (p[1].revents & (POLLIN | POLLHUP))) return 1;
+    if (fd < 0 && n > 0 && (p[0].revents & POLLIN)) return 0; /* re-check caller's condition */
+  }
+}
+
+typedef struct {
+  health_hook_fn fn;
+  void *arg;
+  unsigned budget;
+  int rc;
+  int pipe[2];
+  atomic_int refs; /* the sequence and the hook thread */
+} hook_run_t;
+
+static void hook_run_release(hook_run_t *r) {
+  if (atomic_fetch_sub(&r->refs, 1) == 1) {
+    close(r->pipe[0]);
+    close(r->pipe[1]);
+    free(r);
+  }
+}
+
+static void *hook_main(void *arg) {
+  hook_run_t *r = arg;
+  r->rc = r->fn(r->arg, r->budget);
+  ssize_t n;
+  do n = write(r->pipe[1], "d", 1);
+  while (n < 0 && errno == EINTR);
+  hook_run_release(r);
+  return NULL;
+}
+
+/* Run one hook; returns the exit code it implies. */
+static int run_hook(health_t *h, seq_t *s, int *started, const health__hook_t *k) {
+  uint64_t begin = health__now_ms();
+  uint64_t until = begin + k->timeout_ms;
+  if (until > s->deadline) until = s->deadline;
+  char el[24], dur[24], to[24];
+  ms_str(el, sizeof el, begin - s->t0);
+  ms_str(to, sizeof to, k->timeout_ms);
+  health__log(h, HEALTH_LOG_INFO, "hook_started", "hook", k->name, "#timeout_ms", to,
+              "#elapsed_ms", el, NULL);
+  hook_run_t *r = calloc(1, sizeof *r);
+  pthread_t t;
+  if (!r || pipe2(r->pipe, O_CLOEXEC) < 0) {
+    free(r);
+    health__log(h, HEALTH_LOG_ERROR, "hook_failed", "hook", k->name, "error", "out of resources", NULL);
+    return HEALTH_EXIT_HOOK_FAILED;
+  }
+  r->fn = k->fn;
+  r->arg = k->arg;
+  r->budget = (unsigned)(until - begin);
+  atomic_init(&r->refs, 2);
+  if (health__thread_create(&t, hook_main, r, 1) != 0) {
+    atomic_store(&r->refs, 1);
+    hook_run_release(r);
+    health__log(h, HEALTH_LOG_ERROR, "hook_failed", "hook", k->name, "error", "could not start a thread", NULL);
+    return HEALTH_EXIT_HOOK_FAILED;
+  }
+  int done = wait_until(h, s, started, r->pipe[0], until);
+  ms_str(dur, sizeof dur, health__now_ms() - begin);
+  ms_str(el, sizeof el, health__now_ms() - s->t0);
+  int code = HEALTH_EXIT_OK;
+  if (done) {
+    char rc[16];
+    snprintf(rc, sizeof rc, "%d", r->rc);
+    if (r->rc == 0) {
+      health__log(h, HEALTH_LOG_INFO, "hook_done", "hook", k->name, "result", "ok",
+                  "#duration_ms", dur, "#elapsed_ms", el, NULL);
+    } else {
+      health__log(h, HEALTH_LOG_ERROR, "hook_done", "hook", k->name, "result", "failed",
+                  "#rc", rc, "#duration_ms", dur, "#elapsed_ms", el, NULL);
+      code = HEALTH_EXIT_HOOK_FAILED;
+    }
+  } else if (!s->quit && !s->forced) {
+    int deadline = health__now_ms() >= s->deadline;
+    health__log(h, HEALTH_LOG_ERROR, "hook_done", "hook", k->name,
+                "result", deadline ? "abandoned at the shutdown deadline" : "timeout: abandoned",
+                "#duration_ms", dur, "#elapsed_ms", el, NULL);
+    code = deadline ? HEALTH_EXIT_DEADLINE : HEALTH_EXIT_HOOK_TIMEOUT;
+  } else {
+    health__log(h, HEALTH_LOG_ERROR, "hook_done", "hook", k->name, "result", "abandoned: forced exit",
+                "#duration_ms", dur, "#elapsed_ms", el, NULL);
+    code = HEALTH_EXIT_FORCED;
+  }
+  hook_run_release(r);
+  return code;
+}
+
+static int worse(int a, int b) {
+  /* forced > deadline > hook timeout > hook failed > ok */
+  return a > b ? a : b;
+}
+
+static void finish(health_t *h, seq_t *s, int code) {
+  char c[8], el[24];
+  snprintf(c, sizeof c, "%d", code);
+  ms_str(el, sizeof el, health__now_ms() - s->t0);
+  health__log(h, code == 0 ? HEALTH_LOG_INFO : HEALTH_LOG_ERROR, "shutdown_complete",
+              "#exit_code", c, "#elapsed_ms", el, NULL);
+  if (h->notify_fd >= 0) {
+    char st[64];
+    snprintf(st, sizeof st, "STATUS=shutdown complete, exit code %d", code);
+    health__notify(h, st);
+  }
+  if (h->opt.exit_on_shutdown) {
+    /* The health server stayed up to here; quiesce it so nothing new is
+     * accepted while the process goes.  _exit: other threads are running
+     * application code, so atexit handlers are not safe to run now. */
+    health__http_quiesce(h);
+    fflush(NULL);
+    _exit(code);
+  }
+  pthread_mutex_lock(&h->done_lock);
+  h->exit_code = code;
+  h->done = 1;
+  pthread_cond_broadcast(&h->done_cond);
+  pthread_mutex_unlock(&h->done_lock);
+}
+
+static void *shutdown_main(void *arg) {
+  health_t *h = arg;
+  seq_t s;
+  memset(&s, 0, sizeof s);
+  int started = 0;
+  while (!started) {
+    struct pollfd p = {h->wake_pipe[0], POLLIN, 0};
+    if (poll(&p, 1, -1) < 0 && errno != EINTR) return NULL;
+    s.t0 = health__now_ms();
+    drain_wake_pipe(h, &s, &started);
+    if (s.quit) return NULL;
+  }
+
+  /* 1. Readiness flips now; liveness is untouched. */
+  s.deadline = s.t0 + h->opt.shutdown_deadline_ms;
+  pthread_mutex_lock(&h->lock);
+  atomic_store(&h->draining, 1);
+  health__state_changed(h);
+  pthread_mutex_unlock(&h->lock);
+  ssize_t w;
+  do w = write(h->drain_pipe[1], "d", 1);
+  while (w < 0 && errno == EINTR);
+  char dl[24], dr[24], infl[16];
+  ms_str(dl, sizeof dl, h->opt.shutdown_deadline_ms);
+  ms_str(dr, sizeof dr, h->opt.drain_ms);
+  health__log(h, HEALTH_LOG_INFO, "shutdown_started", "#drain_ms", dr, "#deadline_ms", dl, NULL);
+  health__log(h, HEALTH_LOG_INFO, "readiness_flipped", "ready", "fail", "reason", "draining", NULL);
+  if (h->notify_fd >= 0) health__notify(h, "STOPPING=1\nSTATUS=draining");
+  if (h->on_drain) h->on_drain(h->on_drain_arg);
+
+  /* 2. The drain window. */
+  uint64_t drain_end = s.t0 + h->opt.drain_ms;
+  uint64_t early = s.t0 + h->opt.drain_min_ms;
+  const char *why = "window elapsed";
+  for (;;) {
+    uint64_t now = health__now_ms();
+    if (s.quit) return NULL;
+    if (s.forced) { why = "forced"; break; }
+    if (s.skip_drain) { why = "repeated signal"; break; }
+    if (now >= drain_end) break;
+    if (h->opt.drain_min_ms < h->opt.drain_ms && now >= early &&
+        atomic_load(&h->inflight) <= 0) {
+      why = "nothing in flight";
+      break;
+    }
+    wait_until(h, &s, &started, -1, now < early && h->opt.drain_min_ms < h->opt.drain_ms ? early : drain_end);
+  }
+  char el[24];
+  ms_str(el, sizeof el, health__now_ms() - s.t0);
+  snprintf(infl, sizeof infl, "%d", atomic_load(&h->inflight));
+  health__log(h, HEALTH_LOG_INFO, "drain_ended", "reason", why, "#elapsed_ms", el,
+              "#inflight", infl, NULL);
+  if (h->notify_fd >= 0) health__notify(h, "STATUS=running flush hooks");
+
+  /* 3. Flush hooks in order, each under its timeout, all under the deadline. */
+  qsort(h->hooks, h->nhooks, sizeof *h->hooks, hook_cmp);
+  int code = HEALTH_EXIT_OK;
+  for (size_t i = 0; i < h->nhooks; i++) {
+    if (s.quit) return NULL;
+    if (s.forced || health__now_ms() >= s.deadline) {
+      int forced = s.forced;
+      for (size_t j = i; j < h->nhooks; j++)
+        health__log(h, HEALTH_LOG_ERROR, "hook_skipped", "hook", h->hooks[j]->name,
+                    "reason", forced ? "forced exit (repeated signal)" : "shutdown deadline reached", NULL);
+      code = worse(code, forced ? HEALTH_EXIT_FORCED : HEALTH_EXIT_DEADLINE);
+      if (!forced) health__log(h, HEALTH_LOG_ERROR, "deadline_fired", NULL);
+      break;
+    }
+    int rc = run_hook(h, &s, &started, h->hooks[i]);
+    if (s.quit) return NULL;
+    code = worse(code, rc);
+    if (rc == HEALTH_EXIT_DEADLINE) {
+      health__log(h, HEALTH_LOG_ERROR, "deadline_fired", NULL);
+      for (size_t j = i + 1; j < h->nhooks; j++)
+        health__log(h, HEALTH_LOG_ERROR, "hook_skipped", "hook", h->hooks[j]->name,
+                    "reason", "shutdown deadline reached", NULL);
+      break;
+    }
+  }
+  if (s.forced) code = HEALTH_EXIT_FORCED;
+  finish(h, &s, code);
+  return NULL;
+}
+
+int health__shutdown_start(health_t *h, health_error_t *err) {
+  if (h->opt.handle_signals) {
+    health_t *expected = NULL;
+    if (!atomic_compare_exchange_strong(&signal_target, &expected, h))
+      return health__err(err, HEALTH_ESTATE,
+                         "another libhealth handle already handles SIGTERM/SIGINT; set handle_signals = 0");
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGTERM, &sa, &h->old_term);
+    sigaction(SIGINT, &sa, &h->old_int);
+    h->handlers_installed = 1;
+  }
+  if (health__thread_create(&h->shutdown_thread, shutdown_main, h, 0) != 0) {
+    health__shutdown_stop(h);
+    return health__err(err, HEALTH_ESYS, "could not start the shutdown thread: %s", strerror(errno));
+  }
+  h->shutdown_started = 1;
+  return 0;
+}
+
+void health__shutdown_stop(health_t *h) {
+  if (h->handlers_installed) {
+    sigaction(SIGTERM, &h->old_term, NULL);
+    sigaction(SIGINT, &h->old_int, NULL);
+    h->handlers_installed = 0;
+    health_t *expected = h;
+    atomic_compare_exchange_strong(&signal_target, &expected, NULL);
+  }
+  if (h->shutdown_started) {
+    wake(h, 'q');
+    pthread_join(h->shutdown_thread, NULL);
+    h->shutdown_started = 0;
+  }
+  /* Anyone still in health_wait() gets an answer. */
+  pthread_mutex_lock(&h->done_lock);
+  if (!h->done) {
+    h->done = 1;
+    h->exit_code = HEALTH_EXIT_OK;
+  }
+  pthread_cond_broadcast(&h->done_cond);
+  pthread_mutex_unlock(&h->done_lock);
+}
+
+HEALTH_EXPORT int health_wait(health_t *h) {
+  if (!h) return HEALTH_EINVAL;
+  pthread_mutex_lock(&h->done_lock);
+  while (!h->done) pthread_cond_wait(&h->done_cond, &h->done_lock);
+  int code = h->exit_code;
+  pthread_mutex_unlock(&h->done_lock);
+  return code;
+}

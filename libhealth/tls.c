@@ -1,0 +1,476 @@
+/*
+ * Deadline-bounded client I/O: plaintext or TLS over a socket we own.
+ *
+ * OpenSSL talks to the socket through our own BIO rather than BIO_s_socket
+ * for two reasons: send() with MSG_NOSIGNAL, so a peer that resets the
+ * connection can never raise SIGPIPE in the application (write() would, on
+ * any thread that has it unblocked), and a record of the first raw bytes the
+ * server sent, which is how a handshake failure against a plaintext Redis
+ * (it answers "-ERR ...") is told apart from a real TLS error.
+ */
+#include "health-int.h"
+
+#include "tls.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#ifdef HAVE_REDIS
+#include <arpa/inet.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#endif
+
+int health__wait_fd(int fd, short events, uint64_t deadline_ms) {
+  for (;;) {
+    uint64_t now = health__now_ms();
+    if (now >= deadline_ms) return 0;
+    uint64_t left = deadline_ms - now;
+    struct pollfd p = {fd, events, 0};
+    int n = poll(&p, 1, left > 60000 ? 60000 : (int)left);
+    if (n > 0) return 1; /* POLLERR/POLLHUP too: the next call reports it */
+    if (n < 0 && errno != EINTR) return -1;
+  }
+}
+
+void health__conn_init(health__conn_t *c) {
+  memset(c, 0, sizeof *c);
+  c->fd = -1;
+}
+
+static void remember(health__conn_t *c, const void *buf, size_t n) {
+  size_t room = sizeof c->peek - c->npeek;
+  if (n > room) n = room;
+  memcpy(c->peek + c->npeek, buf, n);
+  c->npeek += n;
+}
+
+static void say(char *err, size_t errlen, const char *fmt, ...)
+    HEALTH_PRINTF(3, 4);
+static void say(char *err, size_t errlen, const char *fmt, ...) {
+  va_list ap;
+  if (!err || !errlen) return;
+  va_start(ap, fmt);
+  vsnprintf(err, errlen, fmt, ap);
+  va_end(ap);
+}
+
+/* A failed send/recv: a reset is "closed" (the peer went away), anything
+ * else is an error worth its strerror. */
+static int sys_fail(health__conn_t *c, int e, const char *what, char *err,
+                    size_t errlen) {
+  c->sys_errno = e;
+  if (e == ECONNRESET || e == EPIPE) {
+    say(err, errlen, "%s: connection reset by server", what);
+    return HEALTH__IO_CLOSED;
+  }
+  say(err, errlen, "%s: %s", what, strerror(e));
+  return HEALTH__IO_ERROR;
+}
+
+static int plain_write(health__conn_t *c, const char *p, size_t len,
+                       uint64_t deadline_ms, char *err, size_t errlen) {
+  while (len) {
+    ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL);
+    if (n > 0) { p += n; len -= (size_t)n; continue; }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      int w = health__wait_fd(c->fd, POLLOUT, deadline_ms);
+      if (w == 0) return HEALTH__IO_TIMEOUT;
+      if (w < 0) return sys_fail(c, errno, "poll failed", err, errlen);
+      continue;
+    }
+    return sys_fail(c, errno, "send failed", err, errlen);
+  }
+  return 0;
+}
+
+static ssize_t plain_read(health__conn_t *c, char *buf, size_t cap,
+                          uint64_t deadline_ms, char *err, size_t errlen) {
+  for (;;) {
+    ssize_t n = recv(c->fd, buf, cap, 0);
+    if (n > 0) { remember(c, buf, (size_t)n); return n; }
+    if (n == 0) {
+      say(err, errlen, "connection closed by server");
+      return HEALTH__IO_CLOSED;
+    }
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK)
+      return sys_fail(c, errno, "recv failed", err, errlen);
+    int w = health__wait_fd(c->fd, POLLIN, deadline_ms);
+    if (w == 0) return HEALTH__IO_TIMEOUT;
+    if (w < 0) return sys_fail(c, errno, "poll failed", err, errlen);
+  }
+}
+
+#ifdef HAVE_REDIS
+
+/* ---- the socket BIO ---- */
+
+static BIO_METHOD *sock_method;
+static pthread_once_t sock_once = PTHREAD_ONCE_INIT;
+
+static int sock_write(BIO *b, const char *buf, int len) {
+  health__conn_t *c = BIO_get_data(b);
+  BIO_clear_retry_flags(b);
+  ssize_t n;
+  do n = send(c->fd, buf, (size_t)len, MSG_NOSIGNAL);
+  while (n < 0 && errno == EINTR);
+  if (n >= 0) return (int)n;
+  if (errno == EAGAIN || errno == EWOULDBLOCK) BIO_set_retry_write(b);
+  else c->sys_errno = errno;
+  return -1;
+}
+
+static int sock_read(BIO *b, char *buf, int len) {
+  health__conn_t *c = BIO_get_data(b);
+  BIO_clear_retry_flags(b);
+  ssize_t n;
+  do n = recv(c->fd, buf, (size_t)len, 0);
+  while (n < 0 && errno == EINTR);
+  if (n > 0) remember(c, buf, (size_t)n);
+  if (n >= 0) return (int)n;
+  if (errno == EAGAIN || errno == EWOULDBLOCK) BIO_set_retry_read(b);
+  else c->sys_errno = errno;
+  return -1;
+}
+
+static long sock_ctrl(BIO *b, int cmd, long num, void *ptr) {
+  (void)b, (void)num, (void)ptr;
+  return cmd == BIO_CTRL_FLUSH ? 1 : 0;
+}
+
+static int sock_create(BIO *b) {
+  BIO_set_init(b, 1);
+  return 1;
+}
+
+static void sock_method_init(void) {
+  BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
+                               "libhealth socket");
+  if (m && BIO_meth_set_write(m, sock_write) && BIO_meth_set_read(m, sock_read) &&
+      BIO_meth_set_ctrl(m, sock_ctrl) && BIO_meth_set_create(m, sock_create)) {
+    sock_method = m;
+  } else if (m) {
+    BIO_meth_free(m);
+  }
+}
+
+/* ---- context ---- */
+
+/* An encrypted key must fail to load, not prompt on the terminal. */
+static int no_passphrase(char *buf, int size, int rw, void *u) {
+  (void)buf, (void)size, (void)rw, (void)u;
+  return 0;
+}
+
+static const char *ossl_reason(void) {
+  unsigned long e = ERR_peek_last_error();
+  const char *r = e ? ERR_reason_error_string(e) : NULL;
+  return r ? r : "unknown error";
+}
+
+static int readable(const char *path) {
+  FILE *f = fopen(path, "r");
+  if (!f) return 0;
+  fclose(f);
+  return 1;
+}
+
+int health__tls_ctx_new(SSL_CTX **out, const char *ca_file, const char *ca_dir,
+                        const char *cert_file, const char *key_file, int verify,
+                        char *err, size_t errlen) {
+  SSL_CTX *ctx;
+  DIR *d;
+  int rc = HEALTH_ETLS;
+
+  *out = NULL;
+  if (!cert_file != !key_file) {
+    say(err, errlen, "cert_file and key_file must be given together");
+    return HEALTH_ETLS;
+  }
+  /* Check readability first: OpenSSL's reasons for a missing file are
+   * obscure ("no such file" hides under "system lib"). */
+  if (ca_file && !readable(ca_file)) {
+    say(err, errlen, "cannot read CA file '%s': %s", ca_file, strerror(errno));
+    return HEALTH_ETLS;
+  }
+  if (ca_dir) {
+    if (!(d = opendir(ca_dir))) {
+      say(err, errlen, "cannot read CA directory '%s': %s", ca_dir, strerror(errno));
+      return HEALTH_ETLS;
+    }
+    closedir(d);
+  }
+  if (cert_file && !readable(cert_file)) {
+    say(err, errlen, "cannot read client certificate '%s': %s", cert_file, strerror(errno));
+    return HEALTH_ETLS;
+  }
+  if (key_file && !readable(key_file)) {
+    say(err, errlen, "cannot read client key '%s': %s", key_file, strerror(errno));
+    return HEALTH_ETLS;
+  }
+
+  ERR_clear_error();
+  ctx = SSL_CTX_new(TLS_client_method());
+  if (!ctx) {
+    say(err, errlen, "cannot create a TLS context (out of memory?)");
+    return HEALTH_ENOMEM;
+  }
+  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+  SSL_CTX_set_mode(ctx, SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
+
+  if (verify) {
+    if (ca_file && SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
+      say(err, errlen, "cannot load CA file '%s': %s", ca_file, ossl_reason());
+      goto fail;
+    }
+    if (ca_dir && SSL_CTX_load_verify_locations(ctx, NULL, ca_dir) != 1) {
+      say(err, errlen, "cannot load CA directory '%s': %s", ca_dir, ossl_reason());
+      goto fail;
+    }
+    if (!ca_file && !ca_dir && SSL_CTX_set_default_verify_paths(ctx) != 1) {
+      say(err, errlen, "cannot load the system trust store: %s", ossl_reason());
+      goto fail;
+    }
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+  } else {
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
+  }
+
+  if (cert_file) {
+    if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
+      say(err, errlen, "cannot load client certificate '%s': %s", cert_file, ossl_reason());
+      goto fail;
+    }
+    if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1) {
+      say(err, errlen, "cannot load client key '%s': %s", key_file, ossl_reason());
+      goto fail;
+    }
+    if (SSL_CTX_check_private_key(ctx) != 1) {
+      say(err, errlen, "client key '%s' does not match certificate '%s'", key_file, cert_file);
+      goto fail;
+    }
+  }
+  ERR_clear_error();
+  *out = ctx;
+  return 0;
+fail:
+  ERR_clear_error();
+  SSL_CTX_free(ctx);
+  return rc;
+}
+
+void health__tls_ctx_free(SSL_CTX *ctx) { SSL_CTX_free(ctx); }
+
+/* ---- connection ---- */
+
+/* Alerts the server sends about our certificate, in words an operator can
+ * act on. */
+static const char *alert_hint(int reason) {
+  switch (reason) {
+    case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED:
+      return " (the server requires a client certificate)";
+    case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
+    case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
+    case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
+      return " (the server rejected the client certificate)";
+    default:
+      return "";
+  }
+}
+
+/* Turn a failed SSL_* call into HEALTH__IO_* and a curated message. */
+static int ssl_fail(health__conn_t *c, int sslerr, const char *what, char *err,
+                    size_t errlen) {
+  unsigned long e = ERR_peek_last_error();
+  int reason = e ? ERR_GET_REASON(e) : 0;
+  long vr = SSL_get_verify_result(c->ssl);
+  int rc = HEALTH__IO_ERROR;
+
+  if (reason == SSL_R_CERTIFICATE_VERIFY_FAILED && vr != X509_V_OK) {
+    say(err, errlen, "TLS certificate verify failed: %s",
+        X509_verify_cert_error_string(vr));
+  } else if (sslerr == SSL_ERROR_ZERO_RETURN ||
+             reason == SSL_R_UNEXPECTED_EOF_WHILE_READING ||
+             (sslerr == SSL_ERROR_SYSCALL && !e && c->sys_errno == 0)) {
+    say(err, errlen, "%s: connection closed by server", what);
+    rc = HEALTH__IO_CLOSED;
+  } else if (sslerr == SSL_ERROR_SYSCALL && !e) {
+    rc = sys_fail(c, c->sys_errno, what, err, errlen);
+  } else {
+    const char *r = e ? ERR_reason_error_string(e) : NULL;
+    say(err, errlen, "%s: %s%s", what, r ? r : "unknown error",
+        alert_hint(reason));
+  }
+  ERR_clear_error();
+  return rc;
+}
+
+/* Wait for what OpenSSL asked for; 1 to retry, else HEALTH__IO_*. */
+static int ssl_wait(health__conn_t *c, int sslerr, const char *what,
+                    uint64_t deadline_ms, char *err, size_t errlen) {
+  short ev;
+  if (sslerr == SSL_ERROR_WANT_READ) ev = POLLIN;
+  else if (sslerr == SSL_ERROR_WANT_WRITE) ev = POLLOUT;
+  else return ssl_fail(c, sslerr, what, err, errlen);
+  int w = health__wait_fd(c->fd, ev, deadline_ms);
+  if (w == 0) return HEALTH__IO_TIMEOUT;
+  if (w < 0) return sys_fail(c, errno, "poll failed", err, errlen);
+  return 1;
+}
+
+int health__tls_handshake(health__conn_t *c, SSL_CTX *ctx, const char *name,
+                          int verify, uint64_t deadline_ms, char *err,
+                          size_t errlen) {
+  if (!c->ssl) {
+    unsigned char ip[16];
+    int is_ip = inet_pton(AF_INET, name, ip) == 1 || inet_pton(AF_INET6, name, ip) == 1;
+    BIO *b;
+    pthread_once(&sock_once, sock_method_init);
+    ERR_clear_error();
+    if (!sock_method || !(c->ssl = SSL_new(ctx)) || !(b = BIO_new(sock_method))) {
+      say(err, errlen, "TLS setup failed (out of memory?)");
+      ERR_clear_error();
+      return HEALTH__IO_ERROR;
+    }
+    BIO_set_data(b, c);
+    SSL_set_bio(c->ssl, b, b);
+    SSL_set_connect_state(c->ssl);
+    /* SNI is for names only (RFC 6066 forbids IP literals). */
+    if (!is_ip && SSL_set_tlsext_host_name(c->ssl, name) != 1) {
+      say(err, errlen, "TLS setup failed: invalid server name");
+      ERR_clear_error();
+      return HEALTH__IO_ERROR;
+    }
+    if (verify) {
+      int ok = is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), name)
+                     : SSL_set1_host(c->ssl, name);
+      if (ok != 1) {
+        say(err, errlen, "TLS setup failed: cannot set the name to verify");
+        ERR_clear_error();
+        return HEALTH__IO_ERROR;
+      }
+      SSL_set_hostflags(c->ssl, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+    }
+  }
+  for (;;) {
+    ERR_clear_error();
+    c->sys_errno = 0;
+    int r = SSL_connect(c->ssl);
+    if (r == 1) return 0;
+    r = ssl_wait(c, SSL_get_error(c->ssl, r), "TLS handshake failed",
+                 deadline_ms, err, errlen);
+    if (r != 1) return r;
+  }
+}
+
+int health__conn_write(health__conn_t *c, const void *buf, size_t len,
+                       uint64_t deadline_ms, char *err, size_t errlen) {
+  if (!c->ssl) return plain_write(c, buf, len, deadline_ms, err, errlen);
+  while (len) {
+    ERR_clear_error();
+    c->sys_errno = 0;
+    int n = SSL_write(c->ssl, buf, len > INT32_MAX ? INT32_MAX : (int)len);
+    if (n > 0) {
+      buf = (const char *)buf + n;
+      len -= (size_t)n;
+      continue;
+    }
+    int r = ssl_wait(c, SSL_get_error(c->ssl, n), "TLS error", deadline_ms,
+                     err, errlen);
+    if (r != 1) return r;
+  }
+  return 0;
+}
+
+ssize_t health__conn_read(health__conn_t *c, void *buf, size_t cap,
+                          uint64_t deadline_ms, char *err, size_t errlen) {
+  if (!c->ssl) return plain_read(c, buf, cap, deadline_ms, err, errlen);
+  for (;;) {
+    ERR_clear_error();
+    c->sys_errno = 0;
+    int n = SSL_read(c->ssl, buf, cap > INT32_MAX ? INT32_MAX : (int)cap);
+    if (n > 0) return n;
+    int r = ssl_wait(c, SSL_get_error(c->ssl, n), "TLS error", deadline_ms,
+                     err, errlen);
+    if (r != 1) return r;
+  }
+}
+
+#else /* !HAVE_REDIS: plaintext only */
+
+int health__tls_ctx_new(struct ssl_ctx_st **out, const char *ca_file,
+                        const char *ca_dir, const char *cert_file,
+                        const char *key_file, int verify, char *err,
+                        size_t errlen) {
+  (void)ca_file, (void)ca_dir, (void)cert_file, (void)key_file, (void)verify;
+  *out = NULL;
+  say(err, errlen, "TLS support was not compiled in");
+  return HEALTH_ENOTSUP;
+}
+
+void health__tls_ctx_free(struct ssl_ctx_st *ctx) { (void)ctx; }
+
+int health__tls_handshake(health__conn_t *c, struct ssl_ctx_st *ctx,
+                          const char *name, int verify, uint64_t deadline_ms,
+                          char *err, size_t errlen) {
+  (void)c, (void)ctx, (void)name, (void)verify, (void)deadline_ms;
+  say(err, errlen, "TLS support was not compiled in");
+  return HEALTH__IO_ERROR;
+}
+
+int health__conn_write(health__conn_t *c, const void *buf, size_t len,
+                       uint64_t deadline_ms, char *err, size_t errlen) {
+  return plain_write(c, buf, len, deadline_ms, err, errlen);
+}
+
+ssize_t health__conn_read(health__conn_t *c, void *buf, size_t cap,
+                          uint64_t deadline_ms, char *err, size_t errlen) {
+  return plain_read(c, buf, cap, deadline_ms, err, errlen);
+}
+
+#endif
+
+int health__conn_stale(health__conn_t *c) {
+  struct pollfd p;
+  if (c->fd < 0) return 1;
+#ifdef HAVE_REDIS
+  if (c->ssl && SSL_pending(c->ssl) > 0) return 1;
+#endif
+  p.fd = c->fd;
+  p.events = POLLIN;
+  p.revents = 0;
+  if (poll(&p, 1, 0) <= 0) return 0;
+  if (p.revents & (POLLERR | POLLHUP | POLLNVAL)) return 1;
+#ifdef HAVE_REDIS
+  /* TLS 1.3 servers may send session tickets after the handshake: let
+   * OpenSSL consume them; only application data or a close is stale. */
+  if (c->ssl) {
+    char b;
+    ERR_clear_error();
+    int n = SSL_read(c->ssl, &b, 1);
+    int e = n > 0 ? SSL_ERROR_NONE : SSL_get_error(c->ssl, n);
+    ERR_clear_error();
+    return e != SSL_ERROR_WANT_READ;
+  }
+#endif
+  return 1;
+}
+
+void health__conn_close(health__conn_t *c) {
+#ifdef HAVE_REDIS
+  /* No close_notify: the connection is being dropped because something is
+   * wrong, and a shutdown write could block or raise errors of its own. */
+  if (c->ssl) SSL_free(c->ssl);
+#endif
+  if (c->fd >= 0) close(c->fd);
+  health__conn_init(c);
+}

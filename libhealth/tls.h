@@ -1,0 +1,78 @@
+/*
+ * A client stream over a socket the caller owns, optionally wrapped in TLS
+ * (OpenSSL), with every operation bounded by a monotonic deadline.
+ * OpenSSL types are only named here, so this header compiles without it.
+ */
+#ifndef HEALTH_TLS_H
+#define HEALTH_TLS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+struct ssl_st;
+struct ssl_ctx_st;
+
+/* Outcomes of the I/O calls below (a read returns a byte count > 0). */
+enum {
+  HEALTH__IO_TIMEOUT = -1, /* the deadline passed */
+  HEALTH__IO_CLOSED = -2,  /* the peer closed or reset the connection */
+  HEALTH__IO_ERROR = -3    /* anything else; the message says what */
+};
+
+typedef struct health__conn {
+  int fd;                  /* connected, non-blocking; -1 when closed */
+  struct ssl_st *ssl;      /* NULL for plaintext */
+  unsigned char peek[8];   /* first raw bytes the peer sent: tells a TLS */
+  size_t npeek;            /* record from a RESP reply when things go wrong */
+  int sys_errno;           /* errno of the last failed send/recv */
+} health__conn_t;
+
+/**
+ * Build a client context: TLS 1.2 minimum; with `verify`, peer verification
+ * against ca_file/ca_dir or else the system trust store; a client
+ * certificate when cert_file/key_file are given (both or neither).
+ * @return 0 or HEALTH_ETLS (message names the file), HEALTH_ENOMEM,
+ *         HEALTH_ENOTSUP (built without OpenSSL).
+ */
+int health__tls_ctx_new(struct ssl_ctx_st **out, const char *ca_file,
+                        const char *ca_dir, const char *cert_file,
+                        const char *key_file, int verify, char *err,
+                        size_t errlen);
+void health__tls_ctx_free(struct ssl_ctx_st *ctx);
+
+/** Mark `c` as closed (fd -1, no TLS). */
+void health__conn_init(health__conn_t *c);
+
+/**
+ * TLS handshake on the connected socket c->fd.  With `verify`, the server
+ * certificate must match `name` (an IP literal is matched against IP SANs;
+ * a name is also sent as SNI).  May be called again after a
+ * HEALTH__IO_TIMEOUT to continue with a later deadline.
+ * @return 0 or HEALTH__IO_*; `err` gets a message without host names.
+ */
+int health__tls_handshake(health__conn_t *c, struct ssl_ctx_st *ctx,
+                          const char *name, int verify, uint64_t deadline_ms,
+                          char *err, size_t errlen);
+
+/** Write all of buf.  @return 0 or HEALTH__IO_*. */
+int health__conn_write(health__conn_t *c, const void *buf, size_t len,
+                       uint64_t deadline_ms, char *err, size_t errlen);
+
+/** Read what is available (waiting until the deadline for something).
+ * @return bytes read (> 0) or HEALTH__IO_*. */
+ssize_t health__conn_read(health__conn_t *c, void *buf, size_t cap,
+                          uint64_t deadline_ms, char *err, size_t errlen);
+
+/** 1 if an idle connection is unusable (peer closed, or sent something
+ * nobody asked for). */
+int health__conn_stale(health__conn_t *c);
+
+/** Close the socket and free TLS state; `c` may be reused after. */
+void health__conn_close(health__conn_t *c);
+
+/** Wait until `fd` is ready for `events` (poll flags) or the deadline.
+ * @return 1 ready, 0 timeout, -1 poll error. */
+int health__wait_fd(int fd, short events, uint64_t deadline_ms);
+
+#endif

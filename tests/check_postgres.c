@@ -1,0 +1,498 @@
+/* The PostgreSQL checker against a real throwaway server started by
+ * tests/pg-server.sh: pass, authentication failure, outage and recovery,
+ * deadlines, read-only nodes, connection reuse, malformed input. */
+#define _GNU_SOURCE
+#include <check.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "health.h"
+#include "testhelp.h"
+
+/* Same constants as PG_TEST_USER / PG_TEST_PASSWORD in tests/pg-server.sh. */
+#define PG_USER "healthcheck"
+#define PG_PASSWORD "hc-Tq4-secret-pw"
+/* Distinctive strings that must never show up in any output. */
+#define WRONG_PASSWORD "Wr0ng-pw-Zq81-distinct"
+#define PARSE_SECRET "Sup3rS3cr3t-xy"
+#define RO_DB "libhealth_ro"
+
+static char *g_dir;
+static unsigned g_port;
+
+/* ---- server ---- */
+
+static int pg_cmd(const char *cmd, const char *extra, char *out, size_t len) {
+  char args[2048];
+  snprintf(args, sizeof args, "%s '%s' %s", cmd, g_dir, extra ? extra : "");
+  return th_script("pg-server.sh", args, out, len);
+}
+
+/* SQL as the superuser; the text goes inside double quotes for sh. */
+static int pg_sql(const char *sql, char *out, size_t len) {
+  char extra[1024];
+  ck_assert(strpbrk(sql, "\"$`\\") == NULL);
+  snprintf(extra, sizeof extra, "\"%s\"", sql);
+  char sink[256];
+  return pg_cmd("sql", extra, out ? out : sink, out ? len : sizeof sink);
+}
+
+static int backends(const char *app) {
+  char sql[256], out[64];
+  snprintf(sql, sizeof sql,
+           "SELECT count(*) FROM pg_stat_activity WHERE application_name = '%s'", app);
+  ck_assert_int_eq(pg_sql(sql, out, sizeof out), 0);
+  return atoi(out);
+}
+
+/* ---- log capture ---- */
+
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *log_text;
+static size_t log_len, log_lines;
+
+static void capture_log(health_log_level_t level, const char *line, void *arg) {
+  (void)level, (void)arg;
+  size_t n = strlen(line);
+  pthread_mutex_lock(&log_lock);
+  char *p = realloc(log_text, log_len + n + 2);
+  if (p) {
+    memcpy(p + log_len, line, n);
+    p[log_len + n] = '\n';
+    p[log_len + n + 1] = 0;
+    log_text = p;
+    log_len += n + 1;
+    log_lines++;
+  }
+  pthread_mutex_unlock(&log_lock);
+}
+
+static int log_contains(const char *s) {
+  pthread_mutex_lock(&log_lock);
+  int found = log_text && strstr(log_text, s) != NULL;
+  pthread_mutex_unlock(&log_lock);
+  return found;
+}
+
+/* ---- handles ---- */
+
+static health_t *new_handle(void) {
+  health_options_t o;
+  health_options_init(&o);
+  o.port = 0;
+  o.address = "127.0.0.1";
+  o.handle_signals = 0;
+  o.exit_on_shutdown = 0;
+  o.log_fn = capture_log;
+  o.log_level = HEALTH_LOG_DEBUG;
+  health_t *h = NULL;
+  health_error_t err = {0};
+  ck_assert_msg(health_new(&h, &o, &err) == 0, "health_new: %s", err.text);
+  return h;
+}
+
+static void add_pg(health_t *h, const char *name, const char *conninfo,
+                   const health_pg_options_t *pg, unsigned interval_ms,
+                   unsigned timeout_ms) {
+  health_check_options_t co;
+  health_check_options_init(&co);
+  co.interval_ms = interval_ms;
+  co.timeout_ms = timeout_ms;
+  co.failure_threshold = 1;
+  health_error_t err = {0};
+  int rc = health_add_postgres(h, name, conninfo, pg, &co, &err);
+  ck_assert_msg(rc == 0, "health_add_postgres(%s): %d %s", name, rc, err.text);
+}
+
+static void start(health_t *h) {
+  health_error_t err = {0};
+  ck_assert_msg(health_start(h, &err) == 0, "health_start: %s", err.text);
+}
+
+static void conninfo(char *buf, size_t len, const char *password, const char *db,
+                     const char *app) {
+  snprintf(buf, len,
+           "host=127.0.0.1 port=%u user=" PG_USER " password=%s dbname=%s "
+           "application_name=%s",
+           g_port, password, db, app);
+}
+
+typedef struct {
+  health_t *h;
+  const char *name;
+  uint64_t min_runs;
+  int want;            /* a health_status_t, or -1 for any */
+  const char *text;    /* the output must contain it, or NULL */
+} wait_t;
+
+static int cond_result(void *arg) {
+  wait_t *w = arg;
+  health_check_info_t i;
+  if (health_check_get(w->h, w->name, &i) != 0) return 0;
+  return i.runs >= w->min_runs && (w->want < 0 || (int)i.last_status == w->want) &&
+         (!w->text || strstr(i.output, w->text));
+}
+
+/* Wait until `name` has at least `min_runs` results and its last one is
+ * `want` (and mentions `text`); returns its state. */
+static health_check_info_t wait_result(health_t *h, const char *name, uint64_t min_runs,
+                                       int want, const char *text, unsigned timeout_ms) {
+  wait_t w = {h, name, min_runs, want, text};
+  int ok = th_wait_until(cond_result, &w, timeout_ms);
+  health_check_info_t i;
+  ck_assert_int_eq(health_check_get(h, name, &i), 0);
+  ck_assert_msg(ok, "%s: wanted status %d (\"%s\") after %llu runs; got %d after %llu: \"%s\"",
+                name, want, text ? text : "", (unsigned long long)min_runs,
+                (int)i.last_status, (unsigned long long)i.runs, i.output);
+  return i;
+}
+
+static uint64_t runs_of(health_t *h, const char *name) {
+  health_check_info_t i;
+  ck_assert_int_eq(health_check_get(h, name, &i), 0);
+  return i.runs;
+}
+
+typedef struct {
+  const char *app;
+  int want;
+} backends_wait_t;
+
+static int cond_backends(void *arg) {
+  backends_wait_t *b = arg;
+  return backends(b->app) == b->want;
+}
+
+/* ---- tests ---- */
+
+START_TEST(test_pass) {
+  health_t *h = new_handle();
+  char kv[512], url[512];
+  conninfo(kv, sizeof kv, PG_PASSWORD, "postgres", "libhealth-test-1a");
+  snprintf(url, sizeof url,
+           "postgresql://" PG_USER ":" PG_PASSWORD "@127.0.0.1:%u/postgres"
+           "?application_name=libhealth-test-1b",
+           g_port);
+  add_pg(h, "pg-kv", kv, NULL, 200, 2000);
+  add_pg(h, "pg-url", url, NULL, 200, 2000);
+  start(h);
+  const char *names[] = {"pg-kv", "pg-url"};
+  for (int k = 0; k < 2; k++) {
+    health_check_info_t i = wait_result(h, names[k], 1, HEALTH_PASS, NULL, 10000);
+    ck_assert_int_eq(i.status, HEALTH_PASS);
+    ck_assert(i.has_observed);
+    ck_assert_msg(i.observed_value > 0 && i.observed_value < 2000, "observed %f",
+                  i.observed_value);
+    ck_assert_str_eq(i.observed_unit, "ms");
+  }
+  ck_assert_int_eq(health_status(h, HEALTH_READINESS), HEALTH_PASS);
+  th_response_t r;
+  ck_assert_int_eq(th_http(health_port(h), "GET", "/ready", &r), 0);
+  ck_assert_int_eq(r.status, 200);
+  ck_assert_msg(strstr(r.body, "pg-kv:responseTime") && strstr(r.body, "datastore"),
+                "%s", r.body);
+  ck_assert_ptr_null(strstr(r.body, PG_PASSWORD));
+  th_response_free(&r);
+  health_free(h);
+  ck_assert(!log_contains(PG_PASSWORD));
+}
+END_TEST
+
+START_TEST(test_wrong_password) {
+  health_t *h = new_handle();
+  char kv[512], url[512];
+  conninfo(kv, sizeof kv, WRONG_PASSWORD, "postgres", "libhealth-test-2a");
+  snprintf(url, sizeof url, "postgres://" PG_USER ":" WRONG_PASSWORD "@127.0.0.1:%u/postgres",
+           g_port);
+  add_pg(h, "bad-kv", kv, NULL, 200, 2000);
+  add_pg(h, "bad-url", url, NULL, 200, 2000);
+  start(h);
+  const char *names[] = {"bad-kv", "bad-url"};
+  for (int k = 0; k < 2; k++) {
+    health_check_info_t i = wait_result(h, names[k], 2, HEALTH_FAIL, NULL, 10000);
+    ck_assert_msg(strstr(i.output, "authentication failed"), "output: %s", i.output);
+    ck_assert_ptr_null(strstr(i.output, WRONG_PASSWORD));
+    /* Curated: neither the user nor the host is published. */
+    ck_assert_ptr_null(strstr(i.output, PG_USER));
+    ck_assert_ptr_null(strstr(i.output, "127.0.0.1"));
+  }
+  ck_assert_int_eq(health_status(h, HEALTH_READINESS), HEALTH_FAIL);
+
+  th_response_t r;
+  ck_assert_int_eq(th_http(health_port(h), "GET", "/ready", &r), 0);
+  ck_assert_int_eq(r.status, 503);
+  ck_assert_msg(strstr(r.body, "authentication failed"), "%s", r.body);
+  ck_assert_ptr_null(strstr(r.body, WRONG_PASSWORD));
+  ck_assert_ptr_null(strstr(r.body, PG_USER));
+  th_response_free(&r);
+  ck_assert_int_eq(th_http(health_port(h), "GET", "/health", &r), 0);
+  ck_assert_int_eq(r.status, 200); /* a database outage never fails liveness */
+  ck_assert_ptr_null(strstr(r.body, WRONG_PASSWORD));
+  th_response_free(&r);
+  health_free(h);
+
+  /* libpq's full reason went to the debug log, without the password. */
+  ck_assert(log_contains("password authentication failed"));
+  ck_assert_msg(!log_contains(WRONG_PASSWORD), "%s", log_text);
+  ck_assert(log_lines > 0);
+}
+END_TEST
+
+START_TEST(test_outage_and_recovery) {
+  health_t *h = new_handle();
+  char kv[512];
+  conninfo(kv, sizeof kv, PG_PASSWORD, "postgres", "libhealth-test-3");
+  add_pg(h, "pg-down", kv, NULL, 200, 500);
+  start(h);
+  wait_result(h, "pg-down", 1, HEALTH_PASS, NULL, 10000);
+
+  ck_assert_int_eq(pg_cmd("halt", NULL, NULL, 0), 0);
+  uint64_t t0 = th_now_ms();
+  uint64_t runs = runs_of(h, "pg-down");
+  /* The first run after the server went away fails within interval +
+   * timeout (plus scheduling slack). */
+  health_check_info_t i = wait_result(h, "pg-down", runs + 1, HEALTH_FAIL, NULL, 3000);
+  uint64_t took = th_now_ms() - t0;
+  ck_assert_msg(took <= 200 + 500 + 200, "failure seen after %llu ms", (unsigned long long)took);
+  ck_assert_msg(strstr(i.output, "failed"), "output: %s", i.output);
+  ck_assert_int_eq(health_status(h, HEALTH_READINESS), HEALTH_FAIL);
+  /* While it stays down, the reason is the refused connection. */
+  wait_result(h, "pg-down", i.runs + 1, HEALTH_FAIL, "connect failed: connection refused", 2000);
+
+  char out[64];
+  ck_assert_int_eq(pg_cmd("resume", NULL, out, sizeof out), 0);
+  ck_assert_uint_eq((unsigned)atoi(out), g_port);
+  runs = runs_of(h, "pg-down");
+  wait_result(h, "pg-down", runs + 1, HEALTH_PASS, NULL, 5000);
+  ck_assert_int_eq(health_status(h, HEALTH_READINESS), HEALTH_PASS);
+  ck_assert_int_eq(backends("libhealth-test-3"), 1);
+  health_free(h);
+}
+END_TEST
+
+START_TEST(test_connect_deadline) {
+  unsigned bport = 0;
+  int fd = th_blackhole(&bport);
+  ck_assert_int_ge(fd, 0);
+  health_t *h = new_handle();
+  char kv[512];
+  snprintf(kv, sizeof kv,
+           "host=127.0.0.1 port=%u user=" PG_USER " password=" PG_PASSWORD " dbname=postgres",
+           bport);
+  add_pg(h, "pg-hole", kv, NULL, 60000, 500);
+  uint64_t t0 = th_now_ms();
+  start(h);
+  health_check_info_t i = wait_result(h, "pg-hole", 1, -1, NULL, 3000);
+  uint64_t took = th_now_ms() - t0;
+  ck_assert_int_eq(i.last_status, HEALTH_FAIL);
+  ck_assert_msg(took >= 450 && took <= 500 + 150, "result after %llu ms",
+                (unsigned long long)took);
+  ck_assert_msg(strstr(i.output, "timeout after 500 ms") && strstr(i.output, "connect"),
+                "output: %s", i.output);
+  health_free(h);
+  close(fd);
+}
+END_TEST
+
+START_TEST(test_query_deadline) {
+  health_t *h = new_handle();
+  char kv[512];
+  conninfo(kv, sizeof kv, PG_PASSWORD, "postgres", "libhealth-test-4q");
+  health_pg_options_t pg;
+  health_pg_options_init(&pg);
+  pg.query = "SELECT pg_sleep(30)";
+  add_pg(h, "pg-slow", kv, &pg, 60000, 500);
+  uint64_t t0 = th_now_ms();
+  start(h);
+  health_check_info_t i = wait_result(h, "pg-slow", 1, -1, NULL, 3000);
+  uint64_t took = th_now_ms() - t0;
+  ck_assert_int_eq(i.last_status, HEALTH_FAIL);
+  ck_assert_msg(took <= 500 + 150, "result after %llu ms", (unsigned long long)took);
+  ck_assert_msg(strstr(i.output, "timeout after 500 ms") && strstr(i.output, "query"),
+                "output: %s", i.output);
+  /* The server cancels the abandoned query itself (statement_timeout):
+   * its backend goes away long before pg_sleep(30) would end. */
+  backends_wait_t b = {"libhealth-test-4q", 0};
+  ck_assert_msg(th_wait_until(cond_backends, &b, 5000), "backend still running");
+  health_free(h);
+}
+END_TEST
+
+START_TEST(test_read_only) {
+  health_t *h = new_handle();
+  char plain[512], writable[512], primary[512];
+  conninfo(plain, sizeof plain, PG_PASSWORD, RO_DB, "libhealth-test-5p");
+  conninfo(writable, sizeof writable, PG_PASSWORD, RO_DB, "libhealth-test-5w");
+  conninfo(primary, sizeof primary, PG_PASSWORD, "postgres", "libhealth-test-5c");
+  health_pg_options_t pg;
+  health_pg_options_init(&pg);
+  ck_assert_str_eq(pg.query, "SELECT 1");
+  ck_assert_int_eq(pg.require_writable, 0);
+  add_pg(h, "ro-plain", plain, &pg, 200, 2000);
+  pg.require_writable = 1;
+  add_pg(h, "ro-writable", writable, &pg, 200, 2000);
+  add_pg(h, "rw-writable", primary, &pg, 200, 2000);
+  start(h);
+  wait_result(h, "ro-plain", 2, HEALTH_PASS, NULL, 10000);
+  wait_result(h, "rw-writable", 2, HEALTH_PASS, NULL, 10000);
+  health_check_info_t i = wait_result(h, "ro-writable", 2, HEALTH_FAIL, NULL, 10000);
+  ck_assert_str_eq(i.output, "read-only: transaction_read_only is on");
+  /* The read-only session is dropped after each run (the next run
+   * reconnects), while a healthy check keeps its one session. */
+  backends_wait_t b = {"libhealth-test-5w", 0};
+  ck_assert_msg(th_wait_until(cond_backends, &b, 3000), "read-only session kept");
+  ck_assert_int_eq(backends("libhealth-test-5p"), 1);
+  health_free(h);
+}
+END_TEST
+
+START_TEST(test_one_connection) {
+  const char *app = "libhealth-test-6";
+  health_t *h = new_handle();
+  char kv[512];
+  conninfo(kv, sizeof kv, PG_PASSWORD, "postgres", app);
+  add_pg(h, "pg-many", kv, NULL, 50, 1000);
+  start(h);
+  wait_result(h, "pg-many", 5, HEALTH_PASS, NULL, 10000);
+  char sql[256], pid1[64], pid2[64];
+  snprintf(sql, sizeof sql,
+           "SELECT pid, backend_start FROM pg_stat_activity WHERE application_name = '%s'",
+           app);
+  ck_assert_int_eq(pg_sql(sql, pid1, sizeof pid1), 0);
+  health_check_info_t i = wait_result(h, "pg-many", 30, HEALTH_PASS, NULL, 15000);
+  ck_assert_uint_ge(i.runs, 30);
+  ck_assert_uint_ge(i.consecutive_successes, 30);
+  ck_assert_int_eq(backends(app), 1);
+  /* Same backend process, same start time: never reconnected. */
+  ck_assert_int_eq(pg_sql(sql, pid2, sizeof pid2), 0);
+  ck_assert_msg(pid1[0] && strcmp(pid1, pid2) == 0, "'%s' vs '%s'", pid1, pid2);
+  health_free(h);
+}
+END_TEST
+
+START_TEST(test_malformed) {
+  static const char *const bad[] = {
+      "postgresql://" PG_USER ":" PARSE_SECRET "@127.0.0.1:notaport/postgres",
+      "host=127.0.0.1 password=" PARSE_SECRET " bogus",
+      "host=127.0.0.1 password='" PARSE_SECRET,
+      "postgresql://" PG_USER ":" PARSE_SECRET "@[::1/postgres",
+      "postgresql://u:" PARSE_SECRET "%zz@h/db",
+      "postgresql://u:" PARSE_SECRET "@h/db?foo=bar",
+      "postgresql://u:" PARSE_SECRET "@h/db?sslmode=bogus",
+      "postgresql://u:Sup3r@" PARSE_SECRET "@h:5432/db",
+      "postgres:/u:" PARSE_SECRET "@h/db",
+      "host=h password=" PARSE_SECRET "\"x y",
+      "host=h password=" PARSE_SECRET " port=99999",
+      "nosuchkeyword=" PARSE_SECRET,
+  };
+  health_t *h = new_handle();
+  for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+    health_error_t err = {0};
+    int rc = health_add_postgres(h, "pg-bad", bad[k], NULL, NULL, &err);
+    ck_assert_msg(rc == HEALTH_EURL, "%s: rc %d (%s)", bad[k], rc, err.text);
+    ck_assert_int_eq(err.code, HEALTH_EURL);
+    ck_assert_msg(strstr(err.text, "malformed PostgreSQL"), "%s: %s", bad[k], err.text);
+    ck_assert_msg(!strstr(err.text, PARSE_SECRET) && !strstr(err.text, "Sup3r"),
+                  "%s: %s", bad[k], err.text);
+    health_check_info_t i;
+    ck_assert_int_eq(health_check_get(h, "pg-bad", &i), HEALTH_ENOENT);
+  }
+  health_error_t err = {0};
+  ck_assert_int_eq(health_add_postgres(h, "pg-bad", "nosuchkeyword=1", NULL, NULL, &err),
+                   HEALTH_EURL);
+  ck_assert_msg(strstr(err.text, "unknown keyword \"nosuchkeyword\""), "%s", err.text);
+  ck_assert_int_eq(health_add_postgres(h, "pg-bad", NULL, NULL, NULL, &err), HEALTH_EINVAL);
+  /* A well-formed one registers once; the name stays taken. */
+  ck_assert_int_eq(health_add_postgres(h, "pg-ok", "host=127.0.0.1 port=1", NULL, NULL, &err), 0);
+  ck_assert_int_eq(health_add_postgres(h, "pg-ok", "host=127.0.0.1 port=1", NULL, NULL, &err),
+                   HEALTH_EEXIST);
+  ck_assert_int_eq(health_add_postgres(h, "bad name!", "host=127.0.0.1", NULL, NULL, &err),
+                   HEALTH_EINVAL);
+  health_free(h);
+}
+END_TEST
+
+START_TEST(test_query_error) {
+  health_t *h = new_handle();
+  char kv[512];
+  conninfo(kv, sizeof kv, PG_PASSWORD, "postgres", "libhealth-test-8");
+  health_pg_options_t pg;
+  health_pg_options_init(&pg);
+  pg.query = "SELECT count(*) FROM libhealth_t8";
+  add_pg(h, "pg-qerr", kv, &pg, 200, 2000);
+  start(h);
+  health_check_info_t i = wait_result(h, "pg-qerr", 1, HEALTH_FAIL, NULL, 10000);
+  ck_assert_str_eq(i.output, "query failed: 42P01 (undefined table)");
+  ck_assert_int_eq(pg_sql("CREATE TABLE libhealth_t8 (x int)", NULL, 0), 0);
+  ck_assert_int_eq(pg_sql("GRANT SELECT ON libhealth_t8 TO " PG_USER, NULL, 0), 0);
+  wait_result(h, "pg-qerr", i.runs + 1, HEALTH_PASS, NULL, 5000);
+  health_free(h);
+  ck_assert_int_eq(pg_sql("DROP TABLE libhealth_t8", NULL, 0), 0);
+}
+END_TEST
+
+/* A test that failed while the server was halted must not take the
+ * following ones down with it. */
+static void ensure_server(void) { pg_cmd("resume", NULL, NULL, 0); }
+
+static Suite *pg_suite(void) {
+  Suite *s = suite_create("postgres");
+  TCase *tc = tcase_create("checks");
+  tcase_set_timeout(tc, 60);
+  tcase_add_test(tc, test_pass);
+  tcase_add_test(tc, test_wrong_password);
+  tcase_add_test(tc, test_connect_deadline);
+  tcase_add_test(tc, test_query_deadline);
+  tcase_add_test(tc, test_read_only);
+  tcase_add_test(tc, test_one_connection);
+  tcase_add_test(tc, test_malformed);
+  tcase_add_test(tc, test_query_error);
+  suite_add_tcase(s, tc);
+
+  TCase *outage = tcase_create("outage");
+  tcase_set_timeout(outage, 60);
+  tcase_add_unchecked_fixture(outage, NULL, ensure_server);
+  tcase_add_test(outage, test_outage_and_recovery);
+  suite_add_tcase(s, outage);
+  return s;
+}
+
+int main(void) {
+  g_dir = th_tmpdir("pg");
+  if (!g_dir) {
+    perror("th_tmpdir");
+    return 99;
+  }
+  char out[256];
+  int rc = pg_cmd("start", NULL, out, sizeof out);
+  if (rc != 0) {
+    pg_cmd("stop", NULL, NULL, 0);
+    if (rc == 77 && !th_require_servers()) {
+      fprintf(stderr, "check_postgres: PostgreSQL is not installed; skipped\n");
+      return 77;
+    }
+    fprintf(stderr, "check_postgres: pg-server.sh start failed (%d)\n", rc);
+    return 1;
+  }
+  g_port = (unsigned)atoi(out);
+  /* A database whose sessions are read-only, as on a replica. */
+  char sink[256];
+  if (pg_cmd("sql", "\"CREATE DATABASE " RO_DB "\"", sink, sizeof sink) != 0 ||
+      pg_cmd("sql", "\"ALTER DATABASE " RO_DB " SET default_transaction_read_only = on\"",
+             sink, sizeof sink) != 0) {
+    fprintf(stderr, "check_postgres: cannot create the read-only database\n");
+    pg_cmd("stop", NULL, NULL, 0);
+    return 1;
+  }
+
+  SRunner *sr = srunner_create(pg_suite());
+  srunner_run_all(sr, CK_NORMAL);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  pg_cmd("stop", NULL, NULL, 0);
+  free(g_dir);
+  return failed ? 1 : 0;
+}

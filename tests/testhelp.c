@@ -1,0 +1,212 @@
+#define _GNU_SOURCE
+#include "testhelp.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+uint64_t th_now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static int connect_loopback(unsigned port, unsigned timeout_ms) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) return -1;
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_port = htons((uint16_t)port);
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+    if (errno != EINPROGRESS) { close(fd); return -1; }
+    struct pollfd p = {fd, POLLOUT, 0};
+    if (poll(&p, 1, (int)timeout_ms) != 1) { close(fd); return -1; }
+    int soerr = 0;
+    socklen_t sl = sizeof soerr;
+    getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
+    if (soerr) { close(fd); return -1; }
+  }
+  return fd;
+}
+
+/* Where the header block ends (index after CRLFCRLF), or 0. */
+static size_t head_end(const char *buf, size_t len) {
+  for (size_t i = 3; i < len; i++)
+    if (buf[i - 3] == '\r' && buf[i - 2] == '\n' && buf[i - 1] == '\r' &&
+        buf[i] == '\n')
+      return i + 1;
+  return 0;
+}
+
+static long content_length(const char *head) {
+  const char *p = head;
+  while ((p = strchr(p, '\n')) != NULL) {
+    p++;
+    if (strncasecmp(p, "Content-Length:", 15) == 0) return strtol(p + 15, NULL, 10);
+  }
+  return -1;
+}
+
+int th_http_raw(unsigned port, const char *raw, size_t raw_len, int head_only,
+                unsigned timeout_ms, th_response_t *out) {
+  memset(out, 0, sizeof *out);
+  out->status = -1;
+  uint64_t deadline = th_now_ms() + timeout_ms;
+  int fd = connect_loopback(port, timeout_ms);
+  if (fd < 0) return -1;
+  size_t off = 0;
+  while (off < raw_len) {
+    ssize_t n = send(fd, raw + off, raw_len - off, MSG_NOSIGNAL);
+    if (n > 0) { off += (size_t)n; continue; }
+    if (n < 0 && errno == EAGAIN) {
+      uint64_t now = th_now_ms();
+      if (now >= deadline) break;
+      struct pollfd p = {fd, POLLOUT, 0};
+      poll(&p, 1, (int)(deadline - now));
+      continue;
+    }
+    break; /* peer closed early: still read what it said */
+  }
+  size_t cap = 8192, len = 0;
+  char *buf = malloc(cap + 1);
+  int rc = -1;
+  for (;;) {
+    size_t he = head_end(buf, len);
+    if (he) {
+      buf[len] = 0;
+      long cl = content_length(buf);
+      if (head_only && len >= he) { rc = 0; break; }
+      if (cl >= 0 && len >= he + (size_t)cl) { rc = 0; break; }
+    }
+    uint64_t now = th_now_ms();
+    if (now >= deadline) break;
+    struct pollfd p = {fd, POLLIN, 0};
+    if (poll(&p, 1, (int)(deadline - now)) <= 0) continue;
+    if (len == cap) { cap *= 2; buf = realloc(buf, cap + 1); }
+    ssize_t n = recv(fd, buf + len, cap - len, 0);
+    if (n > 0) { len += (size_t)n; continue; }
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
+    rc = head_end(buf, len) ? 0 : -1; /* closed */
+    break;
+  }
+  close(fd);
+  buf[len] = 0;
+  size_t he = head_end(buf, len);
+  if (he == 0) he = len;
+  out->head = strndup(buf, he);
+  out->body_len = len - he;
+  out->body = malloc(out->body_len + 1);
+  memcpy(out->body, buf + he, out->body_len);
+  out->body[out->body_len] = 0;
+  free(buf);
+  if (strncmp(out->head, "HTTP/1.", 7) == 0 && strlen(out->head) > 12)
+    out->status = atoi(out->head + 9);
+  return out->status > 0 ? rc : -1;
+}
+
+int th_http(unsigned port, const char *method, const char *path,
+            th_response_t *out) {
+  char req[1024];
+  int n = snprintf(req, sizeof req,
+                   "%s %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+                   method, path);
+  return th_http_raw(port, req, (size_t)n, strcmp(method, "HEAD") == 0, 5000, out);
+}
+
+const char *th_header(const th_response_t *r, const char *name, char *buf,
+                      size_t len) {
+  size_t nl = strlen(name);
+  const char *p = r->head;
+  while (p && (p = strchr(p, '\n')) != NULL) {
+    p++;
+    if (strncasecmp(p, name, nl) == 0 && p[nl] == ':') {
+      const char *v = p + nl + 1;
+      while (*v == ' ') v++;
+      size_t i = 0;
+      while (v[i] && v[i] != '\r' && v[i] != '\n' && i + 1 < len) { buf[i] = v[i]; i++; }
+      buf[i] = 0;
+      return buf;
+    }
+  }
+  return NULL;
+}
+
+void th_response_free(th_response_t *r) {
+  free(r->head);
+  free(r->body);
+  memset(r, 0, sizeof *r);
+}
+
+int th_wait_until(int (*cond)(void *arg), void *arg, unsigned timeout_ms) {
+  uint64_t deadline = th_now_ms() + timeout_ms;
+  for (;;) {
+    if (cond(arg)) return 1;
+    if (th_now_ms() >= deadline) return 0;
+    struct timespec ts = {0, 1000000};
+    nanosleep(&ts, NULL);
+  }
+}
+
+int th_blackhole(unsigned *port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t sl = sizeof sa;
+  if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 64) < 0 ||
+      getsockname(fd, (struct sockaddr *)&sa, &sl) < 0) {
+    close(fd);
+    return -1;
+  }
+  *port = ntohs(sa.sin_port);
+  return fd;
+}
+
+int th_script(const char *script, const char *args, char *out, size_t outlen) {
+  const char *src = getenv("top_srcdir");
+  if (!src) src = ".";
+  char cmd[4096];
+  snprintf(cmd, sizeof cmd, "/bin/sh '%s/tests/%s' %s", src, script, args ? args : "");
+  FILE *p = popen(cmd, "r");
+  if (!p) return -1;
+  size_t len = 0;
+  if (out && outlen) {
+    out[0] = 0;
+    size_t n;
+    while (len + 1 < outlen && (n = fread(out + len, 1, outlen - 1 - len, p)) > 0) len += n;
+    out[len] = 0;
+    while (len && (out[len - 1] == '\n' || out[len - 1] == '\r')) out[--len] = 0;
+  }
+  char sink[256];
+  while (fread(sink, 1, sizeof sink, p) > 0) {}
+  int st = pclose(p);
+  return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+char *th_tmpdir(const char *tag) {
+  const char *base = getenv("TMPDIR");
+  if (!base || !*base) base = "/tmp";
+  char *path = NULL;
+  if (asprintf(&path, "%s/libhealth-%s-XXXXXX", base, tag) < 0) return NULL;
+  if (!mkdtemp(path)) { free(path); return NULL; }
+  return path;
+}
+
+int th_require_servers(void) {
+  const char *v = getenv("HEALTH_TEST_REQUIRE_SERVERS");
+  return v && *v && strcmp(v, "0") != 0;
+}

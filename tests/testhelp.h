@@ -1,0 +1,56 @@
+/* Helpers shared by the Check suites: raw HTTP over loopback, waiting on
+ * conditions, throwaway servers started by the tests/ scripts. */
+#ifndef TESTHELP_H
+#define TESTHELP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct th_response {
+  int status;          /* HTTP status, or -1 when nothing parsable came back */
+  char *head;          /* status line + headers, NUL-terminated */
+  char *body;          /* NUL-terminated (may contain NULs before body_len) */
+  size_t body_len;
+} th_response_t;
+
+/* Monotonic milliseconds. */
+uint64_t th_now_ms(void);
+
+/* Send `raw` (raw_len bytes) to 127.0.0.1:port and read the whole answer
+ * (until Content-Length is satisfied or the peer closes), within timeout_ms.
+ * `head_only`: the request is HEAD (no body follows the headers).
+ * Returns 0, or -1 on a connect/IO error or timeout. */
+int th_http_raw(unsigned port, const char *raw, size_t raw_len, int head_only,
+                unsigned timeout_ms, th_response_t *out);
+
+/* "METHOD path HTTP/1.1" with Host and Connection: close. */
+int th_http(unsigned port, const char *method, const char *path,
+            th_response_t *out);
+
+/* Value of a header (case-insensitive name) copied into buf; NULL if absent. */
+const char *th_header(const th_response_t *r, const char *name, char *buf,
+                      size_t len);
+
+void th_response_free(th_response_t *r);
+
+/* Poll `cond(arg)` every millisecond or so until it returns non-zero or
+ * timeout_ms passes.  Returns 1 if the condition became true. */
+int th_wait_until(int (*cond)(void *arg), void *arg, unsigned timeout_ms);
+
+/* A loopback listener that accepts (the kernel completes the handshake) and
+ * never answers.  Returns the fd (close it to stop) and sets *port. */
+int th_blackhole(unsigned *port);
+
+/* Run `$top_srcdir/tests/<script> <args>` through /bin/sh, capturing its
+ * standard output (trailing newline stripped) into out.  Returns the exit
+ * status (0 = success, 77 = skip, other = failure). */
+int th_script(const char *script, const char *args, char *out, size_t outlen);
+
+/* A fresh temporary directory (caller frees). */
+char *th_tmpdir(const char *tag);
+
+/* 1 if HEALTH_TEST_REQUIRE_SERVERS is set (CI): a missing server is a
+ * failure instead of a skip. */
+int th_require_servers(void);
+
+#endif
