@@ -106,7 +106,7 @@ static int only_digits_and_dots(const char *s) {
 int health__redis_url_parse(const char *url, health__redis_url_t *out,
                             char *errbuf, size_t errlen) {
   const char *p, *end, *at = NULL, *q, *why = NULL;
-  unsigned long v;
+  unsigned long v = 0;
   int rc;
 
   memset(out, 0, sizeof *out);

@@ -1,1 +1,774 @@
-int main(void){return 77;}
+/* The Redis checker against real throwaway servers started by
+ * tests/redis-server.sh (TLS + plaintext ports, ACL users, a replica, an
+ * instance that requires client certificates), plus the URL parser. */
+#define _GNU_SOURCE
+#include <check.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "health.h"
+#include "testhelp.h"
+#include "url.h"
+
+/* Same constants as in tests/redis-server.sh. */
+#define PW "dflt-Xq7-secret-pw"
+#define CHECKER_PW_ENC "chk%3Ap%40ss%2Fw%25rd-Zk9" /* chk:p@ss/w%rd-Zk9 */
+/* Distinctive strings that must never show up in any output. */
+#define WRONG_PW "Wr0ng-pw-Rd77-distinct"
+#define WRONG_USER "nosuchuser-Uq3"
+#define URL_SECRET "Sup3rS3cr3t-xy"
+
+/* How late a result may come after the check's timeout. */
+#define MARGIN_MS 150
+
+typedef struct server {
+  char *dir;
+  unsigned tls, plain;
+} server_t;
+
+static server_t g_main, g_replica, g_mtls;
+
+/* ---- servers ---- */
+
+static int srv_cmd(const server_t *s, const char *cmd, const char *extra,
+                   char *out, size_t len) {
+  char args[2048], sink[256];
+  snprintf(args, sizeof args, "%s '%s' %s", cmd, s->dir, extra ? extra : "");
+  return th_script("redis-server.sh", args, out ? out : sink, out ? len : sizeof sink);
+}
+
+static int srv_start(server_t *s, const char *tag, const char *extra) {
+  char out[128];
+  if (!s->dir && !(s->dir = th_tmpdir(tag))) return -1;
+  int rc = srv_cmd(s, "start", extra, out, sizeof out);
+  if (rc == 0 && sscanf(out, "%u %u", &s->tls, &s->plain) != 2) rc = -1;
+  return rc;
+}
+
+static void srv_file(const server_t *s, const char *file, char *buf, size_t len) {
+  snprintf(buf, len, "%s/%s", s->dir, file);
+}
+
+/* ---- log capture ---- */
+
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *log_text;
+static size_t log_len;
+
+static void capture_log(health_log_level_t level, const char *line, void *arg) {
+  (void)level, (void)arg;
+  size_t n = strlen(line);
+  pthread_mutex_lock(&log_lock);
+  char *p = realloc(log_text, log_len + n + 2);
+  if (p) {
+    memcpy(p + log_len, line, n);
+    p[log_len + n] = '\n';
+    p[log_len + n + 1] = 0;
+    log_text = p;
+    log_len += n + 1;
+  }
+  pthread_mutex_unlock(&log_lock);
+}
+
+static int log_contains(const char *s) {
+  pthread_mutex_lock(&log_lock);
+  int found = log_text && strstr(log_text, s) != NULL;
+  pthread_mutex_unlock(&log_lock);
+  return found;
+}
+
+static int log_count(const char *s) {
+  int n = 0;
+  pthread_mutex_lock(&log_lock);
+  for (const char *p = log_text; p && (p = strstr(p, s)) != NULL; p++) n++;
+  pthread_mutex_unlock(&log_lock);
+  return n;
+}
+
+/* ---- handles ---- */
+
+static health_t *new_handle(void) {
+  health_options_t o;
+  health_error_t err;
+  health_t *h = NULL;
+  health_options_init(&o);
+  o.port = 0;
+  o.address = "127.0.0.1";
+  o.handle_signals = 0;
+  o.exit_on_shutdown = 0;
+  o.log_fn = capture_log;
+  o.log_level = HEALTH_LOG_DEBUG;
+  ck_assert_int_eq(health_new(&h, &o, &err), 0);
+  return h;
+}
+
+static void check_opts(health_check_options_t *co, unsigned interval, unsigned timeout) {
+  health_check_options_init(co);
+  co->interval_ms = interval;
+  co->timeout_ms = timeout;
+  co->failure_threshold = 1;
+}
+
+/* A started handle with one Redis check "r"; ro may be NULL. */
+static health_t *start_one(const char *url, const health_redis_options_t *ro,
+                           unsigned interval, unsigned timeout) {
+  health_t *h = new_handle();
+  health_check_options_t co;
+  health_error_t err;
+  check_opts(&co, interval, timeout);
+  int rc = health_add_redis(h, "r", url, ro, &co, &err);
+  ck_assert_msg(rc == 0, "health_add_redis: %s", err.text);
+  ck_assert_int_eq(health_start(h, &err), 0);
+  return h;
+}
+
+typedef struct waiter {
+  health_t *h;
+  uint64_t runs;
+  health_status_t last;
+} waiter_t;
+
+static int cond_runs(void *arg) {
+  waiter_t *w = arg;
+  health_check_info_t i;
+  return health_check_get(w->h, "r", &i) == 0 && i.runs >= w->runs;
+}
+
+static int cond_last(void *arg) {
+  waiter_t *w = arg;
+  health_check_info_t i;
+  return health_check_get(w->h, "r", &i) == 0 && i.runs > 0 && i.last_status == w->last;
+}
+
+/* Wait for the first completed run and return it. */
+static health_check_info_t first_result(health_t *h, unsigned timeout_ms) {
+  waiter_t w = {h, 1, HEALTH_PASS};
+  health_check_info_t i;
+  ck_assert_msg(th_wait_until(cond_runs, &w, timeout_ms), "no result in %u ms", timeout_ms);
+  ck_assert_int_eq(health_check_get(h, "r", &i), 0);
+  return i;
+}
+
+static void expect_pass(health_t *h) {
+  health_check_info_t i = first_result(h, 10000);
+  ck_assert_msg(i.last_status == HEALTH_PASS, "expected pass, got: %s", i.output);
+}
+
+/* The first run fails, containing `text` (and not the core's bare
+ * timeout), within timeout + MARGIN_MS. */
+static health_check_info_t expect_fail_within(health_t *h, unsigned timeout,
+                                              const char *text) {
+  uint64_t t0 = th_now_ms();
+  health_check_info_t i = first_result(h, timeout + 5000);
+  uint64_t took = th_now_ms() - t0;
+  ck_assert_msg(i.last_status == HEALTH_FAIL, "expected fail, got pass");
+  ck_assert_msg(strstr(i.output, text), "output \"%s\" lacks \"%s\"", i.output, text);
+  ck_assert_msg(took <= timeout + MARGIN_MS, "took %llu ms (timeout %u)",
+                (unsigned long long)took, timeout);
+  return i;
+}
+
+static char g_url[512];
+static const char *url(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static const char *url(const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(g_url, sizeof g_url, fmt, ap);
+  va_end(ap);
+  return g_url;
+}
+
+/* ---- URL parser ---- */
+
+START_TEST(test_url_valid) {
+  health__redis_url_t u;
+  char e[256];
+  ck_assert_int_eq(health__redis_url_parse("redis://localhost", &u, e, sizeof e), 0);
+  ck_assert(!u.tls && !u.user && !u.password && !u.host_is_ip);
+  ck_assert_str_eq(u.host, "localhost");
+  ck_assert_uint_eq(u.port, 6379);
+  ck_assert_uint_eq(u.db, 0);
+  health__redis_url_free(&u);
+
+  ck_assert_int_eq(health__redis_url_parse("rediss://user:pass@cache.example.com:6380/3", &u, e, sizeof e), 0);
+  ck_assert(u.tls);
+  ck_assert_str_eq(u.user, "user");
+  ck_assert_str_eq(u.password, "pass");
+  ck_assert_str_eq(u.host, "cache.example.com");
+  ck_assert_uint_eq(u.port, 6380);
+  ck_assert_uint_eq(u.db, 3);
+  health__redis_url_free(&u);
+
+  ck_assert_int_eq(health__redis_url_parse("REDISS://:only-pw@10.0.0.7/", &u, e, sizeof e), 0);
+  ck_assert(u.tls && !u.user);
+  ck_assert_str_eq(u.password, "only-pw");
+  ck_assert_int_eq(u.host_is_ip, 4);
+  ck_assert_uint_eq(u.db, 0);
+  health__redis_url_free(&u);
+
+  ck_assert_int_eq(health__redis_url_parse("redis://[::1]:6380", &u, e, sizeof e), 0);
+  ck_assert_str_eq(u.host, "::1");
+  ck_assert_int_eq(u.host_is_ip, 6);
+  ck_assert_uint_eq(u.port, 6380);
+  health__redis_url_free(&u);
+
+  ck_assert_int_eq(health__redis_url_parse("redis://us%65r:p%40ss%3Aw%2Frd%25@h:1/15", &u, e, sizeof e), 0);
+  ck_assert_str_eq(u.user, "user");
+  ck_assert_str_eq(u.password, "p@ss:w/rd%");
+  ck_assert_uint_eq(u.port, 1);
+  ck_assert_uint_eq(u.db, 15);
+  health__redis_url_free(&u);
+
+  /* an unencoded '@' in the password: the last '@' ends the user info */
+  ck_assert_int_eq(health__redis_url_parse("redis://:a@b@h:65535", &u, e, sizeof e), 0);
+  ck_assert_str_eq(u.password, "a@b");
+  ck_assert_str_eq(u.host, "h");
+  ck_assert_uint_eq(u.port, 65535);
+  health__redis_url_free(&u);
+  health__redis_url_free(&u); /* idempotent */
+}
+END_TEST
+
+START_TEST(test_url_malformed) {
+  static const struct { const char *url, *text; } bad[] = {
+      {"", "empty URL"},
+      {"http://:" URL_SECRET "@h", "scheme"},
+      {"localhost:6379", "not a URL"},
+      {"redis://:" URL_SECRET "@", "empty host"},
+      {"redis://:" URL_SECRET "@:6379", "empty host"},
+      {"redis://:" URL_SECRET "@h:0", "port out of range"},
+      {"redis://:" URL_SECRET "@h:70000", "port out of range"},
+      {"redis://:" URL_SECRET "@h:abc", "port is not a number"},
+      {"redis://:" URL_SECRET "@h:", "empty port"},
+      {"redis://:" URL_SECRET "@h/-1", "database"},
+      {"redis://:" URL_SECRET "@h/abc", "database"},
+      {"redis://:" URL_SECRET "@h/1/x", "database"},
+      {"redis://:" URL_SECRET "@h/99999999999", "too large"},
+      {"redis://:" URL_SECRET "@h:6379x", "port is not a number"},
+      {"redis://:" URL_SECRET "@h?db=1", "query"},
+      {"redis://:" URL_SECRET "@h#x", "fragment"},
+      {"redis://:" URL_SECRET "@[::1", "unterminated"},
+      {"redis://:" URL_SECRET "@[nothex]:1", "IPv6"},
+      {"redis://:" URL_SECRET "@[::1]x", "unexpected characters"},
+      {"redis://:" URL_SECRET "@999.1.1.1", "IPv4"},
+      {"redis://:" URL_SECRET "@ho st", "invalid host"},
+      {"redis://user@h", "without a password"},
+      {"redis://user:@h", "empty password"},
+      {"redis://:" URL_SECRET "%zz@h", "percent-encoding"},
+      {"redis://:" URL_SECRET "%2@h", "percent-encoding"},
+      {"redis://:" URL_SECRET "%00@h", "NUL"},
+      {"redis://:" URL_SECRET " x@h", "invalid character"},
+      /* a '/' in the password cuts the authority short */
+      {"redis://:Sup3r/S3cr3t-xy@h", "'@' after the host"},
+      {"redis://:Sup3rS3cr3t:xy@h:1:2", "port is not a number"},
+  };
+  for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+    health__redis_url_t u;
+    char e[256];
+    int rc = health__redis_url_parse(bad[k].url, &u, e, sizeof e);
+    ck_assert_msg(rc == HEALTH_EURL, "accepted #%zu", k);
+    ck_assert_msg(strstr(e, bad[k].text), "#%zu: \"%s\" lacks \"%s\"", k, e, bad[k].text);
+    ck_assert_msg(!strstr(e, "Sup3r") && !strstr(e, "xy"), "#%zu leaks: %s", k, e);
+    ck_assert_ptr_null(u.password);
+    ck_assert_ptr_null(u.host);
+    health__redis_url_free(&u);
+  }
+}
+END_TEST
+
+START_TEST(test_register_errors) {
+  health_t *h = new_handle();
+  health_redis_options_t ro;
+  health_error_t err;
+  char ca[512], crt[512], other[512];
+
+  ck_assert_int_eq(health_add_redis(h, "r", "redis://:" URL_SECRET "@h:99999", NULL, NULL, &err), HEALTH_EURL);
+  ck_assert_ptr_null(strstr(err.text, URL_SECRET));
+  ck_assert_ptr_nonnull(strstr(err.text, "port"));
+  ck_assert_int_eq(health_add_redis(h, "r", NULL, NULL, NULL, &err), HEALTH_EINVAL);
+
+  health_redis_options_init(&ro);
+  ro.ca_file = "/nonexistent/ca.pem";
+  ck_assert_int_eq(health_add_redis(h, "r", "rediss://h", &ro, NULL, &err), HEALTH_ETLS);
+  ck_assert_ptr_nonnull(strstr(err.text, "/nonexistent/ca.pem"));
+
+  srv_file(&g_main, "client.crt", crt, sizeof crt);
+  srv_file(&g_main, "other.key", other, sizeof other);
+  health_redis_options_init(&ro);
+  ro.cert_file = crt;
+  ck_assert_int_eq(health_add_redis(h, "r", "rediss://h", &ro, NULL, &err), HEALTH_ETLS);
+  ro.key_file = other; /* a key of another certificate */
+  ck_assert_int_eq(health_add_redis(h, "r", "rediss://h", &ro, NULL, &err), HEALTH_ETLS);
+  ck_assert_msg(strstr(err.text, "does not match") && strstr(err.text, "other.key"), "%s", err.text);
+
+  /* not PEM at all */
+  srv_file(&g_main, "redis.pid", ca, sizeof ca);
+  health_redis_options_init(&ro);
+  ro.ca_file = ca;
+  ck_assert_int_eq(health_add_redis(h, "r", "rediss://h", &ro, NULL, &err), HEALTH_ETLS);
+  ck_assert_ptr_nonnull(strstr(err.text, "redis.pid"));
+
+  /* failures registered nothing; a good one still works */
+  health_check_info_t i;
+  ck_assert_int_eq(health_check_get(h, "r", &i), HEALTH_ENOENT);
+  ck_assert_int_eq(health_add_redis(h, "r", "rediss://localhost", NULL, NULL, &err), 0);
+  ck_assert_int_eq(health_add_redis(h, "r", "rediss://localhost", NULL, NULL, &err), HEALTH_EEXIST);
+  health_free(h);
+}
+END_TEST
+
+/* ---- passing ---- */
+
+START_TEST(test_tls_pass) {
+  health_redis_options_t ro;
+  char ca[512];
+  srv_file(&g_main, "ca.crt", ca, sizeof ca);
+  health_redis_options_init(&ro);
+  ro.ca_file = ca;
+  health_t *h = start_one(url("rediss://:" PW "@localhost:%u", g_main.tls), &ro, 1000, 2000);
+  expect_pass(h);
+  health_check_info_t i;
+  ck_assert_int_eq(health_check_get(h, "r", &i), 0);
+  ck_assert(i.has_observed);
+  ck_assert_str_eq(i.observed_unit, "ms");
+  ck_assert(i.observed_value >= 0 && i.observed_value < 2000);
+
+  th_response_t resp;
+  ck_assert_int_eq(th_http(health_port(h), "GET", "/ready", &resp), 0);
+  ck_assert_int_eq(resp.status, 200);
+  ck_assert_ptr_nonnull(strstr(resp.body, "datastore"));
+  ck_assert_ptr_null(strstr(resp.body, PW));
+  th_response_free(&resp);
+  health_free(h);
+  ck_assert(!log_contains(PW));
+}
+END_TEST
+
+/* IP literal: verified against the certificate's IP SAN, no SNI. */
+START_TEST(test_tls_ip_pass) {
+  health_redis_options_t ro;
+  char ca[512];
+  srv_file(&g_main, "ca.crt", ca, sizeof ca);
+  health_redis_options_init(&ro);
+  ro.ca_file = ca;
+  health_t *h = start_one(url("rediss://:" PW "@127.0.0.1:%u", g_main.tls), &ro, 1000, 2000);
+  expect_pass(h);
+  health_free(h);
+}
+END_TEST
+
+/* A least-privilege ACL user, a percent-encoded password and a database. */
+START_TEST(test_acl_user_db) {
+  health_redis_options_t ro;
+  char ca[512];
+  srv_file(&g_main, "ca.crt", ca, sizeof ca);
+  health_redis_options_init(&ro);
+  ro.ca_dir = NULL;
+  ro.ca_file = ca;
+  health_t *h = start_one(url("rediss://checker:" CHECKER_PW_ENC "@localhost:%u/3", g_main.tls),
+                          &ro, 1000, 2000);
+  expect_pass(h);
+  health_free(h);
+  ck_assert(!log_contains("Zk9"));
+
+  h = start_one(url("redis://checker:" CHECKER_PW_ENC "@127.0.0.1:%u/99", g_main.plain), NULL, 1000, 2000);
+  health_check_info_t i = first_result(h, 5000);
+  ck_assert_int_eq(i.last_status, HEALTH_FAIL);
+  ck_assert_msg(strstr(i.output, "database number out of range"), "%s", i.output);
+  health_free(h);
+}
+END_TEST
+
+START_TEST(test_plain_pass) {
+  health_t *h = start_one(url("redis://:" PW "@127.0.0.1:%u", g_main.plain), NULL, 1000, 2000);
+  expect_pass(h);
+  health_free(h);
+  h = start_one(url("redis://127.0.0.1:%u", g_main.plain), NULL, 1000, 2000);
+  health_check_info_t i = first_result(h, 5000);
+  ck_assert_int_eq(i.last_status, HEALTH_FAIL);
+  ck_assert_msg(strstr(i.output, "NOAUTH"), "%s", i.output);
+  health_free(h);
+}
+END_TEST
+
+START_TEST(test_mtls_pass) {
+  health_redis_options_t ro;
+  char ca[512], crt[512], key[512];
+  srv_file(&g_mtls, "ca.crt", ca, sizeof ca);
+  srv_file(&g_mtls, "client.crt", crt, sizeof crt);
+  srv_file(&g_mtls, "client.key", key, sizeof key);
+  health_redis_options_init(&ro);
+  ro.ca_file = ca;
+  ro.cert_file = crt;
+  ro.key_file = key;
+  health_t *h = start_one(url("rediss://:" PW "@localhost:%u", g_mtls.tls), &ro, 1000, 2000);
+  expect_pass(h);
+  health_free(h);
+}
+END_TEST
+
+START_TEST(test_insecure_skip_verify) {
+  health_redis_options_t ro;
+  char ca[512];
+  srv_file(&g_main, "wrongca.crt", ca, sizeof ca);
+  health_redis_options_init(&ro);
+  ro.ca_file = ca; /* would fail verification */
+  ro.insecure_skip_verify = 1;
+  health_t *h = start_one(url("rediss://:" PW "@localhost:%u", g_main.tls), &ro, 1000, 2000);
+  expect_pass(h);
+  /* warned at registration and at the connect */
+  ck_assert_int_ge(log_count("redis_tls_insecure"), 2);
+  ck_assert(log_contains("\"level\":\"warn\""));
+  health_free(h);
+}
+END_TEST
+
+/* ---- TLS failures ---- */
+
+START_TEST(test_wrong_ca) {
+  health_redis_options_t ro;
+  char ca[512];
+  srv_file(&g_main, "wrongca.crt", ca, sizeof ca);
+  health_redis_options_init(&ro);
+  ro.ca_file = ca;
+  health_t *h = start_one(url("rediss://:" PW "@localhost:%u", g_main.tls), &ro, 1000, 2000);
+  health_check_info_t i = first_result(h, 5000);
+  ck_assert_int_eq(i.last_status, HEALTH_FAIL);
+  ck_assert_msg(strstr(i.output, "TLS certificate verify failed: "), "%s", i.output);
+  ck_assert_msg(strstr(i.output, "issuer"), "%s", i.output);
+  health_free(h);
+}
+END_TEST
+
+START_TEST(test_host_mismatch) {
+  health_redis_options_t ro;
+  char ca[512];
+  srv_file(&g_main, "ca.crt", ca, sizeof ca);
+  health_redis_options_init(&ro);
+  ro.ca_file = ca;
+  ro.tls_server_name = "wrong.example";
+  health_t *h = start_one(url("rediss://:" PW "@localhost:%u", g_main.tls), &ro, 1000, 2000);
+  health_check_info_t i = first_result(h, 5000);
+  ck_assert_int_eq(i.last_status, HEALTH_FAIL);
+  ck_assert_msg(strstr(i.output, "TLS certificate verify failed: hostname mismatch"), "%s", i.output);
+  ck_assert_ptr_null(strstr(i.output, "wrong.example"));
+  health_free(h);
+
+  /* the right name from tls_server_name while connecting to an IP */
+  ro.tls_server_name = "localhost";
+  h = start_one(url("rediss://:" PW "@127.0.0.1:%u", g_main.tls), &ro, 1000, 2000);
+  expect_pass(h);
+  health_free(h);
+}
+END_TEST
+
+START_TEST(test_mtls_missing_cert) {
+  health_redis_options_t ro;
+  char ca[512];
+  srv_file(&g_mtls, "ca.crt", ca, sizeof ca);
+  health_redis_options_init(&ro);
+  ro.ca_file = ca;
+  health_t *h = start_one(url("rediss://:" PW "@localhost:%u", g_mtls.tls), &ro, 1000, 2000);
+  health_check_info_t i = first_result(h, 5000);
+  ck_assert_int_eq(i.last_status, HEALTH_FAIL);
+  ck_assert_msg(strstr(i.output, "client certificate"), "%s", i.output);
+  health_free(h);
+}
+END_TEST
+
+/* ---- secrets ---- */
+
+static void assert_no_leak(health_t *h, const char *secret) {
+  health_check_info_t i;
+  th_response_t resp;
+  ck_assert_int_eq(health_check_get(h, "r", &i), 0);
+  ck_assert_msg(!strstr(i.output, secret), "output leaks: %s", i.output);
+  ck_assert_int_eq(th_http(health_port(h), "GET", "/ready", &resp), 0);
+  ck_assert_int_eq(resp.status, 503);
+  ck_assert_msg(!strstr(resp.body, secret), "/ready leaks: %s", resp.body);
+  th_response_free(&resp);
+  ck_assert_int_eq(th_http(health_port(h), "GET", "/health", &resp), 0);
+  ck_assert_msg(!strstr(resp.body, secret), "/health leaks: %s", resp.body);
+  th_response_free(&resp);
+  ck_assert_msg(!log_contains(secret), "a log line leaks %s", secret);
+}
+
+START_TEST(test_wrong_password) {
+  health_redis_options_t ro;
+  char ca[512];
+  srv_file(&g_main, "ca.crt", ca, sizeof ca);
+  health_redis_options_init(&ro);
+  ro.ca_file = ca;
+  health_t *h = start_one(url("rediss://:" WRONG_PW "@localhost:%u", g_main.tls), &ro, 200, 2000);
+  waiter_t w = {h, 2, HEALTH_FAIL};
+  ck_assert(th_wait_until(cond_runs, &w, 10000));
+  health_check_info_t i;
+  ck_assert_int_eq(health_check_get(h, "r", &i), 0);
+  ck_assert_int_eq(i.last_status, HEALTH_FAIL);
+  ck_assert_str_eq(i.output, "authentication failed (WRONGPASS)");
+  ck_assert(log_contains("redis_check_failed")); /* debug detail was logged */
+  assert_no_leak(h, WRONG_PW);
+  health_free(h);
+}
+END_TEST
+
+START_TEST(test_wrong_user) {
+  health_t *h = start_one(url("redis://" WRONG_USER ":" WRONG_PW "@127.0.0.1:%u", g_main.plain),
+                          NULL, 200, 2000);
+  waiter_t w = {h, 2, HEALTH_FAIL};
+  ck_assert(th_wait_until(cond_runs, &w, 10000));
+  health_check_info_t i;
+  ck_assert_int_eq(health_check_get(h, "r", &i), 0);
+  ck_assert_int_eq(i.last_status, HEALTH_FAIL);
+  ck_assert_str_eq(i.output, "authentication failed (WRONGPASS)");
+  assert_no_leak(h, WRONG_PW);
+  ck_assert_msg(!strstr(i.output, WRONG_USER), "%s", i.output);
+  health_free(h);
+}
+END_TEST
+
+/* ---- misconfiguration and deadlines ---- */
+
+START_TEST(test_tls_to_plaintext_port) {
+  health_redis_options_t ro;
+  char ca[512];
+  srv_file(&g_main, "ca.crt", ca, sizeof ca);
+  health_redis_options_init(&ro);
+  ro.ca_file = ca;
+  health_t *h = start_one(url("rediss://:" PW "@localhost:%u", g_main.plain), &ro, 5000, 1000);
+  health_check_info_t i = expect_fail_within(h, 1000, "server does not speak TLS");
+  ck_assert_ptr_null(strstr(i.output, "may require TLS"));
+  health_free(h);
+}
+END_TEST
+
+START_TEST(test_plaintext_to_tls_port) {
+  /* with and without AUTH as the first command */
+  health_t *h = start_one(url("redis://:" PW "@127.0.0.1:%u", g_main.tls), NULL, 5000, 1000);
+  health_check_info_t i = expect_fail_within(h, 1000, "server may require TLS (use rediss://)");
+  ck_assert_ptr_null(strstr(i.output, "does not speak TLS"));
+  health_free(h);
+  h = start_one(url("redis://127.0.0.1:%u", g_main.tls), NULL, 5000, 1000);
+  expect_fail_within(h, 1000, "server may require TLS (use rediss://)");
+  health_free(h);
+}
+END_TEST
+
+START_TEST(test_blackhole_timeout) {
+  unsigned port;
+  int fd = th_blackhole(&port);
+  ck_assert_int_ge(fd, 0);
+  health_t *h = start_one(url("redis://:" PW "@127.0.0.1:%u", port), NULL, 5000, 700);
+  health_check_info_t i = expect_fail_within(h, 700, "timeout");
+  ck_assert_ptr_nonnull(strstr(i.output, "700 ms"));
+  health_free(h);
+
+  health_redis_options_t ro;
+  health_redis_options_init(&ro);
+  ro.insecure_skip_verify = 1;
+  h = start_one(url("rediss://127.0.0.1:%u", port), &ro, 5000, 700);
+  i = expect_fail_within(h, 700, "timeout after 700 ms (tls handshake)");
+  health_free(h);
+  close(fd);
+}
+END_TEST
+
+START_TEST(test_connect_refused) {
+  unsigned port;
+  int fd = th_blackhole(&port);
+  close(fd); /* nothing listens there now */
+  health_t *h = start_one(url("redis://127.0.0.1:%u", port), NULL, 5000, 1000);
+  health_check_info_t i = first_result(h, 5000);
+  ck_assert_int_eq(i.last_status, HEALTH_FAIL);
+  ck_assert_str_eq(i.output, "connect failed: connection refused");
+  health_free(h);
+  h = start_one("redis://no-such-host.invalid:6379", NULL, 5000, 1500);
+  i = first_result(h, 5000);
+  ck_assert_int_eq(i.last_status, HEALTH_FAIL);
+  ck_assert_msg(strstr(i.output, "DNS resolution failed") || strstr(i.output, "timeout"), "%s", i.output);
+  ck_assert_ptr_null(strstr(i.output, "no-such-host"));
+  health_free(h);
+}
+END_TEST
+
+/* ---- replica, connection reuse ---- */
+
+START_TEST(test_replica) {
+  health_t *h = start_one(url("redis://:" PW "@127.0.0.1:%u", g_replica.plain), NULL, 1000, 2000);
+  expect_pass(h);
+  health_free(h);
+
+  health_redis_options_t ro;
+  char ca[512];
+  srv_file(&g_replica, "ca.crt", ca, sizeof ca);
+  health_redis_options_init(&ro);
+  ro.ca_file = ca;
+  ro.require_master = 1;
+  h = start_one(url("rediss://:" PW "@localhost:%u", g_replica.tls), &ro, 1000, 2000);
+  health_check_info_t i = first_result(h, 5000);
+  ck_assert_int_eq(i.last_status, HEALTH_FAIL);
+  ck_assert_str_eq(i.output, "not a master (role: slave)");
+  health_free(h);
+
+  /* the master passes with require_master */
+  srv_file(&g_main, "ca.crt", ca, sizeof ca);
+  h = start_one(url("rediss://:" PW "@localhost:%u", g_main.tls), &ro, 1000, 2000);
+  expect_pass(h);
+  health_free(h);
+}
+END_TEST
+
+/* The id of the single connection named libhealth-r, or -1 if there are
+ * zero or several. */
+static long one_client_id(void) {
+  static char out[65536];
+  ck_assert_int_eq(srv_cmd(&g_main, "cli", "CLIENT LIST", out, sizeof out), 0);
+  long id = -1;
+  int n = 0;
+  for (char *line = strtok(out, "\n"); line; line = strtok(NULL, "\n")) {
+    if (!strstr(line, " name=libhealth-r ")) continue;
+    n++;
+    id = strtol(line + 3, NULL, 10);
+  }
+  return n == 1 ? id : -1;
+}
+
+START_TEST(test_one_connection) {
+  health_redis_options_t ro;
+  char ca[512];
+  srv_file(&g_main, "ca.crt", ca, sizeof ca);
+  health_redis_options_init(&ro);
+  ro.ca_file = ca;
+  health_t *h = start_one(url("rediss://:" PW "@localhost:%u", g_main.tls), &ro, 20, 1000);
+  waiter_t w = {h, 5, HEALTH_PASS};
+  ck_assert(th_wait_until(cond_runs, &w, 10000));
+  long id = one_client_id();
+  ck_assert_int_ge(id, 0);
+  w.runs = 40;
+  ck_assert(th_wait_until(cond_runs, &w, 20000));
+  health_check_info_t i;
+  ck_assert_int_eq(health_check_get(h, "r", &i), 0);
+  ck_assert_int_eq(i.consecutive_successes >= 35, 1);
+  ck_assert_int_eq(one_client_id(), id); /* the same connection throughout */
+  ck_assert_int_eq(log_count("\"redis_connected\""), 1);
+  health_free(h);
+}
+END_TEST
+
+/* ---- outage: runs last, restarts the main server ---- */
+
+static void ensure_main(void) {
+  char out[64];
+  if (srv_cmd(&g_main, "cli", "PING", out, sizeof out) != 0 || !strstr(out, "PONG"))
+    srv_cmd(&g_main, "restart", NULL, NULL, 0);
+}
+
+START_TEST(test_outage_and_recovery) {
+  health_redis_options_t ro;
+  char ca[512];
+  srv_file(&g_main, "ca.crt", ca, sizeof ca);
+  health_redis_options_init(&ro);
+  ro.ca_file = ca;
+  health_t *h = start_one(url("rediss://:" PW "@localhost:%u", g_main.tls), &ro, 100, 1000);
+  waiter_t w = {h, 1, HEALTH_PASS};
+  ck_assert(th_wait_until(cond_last, &w, 10000));
+
+  ck_assert_int_eq(srv_cmd(&g_main, "stop", NULL, NULL, 0), 0);
+  w.last = HEALTH_FAIL;
+  ck_assert(th_wait_until(cond_last, &w, 5000));
+  ck_assert_int_eq(health_status(h, HEALTH_READINESS), HEALTH_FAIL);
+  health_check_info_t i;
+  ck_assert_int_eq(health_check_get(h, "r", &i), 0);
+  ck_assert_msg(strstr(i.output, "connect failed: connection refused") ||
+                strstr(i.output, "closed") || strstr(i.output, "reset"), "%s", i.output);
+
+  char out[64];
+  ck_assert_int_eq(srv_cmd(&g_main, "restart", NULL, out, sizeof out), 0);
+  w.last = HEALTH_PASS;
+  ck_assert(th_wait_until(cond_last, &w, 10000));
+  ck_assert_int_eq(health_status(h, HEALTH_READINESS), HEALTH_PASS);
+  health_free(h);
+}
+END_TEST
+
+static Suite *redis_suite(int servers) {
+  Suite *s = suite_create("redis");
+  TCase *tc = tcase_create("url");
+  tcase_add_test(tc, test_url_valid);
+  tcase_add_test(tc, test_url_malformed);
+  suite_add_tcase(s, tc);
+  if (!servers) return s;
+
+  tc = tcase_create("tls");
+  tcase_set_timeout(tc, 30);
+  tcase_add_test(tc, test_register_errors);
+  tcase_add_test(tc, test_tls_pass);
+  tcase_add_test(tc, test_tls_ip_pass);
+  tcase_add_test(tc, test_acl_user_db);
+  tcase_add_test(tc, test_plain_pass);
+  tcase_add_test(tc, test_mtls_pass);
+  tcase_add_test(tc, test_insecure_skip_verify);
+  tcase_add_test(tc, test_wrong_ca);
+  tcase_add_test(tc, test_host_mismatch);
+  tcase_add_test(tc, test_mtls_missing_cert);
+  tcase_add_test(tc, test_wrong_password);
+  tcase_add_test(tc, test_wrong_user);
+  tcase_add_test(tc, test_tls_to_plaintext_port);
+  tcase_add_test(tc, test_plaintext_to_tls_port);
+  tcase_add_test(tc, test_blackhole_timeout);
+  tcase_add_test(tc, test_connect_refused);
+  tcase_add_test(tc, test_replica);
+  tcase_add_test(tc, test_one_connection);
+  suite_add_tcase(s, tc);
+
+  tc = tcase_create("outage");
+  tcase_set_timeout(tc, 60);
+  tcase_add_unchecked_fixture(tc, NULL, ensure_main);
+  tcase_add_test(tc, test_outage_and_recovery);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+static void stop_all(void) {
+  server_t *all[] = {&g_replica, &g_mtls, &g_main};
+  for (size_t k = 0; k < 3; k++)
+    if (all[k]->dir) srv_cmd(all[k], "stop", NULL, NULL, 0);
+}
+
+static int run(int servers) {
+  SRunner *sr = srunner_create(redis_suite(servers));
+  srunner_run_all(sr, CK_ENV);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed;
+}
+
+int main(void) {
+  char extra[256], sink[256];
+  int rc = srv_start(&g_main, "redis", NULL);
+  if (rc == 0) rc = srv_start(&g_mtls, "redis-mtls", "--tls-auth-clients yes");
+  if (rc == 0) rc = srv_start(&g_replica, "redis-replica", NULL);
+  if (rc == 0) {
+    snprintf(extra, sizeof extra, "CONFIG SET masterauth '%s'", PW);
+    rc = srv_cmd(&g_replica, "cli", extra, sink, sizeof sink);
+    snprintf(extra, sizeof extra, "REPLICAOF 127.0.0.1 %u", g_main.plain);
+    if (rc == 0) rc = srv_cmd(&g_replica, "cli", extra, sink, sizeof sink);
+  }
+  if (rc != 0) {
+    stop_all();
+    if (rc == 77 && !th_require_servers()) {
+      fprintf(stderr, "check_redis: redis-server with TLS is not available; "
+                      "only the URL tests ran\n");
+      return run(0) ? 1 : 77;
+    }
+    fprintf(stderr, "check_redis: redis-server.sh start failed (%d)\n", rc);
+    return 1;
+  }
+  int failed = run(1);
+  stop_all();
+  return failed ? 1 : 0;
+}

@@ -1,0 +1,71 @@
+#!/bin/sh
+# The whole test suite, from a clean clone on Debian 12:
+#   installs what is missing, bootstraps, builds, runs `make check` with the
+#   real PostgreSQL and TLS Redis servers, `make distcheck`, then the suite
+#   again under ASan+UBSan and under TSan.
+# Usage: scripts/test.sh [plain|distcheck|asan|tsan ...]   (default: all)
+set -eu
+cd "$(dirname "$0")/.."
+top=$(pwd)
+stages=${*:-"plain distcheck asan tsan"}
+jobs=$(nproc 2>/dev/null || echo 2)
+
+scripts/deps.sh test
+./bootstrap >/dev/null 2>&1 || ./bootstrap
+
+# A missing server is a failure here, never a silent skip.
+HEALTH_TEST_REQUIRE_SERVERS=1
+export HEALTH_TEST_REQUIRE_SERVERS
+# Read only by the sanitizer builds.
+ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+export ASAN_OPTIONS UBSAN_OPTIONS TSAN_OPTIONS
+
+failed=""
+run_stage() {
+  name=$1; shift
+  dir="$top/build/$name"
+  echo "==== $name: configure $*"
+  rm -rf "$dir"; mkdir -p "$dir"
+  ( cd "$dir" && "$top/configure" -q "$@" >configure.out 2>&1 || { cat configure.out; exit 1; } )
+  echo "==== $name: make"
+  ( cd "$dir" && make -s -j"$jobs" >make.out 2>&1 || { tail -40 make.out; exit 1; } ) || return 1
+  echo "==== $name: make check"
+  if ( cd "$dir" && make -s -j"$jobs" check ); then
+    echo "==== $name: passed"
+  else
+    for f in "$dir"/tests/*.log; do
+      grep -q "^# FAIL: *[1-9]\|^FAIL\|^ERROR" "$f" 2>/dev/null && { echo "---- $f"; tail -60 "$f"; }
+    done
+    return 1
+  fi
+}
+
+for stage in $stages; do
+  case $stage in
+    plain)
+      run_stage plain || failed="$failed plain" ;;
+    distcheck)
+      echo "==== distcheck"
+      [ -f build/plain/Makefile ] || run_stage plain || true
+      if ( cd build/plain && make -s -j"$jobs" distcheck >distcheck.out 2>&1 ); then
+        grep -E "archives ready|^libhealth-.*tar.gz" build/plain/distcheck.out || true
+        echo "==== distcheck: passed"
+      else
+        tail -60 build/plain/distcheck.out; failed="$failed distcheck"
+      fi ;;
+    asan)
+      run_stage asan CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" \
+        LDFLAGS="-fsanitize=address,undefined" || failed="$failed asan" ;;
+    tsan)
+      run_stage tsan CFLAGS="-O1 -g -fsanitize=thread" LDFLAGS="-fsanitize=thread" || failed="$failed tsan" ;;
+    *) echo "unknown stage $stage" >&2; exit 2 ;;
+  esac
+done
+
+if [ -n "$failed" ]; then
+  echo "FAILED stages:$failed"
+  exit 1
+fi
+echo "ALL STAGES PASSED: $stages"
