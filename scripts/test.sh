@@ -45,7 +45,11 @@ run_stage() {
 for stage in $stages; do
   case $stage in
     plain)
-      run_stage plain || failed="$failed plain" ;;
+      if run_stage plain; then
+        scripts/install-check.sh build/plain || failed="$failed install"
+      else
+        failed="$failed plain"
+      fi ;;
     distcheck)
       echo "==== distcheck"
       [ -f build/plain/Makefile ] || run_stage plain || true
