@@ -287,7 +287,8 @@ int main(void) {
                          MHD_OPTION_NOTIFY_COMPLETED, app_completed, NULL,
                          MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-                         MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
+                         /* no LISTENING_ADDRESS_REUSE: it means SO_REUSEPORT,
+                          * so a busy port would be shared instead of failing */
                          MHD_OPTION_END);
   if (!app) {
     logj("error", "listen", "cannot listen on application port %u", port);

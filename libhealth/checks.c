@@ -408,7 +408,10 @@ static void *worker_main(void *arg) {
 
     pthread_mutex_lock(&h->lock);
     uint64_t now = health__now_ms();
-    if (!c->timed_out) {
+    if (h->free_pending) {
+      /* health_free() has returned: the application may have torn down
+       * its log sink, and nobody can read a result any more. */
+    } else if (!c->timed_out) {
       if (r->status_set)
         publish_locked(h, c, r->status, r->output, r);
       else

@@ -187,7 +187,9 @@ int health__http_start(health_t *h, health_error_t *err) {
       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)h->opt.connection_timeout_s,
       MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)MEMORY_LIMIT,
       MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)256,
-      MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
+      /* No MHD_OPTION_LISTENING_ADDRESS_REUSE: with 1 MHD sets SO_REUSEPORT,
+       * and a second process would then share the port silently instead of
+       * failing.  MHD's default is SO_REUSEADDR (restart over TIME_WAIT). */
       MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, h,
       MHD_OPTION_END);
   int saved = errno;

@@ -33,25 +33,33 @@ void health__notify_init(health_t *h) {
   }
 }
 
-void health__notify(health_t *h, const char *msg) {
-  if (h->notify_fd < 0) return;
+/* 0 if the datagram went out. */
+static int send_msg(health_t *h, const char *msg) {
+  if (h->notify_fd < 0) return -1;
   struct sockaddr_un sa;
   memset(&sa, 0, sizeof sa);
   sa.sun_family = AF_UNIX;
   memcpy(sa.sun_path, h->notify_path, h->notify_len);
   if (sa.sun_path[0] == '@') sa.sun_path[0] = 0; /* abstract namespace */
   socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + h->notify_len);
+  /* Never wait for systemd: READY=1 goes out with h->lock held (the
+   * request path would freeze) and STOPPING=1 from the shutdown thread
+   * (the deadline would not fire).  A full queue drops the message. */
   ssize_t n;
-  do n = sendto(h->notify_fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&sa, len);
+  do n = sendto(h->notify_fd, msg, strlen(msg), MSG_NOSIGNAL | MSG_DONTWAIT,
+                (struct sockaddr *)&sa, len);
   while (n < 0 && errno == EINTR);
+  return n < 0 ? -1 : 0;
 }
+
+void health__notify(health_t *h, const char *msg) { (void)send_msg(h, msg); }
 
 void health__notify_ready_if(health_t *h) {
   if (h->notify_fd < 0 || h->ready_notified || atomic_load(&h->draining)) return;
   if (h->state != HEALTH__ST_STARTED) return;
   if (health__aggregate_locked(h, HEALTH_READINESS, health__now_ms(), NULL) == HEALTH_FAIL) return;
-  h->ready_notified = 1;
-  health__notify(h, "READY=1\nSTATUS=ready");
+  /* Dropped (systemd's queue full): the next change of state retries. */
+  if (send_msg(h, "READY=1\nSTATUS=ready") == 0) h->ready_notified = 1;
 }
 
 static void *watchdog_main(void *arg) {

@@ -32,8 +32,9 @@ HEALTH_EXPORT int health_add_postgres(health_t *h, const char *name,
 
 #include <libpq-fe.h>
 
-/* Give up this long before the run's deadline, so that our "timeout ...
- * (phase)" result reaches the scheduler before its generic one does. */
+/* Give up this long before the run's deadline (a tenth of short
+ * timeouts), so that our "timeout ... (phase)" result reaches the
+ * scheduler before its generic one does. */
 #define PG_SLACK_MS 10
 
 typedef struct pg_state {
@@ -44,7 +45,7 @@ typedef struct pg_state {
   const char *password;     /* into info, for redaction; "" if none */
   char *query;
   int require_writable;
-  unsigned timeout_ms;
+  unsigned timeout_ms, slack_ms;
   PGconn *conn;             /* kept between runs once connected */
 } pg_state_t;
 
@@ -158,13 +159,14 @@ static int pg_timeout(pg_state_t *s, health_result_t *r, const char *phase) {
 /* Wait until the socket is ready for `events` or the run's time is up.
  * Returns 1 ready (or in error: libpq finds out which), 0 out of time,
  * -1 no socket or poll failed. */
-static int pg_wait(PGconn *c, short events, const health_result_t *r) {
+static int pg_wait(const pg_state_t *s, PGconn *c, short events,
+                   const health_result_t *r) {
   for (;;) {
     unsigned rem = health_result_remaining_ms(r);
-    if (rem <= PG_SLACK_MS) return 0;
+    if (rem <= s->slack_ms) return 0;
     struct pollfd p = {PQsocket(c), events, 0};
     if (p.fd < 0) return -1;
-    int n = poll(&p, 1, (int)(rem - PG_SLACK_MS));
+    int n = poll(&p, 1, (int)(rem - s->slack_ms));
     if (n > 0) return 1;
     if (n < 0 && errno != EINTR) return -1;
   }
@@ -182,7 +184,7 @@ static int pg_exec(pg_state_t *s, health_result_t *r, const char *sql,
   }
   int f;
   while ((f = PQflush(c)) == 1) {
-    int w = pg_wait(c, POLLIN | POLLOUT, r);
+    int w = pg_wait(s, c, POLLIN | POLLOUT, r);
     if (w == 0) return pg_timeout(s, r, phase);
     if (w < 0 || !PQconsumeInput(c)) break;
   }
@@ -193,7 +195,7 @@ static int pg_exec(pg_state_t *s, health_result_t *r, const char *sql,
   PGresult *bad = NULL, *res;
   for (;;) {
     while (PQisBusy(c)) {
-      int w = pg_wait(c, POLLIN, r);
+      int w = pg_wait(s, c, POLLIN, r);
       if (w == 0) {
         PQclear(bad);
         return pg_timeout(s, r, phase);
@@ -224,24 +226,41 @@ failed:
   return -1;
 }
 
-/* Notices would otherwise be printed on the application's stderr. */
+/* Notices (and a server's goodbye that arrives while idle) would otherwise
+ * be printed on the application's stderr. */
 static void pg_notice(void *arg, const char *message) {
-  (void)arg, (void)message;
+  pg_log(arg, "notice", message);
+}
+
+/* A server that ends a session (restart, idle timeout, pooler recycling)
+ * sends an ErrorResponse and closes; libpq notices the close only when it
+ * reads again, so read until nothing is pending. */
+static int pg_alive(PGconn *c) {
+  for (int i = 0; i < 4 && PQstatus(c) == CONNECTION_OK; i++) {
+    struct pollfd p = {PQsocket(c), POLLIN, 0};
+    if (p.fd < 0 || poll(&p, 1, 0) <= 0) break;
+    if (!PQconsumeInput(c)) return 0;
+    (void)PQisBusy(c); /* parses what came in */
+  }
+  return PQstatus(c) == CONNECTION_OK;
 }
 
 static int pg_connect(pg_state_t *s, health_result_t *r) {
   /* Start anew each time so that libpq resolves the host name again: after
-   * a failover the same name points at another server. */
+   * a failover the same name points at another server.  libpq resolves
+   * synchronously, so a hung resolver can hold this run past its deadline;
+   * the scheduler then reports the timeout and waits for the run to
+   * return (hostaddr= avoids the lookup). */
   PGconn *c = PQconnectStartParams(s->keys, s->vals, 0);
   if (!c || PQstatus(c) == CONNECTION_BAD) {
     pg_connect_failed(s, r, c);
     if (c) PQfinish(c);
     return -1;
   }
-  PQsetNoticeProcessor(c, pg_notice, NULL);
+  PQsetNoticeProcessor(c, pg_notice, s);
   PostgresPollingStatusType st = PGRES_POLLING_WRITING;
   while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
-    int w = pg_wait(c, st == PGRES_POLLING_READING ? POLLIN : POLLOUT, r);
+    int w = pg_wait(s, c, st == PGRES_POLLING_READING ? POLLIN : POLLOUT, r);
     if (w == 0) {
       PQfinish(c);
       return pg_timeout(s, r, "connect");
@@ -275,26 +294,25 @@ static int pg_writable(pg_state_t *s, health_result_t *r) {
   if (pg_exec(s, r, "SELECT pg_is_in_recovery(), current_setting('transaction_read_only')",
               "query", &res) != 0)
     return -1;
-  int rc = -1;
+  const char *why = NULL;
   if (!res || PQntuples(res) != 1 || PQnfields(res) != 2)
-    health_result_set(r, HEALTH_FAIL, "query failed: unexpected answer to the read-only check");
+    why = "query failed: unexpected answer to the read-only check";
   else if (strcmp(PQgetvalue(res, 0, 0), "t") == 0)
-    health_result_set(r, HEALTH_FAIL, "read-only: in recovery");
+    why = "read-only: in recovery";
   else if (strcmp(PQgetvalue(res, 0, 1), "on") == 0)
-    health_result_set(r, HEALTH_FAIL, "read-only: transaction_read_only is on");
-  else
-    rc = 0;
-  if (rc != 0) pg_log(s, "query", "server is read-only; reconnecting on the next run");
+    why = "read-only: transaction_read_only is on";
   PQclear(res);
-  return rc;
+  if (!why) return 0;
+  pg_log(s, "query", why);
+  health_result_set(r, HEALTH_FAIL, "%s", why);
+  return -1;
 }
 
 static void pg_run(health_result_t *r, void *arg) {
   pg_state_t *s = arg;
-  /* Read what arrived while idle: a session the server ended between runs
-   * (restart, idle timeout, pooler recycling) is replaced at once rather
+  /* A session the server ended between runs is replaced at once rather
    * than reported as a failure of a healthy server. */
-  if (s->conn && (!PQconsumeInput(s->conn) || PQstatus(s->conn) != CONNECTION_OK)) {
+  if (s->conn && !pg_alive(s->conn)) {
     pg_log(s, "idle", PQerrorMessage(s->conn));
     pg_drop(s);
   }
@@ -382,6 +400,11 @@ static int pg_validate(const char *kw, const char *val, const char *kind,
   return 0;
 }
 
+static int pg_nomem(pg_state_t *s, health_error_t *err) {
+  pg_free(s);
+  return health__err(err, HEALTH_ENOMEM, "postgres check: out of memory");
+}
+
 HEALTH_EXPORT int health_add_postgres(health_t *h, const char *name,
                                       const char *conninfo,
                                       const health_pg_options_t *pg,
@@ -390,14 +413,15 @@ HEALTH_EXPORT int health_add_postgres(health_t *h, const char *name,
   if (!h || !name || !conninfo)
     return health__err(err, HEALTH_EINVAL, "postgres check: handle, name and conninfo are required");
   pg_state_t *s = calloc(1, sizeof *s);
-  if (!s) return health__err(err, HEALTH_ENOMEM, "postgres check: out of memory");
+  if (!s) return pg_nomem(NULL, err);
   s->h = h;
   snprintf(s->name, sizeof s->name, "%s", name);
   s->password = "";
   s->require_writable = pg ? pg->require_writable : 0;
   s->query = strdup(pg && pg->query && *pg->query ? pg->query : "SELECT 1");
   s->timeout_ms = opts && opts->timeout_ms ? opts->timeout_ms : h->opt.check_timeout_ms;
-  if (!s->query) goto nomem;
+  s->slack_ms = s->timeout_ms / 10 < PG_SLACK_MS ? s->timeout_ms / 10 : PG_SLACK_MS;
+  if (!s->query) return pg_nomem(s, err);
 
   char *perr = NULL;
   s->info = PQconninfoParse(conninfo, &perr);
@@ -413,7 +437,7 @@ HEALTH_EXPORT int health_add_postgres(health_t *h, const char *name,
   /* +2: a fallback application_name and the terminating NULL. */
   s->keys = calloc(n + 2, sizeof *s->keys);
   s->vals = calloc(n + 2, sizeof *s->vals);
-  if (!s->keys || !s->vals) goto nomem;
+  if (!s->keys || !s->vals) return pg_nomem(s, err);
   size_t k = 0;
   int has_app = 0;
   for (PQconninfoOption *o = s->info; o->keyword; o++) {
@@ -439,10 +463,6 @@ HEALTH_EXPORT int health_add_postgres(health_t *h, const char *name,
   int rc = health__add_check(h, name, pg_run, s, pg_free, opts, "datastore", err);
   if (rc != 0) pg_free(s);
   return rc;
-
-nomem:
-  pg_free(s);
-  return health__err(err, HEALTH_ENOMEM, "postgres check: out of memory");
 }
 
 #endif /* HAVE_LIBPQ */

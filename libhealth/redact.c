@@ -25,7 +25,13 @@ static void put_params(writer_t *w, const char *s, size_t n) {
     put(w, s, (size_t)(p + 9 - s));
     put(w, "***", 3);
     s = p + 9;
-    while (s < end && *s != '&' && *s != '#' && *s != ' ') s++;
+    if (s < end && *s == '\'') { /* conninfo 'quoted value', \' escapes */
+      for (s++; s < end && *s != '\''; s++)
+        if (*s == '\\' && s + 1 < end) s++;
+      if (s < end) s++;
+    } else {
+      while (s < end && *s != '&' && *s != '#' && *s != ' ') s++;
+    }
   }
 }
 
@@ -36,12 +42,11 @@ void health__redact_url(const char *url, char *out, size_t len) {
   writer_t w = {out, len, 0};
   const char *scheme = strstr(url, "://");
   const char *auth = scheme ? scheme + 3 : url;
-  /* The authority ends at the first '/', '?' or '#'; the userinfo is
-   * whatever precedes its last '@'. */
-  const char *end = auth + strcspn(auth, "/?#");
-  const char *at = NULL;
-  for (const char *p = auth; p < end; p++)
-    if (*p == '@') at = p;
+  /* The userinfo is whatever precedes the last '@'.  Not only the last '@'
+   * of the authority: a password may hold an unencoded '/', '?' or '#',
+   * and this runs on input nobody has validated yet.  An '@' in a path or
+   * query over-redacts, which is the safe way to be wrong. */
+  const char *at = strrchr(auth, '@');
   const char *colon = at ? memchr(auth, ':', (size_t)(at - auth)) : NULL;
   if (colon) {
     put(&w, url, (size_t)(colon + 1 - url));

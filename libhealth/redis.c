@@ -51,8 +51,9 @@ HEALTH_EXPORT int health_add_redis(health_t *h, const char *name,
 /* Our own outcome besides HEALTH__IO_*: the bytes are not RESP. */
 #define IO_PROTOCOL (-4)
 
-/* The longest we wait for the plaintext probe that explains a silent TLS
- * handshake (a plaintext Redis swallows a ClientHello without a word). */
+/* A TLS handshake that got no byte back for this long (or half the budget)
+ * triggers a plaintext probe, which gets at most PROBE_MAX_MS. */
+#define PROBE_AFTER_MS 500
 #define PROBE_MAX_MS 250
 
 #define NO_TLS_HINT "no Redis reply: server may require TLS (use rediss://)"
@@ -66,7 +67,7 @@ typedef struct redis_state {
   char *display_url;  /* password masked, for debug logs */
   char *verify_name;  /* tls_server_name or the URL host */
   health__redis_url_t url;
-  int verify, require_master;
+  int verify, require_master, client_cert;
   unsigned timeout_ms;
   struct ssl_ctx_st *ctx;
 
@@ -149,7 +150,6 @@ static void *resolve_main(void *arg) {
   memset(&hints, 0, sizeof hints);
   hints.ai_family = AF_UNSPEC;
   hints.ai_socktype = SOCK_STREAM;
-  hints.ai_flags = AI_ADDRCONFIG;
   int rc = getaddrinfo(j->host, j->port, &hints, &res);
   pthread_mutex_lock(&j->lock);
   j->rc = rc;
@@ -247,11 +247,13 @@ static int plaintext_probe(redis_state_t *st) {
   health__conn_t pc;
   char b[1];
   int e;
+  uint64_t until = health__now_ms() + PROBE_MAX_MS;
+  if (until > st->deadline) until = st->deadline;
   health__conn_init(&pc);
-  pc.fd = tcp_connect((struct sockaddr *)&st->addr, st->addrlen, st->deadline, &e);
+  pc.fd = tcp_connect((struct sockaddr *)&st->addr, st->addrlen, until, &e);
   if (pc.fd < 0) return 0;
-  int yes = health__conn_write(&pc, ping, sizeof ping - 1, st->deadline, NULL, 0) == 0 &&
-            health__conn_read(&pc, b, 1, st->deadline, NULL, 0) == 1 &&
+  int yes = health__conn_write(&pc, ping, sizeof ping - 1, until, NULL, 0) == 0 &&
+            health__conn_read(&pc, b, 1, until, NULL, 0) == 1 &&
             (b[0] == '+' || b[0] == '-');
   health__conn_close(&pc);
   return yes;
@@ -270,6 +272,13 @@ static int io_fail(redis_state_t *st, int rc, const char *why) {
   if (fresh_plain && (tls_bytes || (rc == HEALTH__IO_CLOSED && st->conn.npeek == 0)))
     return fail(st, rc, NO_TLS_HINT);
   if (rc == IO_PROTOCOL) return fail(st, rc, "protocol error: the server did not answer in RESP");
+  /* A TLS 1.3 server checks the client certificate after our handshake
+   * has completed; its alert is often lost to the reset that follows. */
+  if (rc == HEALTH__IO_CLOSED && st->url.tls && st->replies == 0 &&
+      (st->conn.cert_requested || st->client_cert))
+    return fail(st, rc, "%s right after the TLS handshake (%s)", why,
+                st->conn.cert_requested ? "the server requires a client certificate"
+                                        : "was the client certificate rejected?");
   return fail(st, rc, "%s", why);
 }
 
@@ -339,20 +348,24 @@ static int expect_ok(redis_state_t *st, const char *what, int argc,
 
 static int handshake(redis_state_t *st) {
   char why[200] = "";
-  uint64_t now = health__now_ms(), probe = 0;
+  uint64_t now = health__now_ms();
+  uint64_t quiet = st->deadline > now ? (st->deadline - now) / 2 : 0;
   st->phase = "tls handshake";
-  if (st->deadline > now) probe = (st->deadline - now) / 4;
-  if (probe > PROBE_MAX_MS) probe = PROBE_MAX_MS;
+  if (quiet > PROBE_AFTER_MS) quiet = PROBE_AFTER_MS;
+  /* A TLS server answers the ClientHello within a round trip; a plaintext
+   * Redis waits silently for a newline (the ClientHello has NULs before
+   * any '\n').  After a quiet spell, ask the same address in plaintext. */
   int rc = health__tls_handshake(&st->conn, st->ctx, st->verify_name, st->verify,
-                                 st->deadline - probe, why, sizeof why);
-  /* Bytes came back: a TLS server that is merely slow gets the rest. */
-  if (rc == HEALTH__IO_TIMEOUT && st->conn.npeek)
+                                 now + quiet, why, sizeof why);
+  if (rc == HEALTH__IO_TIMEOUT && st->conn.npeek == 0 && plaintext_probe(st)) {
+    snprintf(st->detail, sizeof st->detail, "no TLS reply; a plaintext PING was answered");
+    return fail(st, rc, PLAIN_HINT);
+  }
+  if (rc == HEALTH__IO_TIMEOUT)
     rc = health__tls_handshake(&st->conn, st->ctx, st->verify_name, st->verify,
                                st->deadline, why, sizeof why);
   if (rc == 0) return 0;
   snprintf(st->detail, sizeof st->detail, "%s", why);
-  if (rc == HEALTH__IO_TIMEOUT && st->conn.npeek == 0 && plaintext_probe(st))
-    return fail(st, rc, PLAIN_HINT);
   if (rc == HEALTH__IO_TIMEOUT) return timed_out(st);
   if (st->conn.npeek && (st->conn.peek[0] < 0x14 || st->conn.peek[0] > 0x17))
     return fail(st, rc, PLAIN_HINT);
@@ -529,6 +542,7 @@ HEALTH_EXPORT int health_add_redis(health_t *h, const char *name,
   st->h = h;
   st->verify = !o.insecure_skip_verify;
   st->require_master = o.require_master;
+  st->client_cert = o.cert_file != NULL;
 
   rc = health__redis_url_parse(url, &st->url, ebuf, sizeof ebuf);
   if (rc) {

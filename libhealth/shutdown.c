@@ -59,8 +59,10 @@ HEALTH_EXPORT void health_inflight_end(health_t *h) {
   if (!h) return;
   /* The last request out during the drain wakes the shutdown thread, so the
    * drain can end early without polling. */
-  if (atomic_fetch_sub_explicit(&h->inflight, 1, memory_order_acq_rel) == 1 &&
-      atomic_load_explicit(&h->draining, memory_order_relaxed))
+  /* Both seq_cst: the shutdown thread stores draining then loads inflight,
+   * we do the reverse; weaker orders let both miss each other (no wake-up,
+   * the drain runs its full window) on ARM. */
+  if (atomic_fetch_sub(&h->inflight, 1) == 1 && atomic_load(&h->draining))
     wake(h, 'i');
 }
 
@@ -201,7 +203,7 @@ typedef struct {
   health_hook_fn fn;
   void *arg;
   unsigned budget;
-  int rc;
+  atomic_int rc;   /* published before the pipe write, which is only polled */
   int pipe[2];
   atomic_int refs; /* the sequence and the hook thread */
 } hook_run_t;
@@ -216,7 +218,7 @@ static void hook_run_release(hook_run_t *r) {
 
 static void *hook_main(void *arg) {
   hook_run_t *r = arg;
-  r->rc = r->fn(r->arg, r->budget);
+  atomic_store_explicit(&r->rc, r->fn(r->arg, r->budget), memory_order_release);
   ssize_t n;
   do n = write(r->pipe[1], "d", 1);
   while (n < 0 && errno == EINTR);
@@ -256,9 +258,10 @@ static int run_hook(health_t *h, seq_t *s, int *started, const health__hook_t *k
   ms_str(el, sizeof el, health__now_ms() - s->t0);
   int code = HEALTH_EXIT_OK;
   if (done) {
+    int hook_rc = atomic_load_explicit(&r->rc, memory_order_acquire);
     char rc[16];
-    snprintf(rc, sizeof rc, "%d", r->rc);
-    if (r->rc == 0) {
+    snprintf(rc, sizeof rc, "%d", hook_rc);
+    if (hook_rc == 0) {
       health__log(h, HEALTH_LOG_INFO, "hook_done", "hook", k->name, "result", "ok",
                   "#duration_ms", dur, "#elapsed_ms", el, NULL);
     } else {

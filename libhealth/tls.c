@@ -170,6 +170,15 @@ static int no_passphrase(char *buf, int size, int rw, void *u) {
   return 0;
 }
 
+/* Only called when no client certificate is configured: remember that
+ * the server wanted one, to say so if it then rejects us. */
+static int note_cert_request(SSL *ssl, X509 **x509, EVP_PKEY **pkey) {
+  health__conn_t *c = SSL_get_app_data(ssl);
+  (void)x509, (void)pkey;
+  if (c) c->cert_requested = 1;
+  return 0;
+}
+
 static const char *ossl_reason(void) {
   unsigned long e = ERR_peek_last_error();
   const char *r = e ? ERR_reason_error_string(e) : NULL;
@@ -245,16 +254,20 @@ int health__tls_ctx_new(SSL_CTX **out, const char *ca_file, const char *ca_dir,
     SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, NULL);
   }
 
+  if (!cert_file) SSL_CTX_set_client_cert_cb(ctx, note_cert_request);
   if (cert_file) {
     if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
       say(err, errlen, "cannot load client certificate '%s': %s", cert_file, ossl_reason());
       goto fail;
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1) {
+      if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH)
+        goto mismatch;
       say(err, errlen, "cannot load client key '%s': %s", key_file, ossl_reason());
       goto fail;
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
+    mismatch:
       say(err, errlen, "client key '%s' does not match certificate '%s'", key_file, cert_file);
       goto fail;
     }
@@ -274,8 +287,10 @@ void health__tls_ctx_free(SSL_CTX *ctx) { SSL_CTX_free(ctx); }
 
 /* Alerts the server sends about our certificate, in words an operator can
  * act on. */
-static const char *alert_hint(int reason) {
+static const char *alert_hint(const health__conn_t *c, int reason) {
   switch (reason) {
+    case SSL_R_SSLV3_ALERT_HANDSHAKE_FAILURE: /* TLS 1.2 says only this */
+      return c->cert_requested ? " (the server requires a client certificate)" : "";
     case SSL_R_TLSV13_ALERT_CERTIFICATE_REQUIRED:
       return " (the server requires a client certificate)";
     case SSL_R_TLSV1_ALERT_UNKNOWN_CA:
@@ -308,7 +323,7 @@ static int ssl_fail(health__conn_t *c, int sslerr, const char *what, char *err,
   } else {
     const char *r = e ? ERR_reason_error_string(e) : NULL;
     say(err, errlen, "%s: %s%s", what, r ? r : "unknown error",
-        alert_hint(reason));
+        alert_hint(c, reason));
   }
   ERR_clear_error();
   return rc;
@@ -343,6 +358,7 @@ int health__tls_handshake(health__conn_t *c, SSL_CTX *ctx, const char *name,
     }
     BIO_set_data(b, c);
     SSL_set_bio(c->ssl, b, b);
+    SSL_set_app_data(c->ssl, c);
     SSL_set_connect_state(c->ssl);
     /* SNI is for names only (RFC 6066 forbids IP literals). */
     if (!is_ip && SSL_set_tlsext_host_name(c->ssl, name) != 1) {

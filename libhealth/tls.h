@@ -26,6 +26,8 @@ typedef struct health__conn {
   unsigned char peek[8];   /* first raw bytes the peer sent: tells a TLS */
   size_t npeek;            /* record from a RESP reply when things go wrong */
   int sys_errno;           /* errno of the last failed send/recv */
+  int cert_requested;      /* the server asked for a client certificate
+                              and none is configured */
 } health__conn_t;
 
 /**

@@ -1,2 +1,652 @@
+/* The HTTP endpoint over a real loopback socket: routes, methods, headers,
+ * status codes, detail levels, keep-alive, the per-state response cache,
+ * connection limits and timeouts, and binding errors. */
+#define _GNU_SOURCE
 #include <check.h>
-int main(void){return 77;}
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "health-int.h" /* h->version and h->views: the render cache */
+#include "testhelp.h"
+
+#define TOKEN "t0ken-Kq83-secret"
+
+/* ---- a check the test controls ---- */
+
+static atomic_int g_want = HEALTH_PASS;
+
+static void ctl_check(health_result_t *r, void *arg) {
+  (void)arg;
+  health_status_t s = (health_status_t)atomic_load(&g_want);
+  health_result_set(r, s, "controlled: %s",
+                    s == HEALTH_PASS ? "pass" : s == HEALTH_WARN ? "warn" : "fail");
+}
+
+static health_t *g_h;
+
+static void quiet_log(health_log_level_t level, const char *line, void *arg) {
+  (void)level, (void)arg;
+  if (getenv("HEALTH_TEST_LOG")) fprintf(stderr, "%s\n", line);
+}
+
+static void base_options(health_options_t *o) {
+  health_options_init(o);
+  o->address = "127.0.0.1";
+  o->port = 0;
+  o->handle_signals = 0;
+  o->exit_on_shutdown = 0;
+  o->log_fn = quiet_log;
+}
+
+/* Start a handle with the controlled check ("ctl", readiness only), run
+ * every `interval_ms`, failing and recovering on a single result. */
+static health_t *start(health_options_t *o, unsigned interval_ms) {
+  health_t *h = NULL;
+  health_error_t err;
+  ck_assert_int_eq(health_new(&h, o, &err), 0);
+  health_check_options_t co;
+  health_check_options_init(&co);
+  co.interval_ms = interval_ms;
+  co.timeout_ms = 1000;
+  co.failure_threshold = 1;
+  co.success_threshold = 1;
+  ck_assert_int_eq(health_add_check(h, "ctl", ctl_check, NULL, NULL, &co, &err), 0);
+  int rc = health_start(h, &err);
+  ck_assert_msg(rc == 0, "health_start: %s", err.text);
+  ck_assert_uint_ne(health_port(h), 0);
+  g_h = h;
+  return h;
+}
+
+static health_t *start_default(void) {
+  health_options_t o;
+  base_options(&o);
+  return start(&o, 20);
+}
+
+static void teardown(void) {
+  if (g_h) health_free(g_h);
+  g_h = NULL;
+}
+
+/* ---- HTTP helpers ---- */
+
+static int get_status(unsigned port, const char *method, const char *path) {
+  th_response_t r;
+  th_http(port, method, path, &r);
+  int st = r.status;
+  th_response_free(&r);
+  return st;
+}
+
+typedef struct {
+  unsigned port;
+  const char *path;
+  int want;
+} status_cond_t;
+
+static int status_is(void *arg) {
+  status_cond_t *c = arg;
+  return get_status(c->port, "GET", c->path) == c->want;
+}
+
+static void wait_status(unsigned port, const char *path, int want) {
+  status_cond_t c = {port, path, want};
+  ck_assert_msg(th_wait_until(status_is, &c, 5000), "GET %s never answered %d (last %d)", path,
+                want, get_status(port, "GET", path));
+}
+
+/* GET/HEAD etc. with Connection: close, reading until the peer closes so
+ * that a body sent after a HEAD answer would be seen. */
+static void request_all(unsigned port, const char *method, const char *path, const char *extra,
+                        th_response_t *r) {
+  char req[1024];
+  int n = snprintf(req, sizeof req,
+                   "%s %s HTTP/1.1\r\nHost: localhost\r\n%sConnection: close\r\n\r\n", method,
+                   path, extra ? extra : "");
+  th_http_raw(port, req, (size_t)n, 0, 3000, r);
+}
+
+static void assert_header(const th_response_t *r, const char *name, const char *want) {
+  char v[256];
+  const char *got = th_header(r, name, v, sizeof v);
+  ck_assert_msg(got != NULL, "missing %s in:\n%s", name, r->head ? r->head : "");
+  ck_assert_msg(strcasecmp(got, want) == 0, "%s: '%s', expected '%s'", name, got, want);
+}
+
+/* A socket connected to port from `src` (e.g. "127.0.0.2"), blocking. */
+static int raw_connect(const char *src, unsigned port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ck_assert_int_ge(fd, 0);
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  if (src) {
+    inet_pton(AF_INET, src, &sa.sin_addr);
+    ck_assert_msg(bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0, "bind %s: %s", src,
+                  strerror(errno));
+  }
+  sa.sin_port = htons((uint16_t)port);
+  inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
+  ck_assert_msg(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0, "connect: %s",
+                strerror(errno));
+  return fd;
+}
+
+static void send_all(int fd, const char *s, size_t n) {
+  while (n) {
+    ssize_t w = send(fd, s, n, MSG_NOSIGNAL);
+    if (w < 0 && errno == EINTR) continue;
+    ck_assert_msg(w > 0, "send: %s", strerror(errno));
+    s += w;
+    n -= (size_t)w;
+  }
+}
+
+/* Read exactly one response (headers + Content-Length bytes) from a
+ * connection that stays open.  Returns the status, -1 on close/timeout. */
+static int read_one(int fd, char *buf, size_t cap, size_t *body_off, unsigned timeout_ms) {
+  size_t len = 0, he = 0;
+  long cl = -1;
+  uint64_t deadline = th_now_ms() + timeout_ms;
+  for (;;) {
+    if (!he) {
+      buf[len] = 0;
+      char *e = strstr(buf, "\r\n\r\n");
+      if (e) {
+        he = (size_t)(e - buf) + 4;
+        char *p = strcasestr(buf, "\r\nContent-Length:");
+        cl = p && p < e ? strtol(p + 17, NULL, 10) : 0;
+      }
+    }
+    if (he && len >= he + (size_t)cl) break;
+    uint64_t now = th_now_ms();
+    if (now >= deadline || len + 1 >= cap) return -1;
+    struct pollfd p = {fd, POLLIN, 0};
+    if (poll(&p, 1, (int)(deadline - now)) <= 0) continue;
+    ssize_t n = recv(fd, buf + len, cap - 1 - len, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return -1;
+    len += (size_t)n;
+  }
+  buf[len] = 0;
+  if (body_off) *body_off = he;
+  return strncmp(buf, "HTTP/1.1 ", 9) == 0 ? atoi(buf + 9) : -1;
+}
+
+/* 1 once the peer has closed `fd` (EOF or reset) within timeout_ms. */
+static int wait_closed(int fd, unsigned timeout_ms) {
+  uint64_t deadline = th_now_ms() + timeout_ms;
+  for (;;) {
+    uint64_t now = th_now_ms();
+    if (now >= deadline) return 0;
+    struct pollfd p = {fd, POLLIN, 0};
+    if (poll(&p, 1, (int)(deadline - now)) <= 0) continue;
+    char c;
+    ssize_t n = recv(fd, &c, 1, MSG_DONTWAIT);
+    if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) return 1;
+  }
+}
+
+/* ---- routes and methods ---- */
+
+static const char *const paths[] = {"/health", "/ready", "/livez", "/readyz"};
+
+START_TEST(test_get_head) {
+  health_t *h = start_default();
+  unsigned port = health_port(h);
+  wait_status(port, "/ready", 200);
+  for (size_t i = 0; i < 4; i++) {
+    th_response_t g, hd;
+    request_all(port, "GET", paths[i], NULL, &g);
+    request_all(port, "HEAD", paths[i], NULL, &hd);
+    ck_assert_msg(g.status == 200, "GET %s -> %d", paths[i], g.status);
+    ck_assert_msg(hd.status == 200, "HEAD %s -> %d", paths[i], hd.status);
+    char gl[32], hl[32];
+    ck_assert_ptr_nonnull(th_header(&g, "Content-Length", gl, sizeof gl));
+    ck_assert_ptr_nonnull(th_header(&hd, "Content-Length", hl, sizeof hl));
+    ck_assert_str_eq(gl, hl);
+    ck_assert_uint_eq(g.body_len, strtoul(gl, NULL, 10));
+    ck_assert_uint_gt(g.body_len, 0);
+    ck_assert_msg(hd.body_len == 0, "HEAD %s sent a body of %zu bytes", paths[i], hd.body_len);
+    ck_assert_ptr_nonnull(strstr(g.body, "\"status\":\"pass\""));
+    assert_header(&g, "Content-Type", "application/health+json");
+    assert_header(&hd, "Content-Type", "application/health+json");
+    assert_header(&g, "Cache-Control", "no-store");
+    assert_header(&hd, "Cache-Control", "no-store");
+    th_response_free(&g);
+    th_response_free(&hd);
+  }
+  /* The readiness check shows on /ready and /readyz only. */
+  th_response_t r;
+  th_http(port, "GET", "/readyz", &r);
+  ck_assert_ptr_nonnull(strstr(r.body, "\"ctl:responseTime\""));
+  th_response_free(&r);
+  th_http(port, "GET", "/livez", &r);
+  ck_assert_ptr_null(strstr(r.body, "ctl:"));
+  th_response_free(&r);
+}
+END_TEST
+
+START_TEST(test_other_methods_405) {
+  health_t *h = start_default();
+  unsigned port = health_port(h);
+  static const char *const methods[] = {"POST", "PUT", "DELETE", "OPTIONS", "PATCH"};
+  for (size_t m = 0; m < 5; m++)
+    for (size_t i = 0; i < 4; i++) {
+      th_response_t r;
+      request_all(port, methods[m], paths[i], NULL, &r);
+      ck_assert_msg(r.status == 405, "%s %s -> %d", methods[m], paths[i], r.status);
+      assert_header(&r, "Allow", "GET, HEAD");
+      assert_header(&r, "Cache-Control", "no-store");
+      th_response_free(&r);
+    }
+  /* A POST with a body is refused the same way (and not read). */
+  const char post[] = "POST /ready HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
+                      "Connection: close\r\n\r\nabcd";
+  th_response_t r;
+  th_http_raw(port, post, sizeof post - 1, 0, 3000, &r);
+  ck_assert_int_eq(r.status, 405);
+  th_response_free(&r);
+  ck_assert_int_eq(get_status(port, "GET", "/health"), 200);
+}
+END_TEST
+
+START_TEST(test_unknown_paths_404) {
+  health_t *h = start_default();
+  unsigned port = health_port(h);
+  static const char *const bad[] = {"/", "/healthz/", "/ready/x", "/../health", "/health/",
+                                    "/HEALTH", "/readyzz", "/healthz"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    static const char *const methods[] = {"GET", "HEAD", "POST"};
+    for (size_t m = 0; m < 3; m++) {
+      th_response_t r;
+      request_all(port, methods[m], bad[i], NULL, &r);
+      ck_assert_msg(r.status == 404, "%s %s -> %d", methods[m], bad[i], r.status);
+      assert_header(&r, "Cache-Control", "no-store");
+      if (m == 1) ck_assert_uint_eq(r.body_len, 0);
+      th_response_free(&r);
+    }
+  }
+}
+END_TEST
+
+START_TEST(test_body_413) {
+  health_t *h = start_default();
+  unsigned port = health_port(h);
+  const char req[] = "GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                     "Connection: close\r\n\r\nhello";
+  th_response_t r;
+  th_http_raw(port, req, sizeof req - 1, 0, 3000, &r);
+  ck_assert_int_eq(r.status, 413);
+  assert_header(&r, "Cache-Control", "no-store");
+  th_response_free(&r);
+  /* Chunked bodies are refused too. */
+  const char chunked[] = "GET /ready HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+                         "Connection: close\r\n\r\n5\r\nhello\r\n0\r\n\r\n";
+  th_http_raw(port, chunked, sizeof chunked - 1, 0, 3000, &r);
+  ck_assert_int_eq(r.status, 413);
+  th_response_free(&r);
+  /* The same request without Connection: close: answered, then the server
+   * still answers normal probes. */
+  const char keep[] = "GET /health HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello";
+  th_http_raw(port, keep, sizeof keep - 1, 0, 3000, &r);
+  ck_assert_int_eq(r.status, 413);
+  th_response_free(&r);
+  ck_assert_int_eq(get_status(port, "GET", "/health"), 200);
+  ck_assert_int_eq(get_status(port, "HEAD", "/health"), 200);
+}
+END_TEST
+
+START_TEST(test_huge_header) {
+  health_t *h = start_default();
+  unsigned port = health_port(h);
+  size_t big = 64 * 1024;
+  char *req = malloc(big + 256);
+  int n = snprintf(req, 256, "GET /health HTTP/1.1\r\nHost: x\r\nX-Big: ");
+  memset(req + n, 'a', big);
+  memcpy(req + n + big, "\r\nConnection: close\r\n\r\n", 24);
+  th_response_t r;
+  th_http_raw(port, req, (size_t)n + big + 23, 0, 5000, &r);
+  ck_assert_msg(r.status == 431 || r.status == -1, "64 KiB header -> %d", r.status);
+  th_response_free(&r);
+  /* A huge request line as well. */
+  n = snprintf(req, 256, "GET /health?");
+  memset(req + n, 'b', big);
+  memcpy(req + n + big, " HTTP/1.1\r\nHost: x\r\n\r\n", 23);
+  th_http_raw(port, req, (size_t)n + big + 22, 0, 5000, &r);
+  ck_assert_msg(r.status == 414 || r.status == 431 || r.status == -1, "64 KiB URL -> %d",
+                r.status);
+  th_response_free(&r);
+  free(req);
+  ck_assert_int_eq(get_status(port, "GET", "/health"), 200);
+}
+END_TEST
+
+/* ---- status codes follow the checks ---- */
+
+START_TEST(test_status_follows_check) {
+  atomic_store(&g_want, HEALTH_PASS);
+  health_t *h = start_default();
+  unsigned port = health_port(h);
+  for (int round = 0; round < 3; round++) {
+    atomic_store(&g_want, HEALTH_PASS);
+    wait_status(port, "/ready", 200);
+    atomic_store(&g_want, HEALTH_FAIL);
+    wait_status(port, "/ready", 503);
+    th_response_t r;
+    th_http(port, "GET", "/ready", &r);
+    ck_assert_ptr_nonnull(strstr(r.body, "{\"status\":\"fail\""));
+    ck_assert_ptr_nonnull(strstr(r.body, "controlled: fail"));
+    assert_header(&r, "Content-Type", "application/health+json");
+    assert_header(&r, "Cache-Control", "no-store");
+    th_response_free(&r);
+    /* Liveness does not depend on a readiness check. */
+    ck_assert_int_eq(get_status(port, "GET", "/health"), 200);
+    ck_assert_int_eq(get_status(port, "HEAD", "/ready"), 503);
+    ck_assert_int_eq(health_status(h, HEALTH_READINESS), HEALTH_FAIL);
+
+    atomic_store(&g_want, HEALTH_WARN);
+    wait_status(port, "/ready", 200);
+    health_check_info_t info;
+    ck_assert_int_eq(health_check_get(h, "ctl", &info), 0);
+    ck_assert_int_eq(info.status, HEALTH_WARN);
+    th_http(port, "GET", "/ready", &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_ptr_nonnull(strstr(r.body, "{\"status\":\"warn\""));
+    th_response_free(&r);
+  }
+}
+END_TEST
+
+/* ---- detail levels ---- */
+
+START_TEST(test_detail_status_only) {
+  atomic_store(&g_want, HEALTH_PASS);
+  health_options_t o;
+  base_options(&o);
+  o.detail = HEALTH_DETAIL_STATUS;
+  o.service_id = "svc-id-visible";
+  health_t *h = start(&o, 20);
+  unsigned port = health_port(h);
+  wait_status(port, "/ready", 200);
+  th_response_t r;
+  th_http(port, "GET", "/ready", &r);
+  ck_assert_str_eq(r.body, "{\"status\":\"pass\"}\n");
+  th_response_free(&r);
+  th_http(port, "GET", "/health", &r);
+  ck_assert_str_eq(r.body, "{\"status\":\"pass\"}\n");
+  th_response_free(&r);
+  /* A token changes nothing in status mode. */
+  request_all(port, "GET", "/ready", "Authorization: Bearer " TOKEN "\r\n", &r);
+  ck_assert_str_eq(r.body, "{\"status\":\"pass\"}\n");
+  th_response_free(&r);
+  atomic_store(&g_want, HEALTH_FAIL);
+  wait_status(port, "/ready", 503);
+  th_http(port, "GET", "/ready", &r);
+  ck_assert_str_eq(r.body, "{\"status\":\"fail\"}\n");
+  th_response_free(&r);
+}
+END_TEST
+
+START_TEST(test_detail_token) {
+  atomic_store(&g_want, HEALTH_PASS);
+  health_options_t o;
+  base_options(&o);
+  o.detail = HEALTH_DETAIL_TOKEN;
+  o.detail_token = TOKEN;
+  o.service_id = "svc-id-visible";
+  health_t *h = start(&o, 20);
+  unsigned port = health_port(h);
+  wait_status(port, "/ready", 200);
+  th_response_t r;
+  request_all(port, "GET", "/ready", "Authorization: Bearer " TOKEN "\r\n", &r);
+  ck_assert_int_eq(r.status, 200);
+  ck_assert_ptr_nonnull(strstr(r.body, "\"checks\":{"));
+  ck_assert_ptr_nonnull(strstr(r.body, "svc-id-visible"));
+  ck_assert_ptr_nonnull(strstr(r.body, "ctl:responseTime"));
+  th_response_free(&r);
+  static const char *const wrong[] = {
+      NULL,
+      "Authorization: Bearer wrong\r\n",
+      "Authorization: Bearer " TOKEN "x\r\n",
+      "Authorization: Bearer t0ken-Kq83-secreT\r\n", /* same length */
+      "Authorization: Bearer t0ken-Kq83\r\n",        /* a prefix */
+      "Authorization: Bearer \r\n",
+      "Authorization: Basic " TOKEN "\r\n",
+      "Authorization: " TOKEN "\r\n",
+  };
+  for (size_t i = 0; i < sizeof wrong / sizeof wrong[0]; i++) {
+    request_all(port, "GET", "/ready", wrong[i], &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_msg(strcmp(r.body, "{\"status\":\"pass\"}\n") == 0, "case %zu leaked: %s", i,
+                  r.body);
+    th_response_free(&r);
+  }
+  /* The code is right without the token, and the detail follows state. */
+  atomic_store(&g_want, HEALTH_FAIL);
+  wait_status(port, "/ready", 503);
+  th_http(port, "GET", "/ready", &r);
+  ck_assert_str_eq(r.body, "{\"status\":\"fail\"}\n");
+  th_response_free(&r);
+  request_all(port, "GET", "/ready", "Authorization: bearer " TOKEN "\r\n", &r);
+  ck_assert_int_eq(r.status, 503);
+  ck_assert_ptr_nonnull(strstr(r.body, "controlled: fail"));
+  th_response_free(&r);
+}
+END_TEST
+
+/* ---- keep-alive ---- */
+
+START_TEST(test_keep_alive) {
+  health_t *h = start_default();
+  unsigned port = health_port(h);
+  wait_status(port, "/ready", 200);
+  int fd = raw_connect(NULL, port);
+  char buf[8192];
+  size_t off;
+  const char r1[] = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+  send_all(fd, r1, sizeof r1 - 1);
+  ck_assert_int_eq(read_one(fd, buf, sizeof buf, &off, 3000), 200);
+  buf[off] = 0;
+  ck_assert_msg(strcasestr(buf, "Connection: close") == NULL,
+                "first response closes the connection:\n%s", buf);
+  const char r2[] = "HEAD /ready HTTP/1.1\r\nHost: x\r\n\r\n";
+  send_all(fd, r2, sizeof r2 - 1);
+  /* HEAD: only headers come back; read_one would wait for the body. */
+  uint64_t deadline = th_now_ms() + 3000;
+  size_t len = 0;
+  buf[0] = 0;
+  while (!strstr(buf, "\r\n\r\n")) {
+    ck_assert_msg(th_now_ms() < deadline, "no answer to the second request");
+    struct pollfd p = {fd, POLLIN, 0};
+    if (poll(&p, 1, 100) <= 0) continue;
+    ssize_t n = recv(fd, buf + len, sizeof buf - 1 - len, 0);
+    ck_assert_int_gt(n, 0);
+    len += (size_t)n;
+    buf[len] = 0;
+  }
+  ck_assert_int_eq(strncmp(buf, "HTTP/1.1 200", 12), 0);
+  const char r3[] = "GET /ready HTTP/1.1\r\nHost: x\r\n\r\n";
+  send_all(fd, r3, sizeof r3 - 1);
+  ck_assert_int_eq(read_one(fd, buf, sizeof buf, &off, 3000), 200);
+  ck_assert_ptr_nonnull(strstr(buf + off, "\"status\":\"pass\""));
+  close(fd);
+}
+END_TEST
+
+/* ---- the render cache ---- */
+
+START_TEST(test_rendered_once_per_state) {
+  atomic_store(&g_want, HEALTH_PASS);
+  health_options_t o;
+  base_options(&o);
+  o.drain_ms = 30000;
+  o.shutdown_deadline_ms = 60000;
+  health_t *h = start(&o, 60000); /* one result, then no change for a minute */
+  unsigned port = health_port(h);
+  wait_status(port, "/ready", 200);
+  th_response_t first;
+  th_http(port, "GET", "/ready", &first);
+  ck_assert_int_eq(first.status, 200);
+  uint64_t v0 = atomic_load(&h->version);
+  pthread_mutex_lock(&h->view_lock);
+  struct MHD_Response *cached = h->views[0][0].response;
+  pthread_mutex_unlock(&h->view_lock);
+  ck_assert_ptr_nonnull(cached);
+  for (int i = 0; i < 50; i++) {
+    th_response_t r;
+    th_http(port, "GET", "/ready", &r);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_uint_eq(r.body_len, first.body_len);
+    ck_assert_msg(memcmp(r.body, first.body, r.body_len) == 0, "body %d differs", i);
+    th_response_free(&r);
+  }
+  ck_assert_uint_eq(atomic_load(&h->version), v0);
+  pthread_mutex_lock(&h->view_lock);
+  ck_assert_ptr_eq(h->views[0][0].response, cached); /* never re-rendered */
+  pthread_mutex_unlock(&h->view_lock);
+
+  /* A change of state (draining) gives a new body at once. */
+  health_shutdown(h);
+  wait_status(port, "/ready", 503);
+  ck_assert_uint_gt(atomic_load(&h->version), v0);
+  th_response_t r;
+  th_http(port, "GET", "/ready", &r);
+  ck_assert_ptr_nonnull(strstr(r.body, "draining"));
+  ck_assert(r.body_len != first.body_len || memcmp(r.body, first.body, r.body_len) != 0);
+  th_response_free(&r);
+  th_response_free(&first);
+  ck_assert_int_eq(get_status(port, "GET", "/health"), 200);
+}
+END_TEST
+
+/* ---- connection limits and timeouts ---- */
+
+START_TEST(test_idle_flood) {
+  health_options_t o;
+  base_options(&o);
+  o.max_connections_per_ip = 8;
+  o.connection_timeout_s = 1;
+  health_t *h = start(&o, 20);
+  unsigned port = health_port(h);
+  wait_status(port, "/ready", 200);
+
+  int idle[8];
+  uint64_t opened = th_now_ms();
+  for (int i = 0; i < 8; i++) idle[i] = raw_connect("127.0.0.1", port);
+  /* The limit is in force: a ninth connection from 127.0.0.1 is dropped. */
+  int extra = raw_connect("127.0.0.1", port);
+  ck_assert_msg(wait_closed(extra, 2000), "a 9th connection from one address was kept");
+  close(extra);
+
+  /* Another source address is still answered at once. */
+  uint64_t t = th_now_ms();
+  int fd = raw_connect("127.0.0.2", port);
+  const char req[] = "GET /ready HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  send_all(fd, req, sizeof req - 1);
+  char buf[8192];
+  ck_assert_int_eq(read_one(fd, buf, sizeof buf, NULL, 500), 200);
+  close(fd);
+  ck_assert_uint_lt(th_now_ms() - t, 500);
+
+  /* The idle connections are cut after connection_timeout_s. */
+  for (int i = 0; i < 8; i++) {
+    ck_assert_msg(wait_closed(idle[i], 5000), "idle connection %d never closed", i);
+    close(idle[i]);
+  }
+  uint64_t took = th_now_ms() - opened;
+  ck_assert_msg(took >= 900 && took < 5000, "idle connections closed after %llu ms",
+                (unsigned long long)took);
+  /* And 127.0.0.1 is served again. */
+  ck_assert_int_eq(get_status(port, "GET", "/health"), 200);
+}
+END_TEST
+
+/* ---- ports ---- */
+
+START_TEST(test_port_and_bind_errors) {
+  health_t *h = start_default();
+  unsigned port = health_port(h);
+  ck_assert_uint_gt(port, 0);
+  ck_assert_int_eq(get_status(port, "GET", "/health"), 200);
+
+  /* The same port again: a second handle must not share it silently. */
+  health_options_t o;
+  base_options(&o);
+  o.port = port;
+  health_t *h2 = NULL;
+  health_error_t err;
+  memset(&err, 0, sizeof err);
+  ck_assert_int_eq(health_new(&h2, &o, &err), 0);
+  ck_assert_int_eq(health_start(h2, &err), HEALTH_EHTTP);
+  ck_assert_int_eq(err.code, HEALTH_EHTTP);
+  char want[16];
+  snprintf(want, sizeof want, "%u", port);
+  ck_assert_msg(strstr(err.text, want) != NULL, "message lacks the port: %s", err.text);
+  ck_assert_uint_eq(health_port(h2), 0);
+  health_free(h2);
+
+  /* A port held by a plain listening socket. */
+  int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct sockaddr_in sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sin_family = AF_INET;
+  sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t sl = sizeof sa;
+  ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof sa), 0);
+  ck_assert_int_eq(listen(lfd, 4), 0);
+  ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
+  o.port = ntohs(sa.sin_port);
+  memset(&err, 0, sizeof err);
+  ck_assert_int_eq(health_new(&h2, &o, &err), 0);
+  ck_assert_int_eq(health_start(h2, &err), HEALTH_EHTTP);
+  ck_assert_msg(strlen(err.text) > 10, "no message: '%s'", err.text);
+  health_free(h2);
+  close(lfd);
+
+  /* The first handle is unaffected. */
+  ck_assert_int_eq(get_status(port, "GET", "/ready") > 0, 1);
+  ck_assert_int_eq(get_status(port, "GET", "/health"), 200);
+}
+END_TEST
+
+static Suite *http_suite(void) {
+  Suite *s = suite_create("http");
+  TCase *tc = tcase_create("http");
+  tcase_set_timeout(tc, 20);
+  tcase_add_checked_fixture(tc, NULL, teardown);
+  tcase_add_test(tc, test_get_head);
+  tcase_add_test(tc, test_other_methods_405);
+  tcase_add_test(tc, test_unknown_paths_404);
+  tcase_add_test(tc, test_body_413);
+  tcase_add_test(tc, test_huge_header);
+  tcase_add_test(tc, test_status_follows_check);
+  tcase_add_test(tc, test_detail_status_only);
+  tcase_add_test(tc, test_detail_token);
+  tcase_add_test(tc, test_keep_alive);
+  tcase_add_test(tc, test_rendered_once_per_state);
+  tcase_add_test(tc, test_idle_flood);
+  tcase_add_test(tc, test_port_and_bind_errors);
+  suite_add_tcase(s, tc);
+  return s;
+}
+
+int main(void) {
+  SRunner *sr = srunner_create(http_suite());
+  srunner_set_fork_status(sr, CK_FORK);
+  srunner_run_all(sr, CK_ENV);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed ? 1 : 0;
+}

@@ -11,6 +11,10 @@
 #   pg-server.sh sql DIR SQL       run SQL as the superuser over the unix
 #                                  socket; prints rows unaligned, tuples only
 #   pg-server.sh set DIR NAME VAL  ALTER SYSTEM SET NAME = 'VAL' and reload
+#   pg-server.sh standby DIR PRIMARY_DIR
+#                                  a streaming hot standby of the cluster in
+#                                  PRIMARY_DIR (pg_is_in_recovery() is true);
+#                                  prints its port; "stop DIR" removes it
 #
 # The superuser "postgres" is trusted over the unix socket in DIR (TCP is
 # not trusted at all); TCP on 127.0.0.1 requires SCRAM passwords.
@@ -118,6 +122,7 @@ cmd_start() {
     || { cat "$d/initdb.log" >&2; die "initdb failed"; }
   cat > "$d/data/pg_hba.conf" <<EOF
 local all postgres trust
+local replication postgres trust
 local all all scram-sha-256
 host all all 127.0.0.1/32 scram-sha-256
 EOF
@@ -149,6 +154,26 @@ EOF
   echo "$p"
 }
 
+cmd_standby() {
+  d=$1 primary=$2
+  need_tools
+  pport=$(port_of "$primary")
+  mkdir -p "$d" || die "cannot create $d"
+  [ -d "$d/data" ] && die "$d already holds a cluster"
+  [ "$(id -u)" = 0 ] && { chown postgres: "$d" || die "cannot chown $d to postgres"; }
+  # -R writes standby.signal and primary_conninfo (over the unix socket).
+  as_pg "$BIN/pg_basebackup" -h "$primary" -p "$pport" -U postgres -D "$d/data" \
+    -R -X stream -c fast --no-sync >"$d/basebackup.log" 2>&1 \
+    || { cat "$d/basebackup.log" >&2; die "pg_basebackup failed"; }
+  echo "unix_socket_directories = '$d'" >> "$d/data/postgresql.conf"
+  tries=0
+  while ! launch "$d" "$(random_port)"; do
+    tries=$((tries + 1))
+    [ $tries -ge 6 ] && die "could not start the standby (see $d/server.log)"
+  done
+  cat "$d/port"
+}
+
 cmd_halt() {
   d=$1
   [ -d "$d/data" ] || return 0
@@ -173,7 +198,7 @@ cmd_stop() {
   rm -rf "$d"
 }
 
-[ $# -ge 2 ] || die "usage: $0 start|stop|halt|resume|restart|sql|set DIR [ARGS...]"
+[ $# -ge 2 ] || die "usage: $0 start|stop|halt|resume|restart|sql|set|standby DIR [ARGS...]"
 cmd=$1 dir=$2
 shift 2
 case $cmd in
@@ -191,5 +216,8 @@ case $cmd in
     v=$(printf '%s' "$2" | sed "s/'/''/g")
     sql "$dir" "ALTER SYSTEM SET $1 = '$v'" >/dev/null || die "ALTER SYSTEM failed"
     sql "$dir" "SELECT pg_reload_conf()" >/dev/null || die "reload failed" ;;
+  standby)
+    [ $# -eq 1 ] || die "usage: $0 standby DIR PRIMARY_DIR"
+    cmd_standby "$dir" "$1" ;;
   *) die "unknown command $cmd" ;;
 esac

@@ -113,8 +113,10 @@ launch() {
       # The pid check guards against another server already on that port.
       got=$(cli "$d" INFO server 2>/dev/null | tr -d '\r' | sed -n 's/^process_id://p')
       if [ -n "$got" ] && [ "$got" = "$(cat "$d/redis.pid")" ]; then
-        # and the TLS port must answer too
+        # and the TLS port must answer too (with a client certificate, in
+        # case this instance requires one)
         if redis-cli -h 127.0.0.1 -p "$tp" --tls --cacert "$d/ca.crt" \
+            --cert "$d/client.crt" --key "$d/client.key" \
             --user default --pass "$REDIS_TEST_PASSWORD" --no-auth-warning \
             PING 2>/dev/null | grep -q PONG; then
           return 0
