@@ -323,8 +323,14 @@ static void dispatch_locked(health_t *h, health__check_t *c, uint64_t now) {
   else h->queue_head = c;
   h->queue_tail = c;
   if (h->idle_workers == 0 && h->nworkers < h->nchecks) {
-    pthread_t t;
-    if (health__thread_create(&t, worker_main, h, 1) == 0) {
+    /* Joinable, so health_stop() can wait until a finished worker has
+     * really returned (thread-local destructors, e.g. OpenSSL's, run after
+     * our code; a detached thread could still be in them at exit()). */
+    health__worker_t *w = &h->workers[h->nworker_slots];
+    if (h->nworker_slots < h->nchecks) w->h = h, w->finished = 0;
+    if (h->nworker_slots < h->nchecks &&
+        health__thread_create(&w->thread, worker_main, w, 0) == 0) {
+      h->nworker_slots++;
       h->nworkers++;
     } else if (h->nworkers == 0) {
       /* No thread at all: fail the run now rather than leave it queued. */
@@ -377,7 +383,8 @@ static void *sched_main(void *arg) {
 }
 
 static void *worker_main(void *arg) {
-  health_t *h = arg;
+  health__worker_t *self = arg;
+  health_t *h = self->h;
   /* The result lives on this thread's heap, not its stack, so a callback
    * abandoned at its deadline writes only into memory it still owns. */
   health_result_t *r = malloc(sizeof *r);
@@ -429,6 +436,7 @@ static void *worker_main(void *arg) {
     pthread_cond_signal(&h->sched_cond);
   }
   h->nworkers--;
+  self->finished = 1;
   int last = h->nworkers == 0;
   int free_now = last && h->free_pending;
   if (last) pthread_cond_broadcast(&h->workers_done);
@@ -440,6 +448,8 @@ static void *worker_main(void *arg) {
 
 int health__checks_start(health_t *h, health_error_t *err) {
   uint64_t now = health__now_ms();
+  h->workers = calloc(h->nchecks ? h->nchecks : 1, sizeof *h->workers);
+  if (!h->workers) return health__err(err, HEALTH_ENOMEM, "out of memory starting the checks");
   pthread_mutex_lock(&h->lock);
   h->sched_stop = 0;
   for (size_t i = 0; i < h->nchecks; i++) h->checks[i]->next_due_ms = now;
@@ -479,11 +489,30 @@ void health__checks_stop(health_t *h) {
         health__log(h, HEALTH_LOG_WARN, "check_abandoned", "check", h->checks[i]->name, NULL);
   }
   h->queue_head = h->queue_tail = NULL;
+  /* Join the workers that returned; detach the ones stuck in a callback. */
+  for (size_t i = 0; i < h->nworker_slots; i++) {
+    health__worker_t *w = &h->workers[i];
+    if (w->reaped) continue;
+    if (!w->finished) {
+      pthread_detach(w->thread);
+      w->reaped = 1;
+    }
+  }
   pthread_mutex_unlock(&h->lock);
+  for (size_t i = 0; i < h->nworker_slots; i++) {
+    health__worker_t *w = &h->workers[i];
+    if (!w->reaped) {
+      pthread_join(w->thread, NULL);
+      w->reaped = 1;
+    }
+  }
 }
 
 void health__checks_free(health_t *h) {
   for (size_t i = 0; i < h->nchecks; i++) check_free(h->checks[i]);
+  free(h->workers);
+  h->workers = NULL;
+  h->nworker_slots = 0;
   free(h->checks);
   h->checks = NULL;
   h->nchecks = 0;

@@ -26,6 +26,11 @@ int64_t health__wall_ms(void);      /* CLOCK_REALTIME, milliseconds since the ep
 /* "2026-11-22T10:00:00.123Z" into buf (at least 32 bytes). */
 void health__rfc3339(int64_t wall_ms, char *buf, size_t len);
 
+/* ---- options (env.c) ---- */
+/* Range and cross-field checks shared by health_new() and
+ * health_options_from_env(); `env` words messages for variables. */
+int health__options_validate(const health_options_t *o, int env, health_error_t *err);
+
 /* ---- errors (error.c) ---- */
 /* Fill `err` (may be NULL) and return `code`. */
 int health__err(health_error_t *err, int code, const char *fmt, ...)
@@ -131,6 +136,14 @@ typedef struct health__view {
   struct MHD_Response *response;
 } health__view_t;
 
+/* A worker thread of the check pool. */
+typedef struct health__worker {
+  health_t *h;
+  pthread_t thread;
+  int finished; /* left its loop (guarded by h->lock) */
+  int reaped;   /* joined or detached by health__checks_stop() */
+} health__worker_t;
+
 enum { HEALTH__ST_NEW = 0, HEALTH__ST_STARTED, HEALTH__ST_STOPPED };
 
 struct health {
@@ -149,6 +162,8 @@ struct health {
   size_t nchecks;
   health__check_t *queue_head, *queue_tail;
   size_t nworkers, idle_workers;
+  health__worker_t *workers;    /* nchecks slots, allocated at start */
+  size_t nworker_slots;
   int free_pending;             /* health_free() ran while workers were stuck */
   int sched_stop;
   int sched_started;

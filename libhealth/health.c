@@ -7,8 +7,6 @@
 #include <string.h>
 #include <unistd.h>
 
-int health__options_validate(const health_options_t *o, int env, health_error_t *err);
-
 int health__thread_create(pthread_t *t, void *(*fn)(void *), void *arg,
                           int detached) {
   pthread_attr_t attr;
