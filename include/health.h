@@ -138,7 +138,7 @@ typedef struct health_options {
   unsigned max_connections;         /* HEALTH_MAX_CONNECTIONS, default 128 */
   unsigned max_connections_per_ip;  /* HEALTH_MAX_CONNECTIONS_PER_IP, default 32 (0 = no limit) */
   unsigned connection_timeout_s;    /* HEALTH_CONNECTION_TIMEOUT, idle/slow connection cut-off, default 10 s */
-  unsigned max_output_bytes;        /* HEALTH_MAX_OUTPUT, a check's output is cut to this, default 512 */
+  unsigned max_output_bytes;        /* HEALTH_MAX_OUTPUT, a check's output is cut to this, 16-4096, default 512 */
 
   /* Check defaults (each check may override) */
   unsigned check_interval_ms;       /* HEALTH_CHECK_INTERVAL_MS, default 5000 */
@@ -292,7 +292,9 @@ HEALTH_EXPORT void health_check_options_init(health_check_options_t *o);
  * Register a check.  `name` must be 1-64 characters of [A-Za-z0-9._-] and
  * unique.  If this fails, `fn` will never be called.  Before start.
  * @param opts NULL for defaults.
- * @param free_arg called with `arg` when the handle is freed (may be NULL).
+ * @param free_arg called with `arg` when the handle is freed (may be NULL);
+ *        if a run of this check hung past health_free(), it is called on
+ *        that worker thread once the run returns, after health_free().
  * @return 0, HEALTH_EINVAL, HEALTH_EEXIST, HEALTH_ESTATE or HEALTH_ENOMEM.
  */
 HEALTH_EXPORT int health_add_check(health_t *h, const char *name,

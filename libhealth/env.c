@@ -50,7 +50,7 @@ static const num_opt_t num_opts[] = {
     NUM("HEALTH_MAX_CONNECTIONS", max_connections, 1, 100000),
     NUM("HEALTH_MAX_CONNECTIONS_PER_IP", max_connections_per_ip, 0, 100000),
     NUM("HEALTH_CONNECTION_TIMEOUT", connection_timeout_s, 1, 3600),
-    NUM("HEALTH_MAX_OUTPUT", max_output_bytes, 16, 65536),
+    NUM("HEALTH_MAX_OUTPUT", max_output_bytes, 16, HEALTH__OUTPUT_MAX),
     NUM("HEALTH_CHECK_INTERVAL_MS", check_interval_ms, 10, 86400000),
     NUM("HEALTH_CHECK_TIMEOUT_MS", check_timeout_ms, 1, 600000),
     NUM("HEALTH_FAILURE_THRESHOLD", failure_threshold, 1, 100),

@@ -18,6 +18,7 @@
 #include "health.h"
 
 #define HEALTH__NAME_MAX 64
+#define HEALTH__OUTPUT_MAX 4096 /* upper bound of max_output_bytes */
 
 /* ---- time (time.c) ---- */
 uint64_t health__now_ms(void);      /* CLOCK_MONOTONIC, milliseconds */
@@ -79,7 +80,7 @@ void health__redact_secret(const char *text, const char *secret, char *out,
 struct health_result {
   health_status_t status;
   int status_set;
-  char output[HEALTH_ERROR_TEXT_LENGTH * 4];
+  char output[HEALTH__OUTPUT_MAX + 1];
   int has_observed;
   double observed_value;
   char observed_unit[16];

@@ -81,6 +81,15 @@ static int log_contains(const char *s) {
   return found;
 }
 
+/* Each test starts with an empty log (matters when CK_FORK=no). */
+static void clear_log(void) {
+  pthread_mutex_lock(&log_lock);
+  free(log_text);
+  log_text = NULL;
+  log_len = 0;
+  pthread_mutex_unlock(&log_lock);
+}
+
 static int log_count(const char *s) {
   int n = 0;
   pthread_mutex_lock(&log_lock);
@@ -708,6 +717,7 @@ static Suite *redis_suite(int servers) {
 
   tc = tcase_create("tls");
   tcase_set_timeout(tc, 30);
+  tcase_add_checked_fixture(tc, clear_log, NULL);
   tcase_add_test(tc, test_register_errors);
   tcase_add_test(tc, test_tls_pass);
   tcase_add_test(tc, test_tls_ip_pass);
@@ -731,6 +741,7 @@ static Suite *redis_suite(int servers) {
   tc = tcase_create("outage");
   tcase_set_timeout(tc, 60);
   tcase_add_unchecked_fixture(tc, NULL, ensure_main);
+  tcase_add_checked_fixture(tc, clear_log, NULL);
   tcase_add_test(tc, test_outage_and_recovery);
   suite_add_tcase(s, tc);
   return s;
