@@ -29,6 +29,11 @@ need_tools() {
   have redis-server || skip "redis-server not found"
   have redis-cli || skip "redis-cli not found"
   have openssl || skip "openssl not found"
+  # redis-cli and redis-server come from the same build: a redis-cli that
+  # rejects --tls means a server without TLS too.
+  if redis-cli --tls -h 127.0.0.1 -p 1 PING 2>&1 | grep -qi 'unrecognized option'; then
+    skip "redis was built without TLS"
+  fi
 }
 
 # A pseudo-random port in 20000-59999 (POSIX sh has no $RANDOM).
@@ -90,11 +95,16 @@ cli() {
     --pass "$REDIS_TEST_PASSWORD" --no-auth-warning "$@"
 }
 
+# Fractional sleep is not POSIX; fall back to a whole second.
+nap() { sleep 0.05 2>/dev/null || sleep 1; }
+
 alive() { [ -f "$1/redis.pid" ] && kill -0 "$(cat "$1/redis.pid")" 2>/dev/null; }
 
-# launch DIR TLSPORT PLAINPORT: 0 when this instance answers on both ports.
+# launch DIR TLSPORT PLAINPORT: 0 when this instance answers on both
+# ports, 1 when it did not come up (a port was taken: try others), 2 when
+# the plaintext port works and TLS does not (no point retrying).
 launch() {
-  d=$1 tp=$2 pp=$3
+  d=$1 tp=$2 pp=$3 plain_ok=0
   rm -f "$d/redis.pid"
   eval "set -- $(cat "$d/args")"
   redis-server --bind 127.0.0.1 --port "$pp" --tls-port "$tp" \
@@ -105,7 +115,7 @@ launch() {
     --user default on ">$REDIS_TEST_PASSWORD" '~*' '&*' '+@all' \
     --user checker on ">$REDIS_TEST_CHECKER_PASSWORD" \
       '+auth' '+ping' '+role' '+select' '+client|setname' '+hello' \
-    "$@" </dev/null >>"$d/redis.log" 2>&1
+    "$@" </dev/null >>"$d/redis.out" 2>&1
   printf '%s %s\n' "$tp" "$pp" > "$d/ports"
   i=0
   while [ $i -lt 100 ]; do
@@ -113,6 +123,7 @@ launch() {
       # The pid check guards against another server already on that port.
       got=$(cli "$d" INFO server 2>/dev/null | tr -d '\r' | sed -n 's/^process_id://p')
       if [ -n "$got" ] && [ "$got" = "$(cat "$d/redis.pid")" ]; then
+        plain_ok=1
         # and the TLS port must answer too (with a client certificate, in
         # case this instance requires one)
         if redis-cli -h 127.0.0.1 -p "$tp" --tls --cacert "$d/ca.crt" \
@@ -124,13 +135,15 @@ launch() {
       fi
     fi
     if [ $i -gt 10 ] && ! alive "$d"; then break; fi
-    sleep 0.05
+    nap
     i=$((i + 1))
   done
   cmd_stop "$d" >/dev/null 2>&1
-  if grep -qi 'tls.*not supported\|not built with tls\|tls support' "$d/redis.log" 2>/dev/null; then
+  if cat "$d/redis.log" "$d/redis.out" 2>/dev/null |
+      grep -qi 'tls.*not supported\|not built with tls\|tls support'; then
     skip "redis-server built without TLS"
   fi
+  [ $plain_ok = 1 ] && return 2
   return 1
 }
 
@@ -144,9 +157,12 @@ cmd_start() {
   while [ $tries -lt 8 ]; do
     tp=$(random_port)
     pp=$(random_port)
-    if [ "$tp" != "$pp" ] && launch "$d" "$tp" "$pp"; then
-      echo "$tp $pp"
-      return 0
+    if [ "$tp" != "$pp" ]; then
+      launch "$d" "$tp" "$pp"
+      case $? in
+        0) echo "$tp $pp"; return 0 ;;
+        2) die "the TLS port does not answer (see $d/redis.log)" ;;
+      esac
     fi
     tries=$((tries + 1))
   done
@@ -164,7 +180,7 @@ cmd_stop() {
     i=$((i + 1))
     if [ $i -gt 100 ]; then kill -9 "$pid" 2>/dev/null; fi
     if [ $i -gt 150 ]; then die "redis-server $pid does not stop"; fi
-    sleep 0.05
+    nap
   done
   rm -f "$d/redis.pid"
 }
@@ -174,9 +190,9 @@ cmd_restart() {
   [ -f "$d/ports" ] || die "$d has no running instance"
   need_tools
   cmd_stop "$d"
-  set -- $(cat "$d/ports")
-  launch "$d" "$1" "$2" || die "could not restart redis-server on ports $1 $2"
-  echo "$1 $2"
+  read -r tp pp < "$d/ports"
+  launch "$d" "$tp" "$pp" || die "could not restart redis-server on ports $tp $pp"
+  echo "$tp $pp"
 }
 
 [ $# -ge 2 ] || die "usage: $0 certs|start|stop|restart|cli DIR [ARGS...]"
