@@ -137,11 +137,16 @@ HEALTH_EXPORT int health_probe(const char *url, unsigned timeout_ms, char *reaso
     if (n > 0) { len += (size_t)n; continue; }
     if (n == 0) break;
     if (errno == EINTR) continue;
-    if (errno != EAGAIN) break;
+    if (errno != EAGAIN) {
+      int e = errno;
+      close(fd);
+      return fail(reason, reason_len, "receive failed: %s", strerror(e));
+    }
     int w = wait_fd(fd, POLLIN, deadline);
     if (w <= 0) {
       close(fd);
-      return fail(reason, reason_len, "timeout after %u ms waiting for the answer", timeout_ms);
+      return fail(reason, reason_len, "timeout after %u ms waiting for the answer",
+                  timeout_ms ? timeout_ms : 2000);
     }
   }
   close(fd);

@@ -298,9 +298,9 @@ static void *worker(void *arg) {
       FILE *f = fopen(ready_path, "w");
       if (f) fclose(f);
     }
-    if (o != O_OK && o != O_HTTP) {
-      /* Back off a little after a transport failure so a dead proxy does not
-       * turn into a busy loop. */
+    if (o != O_OK) {
+      /* Back off a little after a failure, so an outage (where errors come
+       * back at once) is not counted at a far higher request rate. */
       struct timespec ts = {0, 20 * 1000000L};
       nanosleep(&ts, NULL);
     }

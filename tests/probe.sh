@@ -161,8 +161,16 @@ elif have ldd; then
   if grep -q 'not a dynamic executable\|statically linked' "$tmp/ldd"; then
     say "ok   health-probe is static"
   else
-    extra=$(grep -v -e 'linux-vdso\.so' -e 'linux-gate\.so' -e '^[[:space:]]*libc\.so\.' \
-      -e 'ld-linux' -e '/ld-.*\.so' -e '^[[:space:]]*$' "$tmp/ldd")
+    allowed='linux-vdso\.so|linux-gate\.so|^[[:space:]]*libc\.so\.|ld-linux|/ld-.*\.so|^[[:space:]]*$'
+    # A sanitizer build (scripts/test.sh asan/tsan) adds its runtime and what
+    # that needs; the library and its dependencies are never allowed.
+    if grep -Eq '^[[:space:]]*lib(asan|tsan|ubsan|lsan)\.so' "$tmp/ldd"; then
+      allowed="$allowed|^[[:space:]]*lib(asan|tsan|ubsan|lsan|m|gcc_s|stdc\+\+|dl|pthread|rt)\.so"
+      say "note: sanitizer build; its runtime libraries are allowed"
+    fi
+    extra=$(grep -Ev "$allowed" "$tmp/ldd")
+    grep -Eq 'libhealth|libmicrohttpd|libpq|libhiredis|libssl|libcrypto|libgnutls' "$tmp/ldd" &&
+      fail "health-probe links the library or its dependencies: $(tr -s ' \t\n' ' ' <"$tmp/ldd")"
     if [ -n "$extra" ]; then
       fail "health-probe needs more than libc: $extra"
     else
@@ -177,21 +185,21 @@ fi
 
 # ---------------------------------------------------------------------------
 # 2. Usage errors: exit 2 (or 1) with a message naming the problem.
-expect "no URL" "2" "usage" 1000 -- 
-expect "--timeout without a value" "2" "usage" 1000 -- --timeout
-expect "--timeout abc" "2 1" "--timeout" 1000 -- --timeout abc http://127.0.0.1:1/
-expect "--timeout 0" "2 1" "--timeout" 1000 -- --timeout 0 http://127.0.0.1:1/
-expect "--timeout -5" "2 1" "--timeout" 1000 -- --timeout -5 http://127.0.0.1:1/
-expect "--timeout 600001" "2 1" "--timeout" 1000 -- --timeout 600001 http://127.0.0.1:1/
-expect "--timeout 5ms" "2 1" "--timeout" 1000 -- --timeout 5ms http://127.0.0.1:1/
-expect "unknown option" "2" "usage" 1000 -- --bogus http://127.0.0.1:1/
-expect "two URLs" "2" "usage" 1000 -- http://127.0.0.1:1/ http://127.0.0.1:2/
+expect "no URL" "2" "usage" 2000 -- 
+expect "--timeout without a value" "2" "usage" 2000 -- --timeout
+expect "--timeout abc" "2 1" "--timeout" 2000 -- --timeout abc http://127.0.0.1:1/
+expect "--timeout 0" "2 1" "--timeout" 2000 -- --timeout 0 http://127.0.0.1:1/
+expect "--timeout -5" "2 1" "--timeout" 2000 -- --timeout -5 http://127.0.0.1:1/
+expect "--timeout 600001" "2 1" "--timeout" 2000 -- --timeout 600001 http://127.0.0.1:1/
+expect "--timeout 5ms" "2 1" "--timeout" 2000 -- --timeout 5ms http://127.0.0.1:1/
+expect "unknown option" "2" "usage" 2000 -- --bogus http://127.0.0.1:1/
+expect "two URLs" "2" "usage" 2000 -- http://127.0.0.1:1/ http://127.0.0.1:2/
 for u in "ftp://127.0.0.1/" "https://127.0.0.1:1/" "127.0.0.1:8081/health" "http://" \
          "http://:8081/" "http://127.0.0.1:/x" "http://127.0.0.1:0/" "http://127.0.0.1:65536/" \
          "http://127.0.0.1:80x/" "http://[::1/" "http://127.0.0.1/a b"; do
-  expect "malformed URL '$u'" "2 1" "malformed URL" 1000 -- "$u"
+  expect "malformed URL '$u'" "2 1" "malformed URL" 2000 -- "$u"
 done
-expect "--help" "0" "usage" 1000 -- --help
+expect "--help" "0" "usage" 2000 -- --help
 
 # ---------------------------------------------------------------------------
 # 3. A live demo-service: 200 -> exit 0; an address that needs a fallback.
@@ -208,15 +216,15 @@ until "$probe" --timeout 500 "http://127.0.0.1:$h1/ready" 2>/dev/null; do
   [ $i -lt 100 ] || { fail "demo-service never became ready"; cat "$tmp/demo1.log"; exit 1; }
   sleep 0.05
 done
-expect "live /health" "0" "" 1000 -- "http://127.0.0.1:$h1/health"
-expect "live /ready" "0" "" 1000 -- --timeout 2000 "http://127.0.0.1:$h1/ready"
-expect "live /ready, -t" "0" "" 1000 -- -t 2000 "http://127.0.0.1:$h1/ready"
-expect "live, query string" "0" "" 1000 -- "http://127.0.0.1:$h1/health?x=1"
-expect "live, unknown path" "1" "HTTP 404" 1000 -- "http://127.0.0.1:$h1/nope"
+expect "live /health" "0" "" 2000 -- "http://127.0.0.1:$h1/health"
+expect "live /ready" "0" "" 2000 -- --timeout 2000 "http://127.0.0.1:$h1/ready"
+expect "live /ready, -t" "0" "" 2000 -- -t 2000 "http://127.0.0.1:$h1/ready"
+expect "live, query string" "0" "" 2000 -- "http://127.0.0.1:$h1/health?x=1"
+expect "live, unknown path" "1" "HTTP 404" 2000 -- "http://127.0.0.1:$h1/nope"
 # "localhost" may resolve to ::1 first, where nothing listens: the probe must
 # try the next address.
 if getent hosts localhost >/dev/null 2>&1; then
-  expect "live via localhost" "0" "" 1000 -- "http://localhost:$h1/health"
+  expect "live via localhost" "0" "" 2000 -- "http://localhost:$h1/health"
 fi
 
 # ---------------------------------------------------------------------------
@@ -233,8 +241,8 @@ until "$probe" --timeout 500 "http://127.0.0.1:$h2/health" 2>/dev/null; do
   [ $i -lt 100 ] || { fail "failing demo-service never answered /health"; break; }
   sleep 0.05
 done
-expect "failing /ready" "1" "HTTP 503" 1000 -- "http://127.0.0.1:$h2/ready"
-expect "failing service, /health" "0" "" 1000 -- "http://127.0.0.1:$h2/health"
+expect "failing /ready" "1" "HTTP 503" 2000 -- "http://127.0.0.1:$h2/ready"
+expect "failing service, /health" "0" "" 2000 -- "http://127.0.0.1:$h2/health"
 kill -TERM "$failing" 2>/dev/null
 
 # ---------------------------------------------------------------------------
@@ -246,23 +254,23 @@ until ! "$probe" --timeout 500 "http://127.0.0.1:$h1/ready" 2>/dev/null; do
   [ $i -lt 40 ] || { fail "/ready did not fail within 2 s of SIGTERM"; break; }
   sleep 0.05
 done
-expect "draining /ready" "1" "HTTP 503" 1000 -- "http://127.0.0.1:$h1/ready"
-expect "draining /health" "0" "" 1000 -- "http://127.0.0.1:$h1/health"
+expect "draining /ready" "1" "HTTP 503" 2000 -- "http://127.0.0.1:$h1/ready"
+expect "draining /health" "0" "" 2000 -- "http://127.0.0.1:$h1/health"
 kill -TERM "$live" 2>/dev/null # a second signal ends the drain; hooks still run
 
 # ---------------------------------------------------------------------------
 # 6. Closed port, misbehaving and hanging servers.
-expect "closed port" "1" "connect failed" 1000 -- --timeout 2000 "http://127.0.0.1:$closed/health"
+expect "closed port" "1" "connect failed" 2000 -- --timeout 2000 "http://127.0.0.1:$closed/health"
 start_fake status:503
-expect "503" "1" "HTTP 503" 1000 -- "http://127.0.0.1:$fake_port/"
+expect "503" "1" "HTTP 503" 2000 -- "http://127.0.0.1:$fake_port/"
 start_fake status:204
-expect "204 is healthy" "0" "" 1000 -- "http://127.0.0.1:$fake_port/"
+expect "204 is healthy" "0" "" 2000 -- "http://127.0.0.1:$fake_port/"
 start_fake status:301
-expect "301 is not healthy" "1" "HTTP 301" 1000 -- "http://127.0.0.1:$fake_port/"
+expect "301 is not healthy" "1" "HTTP 301" 2000 -- "http://127.0.0.1:$fake_port/"
 start_fake garbage
-expect "not HTTP" "1" "not an HTTP answer" 1000 -- "http://127.0.0.1:$fake_port/"
+expect "not HTTP" "1" "not an HTTP answer" 2000 -- "http://127.0.0.1:$fake_port/"
 start_fake close
-expect "closed without an answer" "1" "closed" 1000 -- "http://127.0.0.1:$fake_port/"
+expect "closed without an answer" "1" "closed" 2000 -- "http://127.0.0.1:$fake_port/"
 start_fake noaccept
 expect "never accepted" "1" "timeout" 1300 -- --timeout 500 "http://127.0.0.1:$fake_port/health"
 [ "$ms" -ge 450 ] || fail "never accepted: gave up after $ms ms, before its 500 ms timeout"
@@ -273,7 +281,7 @@ expect "never answers, default timeout 2000" "1" "timeout" 2800 -- "http://127.0
 [ "$ms" -ge 1900 ] || fail "default timeout: gave up after $ms ms"
 if python3 -c 'import socket; socket.socket(socket.AF_INET6).bind(("::1", 0))' 2>/dev/null; then
   start_fake status:200 ::1
-  expect "IPv6 literal [::1]" "0" "" 1000 -- "http://[::1]:$fake_port/health"
+  expect "IPv6 literal [::1]" "0" "" 2000 -- "http://[::1]:$fake_port/health"
 else
   say "note: no IPv6 loopback here; the [::1] case is skipped"
 fi

@@ -108,7 +108,7 @@ def check_env(where, env):
     for k, v in env.items():
         if k in defaults and re.fullmatch(r"\d+", str(v)):
             ok(int(v) == defaults[k],
-               "%s sets %s=%s but the library default is %d (update the recipe and deploy/README.md together)"
+               "%s sets %s=%s but the library default is %d (update the recipe and the README together)"
                % (where, k, v, defaults[k]))
     ok(str(env.get("PORT", app_port)) == str(app_port), "%s: PORT is not %d" % (where, app_port))
     for secret in ("DATABASE_URL", "REDIS_URL"):
@@ -363,18 +363,18 @@ else:
         print("recipes: k8s readiness notices after %d s; grace %d s" % (notice, grace))
 
 # ------------------------------------------------------- deploy/README.md
-doc = read("deploy/README.md")
+doc = read("README.md")
 for var, val in defaults.items():
     rows = [ln for ln in doc.splitlines() if ln.startswith("|") and "`%s`" % var in ln]
     forms = {str(val)}
     if var.endswith("_MS"):
         forms |= {"%g s" % (val / 1000.0), "%d ms" % val}
     ok(any(any(re.search(r"(?<![\d.])%s(?![\d.])" % re.escape(f), ln) for f in forms) for ln in rows),
-       "deploy/README.md: no table row gives `%s` its default %d" % (var, val))
+       "README.md (Running on ECS / Kubernetes / Docker): no table row gives `%s` its default %d" % (var, val))
 if td is not None and isinstance(td["containerDefinitions"][0].get("stopTimeout"), int):
     st = td["containerDefinitions"][0]["stopTimeout"]
     ok(re.search(r"stopTimeout[^|\n]*\|[^\n]*\b%d s\b" % st, doc) is not None,
-       "deploy/README.md: the table does not give stopTimeout as %d s" % st)
+       "README.md (Running on ECS / Kubernetes / Docker): the table does not give stopTimeout as %d s" % st)
 
 if failures:
     print("recipes: %d of %d checks failed" % (len(failures), len(failures) + passed[0]))
