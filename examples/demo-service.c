@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +35,11 @@ static pthread_mutex_t work_lock = PTHREAD_MUTEX_INITIALIZER;
 static char **work;
 static size_t nwork, capwork;
 static int work_closed; /* set by the flush hook: later POSTs get 503 */
+/* Requests in progress on the application port, and whether the server is
+ * closing (answers then carry "Connection: close" so that no client or load
+ * balancer reuses a connection that is about to go away). */
+static atomic_int app_inflight;
+static atomic_int app_closing;
 static const char *flush_file;
 
 static void logj(const char *level, const char *event, const char *fmt, ...) {
@@ -85,6 +91,7 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned code, const char
                                                            MHD_RESPMEM_PERSISTENT);
   if (!r) return MHD_NO;
   MHD_add_response_header(r, "Content-Type", "text/plain");
+  if (atomic_load(&app_closing)) MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
   enum MHD_Result ret = MHD_queue_response(c, code, r);
   MHD_destroy_response(r);
   return ret;
@@ -100,6 +107,7 @@ static enum MHD_Result app_handler(void *cls, struct MHD_Connection *c, const ch
     rq = calloc(1, sizeof *rq);
     if (!rq) return MHD_NO;
     *con_cls = rq;
+    atomic_fetch_add(&app_inflight, 1);
     health_inflight_begin(health);
     return MHD_YES;
   }
@@ -150,6 +158,7 @@ static void app_completed(void *cls, struct MHD_Connection *c, void **con_cls,
   free(rq->body);
   free(rq);
   *con_cls = NULL;
+  atomic_fetch_sub(&app_inflight, 1);
   health_inflight_end(health);
 }
 
@@ -174,13 +183,27 @@ static void check_flush_dir(health_result_t *r, void *arg) {
   health_result_set(r, HEALTH_PASS, NULL);
 }
 
-/* Hook 1: stop taking connections and let requests in flight finish. */
+/* Hook 1: stop taking connections and let requests in flight finish, within
+ * the hook's budget; connections kept alive are closed after their current
+ * answer. */
 static int hook_stop_app(void *arg, unsigned budget_ms) {
   (void)arg;
-  (void)budget_ms;
+  atomic_store(&app_closing, 1);
   MHD_socket fd = MHD_quiesce_daemon(app);
   if (fd != MHD_INVALID_SOCKET) close(fd);
-  return 0;
+  struct timespec t0, now, nap = {0, 5 * 1000000L};
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  for (;;) {
+    int n = atomic_load(&app_inflight);
+    if (n <= 0) return 0;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    long long el = (long long)(now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
+    if (budget_ms > 10 && el >= (long long)budget_ms - 10) {
+      logj("warn", "requests_cut", "%d requests still in flight after %lld ms", n, el);
+      return 0;
+    }
+    nanosleep(&nap, NULL);
+  }
 }
 
 /* Hook 2: refuse new work, then write and fsync every recorded body. */

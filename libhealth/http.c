@@ -181,6 +181,8 @@ int health__http_start(health_t *h, health_error_t *err) {
   pthread_sigmask(SIG_SETMASK, &all, &old);
   h->daemon = MHD_start_daemon(
       flags, (uint16_t)h->opt.port, NULL, NULL, handler, h,
+      /* first, or MHD complains through its default logger */
+      MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, h,
       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
       MHD_OPTION_CONNECTION_LIMIT, (unsigned)h->opt.max_connections,
       MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)h->opt.max_connections_per_ip,
@@ -190,7 +192,6 @@ int health__http_start(health_t *h, health_error_t *err) {
       /* No MHD_OPTION_LISTENING_ADDRESS_REUSE: with 1 MHD sets SO_REUSEPORT,
        * and a second process would then share the port silently instead of
        * failing.  MHD's default is SO_REUSEADDR (restart over TIME_WAIT). */
-      MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, h,
       MHD_OPTION_END);
   int saved = errno;
   pthread_sigmask(SIG_SETMASK, &old, NULL);

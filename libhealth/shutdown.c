@@ -11,6 +11,10 @@
  *   1st  starts the sequence;
  *   2nd  ends the drain window now (logged); hooks still run;
  *   3rd+ exits at once with HEALTH_EXIT_FORCED, logging every hook skipped.
+ * A signal within SIGNAL_DEBOUNCE_MS of the previous one counts as the same
+ * request (logged, ignored): supervisors and shell wrappers often deliver one
+ * stop as a burst (the process group plus a forwarded copy), and a burst
+ * must never turn into a forced exit that skips the flush.
  */
 #include "health-int.h"
 
@@ -21,6 +25,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#define SIGNAL_DEBOUNCE_MS 1000
 
 /* The handle whose shutdown the process signals start (one at a time). */
 static _Atomic(health_t *) signal_target;
@@ -145,6 +151,7 @@ typedef struct {
   int skip_drain;   /* a second signal */
   int forced;       /* a third signal */
   int quit;         /* health_stop(): abandon the sequence */
+  uint64_t last_signal; /* when the last counted signal was seen */
 } seq_t;
 
 static void ms_str(char *buf, size_t n, uint64_t ms) {
@@ -159,14 +166,22 @@ static void drain_wake_pipe(health_t *h, seq_t *s, int *started) {
     for (ssize_t i = 0; i < n; i++) {
       if (buf[i] == 'q') s->quit = 1;
       if (buf[i] != 's') continue;
+      uint64_t now = health__now_ms();
       if (!*started) {
         *started = 1;
+        s->last_signal = now;
         continue;
       }
-      int count = ++*started;
       char c[16], el[24];
+      ms_str(el, sizeof el, now - s->t0);
+      if (now - s->last_signal < SIGNAL_DEBOUNCE_MS) {
+        health__log(h, HEALTH_LOG_INFO, "shutdown_signal_duplicate", "#elapsed_ms", el,
+                    "action", "ignored: within 1000 ms of the previous one", NULL);
+        continue;
+      }
+      s->last_signal = now;
+      int count = ++*started;
       snprintf(c, sizeof c, "%d", count);
-      ms_str(el, sizeof el, health__now_ms() - s->t0);
       if (count == 2) {
         s->skip_drain = 1;
         health__log(h, HEALTH_LOG_WARN, "shutdown_signal_repeated", "#count", c, "#elapsed_ms", el,

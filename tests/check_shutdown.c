@@ -8,6 +8,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -324,6 +325,13 @@ typedef struct {
 } child_t;
 
 static child_t g_child;
+/* The sd_notify tests' socket directory. */
+static char *g_ndir;
+static char g_nsock[200];
+/* Every temporary file lives under one directory that the runner process
+ * removes after the suite: a failed test ends with _exit(), skipping its
+ * own teardown. */
+static char *g_base;
 
 static void pump(child_t *c, unsigned timeout_ms) {
   if (c->eof) return;
@@ -490,6 +498,12 @@ static uint64_t log_mono_ms(child_t *c, const char *needle) {
 
 static void child_cleanup(void) {
   child_t *c = &g_child;
+  if (g_ndir) {
+    unlink(g_nsock);
+    rmdir(g_ndir);
+    free(g_ndir);
+    g_ndir = NULL;
+  }
   if (c->pid > 0) {
     kill(c->pid, SIGKILL);
     waitpid(c->pid, NULL, 0);
@@ -501,9 +515,6 @@ static void child_cleanup(void) {
   if (c->dir) {
     unlink(c->log_path);
     unlink(c->order_path);
-    char p[300];
-    snprintf(p, sizeof p, "%s/notify.sock", c->dir);
-    unlink(p);
     rmdir(c->dir);
     free(c->dir);
   }
@@ -586,8 +597,12 @@ START_TEST(test_drain_window) {
   int probes = 0;
   while (!has_line(c, "hook flush ")) {
     ck_assert_msg(th_now_ms() - t_sig < 5000, "the drain never ended");
-    ck_assert_int_eq(get(c->port, "/health"), 200);
-    ck_assert_int_eq(get(c->port, "/ready"), 503);
+    int live = get(c->port, "/health"), ready = get(c->port, "/ready");
+    /* The drain may end between the check above and these probes; the
+     * hook reports in before the server goes away. */
+    if ((live != 200 || ready != 503) && has_line(c, "hook flush ")) break;
+    ck_assert_int_eq(live, 200);
+    ck_assert_int_eq(ready, 503);
     probes++;
     struct timespec ts = {0, 2000000};
     nanosleep(&ts, NULL); /* probe pacing, not synchronisation */
@@ -753,6 +768,8 @@ START_TEST(test_second_signal) {
   wait_ready(c);
   uint64_t t_sig;
   term_and_wait_503(c, SIGTERM, &t_sig);
+  /* A second signal counts only once the debounce window has passed. */
+  while (th_now_ms() < t_sig + 1100) usleep(10000);
   uint64_t t2 = th_now_ms();
   ck_assert_int_eq(kill(c->pid, SIGTERM), 0);
   uint64_t hook = hook_time(c, "flush", 3000);
@@ -776,8 +793,11 @@ START_TEST(test_third_signal) {
   wait_ready(c);
   uint64_t t_sig;
   term_and_wait_503(c, SIGTERM, &t_sig);
+  while (th_now_ms() < t_sig + 1100) usleep(10000); /* past the debounce window */
+  uint64_t t2 = th_now_ms();
   ck_assert_int_eq(kill(c->pid, SIGINT), 0); /* SIGINT counts the same */
   hook_time(c, "hang", 3000);
+  while (th_now_ms() < t2 + 1100) usleep(10000);
   uint64_t t3 = th_now_ms(), t_exit = 0;
   ck_assert_int_eq(kill(c->pid, SIGTERM), 0);
   ck_assert_int_eq(wait_exit(c, 3000, &t_exit), HEALTH_EXIT_FORCED);
@@ -790,12 +810,33 @@ START_TEST(test_third_signal) {
 }
 END_TEST
 
+/* A burst of signals (a process group plus a forwarded copy) is one
+ * request: the full drain runs and every hook still runs. */
+START_TEST(test_signal_burst) {
+  scen_t s;
+  scen_init(&s);
+  s.drain_ms = s.drain_min_ms = 600;
+  scen_hook(&s, "flush", 0, 0, HK_OK);
+  child_t *c = &g_child;
+  spawn(&s, c);
+  wait_ready(c);
+  uint64_t t0 = th_now_ms();
+  for (int i = 0; i < 3; i++) ck_assert_int_eq(kill(c->pid, i == 1 ? SIGINT : SIGTERM), 0);
+  uint64_t hook = hook_time(c, "flush", 3000);
+  ck_assert_msg(hook >= t0 + 600, "drain cut short: hook %lld ms after the burst",
+                (long long)(hook - t0));
+  ck_assert_int_eq(wait_exit(c, 5000, NULL), HEALTH_EXIT_OK);
+  ck_assert(log_has(c, "shutdown_signal_duplicate"));
+  ck_assert(!log_has(c, "shutdown_signal_repeated"));
+}
+END_TEST
+
 START_TEST(test_app_owned_signals) {
   scen_t s;
   scen_init(&s);
   s.handle_signals = 0;
   s.app_signals = 1;
-  s.drain_ms = s.drain_min_ms = 300;
+  s.drain_ms = s.drain_min_ms = 600;
   scen_hook(&s, "flush", 0, 0, HK_OK);
   child_t *c = &g_child;
   spawn(&s, c);
@@ -808,7 +849,7 @@ START_TEST(test_app_owned_signals) {
   term_and_wait_503(c, SIGUSR1, &t_sig);
   ck_assert_int_eq(get(c->port, "/health"), 200);
   uint64_t hook = hook_time(c, "flush", 3000);
-  ck_assert_uint_ge(hook, t_sig + 300);
+  ck_assert_uint_ge(hook, t_sig + 600);
   l = wait_line(c, "handler ", 1000);
   ck_assert_ptr_nonnull(l);
   ck_assert_msg(strcmp(l, "handler 1 0") == 0, "handler runs / off the main thread: %s", l);
@@ -868,10 +909,10 @@ static int recv_msg(int fd, char *buf, size_t len, unsigned timeout_ms) {
 
 START_TEST(test_sd_notify) {
   child_t *c = &g_child;
-  char *dir = th_tmpdir("notify");
-  ck_assert_ptr_nonnull(dir);
-  char path[200];
-  snprintf(path, sizeof path, "%s/notify.sock", dir);
+  g_ndir = th_tmpdir("notify");
+  ck_assert_ptr_nonnull(g_ndir);
+  char *path = g_nsock;
+  snprintf(g_nsock, sizeof g_nsock, "%s/notify.sock", g_ndir);
   int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   ck_assert_int_ge(fd, 0);
   struct sockaddr_un sa;
@@ -927,9 +968,6 @@ START_TEST(test_sd_notify) {
     if (strstr(msg, "READY=1")) ready++;
   ck_assert_int_eq(ready, 1); /* once */
   close(fd);
-  unlink(path);
-  rmdir(dir);
-  free(dir);
 }
 END_TEST
 
@@ -938,10 +976,10 @@ END_TEST
  * the shutdown sequence (STOPPING=1) nor health_stop(). */
 START_TEST(test_sd_notify_never_blocks) {
   child_t *c = &g_child;
-  char *dir = th_tmpdir("notify");
-  ck_assert_ptr_nonnull(dir);
-  char path[200];
-  snprintf(path, sizeof path, "%s/notify.sock", dir);
+  g_ndir = th_tmpdir("notify");
+  ck_assert_ptr_nonnull(g_ndir);
+  char *path = g_nsock;
+  snprintf(g_nsock, sizeof g_nsock, "%s/notify.sock", g_ndir);
   int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
   struct sockaddr_un sa;
   memset(&sa, 0, sizeof sa);
@@ -982,16 +1020,32 @@ START_TEST(test_sd_notify_never_blocks) {
   hook_time(c, "flush", 3000);
   ck_assert_int_eq(wait_exit(c, 5000, NULL), HEALTH_EXIT_OK);
   close(fd);
-  unlink(path);
-  rmdir(dir);
-  free(dir);
 }
 END_TEST
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+  (void)st, (void)flag, (void)ftw;
+  remove(path);
+  return 0;
+}
+
+static void base_setup(void) {
+  g_base = th_tmpdir("shutdown-suite");
+  ck_assert_ptr_nonnull(g_base);
+  setenv("TMPDIR", g_base, 1); /* th_tmpdir() creates below it */
+}
+
+static void base_teardown(void) {
+  if (g_base) nftw(g_base, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+  free(g_base);
+  g_base = NULL;
+}
 
 static Suite *shutdown_suite(void) {
   Suite *s = suite_create("shutdown");
   TCase *tc = tcase_create("sequence");
   tcase_set_timeout(tc, 30);
+  tcase_add_unchecked_fixture(tc, base_setup, base_teardown);
   tcase_add_checked_fixture(tc, NULL, child_cleanup);
   tcase_add_test(tc, test_drain_window);
   tcase_add_test(tc, test_drain_ends_early);
@@ -1002,6 +1056,7 @@ static Suite *shutdown_suite(void) {
   tcase_add_test(tc, test_deadline);
   tcase_add_test(tc, test_second_signal);
   tcase_add_test(tc, test_third_signal);
+  tcase_add_test(tc, test_signal_burst);
   tcase_add_test(tc, test_app_owned_signals);
   tcase_add_test(tc, test_no_exit_drain_fd);
   tcase_add_test(tc, test_sd_notify);
