@@ -179,6 +179,7 @@ struct health {
   pthread_mutex_t view_lock;
   health__view_t views[2][2];   /* [0 ready,1 health][0 full,1 status] */
   struct MHD_Response *resp_404, *resp_405, *resp_413;
+  struct health__reaper *reaper; /* slow-client deadlines (http.c) */
 
   /* shutdown */
   atomic_int draining;

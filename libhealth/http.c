@@ -17,6 +17,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #define CONTENT_TYPE "application/health+json"
@@ -99,12 +101,222 @@ static enum MHD_Result answer(health_t *h, struct MHD_Connection *conn,
   return ret;
 }
 
+/* Any Content-Length other than "0" (every one of them: with conflicting
+ * headers libmicrohttpd uses the first, a proxy in front may use another,
+ * and the bytes it forwards as a body would reach us as a second request),
+ * or any Transfer-Encoding. */
+static enum MHD_Result count_body_header(void *cls, enum MHD_ValueKind kind,
+                                         const char *key, const char *value) {
+  (void)kind;
+  if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0 ||
+      (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0 && strcmp(value, "0") != 0))
+    ++*(int *)cls;
+  return MHD_YES;
+}
+
 static int has_body(struct MHD_Connection *conn) {
-  const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                               MHD_HTTP_HEADER_CONTENT_LENGTH);
-  if (cl && strcmp(cl, "0") != 0) return 1;
-  return MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                     MHD_HTTP_HEADER_TRANSFER_ENCODING) != NULL;
+  int n = 0;
+  MHD_get_connection_values(conn, MHD_HEADER_KIND, count_body_header, &n);
+  return n > 0;
+}
+
+/*
+ * Percent-decoding of the target.  Only unreserved characters are decoded
+ * (RFC 3986 6.2.2.2: "%68ealth" is "/health"); every other escape stays as
+ * written, so "%00" can never cut "/health%00" down to "/health" in a C
+ * string and "%2F" or "%3F" never turn into a path separator or a query.
+ * Also used by libmicrohttpd for query arguments, which we ignore.
+ */
+static int hexval(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+static size_t unescape_unreserved(void *cls, struct MHD_Connection *conn, char *s) {
+  (void)cls, (void)conn;
+  char *w = s;
+  for (const char *r = s; *r; r++) {
+    int hi, lo;
+    if (r[0] == '%' && (hi = hexval(r[1])) >= 0 && (lo = hexval(r[2])) >= 0) {
+      char c = (char)(hi * 16 + lo);
+      if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+          c == '-' || c == '.' || c == '_' || c == '~') {
+        *w++ = c;
+        r += 2;
+        continue;
+      }
+    }
+    *w++ = *r;
+  }
+  *w = 0;
+  return (size_t)(w - s);
+}
+
+/*
+ * Slow clients.  libmicrohttpd's CONNECTION_TIMEOUT is an inactivity
+ * timeout: every byte received restarts it, so a client that sends its
+ * headers a byte at a time holds its connection for ever (slowloris), and a
+ * few addresses fill max_connections and the probes of the load balancer
+ * fail.  So each request head also has an absolute deadline:
+ * connection_timeout_s after the connection opened or after the previous
+ * answer.  A small reaper thread shuts down the sockets of overdue
+ * connections; libmicrohttpd then reads EOF and closes them itself.  The
+ * slots are allocated once, at start (max_connections of them).
+ */
+#define REAP_INTERVAL_MS 200
+#define NO_DEADLINE UINT64_MAX
+
+typedef struct conn_slot {
+  int fd;                       /* -1: free */
+  _Atomic uint64_t deadline_ms; /* request head due by then; NO_DEADLINE while answering */
+  struct conn_slot *next_free;
+} conn_slot_t;
+
+struct health__reaper {
+  uint64_t timeout_ms;
+  pthread_mutex_t lock;         /* slots' fd and the free list; stop */
+  pthread_cond_t cond;
+  int stop;
+  atomic_int sleeping;          /* waiting without a timeout */
+  pthread_t thread;
+  conn_slot_t *free_list;
+  unsigned nslots;
+  conn_slot_t slots[];
+};
+
+static conn_slot_t *conn_slot(struct MHD_Connection *conn) {
+  const union MHD_ConnectionInfo *ci =
+      MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+  return ci ? ci->socket_context : NULL;
+}
+
+static void notify_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                              enum MHD_ConnectionNotificationCode toe) {
+  struct health__reaper *rp = cls;
+  pthread_mutex_lock(&rp->lock);
+  if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    conn_slot_t *s = rp->free_list;
+    if (s && ci) {
+      rp->free_list = s->next_free;
+      s->fd = ci->connect_fd;
+      atomic_store(&s->deadline_ms, health__now_ms() + rp->timeout_ms);
+      *socket_context = s;
+      if (atomic_load(&rp->sleeping)) pthread_cond_signal(&rp->cond); /* lock held */
+    }
+  } else if (*socket_context) {
+    /* Called before libmicrohttpd closes the socket: after this the
+     * reaper never touches an fd number that may be reused. */
+    conn_slot_t *s = *socket_context;
+    s->fd = -1;
+    s->next_free = rp->free_list;
+    rp->free_list = s;
+    *socket_context = NULL;
+  }
+  pthread_mutex_unlock(&rp->lock);
+}
+
+/* A new head deadline: wake the reaper if it sleeps without a timeout. */
+static void reaper_arm(struct health__reaper *rp) {
+  if (!atomic_load(&rp->sleeping)) return;
+  pthread_mutex_lock(&rp->lock);
+  pthread_cond_signal(&rp->cond);
+  pthread_mutex_unlock(&rp->lock);
+}
+
+/* The answer is sent: the next request head on this connection is due
+ * connection_timeout_s from now. */
+static void request_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                              enum MHD_RequestTerminationCode toe) {
+  struct health__reaper *rp = cls;
+  (void)con_cls, (void)toe;
+  conn_slot_t *s = conn_slot(conn);
+  if (!s) return;
+  atomic_store(&s->deadline_ms, health__now_ms() + rp->timeout_ms);
+  reaper_arm(rp);
+}
+
+/* Sleeps until the earliest head deadline (at least REAP_INTERVAL_MS
+ * apart, to batch), and indefinitely while no connection waits for a head:
+ * an idle service costs no wake-ups. */
+static void *reaper_main(void *arg) {
+  struct health__reaper *rp = arg;
+  pthread_mutex_lock(&rp->lock);
+  uint64_t last = 0;
+  while (!rp->stop) {
+    /* Announce before scanning (both sequentially consistent): a deadline
+     * stored after our scan sees sleeping == 1 and signals us. */
+    atomic_store(&rp->sleeping, 1);
+    uint64_t now = health__now_ms(), next = NO_DEADLINE;
+    for (unsigned i = 0; i < rp->nslots; i++) {
+      conn_slot_t *s = &rp->slots[i];
+      if (s->fd < 0) continue;
+      uint64_t d = atomic_load(&s->deadline_ms);
+      if (d == NO_DEADLINE) continue;
+      if (now >= d) {
+        atomic_store(&s->deadline_ms, NO_DEADLINE);
+        shutdown(s->fd, SHUT_RD); /* MHD reads EOF and closes it */
+      } else if (d < next) {
+        next = d;
+      }
+    }
+    last = now;
+    if (next == NO_DEADLINE) {
+      pthread_cond_wait(&rp->cond, &rp->lock);
+    } else {
+      atomic_store(&rp->sleeping, 0);
+      if (next < last + REAP_INTERVAL_MS) next = last + REAP_INTERVAL_MS;
+      struct timespec ts = {(time_t)(next / 1000), (long)(next % 1000) * 1000000L};
+      pthread_cond_timedwait(&rp->cond, &rp->lock, &ts);
+    }
+  }
+  pthread_mutex_unlock(&rp->lock);
+  return NULL;
+}
+
+static struct health__reaper *reaper_new(health_t *h) {
+  unsigned n = h->opt.max_connections;
+  struct health__reaper *rp = calloc(1, sizeof *rp + n * sizeof rp->slots[0]);
+  if (!rp) return NULL;
+  rp->timeout_ms = (uint64_t)h->opt.connection_timeout_s * 1000u;
+  rp->nslots = n;
+  for (unsigned i = n; i-- > 0;) {
+    rp->slots[i].fd = -1;
+    rp->slots[i].next_free = rp->free_list;
+    rp->free_list = &rp->slots[i];
+  }
+  pthread_condattr_t ca;
+  if (pthread_condattr_init(&ca) != 0) goto fail;
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  int rc = pthread_cond_init(&rp->cond, &ca);
+  pthread_condattr_destroy(&ca);
+  if (rc != 0) goto fail;
+  if (pthread_mutex_init(&rp->lock, NULL) != 0) goto fail_cond;
+  if (health__thread_create(&rp->thread, reaper_main, rp, 0) != 0) goto fail_mutex;
+  return rp;
+fail_mutex:
+  pthread_mutex_destroy(&rp->lock);
+fail_cond:
+  pthread_cond_destroy(&rp->cond);
+fail:
+  free(rp);
+  return NULL;
+}
+
+/* Only after MHD_stop_daemon(): no connection callback may follow. */
+static void reaper_free(struct health__reaper *rp) {
+  if (!rp) return;
+  pthread_mutex_lock(&rp->lock);
+  rp->stop = 1;
+  pthread_cond_signal(&rp->cond);
+  pthread_mutex_unlock(&rp->lock);
+  pthread_join(rp->thread, NULL);
+  pthread_cond_destroy(&rp->cond);
+  pthread_mutex_destroy(&rp->lock);
+  free(rp);
 }
 
 static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
@@ -122,6 +334,9 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
 
   if (*con_cls == NULL) {
     *con_cls = &first_call_marker;
+    /* The head arrived in time; the answer is ours to send. */
+    conn_slot_t *slot = conn_slot(conn);
+    if (slot) atomic_store(&slot->deadline_ms, NO_DEADLINE);
     /* Errors are answered at once (MHD then closes the connection and never
      * reads a body we do not want).  A good request is answered on the next
      * call: queuing it now would make libmicrohttpd 0.9.75 answer
@@ -174,6 +389,12 @@ int health__http_start(health_t *h, health_error_t *err) {
     return health__err(err, HEALTH_ENOMEM, "out of memory creating HTTP responses");
   }
 
+  h->reaper = reaper_new(h);
+  if (!h->reaper) {
+    health__http_stop(h);
+    return health__err(err, HEALTH_ENOMEM, "out of memory starting the HTTP server");
+  }
+
   /* MHD's thread inherits our signal mask: block everything around the
    * start so it never runs the application's signal handlers. */
   sigset_t all, old;
@@ -189,6 +410,9 @@ int health__http_start(health_t *h, health_error_t *err) {
       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)h->opt.connection_timeout_s,
       MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)MEMORY_LIMIT,
       MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)256,
+      MHD_OPTION_UNESCAPE_CALLBACK, unescape_unreserved, NULL,
+      MHD_OPTION_NOTIFY_CONNECTION, notify_connection, h->reaper,
+      MHD_OPTION_NOTIFY_COMPLETED, request_completed, h->reaper,
       /* No MHD_OPTION_LISTENING_ADDRESS_REUSE: with 1 MHD sets SO_REUSEPORT,
        * and a second process would then share the port silently instead of
        * failing.  MHD's default is SO_REUSEADDR (restart over TIME_WAIT). */
@@ -222,6 +446,8 @@ void health__http_stop(health_t *h) {
     h->quiesced_fd = -1;
     h->daemon = NULL;
   }
+  reaper_free(h->reaper);
+  h->reaper = NULL;
   pthread_mutex_lock(&h->view_lock);
   for (int i = 0; i < 2; i++)
     for (int j = 0; j < 2; j++) {

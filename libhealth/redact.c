@@ -2,6 +2,7 @@
  * anything is stored, rendered or logged. */
 #include "health-int.h"
 
+#include <ctype.h>
 #include <string.h>
 
 typedef struct {
@@ -16,23 +17,50 @@ static void put(writer_t *w, const char *s, size_t n) {
   w->out[w->o] = 0;
 }
 
-/* Copy s[0..n) replacing the value of every "password=" parameter. */
-static void put_params(writer_t *w, const char *s, size_t n) {
-  const char *end = s + n;
-  while (s < end) {
-    const char *p = memmem(s, (size_t)(end - s), "password=", 9);
-    if (!p) { put(w, s, (size_t)(end - s)); return; }
-    put(w, s, (size_t)(p + 9 - s));
-    put(w, "***", 3);
-    s = p + 9;
-    if (s < end && *s == '\'') { /* conninfo 'quoted value', \' escapes */
-      for (s++; s < end && *s != '\''; s++)
-        if (*s == '\\' && s + 1 < end) s++;
-      if (s < end) s++;
-    } else {
-      while (s < end && *s != '&' && *s != '#' && *s != ' ') s++;
+static int is_space(char c) { return isspace((unsigned char)c) != 0; }
+
+/*
+ * Copy `s` replacing every value given to a key ending in "password"
+ * ("password", "sslpassword"): key [ws] '=' [ws] value.  A value is
+ * 'single-quoted' (with \ escapes, as in libpq's keyword/value syntax) or
+ * runs to the next white space, and in a URL also to the next '&' or '#'.
+ * The key is found anywhere, even inside another value: over-redacting is
+ * the safe way to be wrong on a string nobody has validated.
+ */
+static void put_secrets(writer_t *w, const char *s, int url) {
+  const char *copied = s, *p;
+  while ((p = strstr(s, "password")) != NULL) {
+    const char *q = p + 8;
+    while (is_space(*q)) q++;
+    if (*q != '=') {
+      s = p + 8;
+      continue;
     }
+    for (q++; is_space(*q); q++) {}
+    put(w, copied, (size_t)(q - copied));
+    put(w, "***", 3);
+    if (*q == '\'') {
+      for (q++; *q && *q != '\''; q++)
+        if (*q == '\\' && q[1]) q++;
+      if (*q) q++;
+    } else {
+      for (; *q && !is_space(*q) && !(url && (*q == '&' || *q == '#')); q++)
+        if (*q == '\\' && q[1]) q++;
+    }
+    s = copied = q;
   }
+  put(w, copied, strlen(copied));
+}
+
+/* libpq's keyword/value syntax ("host=db password=s3cret") starts with
+ * keyword [ws] '='; a URL or "user:password@host" never does.  It has no
+ * user info: an '@', ':' or "://" in a value means nothing. */
+static int is_conninfo(const char *s) {
+  while (is_space(*s)) s++;
+  if (!isalpha((unsigned char)*s) && *s != '_') return 0;
+  while (isalnum((unsigned char)*s) || *s == '_') s++;
+  while (is_space(*s)) s++;
+  return *s == '=';
 }
 
 void health__redact_url(const char *url, char *out, size_t len) {
@@ -40,6 +68,10 @@ void health__redact_url(const char *url, char *out, size_t len) {
   out[0] = 0;
   if (!url) return;
   writer_t w = {out, len, 0};
+  if (is_conninfo(url)) {
+    put_secrets(&w, url, 0);
+    return;
+  }
   const char *scheme = strstr(url, "://");
   const char *auth = scheme ? scheme + 3 : url;
   /* The userinfo is whatever precedes the last '@'.  Not only the last '@'
@@ -51,9 +83,9 @@ void health__redact_url(const char *url, char *out, size_t len) {
   if (colon) {
     put(&w, url, (size_t)(colon + 1 - url));
     put(&w, "***", 3);
-    put_params(&w, at, strlen(at));
+    put_secrets(&w, at, 1);
   } else {
-    put_params(&w, url, strlen(url));
+    put_secrets(&w, url, 1);
   }
 }
 

@@ -3,11 +3,12 @@
 #   installs what is missing, bootstraps, builds, runs `make check` with the
 #   real PostgreSQL and TLS Redis servers, `make distcheck`, then the suite
 #   again under ASan+UBSan and under TSan.
-# Usage: scripts/test.sh [plain|distcheck|asan|tsan ...]   (default: all)
+#   then a bounded libFuzzer run of every fuzz target.
+# Usage: scripts/test.sh [plain|distcheck|asan|tsan|fuzz ...]   (default: all)
 set -eu
 cd "$(dirname "$0")/.."
 top=$(pwd)
-stages=${*:-"plain distcheck asan tsan"}
+stages=${*:-"plain distcheck asan tsan fuzz"}
 jobs=$(nproc 2>/dev/null || echo 2)
 
 scripts/deps.sh test
@@ -64,6 +65,9 @@ for stage in $stages; do
         LDFLAGS="-fsanitize=address,undefined" || failed="$failed asan" ;;
     tsan)
       run_stage tsan CFLAGS="-O1 -g -fsanitize=thread" LDFLAGS="-fsanitize=thread" || failed="$failed tsan" ;;
+    fuzz)
+      echo "==== fuzz (libFuzzer, ${FUZZ_SECONDS:-20} s per target)"
+      scripts/fuzz.sh build/fuzz || failed="$failed fuzz" ;;
     *) echo "unknown stage $stage" >&2; exit 2 ;;
   esac
 done

@@ -338,14 +338,13 @@ typedef struct hcase {
 } hcase_t;
 
 #define C(name, lit, want) {name, lit, sizeof lit - 1, want, 0}
-#define C1(name, lit, want) {name, lit, sizeof lit - 1, want, 1}
 #define H "Host: x\r\n"
 #define CLOSE "Connection: close\r\n"
 
 static const hcase_t cases[] = {
     /* baseline */
     C("normal", "GET /ready HTTP/1.1\r\n" H CLOSE "\r\n", 200),
-    C("HEAD-less GET health", "GET /health HTTP/1.1\r\n" H CLOSE "\r\n", 200),
+    C("normal health", "GET /health HTTP/1.1\r\n" H CLOSE "\r\n", 200),
 
     /* malformed request lines */
     C("garbage", "\x01\x02garbage\xff\xfe\r\n\r\n", REJECT),
@@ -437,7 +436,6 @@ static const hcase_t cases[] = {
 };
 
 #undef C
-#undef C1
 
 #define NCASES ((int)(sizeof cases / sizeof cases[0]))
 
@@ -772,6 +770,8 @@ static void *side_probe_main(void *arg) {
  * `probe_at_ms` into the dribble and is joined before returning.  Returns
  * how many connections the server closed; *last_close_ms receives when the
  * last one was seen closed. */
+static uint64_t g_dribble_max_gap_ms; /* longest pause between rounds */
+
 static int dribble(int *fds, int n, const char *req, size_t len, unsigned pause_ms,
                    unsigned total_ms, side_probe_t *probe, unsigned probe_at_ms,
                    uint64_t *last_close_ms) {
@@ -779,9 +779,15 @@ static int dribble(int *fds, int n, const char *req, size_t len, unsigned pause_
   int *closed = calloc((size_t)n, sizeof *closed);
   ck_assert(sent && closed);
   int nclosed = 0, started = 0;
-  uint64_t t0 = th_now_ms();
+  uint64_t t0 = th_now_ms(), round = t0;
   *last_close_ms = 0;
+  g_dribble_max_gap_ms = 0;
   while (th_now_ms() - t0 < total_ms && nclosed < n) {
+    /* A stalled dribbler (a loaded machine) would let the server's
+     * inactivity timeout do the cutting: report it with any failure. */
+    uint64_t now = th_now_ms();
+    if (now - round > g_dribble_max_gap_ms) g_dribble_max_gap_ms = now - round;
+    round = now;
     for (int i = 0; i < n; i++) {
       if (closed[i]) continue;
       if (peer_closed(fds[i]) ||
@@ -828,8 +834,8 @@ START_TEST(test_slowloris) {
   close(fd);
   ck_assert_msg(n == 1 && closed_ms <= 2500,
                 "slowloris connection not cut by the server (closed=%d at %llu ms); "
-                "with connection_timeout_s=1 it must be within ~2 s",
-                n, (unsigned long long)closed_ms);
+                "with connection_timeout_s=1 it must be within ~2 s (dribble gaps up to %llu ms)",
+                n, (unsigned long long)closed_ms, (unsigned long long)g_dribble_max_gap_ms);
   ck_assert_msg(first_status(&r) != 200, "the slow request was answered 200");
   raw_result_free(&r);
   assert_alive("slowloris");
@@ -856,8 +862,10 @@ START_TEST(test_slowloris_swarm) {
   side_probe_t p = {.src = "127.0.0.2", .within_ms = 3000};
   dribble(fds, N, SLOW_REQ, sizeof SLOW_REQ - 1, 20, 4000, &p, 200, &closed_ms);
   for (int i = 0; i < N; i++) close(fds[i]);
-  ck_assert_msg(p.status == 200, "probe from 127.0.0.2 during a slowloris swarm: %d after %llu ms",
-                p.status, (unsigned long long)p.took_ms);
+  ck_assert_msg(p.status == 200,
+                "probe from 127.0.0.2 during a slowloris swarm: %d after %llu ms "
+                "(dribble gaps up to %llu ms)",
+                p.status, (unsigned long long)p.took_ms, (unsigned long long)g_dribble_max_gap_ms);
   assert_alive("slowloris swarm");
 }
 END_TEST

@@ -250,6 +250,15 @@ START_TEST(test_stop_twice_start_twice) {
   ck_assert_int_eq(health_start(h, &err), 0);
   unsigned port = health_port(h);
   ck_assert_uint_ne(port, 0);
+  /* Both checks must have completed once before the stop, or readiness is
+   * still pending (not ready) afterwards. */
+  for (uint64_t until = th_now_ms() + 5000; th_now_ms() < until;) {
+    health_check_info_t a, b;
+    if (health_check_get(h, "alpha", &a) == 0 && a.runs > 0 &&
+        health_check_get(h, "beta", &b) == 0 && b.runs > 0)
+      break;
+    usleep(1000);
+  }
   memset(&err, 0, sizeof err);
   ck_assert_int_eq(health_start(h, &err), HEALTH_ESTATE);
   ck_assert_int_eq(err.code, HEALTH_ESTATE);
