@@ -41,7 +41,7 @@ fi
 : "${SHUTDOWN_RUNS:=5}" "${DEADLINE_SAMPLES:=10}" "${PROBE_RUNS:=200}"
 : "${CALLGRIND:=1}" "${CALLGRIND_REQS:=2000}" "${SERVER_CPU:=0}" "${LOAD_CPU:=1}"
 : "${SECTIONS:=load callgrind idle shutdown deadline probe}"
-want() { [[ " $SECTIONS " == *" $1 "* ]]; }
+want() { [[ " $SECTIONS " == *" $1 "* ]] && echo "== [$SECONDS s] section $1" >&2; }
 
 BUILD_DIR=${1:-${BUILD_DIR:-}}
 for tool in wrk hyperfine curl taskset cc pkg-config awk; do
@@ -84,7 +84,7 @@ CF="-O2 -g -Wall -Wextra -pthread"
 # ---- helpers ---------------------------------------------------------------
 PIDS=()
 cleanup() {
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -KILL "$p" 2>/dev/null || true; done
 }
 trap cleanup EXIT
 
@@ -113,9 +113,9 @@ start() {
   tail -5 "$WORK/$name.err" >&2
   exit 1
 }
-stop() { # stop NAME
+stop() { # stop NAME (SIGKILL: SIGTERM would run libhealth's 10 s drain)
   local v="PID_$1"
-  kill "${!v}" 2>/dev/null || true
+  kill -KILL "${!v}" 2>/dev/null || true
   wait "${!v}" 2>/dev/null || true
 }
 
@@ -179,16 +179,6 @@ echo "== machine: $(nproc) CPUs, load average $LOAD_BEFORE; server on CPU $SERVE
 # ---- 1. request path: floor vs libhealth ---------------------------------------
 bin=$WORK/bin
 if want load; then
-start lib3 "$SERVER_CPU" "$bin/server" --checks 3 --detail full
-start lib1000 "$SERVER_CPU" "$bin/server" --checks 1000 --detail status
-curl -fsS -o "$WORK/body-ready3" "http://127.0.0.1:$PORT_lib3/ready"
-curl -fsS -o "$WORK/body-health" "http://127.0.0.1:$PORT_lib3/health"
-curl -fsS -o "$WORK/body-ready1000" "http://127.0.0.1:$PORT_lib1000/ready"
-start floor_ready3 "$SERVER_CPU" "$bin/floor" --body-file "$WORK/body-ready3"
-start floor_health "$SERVER_CPU" "$bin/floor" --body-file "$WORK/body-health"
-start floor_ready1000 "$SERVER_CPU" "$bin/floor" --body-file "$WORK/body-ready1000"
-echo "== bodies: /ready(3 full) $(wc -c <"$WORK/body-ready3") B, /health $(wc -c <"$WORK/body-health") B, /ready(1000 status) $(wc -c <"$WORK/body-ready1000") B; lib1000 has $(nthreads "$PID_lib1000") threads" >&2
-
 # scenario NAME LIBSERVER PATH FLOORSERVER TARGET_RPS TARGET_CPU
 scenario() {
   local name=$1 lib=$2 path=$3 fl=$4 t_rps=$5 t_cpu=$6 mode
@@ -236,12 +226,25 @@ scenario() {
     [ "$errs" = 0 ] || row "$name $m: socket errors + non-2xx" "$errs" "0" "MISS"
   done
 }
-row "lib1000 (1000 checks, 5 s interval): threads / RSS KiB" "$(nthreads "$PID_lib1000") / $(rss_kib "$PID_lib1000")" "(none)" "info"
 echo "== request path ($RUNS runs x ${DURATION}s, wrk -t1 -c$CONNS)" >&2
+# Only the servers of the scenario at hand run (the 1000-check server's
+# background work would otherwise tax the 3-check figures).
+start lib3 "$SERVER_CPU" "$bin/server" --checks 3 --detail full
+curl -fsS -o "$WORK/body-ready3" "http://127.0.0.1:$PORT_lib3/ready"
+curl -fsS -o "$WORK/body-health" "http://127.0.0.1:$PORT_lib3/health"
+start floor_ready3 "$SERVER_CPU" "$bin/floor" --body-file "$WORK/body-ready3"
+start floor_health "$SERVER_CPU" "$bin/floor" --body-file "$WORK/body-health"
+echo "   bodies: /ready (3 checks, full) $(wc -c <"$WORK/body-ready3") B, /health $(wc -c <"$WORK/body-health") B" >&2
 scenario ready3 lib3 /ready floor_ready3 0.95 1.1
-scenario ready1000-status lib1000 /ready floor_ready1000 0.9 1.11
 scenario health lib3 /health floor_health - -
-stop lib3; stop lib1000; stop floor_ready3; stop floor_health; stop floor_ready1000
+stop lib3; stop floor_ready3; stop floor_health
+
+start lib1000 "$SERVER_CPU" "$bin/server" --checks 1000 --detail status
+curl -fsS -o "$WORK/body-ready1000" "http://127.0.0.1:$PORT_lib1000/ready"
+start floor_ready1000 "$SERVER_CPU" "$bin/floor" --body-file "$WORK/body-ready1000"
+row "lib1000 (1000 checks, 5 s interval): threads / RSS KiB" "$(nthreads "$PID_lib1000") / $(rss_kib "$PID_lib1000")" "(none)" "info"
+scenario ready1000-status lib1000 /ready floor_ready1000 0.9 1.11
+stop lib1000; stop floor_ready1000
 fi
 
 # ---- 2. instructions per request (callgrind; independent of machine load) -------
@@ -265,7 +268,7 @@ if [ "$CALLGRIND" = 1 ] && want callgrind; then
     callgrind_control -z "$pid" >/dev/null 2>&1
     "$bin/reqloop" "$port" "$path" "$CALLGRIND_REQS" $cl >/dev/null
     callgrind_control -d "$pid" >/dev/null 2>&1
-    kill "$pid"; wait "$pid" 2>/dev/null || true
+    kill -KILL "$pid"; wait "$pid" 2>/dev/null || true
     # Thread 2 is the libmicrohttpd thread (started first, in both servers).
     local f="$out.$pid.1-02"
     if [ -f "$f" ]; then
@@ -332,15 +335,21 @@ if want shutdown; then
 echo "== shutdown: $SHUTDOWN_RUNS x SIGTERM with HEALTH_DRAIN_MS=0" >&2
 : >"$WORK/shutdown.txt"
 for i in $(seq "$SHUTDOWN_RUNS"); do
-  HEALTH_DRAIN_MS=0 start sd "$SERVER_CPU" "$bin/server" --checks 3
-  kt=$(taskset -c "$LOAD_CPU" "$bin/killtime" "$PID_sd" --wait-exit 30000)
+  # Not pinned: a service's shutdown thread is not pinned either, and on a
+  # busy CPU 0 the figure would be that CPU's run-queue wait.
+  HEALTH_DRAIN_MS=0 start sd - "$bin/server" --checks 3
+  kt=$("$bin/killtime" "$PID_sd" --wait-exit 30000)
   wait "$PID_sd" 2>/dev/null || true
   sent=$(echo "$kt" | awk '/^SENT_MS/{print $2}')
   ex=$(echo "$kt" | awk '/^EXIT_AFTER_MS/{print $2}')
-  fl=$(awk -F'"mono_ms":' '/"event":"readiness_flipped"/{split($2,a,","); print a[1]}' "$WORK/sd.err")
+  cp "$WORK/sd.err" "$WORK/shutdown-$i.log"
+  mono() { awk -F'"mono_ms":' -v ev="\"event\":\"$1\"" 'index($0, ev){split($2,a,","); print a[1]; exit}' "$WORK/sd.err"; }
+  fl=$(mono readiness_flipped); st=$(mono shutdown_started)
   flip=$(awk -v a="$fl" -v b="$sent" 'BEGIN{print (a=="")?"nan":a-b}')
   echo "$flip ${ex:-nan}" >>"$WORK/shutdown.txt"
-  echo "   shutdown run $i: flipped after $flip ms, exited after ${ex:-nan} ms" >&2
+  # "started" is when the shutdown thread woke and logged (signal delivery,
+  # self-pipe and thread wake-up: scheduling latency on a busy machine).
+  echo "   shutdown run $i: flipped after $flip ms (shutdown thread logged at $(awk -v a="$st" -v b="$sent" 'BEGIN{print (a=="")?"nan":a-b}') ms), exited after ${ex:-nan} ms" >&2
 done
 flip_med=$(awk '{print $1}' "$WORK/shutdown.txt" | median); flip_max=$(awk '{print $1}' "$WORK/shutdown.txt" | maxof)
 exit_med=$(awk '{print $2}' "$WORK/shutdown.txt" | median); exit_max=$(awk '{print $2}' "$WORK/shutdown.txt" | maxof)
@@ -351,7 +360,7 @@ fi
 # ---- 5. deadlines ----------------------------------------------------------------------
 if want deadline; then
 echo "== deadlines: $DEADLINE_SAMPLES hanging runs, timeout 100 ms" >&2
-start dl "$SERVER_CPU" "$bin/server" --hang-samples "$DEADLINE_SAMPLES" --hang-timeout-ms 100
+start dl - "$bin/server" --hang-samples "$DEADLINE_SAMPLES" --hang-timeout-ms 100
 for i in $(seq $((DEADLINE_SAMPLES * 10 + 100))); do
   grep -q DEADLINE_DONE "$WORK/dl.out" && break
   sleep 0.1
