@@ -19,6 +19,8 @@
 #   WARMUP [2]          seconds of wrk warm-up per server and mode
 #   CONNS [16]          wrk connections (wrk -t1 -c$CONNS)
 #   IDLE_SECONDS [30]   idle measurement window
+#   IDLE_SETTLE [12]    seconds between the last request and that window
+#                       (more than HEALTH_CONNECTION_TIMEOUT, 10 s)
 #   SHUTDOWN_RUNS [5]   SIGTERM samples (a fresh server each)
 #   DEADLINE_SAMPLES [10] hanging-check samples
 #   PROBE_RUNS [200]    hyperfine runs per command
@@ -27,6 +29,9 @@
 #   SECTIONS ["load callgrind idle shutdown deadline probe"] what to run
 #   SERVER_CPU [0] LOAD_CPU [1]   taskset pinning of server and load generator
 #   BENCH_WORK          directory for logs and binaries [a fresh mktemp -d]
+# PID_x / PORT_x are set by start() through printf -v; pkg-config output is
+# meant to split.
+# shellcheck disable=SC2154,SC2046
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -37,7 +42,7 @@ if [ "${QUICK:-0}" = 1 ]; then
   : "${SHUTDOWN_RUNS:=3}" "${DEADLINE_SAMPLES:=5}" "${PROBE_RUNS:=50}"
   : "${CALLGRIND_REQS:=300}"
 fi
-: "${RUNS:=5}" "${DURATION:=5}" "${WARMUP:=2}" "${CONNS:=16}" "${IDLE_SECONDS:=30}"
+: "${RUNS:=5}" "${DURATION:=5}" "${WARMUP:=2}" "${CONNS:=16}" "${IDLE_SECONDS:=30}" "${IDLE_SETTLE:=12}"
 : "${SHUTDOWN_RUNS:=5}" "${DEADLINE_SAMPLES:=10}" "${PROBE_RUNS:=200}"
 : "${CALLGRIND:=1}" "${CALLGRIND_REQS:=2000}" "${SERVER_CPU:=0}" "${LOAD_CPU:=1}"
 : "${SECTIONS:=load callgrind idle shutdown deadline probe}"
@@ -269,9 +274,12 @@ if [ "$CALLGRIND" = 1 ] && want callgrind; then
     "$bin/reqloop" "$port" "$path" "$CALLGRIND_REQS" $cl >/dev/null
     callgrind_control -d "$pid" >/dev/null 2>&1
     kill -KILL "$pid"; wait "$pid" 2>/dev/null || true
-    # Thread 2 is the libmicrohttpd thread (started first, in both servers).
-    local f="$out.$pid.1-02"
-    if [ -f "$f" ]; then
+    # The HTTP thread is the one that did most of the work in the window.
+    local f
+    f=$(for t in "$out.$pid".1-*; do
+          [ -f "$t" ] && awk -v f="$t" '/^(summary|totals):/{print $2, f; exit}' "$t"
+        done | sort -n | tail -1 | cut -d' ' -f2-)
+    if [ -n "$f" ] && [ -f "$f" ]; then
       mv "$f" "$out.http-thread"
       callgrind_annotate --threshold=100 --inclusive=no "$out.http-thread" >"$out.txt" 2>/dev/null || true
     fi
@@ -280,14 +288,14 @@ if [ "$CALLGRIND" = 1 ] && want callgrind; then
     local total ms
     total=$(awk '/^(summary|totals):/{print $2; exit}' "$out.http-thread")
     ms=$(awk '/memset/ && /^ *[0-9,]+ \(/{gsub(/,/,"",$1); s+=$1} END{print s+0}' "$out.txt")
-    awk -v t="$total" -v m="$ms" -v n="$CALLGRIND_REQS" 'BEGIN{printf "%.0f %.0f\n", t/n, (t-m)/n}'
+    awk -v t="$total" -v m="$ms" -v n="$CALLGRIND_REQS" 'BEGIN{ if (t+0 <= 0) print "nan nan"; else printf "%.0f %.0f\n", t/n, (t-m)/n }'
   }
-  ratio() { awk -v a="$1" -v b="$2" 'BEGIN{print (b>0)?a/b:"nan"}'; }
+  ratio() { awk -v a="$1" -v b="$2" 'BEGIN{print (a>0 && b>0)?a/b:"nan"}'; }
   for mode in ka close; do
     m=$([ "$mode" = ka ] && echo keep-alive || echo close)
     read -r f_ir f_x < <(cg floor3 /ready $mode "$bin/floor" --body-file "$WORK/body-ready3")
     read -r l_ir l_x < <(cg lib3 /ready $mode "$bin/server" --checks 3 --detail full)
-    row "Ir/req ready3 $m: floor / lib (all)" "$f_ir / $l_ir (+$((l_ir - f_ir)))" "" ""
+    row "Ir/req ready3 $m: floor / lib (all)" "$f_ir / $l_ir ($(awk -v a="$l_ir" -v b="$f_ir" 'BEGIN{ if (a+0>0 && b+0>0) printf "%+d", a-b; else print "n/a" }'))" "" ""
     row "Ir/req ready3 $m: floor / lib (w/o memset)" "$f_x / $l_x" "" ""
     r=$(ratio "$l_x" "$f_x")
     row "Ir/req ready3 $m: ratio (w/o memset)" "$(fmt "$r" %.3f)" "<= 1.1" "$(verdict "$r" le 1.1)"
@@ -301,7 +309,7 @@ fi
 
 # ---- 3. idle cost ------------------------------------------------------------------
 if want idle; then
-echo "== idle: ${IDLE_SECONDS}s without traffic" >&2
+echo "== idle: ${IDLE_SETTLE}s settling, then ${IDLE_SECONDS}s without traffic" >&2
 start idle_floor - "$bin/floor"
 start idle_lib0 - "$bin/server" --checks 0
 start idle_lib10 - "$bin/server" --checks 10 --interval-ms 1000
@@ -309,10 +317,16 @@ for s in idle_floor idle_lib0 idle_lib10; do
   p="PORT_$s"; curl -fsS -o /dev/null "http://127.0.0.1:${!p}/ready" || true
 done
 sleep 1.5
-declare -A W0 C0
+# Wake-ups right after traffic: libhealth's slow-client reaper sleeps until
+# the last connection's head deadline (HEALTH_CONNECTION_TIMEOUT, 10 s) once
+# and then parks without a timeout; the window below starts after that.
+declare -A WS0 W0 C0
+for s in idle_floor idle_lib0 idle_lib10; do p="PID_$s"; WS0[$s]=$(wakeups "${!p}"); done
+sleep "$IDLE_SETTLE"
 for s in idle_floor idle_lib0 idle_lib10; do
   p="PID_$s"; W0[$s]=$(wakeups "${!p}"); C0[$s]=$(cpu_ns "${!p}")
 done
+row "wake-ups in the ${IDLE_SETTLE}s after the last request: floor / lib0" "$(( ${W0[idle_floor]} - ${WS0[idle_floor]} )) / $(( ${W0[idle_lib0]} - ${WS0[idle_lib0]} ))" "(none)" "info"
 sleep "$IDLE_SECONDS"
 declare -A W C R
 for s in idle_floor idle_lib0 idle_lib10; do

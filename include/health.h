@@ -244,7 +244,9 @@ typedef struct health_result health_result_t;
  * A check.  Runs on a library worker thread; must report through the
  * health_result_* functions before returning.  A callback that returns
  * without setting a status is reported as failed.  Runs of the same check
- * never overlap; different checks run concurrently.
+ * never overlap; different checks run concurrently on a pool of at most 64
+ * threads (more than 64 checks hung at once make the others wait in the
+ * queue, and they too are reported as timed out at their deadlines).
  */
 typedef void (*health_check_fn)(health_result_t *result, void *arg);
 

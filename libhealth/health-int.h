@@ -23,6 +23,9 @@
 /* ---- time (time.c) ---- */
 uint64_t health__now_ms(void);      /* CLOCK_MONOTONIC, milliseconds */
 uint64_t health__now_us(void);      /* CLOCK_MONOTONIC, microseconds */
+/* CLOCK_MONOTONIC_COARSE in ms: cheaper, never ahead of health__now_ms(),
+ * behind it by at most one scheduler tick.  For the request path. */
+uint64_t health__now_ms_coarse(void);
 int64_t health__wall_ms(void);      /* CLOCK_REALTIME, milliseconds since the epoch */
 /* "2026-11-22T10:00:00.123Z" into buf (at least 32 bytes). */
 void health__rfc3339(int64_t wall_ms, char *buf, size_t len);
@@ -163,6 +166,8 @@ struct health {
   size_t nchecks;
   health__check_t *queue_head, *queue_tail;
   size_t nworkers, idle_workers;
+  size_t queued;                /* jobs in the queue */
+  size_t starting_workers;      /* created, not yet waiting for work */
   health__worker_t *workers;    /* nchecks slots, allocated at start */
   size_t nworker_slots;
   int free_pending;             /* health_free() ran while workers were stuck */

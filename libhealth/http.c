@@ -24,8 +24,9 @@
 #define CONTENT_TYPE "application/health+json"
 #define MEMORY_LIMIT (16 * 1024) /* per connection: request line + headers */
 
-/* Marks "first call seen" in *con_cls without allocating. */
-static int first_call_marker;
+/* *con_cls after the first call: the route, decided once per request and
+ * kept without allocating (route_marker + endpoint; never NULL). */
+static const char route_marker[3];
 
 static struct MHD_Response *static_response(const char *body, unsigned code) {
   struct MHD_Response *r =
@@ -88,7 +89,9 @@ static enum MHD_Result answer(health_t *h, struct MHD_Connection *conn,
                     (h->opt.detail == HEALTH_DETAIL_TOKEN && !token_ok(h, conn));
   int ei = endpoint == HEALTH_READINESS ? 0 : 1;
   health__view_t *v = &h->views[ei][status_only];
-  uint64_t now = health__now_ms();
+  /* The coarse clock (no TSC read) is enough to notice a stale result: it
+   * never runs ahead of CLOCK_MONOTONIC and lags it by at most one tick. */
+  uint64_t now = health__now_ms_coarse();
   pthread_mutex_lock(&h->view_lock);
   if (!v->response || v->version != atomic_load(&h->version) || now >= v->valid_until_ms) {
     if (refresh_view(h, v, endpoint, status_only, now) < 0 && !v->response) {
@@ -108,8 +111,9 @@ static enum MHD_Result answer(health_t *h, struct MHD_Connection *conn,
 static enum MHD_Result count_body_header(void *cls, enum MHD_ValueKind kind,
                                          const char *key, const char *value) {
   (void)kind;
-  if (strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0 ||
-      (strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0 && strcmp(value, "0") != 0))
+  char c = (char)(key[0] | 0x20); /* skip the caseless compares for other names */
+  if ((c == 't' && strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) ||
+      (c == 'c' && strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0 && strcmp(value, "0") != 0))
     ++*(int *)cls;
   return MHD_YES;
 }
@@ -235,7 +239,7 @@ static void request_completed(void *cls, struct MHD_Connection *conn, void **con
   (void)con_cls, (void)toe;
   conn_slot_t *s = conn_slot(conn);
   if (!s) return;
-  atomic_store(&s->deadline_ms, health__now_ms() + rp->timeout_ms);
+  atomic_store(&s->deadline_ms, health__now_ms_coarse() + rp->timeout_ms);
   reaper_arm(rp);
 }
 
@@ -326,14 +330,14 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
   health_t *h = cls;
   (void)version;
   (void)upload_data;
-  unsigned endpoint = 0;
-  if (strcmp(url, "/ready") == 0 || strcmp(url, "/readyz") == 0) endpoint = HEALTH_READINESS;
-  else if (strcmp(url, "/health") == 0 || strcmp(url, "/livez") == 0) endpoint = HEALTH_LIVENESS;
-  int get_or_head = strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
-                    strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
-
   if (*con_cls == NULL) {
-    *con_cls = &first_call_marker;
+    /* Routed once: the second call finds the endpoint in *con_cls. */
+    unsigned endpoint = 0;
+    if (strcmp(url, "/ready") == 0 || strcmp(url, "/readyz") == 0) endpoint = HEALTH_READINESS;
+    else if (strcmp(url, "/health") == 0 || strcmp(url, "/livez") == 0) endpoint = HEALTH_LIVENESS;
+    int get_or_head = strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
+                      strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+    *con_cls = (void *)&route_marker[endpoint];
     /* The head arrived in time; the answer is ours to send. */
     conn_slot_t *slot = conn_slot(conn);
     if (slot) atomic_store(&slot->deadline_ms, NO_DEADLINE);
@@ -350,7 +354,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
     *upload_data_size = 0;
     return MHD_YES;
   }
-  return answer(h, conn, endpoint);
+  return answer(h, conn, (unsigned)((const char *)*con_cls - route_marker));
 }
 
 static void mhd_logger(void *cls, const char *fmt, va_list ap) {
