@@ -2,13 +2,14 @@
 # The whole test suite, from a clean clone on Debian 12:
 #   installs what is missing, bootstraps, builds, runs `make check` with the
 #   real PostgreSQL and TLS Redis servers, `make distcheck`, then the suite
-#   again under ASan+UBSan and under TSan.
-#   then a bounded libFuzzer run of every fuzz target.
-# Usage: scripts/test.sh [plain|distcheck|asan|tsan|fuzz ...]   (default: all)
+#   again under ASan+UBSan and under TSan, the Check suites of the plain
+#   build under valgrind memcheck, then a bounded libFuzzer run of every
+#   fuzz target.
+# Usage: scripts/test.sh [plain|distcheck|asan|tsan|valgrind|fuzz ...]   (default: all)
 set -eu
 cd "$(dirname "$0")/.."
 top=$(pwd)
-stages=${*:-"plain distcheck asan tsan fuzz"}
+stages=${*:-"plain distcheck asan tsan valgrind fuzz"}
 jobs=$(nproc 2>/dev/null || echo 2)
 
 scripts/deps.sh test
@@ -65,6 +66,18 @@ for stage in $stages; do
         LDFLAGS="-fsanitize=address,undefined" || failed="$failed asan" ;;
     tsan)
       run_stage tsan CFLAGS="-O1 -g -fsanitize=thread" LDFLAGS="-fsanitize=thread" || failed="$failed tsan" ;;
+    valgrind)
+      echo "==== valgrind (memcheck, the Check suites of build/plain)"
+      # Reuse the plain build; build its test programs without running them.
+      if [ -f build/plain/Makefile ] || run_stage plain; then
+        if ( cd build/plain && make -s -j"$jobs" >/dev/null && make -s -j"$jobs" check TESTS= >/dev/null ); then
+          scripts/valgrind.sh build/plain || failed="$failed valgrind"
+        else
+          failed="$failed valgrind"
+        fi
+      else
+        failed="$failed valgrind"
+      fi ;;
     fuzz)
       echo "==== fuzz (libFuzzer, ${FUZZ_SECONDS:-20} s per target)"
       scripts/fuzz.sh build/fuzz || failed="$failed fuzz" ;;

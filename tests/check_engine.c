@@ -105,13 +105,13 @@ static int cond_started(void *p) {
 
 static void wait_runs(health_t *h, const char *name, uint64_t runs) {
   wait_t w = {h, name, runs, NULL, 0};
-  ck_assert_msg(th_wait_until(cond_runs, &w, 10000), "check '%s' never reached %llu runs", name,
+  ck_assert_msg(th_wait_until(cond_runs, &w, TS(10000)), "check '%s' never reached %llu runs", name,
                 (unsigned long long)runs);
 }
 
 static void wait_started(script_t *s, unsigned n) {
   wait_t w = {NULL, NULL, 0, s, n};
-  ck_assert_msg(th_wait_until(cond_started, &w, 10000), "callback never started %u times", n);
+  ck_assert_msg(th_wait_until(cond_started, &w, TS(10000)), "callback never started %u times", n);
 }
 
 static health_check_info_t info_of(health_t *h, const char *name) {
@@ -291,7 +291,7 @@ START_TEST(test_success_threshold) {
 END_TEST
 
 START_TEST(test_hanging_check_times_out) {
-  const unsigned timeout = 150, interval = 30;
+  const unsigned timeout = TS(150), interval = 30;
   health_status_t pass[] = {HEALTH_PASS};
   script_t hang, other;
   script_init(&hang, pass, 1);
@@ -315,7 +315,7 @@ START_TEST(test_hanging_check_times_out) {
   pthread_mutex_unlock(&hang.mu);
   ck_assert_msg(published >= dispatched + timeout, "timeout published early: %llu ms",
                 (unsigned long long)(published - dispatched));
-  ck_assert_msg(published <= began + timeout + 50, "timeout published late: %llu ms after the start",
+  ck_assert_msg(published <= began + timeout + TS(50), "timeout published late: %llu ms after the start",
                 (unsigned long long)(published - began));
   ck_assert_uint_le(rem, timeout);
   ck_assert_uint_gt(rem, timeout / 2);

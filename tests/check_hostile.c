@@ -273,7 +273,7 @@ static void start_with(health_options_t *o) {
   ck_assert_msg(rc == 0, "health_start: %s", err.text);
   g_port = health_port(g_h);
   ck_assert_uint_ne(g_port, 0);
-  ck_assert_msg(th_wait_until(ready_passes, g_h, 3000), "never became ready");
+  ck_assert_msg(th_wait_until(ready_passes, g_h, TS(3000)), "never became ready");
 }
 
 static void setup(void) {
@@ -308,9 +308,9 @@ static int probe_from(const char *src, unsigned timeout_ms) {
 /* After every case: the server is alive and answers a normal probe. */
 static void assert_alive(const char *after) {
   uint64_t t0 = th_now_ms();
-  int s = probe_from("127.0.0.1", 1000);
-  ck_assert_msg(s == 200, "after %s: GET /ready gave %d (want 200 within 1 s, took %llu ms)",
-                after, s, (unsigned long long)(th_now_ms() - t0));
+  int s = probe_from("127.0.0.1", TS(1000));
+  ck_assert_msg(s == 200, "after %s: GET /ready gave %d (want 200 within %u ms, took %llu ms)",
+                after, s, TS(1000), (unsigned long long)(th_now_ms() - t0));
 }
 
 static unsigned current_connections(void) {
@@ -452,7 +452,7 @@ static void assert_endpoint_answer(const hcase_t *c, const answer_t *a) {
 START_TEST(test_case) {
   const hcase_t *c = &cases[_i];
   raw_result_t r;
-  raw_exchange("127.0.0.1", g_port, c->req, c->len, c->answers, 3000, &r);
+  raw_exchange("127.0.0.1", g_port, c->req, c->len, c->answers, TS(3000), &r);
   answer_t a[MAX_ANSWERS];
   int n = parse_answers(&r, a, MAX_ANSWERS);
   const char *what = show(c->req, c->len);
@@ -462,7 +462,7 @@ START_TEST(test_case) {
   ck_assert_msg(r.closed || (c->answers && n >= c->answers),
                 "%s: [%s] neither answered nor closed within %llu ms (got %zu bytes)",
                 c->name, what, (unsigned long long)r.ms, r.len);
-  ck_assert_msg(r.ms < 2500, "%s: [%s] took %llu ms", c->name, what,
+  ck_assert_msg(r.ms < TS(2500), "%s: [%s] took %llu ms", c->name, what,
                 (unsigned long long)r.ms);
   ck_assert_msg(n <= 1, "%s: [%s] %d answers to one request", c->name, what, n);
 
@@ -482,7 +482,7 @@ START_TEST(test_case) {
     }
     /* Refusing is done at once: MHD closes instead of reading a body
      * or waiting for more of a broken request. */
-    ck_assert_msg(r.ms < 1500, "%s: [%s] refusal took %llu ms", c->name, what,
+    ck_assert_msg(r.ms < TS(1500), "%s: [%s] refusal took %llu ms", c->name, what,
                   (unsigned long long)r.ms);
   } else {
     int want = c->want == NUL_TAIL ? 200 : c->want;
@@ -507,7 +507,7 @@ START_TEST(test_pipelined) {
                             "GET /health HTTP/1.1\r\n" H "\r\n"
                             "GET /ready?n=3 HTTP/1.1\r\n" H CLOSE "\r\n";
   raw_result_t r;
-  raw_exchange("127.0.0.1", g_port, req, sizeof req - 1, 3, 3000, &r);
+  raw_exchange("127.0.0.1", g_port, req, sizeof req - 1, 3, TS(3000), &r);
   answer_t a[MAX_ANSWERS];
   int n = parse_answers(&r, a, MAX_ANSWERS);
   ck_assert_int_eq(n, 3);
@@ -529,14 +529,14 @@ START_TEST(test_pipelined_error) {
                             "GET /nope HTTP/1.1\r\n" H "\r\n"
                             "GET /health HTTP/1.1\r\n" H "\r\n";
   raw_result_t r;
-  raw_exchange("127.0.0.1", g_port, req, sizeof req - 1, 0, 3000, &r);
+  raw_exchange("127.0.0.1", g_port, req, sizeof req - 1, 0, TS(3000), &r);
   answer_t a[MAX_ANSWERS];
   int n = parse_answers(&r, a, MAX_ANSWERS);
   ck_assert_int_ge(n, 3);
   ck_assert_int_eq(a[0].status, 200);
   ck_assert_int_eq(a[1].status, 200);
   ck_assert_int_eq(a[2].status, 404);
-  ck_assert_msg(r.closed && r.ms < 1500, "connection not closed after the 404 (%llu ms)",
+  ck_assert_msg(r.closed && r.ms < TS(1500), "connection not closed after the 404 (%llu ms)",
                 (unsigned long long)r.ms);
   raw_result_free(&r);
   assert_alive("pipelined error");
@@ -552,10 +552,10 @@ START_TEST(test_pipelined_many) {
                           i, i == 49 ? CLOSE : "");
   raw_result_t r;
   memset(&r, 0, sizeof r);
-  int fd = raw_connect("127.0.0.1", g_port, 1000);
+  int fd = raw_connect("127.0.0.1", g_port, TS(1000));
   ck_assert_int_ge(fd, 0);
-  raw_send(fd, req, o, 2000);
-  raw_read(fd, &r, 0, 5000);
+  raw_send(fd, req, o, TS(2000));
+  raw_read(fd, &r, 0, TS(5000));
   close(fd);
   ck_assert_msg(r.closed, "no close after 50 pipelined requests");
   answer_t a[MAX_ANSWERS];
@@ -581,9 +581,9 @@ END_TEST
 START_TEST(test_http10_closes) {
   static const char req[] = "GET /ready HTTP/1.0\r\n\r\n";
   raw_result_t r;
-  raw_exchange("127.0.0.1", g_port, req, sizeof req - 1, 0, 3000, &r);
+  raw_exchange("127.0.0.1", g_port, req, sizeof req - 1, 0, TS(3000), &r);
   ck_assert_int_eq(first_status(&r), 200);
-  ck_assert_msg(r.closed && r.ms < 500, "HTTP/1.0 connection still open after %llu ms",
+  ck_assert_msg(r.closed && r.ms < TS(500), "HTTP/1.0 connection still open after %llu ms",
                 (unsigned long long)r.ms);
   raw_result_free(&r);
   assert_alive("HTTP/1.0");
@@ -595,8 +595,8 @@ END_TEST
 START_TEST(test_http09_open) {
   static const char req[] = "GET /health\r\n";
   raw_result_t r;
-  raw_exchange("127.0.0.1", g_port, req, sizeof req - 1, 0, 4000, &r);
-  ck_assert_msg(r.closed && r.ms < 2500, "HTTP/0.9-style request hung for %llu ms",
+  raw_exchange("127.0.0.1", g_port, req, sizeof req - 1, 0, TS(4000), &r);
+  ck_assert_msg(r.closed && r.ms < TS(2500), "HTTP/0.9-style request hung for %llu ms",
                 (unsigned long long)r.ms);
   int s = first_status(&r);
   ck_assert_msg(s == -1 || s >= 400, "HTTP/0.9-style request answered %d", s);
@@ -612,8 +612,8 @@ START_TEST(test_nul_in_header_value) {
   static const char req[] = "GET /health HTTP/1.1\r\nHost: x\r\nX-A: a\0b\r\nUser-Agent: \0\0\0\r\n"
                             CLOSE "\r\n";
   raw_result_t r;
-  raw_exchange("127.0.0.1", g_port, req, sizeof req - 1, 0, 3000, &r);
-  ck_assert_msg(r.closed && r.ms < 1500, "took %llu ms", (unsigned long long)r.ms);
+  raw_exchange("127.0.0.1", g_port, req, sizeof req - 1, 0, TS(3000), &r);
+  ck_assert_msg(r.closed && r.ms < TS(1500), "took %llu ms", (unsigned long long)r.ms);
   int s = first_status(&r);
   ck_assert_msg(s == 200 || s == 400, "NUL in a header value answered %d", s);
   raw_result_free(&r);
@@ -651,7 +651,7 @@ START_TEST(test_token_nul_tricks) {
     n += t[i].postlen;
     n += (size_t)snprintf(req + n, sizeof req - n, "\r\n" CLOSE "\r\n");
     raw_result_t r;
-    raw_exchange("127.0.0.1", g_port, req, n, 0, 3000, &r);
+    raw_exchange("127.0.0.1", g_port, req, n, 0, TS(3000), &r);
     answer_t a[1];
     if (parse_answers(&r, a, 1) == 1 && a[0].status == 200)
       ck_assert_msg(memmem(a[0].body, a[0].body_len, "\"checks\"", 8) == NULL,
@@ -664,7 +664,7 @@ START_TEST(test_token_nul_tricks) {
   int n = snprintf(req, sizeof req, "GET /ready HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
                    CLOSE "\r\n", TOKEN);
   raw_result_t r;
-  raw_exchange("127.0.0.1", g_port, req, (size_t)n, 0, 3000, &r);
+  raw_exchange("127.0.0.1", g_port, req, (size_t)n, 0, TS(3000), &r);
   answer_t a[1];
   ck_assert_int_eq(parse_answers(&r, a, 1), 1);
   ck_assert_int_eq(a[0].status, 200);
@@ -692,8 +692,8 @@ static char *big_request(const char *prefix, char fill, size_t fill_len, const c
  * answered 200 and never allowed to grow server memory. */
 static void assert_refused_big(const char *name, const char *req, size_t len) {
   raw_result_t r;
-  raw_exchange("127.0.0.1", g_port, req, len, 0, 3000, &r);
-  ck_assert_msg(r.closed && r.ms < 2000, "%s: not closed (%llu ms)", name,
+  raw_exchange("127.0.0.1", g_port, req, len, 0, TS(3000), &r);
+  ck_assert_msg(r.closed && r.ms < TS(2000), "%s: not closed (%llu ms)", name,
                 (unsigned long long)r.ms);
   int s = first_status(&r);
   ck_assert_msg(s == -1 || s == 400 || s == 413 || s == 414 || s == 431,
@@ -821,18 +821,18 @@ static const char SLOW_REQ[] =
  * timeout never fires): the server cuts it once its request head is
  * overdue, and answers a normal probe from another address meanwhile. */
 START_TEST(test_slowloris) {
-  int fd = raw_connect("127.0.0.1", g_port, 1000);
+  int fd = raw_connect("127.0.0.1", g_port, TS(1000));
   ck_assert_int_ge(fd, 0);
   uint64_t closed_ms;
-  side_probe_t p = {.src = "127.0.0.2", .within_ms = 1000};
+  side_probe_t p = {.src = "127.0.0.2", .within_ms = TS(1000)};
   /* ~190 bytes at 20 ms: about 4 s if the server lets it run. */
   int n = dribble(&fd, 1, SLOW_REQ, sizeof SLOW_REQ - 1, 20, 4000, &p, 300, &closed_ms);
   ck_assert_msg(p.status == 200, "probe from 127.0.0.2 during slowloris: %d after %llu ms",
                 p.status, (unsigned long long)p.took_ms);
   raw_result_t r = {0};
-  raw_read(fd, &r, 0, 500);
+  raw_read(fd, &r, 0, TS(500));
   close(fd);
-  ck_assert_msg(n == 1 && closed_ms <= 2500,
+  ck_assert_msg(n == 1 && closed_ms <= TS(2500),
                 "slowloris connection not cut by the server (closed=%d at %llu ms); "
                 "with connection_timeout_s=1 it must be within ~2 s (dribble gaps up to %llu ms)",
                 n, (unsigned long long)closed_ms, (unsigned long long)g_dribble_max_gap_ms);
@@ -852,14 +852,14 @@ START_TEST(test_slowloris_swarm) {
   for (int i = 0; i < N; i++) {
     char src[32];
     snprintf(src, sizeof src, "127.0.2.%d", 10 + i % 5);
-    fds[i] = raw_connect(src, g_port, 1000);
+    fds[i] = raw_connect(src, g_port, TS(1000));
     ck_assert_msg(fds[i] >= 0, "connect %d failed", i);
   }
   /* The table is full of slow clients: the probe must get through once the
    * server cuts the overdue ones (connection_timeout_s = 1), while they are
    * still dribbling. */
   uint64_t closed_ms;
-  side_probe_t p = {.src = "127.0.0.2", .within_ms = 3000};
+  side_probe_t p = {.src = "127.0.0.2", .within_ms = TS(3000)};
   dribble(fds, N, SLOW_REQ, sizeof SLOW_REQ - 1, 20, 4000, &p, 200, &closed_ms);
   for (int i = 0; i < N; i++) close(fds[i]);
   ck_assert_msg(p.status == 200,
@@ -883,7 +883,7 @@ START_TEST(test_idle_one_address) {
   enum { N = 300 };
   int fds[N], connected = 0;
   for (int i = 0; i < N; i++) {
-    fds[i] = raw_connect("127.0.0.1", g_port, 1000);
+    fds[i] = raw_connect("127.0.0.1", g_port, TS(1000));
     if (fds[i] >= 0) connected++;
   }
   ck_assert_int_gt(connected, 32);
@@ -897,7 +897,7 @@ START_TEST(test_idle_one_address) {
   ck_assert_msg(held <= 32, "server holds %u connections", held);
 
   uint64_t t0 = th_now_ms();
-  int s = probe_from("127.0.0.3", 1000);
+  int s = probe_from("127.0.0.3", TS(1000));
   ck_assert_msg(s == 200, "probe from 127.0.0.3 during the idle flood: %d after %llu ms", s,
                 (unsigned long long)(th_now_ms() - t0));
 
@@ -905,7 +905,7 @@ START_TEST(test_idle_one_address) {
     if (fds[i] >= 0) close(fds[i]);
   /* The server notices the closes on its next poll. */
   t0 = th_now_ms();
-  while (current_connections() > 0 && th_now_ms() - t0 < 1000) usleep(5000);
+  while (current_connections() > 0 && th_now_ms() - t0 < TS(1000)) usleep(5000);
   assert_alive("300 idle connections from one address");
 }
 END_TEST
@@ -921,7 +921,7 @@ START_TEST(test_idle_many_addresses) {
   for (int i = 0; i < N; i++) {
     char src[32];
     snprintf(src, sizeof src, "127.0.1.%d", 10 + i % 10);
-    fds[i] = raw_connect(src, g_port, 1000);
+    fds[i] = raw_connect(src, g_port, TS(1000));
   }
   usleep(200 * 1000);
   unsigned held = current_connections();
@@ -929,8 +929,8 @@ START_TEST(test_idle_many_addresses) {
 
   uint64_t t0 = th_now_ms();
   int s = -1;
-  while (s != 200 && th_now_ms() - t0 < 4000) {
-    s = probe_from("127.0.0.3", 1500);
+  while (s != 200 && th_now_ms() - t0 < TS(4000)) {
+    s = probe_from("127.0.0.3", TS(1500));
     ck_assert_uint_le(current_connections(), 128);
   }
   ck_assert_msg(s == 200, "probe from 127.0.0.3 never answered during the idle flood (%llu ms)",
@@ -938,7 +938,7 @@ START_TEST(test_idle_many_addresses) {
   for (int i = 0; i < N; i++)
     if (fds[i] >= 0) close(fds[i]);
   t0 = th_now_ms();
-  while (current_connections() > 0 && th_now_ms() - t0 < 3000) usleep(10000);
+  while (current_connections() > 0 && th_now_ms() - t0 < TS(3000)) usleep(10000);
   assert_alive("300 idle connections from 10 addresses");
 }
 END_TEST
@@ -947,16 +947,16 @@ END_TEST
  * idle timeout, not kept for ever. */
 START_TEST(test_keepalive_idle_closed) {
   static const char req[] = "GET /ready HTTP/1.1\r\nHost: x\r\n\r\n";
-  int fd = raw_connect("127.0.0.1", g_port, 1000);
+  int fd = raw_connect("127.0.0.1", g_port, TS(1000));
   ck_assert_int_ge(fd, 0);
-  raw_send(fd, req, sizeof req - 1, 1000);
+  raw_send(fd, req, sizeof req - 1, TS(1000));
   raw_result_t r = {0};
-  raw_read(fd, &r, 1, 1000);
+  raw_read(fd, &r, 1, TS(1000));
   ck_assert_int_eq(first_status(&r), 200);
   uint64_t t0 = th_now_ms();
-  raw_read(fd, &r, 0, 4000);
+  raw_read(fd, &r, 0, TS(4000));
   close(fd);
-  ck_assert_msg(r.closed && th_now_ms() - t0 < 3000, "idle keep-alive connection kept %llu ms",
+  ck_assert_msg(r.closed && th_now_ms() - t0 < TS(3000), "idle keep-alive connection kept %llu ms",
                 (unsigned long long)(th_now_ms() - t0));
   raw_result_free(&r);
   assert_alive("idle keep-alive");
@@ -967,22 +967,22 @@ END_TEST
  * hang, no crash. */
 START_TEST(test_half_request_then_shutdown) {
   static const char req[] = "GET /ready HTTP/1.1\r\nHost: x\r\nX-Partial: ab";
-  int fd = raw_connect("127.0.0.1", g_port, 1000);
+  int fd = raw_connect("127.0.0.1", g_port, TS(1000));
   ck_assert_int_ge(fd, 0);
-  raw_send(fd, req, sizeof req - 1, 1000);
+  raw_send(fd, req, sizeof req - 1, TS(1000));
   shutdown(fd, SHUT_WR);
   raw_result_t r = {0};
   uint64_t t0 = th_now_ms();
-  raw_read(fd, &r, 0, 3000);
+  raw_read(fd, &r, 0, TS(3000));
   close(fd);
-  ck_assert_msg(r.closed && th_now_ms() - t0 < 2500, "half request: not closed (%llu ms)",
+  ck_assert_msg(r.closed && th_now_ms() - t0 < TS(2500), "half request: not closed (%llu ms)",
                 (unsigned long long)(th_now_ms() - t0));
   ck_assert_int_ne(first_status(&r), 200);
   raw_result_free(&r);
   /* And a reset in the middle of a request. */
-  fd = raw_connect("127.0.0.1", g_port, 1000);
+  fd = raw_connect("127.0.0.1", g_port, TS(1000));
   ck_assert_int_ge(fd, 0);
-  raw_send(fd, req, sizeof req - 1, 1000);
+  raw_send(fd, req, sizeof req - 1, TS(1000));
   struct linger lg = {1, 0};
   setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
   close(fd); /* RST */
@@ -994,7 +994,7 @@ END_TEST
  * some after sending a byte. */
 START_TEST(test_connect_churn) {
   for (int i = 0; i < 500; i++) {
-    int fd = raw_connect("127.0.0.1", g_port, 1000);
+    int fd = raw_connect("127.0.0.1", g_port, TS(1000));
     ck_assert_int_ge(fd, 0);
     if (i % 3 == 0) raw_send(fd, "G", 1, 100);
     if (i % 5 == 0) {
@@ -1004,7 +1004,7 @@ START_TEST(test_connect_churn) {
     close(fd);
   }
   uint64_t t0 = th_now_ms();
-  while (current_connections() > 0 && th_now_ms() - t0 < 2000) usleep(5000);
+  while (current_connections() > 0 && th_now_ms() - t0 < TS(2000)) usleep(5000);
   assert_alive("connect churn");
 }
 END_TEST

@@ -105,7 +105,7 @@ static void add_pg(health_t *h, const char *name, const char *conninfo,
   health_check_options_t co;
   health_check_options_init(&co);
   co.interval_ms = interval_ms;
-  co.timeout_ms = timeout_ms;
+  co.timeout_ms = TS(timeout_ms);
   co.failure_threshold = 1;
   health_error_t err = {0};
   int rc = health_add_postgres(h, name, conninfo, pg, &co, &err);
@@ -130,7 +130,7 @@ static int cond_single_thread(void *arg) {
  * until the library's threads are gone. */
 static void free_handle(health_t *h) {
   health_free(h);
-  th_wait_until(cond_single_thread, NULL, 2000);
+  th_wait_until(cond_single_thread, NULL, TS(2000));
 }
 
 static void start(health_t *h) {
@@ -207,7 +207,7 @@ START_TEST(test_pass) {
   start(h);
   const char *names[] = {"pg-kv", "pg-url"};
   for (int k = 0; k < 2; k++) {
-    health_check_info_t i = wait_result(h, names[k], 1, HEALTH_PASS, NULL, 10000);
+    health_check_info_t i = wait_result(h, names[k], 1, HEALTH_PASS, NULL, TS(10000));
     ck_assert_int_eq(i.status, HEALTH_PASS);
     ck_assert(i.has_observed);
     ck_assert_msg(i.observed_value > 0 && i.observed_value < 2000, "observed %f",
@@ -246,7 +246,7 @@ START_TEST(test_wrong_password) {
   start(h);
   const char *names[] = {"bad-kv", "bad-url", "bad-echo"};
   for (int k = 0; k < 3; k++) {
-    health_check_info_t i = wait_result(h, names[k], 2, HEALTH_FAIL, NULL, 10000);
+    health_check_info_t i = wait_result(h, names[k], 2, HEALTH_FAIL, NULL, TS(10000));
     ck_assert_msg(strstr(i.output, "authentication failed"), "output: %s", i.output);
     ck_assert_ptr_null(strstr(i.output, WRONG_PASSWORD));
     /* Curated: neither the user nor the host is published. */
@@ -282,26 +282,26 @@ START_TEST(test_outage_and_recovery) {
   conninfo(kv, sizeof kv, PG_PASSWORD, "postgres", "libhealth-test-3");
   add_pg(h, "pg-down", kv, NULL, 200, 500);
   start(h);
-  wait_result(h, "pg-down", 1, HEALTH_PASS, NULL, 10000);
+  wait_result(h, "pg-down", 1, HEALTH_PASS, NULL, TS(10000));
 
   ck_assert_int_eq(pg_cmd("halt", NULL, NULL, 0), 0);
   uint64_t t0 = th_now_ms();
   uint64_t runs = runs_of(h, "pg-down");
   /* The first run after the server went away fails within interval +
    * timeout (plus scheduling slack). */
-  health_check_info_t i = wait_result(h, "pg-down", runs + 1, HEALTH_FAIL, NULL, 3000);
+  health_check_info_t i = wait_result(h, "pg-down", runs + 1, HEALTH_FAIL, NULL, TS(3000));
   uint64_t took = th_now_ms() - t0;
-  ck_assert_msg(took <= 200 + 500 + 200, "failure seen after %llu ms", (unsigned long long)took);
+  ck_assert_msg(took <= 200 + TS(500) + TS(200), "failure seen after %llu ms", (unsigned long long)took);
   ck_assert_msg(strstr(i.output, "failed"), "output: %s", i.output);
   ck_assert_int_eq(health_status(h, HEALTH_READINESS), HEALTH_FAIL);
   /* While it stays down, the reason is the refused connection. */
-  wait_result(h, "pg-down", i.runs + 1, HEALTH_FAIL, "connect failed: connection refused", 2000);
+  wait_result(h, "pg-down", i.runs + 1, HEALTH_FAIL, "connect failed: connection refused", TS(2000));
 
   char out[64];
   ck_assert_int_eq(pg_cmd("resume", NULL, out, sizeof out), 0);
   ck_assert_uint_eq((unsigned)atoi(out), g_port);
   runs = runs_of(h, "pg-down");
-  wait_result(h, "pg-down", runs + 1, HEALTH_PASS, NULL, 5000);
+  wait_result(h, "pg-down", runs + 1, HEALTH_PASS, NULL, TS(5000));
   ck_assert_int_eq(health_status(h, HEALTH_READINESS), HEALTH_PASS);
   ck_assert_int_eq(backends("libhealth-test-3"), 1);
   free_handle(h);
@@ -317,7 +317,7 @@ START_TEST(test_restart_between_runs) {
   conninfo(kv, sizeof kv, PG_PASSWORD, "postgres", app);
   add_pg(h, "pg-restart", kv, NULL, 2500, 1000);
   start(h);
-  wait_result(h, "pg-restart", 1, HEALTH_PASS, NULL, 5000);
+  wait_result(h, "pg-restart", 1, HEALTH_PASS, NULL, TS(5000));
   uint64_t t0 = th_now_ms();
   snprintf(sql, sizeof sql,
            "SELECT pid, backend_start FROM pg_stat_activity WHERE application_name = '%s'",
@@ -328,7 +328,7 @@ START_TEST(test_restart_between_runs) {
   uint64_t took = th_now_ms() - t0;
   ck_assert_msg(took < 2000, "restart took %llu ms: too slow for this test",
                 (unsigned long long)took);
-  health_check_info_t i = wait_result(h, "pg-restart", 2, -1, NULL, 5000);
+  health_check_info_t i = wait_result(h, "pg-restart", 2, -1, NULL, TS(5000));
   ck_assert_msg(i.last_status == HEALTH_PASS, "after restart: %s", i.output);
   ck_assert_uint_eq(i.consecutive_failures, 0);
   ck_assert_int_eq(pg_sql(sql, pid2, sizeof pid2), 0);
@@ -349,12 +349,14 @@ START_TEST(test_connect_deadline) {
   add_pg(h, "pg-hole", kv, NULL, 60000, 500);
   uint64_t t0 = th_now_ms();
   start(h);
-  health_check_info_t i = wait_result(h, "pg-hole", 1, -1, NULL, 3000);
+  health_check_info_t i = wait_result(h, "pg-hole", 1, -1, NULL, TS(3000));
   uint64_t took = th_now_ms() - t0;
   ck_assert_int_eq(i.last_status, HEALTH_FAIL);
-  ck_assert_msg(took >= 450 && took <= 500 + 150, "result after %llu ms",
+  ck_assert_msg(took >= TS(500) - 50 && took <= TS(500) + TS(150), "result after %llu ms",
                 (unsigned long long)took);
-  ck_assert_msg(strstr(i.output, "timeout after 500 ms") && strstr(i.output, "connect"),
+  char want[64];
+  snprintf(want, sizeof want, "timeout after %u ms", TS(500));
+  ck_assert_msg(strstr(i.output, want) && strstr(i.output, "connect"),
                 "output: %s", i.output);
   free_handle(h);
   close(fd);
@@ -371,16 +373,18 @@ START_TEST(test_query_deadline) {
   add_pg(h, "pg-slow", kv, &pg, 60000, 500);
   uint64_t t0 = th_now_ms();
   start(h);
-  health_check_info_t i = wait_result(h, "pg-slow", 1, -1, NULL, 3000);
+  health_check_info_t i = wait_result(h, "pg-slow", 1, -1, NULL, TS(3000));
   uint64_t took = th_now_ms() - t0;
   ck_assert_int_eq(i.last_status, HEALTH_FAIL);
-  ck_assert_msg(took <= 500 + 150, "result after %llu ms", (unsigned long long)took);
-  ck_assert_msg(strstr(i.output, "timeout after 500 ms") && strstr(i.output, "query"),
+  ck_assert_msg(took <= TS(500) + TS(150), "result after %llu ms", (unsigned long long)took);
+  char want[64];
+  snprintf(want, sizeof want, "timeout after %u ms", TS(500));
+  ck_assert_msg(strstr(i.output, want) && strstr(i.output, "query"),
                 "output: %s", i.output);
   /* The server cancels the abandoned query itself (statement_timeout):
    * its backend goes away long before pg_sleep(30) would end. */
   backends_wait_t b = {"libhealth-test-4q", 0};
-  ck_assert_msg(th_wait_until(cond_backends, &b, 5000), "backend still running");
+  ck_assert_msg(th_wait_until(cond_backends, &b, TS(5000)), "backend still running");
   free_handle(h);
 }
 END_TEST
@@ -400,14 +404,14 @@ START_TEST(test_read_only) {
   add_pg(h, "ro-writable", writable, &pg, 200, 2000);
   add_pg(h, "rw-writable", primary, &pg, 200, 2000);
   start(h);
-  wait_result(h, "ro-plain", 2, HEALTH_PASS, NULL, 10000);
-  wait_result(h, "rw-writable", 2, HEALTH_PASS, NULL, 10000);
-  health_check_info_t i = wait_result(h, "ro-writable", 2, HEALTH_FAIL, NULL, 10000);
+  wait_result(h, "ro-plain", 2, HEALTH_PASS, NULL, TS(10000));
+  wait_result(h, "rw-writable", 2, HEALTH_PASS, NULL, TS(10000));
+  health_check_info_t i = wait_result(h, "ro-writable", 2, HEALTH_FAIL, NULL, TS(10000));
   ck_assert_str_eq(i.output, "read-only: transaction_read_only is on");
   /* The read-only session is dropped after each run (the next run
    * reconnects), while a healthy check keeps its one session. */
   backends_wait_t b = {"libhealth-test-5w", 0};
-  ck_assert_msg(th_wait_until(cond_backends, &b, 3000), "read-only session kept");
+  ck_assert_msg(th_wait_until(cond_backends, &b, TS(3000)), "read-only session kept");
   ck_assert_int_eq(backends("libhealth-test-5p"), 1);
   free_handle(h);
 }
@@ -428,8 +432,8 @@ START_TEST(test_in_recovery) {
   pg.require_writable = 1;
   add_pg(h, "sb-writable", writable, &pg, 200, 2000);
   start(h);
-  wait_result(h, "sb-plain", 2, HEALTH_PASS, NULL, 10000);
-  health_check_info_t i = wait_result(h, "sb-writable", 2, HEALTH_FAIL, NULL, 10000);
+  wait_result(h, "sb-plain", 2, HEALTH_PASS, NULL, TS(10000));
+  health_check_info_t i = wait_result(h, "sb-writable", 2, HEALTH_FAIL, NULL, TS(10000));
   ck_assert_str_eq(i.output, "read-only: in recovery");
   ck_assert_int_eq(health_status(h, HEALTH_READINESS), HEALTH_FAIL);
   free_handle(h);
@@ -463,13 +467,13 @@ START_TEST(test_one_connection) {
   conninfo(kv, sizeof kv, PG_PASSWORD, "postgres", app);
   add_pg(h, "pg-many", kv, NULL, 50, 1000);
   start(h);
-  wait_result(h, "pg-many", 5, HEALTH_PASS, NULL, 10000);
+  wait_result(h, "pg-many", 5, HEALTH_PASS, NULL, TS(10000));
   char sql[256], pid1[64], pid2[64];
   snprintf(sql, sizeof sql,
            "SELECT pid, backend_start FROM pg_stat_activity WHERE application_name = '%s'",
            app);
   ck_assert_int_eq(pg_sql(sql, pid1, sizeof pid1), 0);
-  health_check_info_t i = wait_result(h, "pg-many", 30, HEALTH_PASS, NULL, 15000);
+  health_check_info_t i = wait_result(h, "pg-many", 30, HEALTH_PASS, NULL, TS(15000));
   ck_assert_uint_ge(i.runs, 30);
   ck_assert_uint_ge(i.consecutive_successes, 30);
   ck_assert_int_eq(backends(app), 1);
@@ -531,11 +535,11 @@ START_TEST(test_query_error) {
   pg.query = "SELECT count(*) FROM libhealth_t8";
   add_pg(h, "pg-qerr", kv, &pg, 200, 2000);
   start(h);
-  health_check_info_t i = wait_result(h, "pg-qerr", 1, HEALTH_FAIL, NULL, 10000);
+  health_check_info_t i = wait_result(h, "pg-qerr", 1, HEALTH_FAIL, NULL, TS(10000));
   ck_assert_str_eq(i.output, "query failed: 42P01 (undefined table)");
   ck_assert_int_eq(pg_sql("CREATE TABLE libhealth_t8 (x int)", NULL, 0), 0);
   ck_assert_int_eq(pg_sql("GRANT SELECT ON libhealth_t8 TO " PG_USER, NULL, 0), 0);
-  wait_result(h, "pg-qerr", i.runs + 1, HEALTH_PASS, NULL, 5000);
+  wait_result(h, "pg-qerr", i.runs + 1, HEALTH_PASS, NULL, TS(5000));
   free_handle(h);
   ck_assert_int_eq(pg_sql("DROP TABLE libhealth_t8", NULL, 0), 0);
 }

@@ -118,7 +118,7 @@ static health_t *new_handle(void) {
 static void check_opts(health_check_options_t *co, unsigned interval, unsigned timeout) {
   health_check_options_init(co);
   co->interval_ms = interval;
-  co->timeout_ms = timeout;
+  co->timeout_ms = TS(timeout);
   co->failure_threshold = 1;
 }
 
@@ -157,7 +157,7 @@ static int cond_last(void *arg) {
 static health_check_info_t first_result(health_t *h, unsigned timeout_ms) {
   waiter_t w = {h, 1, HEALTH_PASS};
   health_check_info_t i;
-  ck_assert_msg(th_wait_until(cond_runs, &w, timeout_ms), "no result in %u ms", timeout_ms);
+  ck_assert_msg(th_wait_until(cond_runs, &w, TS(timeout_ms)), "no result in %u ms", TS(timeout_ms));
   ck_assert_int_eq(health_check_get(h, "r", &i), 0);
   return i;
 }
@@ -176,8 +176,8 @@ static health_check_info_t expect_fail_within(health_t *h, unsigned timeout,
   uint64_t took = th_now_ms() - t0;
   ck_assert_msg(i.last_status == HEALTH_FAIL, "expected fail, got pass");
   ck_assert_msg(strstr(i.output, text), "output \"%s\" lacks \"%s\"", i.output, text);
-  ck_assert_msg(took <= timeout + MARGIN_MS, "took %llu ms (timeout %u)",
-                (unsigned long long)took, timeout);
+  ck_assert_msg(took <= TS(timeout) + TS(MARGIN_MS), "took %llu ms (timeout %u)",
+                (unsigned long long)took, TS(timeout));
   return i;
 }
 
@@ -517,7 +517,7 @@ START_TEST(test_wrong_password) {
   ro.ca_file = ca;
   health_t *h = start_one(url("rediss://:" WRONG_PW "@localhost:%u", g_main.tls), &ro, 200, 2000);
   waiter_t w = {h, 2, HEALTH_FAIL};
-  ck_assert(th_wait_until(cond_runs, &w, 10000));
+  ck_assert(th_wait_until(cond_runs, &w, TS(10000)));
   health_check_info_t i;
   ck_assert_int_eq(health_check_get(h, "r", &i), 0);
   ck_assert_int_eq(i.last_status, HEALTH_FAIL);
@@ -532,7 +532,7 @@ START_TEST(test_wrong_user) {
   health_t *h = start_one(url("redis://" WRONG_USER ":" WRONG_PW "@127.0.0.1:%u", g_main.plain),
                           NULL, 200, 2000);
   waiter_t w = {h, 2, HEALTH_FAIL};
-  ck_assert(th_wait_until(cond_runs, &w, 10000));
+  ck_assert(th_wait_until(cond_runs, &w, TS(10000)));
   health_check_info_t i;
   ck_assert_int_eq(health_check_get(h, "r", &i), 0);
   ck_assert_int_eq(i.last_status, HEALTH_FAIL);
@@ -576,14 +576,17 @@ START_TEST(test_blackhole_timeout) {
   ck_assert_int_ge(fd, 0);
   health_t *h = start_one(url("redis://:" PW "@127.0.0.1:%u", port), NULL, 5000, 700);
   health_check_info_t i = expect_fail_within(h, 700, "timeout");
-  ck_assert_ptr_nonnull(strstr(i.output, "700 ms"));
+  char want[64];
+  snprintf(want, sizeof want, "%u ms", TS(700));
+  ck_assert_ptr_nonnull(strstr(i.output, want));
   health_free(h);
 
   health_redis_options_t ro;
   health_redis_options_init(&ro);
   ro.insecure_skip_verify = 1;
   h = start_one(url("rediss://127.0.0.1:%u", port), &ro, 5000, 700);
-  i = expect_fail_within(h, 700, "timeout after 700 ms (tls handshake)");
+  snprintf(want, sizeof want, "timeout after %u ms (tls handshake)", TS(700));
+  i = expect_fail_within(h, 700, want);
   health_free(h);
   close(fd);
 }
@@ -657,11 +660,11 @@ START_TEST(test_one_connection) {
   ro.ca_file = ca;
   health_t *h = start_one(url("rediss://:" PW "@localhost:%u", g_main.tls), &ro, 20, 1000);
   waiter_t w = {h, 5, HEALTH_PASS};
-  ck_assert(th_wait_until(cond_runs, &w, 10000));
+  ck_assert(th_wait_until(cond_runs, &w, TS(10000)));
   long id = one_client_id();
   ck_assert_int_ge(id, 0);
   w.runs = 40;
-  ck_assert(th_wait_until(cond_runs, &w, 20000));
+  ck_assert(th_wait_until(cond_runs, &w, TS(20000)));
   health_check_info_t i;
   ck_assert_int_eq(health_check_get(h, "r", &i), 0);
   ck_assert_int_eq(i.consecutive_successes >= 35, 1);
@@ -687,11 +690,11 @@ START_TEST(test_outage_and_recovery) {
   ro.ca_file = ca;
   health_t *h = start_one(url("rediss://:" PW "@localhost:%u", g_main.tls), &ro, 100, 1000);
   waiter_t w = {h, 1, HEALTH_PASS};
-  ck_assert(th_wait_until(cond_last, &w, 10000));
+  ck_assert(th_wait_until(cond_last, &w, TS(10000)));
 
   ck_assert_int_eq(srv_cmd(&g_main, "stop", NULL, NULL, 0), 0);
   w.last = HEALTH_FAIL;
-  ck_assert(th_wait_until(cond_last, &w, 5000));
+  ck_assert(th_wait_until(cond_last, &w, TS(5000)));
   ck_assert_int_eq(health_status(h, HEALTH_READINESS), HEALTH_FAIL);
   health_check_info_t i;
   ck_assert_int_eq(health_check_get(h, "r", &i), 0);
@@ -701,7 +704,7 @@ START_TEST(test_outage_and_recovery) {
   char out[64];
   ck_assert_int_eq(srv_cmd(&g_main, "restart", NULL, out, sizeof out), 0);
   w.last = HEALTH_PASS;
-  ck_assert(th_wait_until(cond_last, &w, 10000));
+  ck_assert(th_wait_until(cond_last, &w, TS(10000)));
   ck_assert_int_eq(health_status(h, HEALTH_READINESS), HEALTH_PASS);
   health_free(h);
 }

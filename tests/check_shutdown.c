@@ -423,7 +423,7 @@ static void spawn(const scen_t *s, child_t *c) {
   c->pid = pid;
   c->rep = rep[0];
   c->ctl = ctl[1];
-  const char *l = wait_line(c, "port ", 15000);
+  const char *l = wait_line(c, "port ", TS(15000));
   if (!l) {
     const char *e = wait_line(c, "error", 0);
     ck_abort_msg("the child did not start: %s", e ? e : "(no message)");
@@ -544,7 +544,7 @@ static int status_is(void *arg) {
 
 static void wait_ready(child_t *c) {
   want_t w = {c->port, "/ready", 200};
-  ck_assert_msg(th_wait_until(status_is, &w, 10000), "the child never became ready");
+  ck_assert_msg(th_wait_until(status_is, &w, TS(10000)), "the child never became ready");
 }
 
 /* Signal, then poll /ready every millisecond until it answers 503;
@@ -554,14 +554,14 @@ static uint64_t term_and_wait_503(child_t *c, int sig, uint64_t *t_sig_ms) {
   uint64_t t0 = mono_us();
   ck_assert_int_eq(kill(c->pid, sig), 0);
   want_t w = {c->port, "/ready", 503};
-  ck_assert_msg(th_wait_until(status_is, &w, 2000), "/ready never turned 503");
+  ck_assert_msg(th_wait_until(status_is, &w, TS(2000)), "/ready never turned 503");
   return mono_us() - t0;
 }
 
 static void check_sigblk(child_t *c, const char *tag, int min_threads) {
   char prefix[64];
   snprintf(prefix, sizeof prefix, "sigblk %s ", tag);
-  const char *l = wait_line(c, prefix, 5000);
+  const char *l = wait_line(c, prefix, TS(5000));
   ck_assert_msg(l != NULL, "no signal mask report '%s'", tag);
   int count = -1, bad = -1;
   char names[128] = "";
@@ -591,12 +591,12 @@ START_TEST(test_drain_window) {
   uint64_t t_sig;
   uint64_t us = term_and_wait_503(c, SIGTERM, &t_sig);
   fprintf(stderr, "check_shutdown: SIGTERM -> /ready 503 after %.3f ms\n", (double)us / 1000.0);
-  ck_assert_msg(us < 50000, "/ready took %.3f ms to turn 503", (double)us / 1000.0);
+  ck_assert_msg(us < TS(50000), "/ready took %.3f ms to turn 503", (double)us / 1000.0);
 
   /* Through the drain: liveness 200, readiness 503, until the hook runs. */
   int probes = 0;
   while (!has_line(c, "hook flush ")) {
-    ck_assert_msg(th_now_ms() - t_sig < 5000, "the drain never ended");
+    ck_assert_msg(th_now_ms() - t_sig < TS(5000), "the drain never ended");
     int live = get(c->port, "/health"), ready = get(c->port, "/ready");
     /* The drain may end between the check above and these probes; the
      * hook reports in before the server goes away. */
@@ -608,13 +608,13 @@ START_TEST(test_drain_window) {
     nanosleep(&ts, NULL); /* probe pacing, not synchronisation */
   }
   ck_assert_int_gt(probes, 20);
-  uint64_t hook = hook_time(c, "flush", 0);
+  uint64_t hook = hook_time(c, "flush", TS(0));
   ck_assert_msg(hook >= t_sig + 600, "hook after %llu ms, drain is 600",
                 (unsigned long long)(hook - t_sig));
-  ck_assert_msg(hook < t_sig + 1100, "hook only after %llu ms",
+  ck_assert_msg(hook < t_sig + 600 + TS(500), "hook only after %llu ms",
                 (unsigned long long)(hook - t_sig));
   check_sigblk(c, "flush", 3); /* the hook's own thread included */
-  ck_assert_int_eq(wait_exit(c, 5000, NULL), HEALTH_EXIT_OK);
+  ck_assert_int_eq(wait_exit(c, TS(5000), NULL), HEALTH_EXIT_OK);
   ck_assert(log_has(c, "\"reason\":\"window elapsed\""));
   ck_assert(log_has(c, "\"event\":\"shutdown_complete\",\"exit_code\":0"));
 }
@@ -631,10 +631,10 @@ START_TEST(test_drain_ends_early) {
   wait_ready(c);
   uint64_t t_sig;
   term_and_wait_503(c, SIGTERM, &t_sig);
-  uint64_t hook = hook_time(c, "flush", 5000);
-  ck_assert_msg(hook >= t_sig + 200 && hook < t_sig + 1000, "hook after %llu ms",
+  uint64_t hook = hook_time(c, "flush", TS(5000));
+  ck_assert_msg(hook >= t_sig + 200 && hook < t_sig + 200 + TS(800), "hook after %llu ms",
                 (unsigned long long)(hook - t_sig));
-  ck_assert_int_eq(wait_exit(c, 5000, NULL), HEALTH_EXIT_OK);
+  ck_assert_int_eq(wait_exit(c, TS(5000), NULL), HEALTH_EXIT_OK);
   ck_assert(log_has(c, "\"reason\":\"nothing in flight\""));
 }
 END_TEST
@@ -657,14 +657,14 @@ START_TEST(test_drain_waits_for_inflight) {
   ck_assert_int_eq(get(c->port, "/ready"), 503);
   ck_assert_int_eq(get(c->port, "/health"), 200);
   ck_assert_int_eq(write(c->ctl, "e", 1), 1);
-  const char *l = wait_line(c, "end ", 2000);
+  const char *l = wait_line(c, "end ", TS(2000));
   ck_assert_ptr_nonnull(l);
   uint64_t t_end = strtoull(l + 4, NULL, 10);
-  uint64_t hook = hook_time(c, "flush", 3000);
-  ck_assert_msg(hook >= t_end && hook < t_end + 300, "hook %lld ms after the request ended",
+  uint64_t hook = hook_time(c, "flush", TS(3000));
+  ck_assert_msg(hook >= t_end && hook < t_end + TS(300), "hook %lld ms after the request ended",
                 (long long)(hook - t_end));
   ck_assert_uint_lt(hook, t_sig + 4000);
-  ck_assert_int_eq(wait_exit(c, 5000, NULL), HEALTH_EXIT_OK);
+  ck_assert_int_eq(wait_exit(c, TS(5000), NULL), HEALTH_EXIT_OK);
   ck_assert(log_has(c, "\"reason\":\"nothing in flight\""));
 }
 END_TEST
@@ -682,7 +682,7 @@ START_TEST(test_hook_order) {
   spawn(&s, c);
   wait_ready(c);
   ck_assert_int_eq(kill(c->pid, SIGTERM), 0);
-  ck_assert_int_eq(wait_exit(c, 5000, NULL), HEALTH_EXIT_OK);
+  ck_assert_int_eq(wait_exit(c, TS(5000), NULL), HEALTH_EXIT_OK);
   char *order = read_file(c->order_path);
   ck_assert_str_eq(order, "first\na\na2\nb\nc\n");
   free(order);
@@ -699,16 +699,16 @@ START_TEST(test_hook_timeout) {
   spawn(&s, c);
   wait_ready(c);
   ck_assert_int_eq(kill(c->pid, SIGTERM), 0);
-  uint64_t t_hang = hook_time(c, "hang", 5000);
-  uint64_t t_after = hook_time(c, "after", 5000);
-  ck_assert_int_eq(wait_exit(c, 5000, NULL), HEALTH_EXIT_HOOK_TIMEOUT);
+  uint64_t t_hang = hook_time(c, "hang", TS(5000));
+  uint64_t t_after = hook_time(c, "after", TS(5000));
+  ck_assert_int_eq(wait_exit(c, TS(5000), NULL), HEALTH_EXIT_HOOK_TIMEOUT);
   ck_assert(log_has(c, "timeout: abandoned"));
   /* The timeout counts from when the library started the hook (logged),
    * a little before the hook's thread reported in. */
   uint64_t begin = log_mono_ms(c, "\"event\":\"hook_started\",\"hook\":\"hang\"");
   ck_assert_uint_gt(begin, 0);
   ck_assert_uint_le(begin, t_hang);
-  ck_assert_msg(t_after >= begin + 300 && t_after < begin + 800,
+  ck_assert_msg(t_after >= begin + 300 && t_after < begin + 300 + TS(500),
                 "next hook %llu ms after the hanging one started", (unsigned long long)(t_after - begin));
 }
 END_TEST
@@ -723,7 +723,7 @@ START_TEST(test_hook_failed) {
   spawn(&s, c);
   wait_ready(c);
   ck_assert_int_eq(kill(c->pid, SIGTERM), 0);
-  ck_assert_int_eq(wait_exit(c, 5000, NULL), HEALTH_EXIT_HOOK_FAILED);
+  ck_assert_int_eq(wait_exit(c, TS(5000), NULL), HEALTH_EXIT_HOOK_FAILED);
   char *order = read_file(c->order_path);
   ck_assert_str_eq(order, "bad\nnext\n");
   free(order);
@@ -743,11 +743,11 @@ START_TEST(test_deadline) {
   wait_ready(c);
   uint64_t t_sig = th_now_ms(), t_exit = 0;
   ck_assert_int_eq(kill(c->pid, SIGTERM), 0);
-  ck_assert_int_eq(wait_exit(c, 5000, &t_exit), HEALTH_EXIT_DEADLINE);
+  ck_assert_int_eq(wait_exit(c, TS(5000), &t_exit), HEALTH_EXIT_DEADLINE);
   /* Timed by the last log line before _exit(): sanitizers may linger at
    * exit (TSan's atexit_sleep_ms). */
   uint64_t t_done = log_mono_ms(c, "\"event\":\"shutdown_complete\"");
-  ck_assert_msg(t_done >= t_sig + 800 && t_done < t_sig + 1300, "exit after %llu ms",
+  ck_assert_msg(t_done >= t_sig + 800 && t_done < t_sig + 800 + TS(500), "exit after %llu ms",
                 (unsigned long long)(t_done - t_sig));
   ck_assert_uint_ge(t_exit, t_done);
   ck_assert(has_line(c, "hook hang "));
@@ -769,13 +769,13 @@ START_TEST(test_second_signal) {
   uint64_t t_sig;
   term_and_wait_503(c, SIGTERM, &t_sig);
   /* A second signal counts only once the debounce window has passed. */
-  while (th_now_ms() < t_sig + 1100) usleep(10000);
+  while (th_now_ms() < t_sig + 1000 + TS(100)) usleep(10000);
   uint64_t t2 = th_now_ms();
   ck_assert_int_eq(kill(c->pid, SIGTERM), 0);
-  uint64_t hook = hook_time(c, "flush", 3000);
-  ck_assert_msg(hook >= t2 && hook < t2 + 500, "hook %lld ms after the second signal",
+  uint64_t hook = hook_time(c, "flush", TS(3000));
+  ck_assert_msg(hook >= t2 && hook < t2 + TS(500), "hook %lld ms after the second signal",
                 (long long)(hook - t2));
-  ck_assert_int_eq(wait_exit(c, 5000, NULL), HEALTH_EXIT_OK);
+  ck_assert_int_eq(wait_exit(c, TS(5000), NULL), HEALTH_EXIT_OK);
   ck_assert(log_has(c, "shutdown_signal_repeated"));
   ck_assert(log_has(c, "\"reason\":\"repeated signal\""));
 }
@@ -793,16 +793,16 @@ START_TEST(test_third_signal) {
   wait_ready(c);
   uint64_t t_sig;
   term_and_wait_503(c, SIGTERM, &t_sig);
-  while (th_now_ms() < t_sig + 1100) usleep(10000); /* past the debounce window */
+  while (th_now_ms() < t_sig + 1000 + TS(100)) usleep(10000); /* past the debounce window */
   uint64_t t2 = th_now_ms();
   ck_assert_int_eq(kill(c->pid, SIGINT), 0); /* SIGINT counts the same */
-  hook_time(c, "hang", 3000);
-  while (th_now_ms() < t2 + 1100) usleep(10000);
+  hook_time(c, "hang", TS(3000));
+  while (th_now_ms() < t2 + 1000 + TS(100)) usleep(10000);
   uint64_t t3 = th_now_ms(), t_exit = 0;
   ck_assert_int_eq(kill(c->pid, SIGTERM), 0);
-  ck_assert_int_eq(wait_exit(c, 3000, &t_exit), HEALTH_EXIT_FORCED);
+  ck_assert_int_eq(wait_exit(c, TS(3000), &t_exit), HEALTH_EXIT_FORCED);
   uint64_t t_done = log_mono_ms(c, "\"event\":\"shutdown_complete\"");
-  ck_assert_msg(t_done >= t3 && t_done - t3 < 300, "forced exit took %lld ms",
+  ck_assert_msg(t_done >= t3 && t_done - t3 < TS(300), "forced exit took %lld ms",
                 (long long)(t_done - t3));
   ck_assert(!has_line(c, "hook later "));
   ck_assert(log_has(c, "abandoned: forced exit"));
@@ -822,10 +822,10 @@ START_TEST(test_signal_burst) {
   wait_ready(c);
   uint64_t t0 = th_now_ms();
   for (int i = 0; i < 3; i++) ck_assert_int_eq(kill(c->pid, i == 1 ? SIGINT : SIGTERM), 0);
-  uint64_t hook = hook_time(c, "flush", 3000);
+  uint64_t hook = hook_time(c, "flush", TS(3000));
   ck_assert_msg(hook >= t0 + 600, "drain cut short: hook %lld ms after the burst",
                 (long long)(hook - t0));
-  ck_assert_int_eq(wait_exit(c, 5000, NULL), HEALTH_EXIT_OK);
+  ck_assert_int_eq(wait_exit(c, TS(5000), NULL), HEALTH_EXIT_OK);
   ck_assert(log_has(c, "shutdown_signal_duplicate"));
   ck_assert(!log_has(c, "shutdown_signal_repeated"));
 }
@@ -848,12 +848,12 @@ START_TEST(test_app_owned_signals) {
   uint64_t t_sig;
   term_and_wait_503(c, SIGUSR1, &t_sig);
   ck_assert_int_eq(get(c->port, "/health"), 200);
-  uint64_t hook = hook_time(c, "flush", 3000);
+  uint64_t hook = hook_time(c, "flush", TS(3000));
   ck_assert_uint_ge(hook, t_sig + 600);
-  l = wait_line(c, "handler ", 1000);
+  l = wait_line(c, "handler ", TS(1000));
   ck_assert_ptr_nonnull(l);
   ck_assert_msg(strcmp(l, "handler 1 0") == 0, "handler runs / off the main thread: %s", l);
-  ck_assert_int_eq(wait_exit(c, 5000, NULL), HEALTH_EXIT_OK);
+  ck_assert_int_eq(wait_exit(c, TS(5000), NULL), HEALTH_EXIT_OK);
 }
 END_TEST
 
@@ -873,26 +873,26 @@ START_TEST(test_no_exit_drain_fd) {
   ck_assert(!has_line(c, "on_drain ") && !has_line(c, "drain_fd "));
   uint64_t t_sig;
   term_and_wait_503(c, SIGTERM, &t_sig);
-  l = wait_line(c, "on_drain ", 2000);
+  l = wait_line(c, "on_drain ", TS(2000));
   ck_assert_ptr_nonnull(l);
   unsigned long long t = 0;
   int draining = -1;
   ck_assert_int_eq(sscanf(l, "on_drain %llu %d", &t, &draining), 2);
   ck_assert_int_eq(draining, 1);
-  ck_assert(t >= t_sig && t < t_sig + 100);
-  l = wait_line(c, "drain_fd ", 2000);
+  ck_assert(t >= t_sig && t < t_sig + TS(100));
+  l = wait_line(c, "drain_fd ", TS(2000));
   ck_assert_ptr_nonnull(l);
   ck_assert_int_eq(sscanf(l, "drain_fd %llu %d", &t, &draining), 2);
   ck_assert_int_eq(draining, 1);
-  ck_assert(t >= t_sig && t < t_sig + 100);
-  l = wait_line(c, "wait ", 3000);
+  ck_assert(t >= t_sig && t < t_sig + TS(100));
+  l = wait_line(c, "wait ", TS(3000));
   ck_assert_ptr_nonnull(l);
   int code = -1;
   ck_assert_int_eq(sscanf(l, "wait %d %llu", &code, &t), 2);
   ck_assert_int_eq(code, HEALTH_EXIT_HOOK_FAILED);
   ck_assert_uint_ge(t, t_sig + 200);
   /* health_wait() returned; the application exits by itself. */
-  ck_assert_int_eq(wait_exit(c, 5000, NULL), 40 + HEALTH_EXIT_HOOK_FAILED);
+  ck_assert_int_eq(wait_exit(c, TS(5000), NULL), 40 + HEALTH_EXIT_HOOK_FAILED);
 }
 END_TEST
 
@@ -934,7 +934,7 @@ START_TEST(test_sd_notify) {
   ck_assert_int_eq(get(c->port, "/ready"), 503);
   char msg[512];
   int ready = 0, watchdog = 0, stopping = 0;
-  uint64_t deadline = th_now_ms() + 10000;
+  uint64_t deadline = th_now_ms() + TS(10000);
   while (!ready && th_now_ms() < deadline)
     if (recv_msg(fd, msg, sizeof msg, 100)) {
       ck_assert_ptr_null(strstr(msg, "STOPPING=1"));
@@ -945,25 +945,25 @@ START_TEST(test_sd_notify) {
 
   /* WATCHDOG=1 every WATCHDOG_USEC / 2. */
   uint64_t t = th_now_ms();
-  while (th_now_ms() < t + 300)
+  while (th_now_ms() < t + TS(300))
     if (recv_msg(fd, msg, sizeof msg, 10)) {
       if (strstr(msg, "WATCHDOG=1")) watchdog++;
       if (strstr(msg, "READY=1")) ready++;
       ck_assert_ptr_null(strstr(msg, "STOPPING=1"));
     }
-  ck_assert_msg(watchdog >= 2, "%d WATCHDOG=1 in 300 ms", watchdog);
+  ck_assert_msg(watchdog >= 2, "%d WATCHDOG=1 in %u ms", watchdog, TS(300));
 
   uint64_t t_sig;
   term_and_wait_503(c, SIGTERM, &t_sig);
-  deadline = th_now_ms() + 3000;
+  deadline = th_now_ms() + TS(3000);
   while (!stopping && th_now_ms() < deadline)
     if (recv_msg(fd, msg, sizeof msg, 50)) {
       if (strstr(msg, "STOPPING=1")) stopping = 1;
       if (strstr(msg, "READY=1")) ready++;
     }
   ck_assert_msg(stopping, "no STOPPING=1 after SIGTERM");
-  ck_assert_uint_lt(th_now_ms(), t_sig + 1000);
-  ck_assert_int_eq(wait_exit(c, 5000, NULL), HEALTH_EXIT_OK);
+  ck_assert_uint_lt(th_now_ms(), t_sig + TS(1000));
+  ck_assert_int_eq(wait_exit(c, TS(5000), NULL), HEALTH_EXIT_OK);
   while (recv_msg(fd, msg, sizeof msg, 0))
     if (strstr(msg, "READY=1")) ready++;
   ck_assert_int_eq(ready, 1); /* once */
@@ -1011,14 +1011,14 @@ START_TEST(test_sd_notify_never_blocks) {
   int ready = 0;
   for (int i = 0; i <= queued && recv_msg(fd, msg, sizeof msg, 0); i++)
     if (strstr(msg, "READY=1")) ready++;
-  uint64_t deadline = th_now_ms() + 3000;
+  uint64_t deadline = th_now_ms() + TS(3000);
   while (!ready && th_now_ms() < deadline)
     if (recv_msg(fd, msg, sizeof msg, 50) && strstr(msg, "READY=1")) ready++;
   ck_assert_msg(ready == 1, "READY=1 was not sent again once the queue had room");
   uint64_t t_sig;
   term_and_wait_503(c, SIGTERM, &t_sig);
-  hook_time(c, "flush", 3000);
-  ck_assert_int_eq(wait_exit(c, 5000, NULL), HEALTH_EXIT_OK);
+  hook_time(c, "flush", TS(3000));
+  ck_assert_int_eq(wait_exit(c, TS(5000), NULL), HEALTH_EXIT_OK);
   close(fd);
 }
 END_TEST

@@ -15,6 +15,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#if defined(__has_include)
+#if __has_include(<valgrind/valgrind.h>)
+#include <valgrind/valgrind.h>
+#define TH_HAVE_VALGRIND_H 1
+#endif
+#endif
+
 uint64_t th_now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -122,7 +129,7 @@ int th_http(unsigned port, const char *method, const char *path,
   int n = snprintf(req, sizeof req,
                    "%s %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
                    method, path);
-  return th_http_raw(port, req, (size_t)n, strcmp(method, "HEAD") == 0, 5000, out);
+  return th_http_raw(port, req, (size_t)n, strcmp(method, "HEAD") == 0, TS(5000), out);
 }
 
 const char *th_header(const th_response_t *r, const char *name, char *buf,
@@ -208,5 +215,22 @@ char *th_tmpdir(const char *tag) {
 
 int th_require_servers(void) {
   const char *v = getenv("HEALTH_TEST_REQUIRE_SERVERS");
+  return v && *v && strcmp(v, "0") != 0;
+}
+
+unsigned th_time_scale(void) {
+  const char *v = getenv("HEALTH_TEST_TIME_SCALE");
+  if (!v || !*v) return 1;
+  char *end;
+  unsigned long n = strtoul(v, &end, 10);
+  if (*end || n < 1) return 1;
+  return n > 1000 ? 1000u : (unsigned)n;
+}
+
+int th_under_valgrind(void) {
+#ifdef TH_HAVE_VALGRIND_H
+  if (RUNNING_ON_VALGRIND) return 1;
+#endif
+  const char *v = getenv("HEALTH_TEST_VALGRIND");
   return v && *v && strcmp(v, "0") != 0;
 }

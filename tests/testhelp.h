@@ -53,4 +53,17 @@ char *th_tmpdir(const char *tag);
  * failure instead of a skip. */
 int th_require_servers(void);
 
+/* Multiplier for timing margins and deadlines: HEALTH_TEST_TIME_SCALE
+ * (1-1000, default 1).  scripts/valgrind.sh sets it, since everything runs
+ * 20-50 times slower there.  Only margins scale; what a test asserts stays
+ * the same. */
+unsigned th_time_scale(void);
+
+/* A timing margin or deadline of `ms` milliseconds, scaled. */
+#define TS(ms) ((unsigned)(ms) * th_time_scale())
+
+/* 1 when running under valgrind (RUNNING_ON_VALGRIND where <valgrind/valgrind.h>
+ * exists, or HEALTH_TEST_VALGRIND set non-zero by scripts/valgrind.sh). */
+int th_under_valgrind(void);
+
 #endif
