@@ -248,8 +248,8 @@ EOF
   # A comes up and is registered.
   start_instance A "$a_port" "$a_health" "$drain"
   a=$inst_pid
-  wait_for 10 "$probe" --timeout 500 "http://127.0.0.1:$a_health/ready" 2>/dev/null ||
-    { fail "A never became ready"; cleanup_scenario; return; }
+  wait_for 20 "$probe" --timeout 500 "http://127.0.0.1:$a_health/ready" 2>/dev/null ||
+    { fail "A never became ready: $(tail -n 3 "$sdir/demo-A.log" | tr '\n' ' ')"; cleanup_scenario; return; }
   sole_listener "$a_port" || { fail "another process shares A's port $a_port"; cleanup_scenario; return; }
   register A
   wait_for 10 is_up A || { fail "HAProxy never saw A up"; cleanup_scenario; return; }
@@ -266,7 +266,7 @@ EOF
   if [ "$scenario" != harsh ]; then
     start_instance B "$b_port" "$b_health" 1500
     b=$inst_pid
-    wait_for 10 "$probe" --timeout 500 "http://127.0.0.1:$b_health/health" 2>/dev/null ||
+    wait_for 20 "$probe" --timeout 500 "http://127.0.0.1:$b_health/health" 2>/dev/null ||
       { fail "B never started"; cleanup_scenario; return; }
     sole_listener "$b_port" || { fail "another process shares B's port $b_port"; cleanup_scenario; return; }
     register B
@@ -281,7 +281,7 @@ EOF
   if [ "$scenario" = harsh ]; then
     start_instance B "$b_port" "$b_health" 1500
     b=$inst_pid
-    wait_for 10 "$probe" --timeout 500 "http://127.0.0.1:$b_health/health" 2>/dev/null ||
+    wait_for 20 "$probe" --timeout 500 "http://127.0.0.1:$b_health/health" 2>/dev/null ||
       { fail "B never started"; cleanup_scenario; return; }
     register B
   fi
