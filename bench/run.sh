@@ -234,6 +234,7 @@ scenario() {
 echo "== request path ($RUNS runs x ${DURATION}s, wrk -t1 -c$CONNS)" >&2
 # Only the servers of the scenario at hand run (the 1000-check server's
 # background work would otherwise tax the 3-check figures).
+case " ${LOAD_SCENARIOS:-ready3 ready1000} " in *" ready3 "*)
 start lib3 "$SERVER_CPU" "$bin/server" --checks 3 --detail full
 curl -fsS -o "$WORK/body-ready3" "http://127.0.0.1:$PORT_lib3/ready"
 curl -fsS -o "$WORK/body-health" "http://127.0.0.1:$PORT_lib3/health"
@@ -243,13 +244,16 @@ echo "   bodies: /ready (3 checks, full) $(wc -c <"$WORK/body-ready3") B, /healt
 scenario ready3 lib3 /ready floor_ready3 0.95 1.1
 scenario health lib3 /health floor_health - -
 stop lib3; stop floor_ready3; stop floor_health
+;; esac
 
+case " ${LOAD_SCENARIOS:-ready3 ready1000} " in *" ready1000 "*)
 start lib1000 "$SERVER_CPU" "$bin/server" --checks 1000 --detail status
 curl -fsS -o "$WORK/body-ready1000" "http://127.0.0.1:$PORT_lib1000/ready"
 start floor_ready1000 "$SERVER_CPU" "$bin/floor" --body-file "$WORK/body-ready1000"
 row "lib1000 (1000 checks, 5 s interval): threads / RSS KiB" "$(nthreads "$PID_lib1000") / $(rss_kib "$PID_lib1000")" "(none)" "info"
 scenario ready1000-status lib1000 /ready floor_ready1000 0.9 1.11
 stop lib1000; stop floor_ready1000
+;; esac
 fi
 
 # ---- 2. instructions per request (callgrind; independent of machine load) -------

@@ -253,7 +253,24 @@ static int env_port(const char *var, unsigned def, unsigned *out) {
   return 0;
 }
 
-int main(void) {
+/* `demo-service --healthcheck`: the service binary is its own container
+ * HEALTHCHECK (no curl in the image): GET /health on HEALTH_PORT. */
+static int healthcheck(void) {
+  unsigned port;
+  if (env_port("HEALTH_PORT", 8081, &port) < 0) return 1;
+  char url[64], reason[256];
+  snprintf(url, sizeof url, "http://127.0.0.1:%u/health", port);
+  int rc = health_probe(url, 2000, reason, sizeof reason);
+  if (rc != 0) fprintf(stderr, "demo-service --healthcheck: %s\n", reason);
+  return rc;
+}
+
+int main(int argc, char **argv) {
+  if (argc == 2 && strcmp(argv[1], "--healthcheck") == 0) return healthcheck();
+  if (argc > 1) {
+    fprintf(stderr, "usage: demo-service [--healthcheck]\n");
+    return 2;
+  }
   health_error_t err;
   health_options_t opts;
   health_options_init(&opts);

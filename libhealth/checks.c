@@ -383,6 +383,8 @@ static void *sched_main(void *arg) {
         next = c->next_due_ms;
       }
     }
+    /* Workers wake us only for a check due before this (see worker_main). */
+    h->sched_wake_ms = next;
     if (next == UINT64_MAX) {
       pthread_cond_wait(&h->sched_cond, &h->lock);
     } else {
@@ -448,7 +450,10 @@ static void *worker_main(void *arg) {
     c->timed_out = 0;
     c->next_due_ms = c->started_ms + c->interval_ms;
     if (c->next_due_ms < now) c->next_due_ms = now;
-    pthread_cond_signal(&h->sched_cond);
+    /* A context switch per completed run adds up with many checks: the
+     * scheduler already plans to wake by sched_wake_ms, so it only needs a
+     * signal when this check is due earlier. */
+    if (c->next_due_ms < h->sched_wake_ms) pthread_cond_signal(&h->sched_cond);
   }
   h->nworkers--;
   self->finished = 1;

@@ -172,6 +172,7 @@ struct health {
   size_t nworker_slots;
   int free_pending;             /* health_free() ran while workers were stuck */
   int sched_stop;
+  uint64_t sched_wake_ms;       /* when the waiting scheduler wakes by itself */
   int sched_started;
   pthread_t sched_thread;
   pthread_cond_t workers_done;  /* nworkers reached 0 */

@@ -221,6 +221,21 @@ expect "live /ready" "0" "" 2000 -- --timeout 2000 "http://127.0.0.1:$h1/ready"
 expect "live /ready, -t" "0" "" 2000 -- -t 2000 "http://127.0.0.1:$h1/ready"
 expect "live, query string" "0" "" 2000 -- "http://127.0.0.1:$h1/health?x=1"
 expect "live, unknown path" "1" "HTTP 404" 2000 -- "http://127.0.0.1:$h1/nope"
+# The service binary as its own probe (health_probe() in the library).
+checks=$((checks + 1))
+if HEALTH_PORT="$h1" "$demo" --healthcheck 2>"$tmp/self.err"; then
+  say "ok   demo-service --healthcheck: exit 0 against a live service"
+else
+  fail "demo-service --healthcheck against a live service: $(cat "$tmp/self.err")"
+fi
+checks=$((checks + 1))
+if HEALTH_PORT="$closed" "$demo" --healthcheck 2>"$tmp/self.err"; then
+  fail "demo-service --healthcheck passed against a closed port"
+elif grep -q "connect failed" "$tmp/self.err"; then
+  say "ok   demo-service --healthcheck: exit 1 against a closed port ($(cat "$tmp/self.err"))"
+else
+  fail "demo-service --healthcheck: unclear reason '$(cat "$tmp/self.err")'"
+fi
 # "localhost" may resolve to ::1 first, where nothing listens: the probe must
 # try the next address.
 if getent hosts localhost >/dev/null 2>&1; then
