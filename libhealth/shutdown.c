@@ -305,7 +305,7 @@ static int worse(int a, int b) {
 }
 
 static void finish(health_t *h, seq_t *s, int code) {
-  char c[8], el[24];
+  char c[16], el[24];
   snprintf(c, sizeof c, "%d", code);
   ms_str(el, sizeof el, health__now_ms() - s->t0);
   health__log(h, code == 0 ? HEALTH_LOG_INFO : HEALTH_LOG_ERROR, "shutdown_complete",

@@ -51,59 +51,7 @@
 /* Raw sockets: exact bytes in, everything out, always bounded          */
 /* ------------------------------------------------------------------ */
 
-/* Connect from `src` (a 127.0.0.x address, NULL for any) to
- * 127.0.0.1:port within timeout_ms.  The socket stays non-blocking.
- * Returns the fd, or -1. */
-static int raw_connect(const char *src, unsigned port, unsigned timeout_ms) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
-  struct sockaddr_in a;
-  memset(&a, 0, sizeof a);
-  a.sin_family = AF_INET;
-  if (src) {
-    if (inet_pton(AF_INET, src, &a.sin_addr) != 1) goto fail;
-    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0) goto fail;
-  }
-  a.sin_port = htons((uint16_t)port);
-  inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
-  if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-    if (errno != EINPROGRESS) goto fail;
-    struct pollfd p = {fd, POLLOUT, 0};
-    if (poll(&p, 1, (int)timeout_ms) != 1) goto fail;
-    int e = 0;
-    socklen_t el = sizeof e;
-    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) != 0 || e != 0) goto fail;
-  }
-  return fd;
-fail:
-  close(fd);
-  return -1;
-}
-
-/* Send all `len` bytes within timeout_ms.  Returns 0, or -1 when the peer
- * closed or reset first (which many hostile cases expect) or on timeout. */
-static int raw_send(int fd, const void *buf, size_t len, unsigned timeout_ms) {
-  const char *p = buf;
-  uint64_t deadline = th_now_ms() + timeout_ms;
-  while (len) {
-    ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-    if (n > 0) {
-      p += n;
-      len -= (size_t)n;
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      uint64_t now = th_now_ms();
-      if (now >= deadline) return -1;
-      struct pollfd pf = {fd, POLLOUT, 0};
-      poll(&pf, 1, (int)(deadline - now));
-      continue;
-    }
-    return -1;
-  }
-  return 0;
-}
+/* Connecting and sending: th_connect_from() and th_send_all() (testhelp.h). */
 
 /* 1 once the peer has closed (EOF or reset); never blocks. */
 static int peer_closed(int fd) {
@@ -204,10 +152,10 @@ static void raw_exchange(const char *src, unsigned port, const void *req, size_t
                          int want, unsigned timeout_ms, raw_result_t *r) {
   memset(r, 0, sizeof *r);
   uint64_t t0 = th_now_ms();
-  int fd = raw_connect(src, port, timeout_ms);
+  int fd = th_connect_from(src, port, timeout_ms);
   ck_assert_msg(fd >= 0, "cannot connect from %s to port %u: %s", src ? src : "any",
                 port, strerror(errno));
-  raw_send(fd, req, len, timeout_ms);
+  th_send_all(fd, req, len, timeout_ms);
   uint64_t spent = th_now_ms() - t0;
   raw_read(fd, r, want, spent < timeout_ms ? timeout_ms - (unsigned)spent : 0);
   r->ms = th_now_ms() - t0;
@@ -292,11 +240,11 @@ static const char PROBE[] = "GET /ready HTTP/1.1\r\nHost: x\r\nConnection: close
 
 /* A normal probe from `src`: the status within timeout_ms, or -1. */
 static int probe_from(const char *src, unsigned timeout_ms) {
-  int fd = raw_connect(src, g_port, timeout_ms);
+  int fd = th_connect_from(src, g_port, timeout_ms);
   if (fd < 0) return -1;
   uint64_t t0 = th_now_ms();
   raw_result_t r = {0};
-  raw_send(fd, PROBE, sizeof PROBE - 1, timeout_ms);
+  th_send_all(fd, PROBE, sizeof PROBE - 1, timeout_ms);
   uint64_t spent = th_now_ms() - t0;
   raw_read(fd, &r, 1, spent < timeout_ms ? timeout_ms - (unsigned)spent : 0);
   close(fd);
@@ -552,9 +500,9 @@ START_TEST(test_pipelined_many) {
                           i, i == 49 ? CLOSE : "");
   raw_result_t r;
   memset(&r, 0, sizeof r);
-  int fd = raw_connect("127.0.0.1", g_port, TS(1000));
+  int fd = th_connect_from("127.0.0.1", g_port, TS(1000));
   ck_assert_int_ge(fd, 0);
-  raw_send(fd, req, o, TS(2000));
+  th_send_all(fd, req, o, TS(2000));
   raw_read(fd, &r, 0, TS(5000));
   close(fd);
   ck_assert_msg(r.closed, "no close after 50 pipelined requests");
@@ -791,7 +739,7 @@ static int dribble(int *fds, int n, const char *req, size_t len, unsigned pause_
     for (int i = 0; i < n; i++) {
       if (closed[i]) continue;
       if (peer_closed(fds[i]) ||
-          (sent[i] < len && raw_send(fds[i], req + sent[i], 1, 50) < 0)) {
+          (sent[i] < len && th_send_all(fds[i], req + sent[i], 1, 50) < 0)) {
         closed[i] = 1;
         nclosed++;
         *last_close_ms = th_now_ms() - t0;
@@ -821,7 +769,7 @@ static const char SLOW_REQ[] =
  * timeout never fires): the server cuts it once its request head is
  * overdue, and answers a normal probe from another address meanwhile. */
 START_TEST(test_slowloris) {
-  int fd = raw_connect("127.0.0.1", g_port, TS(1000));
+  int fd = th_connect_from("127.0.0.1", g_port, TS(1000));
   ck_assert_int_ge(fd, 0);
   uint64_t closed_ms;
   side_probe_t p = {.src = "127.0.0.2", .within_ms = TS(1000)};
@@ -852,7 +800,7 @@ START_TEST(test_slowloris_swarm) {
   for (int i = 0; i < N; i++) {
     char src[32];
     snprintf(src, sizeof src, "127.0.2.%d", 10 + i % 5);
-    fds[i] = raw_connect(src, g_port, TS(1000));
+    fds[i] = th_connect_from(src, g_port, TS(1000));
     ck_assert_msg(fds[i] >= 0, "connect %d failed", i);
   }
   /* The table is full of slow clients: the probe must get through once the
@@ -883,7 +831,7 @@ START_TEST(test_idle_one_address) {
   enum { N = 300 };
   int fds[N], connected = 0;
   for (int i = 0; i < N; i++) {
-    fds[i] = raw_connect("127.0.0.1", g_port, TS(1000));
+    fds[i] = th_connect_from("127.0.0.1", g_port, TS(1000));
     if (fds[i] >= 0) connected++;
   }
   ck_assert_int_gt(connected, 32);
@@ -921,7 +869,7 @@ START_TEST(test_idle_many_addresses) {
   for (int i = 0; i < N; i++) {
     char src[32];
     snprintf(src, sizeof src, "127.0.1.%d", 10 + i % 10);
-    fds[i] = raw_connect(src, g_port, TS(1000));
+    fds[i] = th_connect_from(src, g_port, TS(1000));
   }
   usleep(200 * 1000);
   unsigned held = current_connections();
@@ -947,9 +895,9 @@ END_TEST
  * idle timeout, not kept for ever. */
 START_TEST(test_keepalive_idle_closed) {
   static const char req[] = "GET /ready HTTP/1.1\r\nHost: x\r\n\r\n";
-  int fd = raw_connect("127.0.0.1", g_port, TS(1000));
+  int fd = th_connect_from("127.0.0.1", g_port, TS(1000));
   ck_assert_int_ge(fd, 0);
-  raw_send(fd, req, sizeof req - 1, TS(1000));
+  th_send_all(fd, req, sizeof req - 1, TS(1000));
   raw_result_t r = {0};
   raw_read(fd, &r, 1, TS(1000));
   ck_assert_int_eq(first_status(&r), 200);
@@ -967,9 +915,9 @@ END_TEST
  * hang, no crash. */
 START_TEST(test_half_request_then_shutdown) {
   static const char req[] = "GET /ready HTTP/1.1\r\nHost: x\r\nX-Partial: ab";
-  int fd = raw_connect("127.0.0.1", g_port, TS(1000));
+  int fd = th_connect_from("127.0.0.1", g_port, TS(1000));
   ck_assert_int_ge(fd, 0);
-  raw_send(fd, req, sizeof req - 1, TS(1000));
+  th_send_all(fd, req, sizeof req - 1, TS(1000));
   shutdown(fd, SHUT_WR);
   raw_result_t r = {0};
   uint64_t t0 = th_now_ms();
@@ -980,9 +928,9 @@ START_TEST(test_half_request_then_shutdown) {
   ck_assert_int_ne(first_status(&r), 200);
   raw_result_free(&r);
   /* And a reset in the middle of a request. */
-  fd = raw_connect("127.0.0.1", g_port, TS(1000));
+  fd = th_connect_from("127.0.0.1", g_port, TS(1000));
   ck_assert_int_ge(fd, 0);
-  raw_send(fd, req, sizeof req - 1, TS(1000));
+  th_send_all(fd, req, sizeof req - 1, TS(1000));
   struct linger lg = {1, 0};
   setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
   close(fd); /* RST */
@@ -994,9 +942,9 @@ END_TEST
  * some after sending a byte. */
 START_TEST(test_connect_churn) {
   for (int i = 0; i < 500; i++) {
-    int fd = raw_connect("127.0.0.1", g_port, TS(1000));
+    int fd = th_connect_from("127.0.0.1", g_port, TS(1000));
     ck_assert_int_ge(fd, 0);
-    if (i % 3 == 0) raw_send(fd, "G", 1, 100);
+    if (i % 3 == 0) th_send_all(fd, "G", 1, 100);
     if (i % 5 == 0) {
       struct linger lg = {1, 0};
       setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
@@ -1040,10 +988,5 @@ static Suite *hostile_suite(void) {
 }
 
 int main(void) {
-  SRunner *sr = srunner_create(hostile_suite());
-  srunner_set_fork_status(sr, CK_FORK);
-  srunner_run_all(sr, CK_ENV);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
+  return th_run_suite(hostile_suite(), CK_ENV, CK_FORK) ? 1 : 0;
 }

@@ -81,29 +81,10 @@ static void teardown(void) {
 
 /* ---- HTTP helpers ---- */
 
-static int get_status(unsigned port, const char *method, const char *path) {
-  th_response_t r;
-  th_http(port, method, path, &r);
-  int st = r.status;
-  th_response_free(&r);
-  return st;
-}
-
-typedef struct {
-  unsigned port;
-  const char *path;
-  int want;
-} status_cond_t;
-
-static int status_is(void *arg) {
-  status_cond_t *c = arg;
-  return get_status(c->port, "GET", c->path) == c->want;
-}
-
 static void wait_status(unsigned port, const char *path, int want) {
-  status_cond_t c = {port, path, want};
-  ck_assert_msg(th_wait_until(status_is, &c, 5000), "GET %s never answered %d (last %d)", path,
-                want, get_status(port, "GET", path));
+  th_want_t c = {port, path, want};
+  ck_assert_msg(th_wait_until(th_status_is, &c, 5000), "GET %s never answered %d (last %d)", path,
+                want, th_status(port, "GET", path));
 }
 
 /* GET/HEAD etc. with Connection: close, reading until the peer closes so
@@ -126,31 +107,15 @@ static void assert_header(const th_response_t *r, const char *name, const char *
 
 /* A socket connected to port from `src` (e.g. "127.0.0.2"), blocking. */
 static int raw_connect(const char *src, unsigned port) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  ck_assert_int_ge(fd, 0);
-  struct sockaddr_in sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sin_family = AF_INET;
-  if (src) {
-    inet_pton(AF_INET, src, &sa.sin_addr);
-    ck_assert_msg(bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0, "bind %s: %s", src,
-                  strerror(errno));
-  }
-  sa.sin_port = htons((uint16_t)port);
-  inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
-  ck_assert_msg(connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0, "connect: %s",
-                strerror(errno));
+  int fd = th_connect_from(src, port, TH_FOREVER);
+  ck_assert_msg(fd >= 0, "connect from %s: %s", src ? src : "any", strerror(errno));
+  int fl = fcntl(fd, F_GETFL);
+  ck_assert_int_eq(fcntl(fd, F_SETFL, fl & ~O_NONBLOCK), 0);
   return fd;
 }
 
 static void send_all(int fd, const char *s, size_t n) {
-  while (n) {
-    ssize_t w = send(fd, s, n, MSG_NOSIGNAL);
-    if (w < 0 && errno == EINTR) continue;
-    ck_assert_msg(w > 0, "send: %s", strerror(errno));
-    s += w;
-    n -= (size_t)w;
-  }
+  ck_assert_msg(th_send_all(fd, s, n, TH_FOREVER) == 0, "send: %s", strerror(errno));
 }
 
 /* Read exactly one response (headers + Content-Length bytes) from a
@@ -258,7 +223,7 @@ START_TEST(test_other_methods_405) {
   th_http_raw(port, post, sizeof post - 1, 0, 3000, &r);
   ck_assert_int_eq(r.status, 405);
   th_response_free(&r);
-  ck_assert_int_eq(get_status(port, "GET", "/health"), 200);
+  ck_assert_int_eq(th_status(port, "GET", "/health"), 200);
 }
 END_TEST
 
@@ -303,8 +268,8 @@ START_TEST(test_body_413) {
   th_http_raw(port, keep, sizeof keep - 1, 0, 3000, &r);
   ck_assert_int_eq(r.status, 413);
   th_response_free(&r);
-  ck_assert_int_eq(get_status(port, "GET", "/health"), 200);
-  ck_assert_int_eq(get_status(port, "HEAD", "/health"), 200);
+  ck_assert_int_eq(th_status(port, "GET", "/health"), 200);
+  ck_assert_int_eq(th_status(port, "HEAD", "/health"), 200);
 }
 END_TEST
 
@@ -329,7 +294,7 @@ START_TEST(test_huge_header) {
                 r.status);
   th_response_free(&r);
   free(req);
-  ck_assert_int_eq(get_status(port, "GET", "/health"), 200);
+  ck_assert_int_eq(th_status(port, "GET", "/health"), 200);
 }
 END_TEST
 
@@ -352,8 +317,8 @@ START_TEST(test_status_follows_check) {
     assert_header(&r, "Cache-Control", "no-store");
     th_response_free(&r);
     /* Liveness does not depend on a readiness check. */
-    ck_assert_int_eq(get_status(port, "GET", "/health"), 200);
-    ck_assert_int_eq(get_status(port, "HEAD", "/ready"), 503);
+    ck_assert_int_eq(th_status(port, "GET", "/health"), 200);
+    ck_assert_int_eq(th_status(port, "HEAD", "/ready"), 503);
     ck_assert_int_eq(health_status(h, HEALTH_READINESS), HEALTH_FAIL);
 
     atomic_store(&g_want, HEALTH_WARN);
@@ -527,7 +492,7 @@ START_TEST(test_rendered_once_per_state) {
   ck_assert(r.body_len != first.body_len || memcmp(r.body, first.body, r.body_len) != 0);
   th_response_free(&r);
   th_response_free(&first);
-  ck_assert_int_eq(get_status(port, "GET", "/health"), 200);
+  ck_assert_int_eq(th_status(port, "GET", "/health"), 200);
 }
 END_TEST
 
@@ -569,7 +534,7 @@ START_TEST(test_idle_flood) {
   ck_assert_msg(took >= 900 && took < 5000, "idle connections closed after %llu ms",
                 (unsigned long long)took);
   /* And 127.0.0.1 is served again. */
-  ck_assert_int_eq(get_status(port, "GET", "/health"), 200);
+  ck_assert_int_eq(th_status(port, "GET", "/health"), 200);
 }
 END_TEST
 
@@ -579,7 +544,7 @@ START_TEST(test_port_and_bind_errors) {
   health_t *h = start_default();
   unsigned port = health_port(h);
   ck_assert_uint_gt(port, 0);
-  ck_assert_int_eq(get_status(port, "GET", "/health"), 200);
+  ck_assert_int_eq(th_status(port, "GET", "/health"), 200);
 
   /* The same port again: a second handle must not share it silently. */
   health_options_t o;
@@ -616,8 +581,8 @@ START_TEST(test_port_and_bind_errors) {
   close(lfd);
 
   /* The first handle is unaffected. */
-  ck_assert_int_eq(get_status(port, "GET", "/ready") > 0, 1);
-  ck_assert_int_eq(get_status(port, "GET", "/health"), 200);
+  ck_assert_int_eq(th_status(port, "GET", "/ready") > 0, 1);
+  ck_assert_int_eq(th_status(port, "GET", "/health"), 200);
 }
 END_TEST
 
@@ -643,10 +608,5 @@ static Suite *http_suite(void) {
 }
 
 int main(void) {
-  SRunner *sr = srunner_create(http_suite());
-  srunner_set_fork_status(sr, CK_FORK);
-  srunner_run_all(sr, CK_ENV);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
+  return th_run_suite(http_suite(), CK_ENV, CK_FORK) ? 1 : 0;
 }

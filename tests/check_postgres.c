@@ -4,8 +4,6 @@
  * reuse, malformed input. */
 #define _GNU_SOURCE
 #include <check.h>
-#include <dirent.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -52,36 +50,6 @@ static int backends(const char *app) {
   return atoi(out);
 }
 
-/* ---- log capture ---- */
-
-static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
-static char *log_text;
-static size_t log_len, log_lines;
-
-static void capture_log(health_log_level_t level, const char *line, void *arg) {
-  (void)level, (void)arg;
-  if (getenv("HEALTH_TEST_LOG")) fprintf(stderr, "%s\n", line); /* for debugging */
-  size_t n = strlen(line);
-  pthread_mutex_lock(&log_lock);
-  char *p = realloc(log_text, log_len + n + 2);
-  if (p) {
-    memcpy(p + log_len, line, n);
-    p[log_len + n] = '\n';
-    p[log_len + n + 1] = 0;
-    log_text = p;
-    log_len += n + 1;
-    log_lines++;
-  }
-  pthread_mutex_unlock(&log_lock);
-}
-
-static int log_contains(const char *s) {
-  pthread_mutex_lock(&log_lock);
-  int found = log_text && strstr(log_text, s) != NULL;
-  pthread_mutex_unlock(&log_lock);
-  return found;
-}
-
 /* ---- handles ---- */
 
 static health_t *new_handle(void) {
@@ -91,7 +59,7 @@ static health_t *new_handle(void) {
   o.address = "127.0.0.1";
   o.handle_signals = 0;
   o.exit_on_shutdown = 0;
-  o.log_fn = capture_log;
+  o.log_fn = th_capture_log;
   o.log_level = HEALTH_LOG_DEBUG;
   health_t *h = NULL;
   health_error_t err = {0};
@@ -112,25 +80,13 @@ static void add_pg(health_t *h, const char *name, const char *conninfo,
   ck_assert_msg(rc == 0, "health_add_postgres(%s): %d %s", name, rc, err.text);
 }
 
-static int cond_single_thread(void *arg) {
-  (void)arg;
-  DIR *d = opendir("/proc/self/task");
-  if (!d) return 1; /* cannot tell: do not wait */
-  int n = 0;
-  struct dirent *e;
-  while ((e = readdir(d)) != NULL)
-    if (e->d_name[0] != '.') n++;
-  closedir(d);
-  return n <= 1;
-}
-
 /* health_free() can return while a worker thread is still exiting (the
  * core does not join them); libcrypto's per-thread cleanup in that thread
  * then races with exit() in Check's forked child and crashes it.  Wait
  * until the library's threads are gone. */
 static void free_handle(health_t *h) {
   health_free(h);
-  th_wait_until(cond_single_thread, NULL, TS(2000));
+  th_wait_until(th_single_thread, NULL, TS(2000));
 }
 
 static void start(health_t *h) {
@@ -223,7 +179,7 @@ START_TEST(test_pass) {
   ck_assert_ptr_null(strstr(r.body, PG_PASSWORD));
   th_response_free(&r);
   free_handle(h);
-  ck_assert(!log_contains(PG_PASSWORD));
+  ck_assert(!th_log_contains(PG_PASSWORD));
 }
 END_TEST
 
@@ -269,10 +225,11 @@ START_TEST(test_wrong_password) {
   free_handle(h);
 
   /* libpq's full reason went to the debug log, without the password. */
-  ck_assert(log_contains("password authentication failed"));
-  ck_assert_msg(log_contains("password authentication failed for user \\\"***\\\""), "%s", log_text);
-  ck_assert_msg(!log_contains(WRONG_PASSWORD), "%s", log_text);
-  ck_assert(log_lines > 0);
+  ck_assert(th_log_contains("password authentication failed"));
+  ck_assert_msg(th_log_contains("password authentication failed for user \\\"***\\\""), "%s",
+                th_log_text());
+  ck_assert_msg(!th_log_contains(WRONG_PASSWORD), "%s", th_log_text());
+  ck_assert(th_log_lines() > 0);
 }
 END_TEST
 
@@ -422,10 +379,10 @@ START_TEST(test_in_recovery) {
   ck_assert_msg(g_standby_port != 0, "no standby");
   health_t *h = new_handle();
   char plain[512], writable[512];
-  const char *fmt = "host=127.0.0.1 port=%u user=" PG_USER " password=" PG_PASSWORD
-                    " dbname=postgres application_name=%s";
-  snprintf(plain, sizeof plain, fmt, g_standby_port, "libhealth-test-5sp");
-  snprintf(writable, sizeof writable, fmt, g_standby_port, "libhealth-test-5sw");
+#define STANDBY_CONNINFO \
+  "host=127.0.0.1 port=%u user=" PG_USER " password=" PG_PASSWORD " dbname=postgres application_name=%s"
+  snprintf(plain, sizeof plain, STANDBY_CONNINFO, g_standby_port, "libhealth-test-5sp");
+  snprintf(writable, sizeof writable, STANDBY_CONNINFO, g_standby_port, "libhealth-test-5sw");
   health_pg_options_t pg;
   health_pg_options_init(&pg);
   add_pg(h, "sb-plain", plain, &pg, 200, 2000);
@@ -602,10 +559,7 @@ int main(void) {
   if (rc != 0) {
     pg_cmd("stop", NULL, NULL, 0);
     rmdir(g_dir); /* in case the script could not even do that */
-    if (rc == 77 && !th_require_servers()) {
-      fprintf(stderr, "check_postgres: PostgreSQL is not installed; skipped\n");
-      return 77;
-    }
+    if (th_server_skip(rc, "check_postgres", "PostgreSQL is not installed; skipped")) return 77;
     fprintf(stderr, "check_postgres: pg-server.sh start failed (%d)\n", rc);
     return 1;
   }
@@ -620,10 +574,7 @@ int main(void) {
     return 1;
   }
 
-  SRunner *sr = srunner_create(pg_suite());
-  srunner_run_all(sr, CK_ENV);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
+  int failed = th_run_suite(pg_suite(), CK_ENV, CK_FORK_GETENV);
   pg_cmd("stop", NULL, NULL, 0);
   free(g_dir);
   return failed ? 1 : 0;

@@ -3,7 +3,6 @@
  * instance that requires client certificates), plus the URL parser. */
 #define _GNU_SOURCE
 #include <check.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -53,51 +52,6 @@ static void srv_file(const server_t *s, const char *file, char *buf, size_t len)
   snprintf(buf, len, "%s/%s", s->dir, file);
 }
 
-/* ---- log capture ---- */
-
-static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
-static char *log_text;
-static size_t log_len;
-
-static void capture_log(health_log_level_t level, const char *line, void *arg) {
-  (void)level, (void)arg;
-  size_t n = strlen(line);
-  pthread_mutex_lock(&log_lock);
-  char *p = realloc(log_text, log_len + n + 2);
-  if (p) {
-    memcpy(p + log_len, line, n);
-    p[log_len + n] = '\n';
-    p[log_len + n + 1] = 0;
-    log_text = p;
-    log_len += n + 1;
-  }
-  pthread_mutex_unlock(&log_lock);
-}
-
-static int log_contains(const char *s) {
-  pthread_mutex_lock(&log_lock);
-  int found = log_text && strstr(log_text, s) != NULL;
-  pthread_mutex_unlock(&log_lock);
-  return found;
-}
-
-/* Each test starts with an empty log (matters when CK_FORK=no). */
-static void clear_log(void) {
-  pthread_mutex_lock(&log_lock);
-  free(log_text);
-  log_text = NULL;
-  log_len = 0;
-  pthread_mutex_unlock(&log_lock);
-}
-
-static int log_count(const char *s) {
-  int n = 0;
-  pthread_mutex_lock(&log_lock);
-  for (const char *p = log_text; p && (p = strstr(p, s)) != NULL; p++) n++;
-  pthread_mutex_unlock(&log_lock);
-  return n;
-}
-
 /* ---- handles ---- */
 
 static health_t *new_handle(void) {
@@ -109,7 +63,7 @@ static health_t *new_handle(void) {
   o.address = "127.0.0.1";
   o.handle_signals = 0;
   o.exit_on_shutdown = 0;
-  o.log_fn = capture_log;
+  o.log_fn = th_capture_log;
   o.log_level = HEALTH_LOG_DEBUG;
   ck_assert_int_eq(health_new(&h, &o, &err), 0);
   return h;
@@ -353,7 +307,7 @@ START_TEST(test_tls_pass) {
   ck_assert_ptr_null(strstr(resp.body, PW));
   th_response_free(&resp);
   health_free(h);
-  ck_assert(!log_contains(PW));
+  ck_assert(!th_log_contains(PW));
 }
 END_TEST
 
@@ -382,7 +336,7 @@ START_TEST(test_acl_user_db) {
                           &ro, 1000, 2000);
   expect_pass(h);
   health_free(h);
-  ck_assert(!log_contains("Zk9"));
+  ck_assert(!th_log_contains("Zk9"));
 
   h = start_one(url("redis://checker:%s@127.0.0.1:%u/99", CHECKER_PW_ENC, g_main.plain), NULL, 1000, 2000);
   health_check_info_t i = first_result(h, 5000);
@@ -430,8 +384,8 @@ START_TEST(test_insecure_skip_verify) {
   health_t *h = start_one(url("rediss://:" PW "@localhost:%u", g_main.tls), &ro, 1000, 2000);
   expect_pass(h);
   /* warned at registration and at the connect */
-  ck_assert_int_ge(log_count("redis_tls_insecure"), 2);
-  ck_assert(log_contains("\"level\":\"warn\""));
+  ck_assert_int_ge(th_log_count("redis_tls_insecure"), 2);
+  ck_assert(th_log_contains("\"level\":\"warn\""));
   health_free(h);
 }
 END_TEST
@@ -506,7 +460,7 @@ static void assert_no_leak(health_t *h, const char *secret) {
   ck_assert_int_eq(th_http(health_port(h), "GET", "/health", &resp), 0);
   ck_assert_msg(!strstr(resp.body, secret), "/health leaks: %s", resp.body);
   th_response_free(&resp);
-  ck_assert_msg(!log_contains(secret), "a log line leaks %s", secret);
+  ck_assert_msg(!th_log_contains(secret), "a log line leaks %s", secret);
 }
 
 START_TEST(test_wrong_password) {
@@ -522,7 +476,7 @@ START_TEST(test_wrong_password) {
   ck_assert_int_eq(health_check_get(h, "r", &i), 0);
   ck_assert_int_eq(i.last_status, HEALTH_FAIL);
   ck_assert_str_eq(i.output, "authentication failed (WRONGPASS)");
-  ck_assert(log_contains("redis_check_failed")); /* debug detail was logged */
+  ck_assert(th_log_contains("redis_check_failed")); /* debug detail was logged */
   assert_no_leak(h, WRONG_PW);
   health_free(h);
 }
@@ -669,7 +623,7 @@ START_TEST(test_one_connection) {
   ck_assert_int_eq(health_check_get(h, "r", &i), 0);
   ck_assert_int_eq(i.consecutive_successes >= 35, 1);
   ck_assert_int_eq(one_client_id(), id); /* the same connection throughout */
-  ck_assert_int_eq(log_count("\"redis_connected\""), 1);
+  ck_assert_int_eq(th_log_count("\"redis_connected\""), 1);
   health_free(h);
 }
 END_TEST
@@ -720,7 +674,8 @@ static Suite *redis_suite(int servers) {
 
   tc = tcase_create("tls");
   tcase_set_timeout(tc, 30);
-  tcase_add_checked_fixture(tc, clear_log, NULL);
+  /* Each test starts with an empty log (matters when CK_FORK=no). */
+  tcase_add_checked_fixture(tc, th_log_clear, NULL);
   tcase_add_test(tc, test_register_errors);
   tcase_add_test(tc, test_tls_pass);
   tcase_add_test(tc, test_tls_ip_pass);
@@ -744,7 +699,7 @@ static Suite *redis_suite(int servers) {
   tc = tcase_create("outage");
   tcase_set_timeout(tc, 60);
   tcase_add_unchecked_fixture(tc, NULL, ensure_main);
-  tcase_add_checked_fixture(tc, clear_log, NULL);
+  tcase_add_checked_fixture(tc, th_log_clear, NULL);
   tcase_add_test(tc, test_outage_and_recovery);
   suite_add_tcase(s, tc);
   return s;
@@ -757,19 +712,9 @@ static void stop_all(int keep) {
   for (size_t k = 0; k < 3; k++) {
     if (!all[k]->dir) continue;
     srv_cmd(all[k], "stop", NULL, NULL, 0);
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "rm -rf -- '%s'", all[k]->dir);
     if (keep) fprintf(stderr, "check_redis: server files kept in %s\n", all[k]->dir);
-    else if (system(cmd) != 0) fprintf(stderr, "check_redis: could not remove %s\n", all[k]->dir);
+    else th_remove_dir("check_redis", all[k]->dir);
   }
-}
-
-static int run(int servers) {
-  SRunner *sr = srunner_create(redis_suite(servers));
-  srunner_run_all(sr, CK_ENV);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed;
 }
 
 /* 1 if this build has the Redis checker (configure found hiredis + OpenSSL). */
@@ -788,7 +733,7 @@ int main(void) {
   char extra[256], sink[256];
   if (!have_redis()) {
     fprintf(stderr, "check_redis: built without the Redis checker; only the URL tests ran\n");
-    return run(0) ? 1 : 77;
+    return th_run_suite(redis_suite(0), CK_ENV, CK_FORK_GETENV) ? 1 : 77;
   }
   int rc = srv_start(&g_main, "redis", NULL);
   if (rc == 0) rc = srv_start(&g_mtls, "redis-mtls", "--tls-auth-clients yes");
@@ -801,15 +746,13 @@ int main(void) {
   }
   if (rc != 0) {
     stop_all(rc != 77);
-    if (rc == 77 && !th_require_servers()) {
-      fprintf(stderr, "check_redis: redis-server with TLS is not available; "
-                      "only the URL tests ran\n");
-      return run(0) ? 1 : 77;
-    }
+    if (th_server_skip(rc, "check_redis",
+                       "redis-server with TLS is not available; only the URL tests ran"))
+      return th_run_suite(redis_suite(0), CK_ENV, CK_FORK_GETENV) ? 1 : 77;
     fprintf(stderr, "check_redis: redis-server.sh start failed (%d)\n", rc);
     return 1;
   }
-  int failed = run(1);
+  int failed = th_run_suite(redis_suite(1), CK_ENV, CK_FORK_GETENV);
   stop_all(failed);
   return failed ? 1 : 0;
 }

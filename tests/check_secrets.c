@@ -11,7 +11,6 @@
  * user. */
 #define _GNU_SOURCE
 #include <check.h>
-#include <dirent.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -73,13 +72,13 @@ static void make_secrets(void) {
   hex(g_mark, 8);
   hex(g_umark, 4);
   snprintf(pg_pw, sizeof pg_pw, "S3cr3t-PG-%s", g_mark);
-  snprintf(pg_pw_x, sizeof pg_pw_x, "S3cr3t-PGX-%s" SPECIAL "%s", g_mark, g_mark);
+  snprintf(pg_pw_x, sizeof pg_pw_x, "S3cr3t-PGX-%s%s%s", g_mark, SPECIAL, g_mark);
   snprintf(pg_wrong, sizeof pg_wrong, "S3cr3t-PGW-%s", g_mark);
-  snprintf(pg_wrong_x, sizeof pg_wrong_x, "S3cr3t-PGWX-%s" SPECIAL "%s", g_mark, g_mark);
+  snprintf(pg_wrong_x, sizeof pg_wrong_x, "S3cr3t-PGWX-%s%s%s", g_mark, SPECIAL, g_mark);
   snprintf(rd_pw, sizeof rd_pw, "S3cr3t-RD-%s", g_mark);
-  snprintf(rd_pw_x, sizeof rd_pw_x, "S3cr3t-RDX-%s" SPECIAL "%s", g_mark, g_mark);
+  snprintf(rd_pw_x, sizeof rd_pw_x, "S3cr3t-RDX-%s%s%s", g_mark, SPECIAL, g_mark);
   snprintf(rd_wrong, sizeof rd_wrong, "S3cr3t-RDW-%s", g_mark);
-  snprintf(rd_wrong_x, sizeof rd_wrong_x, "S3cr3t-RDWX-%s" SPECIAL "%s", g_mark, g_mark);
+  snprintf(rd_wrong_x, sizeof rd_wrong_x, "S3cr3t-RDWX-%s%s%s", g_mark, SPECIAL, g_mark);
   snprintf(tok, sizeof tok, "S3cr3t-TK-%s", g_mark);
   snprintf(tok_wrong, sizeof tok_wrong, "S3cr3t-TKW-%s", g_mark);
   snprintf(tok_bad, sizeof tok_bad, "S3cr3t-TKB-%s\x01", g_mark); /* not printable */
@@ -249,9 +248,7 @@ static void servers_down(void) {
   }
   if (g_rd_dir) {
     rd_cmd("stop", NULL, NULL, 0);
-    char cmd[1024];
-    snprintf(cmd, sizeof cmd, "rm -rf -- '%s'", g_rd_dir);
-    if (system(cmd) != 0) fprintf(stderr, "check_secrets: could not remove %s\n", g_rd_dir);
+    th_remove_dir("check_secrets", g_rd_dir);
     free(g_rd_dir);
     g_rd_dir = NULL;
   }
@@ -288,23 +285,11 @@ static health_t *new_handle(void) {
   return h;
 }
 
-static int cond_single_thread(void *arg) {
-  (void)arg;
-  DIR *d = opendir("/proc/self/task");
-  if (!d) return 1;
-  int n = 0;
-  struct dirent *e;
-  while ((e = readdir(d)) != NULL)
-    if (e->d_name[0] != '.') n++;
-  closedir(d);
-  return n <= 1;
-}
-
 /* As in check_postgres: let the library's threads (and libcrypto's
  * per-thread cleanup) finish before Check's child exits. */
 static void free_handle(health_t *h) {
   health_free(h);
-  th_wait_until(cond_single_thread, NULL, TS(2000));
+  th_wait_until(th_single_thread, NULL, TS(2000));
 }
 
 /* What a check must show after its runs: pass, or fail with `text`. */
@@ -776,8 +761,8 @@ int main(void) {
     missing++;
   } else if ((rc = pg_up()) == 0) {
     g_have_pg = 1;
-  } else if (rc == 77 && !th_require_servers()) {
-    fprintf(stderr, "check_secrets: PostgreSQL is not installed; PostgreSQL skipped\n");
+  } else if (th_server_skip(rc, "check_secrets",
+                            "PostgreSQL is not installed; PostgreSQL skipped")) {
     missing++;
   } else {
     fprintf(stderr, "check_secrets: could not start PostgreSQL (%d)\n", rc);
@@ -789,8 +774,8 @@ int main(void) {
     missing++;
   } else if ((rc = rd_up()) == 0) {
     g_have_rd = 1;
-  } else if (rc == 77 && !th_require_servers()) {
-    fprintf(stderr, "check_secrets: redis-server with TLS is not available; Redis skipped\n");
+  } else if (th_server_skip(rc, "check_secrets",
+                            "redis-server with TLS is not available; Redis skipped")) {
     missing++;
   } else {
     fprintf(stderr, "check_secrets: could not start Redis (%d)\n", rc);
@@ -801,10 +786,7 @@ int main(void) {
     servers_down();
     return 77;
   }
-  SRunner *sr = srunner_create(secrets_suite());
-  srunner_run_all(sr, CK_ENV);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
+  int failed = th_run_suite(secrets_suite(), CK_ENV, CK_FORK_GETENV);
   servers_down();
   return failed ? 1 : 0;
 }

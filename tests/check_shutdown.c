@@ -523,28 +523,9 @@ static void child_cleanup(void) {
 
 /* ---- HTTP ---- */
 
-static int get(unsigned port, const char *path) {
-  th_response_t r;
-  th_http(port, "GET", path, &r);
-  int st = r.status;
-  th_response_free(&r);
-  return st;
-}
-
-typedef struct {
-  unsigned port;
-  const char *path;
-  int want;
-} want_t;
-
-static int status_is(void *arg) {
-  want_t *w = arg;
-  return get(w->port, w->path) == w->want;
-}
-
 static void wait_ready(child_t *c) {
-  want_t w = {c->port, "/ready", 200};
-  ck_assert_msg(th_wait_until(status_is, &w, TS(10000)), "the child never became ready");
+  th_want_t w = {c->port, "/ready", 200};
+  ck_assert_msg(th_wait_until(th_status_is, &w, TS(10000)), "the child never became ready");
 }
 
 /* Signal, then poll /ready every millisecond until it answers 503;
@@ -553,8 +534,8 @@ static uint64_t term_and_wait_503(child_t *c, int sig, uint64_t *t_sig_ms) {
   *t_sig_ms = th_now_ms();
   uint64_t t0 = mono_us();
   ck_assert_int_eq(kill(c->pid, sig), 0);
-  want_t w = {c->port, "/ready", 503};
-  ck_assert_msg(th_wait_until(status_is, &w, TS(2000)), "/ready never turned 503");
+  th_want_t w = {c->port, "/ready", 503};
+  ck_assert_msg(th_wait_until(th_status_is, &w, TS(2000)), "/ready never turned 503");
   return mono_us() - t0;
 }
 
@@ -597,7 +578,7 @@ START_TEST(test_drain_window) {
   int probes = 0;
   while (!has_line(c, "hook flush ")) {
     ck_assert_msg(th_now_ms() - t_sig < TS(5000), "the drain never ended");
-    int live = get(c->port, "/health"), ready = get(c->port, "/ready");
+    int live = th_status(c->port, "GET", "/health"), ready = th_status(c->port, "GET", "/ready");
     /* The drain may end between the check above and these probes; the
      * hook reports in before the server goes away. */
     if ((live != 200 || ready != 503) && has_line(c, "hook flush ")) break;
@@ -654,8 +635,8 @@ START_TEST(test_drain_waits_for_inflight) {
   /* Past drain_min, the request still runs: no hook yet. */
   uint64_t until = t_sig + 800, now = th_now_ms();
   ck_assert_ptr_null(wait_line(c, "hook ", until > now ? (unsigned)(until - now) : 0));
-  ck_assert_int_eq(get(c->port, "/ready"), 503);
-  ck_assert_int_eq(get(c->port, "/health"), 200);
+  ck_assert_int_eq(th_status(c->port, "GET", "/ready"), 503);
+  ck_assert_int_eq(th_status(c->port, "GET", "/health"), 200);
   ck_assert_int_eq(write(c->ctl, "e", 1), 1);
   const char *l = wait_line(c, "end ", TS(2000));
   ck_assert_ptr_nonnull(l);
@@ -847,7 +828,7 @@ START_TEST(test_app_owned_signals) {
   wait_ready(c);
   uint64_t t_sig;
   term_and_wait_503(c, SIGUSR1, &t_sig);
-  ck_assert_int_eq(get(c->port, "/health"), 200);
+  ck_assert_int_eq(th_status(c->port, "GET", "/health"), 200);
   uint64_t hook = hook_time(c, "flush", TS(3000));
   ck_assert_uint_ge(hook, t_sig + 600);
   l = wait_line(c, "handler ", TS(1000));
@@ -931,7 +912,7 @@ START_TEST(test_sd_notify) {
   spawn(&s, c);
 
   /* Not ready yet (the first check result is pending): no READY=1. */
-  ck_assert_int_eq(get(c->port, "/ready"), 503);
+  ck_assert_int_eq(th_status(c->port, "GET", "/ready"), 503);
   char msg[512];
   int ready = 0, watchdog = 0, stopping = 0;
   uint64_t deadline = th_now_ms() + TS(10000);
@@ -941,7 +922,7 @@ START_TEST(test_sd_notify) {
       if (strstr(msg, "READY=1")) ready++;
     }
   ck_assert_msg(ready == 1, "no READY=1");
-  ck_assert_int_eq(get(c->port, "/ready"), 200);
+  ck_assert_int_eq(th_status(c->port, "GET", "/ready"), 200);
 
   /* WATCHDOG=1 every WATCHDOG_USEC / 2. */
   uint64_t t = th_now_ms();
@@ -1005,7 +986,7 @@ START_TEST(test_sd_notify_never_blocks) {
   scen_hook(&s, "flush", 0, 0, HK_OK);
   spawn(&s, c);
   wait_ready(c);
-  ck_assert_int_eq(get(c->port, "/health"), 200);
+  ck_assert_int_eq(th_status(c->port, "GET", "/health"), 200);
   /* systemd catches up: the dropped READY=1 is sent again. */
   char msg[512];
   int ready = 0;
@@ -1066,10 +1047,5 @@ static Suite *shutdown_suite(void) {
 }
 
 int main(void) {
-  SRunner *sr = srunner_create(shutdown_suite());
-  srunner_set_fork_status(sr, CK_FORK); /* children, signals, _exit() */
-  srunner_run_all(sr, CK_ENV);
-  int failed = srunner_ntests_failed(sr);
-  srunner_free(sr);
-  return failed ? 1 : 0;
+  return th_run_suite(shutdown_suite(), CK_ENV, CK_FORK) ? 1 : 0; /* children, signals, _exit() */
 }

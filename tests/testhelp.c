@@ -3,9 +3,11 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -233,4 +235,153 @@ int th_under_valgrind(void) {
 #endif
   const char *v = getenv("HEALTH_TEST_VALGRIND");
   return v && *v && strcmp(v, "0") != 0;
+}
+
+int th_connect_from(const char *src, unsigned port, unsigned timeout_ms) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  struct sockaddr_in a;
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  if (src) {
+    if (inet_pton(AF_INET, src, &a.sin_addr) != 1) goto fail;
+    if (bind(fd, (struct sockaddr *)&a, sizeof a) != 0) goto fail;
+  }
+  a.sin_port = htons((uint16_t)port);
+  inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+  if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+    if (errno != EINPROGRESS) goto fail;
+    struct pollfd p = {fd, POLLOUT, 0};
+    if (poll(&p, 1, timeout_ms == TH_FOREVER ? -1 : (int)timeout_ms) != 1) goto fail;
+    int e = 0;
+    socklen_t el = sizeof e;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &el) != 0 || e != 0) goto fail;
+  }
+  return fd;
+fail:
+  close(fd);
+  return -1;
+}
+
+int th_send_all(int fd, const void *buf, size_t len, unsigned timeout_ms) {
+  const char *p = buf;
+  uint64_t deadline = th_now_ms() + timeout_ms;
+  while (len) {
+    ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+    if (n > 0) {
+      p += n;
+      len -= (size_t)n;
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      uint64_t now = th_now_ms();
+      if (now >= deadline) return -1;
+      struct pollfd pf = {fd, POLLOUT, 0};
+      poll(&pf, 1, (int)(deadline - now));
+      continue;
+    }
+    return -1;
+  }
+  return 0;
+}
+
+int th_status(unsigned port, const char *method, const char *path) {
+  th_response_t r;
+  th_http(port, method, path, &r);
+  int st = r.status;
+  th_response_free(&r);
+  return st;
+}
+
+int th_status_is(void *arg) {
+  th_want_t *w = arg;
+  return th_status(w->port, "GET", w->path) == w->want;
+}
+
+int th_single_thread(void *arg) {
+  (void)arg;
+  DIR *d = opendir("/proc/self/task");
+  if (!d) return 1; /* cannot tell: do not wait */
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL)
+    if (e->d_name[0] != '.') n++;
+  closedir(d);
+  return n <= 1;
+}
+
+static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *log_text;
+static size_t log_len, log_lines;
+
+void th_capture_log(health_log_level_t level, const char *line, void *arg) {
+  (void)level, (void)arg;
+  if (getenv("HEALTH_TEST_LOG")) fprintf(stderr, "%s\n", line); /* for debugging */
+  size_t n = strlen(line);
+  pthread_mutex_lock(&log_lock);
+  char *p = realloc(log_text, log_len + n + 2);
+  if (p) {
+    memcpy(p + log_len, line, n);
+    p[log_len + n] = '\n';
+    p[log_len + n + 1] = 0;
+    log_text = p;
+    log_len += n + 1;
+    log_lines++;
+  }
+  pthread_mutex_unlock(&log_lock);
+}
+
+int th_log_contains(const char *s) {
+  pthread_mutex_lock(&log_lock);
+  int found = log_text && strstr(log_text, s) != NULL;
+  pthread_mutex_unlock(&log_lock);
+  return found;
+}
+
+int th_log_count(const char *s) {
+  int n = 0;
+  pthread_mutex_lock(&log_lock);
+  for (const char *p = log_text; p && (p = strstr(p, s)) != NULL; p++) n++;
+  pthread_mutex_unlock(&log_lock);
+  return n;
+}
+
+size_t th_log_lines(void) {
+  pthread_mutex_lock(&log_lock);
+  size_t n = log_lines;
+  pthread_mutex_unlock(&log_lock);
+  return n;
+}
+
+const char *th_log_text(void) { return log_text; }
+
+void th_log_clear(void) {
+  pthread_mutex_lock(&log_lock);
+  free(log_text);
+  log_text = NULL;
+  log_len = 0;
+  log_lines = 0;
+  pthread_mutex_unlock(&log_lock);
+}
+
+int th_run_suite(Suite *s, enum print_output mode, enum fork_status fork) {
+  SRunner *sr = srunner_create(s);
+  if (fork != CK_FORK_GETENV) srunner_set_fork_status(sr, fork);
+  srunner_run_all(sr, mode);
+  int failed = srunner_ntests_failed(sr);
+  srunner_free(sr);
+  return failed;
+}
+
+int th_server_skip(int rc, const char *prog, const char *note) {
+  if (rc != 77 || th_require_servers()) return 0;
+  fprintf(stderr, "%s: %s\n", prog, note);
+  return 1;
+}
+
+void th_remove_dir(const char *prog, const char *dir) {
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd, "rm -rf -- '%s'", dir);
+  if (system(cmd) != 0) fprintf(stderr, "%s: could not remove %s\n", prog, dir);
 }

@@ -1,10 +1,14 @@
-/* Helpers shared by the Check suites: raw HTTP over loopback, waiting on
- * conditions, throwaway servers started by the tests/ scripts. */
+/* Helpers shared by the Check suites: raw HTTP and sockets over loopback,
+ * waiting on conditions, throwaway servers started by the tests/ scripts,
+ * log capture, running a suite. */
 #ifndef TESTHELP_H
 #define TESTHELP_H
 
+#include <check.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "health.h"
 
 typedef struct th_response {
   int status;          /* HTTP status, or -1 when nothing parsable came back */
@@ -65,5 +69,57 @@ unsigned th_time_scale(void);
 /* 1 when running under valgrind (RUNNING_ON_VALGRIND where <valgrind/valgrind.h>
  * exists, or HEALTH_TEST_VALGRIND set non-zero by scripts/valgrind.sh). */
 int th_under_valgrind(void);
+
+/* th_connect_from() timeout: wait for the handshake without a limit. */
+#define TH_FOREVER ((unsigned)-1)
+
+/* Non-blocking fd connected from src (127.0.0.x, NULL: any) to 127.0.0.1:port, or -1. */
+int th_connect_from(const char *src, unsigned port, unsigned timeout_ms);
+
+/* Send all len bytes within timeout_ms: 0, or -1 on close/reset by the peer or timeout. */
+int th_send_all(int fd, const void *buf, size_t len, unsigned timeout_ms);
+
+/* HTTP status of `METHOD path` (th_http()), or -1. */
+int th_status(unsigned port, const char *method, const char *path);
+
+/* What th_status_is() waits for: GET path on port answering want. */
+typedef struct th_want {
+  unsigned port;
+  const char *path;
+  int want;
+} th_want_t;
+
+/* th_wait_until() condition: GET arg->path answers arg->want (arg: th_want_t *). */
+int th_status_is(void *arg);
+
+/* th_wait_until() condition: the process has one thread left (or cannot tell). */
+int th_single_thread(void *arg);
+
+/* health_log_fn: append the line to the captured log (and stderr if HEALTH_TEST_LOG). */
+void th_capture_log(health_log_level_t level, const char *line, void *arg);
+
+/* 1 if the captured log contains s. */
+int th_log_contains(const char *s);
+
+/* How many times s occurs in the captured log. */
+int th_log_count(const char *s);
+
+/* How many lines were captured. */
+size_t th_log_lines(void);
+
+/* The captured log text, NULL when empty (for failure messages only). */
+const char *th_log_text(void);
+
+/* Empty the captured log. */
+void th_log_clear(void);
+
+/* Run and free suite s (fork CK_FORK_GETENV: Check's default); returns the failures. */
+int th_run_suite(Suite *s, enum print_output mode, enum fork_status fork);
+
+/* 1 (printing "prog: note") if server script status rc is 77 and servers are optional. */
+int th_server_skip(int rc, const char *prog, const char *note);
+
+/* rm -rf dir, printing "prog: could not remove dir" to stderr on failure. */
+void th_remove_dir(const char *prog, const char *dir);
 
 #endif
