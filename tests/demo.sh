@@ -40,9 +40,9 @@ now_ms() { # monotonic enough for intervals of seconds
   case $s in *N) echo $(( $(date +%s) * 1000 ));; *) echo $(( s / 1000000 ));; esac
 }
 
-rand_port() { # 20000-59999
+rand_port() { # 20000-32767: below the ephemeral range of outgoing connections
   n=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
-  echo $(( 20000 + n % 40000 ))
+  echo $(( 20000 + n % 12768 ))
 }
 
 # code PATH [PORT]: the HTTP status of GET PATH (000 when nothing answered).

@@ -76,11 +76,18 @@ expect() {
 }
 
 cat >"$tmp/ports.py" <<'EOF'
-import socket, sys
+import random, socket, sys
+# Ports below Linux's ephemeral range (32768-60999): a port the kernel picks
+# (bind to 0) is one that outgoing connections, ours included, may take as
+# their source port before the service binds it.
 socks = []
-for _ in range(int(sys.argv[1])):
+while len(socks) < int(sys.argv[1]):
     s = socket.socket()
-    s.bind(("127.0.0.1", 0))
+    try:
+        s.bind(("127.0.0.1", random.randint(20000, 32767)))
+    except OSError:
+        s.close()
+        continue
     socks.append(s)
 print(" ".join(str(s.getsockname()[1]) for s in socks))
 EOF

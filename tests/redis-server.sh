@@ -36,10 +36,12 @@ need_tools() {
   fi
 }
 
-# A pseudo-random port in 20000-59999 (POSIX sh has no $RANDOM).
+# A pseudo-random port in 20000-32767 (POSIX sh has no $RANDOM): below
+# Linux's ephemeral range (32768-60999), so no outgoing connection of a
+# concurrent test can be holding it as its source port.
 random_port() {
   n=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
-  echo $((20000 + n % 40000))
+  echo $((20000 + n % 12768))
 }
 
 # Single-quote one argument for a later eval.
