@@ -13,6 +13,7 @@ set -u
 
 builddir=${top_builddir:-.}
 require=${HEALTH_TEST_REQUIRE_SERVERS:-0}
+srcdir=${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}
 probe=$builddir/health-probe
 demo=$builddir/examples/demo-service
 
@@ -75,22 +76,6 @@ expect() {
   fi
 }
 
-cat >"$tmp/ports.py" <<'EOF'
-import random, socket, sys
-# Ports below Linux's ephemeral range (32768-60999): a port the kernel picks
-# (bind to 0) is one that outgoing connections, ours included, may take as
-# their source port before the service binds it.
-socks = []
-while len(socks) < int(sys.argv[1]):
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", random.randint(20000, 32767)))
-    except OSError:
-        s.close()
-        continue
-    socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-EOF
 
 # Misbehaving servers on 127.0.0.1: fake.py MODE PORTFILE [ADDRESS].  Each exits on its
 # own after 60 s.
@@ -210,7 +195,7 @@ expect "--help" "0" "usage" 2000 -- --help
 
 # ---------------------------------------------------------------------------
 # 3. A live demo-service: 200 -> exit 0; an address that needs a fallback.
-set -- $(python3 "$tmp/ports.py" 5)
+set -- $(python3 "$srcdir/tests/free-ports.py" 5)
 app1=$1 h1=$2 app2=$3 h2=$4 closed=$5
 env PORT="$app1" HEALTH_PORT="$h1" HEALTH_ADDRESS=127.0.0.1 FLUSH_FILE="$tmp/flush1.log" \
   HEALTH_DRAIN_MS=20000 HEALTH_SHUTDOWN_DEADLINE_MS=25000 HEALTH_LOG_LEVEL=warn \

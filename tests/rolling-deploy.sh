@@ -79,24 +79,6 @@ else
     { say "FAIL: cannot build the load client"; exit 1; }
 fi
 
-# Free loopback ports: bound together with a plain bind (which fails on a
-# port held by anyone, SO_REUSEPORT or not), then released for the services.
-cat >"$tmp/ports.py" <<'EOF'
-import random, socket, sys
-# Ports below Linux's ephemeral range (32768-60999): a port the kernel picks
-# (bind to 0) is one that outgoing connections, ours included, may take as
-# their source port before the service binds it.
-socks = []
-while len(socks) < int(sys.argv[1]):
-    s = socket.socket()
-    try:
-        s.bind(("127.0.0.1", random.randint(20000, 32767)))
-    except OSError:
-        s.close()
-        continue
-    socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-EOF
 # One command on HAProxy's admin socket; prints the answer.
 cat >"$tmp/hactl.py" <<'EOF'
 import socket, sys
@@ -204,7 +186,7 @@ run_scenario() {
   retry-on none" ;;
     *) say "unknown scenario $scenario"; failures=$((failures + 1)); return ;;
   esac
-  set -- $(python3 "$tmp/ports.py" 5)
+  set -- $(python3 "$srcdir/tests/free-ports.py" 5)
   lb=$1 a_port=$2 a_health=$3 b_port=$4 b_health=$5
   sock=$sdir/haproxy.sock
 
