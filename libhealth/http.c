@@ -166,7 +166,11 @@ static size_t unescape_unreserved(void *cls, struct MHD_Connection *conn, char *
  * fail.  So each request head also has an absolute deadline:
  * connection_timeout_s after the connection opened or after the previous
  * answer.  A small reaper thread shuts down the sockets of overdue
- * connections; libmicrohttpd then reads EOF and closes them itself.  The
+ * connections, both ways: the client gets a FIN at once, and libmicrohttpd
+ * sees the socket hang up (or reset, if the client sends more) and closes
+ * it itself.  Shutting down only the read side is not enough: with epoll,
+ * libmicrohttpd 0.9.75 stops reading after any short read, so a client
+ * that keeps dribbling bytes hides the EOF behind them indefinitely.  The
  * slots are allocated once, at start (max_connections of them).
  */
 #define REAP_INTERVAL_MS 200
@@ -261,8 +265,10 @@ static void *reaper_main(void *arg) {
       uint64_t d = atomic_load(&s->deadline_ms);
       if (d == NO_DEADLINE) continue;
       if (now >= d) {
-        atomic_store(&s->deadline_ms, NO_DEADLINE);
-        shutdown(s->fd, SHUT_RD); /* MHD reads EOF and closes it */
+        /* Only if the head is still missing: the handler may have just
+         * claimed the connection by storing NO_DEADLINE. */
+        if (atomic_compare_exchange_strong(&s->deadline_ms, &d, NO_DEADLINE))
+          shutdown(s->fd, SHUT_RDWR);
       } else if (d < next) {
         next = d;
       }

@@ -793,6 +793,37 @@ START_TEST(test_slowloris) {
 }
 END_TEST
 
+/* A fast dribble: a byte every millisecond of a 6 KiB head.  A byte is
+ * often already queued when the head deadline passes; a server that only
+ * shut the read side would read that byte instead of the EOF and keep the
+ * connection (libmicrohttpd with epoll stops reading after a short read).
+ * Six rounds: that server lost about one round in seven here. */
+START_TEST(test_slowloris_fast) {
+  size_t pad = 6000;
+  const char head[] = "GET /ready HTTP/1.1\r\nHost: x\r\nX-Pad: ";
+  const char tail[] = "\r\n" CLOSE "\r\n";
+  size_t len = sizeof head - 1 + pad + sizeof tail - 1;
+  char *req = malloc(len);
+  ck_assert(req);
+  memcpy(req, head, sizeof head - 1);
+  memset(req + sizeof head - 1, 'a', pad);
+  memcpy(req + sizeof head - 1 + pad, tail, sizeof tail - 1);
+  for (int round = 0; round < 6; round++) {
+    int fd = th_connect_from("127.0.0.1", g_port, TS(1000));
+    ck_assert_int_ge(fd, 0);
+    uint64_t closed_ms;
+    int n = dribble(&fd, 1, req, len, 1, TS(4000), NULL, 0, &closed_ms);
+    close(fd);
+    ck_assert_msg(n == 1 && closed_ms <= TS(2500),
+                  "round %d: fast slowloris not cut (closed=%d at %llu ms, gaps up to %llu ms)",
+                  round, n, (unsigned long long)closed_ms,
+                  (unsigned long long)g_dribble_max_gap_ms);
+  }
+  free(req);
+  assert_alive("fast slowloris");
+}
+END_TEST
+
 /* 150 slow clients from 5 addresses (30 each, under the per-address limit
  * of 32, together over max_connections = 128): the connection table is
  * full, and a probe from a sixth address must still get through once the
@@ -980,6 +1011,7 @@ static Suite *hostile_suite(void) {
   tcase_add_checked_fixture(tc, setup, teardown);
   tcase_set_timeout(tc, 30);
   tcase_add_test(tc, test_slowloris);
+  tcase_add_test(tc, test_slowloris_fast);
   tcase_add_test(tc, test_slowloris_swarm);
   tcase_add_test(tc, test_idle_one_address);
   tcase_add_test(tc, test_idle_many_addresses);
