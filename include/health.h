@@ -351,7 +351,11 @@ HEALTH_EXPORT void health_pg_options_init(health_pg_options_t *o);
  * or a postgres:// / postgresql:// URL; it is parsed (and rejected if
  * malformed) now, and the password never appears in any output.  One
  * connection is kept and reused between runs.  componentType "datastore",
- * observedValue the round trip in ms.  Before start.
+ * observedValue the round trip in ms.  Every phase ends at the check's
+ * deadline, the name lookup included: host names are resolved by the
+ * checker (on each reconnect) and given to libpq as hostaddr, every address
+ * tried in turn; with hostaddr or a service file, libpq resolves as told.
+ * Before start.
  * @return 0, HEALTH_EURL, HEALTH_EINVAL, HEALTH_EEXIST, HEALTH_ESTATE,
  *         HEALTH_ENOMEM or HEALTH_ENOTSUP (built without libpq).
  */

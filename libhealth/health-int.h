@@ -237,6 +237,14 @@ void health__checks_free(health_t *h);
  * receive the application's signals). */
 int health__thread_create(pthread_t *t, void *(*fn)(void *), void *arg,
                           int detached);
+/* Resolve `host` (and `port`, may be NULL) for a TCP connection, giving
+ * up at `deadline` (monotonic ms) while the lookup finishes on its own
+ * thread (resolve.c).  0: *out is the list (freeaddrinfo it); 1: timed
+ * out; -1: failed, *why says why (static text). */
+struct addrinfo;
+int health__resolve(const char *host, const char *port, uint64_t deadline,
+                    struct addrinfo **out, const char **why);
+
 /* Free everything (health.c); called by health_free() or by the last
  * abandoned worker when health_free() could not. */
 void health__free_final(health_t *h);

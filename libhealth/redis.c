@@ -121,48 +121,8 @@ static int timed_out(redis_state_t *st) {
 
 /* ---- resolution, bounded by the deadline ---- */
 
-/* getaddrinfo() cannot be interrupted, so it runs on a detached thread; on
- * timeout we walk away and the thread frees the job when it finishes. */
-typedef struct resolve_job {
-  pthread_mutex_t lock;
-  pthread_cond_t cond;
-  int refs, done, rc;
-  struct addrinfo *res;
-  char *host;
-  char port[8];
-} resolve_job_t;
-
-static void job_release(resolve_job_t *j) {
-  pthread_mutex_lock(&j->lock);
-  int last = --j->refs == 0;
-  pthread_mutex_unlock(&j->lock);
-  if (!last) return;
-  if (j->res) freeaddrinfo(j->res);
-  pthread_mutex_destroy(&j->lock);
-  pthread_cond_destroy(&j->cond);
-  free(j->host);
-  free(j);
-}
-
-static void *resolve_main(void *arg) {
-  resolve_job_t *j = arg;
-  struct addrinfo hints, *res = NULL;
-  memset(&hints, 0, sizeof hints);
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  int rc = getaddrinfo(j->host, j->port, &hints, &res);
-  pthread_mutex_lock(&j->lock);
-  j->rc = rc;
-  j->res = res;
-  j->done = 1;
-  pthread_cond_signal(&j->cond);
-  pthread_mutex_unlock(&j->lock);
-  job_release(j);
-  return NULL;
-}
-
 static int resolve(redis_state_t *st, struct addrinfo **out) {
-  struct addrinfo hints, *res = NULL;
+  struct addrinfo hints;
   char port[8];
   snprintf(port, sizeof port, "%u", st->url.port);
   *out = NULL;
@@ -175,42 +135,10 @@ static int resolve(redis_state_t *st, struct addrinfo **out) {
     if (rc) return fail(st, HEALTH__IO_ERROR, "invalid address: %s", gai_strerror(rc));
     return 0;
   }
-
-  resolve_job_t *j = calloc(1, sizeof *j);
-  pthread_condattr_t ca;
-  pthread_t t;
-  if (!j || !(j->host = strdup(st->url.host))) {
-    free(j);
-    return fail(st, HEALTH__IO_ERROR, "DNS resolution failed: out of memory");
-  }
-  memcpy(j->port, port, sizeof port);
-  j->refs = 2;
-  pthread_mutex_init(&j->lock, NULL);
-  pthread_condattr_init(&ca);
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  pthread_cond_init(&j->cond, &ca);
-  pthread_condattr_destroy(&ca);
-  if (health__thread_create(&t, resolve_main, j, 1) != 0) {
-    j->refs = 1;
-    job_release(j);
-    return fail(st, HEALTH__IO_ERROR, "DNS resolution failed: cannot start a thread");
-  }
-  pthread_mutex_lock(&j->lock);
-  while (!j->done) {
-    struct timespec ts = {(time_t)(st->deadline / 1000),
-                          (long)(st->deadline % 1000) * 1000000L};
-    if (health__now_ms() >= st->deadline ||
-        pthread_cond_timedwait(&j->cond, &j->lock, &ts) == ETIMEDOUT)
-      if (!j->done) break;
-  }
-  int done = j->done, rc = j->rc;
-  res = j->res;
-  j->res = NULL;
-  pthread_mutex_unlock(&j->lock);
-  job_release(j);
-  if (!done) return timed_out(st);
-  if (rc) return fail(st, HEALTH__IO_ERROR, "DNS resolution failed: %s", gai_strerror(rc));
-  *out = res;
+  const char *why;
+  int rc = health__resolve(st->url.host, port, st->deadline, out, &why);
+  if (rc == 1) return timed_out(st);
+  if (rc) return fail(st, HEALTH__IO_ERROR, "DNS resolution failed: %s", why);
   return 0;
 }
 

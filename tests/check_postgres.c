@@ -320,6 +320,86 @@ START_TEST(test_connect_deadline) {
 }
 END_TEST
 
+/* Host names: the checker resolves them itself.  In this test's own
+ * /etc/hosts, pg-multi.test has a dead address first (nothing listens on
+ * 127.0.0.9) and the server's second: every address is tried in turn, as
+ * libpq would, and both forms of the string work. */
+static void need_private_mounts(int ok, const char *why) {
+  if (!ok) ck_abort_msg("cannot set up this test's own /etc files (needs root): %s", why);
+}
+
+START_TEST(test_host_name) {
+  char why[256];
+  need_private_mounts(th_mount_file("/etc/hosts",
+                                    "127.0.0.1 localhost\n"
+                                    "127.0.0.9 pg-multi.test\n"
+                                    "127.0.0.1 pg-multi.test\n",
+                                    why, sizeof why) == 0, why);
+  health_t *h = new_handle();
+  char kv[512], url[512];
+  snprintf(kv, sizeof kv,
+           "host=pg-multi.test port=%u user=" PG_USER " password=" PG_PASSWORD
+           " dbname=postgres application_name=libhealth-test-name-a", g_port);
+  snprintf(url, sizeof url,
+           "postgresql://" PG_USER ":" PG_PASSWORD "@localhost:%u/postgres"
+           "?application_name=libhealth-test-name-b", g_port);
+  add_pg(h, "pg-name", kv, NULL, 200, 2000);
+  add_pg(h, "pg-name-url", url, NULL, 200, 2000);
+  start(h);
+  wait_result(h, "pg-name", 1, HEALTH_PASS, NULL, TS(10000));
+  wait_result(h, "pg-name-url", 1, HEALTH_PASS, NULL, TS(10000));
+  free_handle(h);
+}
+END_TEST
+
+/* A name that does not resolve fails at once with a clear message. */
+START_TEST(test_host_unknown) {
+  char why[256];
+  need_private_mounts(th_mount_file("/etc/hosts", "127.0.0.1 localhost\n", why,
+                                    sizeof why) == 0, why);
+  /* and no name server at all: the lookup fails, it does not hang */
+  need_private_mounts(th_mount_file("/etc/resolv.conf", "nameserver 127.0.0.1\n", why,
+                                    sizeof why) == 0, why);
+  health_t *h = new_handle();
+  char kv[512];
+  snprintf(kv, sizeof kv, "host=nowhere.invalid port=%u user=" PG_USER
+           " password=" PG_PASSWORD " dbname=postgres", g_port);
+  add_pg(h, "pg-nowhere", kv, NULL, 60000, 2000);
+  start(h);
+  health_check_info_t i = wait_result(h, "pg-nowhere", 1, HEALTH_FAIL, NULL, TS(5000));
+  ck_assert_str_eq(i.output, "connect failed: could not resolve the host name");
+  free_handle(h);
+}
+END_TEST
+
+/* A resolver that never answers: the run ends at its deadline with the
+ * phase named, and the next runs come on time, instead of one run stuck in
+ * libpq's synchronous lookup for the resolver's own 30 s timeout. */
+START_TEST(test_dns_deadline) {
+  char why[256];
+  int dns = th_hang_dns(why, sizeof why);
+  need_private_mounts(dns >= 0, why);
+  health_t *h = new_handle();
+  char kv[512];
+  snprintf(kv, sizeof kv, "host=db.hung-resolver.test port=%u user=" PG_USER
+           " password=" PG_PASSWORD " dbname=postgres", g_port);
+  add_pg(h, "pg-dns", kv, NULL, 100, 500);
+  uint64_t t0 = th_now_ms();
+  start(h);
+  health_check_info_t i = wait_result(h, "pg-dns", 1, -1, NULL, TS(3000));
+  uint64_t took = th_now_ms() - t0;
+  ck_assert_int_eq(i.last_status, HEALTH_FAIL);
+  char want[64];
+  snprintf(want, sizeof want, "timeout after %u ms (dns)", TS(500));
+  ck_assert_msg(strstr(i.output, want), "output: %s", i.output);
+  ck_assert_msg(took <= TS(500) + TS(150), "result after %llu ms", (unsigned long long)took);
+  /* Three runs of 500 ms at a 100 ms interval: about 1.7 s, not 90. */
+  wait_result(h, "pg-dns", 3, HEALTH_FAIL, "(dns)", TS(4000));
+  free_handle(h);
+  close(dns);
+}
+END_TEST
+
 START_TEST(test_query_deadline) {
   health_t *h = new_handle();
   char kv[512];
@@ -514,6 +594,9 @@ static Suite *pg_suite(void) {
   tcase_add_test(tc, test_wrong_password);
   tcase_add_test(tc, test_connect_deadline);
   tcase_add_test(tc, test_query_deadline);
+  tcase_add_test(tc, test_host_name);
+  tcase_add_test(tc, test_host_unknown);
+  tcase_add_test(tc, test_dns_deadline);
   tcase_add_test(tc, test_read_only);
   tcase_add_test(tc, test_one_connection);
   tcase_add_test(tc, test_malformed);

@@ -8,10 +8,12 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -384,4 +386,77 @@ void th_remove_dir(const char *prog, const char *dir) {
   char cmd[1024];
   snprintf(cmd, sizeof cmd, "rm -rf -- '%s'", dir);
   if (system(cmd) != 0) fprintf(stderr, "%s: could not remove %s\n", prog, dir);
+}
+
+int th_private_mounts(char *why, size_t len) {
+  static int done;
+  if (done) return 0;
+  /* A private mount namespace (this process only: Check runs each test in
+   * a forked child, still single-threaded here). */
+  if (unshare(CLONE_NEWNS) != 0) {
+    snprintf(why, len, "unshare(CLONE_NEWNS): %s", strerror(errno));
+    return -1;
+  }
+  if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
+    snprintf(why, len, "mount --make-rprivate /: %s", strerror(errno));
+    return -1;
+  }
+  done = 1;
+  return 0;
+}
+
+int th_mount_file(const char *target, const char *content, char *why, size_t len) {
+  if (th_private_mounts(why, len) != 0) return -1;
+  char *dir = th_tmpdir("etc");
+  char path[512];
+  FILE *f = NULL;
+  if (dir) {
+    snprintf(path, sizeof path, "%s/file", dir);
+    f = fopen(path, "w");
+  }
+  if (!f) {
+    snprintf(why, len, "cannot write a file for %s", target);
+    free(dir);
+    return -1;
+  }
+  fputs(content, f);
+  fclose(f);
+  int rc = mount(path, target, NULL, MS_BIND, NULL);
+  int e = errno;
+  unlink(path); /* the mount keeps the file */
+  rmdir(dir);
+  free(dir);
+  if (rc != 0) {
+    snprintf(why, len, "bind-mount over %s: %s", target, strerror(e));
+    return -1;
+  }
+  return 0;
+}
+
+int th_hang_dns(char *why, size_t len) {
+  if (th_private_mounts(why, len) != 0) return -1;
+  /* A name server that receives every query and answers none. */
+  int fd = -1;
+  char addr[32] = "";
+  for (int i = 53; i < 63 && fd < 0; i++) {
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(53)};
+    snprintf(addr, sizeof addr, "127.0.0.%d", i);
+    inet_pton(AF_INET, addr, &sa.sin_addr);
+    fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+      close(fd);
+      fd = -1;
+    }
+  }
+  if (fd < 0) {
+    snprintf(why, len, "no loopback address with UDP port 53 free: %s", strerror(errno));
+    return -1;
+  }
+  char conf[128];
+  snprintf(conf, sizeof conf, "nameserver %s\noptions timeout:30 attempts:1\n", addr);
+  if (th_mount_file("/etc/resolv.conf", conf, why, len) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
 }

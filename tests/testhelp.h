@@ -45,6 +45,20 @@ int th_wait_until(int (*cond)(void *arg), void *arg, unsigned timeout_ms);
  * never answers.  Returns the fd (close it to stop) and sets *port. */
 int th_blackhole(unsigned *port);
 
+/* This process's own mount namespace (once; needs root, and no thread
+ * may have started: call from a Check test, which runs in a fresh fork). */
+int th_private_mounts(char *why, size_t len);
+
+/* Bind-mount a file holding `content` over `target` (e.g. /etc/hosts), in
+ * the private mount namespace.  0, or -1 with the reason in why. */
+int th_mount_file(const char *target, const char *content, char *why, size_t len);
+
+/* Make name lookups in this process hang: a private mount namespace in
+ * which /etc/resolv.conf names a loopback UDP socket that never answers.
+ * Needs root; call before any thread starts (Check's forked test child).
+ * Returns that socket (keep it open), or -1 with the reason in why. */
+int th_hang_dns(char *why, size_t len);
+
 /* Run `$top_srcdir/tests/<script> <args>` through /bin/sh, capturing its
  * standard output (trailing newline stripped) into out.  Returns the exit
  * status (0 = success, 77 = skip, other = failure). */
