@@ -118,7 +118,7 @@ start() {
   tail -5 "$WORK/$name.err" >&2
   exit 1
 }
-stop() { # stop NAME (SIGKILL: SIGTERM would run libhealth's 10 s drain)
+stop() { # stop NAME (SIGKILL: SIGTERM would run libhealth's 15 s drain)
   local v="PID_$1"
   kill -KILL "${!v}" 2>/dev/null || true
   wait "${!v}" 2>/dev/null || true

@@ -148,7 +148,7 @@ typedef struct health_options {
 
   /* Shutdown */
   int handle_signals;               /* HEALTH_HANDLE_SIGNALS 0|1, default 1: SIGTERM and SIGINT start the shutdown */
-  unsigned drain_ms;                /* HEALTH_DRAIN_MS, readiness fails this long before hooks run, default 10000 */
+  unsigned drain_ms;                /* HEALTH_DRAIN_MS, readiness fails this long before hooks run, default 15000 */
   unsigned drain_min_ms;            /* HEALTH_DRAIN_MIN_MS, drain may end early after this once nothing is in flight; default = drain_ms (never early) */
   unsigned hook_timeout_ms;         /* HEALTH_HOOK_TIMEOUT_MS, default per-hook timeout, default 5000 */
   unsigned shutdown_deadline_ms;    /* HEALTH_SHUTDOWN_DEADLINE_MS, hard bound on the sequence, default 25000 */

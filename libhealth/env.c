@@ -28,8 +28,8 @@ HEALTH_EXPORT void health_options_init(health_options_t *o) {
   o->failure_threshold = 2;
   o->success_threshold = 1;
   o->handle_signals = 1;
-  o->drain_ms = 10000;
-  o->drain_min_ms = 10000;
+  o->drain_ms = 15000;
+  o->drain_min_ms = 15000;
   o->hook_timeout_ms = 5000;
   o->shutdown_deadline_ms = 25000;
   o->exit_on_shutdown = 1;

@@ -49,7 +49,7 @@ demo: PostgreSQL on 127.0.0.1:$pg_port, Redis (TLS) on localhost:$redis_tls_port
 demo: try   curl -s localhost:$HEALTH_PORT/ready
             curl -s -d hello localhost:$PORT/work
             build/demo/health-probe http://127.0.0.1:$HEALTH_PORT/health && echo healthy
-demo: Ctrl-C drains for ${HEALTH_DRAIN_MS:-10000} ms, flushes the work to $FLUSH_FILE and exits
+demo: Ctrl-C drains for ${HEALTH_DRAIN_MS:-15000} ms, flushes the work to $FLUSH_FILE and exits
 MSG
 build/demo/examples/demo-service &
 pid=$!

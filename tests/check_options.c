@@ -122,7 +122,7 @@ START_TEST(test_defaults) {
   ck_assert_uint_eq(o.failure_threshold, 2);
   ck_assert_uint_eq(o.success_threshold, 1);
   ck_assert_int_eq(o.handle_signals, 1);
-  ck_assert_uint_eq(o.drain_ms, 10000);
+  ck_assert_uint_eq(o.drain_ms, 15000);
   ck_assert_uint_eq(o.drain_min_ms, o.drain_ms); /* never early by default */
   ck_assert_uint_eq(o.hook_timeout_ms, 5000);
   ck_assert_uint_eq(o.shutdown_deadline_ms, 25000);

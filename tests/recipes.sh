@@ -10,8 +10,12 @@
 #   deploy/k8s/deployment.yaml      probes, terminationGracePeriodSeconds
 #   deploy/README.md                the timing-budget table
 #
-#   drain >= the load balancer's time to notice (ALB unhealthy threshold x
-#            interval; readiness failureThreshold x periodSeconds)
+#   drain >= the load balancer's time to notice and act: (ALB unhealthy
+#            threshold + 1) x interval; (readiness failureThreshold + 1) x
+#            periodSeconds.  The threshold's checks fail by threshold x
+#            interval; one more interval is the margin for the load balancer
+#            to stop routing (without it, requests still arrive as the
+#            listener closes).
 #   drain + the demo's hook timeouts <= shutdown deadline
 #   shutdown deadline < stopTimeout / terminationGracePeriodSeconds
 #
@@ -265,8 +269,9 @@ if tg is not None:
         dd = attrs.get("deregistration_delay.timeout_seconds")
         ok(dd is not None and str(dd).isdigit() and 0 <= int(dd) <= 3600,
            "ALB: deregistration_delay.timeout_seconds missing or outside 0-3600")
-        alb_notice = ut * iv
-        print("recipes: ALB notices a draining target after %d x %d s = %d s" % (ut, iv, alb_notice))
+        alb_notice = (ut + 1) * iv
+        print("recipes: ALB stops routing to a draining target within (%d + 1) x %d s = %d s"
+              % (ut, iv, alb_notice))
 
 if td is not None:
     cds = td.get("containerDefinitions", [])
@@ -298,7 +303,7 @@ if td is not None:
     ok(str(env.get("HEALTH_PORT", health_port)) == str(health_port), "ECS: HEALTH_PORT is not %d" % health_port)
     eff = effective(env)
     if isinstance(stop, int) and alb_notice is not None:
-        check_relations("ECS", eff, stop, alb_notice, "ALB's unhealthy threshold x interval")
+        check_relations("ECS", eff, stop, alb_notice, "ALB's (unhealthy threshold + 1) x interval")
     mounts = [m.get("containerPath") for m in c.get("mountPoints", [])]
     fdir = os.path.dirname(env.get("FLUSH_FILE", ""))
     ok(fdir in mounts, "ECS: FLUSH_FILE's directory is not a mounted volume (readonlyRootFilesystem)")
@@ -352,15 +357,15 @@ else:
                "k8s: %s does not come from a Secret" % name)
         check_env("k8s env", env)
         eff = effective(env)
-        notice = rp.get("periodSeconds", 10) * rp.get("failureThreshold", 3)
+        notice = rp.get("periodSeconds", 10) * (rp.get("failureThreshold", 3) + 1)
         pre = c.get("lifecycle", {}).get("preStop")
         ok(pre is None, "k8s: a preStop hook is set; the library drains itself (see the comment in the file)")
-        check_relations("k8s", eff, grace, notice, "readiness failureThreshold x periodSeconds")
+        check_relations("k8s", eff, grace, notice, "readiness (failureThreshold + 1) x periodSeconds")
         ok(spec.get("securityContext", {}).get("runAsNonRoot") is True, "k8s: runAsNonRoot is not true")
         mounts = [m.get("mountPath") for m in c.get("volumeMounts", [])]
         ok(os.path.dirname(env.get("FLUSH_FILE", "")) in mounts,
            "k8s: FLUSH_FILE's directory is not a mounted volume (readOnlyRootFilesystem)")
-        print("recipes: k8s readiness notices after %d s; grace %d s" % (notice, grace))
+        print("recipes: k8s: the endpoints drop a draining pod within (failureThreshold + 1) x periodSeconds = %d s; grace %d s" % (notice, grace))
 
 # ------------------------------------------------------- deploy/README.md
 doc = read("README.md")
