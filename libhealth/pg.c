@@ -84,6 +84,9 @@ static void pg_log(const pg_state_t *s, const char *phase, const char *text) {
 /* libpq's reason, reduced to a phrase that is safe to publish. Order
  * matters: TLS and authentication texts also contain generic words. */
 static const struct { const char *needle, *phrase; } pg_phrases[] = {
+    /* Something else answers on the port (an HTTP server, a proxy). */
+    {"invalid response to SSL negotiation", "connect failed: not a PostgreSQL server"},
+    {"expected authentication request", "connect failed: not a PostgreSQL server"},
     {"server does not support SSL", "TLS failed: server does not support TLS"},
     {"certificate verify failed", "TLS failed: certificate verify failed"},
     {"does not match host name", "TLS failed: certificate does not match the host name"},
@@ -109,6 +112,7 @@ static const struct { const char *needle, *phrase; } pg_phrases[] = {
     {"read-only", "connect failed: server is read-only"},
     {"hot standby", "connect failed: server is in hot standby"},
     {"closed the connection", "connect failed: server closed the connection"},
+    {"Connection reset", "connect failed: connection reset"},
 };
 
 static void pg_connect_failed(pg_state_t *s, health_result_t *r, PGconn *c) {

@@ -197,8 +197,11 @@ static int io_fail(redis_state_t *st, int rc, const char *why) {
   if (fresh_plain && rc == HEALTH__IO_TIMEOUT && st->conn.npeek == 0)
     return fail(st, rc, "timeout after %u ms (%s): " NO_TLS_HINT, st->timeout_ms, st->phase);
   if (rc == HEALTH__IO_TIMEOUT) return timed_out(st);
-  if (fresh_plain && (tls_bytes || (rc == HEALTH__IO_CLOSED && st->conn.npeek == 0)))
-    return fail(st, rc, NO_TLS_HINT);
+  if (fresh_plain && tls_bytes) return fail(st, rc, NO_TLS_HINT);
+  /* A TLS port drops a plaintext client, often with a reset (it closes
+   * with our bytes unread): say what happened, and the likely cause. */
+  if (fresh_plain && rc == HEALTH__IO_CLOSED && st->conn.npeek == 0)
+    return fail(st, rc, "%s, " NO_TLS_HINT, why);
   if (rc == IO_PROTOCOL) return fail(st, rc, "protocol error: the server did not answer in RESP");
   /* A TLS 1.3 server checks the client certificate after our handshake
    * has completed; its alert is often lost to the reset that follows. */

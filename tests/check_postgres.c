@@ -400,6 +400,51 @@ START_TEST(test_dns_deadline) {
 }
 END_TEST
 
+/* Servers that misbehave: one that resets every connection, one that
+ * speaks another protocol (an HTTP server where the database should be),
+ * with TLS negotiation and without.  Each fails at once, well before the
+ * deadline, with a message that says what happened. */
+START_TEST(test_misbehaving_server) {
+  static const char http[] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n";
+  static const struct {
+    const char *reply;
+    int rst;
+    const char *sslmode, *want;
+  } cases[] = {
+      /* a reset lands before or after libpq's first write */
+      {NULL, 1, "disable", "connect failed: connection reset|connect failed: server closed the connection"},
+      {NULL, 1, "prefer", "connect failed: connection reset|connect failed: server closed the connection"},
+      {NULL, 0, "disable", "connect failed: server closed the connection"},
+      {http, 0, "disable", "connect failed: not a PostgreSQL server"},
+      {http, 0, "prefer", "connect failed: not a PostgreSQL server"},
+      {http, 0, "require", "connect failed: not a PostgreSQL server"},
+  };
+  for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+    unsigned port;
+    th_peer_t *peer = th_peer_start(cases[k].reply, cases[k].reply ? strlen(cases[k].reply) : 0,
+                                    cases[k].rst, &port);
+    ck_assert_ptr_nonnull(peer);
+    health_t *h = new_handle();
+    char kv[512];
+    snprintf(kv, sizeof kv, "host=127.0.0.1 port=%u user=" PG_USER " password=" PG_PASSWORD
+             " dbname=postgres sslmode=%s", port, cases[k].sslmode);
+    add_pg(h, "pg-bad", kv, NULL, 60000, 3000);
+    uint64_t t0 = th_now_ms();
+    start(h);
+    health_check_info_t i = wait_result(h, "pg-bad", 1, HEALTH_FAIL, NULL, TS(6000));
+    uint64_t took = th_now_ms() - t0;
+    ck_assert_msg(th_one_of(i.output, cases[k].want), "case %zu: \"%s\", want \"%s\"", k,
+                  i.output, cases[k].want);
+    ck_assert_msg(took < TS(1500), "case %zu: failed only after %llu ms", k,
+                  (unsigned long long)took);
+    ck_assert(!strstr(i.output, PG_PASSWORD));
+    free_handle(h);
+    th_peer_stop(peer);
+  }
+  ck_assert(!th_log_contains(PG_PASSWORD));
+}
+END_TEST
+
 START_TEST(test_query_deadline) {
   health_t *h = new_handle();
   char kv[512];
@@ -597,6 +642,7 @@ static Suite *pg_suite(void) {
   tcase_add_test(tc, test_host_name);
   tcase_add_test(tc, test_host_unknown);
   tcase_add_test(tc, test_dns_deadline);
+  tcase_add_test(tc, test_misbehaving_server);
   tcase_add_test(tc, test_read_only);
   tcase_add_test(tc, test_one_connection);
   tcase_add_test(tc, test_malformed);

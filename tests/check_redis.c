@@ -571,6 +571,50 @@ START_TEST(test_connect_refused) {
 }
 END_TEST
 
+/* Servers that misbehave: one that resets every connection, one that
+ * speaks another protocol (HTTP where Redis should be), over plaintext
+ * and TLS.  Each fails at once, well before the deadline, saying what
+ * happened. */
+START_TEST(test_misbehaving_server) {
+  static const char http[] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n";
+  static const struct {
+    const char *reply;
+    int rst;
+    const char *scheme, *want;
+  } cases[] = {
+      /* the reset lands at connect, at the first write or at the read */
+      {NULL, 1, "redis", "connection reset"},
+      {NULL, 1, "rediss", "connection reset"},
+      /* closed unread: a FIN or a reset, and the likely cause */
+      {NULL, 0, "redis", "connection closed by server, no Redis reply: server may require TLS|"
+                         "connection reset by server, no Redis reply: server may require TLS"},
+      {http, 0, "redis", "protocol error: the server did not answer in RESP"},
+      {http, 0, "rediss", "TLS handshake failed: server does not speak TLS"},
+  };
+  for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+    unsigned port;
+    th_peer_t *peer = th_peer_start(cases[k].reply, cases[k].reply ? strlen(cases[k].reply) : 0,
+                                    cases[k].rst, &port);
+    ck_assert_ptr_nonnull(peer);
+    health_redis_options_t ro;
+    health_redis_options_init(&ro);
+    ro.insecure_skip_verify = 1;
+    uint64_t t0 = th_now_ms();
+    health_t *h = start_one(url("%s://:" PW "@127.0.0.1:%u", cases[k].scheme, port), &ro, 60000, 3000);
+    health_check_info_t i = first_result(h, 6000);
+    uint64_t took = th_now_ms() - t0;
+    ck_assert_int_eq(i.last_status, HEALTH_FAIL);
+    ck_assert_msg(th_has_one_of(i.output, cases[k].want), "case %zu: \"%s\", want \"%s\"", k,
+                  i.output, cases[k].want);
+    ck_assert_msg(took < TS(1500), "case %zu: failed only after %llu ms", k,
+                  (unsigned long long)took);
+    ck_assert(!strstr(i.output, PW));
+    health_free(h);
+    th_peer_stop(peer);
+  }
+}
+END_TEST
+
 /* A resolver that never answers: the run ends at its deadline naming the
  * phase, and the next runs come on time. */
 START_TEST(test_dns_deadline) {
@@ -717,6 +761,7 @@ static Suite *redis_suite(int servers) {
   tcase_add_test(tc, test_blackhole_timeout);
   tcase_add_test(tc, test_connect_refused);
   tcase_add_test(tc, test_dns_deadline);
+  tcase_add_test(tc, test_misbehaving_server);
   tcase_add_test(tc, test_replica);
   tcase_add_test(tc, test_one_connection);
   suite_add_tcase(s, tc);

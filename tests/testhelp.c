@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
@@ -459,4 +460,94 @@ int th_hang_dns(char *why, size_t len) {
     return -1;
   }
   return fd;
+}
+
+/* ---- a misbehaving peer ---- */
+
+struct th_peer {
+  int lfd, stop[2];
+  char *reply;
+  size_t len;
+  int rst;
+  pthread_t thread;
+};
+
+static void *peer_main(void *arg) {
+  th_peer_t *p = arg;
+  for (;;) {
+    struct pollfd f[2] = {{p->lfd, POLLIN, 0}, {p->stop[0], POLLIN, 0}};
+    if (poll(f, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (f[1].revents) break;
+    int c = accept4(p->lfd, NULL, NULL, SOCK_CLOEXEC);
+    if (c < 0) continue;
+    if (p->reply) {
+      /* Answer the client's first message, whatever it was. */
+      struct pollfd r = {c, POLLIN, 0};
+      char buf[512];
+      if (poll(&r, 1, 2000) > 0 && recv(c, buf, sizeof buf, 0) > 0)
+        (void)send(c, p->reply, p->len, MSG_NOSIGNAL);
+    }
+    if (p->rst) {
+      struct linger l = {1, 0};
+      setsockopt(c, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    }
+    close(c);
+  }
+  return NULL;
+}
+
+th_peer_t *th_peer_start(const char *reply, size_t len, int rst, unsigned *port) {
+  th_peer_t *p = calloc(1, sizeof *p);
+  if (!p) return NULL;
+  p->rst = rst;
+  p->len = len;
+  p->stop[0] = p->stop[1] = -1;
+  if (reply && !(p->reply = malloc(len ? len : 1))) goto fail;
+  if (reply) memcpy(p->reply, reply, len);
+  if ((p->lfd = th_blackhole(port)) < 0) goto fail;
+  if (pipe2(p->stop, O_CLOEXEC) != 0) goto fail_listen;
+  if (pthread_create(&p->thread, NULL, peer_main, p) != 0) goto fail_pipe;
+  return p;
+fail_pipe:
+  close(p->stop[0]);
+  close(p->stop[1]);
+fail_listen:
+  close(p->lfd);
+fail:
+  free(p->reply);
+  free(p);
+  return NULL;
+}
+
+void th_peer_stop(th_peer_t *p) {
+  if (!p) return;
+  (void)!write(p->stop[1], "x", 1);
+  pthread_join(p->thread, NULL);
+  close(p->stop[0]);
+  close(p->stop[1]);
+  close(p->lfd);
+  free(p->reply);
+  free(p);
+}
+
+int th_one_of(const char *s, const char *alternatives) {
+  size_t n = strlen(s);
+  for (const char *a = alternatives;;) {
+    size_t k = strcspn(a, "|");
+    if (k == n && strncmp(a, s, n) == 0) return 1;
+    if (!a[k]) return 0;
+    a += k + 1;
+  }
+}
+
+int th_has_one_of(const char *s, const char *alternatives) {
+  for (const char *a = alternatives;;) {
+    size_t k = strcspn(a, "|");
+    if (k && memmem(s, strlen(s), a, k)) return 1;
+    if (!a[k]) return 0;
+    a += k + 1;
+  }
 }

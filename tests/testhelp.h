@@ -45,6 +45,19 @@ int th_wait_until(int (*cond)(void *arg), void *arg, unsigned timeout_ms);
  * never answers.  Returns the fd (close it to stop) and sets *port. */
 int th_blackhole(unsigned *port);
 
+/* 1 if `s` equals one of the '|'-separated `alternatives`. */
+int th_one_of(const char *s, const char *alternatives);
+/* 1 if `s` contains one of the '|'-separated `alternatives`. */
+int th_has_one_of(const char *s, const char *alternatives);
+
+/* A loopback listener on its own thread that misbehaves with every
+ * client: it reads the client's first message and answers `reply` (if not
+ * NULL: a server of the wrong protocol), then closes, with a reset (RST)
+ * if `rst`.  *port receives its port.  NULL on failure. */
+typedef struct th_peer th_peer_t;
+th_peer_t *th_peer_start(const char *reply, size_t len, int rst, unsigned *port);
+void th_peer_stop(th_peer_t *p);
+
 /* This process's own mount namespace (once; needs root, and no thread
  * may have started: call from a Check test, which runs in a fresh fork). */
 int th_private_mounts(char *why, size_t len);
