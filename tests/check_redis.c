@@ -628,6 +628,7 @@ START_TEST(test_dns_deadline) {
   waiter_t w = {h, 2, HEALTH_FAIL}; /* ~1.1 s, not the resolver's 30 s */
   ck_assert_msg(th_wait_until(cond_runs, &w, TS(4000)), "runs stuck behind the lookup");
   health_free(h);
+  th_dns_unhang(dns, TS(2000));
   close(dns);
 }
 END_TEST

@@ -398,7 +398,8 @@ int th_private_mounts(char *why, size_t len) {
     snprintf(why, len, "unshare(CLONE_NEWNS): %s", strerror(errno));
     return -1;
   }
-  if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) {
+  /* "none", not NULL: the kernel ignores both here, valgrind reads them */
+  if (mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) != 0) {
     snprintf(why, len, "mount --make-rprivate /: %s", strerror(errno));
     return -1;
   }
@@ -422,7 +423,7 @@ int th_mount_file(const char *target, const char *content, char *why, size_t len
   }
   fputs(content, f);
   fclose(f);
-  int rc = mount(path, target, NULL, MS_BIND, NULL);
+  int rc = mount(path, target, "none", MS_BIND, NULL);
   int e = errno;
   unlink(path); /* the mount keeps the file */
   rmdir(dir);
@@ -549,5 +550,30 @@ int th_has_one_of(const char *s, const char *alternatives) {
     if (k && memmem(s, strlen(s), a, k)) return 1;
     if (!a[k]) return 0;
     a += k + 1;
+  }
+}
+
+int th_dns_refuse(int fd) {
+  int n = 0;
+  for (;;) {
+    unsigned char q[512];
+    struct sockaddr_storage from;
+    socklen_t fl = sizeof from;
+    ssize_t len = recvfrom(fd, q, sizeof q, MSG_DONTWAIT, (struct sockaddr *)&from, &fl);
+    if (len < 0) return n;
+    if (len < 12) continue;
+    q[2] |= 0x80;                             /* a response */
+    q[3] = (unsigned char)((q[3] & 0xf0) | 5); /* REFUSED */
+    (void)sendto(fd, q, (size_t)len, 0, (struct sockaddr *)&from, fl);
+    n++;
+  }
+}
+
+void th_dns_unhang(int fd, unsigned timeout_ms) {
+  uint64_t t0 = th_now_ms();
+  while (!th_single_thread(NULL) && th_now_ms() - t0 < timeout_ms) {
+    th_dns_refuse(fd);
+    struct pollfd p = {fd, POLLIN, 0};
+    (void)poll(&p, 1, 10); /* a query, or 10 ms for the threads to exit */
   }
 }

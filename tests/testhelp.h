@@ -72,6 +72,15 @@ int th_mount_file(const char *target, const char *content, char *why, size_t len
  * Returns that socket (keep it open), or -1 with the reason in why. */
 int th_hang_dns(char *why, size_t len);
 
+/* Answer every query waiting on that name server with REFUSED; returns how
+ * many. */
+int th_dns_refuse(int fd);
+
+/* Refuse queries until the lookups stuck on the name server have returned
+ * and their threads are gone (this process single-threaded again), for at
+ * most timeout_ms: call after health_free(). */
+void th_dns_unhang(int fd, unsigned timeout_ms);
+
 /* Run `$top_srcdir/tests/<script> <args>` through /bin/sh, capturing its
  * standard output (trailing newline stripped) into out.  Returns the exit
  * status (0 = success, 77 = skip, other = failure). */
