@@ -149,7 +149,7 @@ typedef struct health_options {
   /* Shutdown */
   int handle_signals;               /* HEALTH_HANDLE_SIGNALS 0|1, default 1: SIGTERM and SIGINT start the shutdown */
   unsigned drain_ms;                /* HEALTH_DRAIN_MS, readiness fails this long before hooks run, default 15000 */
-  unsigned drain_min_ms;            /* HEALTH_DRAIN_MIN_MS, drain may end early after this once nothing is in flight; default = drain_ms (never early) */
+  unsigned drain_min_ms;            /* HEALTH_DRAIN_MIN_MS, drain may end early after this once nothing is in flight; default HEALTH_DRAIN_MIN_UNSET = drain_ms (never early); above drain_ms: HEALTH_EINVAL */
   unsigned hook_timeout_ms;         /* HEALTH_HOOK_TIMEOUT_MS, default per-hook timeout, default 5000 */
   unsigned shutdown_deadline_ms;    /* HEALTH_SHUTDOWN_DEADLINE_MS, hard bound on the sequence, default 25000 */
   int exit_on_shutdown;             /* HEALTH_EXIT 0|1, default 1: the library calls _exit() with the exit code */
@@ -468,6 +468,18 @@ HEALTH_EXPORT int health_wait(health_t *h);
  */
 HEALTH_EXPORT int health_probe(const char *url, unsigned timeout_ms,
                                char *reason, size_t reason_len);
+
+/* ------------------------------------------------------------------ */
+/* Shutdown plan and strict inputs                                     */
+/* ------------------------------------------------------------------ */
+
+/**
+ * The default of health_options_t.drain_min_ms: "not set", so the drain
+ * never ends early and lasts drain_ms, whatever drain_ms is set to (by the
+ * program or by HEALTH_DRAIN_MS).  Any other value must not exceed
+ * drain_ms (HEALTH_EINVAL otherwise).
+ */
+#define HEALTH_DRAIN_MIN_UNSET 0xFFFFFFFFu
 
 #ifdef __cplusplus
 }

@@ -29,7 +29,7 @@ HEALTH_EXPORT void health_options_init(health_options_t *o) {
   o->success_threshold = 1;
   o->handle_signals = 1;
   o->drain_ms = 15000;
-  o->drain_min_ms = 15000;
+  o->drain_min_ms = HEALTH_DRAIN_MIN_UNSET; /* = drain_ms, whatever it becomes */
   o->hook_timeout_ms = 5000;
   o->shutdown_deadline_ms = 25000;
   o->exit_on_shutdown = 1;
@@ -100,6 +100,8 @@ static int printable(const char *s, size_t max) {
 int health__options_validate(const health_options_t *o, int env, health_error_t *err) {
   for (size_t i = 0; i < sizeof num_opts / sizeof num_opts[0]; i++) {
     unsigned v = *num_field((health_options_t *)o, &num_opts[i]);
+    if (num_opts[i].offset == offsetof(health_options_t, drain_min_ms) && v == HEALTH_DRAIN_MIN_UNSET)
+      continue; /* unset: follows the drain */
     if (v < num_opts[i].min || v > num_opts[i].max)
       return health__err(err, HEALTH_EINVAL, "%s%s must be %u to %u (got %u)",
                          env ? "" : "option for ", num_opts[i].var, num_opts[i].min,
@@ -124,6 +126,12 @@ int health__options_validate(const health_options_t *o, int env, health_error_t 
   for (size_t i = 0; i < 3; i++)
     if (strs[i][1] && !printable(strs[i][1], 256))
       return health__err(err, HEALTH_EINVAL, "%s must be at most 256 printable characters", strs[i][0]);
+  /* A minimum above the window was once clamped in silence; a value the
+   * program did not mean is better refused. */
+  if (o->drain_min_ms != HEALTH_DRAIN_MIN_UNSET && o->drain_min_ms > o->drain_ms)
+    return health__err(err, HEALTH_EINVAL,
+                       "HEALTH_DRAIN_MIN_MS (%u) must not exceed HEALTH_DRAIN_MS (%u); leave it unset for a drain that never ends early",
+                       o->drain_min_ms, o->drain_ms);
   if (o->drain_ms >= o->shutdown_deadline_ms)
     return health__err(err, HEALTH_EINVAL,
                        "HEALTH_DRAIN_MS (%u) must be less than HEALTH_SHUTDOWN_DEADLINE_MS (%u), or the flush hooks never run",
@@ -147,9 +155,6 @@ HEALTH_EXPORT int health_options_from_env(health_options_t *opts, health_error_t
                          n->var, v, n->min, n->max);
     *num_field(&o, n) = (unsigned)x;
   }
-  int drain_set = (v = getenv("HEALTH_DRAIN_MS")) && *v;
-  int min_set = (v = getenv("HEALTH_DRAIN_MIN_MS")) && *v;
-  if (drain_set && !min_set && o.drain_min_ms > o.drain_ms) o.drain_min_ms = o.drain_ms;
 
   if ((v = getenv("HEALTH_ADDRESS")) && *v) o.address = v;
   if ((v = getenv("HEALTH_DETAIL")) && *v) {

@@ -58,6 +58,23 @@ void health__buf_printf(health__buf_t *b, const char *fmt, ...)
  * backslashes and control characters, replaces invalid UTF-8 with U+FFFD. */
 void health__buf_json_str(health__buf_t *b, const char *s, size_t n);
 
+/* ---- locale-proof numbers (numfmt.c) ---- */
+/* Enough for any double health__fmt_double() writes, with its NUL. */
+#define HEALTH__FMT_DOUBLE_LEN 32
+/*
+ * The shortest decimal that reads back as `v`, whatever the process locale
+ * (never a ','): "0.276", "1234.568", "0.0001", "1e+300", "1e-7", "0" (also
+ * for -0).  Plain notation for 1e-7 < |v| < 1e21, exponent beyond (the
+ * JavaScript layout; valid JSON and Prometheus text).  Non-finite values
+ * give "NaN", "+Inf", "-Inf" (Prometheus spelling; JSON has none: check
+ * isfinite() first).  Writes at most len - 1 bytes and a NUL; returns the
+ * full length.  Any thread; no allocation.  Every number with a fraction
+ * that leaves the library goes through here.
+ */
+size_t health__fmt_double(double v, char *buf, size_t len);
+/* Append health__fmt_double(v) to b. */
+void health__buf_double(health__buf_t *b, double v);
+
 /* ---- logging (log.c) ---- */
 /*
  * One JSON log line: {"ts":...,"mono_ms":...,"level":...,"event":...,k:v...}.

@@ -31,7 +31,8 @@ static void render_check(health_t *h, const health__check_t *c, uint64_t now,
   health__buf_adds(b, "\"");
   if (c->component_id) add_str_field(b, "componentId", c->component_id);
   if (c->effective != HEALTH_PENDING && c->has_observed && isfinite(c->observed_value)) {
-    health__buf_printf(b, ",\"observedValue\":%.3f", c->observed_value);
+    health__buf_adds(b, ",\"observedValue\":");
+    health__buf_double(b, c->observed_value); /* locale-proof, shortest round trip */
     if (c->observed_unit[0]) add_str_field(b, "observedUnit", c->observed_unit);
   }
   health__buf_printf(b, ",\"status\":\"%s\"", word(s));

@@ -123,7 +123,7 @@ START_TEST(test_defaults) {
   ck_assert_uint_eq(o.success_threshold, 1);
   ck_assert_int_eq(o.handle_signals, 1);
   ck_assert_uint_eq(o.drain_ms, 15000);
-  ck_assert_uint_eq(o.drain_min_ms, o.drain_ms); /* never early by default */
+  ck_assert_uint_eq(o.drain_min_ms, HEALTH_DRAIN_MIN_UNSET); /* = the drain: never early */
   ck_assert_uint_eq(o.hook_timeout_ms, 5000);
   ck_assert_uint_eq(o.shutdown_deadline_ms, 25000);
   ck_assert_uint_lt(o.shutdown_deadline_ms, 30000); /* under ECS's stopTimeout */
@@ -205,7 +205,6 @@ START_TEST(test_env_each_alone) {
     setenv(vars[i].var, vars[i].valid, 1);
     if (strcmp(vars[i].var, "HEALTH_DETAIL_TOKEN") == 0) setenv("HEALTH_DETAIL", "token", 1), want.detail = HEALTH_DETAIL_TOKEN;
     apply(&want, &vars[i], getenv(vars[i].var));
-    if (strcmp(vars[i].var, "HEALTH_DRAIN_MS") == 0) want.drain_min_ms = want.drain_ms; /* documented: min follows */
     health_error_t err = {0};
     ck_assert_msg(health_options_from_env(&o, &err) == 0, "%s: %s", vars[i].var, err.text);
     ck_assert_msg(opts_eq(&o, &want), "%s changed more than its field", vars[i].var);
@@ -413,6 +412,91 @@ START_TEST(test_new_rejects_invalid) {
 }
 END_TEST
 
+/* ---- the drain minimum ---- */
+
+/* health_new() with `o`; returns the drain minimum it froze. */
+static unsigned frozen_drain_min(const health_options_t *o) {
+  health_t *h = NULL;
+  health_error_t err = {0};
+  ck_assert_msg(health_new(&h, o, &err) == 0, "%s", err.text);
+  unsigned v = h->opt.drain_min_ms;
+  health_free(h);
+  return v;
+}
+
+/* Unset means "= the drain", for any drain: a 30 s drain was once cut to
+ * 15 s because the default minimum was 15000 and only ever lowered. */
+START_TEST(test_drain_min_follows_drain) {
+  health_options_t o;
+  health_options_init(&o);
+  o.drain_ms = 30000;
+  o.shutdown_deadline_ms = 45000;
+  ck_assert_uint_eq(frozen_drain_min(&o), 30000);
+  o.drain_ms = 0;
+  ck_assert_uint_eq(frozen_drain_min(&o), 0);
+  o.drain_ms = 600000;
+  o.shutdown_deadline_ms = 900000;
+  ck_assert_uint_eq(frozen_drain_min(&o), 600000);
+
+  /* The environment path: only the drain and the deadline set. */
+  static const char *drains[] = {"20000", "30000", "15001", "1500"};
+  for (size_t i = 0; i < sizeof drains / sizeof drains[0]; i++) {
+    clear_env();
+    setenv("HEALTH_DRAIN_MS", drains[i], 1);
+    setenv("HEALTH_SHUTDOWN_DEADLINE_MS", "45000", 1);
+    health_options_init(&o);
+    health_error_t err = {0};
+    ck_assert_msg(health_options_from_env(&o, &err) == 0, "%s", err.text);
+    ck_assert_uint_eq(o.drain_min_ms, HEALTH_DRAIN_MIN_UNSET);
+    ck_assert_uint_eq(frozen_drain_min(&o), (unsigned)atoi(drains[i]));
+  }
+  /* Set explicitly, it is kept (equal to the drain included). */
+  clear_env();
+  health_options_init(&o);
+  o.drain_ms = 30000;
+  o.shutdown_deadline_ms = 45000;
+  o.drain_min_ms = 12000;
+  ck_assert_uint_eq(frozen_drain_min(&o), 12000);
+  o.drain_min_ms = 30000;
+  ck_assert_uint_eq(frozen_drain_min(&o), 30000);
+  o.drain_min_ms = 0;
+  ck_assert_uint_eq(frozen_drain_min(&o), 0);
+}
+END_TEST
+
+/* A minimum above the drain is an error naming both, never a clamp. */
+START_TEST(test_drain_min_above_drain_rejected) {
+  health_options_t o;
+  health_options_init(&o);
+  o.drain_ms = 3000;
+  o.drain_min_ms = 5000;
+  expect_new_rejects(&o, "HEALTH_DRAIN_MIN_MS");
+  expect_new_rejects(&o, "HEALTH_DRAIN_MS (3000)");
+  o.drain_min_ms = 600001;
+  expect_new_rejects(&o, "HEALTH_DRAIN_MIN_MS");
+
+  expect_reject("HEALTH_DRAIN_MIN_MS", "20000", "HEALTH_DRAIN_MIN_MS"); /* default drain 15000 */
+  clear_env();
+  setenv("HEALTH_DRAIN_MS", "3000", 1);
+  setenv("HEALTH_DRAIN_MIN_MS", "5000", 1);
+  health_options_init(&o);
+  health_options_t copy;
+  memcpy(&copy, &o, sizeof o);
+  health_error_t err = {0};
+  ck_assert_int_eq(health_options_from_env(&o, &err), HEALTH_EINVAL);
+  ck_assert_ptr_nonnull(strstr(err.text, "HEALTH_DRAIN_MIN_MS (5000)"));
+  ck_assert_ptr_nonnull(strstr(err.text, "HEALTH_DRAIN_MS (3000)"));
+  ck_assert(memcmp(&o, &copy, sizeof o) == 0);
+  /* The program set a minimum; the environment shortens the drain below it. */
+  clear_env();
+  setenv("HEALTH_DRAIN_MS", "3000", 1);
+  health_options_init(&o);
+  o.drain_min_ms = 10000;
+  ck_assert_int_eq(health_options_from_env(&o, &err), HEALTH_EINVAL);
+  ck_assert_ptr_nonnull(strstr(err.text, "HEALTH_DRAIN_MIN_MS (10000)"));
+}
+END_TEST
+
 /* ---- errors and version ---- */
 
 START_TEST(test_errors_and_version) {
@@ -473,6 +557,8 @@ static Suite *suite(void) {
   tcase_add_test(t, test_env_malformed);
   tcase_add_test(t, test_new_rejects_invalid);
   tcase_add_test(t, test_errors_and_version);
+  tcase_add_test(t, test_drain_min_follows_drain);
+  tcase_add_test(t, test_drain_min_above_drain_rejected);
   suite_add_tcase(s, t);
   return s;
 }
