@@ -129,7 +129,7 @@ typedef void (*health_log_fn)(health_log_level_t level, const char *json_line,
 typedef struct health_options {
   /* HTTP endpoint */
   const char *address;              /* HEALTH_ADDRESS, default "0.0.0.0"; "::" for IPv6 */
-  unsigned port;                    /* HEALTH_PORT, default 8081; 0 picks a free port */
+  unsigned port;                    /* HEALTH_PORT, default 8081; 0 picks a free port; off = HEALTH_PORT_OFF (no HTTP thread) */
   health_detail_t detail;           /* HEALTH_DETAIL full|status|token, default full */
   const char *detail_token;         /* HEALTH_DETAIL_TOKEN, required for HEALTH_DETAIL_TOKEN */
   const char *service_id;           /* HEALTH_SERVICE_ID, "serviceId" in the body; default none */
@@ -480,6 +480,143 @@ HEALTH_EXPORT int health_probe(const char *url, unsigned timeout_ms,
  * drain_ms (HEALTH_EINVAL otherwise).
  */
 #define HEALTH_DRAIN_MIN_UNSET 0xFFFFFFFFu
+
+/* ------------------------------------------------------------------ */
+/* Observability: Prometheus metrics, status listeners, render API    */
+/* ------------------------------------------------------------------ */
+
+/*
+ * `health_options_t.port = HEALTH_PORT_OFF` (HEALTH_PORT=off) runs without
+ * the library's HTTP thread: the application serves the answers itself
+ * through health_render().  health_port() then returns 0.
+ */
+#define HEALTH_PORT_OFF 65536u
+
+/** health_render(): the Prometheus answer (/metrics on the health port). */
+#define HEALTH_METRICS 4u
+
+/*
+ * Paths on the health port.  Fill with health_serve_options_init(), change
+ * fields, pass to health_set_serve_options(), which copies the strings.
+ * A path is 1-128 printable characters starting with '/', without '?',
+ * '#', spaces or '%'; the three must differ.  While a path keeps its
+ * default, its alias (/readyz, /livez) is served too.
+ */
+typedef struct health_serve_options {
+  const char *ready_path;   /* HEALTH_READY_PATH, default "/ready" */
+  const char *live_path;    /* HEALTH_LIVE_PATH, default "/health" */
+  const char *metrics_path; /* HEALTH_METRICS_PATH, default "/metrics"; "off" (or "") serves none */
+  void *reserved[4];        /* zeroed by init */
+} health_serve_options_t;
+
+/** Fill `o` with the defaults. Any thread. */
+HEALTH_EXPORT void health_serve_options_init(health_serve_options_t *o);
+
+/**
+ * Override fields of `o` from HEALTH_READY_PATH, HEALTH_LIVE_PATH and
+ * HEALTH_METRICS_PATH (unset or empty: unchanged).  A malformed value is
+ * rejected naming the variable and `o` is left unchanged.  Strings point
+ * into the environment.  Before start (reads the environment).
+ * @return 0 or HEALTH_EINVAL.
+ */
+HEALTH_EXPORT int health_serve_options_from_env(health_serve_options_t *o,
+                                                health_error_t *err);
+
+/**
+ * Set the paths served on the health port.  Before start.
+ * @param o options filled by health_serve_options_init().
+ * @return 0, HEALTH_EINVAL, HEALTH_ESTATE or HEALTH_ENOMEM.
+ */
+HEALTH_EXPORT int health_set_serve_options(health_t *h,
+                                           const health_serve_options_t *o,
+                                           health_error_t *err);
+
+/*
+ * One answer rendered by health_render(): what the health port would send
+ * for the same request.  The body is a snapshot shared with other callers;
+ * it stays valid (and unchanged) until health_answer_release().
+ */
+typedef struct health_answer {
+  unsigned code;            /* HTTP status: 200, 503, 403 or 404 */
+  const char *content_type; /* static string */
+  const char *body;         /* body_len bytes, NUL-terminated */
+  size_t body_len;
+  void *reserved[4];        /* the library's reference to the snapshot */
+} health_answer_t;
+
+/**
+ * Render the current answer of an endpoint, for an application that serves
+ * /ready, /health or /metrics on its own server (with or without the
+ * library's HTTP thread).  Cheap enough to call per request: bodies are
+ * rendered once per change of state and shared by reference (a call that
+ * finds the state unchanged takes a lock, bumps a reference count and
+ * allocates nothing).  The handle's detail policy applies as on the health
+ * port.  Any thread, after health_new().
+ * @param what HEALTH_READINESS, HEALTH_LIVENESS or HEALTH_METRICS.
+ * @param check NULL, or a check's name for the per-check view of
+ *        readiness/liveness (like GET /ready?check=NAME): 404 for an unknown
+ *        check, 403 without full detail.
+ * @param authorization the request's Authorization header, or NULL (it
+ *        unlocks full detail under HEALTH_DETAIL_TOKEN).
+ * @param accept the request's Accept header, or NULL: metrics are in
+ *        OpenMetrics 1.0 when it names application/openmetrics-text, in
+ *        the Prometheus text format 0.0.4 otherwise.
+ * @param out receives the answer; release it with health_answer_release().
+ * @return 0, HEALTH_EINVAL or HEALTH_ENOMEM.
+ */
+HEALTH_EXPORT int health_render(health_t *h, unsigned what, const char *check,
+                                const char *authorization, const char *accept,
+                                health_answer_t *out);
+
+/**
+ * Release an answer from health_render() (idempotent; zeroes `a`).
+ * Any thread; may outlive nothing: call it before health_free().
+ */
+HEALTH_EXPORT void health_answer_release(health_answer_t *a);
+
+/* What changed, as told to a status listener. */
+typedef struct health_transition {
+  unsigned subject;         /* 0: a check; HEALTH_READINESS or HEALTH_LIVENESS: an endpoint */
+  const char *check;        /* the check's name; NULL for an endpoint */
+  health_status_t from, to; /* a check's first result comes from HEALTH_PENDING */
+  const char *reason;       /* the run's output, or why the endpoint changed; never NULL */
+  uint64_t seq;             /* 1, 2, 3...; a gap means events were dropped */
+  int64_t wall_ms;          /* when it happened, ms since the epoch */
+  void *reserved[4];
+} health_transition_t;
+
+/**
+ * A status listener.  Called on the library's notifier thread, one event
+ * at a time, in the order the transitions happened.  `t` and its strings
+ * are valid during the call only.  Must not call health_stop() or
+ * health_free(); other calls are fine.  A slow listener delays only later
+ * events: the engine queues them (256 at most) and never waits; when the
+ * queue is full new events are dropped and counted (the next delivered
+ * event's seq jumps, the metric libhealth_listener_events_dropped_total
+ * grows, and a warn log line says so).
+ */
+typedef void (*health_listener_fn)(const health_transition_t *t, void *arg);
+
+/**
+ * Register a listener for every transition of a check's effective status
+ * and of the readiness and liveness answers (draining included).  At most
+ * 16 listeners.  If this fails, `fn` will never be called.  Before start.
+ * @return 0, HEALTH_EINVAL, HEALTH_ESTATE or HEALTH_ENOMEM.
+ */
+HEALTH_EXPORT int health_add_listener(health_t *h, health_listener_fn fn,
+                                      void *arg, health_error_t *err);
+
+/**
+ * Call `fn` for every registered check in registration order, with a copy
+ * of its state taken just before the call (no lock is held during it).
+ * `fn` returns 0 to go on, non-zero to stop.  Any thread.
+ * @return the number of checks visited, or HEALTH_EINVAL.
+ */
+HEALTH_EXPORT int health_check_foreach(health_t *h,
+                                       int (*fn)(const char *name,
+                                                 const health_check_info_t *info,
+                                                 void *arg),
+                                       void *arg);
 
 #ifdef __cplusplus
 }

@@ -306,6 +306,7 @@ static void publish_locked(health_t *h, health__check_t *c, health_status_t stat
                 "check_status", "check", c->name, "from", status_word(prev),
                 "to", status_word(eff), "output", c->output ? c->output : "", NULL);
   }
+  health__obs_publish_locked(h, c, prev, status); /* metrics counters, listeners */
   health__state_changed(h);
 }
 
@@ -323,6 +324,7 @@ static void dispatch_locked(health_t *h, health__check_t *c, uint64_t now) {
   c->timed_out = 0;
   c->started_ms = now;
   c->deadline_ms = now + c->timeout_ms;
+  health__obs_dispatch_locked(c);
   c->next_job = NULL;
   if (h->queue_tail) h->queue_tail->next_job = c;
   else h->queue_head = c;

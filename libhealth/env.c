@@ -102,6 +102,7 @@ int health__options_validate(const health_options_t *o, int env, health_error_t 
     unsigned v = *num_field((health_options_t *)o, &num_opts[i]);
     if (num_opts[i].offset == offsetof(health_options_t, drain_min_ms) && v == HEALTH_DRAIN_MIN_UNSET)
       continue; /* unset: follows the drain */
+    if (num_opts[i].offset == offsetof(health_options_t, port) && v == HEALTH_PORT_OFF) continue;
     if (v < num_opts[i].min || v > num_opts[i].max)
       return health__err(err, HEALTH_EINVAL, "%s%s must be %u to %u (got %u)",
                          env ? "" : "option for ", num_opts[i].var, num_opts[i].min,
@@ -149,10 +150,15 @@ HEALTH_EXPORT int health_options_from_env(health_options_t *opts, health_error_t
   for (size_t i = 0; i < sizeof num_opts / sizeof num_opts[0]; i++) {
     const num_opt_t *n = &num_opts[i];
     if (!(v = getenv(n->var)) || !*v) continue;
+    if (n->offset == offsetof(health_options_t, port) && strcasecmp(v, "off") == 0) {
+      o.port = HEALTH_PORT_OFF; /* no HTTP thread: the application serves health_render() */
+      continue;
+    }
     unsigned long x;
     if (parse_uint(v, &x) < 0 || x < n->min || x > n->max)
-      return health__err(err, HEALTH_EINVAL, "%s='%.40s' is not a whole number from %u to %u",
-                         n->var, v, n->min, n->max);
+      return health__err(err, HEALTH_EINVAL, "%s='%.40s' is not a whole number from %u to %u%s",
+                         n->var, v, n->min, n->max,
+                         n->offset == offsetof(health_options_t, port) ? " (or off)" : "");
     *num_field(&o, n) = (unsigned)x;
   }
 

@@ -108,6 +108,17 @@ struct health_result {
   unsigned max_output;
 };
 
+/* ---- observability: per-check counters for /metrics (metrics.c) ---- */
+#define HEALTH__BUCKETS 11 /* histogram upper bounds, +Inf apart (metrics.c) */
+typedef struct health__check_obs {
+  uint64_t started_us;           /* monotonic, when the current run was dispatched */
+  uint64_t last_duration_us;     /* of the last completed or timed-out run */
+  uint64_t bucket[HEALTH__BUCKETS + 1]; /* per bucket, not cumulative; last: above all */
+  uint64_t sum_us, count;        /* observed durations */
+  uint64_t failures, timeouts;   /* runs that failed / were cut at the deadline */
+  int64_t last_success_wall_ms;  /* last pass or warn; 0: never */
+} health__check_obs_t;
+
 typedef struct health__check {
   char *name;
   char *key;            /* "<name>:<measurement>" */
@@ -138,6 +149,8 @@ typedef struct health__check {
   uint64_t result_mono_ms;
 
   struct health__check *next_job; /* worker queue link */
+
+  health__check_obs_t obs;  /* metrics.c, guarded by health_t.lock */
 } health__check_t;
 
 typedef struct health__hook {
@@ -234,6 +247,9 @@ struct health {
   pthread_mutex_t wd_lock;
   pthread_cond_t wd_cond;
   int wd_stop;
+
+  /* observability: metrics, listeners, render API, paths (obs.h) */
+  struct health__obs *obs;
 };
 
 /*
@@ -301,5 +317,44 @@ int health__notify_start(health_t *h);
 void health__notify_stop(health_t *h);
 void health__notify(health_t *h, const char *msg);
 void health__notify_ready_if(health_t *h); /* READY=1 once readiness passes */
+
+/* ---- observability (metrics.c, listeners.c, render_api.c, serve.c) ---- */
+/* Internal routes beside HEALTH_READINESS / HEALTH_LIVENESS. */
+#define HEALTH__ROUTE_METRICS 3u
+enum { HEALTH__PHASE_RUNNING = 0, HEALTH__PHASE_DRAINING, HEALTH__PHASE_FLUSHING,
+       HEALTH__PHASE_DONE };
+
+int health__obs_new(health_t *h);                 /* in health_new */
+void health__obs_free(health_t *h);               /* in health__free_final */
+int health__obs_start(health_t *h, health_error_t *err); /* in health_start */
+void health__obs_stop(health_t *h);               /* in health_stop */
+/* A run was dispatched (h->lock held). */
+void health__obs_dispatch_locked(health__check_t *c);
+/* A result was published (h->lock held): counters, and a transition event
+ * when the effective status moved from `prev`. */
+void health__obs_publish_locked(health_t *h, health__check_t *c, health_status_t prev,
+                                health_status_t raw);
+/* Something rendered changed (h->lock held): endpoint transitions. */
+void health__obs_state_changed_locked(health_t *h);
+/* The shutdown sequence reached a phase (HEALTH__PHASE_*). */
+void health__obs_phase(health_t *h, int phase);
+/* Route of a path on the health port: HEALTH_READINESS, HEALTH_LIVENESS,
+ * HEALTH__ROUTE_METRICS, or 0. */
+unsigned health__route(const health_t *h, const char *path);
+/* Render one check's "key":[{...}] entry (render.c), h->lock held. */
+void health__render_check_locked(health_t *h, const health__check_t *c, uint64_t now,
+                                 health__buf_t *b);
+/* Prometheus / OpenMetrics body (metrics.c), h->lock held. */
+void health__metrics_render_locked(health_t *h, int openmetrics, int status_only,
+                                   uint64_t now, health__buf_t *b);
+/* Appends a non-negative count of microseconds as seconds ("0.0125"),
+ * exactly and whatever the locale. */
+void health__metrics_seconds(health__buf_t *b, uint64_t us);
+/* The shared per-version answers for the health port (serve.c): metrics
+ * and per-check views.  `conn` is a struct MHD_Connection *. */
+struct MHD_Connection;
+int health__serve_extra(health_t *h, struct MHD_Connection *conn, unsigned route,
+                        int status_only);
+int health__serve_wants_extra(struct MHD_Connection *conn, unsigned route);
 
 #endif /* HEALTH_INT_H */

@@ -80,6 +80,7 @@ HEALTH_EXPORT int health_new(health_t **out, const health_options_t *opts,
   if (pthread_mutex_init(&h->view_lock, NULL) != 0) goto nomem;
   h->sync_inited |= 4;
   if (health__shutdown_init(h) != 0) goto nomem;
+  if (health__obs_new(h) != 0) goto nomem;
   health__notify_init(h);
   *out = h;
   return 0;
@@ -99,7 +100,9 @@ HEALTH_EXPORT int health_start(health_t *h, health_error_t *err) {
   if (st != HEALTH__ST_NEW)
     return health__err(err, HEALTH_ESTATE, "health_start: already started or stopped");
 
-  int rc = health__http_start(h, err);
+  /* Listeners first: they must see the first transitions of the checks. */
+  int rc = health__obs_start(h, err);
+  if (rc == 0 && h->opt.port != HEALTH_PORT_OFF) rc = health__http_start(h, err);
   if (rc == 0) rc = health__checks_start(h, err);
   if (rc == 0) rc = health__shutdown_start(h, err);
   if (rc == 0 && health__notify_start(h) != 0)
@@ -127,6 +130,7 @@ HEALTH_EXPORT void health_stop(health_t *h) {
   health__notify_stop(h);
   health__http_stop(h);
   health__checks_stop(h);
+  health__obs_stop(h); /* after the engine: every transition is told */
 }
 
 HEALTH_EXPORT void health_free(health_t *h) {
@@ -144,6 +148,7 @@ HEALTH_EXPORT void health_free(health_t *h) {
 }
 
 void health__free_final(health_t *h) {
+  health__obs_free(h); /* before the checks: cached answers name them */
   health__checks_free(h);
   health__shutdown_free(h);
   if (h->notify_fd >= 0) close(h->notify_fd);
@@ -167,4 +172,5 @@ HEALTH_EXPORT unsigned health_port(const health_t *h) { return h ? h->bound_port
 void health__state_changed(health_t *h) {
   atomic_fetch_add(&h->version, 1);
   health__notify_ready_if(h);
+  health__obs_state_changed_locked(h); /* endpoint transitions for listeners */
 }

@@ -26,7 +26,7 @@
 
 /* *con_cls after the first call: the route, decided once per request and
  * kept without allocating (route_marker + endpoint; never NULL). */
-static const char route_marker[3];
+static const char route_marker[4];
 
 static struct MHD_Response *static_response(const char *body, unsigned code) {
   struct MHD_Response *r =
@@ -87,6 +87,9 @@ static enum MHD_Result answer(health_t *h, struct MHD_Connection *conn,
                               unsigned endpoint) {
   int status_only = h->opt.detail == HEALTH_DETAIL_STATUS ||
                     (h->opt.detail == HEALTH_DETAIL_TOKEN && !token_ok(h, conn));
+  /* /metrics and /ready?check=NAME: the shared answer cache (serve.c). */
+  if (health__serve_wants_extra(conn, endpoint))
+    return health__serve_extra(h, conn, endpoint, status_only) ? MHD_YES : MHD_NO;
   int ei = endpoint == HEALTH_READINESS ? 0 : 1;
   health__view_t *v = &h->views[ei][status_only];
   /* The coarse clock (no TSC read) is enough to notice a stale result: it
@@ -338,9 +341,7 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
   (void)upload_data;
   if (*con_cls == NULL) {
     /* Routed once: the second call finds the endpoint in *con_cls. */
-    unsigned endpoint = 0;
-    if (strcmp(url, "/ready") == 0 || strcmp(url, "/readyz") == 0) endpoint = HEALTH_READINESS;
-    else if (strcmp(url, "/health") == 0 || strcmp(url, "/livez") == 0) endpoint = HEALTH_LIVENESS;
+    unsigned endpoint = health__route(h, url); /* configurable paths (serve.c) */
     int get_or_head = strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
                       strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
     *con_cls = (void *)&route_marker[endpoint];

@@ -18,8 +18,8 @@ static const char *word(health_status_t s) {
   return s == HEALTH_PASS ? "pass" : s == HEALTH_WARN ? "warn" : "fail";
 }
 
-static void render_check(health_t *h, const health__check_t *c, uint64_t now,
-                         health__buf_t *b) {
+void health__render_check_locked(health_t *h, const health__check_t *c, uint64_t now,
+                                 health__buf_t *b) {
   const char *why;
   health_status_t s = health__check_status_locked(h, c, now, &why);
   if (s == HEALTH_PENDING) s = HEALTH_FAIL;
@@ -76,7 +76,7 @@ unsigned health__render_locked(health_t *h, unsigned endpoint, int status_only,
       if (!(c->endpoints & endpoint)) continue;
       if (!first) health__buf_adds(b, ",");
       first = 0;
-      render_check(h, c, now, b);
+      health__render_check_locked(h, c, now, b);
     }
     health__buf_adds(b, "}");
   }

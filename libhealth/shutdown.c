@@ -306,6 +306,7 @@ static int worse(int a, int b) {
 
 static void finish(health_t *h, seq_t *s, int code) {
   char c[16], el[24];
+  health__obs_phase(h, HEALTH__PHASE_DONE);
   snprintf(c, sizeof c, "%d", code);
   ms_str(el, sizeof el, health__now_ms() - s->t0);
   health__log(h, code == 0 ? HEALTH_LOG_INFO : HEALTH_LOG_ERROR, "shutdown_complete",
@@ -385,6 +386,7 @@ static void *shutdown_main(void *arg) {
   if (h->notify_fd >= 0) health__notify(h, "STATUS=running flush hooks");
 
   /* 3. Flush hooks in order, each under its timeout, all under the deadline. */
+  health__obs_phase(h, HEALTH__PHASE_FLUSHING);
   qsort(h->hooks, h->nhooks, sizeof *h->hooks, hook_cmp);
   int code = HEALTH_EXIT_OK;
   for (size_t i = 0; i < h->nhooks; i++) {

@@ -1,0 +1,436 @@
+/*
+ * The answers beyond /health and /ready's defaults: /metrics, the per-check
+ * view (/ready?check=NAME), configurable paths, and health_render() for an
+ * application that serves them on its own port.
+ *
+ * One cache serves both the health port and health_render(): each answer
+ * is a reference-counted snapshot rendered once per state version (and
+ * again when a result goes stale or, for metrics, when the in-flight count
+ * moved).  The health port hands libmicrohttpd a response made once from
+ * the snapshot (its free callback drops the reference); health_render()
+ * hands out a reference.  A request whose answer is cached takes the cache
+ * lock, bumps a count and allocates nothing.
+ */
+#include "obs.h"
+
+#include <microhttpd.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define CT_JSON "application/health+json"
+#define CT_PROM "text/plain; version=0.0.4; charset=utf-8"
+#define CT_OM "application/openmetrics-text; version=1.0.0; charset=utf-8"
+#define PATH_MAX_LEN 128
+
+/* ---- snapshots ---- */
+
+void health__snap_release(health__snap_t *s) {
+  if (s && atomic_fetch_sub(&s->refs, 1) == 1) free(s);
+}
+
+static void snap_free_cb(void *body) {
+  health__snap_release((health__snap_t *)((char *)body - offsetof(health__snap_t, body)));
+}
+
+/* Start a buffer whose first bytes are the snapshot header, so the
+ * rendered body becomes the snapshot without a copy. */
+static void snap_begin(health__buf_t *b, size_t hint) {
+  static const char zero[sizeof(health__snap_t)];
+  health__buf_init(b);
+  if (hint) {
+    b->data = malloc(hint);
+    if (b->data) b->cap = hint;
+  }
+  health__buf_add(b, zero, offsetof(health__snap_t, body));
+}
+
+static health__snap_t *snap_end(health__buf_t *b, unsigned code, const char *ct) {
+  if (b->failed || !b->data) {
+    health__buf_free(b);
+    return NULL;
+  }
+  health__snap_t *s = (health__snap_t *)(void *)b->data;
+  atomic_init(&s->refs, 1);
+  s->code = code;
+  s->content_type = ct;
+  s->len = b->len - offsetof(health__snap_t, body);
+  return s;
+}
+
+static health__snap_t *snap_const(const char *body, unsigned code) {
+  health__buf_t b;
+  snap_begin(&b, 0);
+  health__buf_adds(&b, body);
+  return snap_end(&b, code, "application/json");
+}
+
+/* ---- handle lifecycle ---- */
+
+int health__obs_new(health_t *h) {
+  struct health__obs *o = calloc(1, sizeof *o);
+  if (!o) return -1;
+  h->obs = o;
+  if (pthread_mutex_init(&o->qlock, NULL) != 0) return -1;
+  if (pthread_cond_init(&o->qcond, NULL) != 0) {
+    pthread_mutex_destroy(&o->qlock);
+    return -1;
+  }
+  o->inited |= 1;
+  if (pthread_mutex_init(&o->cache_lock, NULL) != 0) return -1;
+  o->inited |= 2;
+  return 0;
+}
+
+static void slot_clear(health__slot_t *s) {
+  if (s->resp) MHD_destroy_response(s->resp);
+  health__snap_release(s->snap);
+  memset(s, 0, sizeof *s);
+}
+
+void health__obs_free(health_t *h) {
+  struct health__obs *o = h->obs;
+  if (!o) return;
+  for (int i = 0; i < 2; i++)
+    for (int j = 0; j < 2; j++) {
+      slot_clear(&o->metrics[i][j]);
+      slot_clear(&o->ep[i][j]);
+    }
+  if (o->per_check)
+    for (size_t i = 0; i < 2 * h->nchecks; i++) slot_clear(&o->per_check[i]);
+  free(o->per_check);
+  if (o->resp_403) MHD_destroy_response(o->resp_403);
+  if (o->resp_404) MHD_destroy_response(o->resp_404);
+  free(o->queue);
+  free(o->ready_path);
+  free(o->live_path);
+  free(o->metrics_path);
+  if (o->inited & 1) {
+    pthread_mutex_destroy(&o->qlock);
+    pthread_cond_destroy(&o->qcond);
+  }
+  if (o->inited & 2) pthread_mutex_destroy(&o->cache_lock);
+  free(o);
+  h->obs = NULL;
+}
+
+int health__obs_start(health_t *h, health_error_t *err) {
+  struct health__obs *o = h->obs;
+  if (h->nchecks) {
+    health__slot_t *pc = calloc(2 * h->nchecks, sizeof *pc);
+    if (!pc) return health__err(err, HEALTH_ENOMEM, "out of memory starting the answer cache");
+    pthread_mutex_lock(&o->cache_lock);
+    o->per_check = pc;
+    pthread_mutex_unlock(&o->cache_lock);
+  }
+  return health__listeners_start(h, err);
+}
+
+void health__obs_stop(health_t *h) { health__listeners_stop(h); }
+
+/* ---- paths ---- */
+
+HEALTH_EXPORT void health_serve_options_init(health_serve_options_t *o) {
+  if (!o) return;
+  memset(o, 0, sizeof *o);
+  o->ready_path = "/ready";
+  o->live_path = "/health";
+  o->metrics_path = "/metrics";
+}
+
+static int off(const char *p) { return !p || !*p || strcasecmp(p, "off") == 0; }
+
+static int path_ok(const char *p) {
+  size_t n = strlen(p);
+  if (n < 1 || n > PATH_MAX_LEN || p[0] != '/') return 0;
+  for (const unsigned char *c = (const unsigned char *)p; *c; c++)
+    if (*c <= 0x20 || *c >= 0x7F || *c == '?' || *c == '#' || *c == '%') return 0;
+  return 1;
+}
+
+static int validate_paths(const health_serve_options_t *o, int env, health_error_t *err) {
+  const char *names[3][2] = {{"HEALTH_READY_PATH", "ready_path"},
+                             {"HEALTH_LIVE_PATH", "live_path"},
+                             {"HEALTH_METRICS_PATH", "metrics_path"}};
+  const char *v[3] = {o->ready_path, o->live_path, o->metrics_path};
+  for (int i = 0; i < 3; i++) {
+    if (i == 2 && off(v[i])) continue;
+    if (!v[i] || !path_ok(v[i]))
+      return health__err(err, HEALTH_EINVAL,
+                         "%s must be 1-%d printable characters starting with '/', without '?', '#', '%%' or spaces%s",
+                         names[i][env ? 0 : 1], PATH_MAX_LEN, i == 2 ? " (or off)" : "");
+  }
+  for (int i = 0; i < 3; i++)
+    for (int j = i + 1; j < 3; j++)
+      if (!(j == 2 && off(v[j])) && strcmp(v[i], v[j]) == 0)
+        return health__err(err, HEALTH_EINVAL, "%s and %s must differ (both '%s')",
+                           names[i][env ? 0 : 1], names[j][env ? 0 : 1], v[i]);
+  return 0;
+}
+
+HEALTH_EXPORT int health_serve_options_from_env(health_serve_options_t *o, health_error_t *err) {
+  if (!o) return health__err(err, HEALTH_EINVAL, "options are required");
+  health_serve_options_t n = *o;
+  const char *v;
+  if ((v = getenv("HEALTH_READY_PATH")) && *v) n.ready_path = v;
+  if ((v = getenv("HEALTH_LIVE_PATH")) && *v) n.live_path = v;
+  if ((v = getenv("HEALTH_METRICS_PATH")) && *v) n.metrics_path = v;
+  int rc = validate_paths(&n, 1, err);
+  if (rc == 0) *o = n;
+  return rc;
+}
+
+HEALTH_EXPORT int health_set_serve_options(health_t *h, const health_serve_options_t *so,
+                                           health_error_t *err) {
+  if (!h || !so) return health__err(err, HEALTH_EINVAL, "health_set_serve_options: handle and options are required");
+  int rc = validate_paths(so, 0, err);
+  if (rc) return rc;
+  /* NULL for a default path: the alias stays served with it. */
+  char *r = strcmp(so->ready_path, "/ready") ? strdup(so->ready_path) : NULL;
+  char *l = strcmp(so->live_path, "/health") ? strdup(so->live_path) : NULL;
+  int moff = off(so->metrics_path);
+  char *m = !moff && strcmp(so->metrics_path, "/metrics") ? strdup(so->metrics_path) : NULL;
+  if ((strcmp(so->ready_path, "/ready") && !r) || (strcmp(so->live_path, "/health") && !l) ||
+      (!moff && strcmp(so->metrics_path, "/metrics") && !m)) {
+    free(r), free(l), free(m);
+    return health__err(err, HEALTH_ENOMEM, "out of memory setting the paths");
+  }
+  pthread_mutex_lock(&h->lock);
+  if (h->state != HEALTH__ST_NEW) {
+    pthread_mutex_unlock(&h->lock);
+    free(r), free(l), free(m);
+    return health__err(err, HEALTH_ESTATE, "paths must be set before health_start()");
+  }
+  struct health__obs *o = h->obs;
+  free(o->ready_path), free(o->live_path), free(o->metrics_path);
+  o->ready_path = r, o->live_path = l, o->metrics_path = m;
+  o->metrics_off = moff;
+  pthread_mutex_unlock(&h->lock);
+  return 0;
+}
+
+unsigned health__route(const health_t *h, const char *p) {
+  const struct health__obs *o = h->obs;
+  if (o->ready_path ? strcmp(p, o->ready_path) == 0
+                    : (strcmp(p, "/ready") == 0 || strcmp(p, "/readyz") == 0))
+    return HEALTH_READINESS;
+  if (o->live_path ? strcmp(p, o->live_path) == 0
+                   : (strcmp(p, "/health") == 0 || strcmp(p, "/livez") == 0))
+    return HEALTH_LIVENESS;
+  if (!o->metrics_off && strcmp(p, o->metrics_path ? o->metrics_path : "/metrics") == 0)
+    return HEALTH__ROUTE_METRICS;
+  return 0;
+}
+
+/* ---- rendering into the cache ---- */
+
+enum { K_ENDPOINT, K_METRICS, K_CHECK };
+typedef struct {
+  int kind;
+  unsigned ep;     /* K_ENDPOINT, K_CHECK: HEALTH_READINESS / HEALTH_LIVENESS */
+  int status_only; /* K_ENDPOINT, K_METRICS */
+  int om;          /* K_METRICS */
+  size_t check;    /* K_CHECK */
+} key_t_;
+
+static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
+
+static int refresh(health_t *h, health__slot_t *s, const key_t_ *k, uint64_t now) {
+  struct health__obs *o = h->obs;
+  health__buf_t b;
+  snap_begin(&b, k->kind == K_METRICS ? o->last_metrics_len + 1024 : 0);
+  uint64_t vu, vu2;
+  unsigned code = 200;
+  const char *ct = CT_JSON;
+  pthread_mutex_lock(&h->lock);
+  uint64_t version = atomic_load(&h->version);
+  int inflight = atomic_load(&h->inflight);
+  if (k->kind == K_ENDPOINT) {
+    code = health__render_locked(h, k->ep, k->status_only, now, &b, &vu);
+  } else {
+    health__aggregate_locked(h, HEALTH_READINESS, now, &vu);
+    health__aggregate_locked(h, HEALTH_LIVENESS, now, &vu2);
+    vu = min_u64(vu, vu2);
+    if (k->kind == K_METRICS) {
+      health__metrics_render_locked(h, k->om, k->status_only, now, &b);
+      ct = k->om ? CT_OM : CT_PROM;
+    } else {
+      const health__check_t *c = h->checks[k->check];
+      health_status_t st = health__check_status_locked(h, c, now, NULL);
+      if (st == HEALTH_PENDING) st = HEALTH_FAIL;
+      if (st == HEALTH_FAIL && !c->critical) st = HEALTH_WARN;
+      health__buf_adds(&b, st == HEALTH_PASS ? "{\"status\":\"pass\",\"checks\":{"
+                           : st == HEALTH_WARN ? "{\"status\":\"warn\",\"checks\":{"
+                                               : "{\"status\":\"fail\",\"checks\":{");
+      health__render_check_locked(h, c, now, &b);
+      health__buf_adds(&b, "}}\n");
+      code = st == HEALTH_FAIL ? 503 : 200;
+    }
+  }
+  pthread_mutex_unlock(&h->lock);
+  health__snap_t *snap = snap_end(&b, code, ct);
+  if (!snap) return -1;
+  if (k->kind == K_METRICS) o->last_metrics_len = snap->len;
+  if (s->resp) MHD_destroy_response(s->resp); /* still referenced by connections sending it */
+  s->resp = NULL;
+  health__snap_release(s->snap);
+  s->snap = snap;
+  s->version = version;
+  s->valid_until_ms = vu;
+  s->inflight = inflight;
+  return 0;
+}
+
+/* The slot's snapshot, brought up to date; cache_lock held.  NULL only if
+ * nothing could be rendered and nothing was cached. */
+static health__snap_t *current(health_t *h, health__slot_t *s, const key_t_ *k) {
+  uint64_t now = health__now_ms_coarse();
+  if (!s->snap || s->version != atomic_load(&h->version) || now >= s->valid_until_ms ||
+      (k->kind == K_METRICS && s->inflight != atomic_load(&h->inflight)))
+    refresh(h, s, k, now);
+  return s->snap;
+}
+
+/* Constant-time comparison of "Bearer <token>". */
+static int bearer_ok(const health_t *h, const char *auth) {
+  if (!auth || !h->detail_token || strncasecmp(auth, "Bearer ", 7) != 0) return 0;
+  const char *given = auth + 7;
+  size_t gl = strlen(given), tl = strlen(h->detail_token);
+  unsigned diff = (unsigned)(gl ^ tl);
+  for (size_t i = 0; i < tl; i++) diff |= (unsigned char)(given[i % (gl ? gl : 1)] ^ h->detail_token[i]);
+  return diff == 0 && gl == tl;
+}
+
+static int find_check(const health_t *h, const char *name, size_t *idx) {
+  for (size_t i = 0; i < h->nchecks; i++)
+    if (strcmp(h->checks[i]->name, name) == 0) {
+      *idx = i;
+      return 1;
+    }
+  return 0;
+}
+
+static int wants_om(const char *accept) {
+  return accept && strstr(accept, "application/openmetrics-text") != NULL;
+}
+
+/* The slot for a request; cache_lock held.  NULL with *code 403/404 for
+ * the per-check view's refusals; with *adhoc set, the caller owns a
+ * snapshot rendered outside the cache (per-check view before start). */
+static health__slot_t *slot_for(health_t *h, unsigned what, const char *check, int status_only,
+                                int om, key_t_ *k, unsigned *code) {
+  struct health__obs *o = h->obs;
+  memset(k, 0, sizeof *k);
+  if (what == HEALTH__ROUTE_METRICS) {
+    k->kind = K_METRICS, k->om = om, k->status_only = status_only;
+    return &o->metrics[om][status_only];
+  }
+  int ei = what == HEALTH_READINESS ? 0 : 1;
+  if (!check) {
+    k->kind = K_ENDPOINT, k->ep = what, k->status_only = status_only;
+    return &o->ep[ei][status_only];
+  }
+  *code = 403;
+  if (status_only) return NULL;
+  *code = 404;
+  size_t i;
+  if (!o->per_check || !find_check(h, check, &i)) return NULL;
+  k->kind = K_CHECK, k->ep = what, k->check = i;
+  return &o->per_check[2 * i + (size_t)ei];
+}
+
+static const char msg_403[] =
+    "{\"status\":\"fail\",\"output\":\"the per-check view needs full detail (the bearer token)\"}\n";
+static const char msg_404[] = "{\"status\":\"fail\",\"output\":\"no such check\"}\n";
+
+HEALTH_EXPORT int health_render(health_t *h, unsigned what, const char *check,
+                                const char *authorization, const char *accept,
+                                health_answer_t *out) {
+  if (!out) return HEALTH_EINVAL;
+  memset(out, 0, sizeof *out);
+  if (!h || (what != HEALTH_READINESS && what != HEALTH_LIVENESS && what != HEALTH_METRICS) ||
+      (check && what == HEALTH_METRICS))
+    return HEALTH_EINVAL;
+  int status_only = h->opt.detail == HEALTH_DETAIL_STATUS ||
+                    (h->opt.detail == HEALTH_DETAIL_TOKEN && !bearer_ok(h, authorization));
+  unsigned route = what == HEALTH_METRICS ? HEALTH__ROUTE_METRICS : what;
+  struct health__obs *o = h->obs;
+  key_t_ k;
+  unsigned code = 0;
+  health__snap_t *s = NULL;
+  pthread_mutex_lock(&o->cache_lock);
+  health__slot_t *slot = slot_for(h, route, check, status_only, wants_om(accept), &k, &code);
+  if (slot) {
+    s = current(h, slot, &k);
+    if (s) atomic_fetch_add(&s->refs, 1);
+  }
+  pthread_mutex_unlock(&o->cache_lock);
+  if (!slot) s = snap_const(code == 403 ? msg_403 : msg_404, code); /* rare: not cached */
+  if (!s) return HEALTH_ENOMEM;
+  out->code = s->code;
+  out->content_type = s->content_type;
+  out->body = s->body;
+  out->body_len = s->len;
+  out->reserved[0] = s;
+  return 0;
+}
+
+HEALTH_EXPORT void health_answer_release(health_answer_t *a) {
+  if (!a) return;
+  health__snap_release(a->reserved[0]);
+  memset(a, 0, sizeof *a);
+}
+
+/* ---- the health port ---- */
+
+int health__serve_wants_extra(struct MHD_Connection *conn, unsigned route) {
+  return route == HEALTH__ROUTE_METRICS ||
+         MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "check") != NULL;
+}
+
+static struct MHD_Response *const_response(const char *body) {
+  struct MHD_Response *r =
+      MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_PERSISTENT);
+  if (!r) return NULL;
+  MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
+  MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+  return r;
+}
+
+int health__serve_extra(health_t *h, struct MHD_Connection *conn, unsigned route,
+                        int status_only) {
+  struct health__obs *o = h->obs;
+  const char *check = route == HEALTH__ROUTE_METRICS
+                          ? NULL
+                          : MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "check");
+  int om = route == HEALTH__ROUTE_METRICS &&
+           wants_om(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT));
+  key_t_ k;
+  unsigned code = 0;
+  enum MHD_Result ret = MHD_NO;
+  pthread_mutex_lock(&o->cache_lock);
+  health__slot_t *slot = slot_for(h, route, check ? check : NULL, status_only, om, &k, &code);
+  if (!slot) {
+    struct MHD_Response **r = code == 403 ? &o->resp_403 : &o->resp_404;
+    if (!*r) *r = const_response(code == 403 ? msg_403 : msg_404);
+    if (*r) ret = MHD_queue_response(conn, code, *r);
+  } else if (current(h, slot, &k)) {
+    if (!slot->resp) {
+      health__snap_t *s = slot->snap;
+      struct MHD_Response *r =
+          MHD_create_response_from_buffer_with_free_callback(s->len, s->body, snap_free_cb);
+      if (r) {
+        atomic_fetch_add(&s->refs, 1); /* dropped by snap_free_cb */
+        if (MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, s->content_type) != MHD_YES ||
+            MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store") != MHD_YES) {
+          MHD_destroy_response(r);
+          r = NULL;
+        }
+      }
+      slot->resp = r;
+    }
+    if (slot->resp) ret = MHD_queue_response(conn, slot->snap->code, slot->resp);
+  }
+  pthread_mutex_unlock(&o->cache_lock);
+  return ret;
+}
