@@ -6,7 +6,7 @@ set -e
 what=${1:-all}
 build_pkgs="build-essential autoconf automake libtool pkg-config libmicrohttpd-dev libpq-dev libhiredis-dev libssl-dev check"
 server_pkgs="postgresql redis-server openssl curl"
-test_pkgs="mandoc clang-format locales python3-yaml clang libclang-rt-14-dev valgrind haproxy wrk hyperfine python3 procps iproute2"
+test_pkgs="mandoc clang-format locales python3-yaml clang libclang-rt-14-dev valgrind haproxy wrk hyperfine python3 procps iproute2 prometheus"
 case $what in
   build) pkgs="$build_pkgs" ;;
   demo) pkgs="$build_pkgs $server_pkgs" ;;
@@ -29,8 +29,9 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends $missing >/dev/null
 # Debian starts the packaged servers; tests and the demo use their own.
 if command -v systemctl >/dev/null 2>&1; then
-  systemctl stop redis-server postgresql >/dev/null 2>&1 || true
+  systemctl stop redis-server postgresql prometheus >/dev/null 2>&1 || true
 fi
 service redis-server stop >/dev/null 2>&1 || true
+service prometheus stop >/dev/null 2>&1 || true
 service postgresql stop >/dev/null 2>&1 || true
 exit 0
