@@ -4,7 +4,11 @@
  *   GET  /            200 "ok"
  *   POST /work        records the body, answers 200 once recorded
  *   GET  /slow?ms=N   answers after N ms (N <= 60000)
- * Health port HEALTH_PORT (default 8081): /health, /ready (full detail).
+ *   GET  /ready, /health, /metrics: the library's answers, rendered by
+ *        health_render() (for a load balancer that probes the one port)
+ * Health port HEALTH_PORT (default 8081; "off": none): /health, /ready,
+ * /ready?check=NAME, /metrics (Prometheus).  Every status transition is
+ * logged by a status listener.
  * DATABASE_URL and REDIS_URL (+ REDIS_CA_FILE, REDIS_CERT_FILE,
  * REDIS_KEY_FILE) add the built-in checks.  On SIGTERM the flush hook writes
  * every recorded body to FLUSH_FILE (one per line, fsynced) before exit.
@@ -97,11 +101,64 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned code, const char
   return ret;
 }
 
+/* The library's answers on the application's port: health_render() hands
+ * out the body rendered once per change of state (the same bytes the
+ * health port sends); the detail policy and the Accept header apply. */
+static unsigned health_route(const char *url) {
+  if (strcmp(url, "/ready") == 0) return HEALTH_READINESS;
+  if (strcmp(url, "/health") == 0) return HEALTH_LIVENESS;
+  if (strcmp(url, "/metrics") == 0) return HEALTH_METRICS;
+  return 0;
+}
+
+/* *con_cls of a request for one of the library's answers. */
+static char health_request;
+
+static enum MHD_Result serve_health(struct MHD_Connection *c, unsigned what) {
+  health_answer_t a;
+  const char *check = what == HEALTH_METRICS ? NULL
+                      : MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "check");
+  if (health_render(health, what, check,
+                    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
+                    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT), &a) != 0)
+    return MHD_NO;
+  struct MHD_Response *r =
+      MHD_create_response_from_buffer(a.body_len, (void *)a.body, MHD_RESPMEM_MUST_COPY);
+  enum MHD_Result ret = MHD_NO;
+  if (r) {
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, a.content_type);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
+    ret = MHD_queue_response(c, a.code, r);
+    MHD_destroy_response(r);
+  }
+  health_answer_release(&a);
+  return ret;
+}
+
+/* Status listener: runs on the library's notifier thread, in order. */
+static const char *status_word(health_status_t s) {
+  return s == HEALTH_PASS ? "pass" : s == HEALTH_WARN ? "warn" : s == HEALTH_FAIL ? "fail" : "pending";
+}
+
+static void on_transition(const health_transition_t *t, void *arg) {
+  (void)arg;
+  logj(t->to == HEALTH_FAIL ? "warn" : "info", "transition", "%s %s -> %s (%s)",
+       t->check ? t->check : t->subject == HEALTH_READINESS ? "readiness" : "liveness",
+       status_word(t->from), status_word(t->to), t->reason);
+}
+
 static enum MHD_Result app_handler(void *cls, struct MHD_Connection *c, const char *url,
                                    const char *method, const char *version,
                                    const char *data, size_t *data_size, void **con_cls) {
   (void)cls;
   (void)version;
+  unsigned what = health_route(url);
+  if (what && *con_cls == &health_request) return serve_health(c, what);
+  if (what && !*con_cls) { /* probes are not work: not counted in flight */
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) return reply(c, 405, "method not allowed\n");
+    *con_cls = &health_request; /* answered on the next call */
+    return MHD_YES;
+  }
   req_t *rq = *con_cls;
   if (!rq) {
     rq = calloc(1, sizeof *rq);
@@ -154,7 +211,7 @@ static void app_completed(void *cls, struct MHD_Connection *c, void **con_cls,
   (void)c;
   (void)toe;
   req_t *rq = *con_cls;
-  if (!rq) return;
+  if (!rq || *con_cls == &health_request) return;
   free(rq->body);
   free(rq);
   *con_cls = NULL;
@@ -257,7 +314,12 @@ static int env_port(const char *var, unsigned def, unsigned *out) {
  * HEALTHCHECK (no curl in the image): GET /health on HEALTH_PORT. */
 static int healthcheck(void) {
   unsigned port;
-  if (env_port("HEALTH_PORT", 8081, &port) < 0) return 1;
+  const char *hp = getenv("HEALTH_PORT");
+  if (hp && strcmp(hp, "off") == 0) { /* answered on the application port */
+    if (env_port("PORT", 8080, &port) < 0) return 1;
+  } else if (env_port("HEALTH_PORT", 8081, &port) < 0) {
+    return 1;
+  }
   char url[64], reason[256];
   snprintf(url, sizeof url, "http://127.0.0.1:%u/health", port);
   int rc = health_probe(url, 2000, reason, sizeof reason);
@@ -289,6 +351,12 @@ int main(int argc, char **argv) {
     logj("error", "health_new", "%s", err.text);
     return 2;
   }
+  health_serve_options_t so; /* HEALTH_READY_PATH, HEALTH_LIVE_PATH, HEALTH_METRICS_PATH */
+  health_serve_options_init(&so);
+  if (health_serve_options_from_env(&so, &err) != 0 || health_set_serve_options(health, &so, &err) != 0) {
+    logj("error", "bad_config", "%s", err.text);
+    return 2;
+  }
   health_check_options_t co;
   health_check_options_init(&co);
   co.endpoints = HEALTH_READINESS;
@@ -314,6 +382,10 @@ int main(int argc, char **argv) {
       logj("error", "add_redis", "%s", err.text);
       return 2;
     }
+  }
+  if (health_add_listener(health, on_transition, NULL, &err) != 0) {
+    logj("error", "add_listener", "%s", err.text);
+    return 2;
   }
   if (health_add_hook(health, "stop-app-server", 0, 2000, hook_stop_app, NULL, &err) != 0 ||
       health_add_hook(health, "flush-work", 10, 0, hook_flush, NULL, &err) != 0) {

@@ -109,7 +109,7 @@ struct health_result {
 };
 
 /* ---- observability: per-check counters for /metrics (metrics.c) ---- */
-#define HEALTH__BUCKETS 11 /* histogram upper bounds, +Inf apart (metrics.c) */
+#define HEALTH__BUCKETS 7 /* histogram upper bounds, +Inf apart (metrics.c) */
 typedef struct health__check_obs {
   uint64_t started_us;           /* monotonic, when the current run was dispatched */
   uint64_t last_duration_us;     /* of the last completed or timed-out run */
@@ -117,6 +117,7 @@ typedef struct health__check_obs {
   uint64_t sum_us, count;        /* observed durations */
   uint64_t failures, timeouts;   /* runs that failed / were cut at the deadline */
   int64_t last_success_wall_ms;  /* last pass or warn; 0: never */
+  size_t name_len;               /* strlen(name), 0 until the first render */
 } health__check_obs_t;
 
 typedef struct health__check {

@@ -14,16 +14,13 @@
  */
 #include "obs.h"
 
+#include <stdlib.h>
 #include <string.h>
 
-/* Upper bounds of the duration histogram, in microseconds and as written
- * in the le label: Prometheus' default buckets. */
-static const uint64_t bucket_us[HEALTH__BUCKETS] = {5000,   10000,   25000,   50000,
-                                                    100000, 250000,  500000,  1000000,
-                                                    2500000, 5000000, 10000000};
-static const char *const bucket_le[HEALTH__BUCKETS] = {"0.005", "0.01", "0.025", "0.05",
-                                                       "0.1",   "0.25", "0.5",   "1.0",
-                                                       "2.5",   "5.0",  "10.0"};
+/* Upper bounds of the duration histogram in microseconds: 1 ms to 10 s,
+ * about x4 apart.  Few on purpose: with 100 checks every bucket is 100
+ * lines (6.8 KB) of every scrape. */
+static const uint64_t bucket_us[HEALTH__BUCKETS] = {1000, 5000, 25000, 100000, 500000, 2500000, 10000000};
 
 /* ---- numbers, whatever the locale ---- */
 
@@ -124,16 +121,7 @@ static void sample_u64(out_t *o, const char *name, const char *check, const char
   sample(o, name, check, extra, num, put_u64(num, v));
 }
 
-static void sample_us(out_t *o, const char *name, const char *check, const char *extra,
-                      uint64_t us) {
-  char num[32];
-  sample(o, name, check, extra, num, put_fixed(num, us / 1000000u, us % 1000000u, 6));
-}
-
 /* ---- the body ---- */
-
-static const char *const status_label[4] = {"status=\"pass\"", "status=\"warn\"",
-                                            "status=\"fail\"", "status=\"pending\""};
 
 static void process_families(health_t *h, out_t *o, uint64_t now) {
   family(o, "libhealth_build", "info", "Version of libhealth serving these metrics.");
@@ -179,61 +167,173 @@ static void process_families(health_t *h, out_t *o, uint64_t now) {
              (uint64_t)atomic_load(&h->obs->dropped));
 }
 
+/*
+ * Per-check series: 100 checks make about 2,400 lines, so these are
+ * written straight into the buffer (room reserved once per family) from
+ * pieces whose lengths are known, without a strlen or a bounds check per
+ * piece: about 10 ns a line instead of 50.
+ */
+#define NAME_ROOM (HEALTH__NAME_MAX + 96) /* a line's check name, labels and value */
+
+/* Room for n more bytes; NULL once an allocation failed. */
+static char *reserve(health__buf_t *b, size_t n) {
+  if (b->failed) return NULL;
+  if (b->len + n + 1 > b->cap) {
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + n + 1) cap *= 2;
+    char *d = realloc(b->data, cap);
+    if (!d) {
+      b->failed = 1;
+      return NULL;
+    }
+    b->data = d;
+    b->cap = cap;
+  }
+  return b->data + b->len;
+}
+
+typedef struct {
+  const char *s;
+  size_t n;
+} piece_t;
+#define PIECE(lit) {lit, sizeof lit - 1}
+
+/* `prefix` NAME `mid` VALUE "\n": prefix ends in `check="`, mid starts with
+ * the closing quote and ends with "} ". */
+static inline char *line(char *p, piece_t prefix, const char *name, size_t nlen, piece_t mid) {
+  memcpy(p, prefix.s, prefix.n);
+  p += prefix.n;
+  memcpy(p, name, nlen);
+  p += nlen;
+  memcpy(p, mid.s, mid.n);
+  return p + mid.n;
+}
+
+/* The check's name length, measured once (names never change). */
+static inline size_t name_len(const health__check_t *c) {
+  health__check_obs_t *o = (health__check_obs_t *)&c->obs;
+  if (!o->name_len) o->name_len = strlen(c->name);
+  return o->name_len;
+}
+
+static inline char *end_u64(char *p, uint64_t v) {
+  p += put_u64(p, v);
+  *p++ = '\n';
+  return p;
+}
+
+static inline char *end_us(char *p, uint64_t us) {
+  p += put_fixed(p, us / 1000000u, us % 1000000u, 6);
+  *p++ = '\n';
+  return p;
+}
+
+/* A simple family: one series per check, value from `get`. */
+typedef enum { V_CRITICAL, V_CONSEC, V_RUNS, V_FAILURES, V_TIMEOUTS, V_LAST_DURATION } val_t;
+
+static void per_check(health_t *h, out_t *o, const char *fam, const char *type, const char *help,
+                      piece_t prefix, val_t what) {
+  family(o, fam, type, help);
+  health__buf_t *b = o->b;
+  char *p0 = reserve(b, h->nchecks * (prefix.n + NAME_ROOM)), *p = p0;
+  if (!p) return;
+  static const piece_t close = PIECE("\"} ");
+  for (size_t i = 0; i < h->nchecks; i++) {
+    const health__check_t *c = h->checks[i];
+    p = line(p, prefix, c->name, name_len(c), close);
+    switch (what) {
+      case V_CRITICAL: p = end_u64(p, c->critical ? 1 : 0); break;
+      case V_CONSEC: p = end_u64(p, c->consecutive_failures); break;
+      case V_RUNS: p = end_u64(p, c->runs); break;
+      case V_FAILURES: p = end_u64(p, c->obs.failures); break;
+      case V_TIMEOUTS: p = end_u64(p, c->obs.timeouts); break;
+      case V_LAST_DURATION: p = end_us(p, c->obs.last_duration_us); break;
+    }
+  }
+  b->len += (size_t)(p - p0);
+  b->data[b->len] = 0;
+}
+
 static void check_families(health_t *h, out_t *o, uint64_t now) {
   size_t nc = h->nchecks;
-  health__check_t **cs = h->checks;
+  health__buf_t *b = o->b;
+  char *p0, *p;
 
   family(o, "libhealth_check_status", "gauge",
          "Effective status of the check after thresholds (a stale result counts as fail): 1 for the current one.");
-  for (size_t i = 0; i < nc; i++) {
-    health_status_t s = health__check_status_locked(h, cs[i], now, NULL);
-    for (int k = 0; k < 4; k++)
-      sample(o, "libhealth_check_status", cs[i]->name, status_label[k], (int)s == k ? "1" : "0", 1);
+  static const piece_t st_prefix = PIECE("libhealth_check_status{check=\"");
+  static const piece_t st_mid[4] = {PIECE("\",status=\"pass\"} "), PIECE("\",status=\"warn\"} "),
+                                    PIECE("\",status=\"fail\"} "), PIECE("\",status=\"pending\"} ")};
+  if ((p0 = p = reserve(b, nc * 4 * (st_prefix.n + NAME_ROOM)))) {
+    for (size_t i = 0; i < nc; i++) {
+      const health__check_t *c = h->checks[i];
+      size_t nl = name_len(c);
+      health_status_t s = health__check_status_locked(h, c, now, NULL);
+      for (int k = 0; k < 4; k++) {
+        p = line(p, st_prefix, c->name, nl, st_mid[k]);
+        *p++ = (int)s == k ? '1' : '0';
+        *p++ = '\n';
+      }
+    }
+    b->len += (size_t)(p - p0);
+    b->data[b->len] = 0;
   }
-  family(o, "libhealth_check_critical", "gauge", "1 if a failure of the check fails the endpoint (503), 0 if it only warns.");
-  for (size_t i = 0; i < nc; i++)
-    sample(o, "libhealth_check_critical", cs[i]->name, NULL, cs[i]->critical ? "1" : "0", 1);
-  family(o, "libhealth_check_consecutive_failures", "gauge", "Failed runs in a row.");
-  for (size_t i = 0; i < nc; i++)
-    sample_u64(o, "libhealth_check_consecutive_failures", cs[i]->name, NULL, cs[i]->consecutive_failures);
-  family(o, "libhealth_check_runs", "counter", "Completed runs, timed-out ones included.");
-  for (size_t i = 0; i < nc; i++) sample_u64(o, "libhealth_check_runs_total", cs[i]->name, NULL, cs[i]->runs);
-  family(o, "libhealth_check_failures", "counter", "Runs that failed, timed-out ones included.");
-  for (size_t i = 0; i < nc; i++)
-    sample_u64(o, "libhealth_check_failures_total", cs[i]->name, NULL, cs[i]->obs.failures);
-  family(o, "libhealth_check_timeouts", "counter", "Runs cut off at their deadline.");
-  for (size_t i = 0; i < nc; i++)
-    sample_u64(o, "libhealth_check_timeouts_total", cs[i]->name, NULL, cs[i]->obs.timeouts);
-  family(o, "libhealth_check_last_duration_seconds", "gauge",
-         "Duration of the last run (the timeout for a run cut off at its deadline).");
-  for (size_t i = 0; i < nc; i++)
-    sample_us(o, "libhealth_check_last_duration_seconds", cs[i]->name, NULL, cs[i]->obs.last_duration_us);
+  per_check(h, o, "libhealth_check_critical", "gauge",
+            "1 if a failure of the check fails the endpoint (503), 0 if it only warns.",
+            (piece_t)PIECE("libhealth_check_critical{check=\""), V_CRITICAL);
+  per_check(h, o, "libhealth_check_consecutive_failures", "gauge", "Failed runs in a row.",
+            (piece_t)PIECE("libhealth_check_consecutive_failures{check=\""), V_CONSEC);
+  per_check(h, o, "libhealth_check_runs", "counter", "Completed runs, timed-out ones included.",
+            (piece_t)PIECE("libhealth_check_runs_total{check=\""), V_RUNS);
+  per_check(h, o, "libhealth_check_failures", "counter", "Runs that failed, timed-out ones included.",
+            (piece_t)PIECE("libhealth_check_failures_total{check=\""), V_FAILURES);
+  per_check(h, o, "libhealth_check_timeouts", "counter", "Runs cut off at their deadline.",
+            (piece_t)PIECE("libhealth_check_timeouts_total{check=\""), V_TIMEOUTS);
+  per_check(h, o, "libhealth_check_last_duration_seconds", "gauge",
+            "Duration of the last run (the timeout for a run cut off at its deadline).",
+            (piece_t)PIECE("libhealth_check_last_duration_seconds{check=\""), V_LAST_DURATION);
+
   family(o, "libhealth_check_last_success_timestamp_seconds", "gauge",
          "When the last run that passed or warned completed, seconds since the epoch (absent before the first).");
-  for (size_t i = 0; i < nc; i++) {
-    int64_t ms = cs[i]->obs.last_success_wall_ms;
-    if (ms <= 0) continue;
-    char num[32];
-    sample(o, "libhealth_check_last_success_timestamp_seconds", cs[i]->name, NULL, num,
-           put_fixed(num, (uint64_t)ms / 1000u, (uint64_t)ms % 1000u, 3));
-  }
-  family(o, "libhealth_check_duration_seconds", "histogram", "Durations of the runs.");
-  for (size_t i = 0; i < nc; i++) {
-    const health__check_obs_t *ob = &cs[i]->obs;
-    uint64_t cum = 0;
-    char le[24];
-    for (int k = 0; k < HEALTH__BUCKETS; k++) {
-      cum += ob->bucket[k];
-      size_t n = strlen(bucket_le[k]);
-      memcpy(le, "le=\"", 4);
-      memcpy(le + 4, bucket_le[k], n);
-      le[4 + n] = '"';
-      le[5 + n] = 0;
-      sample_u64(o, "libhealth_check_duration_seconds_bucket", cs[i]->name, le, cum);
+  static const piece_t ls_prefix = PIECE("libhealth_check_last_success_timestamp_seconds{check=\"");
+  static const piece_t close = PIECE("\"} ");
+  if ((p0 = p = reserve(b, nc * (ls_prefix.n + NAME_ROOM)))) {
+    for (size_t i = 0; i < nc; i++) {
+      const health__check_t *c = h->checks[i];
+      int64_t ms = c->obs.last_success_wall_ms;
+      if (ms <= 0) continue;
+      p = line(p, ls_prefix, c->name, name_len(c), close);
+      p += put_fixed(p, (uint64_t)ms / 1000u, (uint64_t)ms % 1000u, 3);
+      *p++ = '\n';
     }
-    sample_u64(o, "libhealth_check_duration_seconds_bucket", cs[i]->name, "le=\"+Inf\"", ob->count);
-    sample_us(o, "libhealth_check_duration_seconds_sum", cs[i]->name, NULL, ob->sum_us);
-    sample_u64(o, "libhealth_check_duration_seconds_count", cs[i]->name, NULL, ob->count);
+    b->len += (size_t)(p - p0);
+    b->data[b->len] = 0;
+  }
+
+  family(o, "libhealth_check_duration_seconds", "histogram", "Durations of the runs.");
+  static const piece_t bk_prefix = PIECE("libhealth_check_duration_seconds_bucket{check=\"");
+  static const piece_t sum_prefix = PIECE("libhealth_check_duration_seconds_sum{check=\"");
+  static const piece_t cnt_prefix = PIECE("libhealth_check_duration_seconds_count{check=\"");
+  static const piece_t le[HEALTH__BUCKETS + 1] = {
+      PIECE("\",le=\"0.001\"} "), PIECE("\",le=\"0.005\"} "), PIECE("\",le=\"0.025\"} "),
+      PIECE("\",le=\"0.1\"} "),   PIECE("\",le=\"0.5\"} "),   PIECE("\",le=\"2.5\"} "),
+      PIECE("\",le=\"10.0\"} "),  PIECE("\",le=\"+Inf\"} ")};
+  if ((p0 = p = reserve(b, nc * (HEALTH__BUCKETS + 3) * (bk_prefix.n + NAME_ROOM)))) {
+    for (size_t i = 0; i < nc; i++) {
+      const health__check_t *c = h->checks[i];
+      const health__check_obs_t *ob = &c->obs;
+      size_t nl = name_len(c);
+      uint64_t cum = 0;
+      for (int k = 0; k < HEALTH__BUCKETS; k++) {
+        cum += ob->bucket[k];
+        p = end_u64(line(p, bk_prefix, c->name, nl, le[k]), cum);
+      }
+      p = end_u64(line(p, bk_prefix, c->name, nl, le[HEALTH__BUCKETS]), ob->count);
+      p = end_us(line(p, sum_prefix, c->name, nl, close), ob->sum_us);
+      p = end_u64(line(p, cnt_prefix, c->name, nl, close), ob->count);
+    }
+    b->len += (size_t)(p - p0);
+    b->data[b->len] = 0;
   }
 }
 

@@ -19,6 +19,7 @@ typedef struct health__snap {
   unsigned code;
   const char *content_type;
   size_t len;
+  size_t cap; /* of the whole allocation, for reuse by the next render */
   char body[];
 } health__snap_t;
 

@@ -34,11 +34,17 @@ static void snap_free_cb(void *body) {
 }
 
 /* Start a buffer whose first bytes are the snapshot header, so the
- * rendered body becomes the snapshot without a copy. */
-static void snap_begin(health__buf_t *b, size_t hint) {
+ * rendered body becomes the snapshot without a copy.  `reuse` (may be
+ * NULL) is a snapshot nobody else references any more: its memory is
+ * written over, which spares a 150 KB body (100 checks) an mmap, munmap
+ * and a page fault per page on every render. */
+static void snap_begin(health__buf_t *b, size_t hint, health__snap_t *reuse) {
   static const char zero[sizeof(health__snap_t)];
   health__buf_init(b);
-  if (hint) {
+  if (reuse) {
+    b->data = (char *)reuse;
+    b->cap = reuse->cap;
+  } else if (hint) {
     b->data = malloc(hint);
     if (b->data) b->cap = hint;
   }
@@ -55,12 +61,13 @@ static health__snap_t *snap_end(health__buf_t *b, unsigned code, const char *ct)
   s->code = code;
   s->content_type = ct;
   s->len = b->len - offsetof(health__snap_t, body);
+  s->cap = b->cap;
   return s;
 }
 
 static health__snap_t *snap_const(const char *body, unsigned code) {
   health__buf_t b;
-  snap_begin(&b, 0);
+  snap_begin(&b, 0, NULL);
   health__buf_adds(&b, body);
   return snap_end(&b, code, "application/json");
 }
@@ -237,8 +244,17 @@ static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
 
 static int refresh(health_t *h, health__slot_t *s, const key_t_ *k, uint64_t now) {
   struct health__obs *o = h->obs;
+  /* Let go of the old answer first: libmicrohttpd drops its reference
+   * now unless a connection is still sending it. */
+  if (s->resp) MHD_destroy_response(s->resp);
+  s->resp = NULL;
+  health__snap_t *reuse = NULL;
+  if (s->snap && atomic_load(&s->snap->refs) == 1) {
+    reuse = s->snap; /* ours alone: overwritten by the new render */
+    s->snap = NULL;
+  }
   health__buf_t b;
-  snap_begin(&b, k->kind == K_METRICS ? o->last_metrics_len + 1024 : 0);
+  snap_begin(&b, k->kind == K_METRICS ? o->last_metrics_len + 1024 : 0, reuse);
   uint64_t vu, vu2;
   unsigned code = 200;
   const char *ct = CT_JSON;
@@ -271,8 +287,6 @@ static int refresh(health_t *h, health__slot_t *s, const key_t_ *k, uint64_t now
   health__snap_t *snap = snap_end(&b, code, ct);
   if (!snap) return -1;
   if (k->kind == K_METRICS) o->last_metrics_len = snap->len;
-  if (s->resp) MHD_destroy_response(s->resp); /* still referenced by connections sending it */
-  s->resp = NULL;
   health__snap_release(s->snap);
   s->snap = snap;
   s->version = version;
