@@ -554,8 +554,8 @@ typedef struct health_answer {
  * port.  Any thread, after health_new().
  * @param what HEALTH_READINESS, HEALTH_LIVENESS or HEALTH_METRICS.
  * @param check NULL, or a check's name for the per-check view of
- *        readiness/liveness (like GET /ready?check=NAME): 404 for an unknown
- *        check, 403 without full detail.
+ *        readiness/liveness (like GET /ready?check=NAME), after start: 404
+ *        for an unknown check, 403 without full detail.
  * @param authorization the request's Authorization header, or NULL (it
  *        unlocks full detail under HEALTH_DETAIL_TOKEN).
  * @param accept the request's Accept header, or NULL: metrics are in
@@ -570,7 +570,7 @@ HEALTH_EXPORT int health_render(health_t *h, unsigned what, const char *check,
 
 /**
  * Release an answer from health_render() (idempotent; zeroes `a`).
- * Any thread; may outlive nothing: call it before health_free().
+ * Any thread; an answer may also be released after health_free().
  */
 HEALTH_EXPORT void health_answer_release(health_answer_t *a);
 
@@ -600,7 +600,12 @@ typedef void (*health_listener_fn)(const health_transition_t *t, void *arg);
 /**
  * Register a listener for every transition of a check's effective status
  * and of the readiness and liveness answers (draining included).  At most
- * 16 listeners.  If this fails, `fn` will never be called.  Before start.
+ * 16 listeners.  If this fails, `fn` will never be called.  Listeners run
+ * on the library's notifier thread, one event (a health_transition_t) at a
+ * time, in order; the engine never waits for them: a queue holds 256
+ * events, and on a full queue new events are dropped and counted (a gap in
+ * `seq`).  health_stop() returns once every queued event was told.
+ * Before start.
  * @return 0, HEALTH_EINVAL, HEALTH_ESTATE or HEALTH_ENOMEM.
  */
 HEALTH_EXPORT int health_add_listener(health_t *h, health_listener_fn fn,
