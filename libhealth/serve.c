@@ -259,7 +259,7 @@ static health__slot_t *slot_for(health_t *h, unsigned what, const char *check, i
 }
 
 static const char msg_403[] =
-    "{\"status\":\"fail\",\"output\":\"the per-check view needs full detail (the bearer token)\"}\n";
+    "{\"status\":\"fail\",\"output\":\"the per-check view needs full detail (HEALTH_DETAIL=full, or the bearer token)\"}\n";
 static const char msg_404[] = "{\"status\":\"fail\",\"output\":\"no such check\"}\n";
 
 HEALTH_EXPORT int health_render(health_t *h, unsigned what, const char *check,
