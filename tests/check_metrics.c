@@ -319,7 +319,7 @@ END_TEST
 START_TEST(test_cached_per_version) {
   health_options_t o;
   base_options(&o);
-  health_t *h = start(&o, 3600000, 1000); /* one run each, then quiet */
+  health_t *h = start(&o, 3600000, TS(1000)); /* one run each, then quiet */
   th_want_t w = {health_port(h), "/ready", 200};
   ck_assert(th_wait_until(th_status_is, &w, TS(5000)));
   health_answer_t a, b, c;
