@@ -348,9 +348,6 @@ void health__render_check_locked(health_t *h, const health__check_t *c, uint64_t
 /* Prometheus / OpenMetrics body (metrics.c), h->lock held. */
 void health__metrics_render_locked(health_t *h, int openmetrics, int status_only,
                                    uint64_t now, health__buf_t *b);
-/* Appends a non-negative count of microseconds as seconds ("0.0125"),
- * exactly and whatever the locale. */
-void health__metrics_seconds(health__buf_t *b, uint64_t us);
 /* The shared per-version answers for the health port (serve.c): metrics
  * and per-check views.  `conn` is a struct MHD_Connection *. */
 struct MHD_Connection;

@@ -47,11 +47,6 @@ static size_t put_fixed(char *p, uint64_t whole, uint64_t frac, int digits) {
   return n + (size_t)len;
 }
 
-void health__metrics_seconds(health__buf_t *b, uint64_t us) {
-  char tmp[32];
-  health__buf_add(b, tmp, put_fixed(tmp, us / 1000000u, us % 1000000u, 6));
-}
-
 /* ---- lines ---- */
 
 typedef struct {
