@@ -9,10 +9,16 @@
 # Environment (defaults in brackets):
 #   N [200]             replicas (handles in one process, each with its own
 #                       health port, one PostgreSQL and one Redis check)
-#   INTERVAL_MS [1000]  check interval;  TIMEOUT_MS [800] check timeout
-#   STEADY_S [10]       steady-state window, after WARM_S [3] of warm-up
+#   INTERVAL_MS [1000]  check interval of the steady-state runs
+#   RESTART_INTERVAL_MS [5000]  check interval of the restart runs (the
+#                       library's default; see below why not 1000)
+#   TIMEOUT_MS [10000]  check timeout: long enough for N connections to
+#                       queue at the server instead of being abandoned
+#   STEADY_S [10]       steady-state window, WARM_S [3] after every replica
+#                       passed (at most START_WAIT_S [60] after the start)
 #   MODES ["off on"]    HEALTH_JITTER values to compare
-#   NOKEEP [1]          also run "on" with HEALTH_KEEP_CONNECTIONS=0
+#   NOKEEP [1]          cost of HEALTH_KEEP_CONNECTIONS=0 against =1, with
+#                       NOKEEP_N [50] replicas at RESTART_INTERVAL_MS
 #   BENCH_WORK          directory for logs [a fresh mktemp -d]
 #
 # What is measured (see bench/README.md, "Fleet"):
@@ -35,8 +41,8 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
-: "${N:=200}" "${INTERVAL_MS:=1000}" "${TIMEOUT_MS:=800}" "${STEADY_S:=10}" "${WARM_S:=3}"
-: "${MODES:=off on}" "${NOKEEP:=1}"
+: "${N:=200}" "${INTERVAL_MS:=1000}" "${RESTART_INTERVAL_MS:=5000}" "${TIMEOUT_MS:=10000}"
+: "${STEADY_S:=10}" "${WARM_S:=3}" "${START_WAIT_S:=60}" "${MODES:=off on}" "${NOKEEP:=1}" "${NOKEEP_N:=50}"
 for tool in cc pkg-config python3 redis-cli; do
   command -v "$tool" >/dev/null || { echo "fleet.sh: $tool is required" >&2; exit 1; }
 done
@@ -88,7 +94,7 @@ pgsql() { sh "$PG" sql "$PGD" "$1"; }
 [ "$(pgsql 'SHOW max_connections')" = $((N + 40)) ] || { echo "fleet.sh: max_connections not applied" >&2; exit 1; }
 read -r _ rport < <(sh "$RS" start "$RD")
 PGPW=hc-Tq4-secret-pw RPW=dflt-Xq7-secret-pw
-conninfo="host=127.0.0.1 port=$pgport user=healthcheck password=$PGPW dbname=postgres"
+conninfo="host=127.0.0.1 port=$pgport user=healthcheck password=$PGPW dbname=postgres sslmode=disable gssencmode=disable"
 rurl="redis://default:$RPW@127.0.0.1:$rport/0"
 sh "$RS" cli "$RD" MONITOR >"$WORK/monitor.log" 2>/dev/null &
 MON_PID=$!
@@ -126,48 +132,66 @@ wait_for() {
   echo "fleet.sh: no '$2' in $1 after $3 s" >&2; tail -5 "$1" "$WORK"/*.err >&2; exit 1
 }
 
-interval_s=$(python3 -c "print($INTERVAL_MS/1000)")
-# run_mode LABEL JITTER KEEP RESTART(0|1)
-run_mode() {
-  local label=$1 jitter=$2 keep=$3 restart=$4 out=$WORK/fleet-$1.out
-  echo "== [$SECONDS s] mode $label: HEALTH_JITTER=$jitter HEALTH_KEEP_CONNECTIONS=$keep" >&2
-  HEALTH_JITTER=$jitter HEALTH_KEEP_CONNECTIONS=$keep "$WORK/bin/fleet" --n "$N" \
-    --pg "$conninfo" --redis "$rurl" --interval-ms "$INTERVAL_MS" --timeout-ms "$TIMEOUT_MS" \
-    --seconds 240 >"$out" 2>"$WORK/fleet-$label.err" &
+# wait_all OUT N SECONDS: until a STATUS line shows every replica passing
+# both checks (the start: N connections queue at the server).
+wait_all() {
+  local i
+  for i in $(seq $(($3 * 10))); do
+    tail -1 "$1" | awk -v n="$2" '$1 == "STATUS" && $3 == n && $4 == n {ok = 1} END {exit !ok}' && return 0
+    sleep 0.1
+  done
+  echo "fleet.sh: not every replica passed within $3 s: $(tail -1 "$1")" >&2
+  return 1
+}
+
+# run LABEL JITTER KEEP N INTERVAL_MS KIND(steady|restart)
+run() {
+  local label=$1 jitter=$2 keep=$3 n=$4 iv=$5 kind=$6 out=$WORK/fleet-$1.out
+  echo "== [$SECONDS s] $label: N=$n interval $iv ms HEALTH_JITTER=$jitter HEALTH_KEEP_CONNECTIONS=$keep" >&2
+  HEALTH_JITTER=$jitter HEALTH_KEEP_CONNECTIONS=$keep "$WORK/bin/fleet" --n "$n" \
+    --pg "$conninfo" --redis "$rurl" --interval-ms "$iv" --timeout-ms "$TIMEOUT_MS" \
+    --seconds 300 >"$out" 2>"$WORK/fleet-$label.err" &
   FLEET_PID=$!
   local t_start; t_start=$(now)
   wait_for "$out" '^STARTED' 60
-  sleep "$WARM_S"
-  local s0 c0; s0=$(now); c0=$(pg_cpu)
-  sleep "$((STEADY_S / 2))"
-  local held; held=$(fleet_sessions)
-  sleep "$((STEADY_S - STEADY_S / 2))"
-  local s1 c1; s1=$(now); c1=$(pg_cpu)
-  local r0=0 after=-1
-  if [ "$restart" = 1 ]; then
+  local s0=0 s1=0 c0=0 c1=0 held=-1 r0=0 after=-1 up=0
+  if [ "$keep" = 1 ]; then wait_all "$out" "$n" "$START_WAIT_S" && up=1; else sleep "$WARM_S"; up=1; fi
+  if [ "$up" = 1 ] && [ "$kind" = steady ]; then
+    sleep "$WARM_S"
+    s0=$(now); c0=$(pg_cpu)
+    sleep "$((STEADY_S / 2))"
+    held=$(fleet_sessions)
+    sleep "$((STEADY_S - STEADY_S / 2))"
+    s1=$(now); c1=$(pg_cpu)
+  elif [ "$up" = 1 ]; then
+    sleep "$(python3 -c "print($iv / 1000)")"
     r0=$(now)
     sh "$PG" restart "$PGD" >/dev/null
-    # two intervals for every replica to come back, then a little slack
-    sleep "$(python3 -c "print(2*$interval_s + 1.5)")"
+    # two intervals for every replica to come back, then some slack
+    sleep "$(python3 -c "print(2 * $iv / 1000 + 3)")"
     after=$(fleet_sessions)
   fi
   kill -TERM "$FLEET_PID"
   local i
-  for i in $(seq 300); do kill -0 "$FLEET_PID" 2>/dev/null || break; sleep 0.1; done
-  if kill -0 "$FLEET_PID" 2>/dev/null; then echo "fleet.sh: fleet did not stop" >&2; exit 1; fi
+  for i in $(seq 600); do kill -0 "$FLEET_PID" 2>/dev/null || break; sleep 0.1; done
+  if kill -0 "$FLEET_PID" 2>/dev/null; then echo "fleet.sh: fleet did not stop in 60 s" >&2; exit 1; fi
   wait "$FLEET_PID" || true
   FLEET_PID=
   grep -q '^DONE' "$out" || { echo "fleet.sh: fleet did not finish cleanly" >&2; exit 1; }
   sleep 0.5
   local left; left=$(fleet_sessions)
-  echo "$label $jitter $keep $t_start $s0 $s1 $c0 $c1 $held $r0 $after $left" >>"$WORK/modes.txt"
+  echo "$label $jitter $keep $n $iv $kind $up $t_start $s0 $s1 $c0 $c1 $held $r0 $after $left" >>"$WORK/modes.txt"
 }
 
 : >"$WORK/modes.txt"
-for m in $MODES; do run_mode "$m" "$m" 1 1; done
-[ "$NOKEEP" = 1 ] && run_mode on-nokeep on 0 0
+for m in $MODES; do
+  run "steady-$m" "$m" 1 "$N" "$INTERVAL_MS" steady
+  run "restart-$m" "$m" 1 "$N" "$RESTART_INTERVAL_MS" restart
+done
+[ "$NOKEEP" = 1 ] && run steady-on-nokeep on 0 "$NOKEEP_N" "$RESTART_INTERVAL_MS" steady
+[ "$NOKEEP" = 1 ] && run steady-on-keep on 1 "$NOKEEP_N" "$RESTART_INTERVAL_MS" steady
 sleep 0.5
 kill "$MON_PID" 2>/dev/null || true
 MON_PID=
 
-python3 "$here/fleet-report.py" "$WORK" "$N" "$INTERVAL_MS"
+python3 "$here/fleet-report.py" "$WORK"
