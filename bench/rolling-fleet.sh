@@ -2,7 +2,7 @@
 # A rolling deploy of a fleet behind HAProxy under load: 10 instances of the
 # demo service replaced 2 at a time, 0 failed requests and 0 lost
 # acknowledged bodies required (tests/rolling-deploy.sh, scenario
-# "rolling").  About a minute; kept out of `make check` (see bench/README.md).
+# "rolling").  A minute or more; kept out of `make check` (bench/README.md).
 #
 #   bench/rolling-fleet.sh BUILD_DIR     (a configured tree after `make check`
 #                                         or `make examples/demo-service

@@ -350,7 +350,9 @@ HEALTH_EXPORT void health_pg_options_init(health_pg_options_t *o);
  * Register a PostgreSQL check.  `conninfo` is a libpq keyword/value string
  * or a postgres:// / postgresql:// URL; it is parsed (and rejected if
  * malformed) now, and the password never appears in any output.  One
- * connection is kept and reused between runs.  componentType "datastore",
+ * connection is kept and reused between runs (health_set_fleet() can make
+ * every run connect, check and close instead); failed connection attempts
+ * are retried with jittered backoff, never later than one interval.  componentType "datastore",
  * observedValue the round trip in ms.  Every phase ends at the check's
  * deadline, the name lookup included: host names are resolved by the
  * checker (on each reconnect) and given to libpq as hostaddr, every address
@@ -381,7 +383,9 @@ HEALTH_EXPORT void health_redis_options_init(health_redis_options_t *o);
 /**
  * Register a Redis check.  `url` is redis://[[user]:password@]host[:port][/db]
  * or rediss:// for TLS.  Malformed URLs and unreadable TLS files are
- * rejected now.  Runs PING (and ROLE if required) over one kept connection.
+ * rejected now.  Runs PING (and ROLE if required) over one kept connection
+ * (or a new one per run: health_set_fleet()); failed connection attempts
+ * are retried with jittered backoff, never later than one interval.
  * Before start.
  * @return 0, HEALTH_EURL, HEALTH_ETLS, HEALTH_EINVAL, HEALTH_EEXIST,
  *         HEALTH_ESTATE, HEALTH_ENOMEM or HEALTH_ENOTSUP.

@@ -19,7 +19,7 @@
 #   short-drain-noretry
 #                    as short-drain behind an LB that does not retry (ALB):
 #                    what a too-short drain really costs.
-#   rolling          (not in the default list: it takes about a minute) a
+#   rolling          (not in the default list: a minute or more) a
 #                    fleet of ROLLING_INSTANCES [10] replaced ROLLING_BATCH
 #                    [2] at a time under load, with the default scenario's
 #                    assertions; bench/rolling-fleet.sh runs it.
