@@ -522,7 +522,7 @@ typedef struct health_fleet_options {
 HEALTH_EXPORT void health_fleet_options_init(health_fleet_options_t *o);
 
 /**
- * Override fields of `o` from the environment:
+ * Override fields of `o` from HEALTH_JITTER and HEALTH_KEEP_CONNECTIONS.
  * HEALTH_JITTER = on (defaults) | off (no random phase, exact intervals,
  * no backoff: every replica in step, the behaviour before jitter existed)
  * | a whole number 0-50 (on, with that run_jitter_percent);
@@ -538,9 +538,9 @@ HEALTH_EXPORT int health_fleet_options_from_env(health_fleet_options_t *o,
                                                 health_error_t *err);
 
 /**
- * Apply fleet options to a handle (every check of it, built-in or custom;
- * keep_connections concerns the PostgreSQL and Redis checkers).  Without
- * a call the defaults apply.  Before start.
+ * Apply fleet options to a handle.  They concern every check of it,
+ * built-in or custom (keep_connections: the PostgreSQL and Redis
+ * checkers).  Without a call the defaults apply.  Before start.
  * @param h   the handle.
  * @param o   the options (NULL = defaults).
  * @param err optional error detail.
