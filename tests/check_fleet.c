@@ -82,39 +82,97 @@ static void run_all(health_t *h, rec_t *c, size_t n, unsigned runs, unsigned tim
   health_free(h);
 }
 
-/* Many checks of one handle, started together: with the random phase their
- * second runs fall all over the first interval; without it all at its end. */
-START_TEST(test_phase_spreads_runs) {
-  const unsigned I = TS(1000);
-  static rec_t c[NCHECKS];
-  memset(c, 0, sizeof c);
+/* The schedule itself, deterministic (a seeded handle, one thread): the
+ * second run comes at a random point of (0, I] after the first, evenly
+ * spread; later ones I - U[0, I p/100] after the previous; a retry when a
+ * checker asked for one; never before the run ended. */
+START_TEST(test_schedule_draws) {
   health_fleet_options_t fo;
   health_fleet_options_init(&fo);
   fo.seed = 42;
   health_t *h = new_handle(&fo);
-  for (unsigned i = 0; i < NCHECKS; i++) {
+  health__check_t c;
+  memset(&c, 0, sizeof c);
+  c.interval_ms = 1000;
+  c.started_ms = 10000;
+  c.runs = 1;
+  unsigned quarter[4] = {0};
+  for (unsigned k = 0; k < 1000; k++) {
+    uint64_t d = health__next_due_locked(h, &c, NULL, 10000) - 10000;
+    ck_assert_msg(d >= 1 && d <= 1000, "second run %llu ms after the first", (unsigned long long)d);
+    quarter[(d - 1) * 4 / 1000]++;
+  }
+  /* 250 expected in each; the seed makes the draws fixed, and 200 would
+   * be 3.6 standard deviations away for any seed. */
+  for (unsigned q = 0; q < 4; q++)
+    ck_assert_msg(quarter[q] >= 200, "quarter %u holds %u of 1000 second runs", q, quarter[q]);
+  c.runs = 5;
+  unsigned shortened = 0;
+  for (unsigned k = 0; k < 1000; k++) {
+    uint64_t d = health__next_due_locked(h, &c, NULL, 10000) - 10000;
+    ck_assert_msg(d >= 900 && d <= 1000, "run after %llu ms (10 %% jitter)", (unsigned long long)d);
+    shortened += d < 950;
+  }
+  ck_assert_uint_gt(shortened, 300); /* about half */
+  /* a run that ended late: due at once, never in the past */
+  ck_assert_uint_eq(health__next_due_locked(h, &c, NULL, 12000), 12000);
+  /* a checker's retry wins, capped at the interval */
+  health_result_t *r = calloc(1, sizeof *r);
+  ck_assert_ptr_nonnull(r);
+  r->retry_set = 1;
+  r->retry_ms = 123;
+  ck_assert_uint_eq(health__next_due_locked(h, &c, r, 10050), 10123);
+  r->retry_ms = 5000;
+  ck_assert_uint_eq(health__next_due_locked(h, &c, r, 10050), 11000);
+  health_free(h);
+
+  /* HEALTH_JITTER=off: exactly the interval, retries ignored. */
+  fo.initial_offset = 0;
+  fo.run_jitter_percent = 0;
+  fo.backoff = 0;
+  h = new_handle(&fo);
+  c.runs = 1;
+  ck_assert_uint_eq(health__next_due_locked(h, &c, NULL, 10000), 11000);
+  c.runs = 5;
+  ck_assert_uint_eq(health__next_due_locked(h, &c, NULL, 10000), 11000);
+  ck_assert_uint_eq(health__next_due_locked(h, &c, r, 10000), 11000);
+  ck_assert_uint_eq(health__first_due_locked(h, &c, 777), 777);
+  free(r);
+  health_free(h);
+}
+END_TEST
+
+/* The same, live: many checks of one handle started together.  With the
+ * random phase their second runs spread over the first interval; without
+ * it they all come one interval after the first. */
+START_TEST(test_phase_spreads_runs) {
+  const unsigned I = TS(1000), n = 40;
+  static rec_t c[NCHECKS];
+  memset(c, 0, sizeof c);
+  health_t *h = new_handle(NULL);
+  for (unsigned i = 0; i < n; i++) {
     char name[16];
     snprintf(name, sizeof name, "c%u", i);
     add(h, name, &c[i], I);
   }
-  run_all(h, c, NCHECKS, 2, 3 * I + TS(5000));
-  /* The first run is at start (readiness is not delayed), the second a
-   * random (0, I] later.  Quarters of the interval hold 25 expected each;
-   * fewer than 8 has a probability below 1e-5 (binomial tail). */
-  unsigned quarter[4] = {0};
-  for (unsigned i = 0; i < NCHECKS; i++) {
-    uint64_t gap = c[i].start[1] - c[i].start[0];
-    ck_assert_msg(gap <= I + TS(250), "check %u: second run %llu ms after the first", i,
-                  (unsigned long long)gap);
-    quarter[gap * 4 / I < 4 ? gap * 4 / I : 3]++; /* late by scheduling: last quarter */
+  uint64_t t0 = health__now_ms();
+  run_all(h, c, n, 2, 3 * I + TS(5000));
+  uint64_t lo = UINT64_MAX, hi = 0;
+  for (unsigned i = 0; i < n; i++) {
+    uint64_t at = c[i].start[1] - t0;
+    lo = at < lo ? at : lo;
+    hi = at > hi ? at : hi;
   }
-  for (unsigned q = 0; q < 4; q++)
-    ck_assert_msg(quarter[q] >= 8, "quarter %u of the interval holds %u of %u second runs", q,
-                  quarter[q], NCHECKS);
+  /* 40 uniform draws span about 95 % of the interval; under a quarter has
+   * a probability below 1e-20 (slow first runs only push early ones later). */
+  ck_assert_msg(hi - lo >= I / 4, "second runs within %llu ms of each other (interval %u)",
+                (unsigned long long)(hi - lo), I);
 
   /* HEALTH_JITTER=off (what replicas did before): every second run one
    * full interval after the first. */
   memset(c, 0, sizeof c);
+  health_fleet_options_t fo;
+  health_fleet_options_init(&fo);
   fo.initial_offset = 0;
   fo.run_jitter_percent = 0;
   fo.backoff = 0;
@@ -124,12 +182,13 @@ START_TEST(test_phase_spreads_runs) {
     snprintf(name, sizeof name, "c%u", i);
     add(h, name, &c[i], I);
   }
+  t0 = health__now_ms();
   run_all(h, c, 20, 2, 3 * I + TS(5000));
-  /* (Measured in the callback: a worker that took longer to pick up run
-   * 1 than run 2 shortens the gap by that much.) */
+  /* Dispatched at start, due again one interval later: never earlier
+   * (the callback can start late, never early). */
   for (unsigned i = 0; i < 20; i++)
-    ck_assert_msg(c[i].start[1] - c[i].start[0] + TS(100) >= I, "jitter off: check %u ran again after %llu ms",
-                  i, (unsigned long long)(c[i].start[1] - c[i].start[0]));
+    ck_assert_msg(c[i].start[1] >= t0 + I, "jitter off: check %u ran again %llu ms after start",
+                  i, (unsigned long long)(c[i].start[1] - t0));
 }
 END_TEST
 
@@ -320,6 +379,7 @@ static Suite *suite(void) {
   Suite *s = suite_create("fleet");
   TCase *t = tcase_create("fleet");
   tcase_set_timeout(t, 60);
+  tcase_add_test(t, test_schedule_draws);
   tcase_add_test(t, test_phase_spreads_runs);
   tcase_add_test(t, test_run_jitter_bounds);
   tcase_add_test(t, test_backoff_cap);
