@@ -350,7 +350,9 @@ HEALTH_EXPORT void health_pg_options_init(health_pg_options_t *o);
  * Register a PostgreSQL check.  `conninfo` is a libpq keyword/value string
  * or a postgres:// / postgresql:// URL; it is parsed (and rejected if
  * malformed) now, and the password never appears in any output.  One
- * connection is kept and reused between runs.  componentType "datastore",
+ * connection is kept and reused between runs (health_set_fleet() can make
+ * every run connect, check and close instead); failed connection attempts
+ * are retried with jittered backoff, never later than one interval.  componentType "datastore",
  * observedValue the round trip in ms.  Every phase ends at the check's
  * deadline, the name lookup included: host names are resolved by the
  * checker (on each reconnect) and given to libpq as hostaddr, every address
@@ -381,7 +383,9 @@ HEALTH_EXPORT void health_redis_options_init(health_redis_options_t *o);
 /**
  * Register a Redis check.  `url` is redis://[[user]:password@]host[:port][/db]
  * or rediss:// for TLS.  Malformed URLs and unreadable TLS files are
- * rejected now.  Runs PING (and ROLE if required) over one kept connection.
+ * rejected now.  Runs PING (and ROLE if required) over one kept connection
+ * (or a new one per run: health_set_fleet()); failed connection attempts
+ * are retried with jittered backoff, never later than one interval.
  * Before start.
  * @return 0, HEALTH_EURL, HEALTH_ETLS, HEALTH_EINVAL, HEALTH_EEXIST,
  *         HEALTH_ESTATE, HEALTH_ENOMEM or HEALTH_ENOTSUP.
@@ -622,6 +626,69 @@ HEALTH_EXPORT int health_check_foreach(health_t *h,
                                                  const health_check_info_t *info,
                                                  void *arg),
                                        void *arg);
+/* Fleet scale: schedule jitter, reconnect backoff, kept connections   */
+/* ------------------------------------------------------------------ */
+
+/**
+ * How one replica of a fleet spreads its load on shared dependencies.
+ * Fill with health_fleet_options_init() (the defaults below), change
+ * fields, pass to health_set_fleet().  Environment variables are given
+ * beside each field; see health_fleet_options_from_env().
+ *
+ * Bounds, for a check of interval I (see the README, "Fleets"):
+ *  - every check's first run is at start (readiness is not delayed); its
+ *    second run comes at a random point of (0, I] after the first, so
+ *    replicas started together fall out of step at once;
+ *  - each later run starts I - U[0, I x run_jitter_percent / 100] after the
+ *    previous one: never later than I, on average I x (1 - p/200);
+ *  - after a failed connection attempt k (k = 0, 1, ...) the PostgreSQL and
+ *    Redis checkers retry after U[0, min(I, I/4 x 2^k)] ("full jitter",
+ *    capped at one interval), so a dependency that comes back is seen
+ *    within one interval plus one check, never later than without backoff.
+ */
+typedef struct health_fleet_options {
+  int initial_offset;           /* HEALTH_JITTER, default 1: random phase from the second run */
+  unsigned run_jitter_percent;  /* HEALTH_JITTER=<0-50>, default 10; 0 = exact intervals */
+  int backoff;                  /* HEALTH_JITTER, default 1: jittered reconnect backoff */
+  int keep_connections;         /* HEALTH_KEEP_CONNECTIONS 0|1, default 1: one kept
+                                   connection per PostgreSQL/Redis check; 0 = connect,
+                                   check and close on every run */
+  unsigned long long seed;      /* default 0: seeded from getrandom(); else a fixed
+                                   seed for a reproducible schedule (tests) */
+  void *reserved[4];
+} health_fleet_options_t;
+
+/** Fill `o` with the defaults (all on, 10 %, seed 0). Any thread. */
+HEALTH_EXPORT void health_fleet_options_init(health_fleet_options_t *o);
+
+/**
+ * Override fields of `o` from HEALTH_JITTER and HEALTH_KEEP_CONNECTIONS.
+ * HEALTH_JITTER = on (defaults) | off (no random phase, exact intervals,
+ * no backoff: every replica in step, the behaviour before jitter existed)
+ * | a whole number 0-50 (on, with that run_jitter_percent);
+ * HEALTH_KEEP_CONNECTIONS = 1/0, true/false, yes/no or on/off.
+ * Unset or empty variables change nothing; a malformed value is rejected
+ * with HEALTH_EINVAL naming the variable and `o` is left unchanged.
+ * Before start (reads the environment).
+ * @param o   options filled by health_fleet_options_init().
+ * @param err optional error detail.
+ * @return 0 or HEALTH_EINVAL.
+ */
+HEALTH_EXPORT int health_fleet_options_from_env(health_fleet_options_t *o,
+                                                health_error_t *err);
+
+/**
+ * Apply fleet options to a handle.  They concern every check of it,
+ * built-in or custom (keep_connections: the PostgreSQL and Redis
+ * checkers).  Without a call the defaults apply.  Before start.
+ * @param h   the handle.
+ * @param o   the options (NULL = defaults).
+ * @param err optional error detail.
+ * @return 0, HEALTH_EINVAL (run_jitter_percent above 50, or a non-zero
+ *         reserved field) or HEALTH_ESTATE (already started).
+ */
+HEALTH_EXPORT int health_set_fleet(health_t *h, const health_fleet_options_t *o,
+                                   health_error_t *err);
 
 #ifdef __cplusplus
 }

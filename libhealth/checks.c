@@ -428,6 +428,8 @@ static void *worker_main(void *arg) {
     memset(r, 0, sizeof *r);
     r->deadline_ms = c->deadline_ms;
     r->max_output = h->opt.max_output_bytes;
+    r->h = h;
+    r->interval_ms = c->interval_ms;
     pthread_mutex_unlock(&h->lock);
 
     c->fn(r, c->arg);
@@ -450,8 +452,7 @@ static void *worker_main(void *arg) {
     }
     c->running = 0;
     c->timed_out = 0;
-    c->next_due_ms = c->started_ms + c->interval_ms;
-    if (c->next_due_ms < now) c->next_due_ms = now;
+    c->next_due_ms = health__next_due_locked(h, c, r, now); /* jitter.c */
     /* A context switch per completed run adds up with many checks: the
      * scheduler already plans to wake by sched_wake_ms, so it only needs a
      * signal when this check is due earlier. */
@@ -474,7 +475,8 @@ int health__checks_start(health_t *h, health_error_t *err) {
   if (!h->workers) return health__err(err, HEALTH_ENOMEM, "out of memory starting the checks");
   pthread_mutex_lock(&h->lock);
   h->sched_stop = 0;
-  for (size_t i = 0; i < h->nchecks; i++) h->checks[i]->next_due_ms = now;
+  for (size_t i = 0; i < h->nchecks; i++)
+    h->checks[i]->next_due_ms = health__first_due_locked(h, h->checks[i], now);
   pthread_mutex_unlock(&h->lock);
   if (health__thread_create(&h->sched_thread, sched_main, h, 0) != 0)
     return health__err(err, HEALTH_ESYS, "could not start the scheduler thread: %s", strerror(errno));

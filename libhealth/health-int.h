@@ -96,6 +96,18 @@ void health__redact_url(const char *url, char *out, size_t len);
 void health__redact_secret(const char *text, const char *secret, char *out,
                            size_t len);
 
+/* ---- fleet scale: jitter, reconnect backoff (jitter.c, backoff.c) ---- */
+typedef struct health__fleet {
+  int initial_offset, backoff, keep_connections;
+  unsigned run_percent;
+  atomic_uint_fast64_t rng; /* splitmix64 state, shared by the handle's threads */
+} health__fleet_t;
+
+/* Per-checker memory of failed connection attempts (backoff.c). */
+typedef struct health__backoff {
+  unsigned failures; /* consecutive failed connection attempts */
+} health__backoff_t;
+
 /* ---- checks (checks.c) ---- */
 struct health_result {
   health_status_t status;
@@ -106,6 +118,13 @@ struct health_result {
   char observed_unit[16];
   uint64_t deadline_ms; /* monotonic */
   unsigned max_output;
+  /* fleet (jitter.c, backoff.c): set by the engine before the run */
+  health_t *h;
+  unsigned interval_ms;
+  /* set by a checker whose connection attempt failed: next run this long
+   * after the start of this one (health__backoff_failed) */
+  int retry_set;
+  unsigned retry_ms;
 };
 
 /* ---- observability: per-check counters for /metrics (metrics.c) ---- */
@@ -251,7 +270,31 @@ struct health {
 
   /* observability: metrics, listeners, render API, paths (obs.h) */
   struct health__obs *obs;
+  /* fleet scale (jitter.c): frozen at start */
+  health__fleet_t fleet;
 };
+
+/* ---- fleet scale (jitter.c, backoff.c) ---- */
+/* Defaults and a random seed, from health_new(). */
+void health__fleet_init(health_t *h);
+/* Uniform in [0, n) (0 for n == 0).  Any thread. */
+uint64_t health__rand_below(health_t *h, uint64_t n);
+/* When a check's first run is due, at start (h->lock held). */
+uint64_t health__first_due_locked(health_t *h, const struct health__check *c,
+                                  uint64_t now);
+/* When a check is due again after the run that started at c->started_ms
+ * and ended at `now`; `r` is its result or NULL (h->lock held). */
+uint64_t health__next_due_locked(health_t *h, const struct health__check *c,
+                                 const health_result_t *r, uint64_t now);
+/* A connection attempt failed: ask the engine for a jittered retry. */
+void health__backoff_failed(health__backoff_t *b, health_result_t *r);
+/* A connection attempt succeeded. */
+void health__backoff_reset(health__backoff_t *b);
+/* The checker should close its connection after this run. */
+int health__keep_connections(const health_result_t *r);
+/* The retry bound after `failures` failed attempts for `interval_ms`:
+ * min(interval, interval/4 x 2^failures), at least 1. */
+unsigned health__backoff_cap(unsigned interval_ms, unsigned failures);
 
 /*
  * Register a check with a library-owned argument.  Used by the public

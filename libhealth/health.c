@@ -59,6 +59,7 @@ HEALTH_EXPORT int health_new(health_t **out, const health_options_t *opts,
   h->drain_pipe[0] = h->drain_pipe[1] = -1;
   h->wake_pipe[0] = h->wake_pipe[1] = -1;
   h->notify_fd = -1;
+  health__fleet_init(h);
   if (copy_str(&h->address, o.address) || copy_str(&h->detail_token, o.detail_token) ||
       copy_str(&h->service_id, o.service_id) ||
       copy_str(&h->service_version, o.service_version) ||

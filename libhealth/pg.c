@@ -52,6 +52,7 @@ typedef struct pg_state {
   int require_writable;
   unsigned timeout_ms, slack_ms;
   PGconn *conn;             /* kept between runs once connected */
+  health__backoff_t backoff; /* failed connection attempts (backoff.c) */
 } pg_state_t;
 
 static void pg_drop(pg_state_t *s) {
@@ -500,15 +501,22 @@ static int pg_writable(pg_state_t *s, health_result_t *r) {
   return -1;
 }
 
-static void pg_run(health_result_t *r, void *arg) {
-  pg_state_t *s = arg;
+static void pg_check(pg_state_t *s, health_result_t *r) {
   /* A session the server ended between runs is replaced at once rather
    * than reported as a failure of a healthy server. */
   if (s->conn && !pg_alive(s->conn)) {
     pg_log(s, "idle", PQerrorMessage(s->conn));
     pg_drop(s);
   }
-  if (!s->conn && pg_connect(s, r) != 0) return;
+  if (!s->conn) {
+    /* A failed attempt asks for a jittered retry, so that a fleet whose
+     * database restarts does not come back in one herd (backoff.c). */
+    if (pg_connect(s, r) != 0) {
+      health__backoff_failed(&s->backoff, r);
+      return;
+    }
+    health__backoff_reset(&s->backoff);
+  }
   uint64_t t0 = health__now_us();
   if (pg_exec(s, r, s->query, "query", NULL) != 0) {
     pg_drop(s);
@@ -523,6 +531,14 @@ static void pg_run(health_result_t *r, void *arg) {
   }
   health_result_observe(r, ms, "ms");
   health_result_set(r, HEALTH_PASS, NULL);
+}
+
+static void pg_run(health_result_t *r, void *arg) {
+  pg_state_t *s = arg;
+  pg_check(s, r);
+  /* Without kept connections (health_set_fleet) every run connects,
+   * checks and closes: no server slot is held between runs. */
+  if (!health__keep_connections(r)) pg_drop(s);
 }
 
 static const char *pg_kind(const char *conninfo) {

@@ -74,6 +74,7 @@ typedef struct redis_state {
   health__conn_t conn;
   redisReader *reader;
   unsigned replies; /* replies on this connection: 0 = fresh */
+  health__backoff_t backoff; /* failed connection attempts (backoff.c) */
   struct sockaddr_storage addr;
   socklen_t addrlen;
 
@@ -423,11 +424,18 @@ static void redis_run(health_result_t *r, void *arg) {
                 "reason", "connection closed while idle", NULL);
     drop(st);
   }
-  if (st->conn.fd < 0) rc = redis_connect(st);
+  if (st->conn.fd < 0) {
+    /* A failed attempt asks for a jittered retry (backoff.c). */
+    rc = redis_connect(st);
+    if (rc) health__backoff_failed(&st->backoff, r);
+    else health__backoff_reset(&st->backoff);
+  }
   if (rc == 0) rc = ping_and_role(st, &rtt);
   if (rc == 0) {
     health_result_observe(r, rtt, "ms");
     health_result_set(r, HEALTH_PASS, NULL);
+    /* Without kept connections (health_set_fleet): connect, check, close. */
+    if (!health__keep_connections(r)) drop(st);
     return;
   }
   drop(st); /* the next run starts over, re-resolving the host */

@@ -275,6 +275,12 @@ START_TEST(test_restart_between_runs) {
   unsigned scale = th_time_scale() < 4 ? th_time_scale() : 4;
   unsigned interval = 2500 * scale;
   health_t *h = new_handle();
+  /* The premise needs run 2 a full interval after run 1: no random phase. */
+  health_fleet_options_t fo;
+  health_fleet_options_init(&fo);
+  fo.initial_offset = 0;
+  fo.run_jitter_percent = 0;
+  ck_assert_int_eq(health_set_fleet(h, &fo, NULL), 0);
   char kv[512], sql[256], pid1[64], pid2[64];
   conninfo(kv, sizeof kv, PG_PASSWORD, "postgres", app);
   add_pg(h, "pg-restart", kv, NULL, interval, 1000);
@@ -299,6 +305,79 @@ START_TEST(test_restart_between_runs) {
   ck_assert_uint_eq(i.consecutive_failures, 0);
   ck_assert_int_eq(pg_sql(sql, pid2, sizeof pid2), 0);
   ck_assert_msg(pid2[0] && strcmp(pid1, pid2) != 0, "'%s' vs '%s'", pid1, pid2);
+  free_handle(h);
+}
+END_TEST
+
+/* Reconnect backoff against a real server that goes away and comes back:
+ * the failed attempts are retried within the cap (never later than the
+ * interval), and the recovery is seen within two intervals of the server
+ * accepting connections again, on one session. */
+START_TEST(test_backoff_recovery) {
+  const char *app = "libhealth-test-backoff";
+  unsigned scale = th_time_scale() < 4 ? th_time_scale() : 4;
+  const unsigned interval = 1000 * scale;
+  health_t *h = new_handle();
+  char kv[512];
+  conninfo(kv, sizeof kv, PG_PASSWORD, "postgres", app);
+  add_pg(h, "pg-backoff", kv, NULL, interval, 500);
+  start(h);
+  wait_result(h, "pg-backoff", 1, HEALTH_PASS, NULL, TS(10000));
+
+  ck_assert_int_eq(pg_cmd("halt", NULL, NULL, 0), 0);
+  uint64_t runs = runs_of(h, "pg-backoff");
+  /* Down for a few attempts: with the cap at one interval, three failed
+   * runs take at most three intervals (plus the first one's detection). */
+  uint64_t t0 = th_now_ms();
+  health_check_info_t i =
+      wait_result(h, "pg-backoff", runs + 4, HEALTH_FAIL, "connect failed", 4 * interval + TS(3000));
+  uint64_t took = th_now_ms() - t0;
+  ck_assert_msg(took <= 4 * interval + TS(1500), "4 runs while down took %llu ms (interval %u)",
+                (unsigned long long)took, interval);
+
+  char out[64];
+  ck_assert_int_eq(pg_cmd("resume", NULL, out, sizeof out), 0); /* returns once it accepts */
+  uint64_t back = th_now_ms();
+  runs = runs_of(h, "pg-backoff");
+  i = wait_result(h, "pg-backoff", runs + 1, HEALTH_PASS, NULL, 2 * interval + TS(5000));
+  uint64_t seen = th_now_ms() - back;
+  ck_assert_msg(seen <= 2 * interval, "recovery seen %llu ms after the server came back (interval %u)",
+                (unsigned long long)seen, interval);
+  ck_assert_int_eq(backends(app), 1); /* one session, nothing leaked */
+  free_handle(h);
+}
+END_TEST
+
+typedef struct {
+  const char *app;
+  int want;
+} backends_t;
+
+static int backends_are(void *arg) {
+  backends_t *b = arg;
+  return backends(b->app) == b->want;
+}
+
+/* HEALTH_KEEP_CONNECTIONS=0: every run connects, checks and closes, so no
+ * session stays open between runs. */
+START_TEST(test_no_kept_connection) {
+  const char *app = "libhealth-test-nokeep";
+  health_t *h = new_handle();
+  health_fleet_options_t fo;
+  health_fleet_options_init(&fo);
+  fo.keep_connections = 0;
+  ck_assert_int_eq(health_set_fleet(h, &fo, NULL), 0);
+  char kv[512];
+  conninfo(kv, sizeof kv, PG_PASSWORD, "postgres", app);
+  add_pg(h, "pg-nokeep", kv, NULL, TS(1500), 1000);
+  start(h);
+  backends_t b = {app, 0};
+  for (uint64_t run = 1; run <= 2; run++) {
+    wait_result(h, "pg-nokeep", run, HEALTH_PASS, NULL, TS(10000));
+    /* The server may list a closed session for a moment. */
+    ck_assert_msg(th_wait_until(backends_are, &b, TS(1000)), "run %llu left %d sessions",
+                  (unsigned long long)run, backends(app));
+  }
   free_handle(h);
 }
 END_TEST
@@ -658,6 +737,7 @@ static Suite *pg_suite(void) {
   tcase_add_test(tc, test_one_connection);
   tcase_add_test(tc, test_malformed);
   tcase_add_test(tc, test_query_error);
+  tcase_add_test(tc, test_no_kept_connection);
   suite_add_tcase(s, tc);
 
   TCase *standby = tcase_create("standby");
@@ -671,6 +751,7 @@ static Suite *pg_suite(void) {
   tcase_add_unchecked_fixture(outage, NULL, ensure_server);
   tcase_add_test(outage, test_outage_and_recovery);
   tcase_add_test(outage, test_restart_between_runs);
+  tcase_add_test(outage, test_backoff_recovery);
   suite_add_tcase(s, outage);
   return s;
 }

@@ -19,6 +19,10 @@
 #   short-drain-noretry
 #                    as short-drain behind an LB that does not retry (ALB):
 #                    what a too-short drain really costs.
+#   rolling          (not in the default list: a minute or more) a
+#                    fleet of ROLLING_INSTANCES [10] replaced ROLLING_BATCH
+#                    [2] at a time under load, with the default scenario's
+#                    assertions; bench/rolling-fleet.sh runs it.
 # In every scenario each acknowledged POST /work body must be in the union of
 # the flushed files (the flush hook guarantees it), and A and B must exit 0.
 # A table of what each scenario cost is printed at the end.
@@ -360,6 +364,185 @@ EOF
   fi
 }
 
+# ---- rolling: a fleet replaced in batches --------------------------------
+# ROLLING_INSTANCES (default 10) instances of the old version behind HAProxy
+# are replaced ROLLING_BATCH (default 2) at a time, as an ECS service or a
+# Kubernetes Deployment does (maxSurge = maxUnavailable = batch): start the
+# batch's new instances, wait until HAProxy sees them up, SIGTERM as many old
+# ones, wait for them to exit, next batch.  Under the same load, with the
+# default scenario's assertions: no failed request, no request HAProxy had
+# to retry or redispatch, no lost acknowledged body, every instance exits 0.
+stot_of_new() {
+  hactl "show stat" | awk -F, '
+    NR == 1 { sub(/^# /, ""); for (i = 1; i <= NF; i++) h[$i] = i; next }
+    $1 == "be" && $2 ~ /^n[0-9]/ { s += $(h["stot"]) } END { print s + 0 }'
+}
+new_served_at_least() { [ "$(stot_of_new)" -ge "$1" ]; }
+# bring_up NAME: start it, wait until ready, register it with HAProxy
+bring_up() {
+  eval "bu_port=\$port_$1 bu_health=\$health_$1"
+  start_instance "$1" "$bu_port" "$bu_health" "$drain"
+  eval "pid_$1=$inst_pid"
+  wait_for 20 "$probe" --timeout 500 "http://127.0.0.1:$bu_health/ready" 2>/dev/null ||
+    { fail "$1 never became ready: $(tail -n 3 "$sdir/demo-$1.log" | tr '\n' ' ')"; return 1; }
+  sole_listener "$bu_port" || { fail "another process shares $1's port $bu_port"; return 1; }
+  register "$1"
+}
+run_rolling() {
+  scenario=rolling
+  sdir=$tmp/$scenario
+  mkdir -p "$sdir"
+  n=${ROLLING_INSTANCES:-10} batch=${ROLLING_BATCH:-2}
+  drain=${ROLLING_DRAIN_MS:-1500}
+  case "$n$batch" in *[!0-9]*) fail "ROLLING_INSTANCES and ROLLING_BATCH must be numbers"; return ;; esac
+  if [ "$n" -lt 2 ] || [ "$n" -gt 40 ] || [ "$batch" -lt 1 ] || [ "$batch" -gt "$n" ]; then
+    fail "need 2 <= ROLLING_INSTANCES <= 40 and 1 <= ROLLING_BATCH <= ROLLING_INSTANCES"
+    return
+  fi
+  set -- $(python3 "$srcdir/tests/free-ports.py" $((4 * n + 1)))
+  lb=$1
+  shift
+  sock=$sdir/haproxy.sock
+  servers=
+  # old instances o0.., new ones n0..: an app port and a health port each
+  for kind in o n; do
+    i=0
+    while [ $i -lt "$n" ]; do
+      eval "port_$kind$i=$1 health_$kind$i=$2"
+      servers="$servers
+  server $kind$i 127.0.0.1:$1 check port $2 disabled"
+      shift 2
+      i=$((i + 1))
+    done
+  done
+  cat >"$sdir/haproxy.cfg" <<EOF
+global
+  nbthread 1
+  maxconn 1024
+  stats socket $sock mode 600 level admin
+  log stdout format raw local0
+
+defaults
+  mode http
+  log global
+  option httplog
+  timeout connect 1s
+  timeout client 30s
+  timeout server 10s
+  timeout http-keep-alive 30s
+  timeout check 1s
+  retries 3
+  option redispatch 1
+  retry-on conn-failure empty-response response-timeout
+
+frontend fe
+  bind 127.0.0.1:$lb
+  default_backend be
+
+backend be
+  balance roundrobin
+  option httpchk GET /ready
+  http-check expect status 200
+  default-server inter 200 fastinter 200 downinter 200 fall 2 rise 2$servers
+EOF
+  "$HAPROXY" -c -q -f "$sdir/haproxy.cfg" || { fail "haproxy rejects its configuration"; return; }
+  "$HAPROXY" -db -f "$sdir/haproxy.cfg" >"$sdir/haproxy.log" 2>&1 &
+  hp=$!
+  pids="$pids $hp"
+  if ! wait_for 10 test -S "$sock" || ! wait_for 5 hactl "show info" >/dev/null 2>&1; then
+    fail "haproxy did not start"; return
+  fi
+  i=0
+  while [ $i -lt "$n" ]; do bring_up "o$i" || return; i=$((i + 1)); done
+  i=0
+  while [ $i -lt "$n" ]; do
+    wait_for 10 is_up "o$i" || { fail "HAProxy never saw o$i up"; return; }
+    i=$((i + 1))
+  done
+
+  t_load=$(now_ms)
+  "$loadclient" -p "$lb" -c 6 -n 200000 -t 180 -P 5 -s 200 -x "$scenario" \
+    -a "$sdir/acked.txt" -l "$sdir/requests.log" >"$sdir/client.out" 2>&1 &
+  client=$!
+  pids="$pids $client"
+  wait_for 10 lines_at_least "$sdir/requests.log" 30 || { fail "the load never got going"; return; }
+
+  k=0 drained=0
+  while [ $k -lt "$n" ]; do
+    end=$((k + batch))
+    [ $end -gt "$n" ] && end=$n
+    j=$k
+    while [ $j -lt $end ]; do bring_up "n$j" || return; j=$((j + 1)); done
+    j=$k
+    while [ $j -lt $end ]; do
+      wait_for 10 is_up "n$j" || { fail "HAProxy never saw n$j up"; return; }
+      j=$((j + 1))
+    done
+    j=$k
+    while [ $j -lt $end ]; do
+      eval "before_o$j=$(stat_field "o$j" stot)"
+      eval "kill -TERM \$pid_o$j"
+      j=$((j + 1))
+    done
+    j=$k
+    while [ $j -lt $end ]; do
+      eval "old_pid=\$pid_o$j old_before=\$before_o$j"
+      wait_for 10 is_not_up "o$j" || fail "HAProxy never took o$j out"
+      drained=$((drained + $(stat_field "o$j" stot) - old_before))
+      wait_exit "$old_pid" 15
+      [ "$rc" = 0 ] || fail "o$j exited with $rc (expected 0)"
+      grep -q '"event":"flushed"' "$sdir/demo-o$j.log" || fail "o$j never ran its flush hook"
+      j=$((j + 1))
+    done
+    say "rolling: batch $((k / batch + 1)): $end of $n replaced, $(( $(now_ms) - t_load )) ms into the load"
+    k=$end
+  done
+  new_now=$(stot_of_new)
+  wait_for 10 new_served_at_least $((new_now + 20)) || fail "the new instances served nothing at the end"
+  kill -TERM "$client"
+  wait_exit "$client" 15
+  client_rc=$rc
+  summary=$(tail -n 1 "$sdir/client.out")
+  lb_retries=$(stat_field BACKEND wretr)
+  lb_redisp=$(stat_field BACKEND wredis)
+  i=0
+  while [ $i -lt "$n" ]; do
+    eval "new_pid=\$pid_n$i"
+    kill -TERM "$new_pid"
+    sleep 0.05
+    kill -TERM "$new_pid" 2>/dev/null
+    wait_exit "$new_pid" 15
+    [ "$rc" = 0 ] || fail "n$i exited with $rc (expected 0)"
+    i=$((i + 1))
+  done
+  kill -TERM "$hp" 2>/dev/null
+  wait_exit "$hp" 10
+
+  cat "$sdir"/flush-*.log 2>/dev/null | LC_ALL=C sort -u >"$sdir/flushed.sorted"
+  LC_ALL=C sort -u "$sdir/acked.txt" >"$sdir/acked.sorted"
+  LC_ALL=C comm -23 "$sdir/acked.sorted" "$sdir/flushed.sorted" >"$sdir/lost.txt"
+  lost=$(wc -l <"$sdir/lost.txt")
+  val() { echo "$summary" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
+  total=$(val total) ok=$(val ok) acked=$(val acked)
+  failed=$(( ${total:-0} - ${ok:-0} ))
+  http5xx=$(awk '$5 == "http_error" && $6 >= 500' "$sdir/requests.log" | wc -l)
+  printf "$fmt" "rolling-$n-by-$batch" "$total" "$failed" "$http5xx" "$(val reset)" "$(val closed)" \
+    "$(( $(val other) + $(val timeout) + $(val connect) ))" "$acked" "$lost" \
+    "$lb_retries" "$lb_redisp" - - - >>"$tmp/summary"
+  say "rolling: $n instances in batches of $batch: $summary; old instances served $drained requests while draining; LB retries $lb_retries, redispatches $lb_redisp"
+  [ -n "$total" ] && [ "$total" -ge 100 ] || fail "too little load ($summary)"
+  [ "${acked:-0}" -ge 20 ] || fail "too few acknowledged POSTs ($acked)"
+  [ "$lost" -eq 0 ] || { fail "$lost acknowledged bodies are in no flush file:"; head -5 "$sdir/lost.txt"; }
+  [ "$failed" -eq 0 ] || fail "$failed failed requests"
+  [ "$client_rc" = 0 ] || fail "load client exited with $client_rc"
+  [ "$lb_retries" = 0 ] && [ "$lb_redisp" = 0 ] ||
+    fail "HAProxy had to retry ($lb_retries) or redispatch ($lb_redisp) requests"
+  [ "$drained" -gt 0 ] || fail "no old instance served anything while draining"
+  if [ "$failed" -gt 0 ]; then
+    grep -v ' ok 200 ' "$sdir/requests.log" | head -8 | sed 's/^/    /'
+  fi
+}
+
 cleanup_scenario() {
   for p in ${a:-} ${b:-} ${client:-} ${hp:-}; do kill -KILL "$p" 2>/dev/null; done
   keep=1
@@ -367,7 +550,7 @@ cleanup_scenario() {
 
 for s in $scenarios; do
   a= b= client= hp=
-  run_scenario "$s"
+  if [ "$s" = rolling ]; then run_rolling; else run_scenario "$s"; fi
 done
 
 echo
