@@ -114,6 +114,9 @@ int main(int argc, char **argv) {
   if (detail >= 0) o.detail = (health_detail_t)detail;
   if (hang) {
     o.log_fn = deadline_log;
+    /* Every transition: identical check_status lines after the first go
+     * out at debug level (the library's repeat filter). */
+    o.log_level = HEALTH_LOG_DEBUG;
     atomic_store(&samples_wanted, hang);
   }
 

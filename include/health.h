@@ -49,7 +49,7 @@ extern "C" {
   XX(EINVAL, -1, "invalid argument")                                          \
   XX(ENOMEM, -2, "out of memory")                                             \
   XX(ESTATE, -3, "not allowed in the handle's current state")                \
-  XX(EEXIST, -4, "a check with that name already exists")                     \
+  XX(EEXIST, -4, "a check or hook with that name already exists")            \
   XX(ENOENT, -5, "no such check")                                             \
   XX(ESYS, -6, "system call failed")                                          \
   XX(EHTTP, -7, "HTTP server could not be started")                           \
@@ -280,10 +280,10 @@ typedef struct health_check_options {
   unsigned timeout_ms;
   unsigned failure_threshold; /* consecutive failures before it counts as failed */
   unsigned success_threshold; /* consecutive passes before it recovers */
-  int critical;               /* 1: fail -> 503; 0: fail -> "warn", still 200 */
+  int critical;               /* 1: fail -> 503; 0: fail -> "warn", still 200; anything else: HEALTH_EINVAL */
   unsigned endpoints;         /* HEALTH_READINESS and/or HEALTH_LIVENESS */
   const char *component_type; /* "componentType", default "component" */
-  const char *measurement;    /* key is "<name>:<measurement>", default "responseTime" */
+  const char *measurement;    /* key is "<name>:<measurement>", default "responseTime"; 1-64 of [A-Za-z0-9._-] (no ':') */
   const char *component_id;   /* "componentId", default none */
 } health_check_options_t;
 
@@ -415,9 +415,12 @@ typedef int (*health_hook_fn)(void *arg, unsigned remaining_ms);
 
 /**
  * Register a flush hook.  Hooks run in ascending `order` (ties in
- * registration order), each under `timeout_ms` (0 = the handle's default).
- * Before start.
- * @return 0, HEALTH_EINVAL, HEALTH_ESTATE or HEALTH_ENOMEM.
+ * registration order), each under `timeout_ms` (0 = the handle's default),
+ * cut by the shutdown deadline (the hook's `remaining_ms` says how much it
+ * really gets; health_start() logs a warning for each hook the deadline
+ * may cut).  `name` follows the check-name rules (1-64 characters of
+ * [A-Za-z0-9._-]) and is unique among hooks.  Before start.
+ * @return 0, HEALTH_EINVAL, HEALTH_EEXIST, HEALTH_ESTATE or HEALTH_ENOMEM.
  */
 HEALTH_EXPORT int health_add_hook(health_t *h, const char *name, int order,
                                   unsigned timeout_ms, health_hook_fn fn,
@@ -456,6 +459,9 @@ HEALTH_EXPORT void health_inflight_end(health_t *h);
  * Block until the shutdown sequence has finished (only returns when
  * exit_on_shutdown is 0), then return its exit code.  Any thread except
  * the library's own.
+ * @return the exit code (HEALTH_EXIT_*), 0 after health_stop(), or
+ *         HEALTH_ESTATE at once before health_start() (nothing could end
+ *         the wait), HEALTH_EINVAL for NULL.
  */
 HEALTH_EXPORT int health_wait(health_t *h);
 

@@ -70,7 +70,7 @@ HEALTH_EXPORT unsigned health_result_remaining_ms(const health_result_t *r) {
 
 /* ---- registry ---- */
 
-static int valid_name(const char *n) {
+int health__valid_name(const char *n) {
   size_t len = strlen(n);
   if (len == 0 || len > HEALTH__NAME_MAX) return 0;
   for (const char *p = n; *p; p++) {
@@ -90,6 +90,7 @@ static void check_free(health__check_t *c) {
   free(c->component_type);
   free(c->component_id);
   free(c->output);
+  free(c->reported_output);
   free(c);
 }
 
@@ -106,7 +107,7 @@ int health__add_check(health_t *h, const char *name, health_check_fn fn,
                       const char *default_component_type, health_error_t *err) {
   if (!h || !name || !fn)
     return health__err(err, HEALTH_EINVAL, "health_add_check: handle, name and callback are required");
-  if (!valid_name(name))
+  if (!health__valid_name(name))
     return health__err(err, HEALTH_EINVAL,
                        "check name must be 1-%d characters of A-Z a-z 0-9 . _ -",
                        HEALTH__NAME_MAX);
@@ -124,9 +125,14 @@ int health__add_check(health_t *h, const char *name, health_check_fn fn,
   if (o.failure_threshold > 100 || o.success_threshold > 100)
     return health__err(err, HEALTH_EINVAL, "check '%s': thresholds must be 1-100", name);
   const char *measurement = o.measurement ? o.measurement : "responseTime";
-  if (!*measurement || strlen(measurement) > HEALTH__NAME_MAX)
-    return health__err(err, HEALTH_EINVAL, "check '%s': measurement must be 1-%d characters", name, HEALTH__NAME_MAX);
-
+  /* The key is "<name>:<measurement>": a ':' (or anything outside the
+   * name grammar) in either part makes a key the format forbids. */
+  if (!health__valid_name(measurement))
+    return health__err(err, HEALTH_EINVAL,
+                       "check '%s': measurement must be 1-%d characters of A-Z a-z 0-9 . _ - (no ':')",
+                       name, HEALTH__NAME_MAX);
+  if (o.critical != 0 && o.critical != 1)
+    return health__err(err, HEALTH_EINVAL, "check '%s': critical must be 0 or 1 (got %d)", name, o.critical);
   pthread_mutex_lock(&h->lock);
   int rc = 0;
   if (h->state != HEALTH__ST_NEW) {
@@ -170,6 +176,17 @@ int health__add_check(health_t *h, const char *name, health_check_fn fn,
   c->effective = HEALTH_PENDING;
   c->last = HEALTH_PENDING;
   h->checks[h->nchecks++] = c;
+  if (timeout >= interval) {
+    /* Kept as given (documented): runs never overlap, so the next run
+     * waits for a slow one, and a hang shows only after the timeout. */
+    char t[24], iv[24];
+    snprintf(t, sizeof t, "%u", timeout);
+    snprintf(iv, sizeof iv, "%u", interval);
+    health__log(h, HEALTH_LOG_WARN, "check_timeout_not_below_interval", "check", name, "#timeout_ms", t,
+                "#interval_ms", iv, "message",
+                "the timeout is not shorter than the interval: runs never overlap, so a slow run delays the next one",
+                NULL);
+  }
 out:
   pthread_mutex_unlock(&h->lock);
   return rc;
@@ -208,7 +225,11 @@ health_status_t health__check_status_locked(const health_t *h,
     return HEALTH_PENDING;
   }
   if (now > stale_after(c)) {
-    if (why) *why = "stale: no fresh result within interval + timeout";
+    /* A run stuck past its deadline: its timeout is the first cause and
+     * says more than "stale". */
+    if (why)
+      *why = c->running && c->timed_out && c->output ? c->output
+                                                     : "stale: no fresh result within interval + timeout";
     return HEALTH_FAIL;
   }
   return c->effective;
@@ -266,6 +287,55 @@ HEALTH_EXPORT int health_check_get(health_t *h, const char *name,
   return rc;
 }
 
+/* Two outputs tell the same news if they differ only in digits
+ * ("backlog 10234" / "backlog 10301"). */
+static int is_digit(char c) { return c >= '0' && c <= '9'; }
+
+static int same_news(const char *a, const char *b) {
+  if (!a || !b) return a == b;
+  for (;;) {
+    if (is_digit(*a) && is_digit(*b)) { /* a run of digits matches any run */
+      while (is_digit(*a)) a++;
+      while (is_digit(*b)) b++;
+      continue;
+    }
+    if (*a != *b) return 0;
+    if (!*a) return 1;
+    a++, b++;
+  }
+}
+
+/*
+ * Transition detection: what the check reports (its status as /ready and
+ * /health render it, and its output) changed since the last line logged:
+ * one "check_status" line, through the check's repeat filter.  Called after
+ * every publication (results and timeouts) and by the scheduler when a
+ * result goes stale, with h->lock held.  Other observers of transitions
+ * (metrics, listeners) belong beside this call.
+ */
+static void check_report_transition_locked(health_t *h, health__check_t *c, uint64_t now,
+                                           const char *cause) {
+  const char *why;
+  health_status_t s = health__check_status_locked(h, c, now, &why);
+  const char *out = why ? why : c->output ? c->output : "";
+  if (c->reported_output && s == c->reported && same_news(out, c->reported_output)) return;
+  char *copy = strdup(out);
+  if (!copy) return; /* out of memory: the next change logs */
+  health_status_t from = c->reported_output ? c->reported : HEALTH_PENDING;
+  free(c->reported_output);
+  c->reported_output = copy;
+  c->reported = s;
+  char fails[24], thr[24];
+  snprintf(fails, sizeof fails, "%u", c->consecutive_failures);
+  snprintf(thr, sizeof thr, "%u", c->failure_threshold);
+  health_log_level_t level = (s == HEALTH_FAIL || c->last == HEALTH_FAIL) ? HEALTH_LOG_WARN : HEALTH_LOG_INFO;
+  health__log_repeat(h, &c->repeat, c->name, level, "check_status", "check", c->name,
+                     "from", status_word(from), "to", status_word(s), "output", copy,
+                     "cause", cause, "last_run", status_word(c->last),
+                     "#consecutive_failures", fails, "#failure_threshold", thr,
+                     "#critical", c->critical ? "true" : "false", NULL);
+}
+
 /* Apply a completed (or timed-out) run, with h->lock held. */
 static void publish_locked(health_t *h, health__check_t *c, health_status_t status,
                            const char *output, const health_result_t *r) {
@@ -301,11 +371,8 @@ static void publish_locked(health_t *h, health__check_t *c, health_status_t stat
   c->result_wall_ms = health__wall_ms();
   c->result_mono_ms = now;
 
-  if (eff != prev) {
-    health__log(h, eff == HEALTH_FAIL ? HEALTH_LOG_WARN : HEALTH_LOG_INFO,
-                "check_status", "check", c->name, "from", status_word(prev),
-                "to", status_word(eff), "output", c->output ? c->output : "", NULL);
-  }
+  c->stale_reported = 0;
+  check_report_transition_locked(h, c, now, c->timed_out ? "timeout" : "result");
   health__obs_publish_locked(h, c, prev, status); /* metrics counters, listeners */
   health__state_changed(h);
 }
@@ -367,6 +434,16 @@ static void *sched_main(void *arg) {
     uint64_t next = UINT64_MAX;
     for (size_t i = 0; i < h->nchecks; i++) {
       health__check_t *c = h->checks[i];
+      if (c->effective != HEALTH_PENDING && !c->stale_reported) {
+        /* A result going stale is a transition too: wake for it. */
+        if (now > stale_after(c)) {
+          c->stale_reported = 1;
+          check_report_transition_locked(h, c, now, "stale");
+          health__state_changed(h); /* the bodies change now, with the log */
+        } else if (stale_after(c) + 1 < next) {
+          next = stale_after(c) + 1;
+        }
+      }
       if (c->running) {
         if (c->timed_out) continue; /* waits for its worker to return */
         if (now >= c->deadline_ms) {
@@ -514,6 +591,7 @@ void health__checks_stop(health_t *h) {
   }
   h->queue_head = h->queue_tail = NULL;
   h->queued = 0;
+  for (size_t i = 0; i < h->nchecks; i++) health__repeat_flush(h, &h->checks[i]->repeat);
   /* Join the workers that returned; detach the ones stuck in a callback. */
   for (size_t i = 0; i < h->nworker_slots; i++) {
     health__worker_t *w = &h->workers[i];

@@ -137,6 +137,13 @@ int health__options_validate(const health_options_t *o, int env, health_error_t 
     return health__err(err, HEALTH_EINVAL,
                        "HEALTH_DRAIN_MS (%u) must be less than HEALTH_SHUTDOWN_DEADLINE_MS (%u), or the flush hooks never run",
                        o->drain_ms, o->shutdown_deadline_ms);
+  /* Booleans are 0 or 1: 7 is a bug in the caller, not "true". */
+  if (o->handle_signals != 0 && o->handle_signals != 1)
+    return health__err(err, HEALTH_EINVAL, "HEALTH_HANDLE_SIGNALS (handle_signals) must be 0 or 1 (got %d)",
+                       o->handle_signals);
+  if (o->exit_on_shutdown != 0 && o->exit_on_shutdown != 1)
+    return health__err(err, HEALTH_EINVAL, "HEALTH_EXIT (exit_on_shutdown) must be 0 or 1 (got %d)",
+                       o->exit_on_shutdown);
   if (o->log_level < HEALTH_LOG_DEBUG || o->log_level > HEALTH_LOG_OFF)
     return health__err(err, HEALTH_EINVAL, "HEALTH_LOG_LEVEL must be debug, info, warn, error or off");
   return 0;

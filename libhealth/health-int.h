@@ -87,6 +87,42 @@ void health__log(const health_t *h, health_log_level_t level, const char *event,
 /* Same with an explicit sink (for code that has no handle). */
 void health__logv(health_log_level_t min, health_log_fn fn, void *arg,
                   health_log_level_t level, const char *event, va_list ap);
+/* Same, with `extra` (",\"key\":value...", or NULL) added at the end. */
+void health__logv_extra(health_log_level_t min, health_log_fn fn, void *arg,
+                        health_log_level_t level, const char *event, const char *extra,
+                        va_list ap);
+
+/* ---- identical log lines, once (logrepeat.c) ---- */
+/*
+ * One stream of lines that may repeat (a check's status lines, a checker's
+ * error lines).  A line identical (same event and fields, digits aside) to
+ * one of the last HEALTH__REPEAT_SLOTS distinct lines printed, within
+ * HEALTH__REPEAT_WINDOW_MS of its printing, is not printed at its level: it
+ * goes to debug (nowhere if it was debug) and is counted.  The next copy
+ * after the window is printed with "repeated":N; health__repeat_flush()
+ * prints "log_repeated" summaries of what is still counted.  A flapping
+ * check (pass, fail, pass...) is caught as well as a steady repeat.
+ * Zero-initialised; guarded by the caller.
+ */
+#define HEALTH__REPEAT_WINDOW_MS 60000
+#define HEALTH__REPEAT_SLOTS 4
+typedef struct health__repeat {
+  struct {
+    uint64_t hash;        /* 0: empty */
+    uint64_t printed_ms;  /* when it was last printed */
+    unsigned suppressed;  /* copies since */
+    health_log_level_t level;
+    char event[32];
+  } slot[HEALTH__REPEAT_SLOTS];
+  unsigned next;          /* slot to reuse */
+  char subject[HEALTH__NAME_MAX + 1];
+} health__repeat_t;
+/* Log like health__log() through the stream `r`; `subject` names what the
+ * lines are about (a check name). */
+void health__log_repeat(const health_t *h, health__repeat_t *r, const char *subject,
+                        health_log_level_t level, const char *event, ...);
+/* Print the summary of suppressed lines, if any (at stop). */
+void health__repeat_flush(const health_t *h, health__repeat_t *r);
 
 /* ---- redaction (redact.c) ---- */
 /* Copy `url` to `out`, replacing any password (user:PASSWORD@) with "***". */
@@ -167,6 +203,13 @@ typedef struct health__check {
   char observed_unit[16];
   int64_t result_wall_ms;
   uint64_t result_mono_ms;
+
+  /* What was last logged as this check's report (transition detection,
+   * checks.c), guarded by health_t.lock. */
+  health_status_t reported;  /* HEALTH_PENDING until the first line */
+  char *reported_output;     /* NULL: none logged */
+  int stale_reported;        /* the current result's staleness was logged */
+  health__repeat_t repeat;   /* identical check_status lines */
 
   struct health__check *next_job; /* worker queue link */
 
@@ -354,6 +397,39 @@ int health__shutdown_init(health_t *h);   /* in health_new */
 int health__shutdown_start(health_t *h, health_error_t *err);
 void health__shutdown_stop(health_t *h);
 void health__shutdown_free(health_t *h);
+
+/* 1 if `n` is 1-64 characters of [A-Za-z0-9._-]: check, hook and
+ * measurement names (checks.c). */
+int health__valid_name(const char *n);
+
+/* ---- shutdown plan (plan.c) ---- */
+typedef struct health__plan_hook {
+  const health__hook_t *hook;
+  unsigned timeout_ms;      /* as configured */
+  unsigned latest_start_ms; /* after the signal, if the drain and every hook before use their whole time */
+  unsigned budget_ms;       /* min(timeout, deadline - latest start): what it is sure to get */
+} health__plan_hook_t;
+
+typedef struct health__plan {
+  unsigned drain_ms, drain_min_ms, deadline_ms;
+  int early;                /* drain_min < drain: may end once nothing is in flight */
+  size_t nhooks;
+  health__plan_hook_t *hooks; /* in run order */
+  unsigned hooks_ms;        /* sum of the hook timeouts */
+  unsigned worst_exit_ms;   /* min(deadline, drain + hooks_ms) */
+} health__plan_t;
+
+/* Sort hooks into run order: ascending order, ties in registration order. */
+void health__plan_sort_hooks(health__hook_t **hooks, size_t n);
+/* The plan from the frozen options and hooks: 0, HEALTH_EINVAL naming the
+ * fields of an impossible plan, or HEALTH_ENOMEM.  Free with _free. */
+int health__plan_derive(const health_t *h, health__plan_t *p, health_error_t *err);
+void health__plan_free(health__plan_t *p);
+/* Log "shutdown_plan": relative times when t0 == 0 (at start), absolute
+ * monotonic and wall-clock times from the signal at t0 otherwise. */
+void health__plan_log(const health_t *h, const health__plan_t *p, uint64_t t0);
+/* One "shutdown_plan_risk" warn line per hook the deadline may cut. */
+void health__plan_warn(const health_t *h, const health__plan_t *p);
 
 /* ---- systemd notify (notify.c) ---- */
 void health__notify_init(health_t *h);    /* reads NOTIFY_SOCKET, WATCHDOG_USEC */

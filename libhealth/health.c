@@ -96,13 +96,24 @@ HEALTH_EXPORT int health_start(health_t *h, health_error_t *err) {
   if (!h) return health__err(err, HEALTH_EINVAL, "health_start: handle is NULL");
   pthread_mutex_lock(&h->lock);
   int st = h->state;
-  if (st == HEALTH__ST_NEW) h->state = HEALTH__ST_STARTED;
   pthread_mutex_unlock(&h->lock);
   if (st != HEALTH__ST_NEW)
     return health__err(err, HEALTH_ESTATE, "health_start: already started or stopped");
+  /* The shutdown plan first: an impossible one leaves the handle as it was. */
+  health__plan_t plan;
+  int rc = health__plan_derive(h, &plan, err);
+  if (rc) return rc;
+  pthread_mutex_lock(&h->lock);
+  st = h->state;
+  if (st == HEALTH__ST_NEW) h->state = HEALTH__ST_STARTED;
+  pthread_mutex_unlock(&h->lock);
+  if (st != HEALTH__ST_NEW) {
+    health__plan_free(&plan);
+    return health__err(err, HEALTH_ESTATE, "health_start: already started or stopped");
+  }
 
   /* Listeners first: they must see the first transitions of the checks. */
-  int rc = health__obs_start(h, err);
+  rc = health__obs_start(h, err);
   if (rc == 0 && h->opt.port != HEALTH_PORT_OFF) rc = health__http_start(h, err);
   else if (rc == 0)
     health__log(h, HEALTH_LOG_INFO, "http_off", "reason",
@@ -112,6 +123,7 @@ HEALTH_EXPORT int health_start(health_t *h, health_error_t *err) {
   if (rc == 0 && health__notify_start(h) != 0)
     rc = health__err(err, HEALTH_ESYS, "could not start the systemd watchdog thread");
   if (rc != 0) {
+    health__plan_free(&plan);
     health_stop(h);
     return rc;
   }
@@ -119,6 +131,9 @@ HEALTH_EXPORT int health_start(health_t *h, health_error_t *err) {
   snprintf(n, sizeof n, "%zu", h->nchecks);
   health__log(h, HEALTH_LOG_INFO, "started", "version", HEALTH_VERSION_STRING,
               "#checks", n, NULL);
+  health__plan_log(h, &plan, 0);
+  health__plan_warn(h, &plan);
+  health__plan_free(&plan);
   return 0;
 }
 

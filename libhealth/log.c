@@ -39,6 +39,12 @@ static void stderr_sink(health_log_level_t level, const char *line, void *arg) {
 
 void health__logv(health_log_level_t min, health_log_fn fn, void *arg,
                   health_log_level_t level, const char *event, va_list ap) {
+  health__logv_extra(min, fn, arg, level, event, NULL, ap);
+}
+
+void health__logv_extra(health_log_level_t min, health_log_fn fn, void *arg,
+                        health_log_level_t level, const char *event, const char *extra,
+                        va_list ap) {
   if (level < min || level >= HEALTH_LOG_OFF) return;
   if (!fn) fn = stderr_sink;
   int saved = errno;
@@ -70,6 +76,7 @@ void health__logv(health_log_level_t min, health_log_fn fn, void *arg,
       health__buf_adds(&b, "\"");
     }
   }
+  if (extra) health__buf_adds(&b, extra);
   health__buf_adds(&b, "}");
   if (!b.failed) fn(level, b.data, arg);
   health__buf_free(&b);

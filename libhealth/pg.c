@@ -53,6 +53,7 @@ typedef struct pg_state {
   unsigned timeout_ms, slack_ms;
   PGconn *conn;             /* kept between runs once connected */
   health__backoff_t backoff; /* failed connection attempts (backoff.c) */
+  health__repeat_t logrep;  /* the same error every interval is logged once */
 } pg_state_t;
 
 static void pg_drop(pg_state_t *s) {
@@ -73,13 +74,13 @@ static void pg_free(void *arg) {
 
 /* The full libpq text goes to the debug log only: it names hosts, users
  * and databases, which the health output must not reveal. */
-static void pg_log(const pg_state_t *s, const char *phase, const char *text) {
+static void pg_log(pg_state_t *s, const char *phase, const char *text) {
   char clean[1024];
   health__redact_secret(text ? text : "", s->password, clean, sizeof clean);
   size_t n = strlen(clean);
   while (n && (clean[n - 1] == '\n' || clean[n - 1] == ' ')) clean[--n] = 0;
-  health__log(s->h, HEALTH_LOG_DEBUG, "pg_error", "check", s->name, "phase",
-              phase, "error", clean, NULL);
+  health__log_repeat(s->h, &s->logrep, s->name, HEALTH_LOG_DEBUG, "pg_error", "check", s->name,
+                     "phase", phase, "error", clean, NULL);
 }
 
 /* libpq's reason, reduced to a phrase that is safe to publish. Order
@@ -624,6 +625,9 @@ HEALTH_EXPORT int health_add_postgres(health_t *h, const char *name,
                                       health_error_t *err) {
   if (!h || !name || !conninfo)
     return health__err(err, HEALTH_EINVAL, "postgres check: handle, name and conninfo are required");
+  if (pg && pg->require_writable != 0 && pg->require_writable != 1)
+    return health__err(err, HEALTH_EINVAL, "check '%.64s': require_writable must be 0 or 1 (got %d)",
+                       name, pg->require_writable);
   pg_state_t *s = calloc(1, sizeof *s);
   if (!s) return pg_nomem(NULL, err);
   s->h = h;

@@ -71,6 +71,7 @@ typedef struct redis_state {
   unsigned timeout_ms;
   struct ssl_ctx_st *ctx;
 
+  health__repeat_t logrep; /* the same failure every interval is logged once */
   health__conn_t conn;
   redisReader *reader;
   unsigned replies; /* replies on this connection: 0 = fresh */
@@ -441,9 +442,9 @@ static void redis_run(health_result_t *r, void *arg) {
   drop(st); /* the next run starts over, re-resolving the host */
   char detail[sizeof st->detail];
   health__redact_secret(st->detail, st->url.password, detail, sizeof detail);
-  health__log(st->h, HEALTH_LOG_DEBUG, "redis_check_failed", "check", st->name,
-              "url", st->display_url, "phase", st->phase, "output", st->out,
-              "detail", detail, NULL);
+  health__log_repeat(st->h, &st->logrep, st->name, HEALTH_LOG_DEBUG, "redis_check_failed", "check",
+                     st->name, "url", st->display_url, "phase", st->phase, "output", st->out,
+                     "detail", detail, NULL);
   health_result_set(r, HEALTH_FAIL, "%s", st->out);
 }
 
@@ -474,6 +475,11 @@ HEALTH_EXPORT int health_add_redis(health_t *h, const char *name,
     return health__err(err, HEALTH_EINVAL, "health_add_redis: handle, name and url are required");
   if (redis) o = *redis;
   else health_redis_options_init(&o);
+  if ((o.insecure_skip_verify != 0 && o.insecure_skip_verify != 1) ||
+      (o.require_master != 0 && o.require_master != 1))
+    return health__err(err, HEALTH_EINVAL,
+                       "check '%.64s': insecure_skip_verify and require_master must be 0 or 1 (got %d, %d)",
+                       name, o.insecure_skip_verify, o.require_master);
   if (o.tls_server_name && !*o.tls_server_name)
     return health__err(err, HEALTH_EINVAL, "check '%.64s': tls_server_name is empty", name);
   if (!(st = calloc(1, sizeof *st))) return health__err(err, HEALTH_ENOMEM, "out of memory");

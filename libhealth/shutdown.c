@@ -83,13 +83,18 @@ HEALTH_EXPORT int health_on_drain(health_t *h, void (*fn)(void *), void *arg) {
 HEALTH_EXPORT int health_add_hook(health_t *h, const char *name, int order,
                                   unsigned timeout_ms, health_hook_fn fn,
                                   void *arg, health_error_t *err) {
-  if (!h || !name || !*name || !fn || strlen(name) > HEALTH__NAME_MAX)
-    return health__err(err, HEALTH_EINVAL, "health_add_hook: a name of 1-%d characters and a function are required",
+  if (!h || !name || !fn)
+    return health__err(err, HEALTH_EINVAL, "health_add_hook: a handle, a name and a function are required");
+  if (!health__valid_name(name))
+    return health__err(err, HEALTH_EINVAL, "hook name must be 1-%d characters of A-Z a-z 0-9 . _ -",
                        HEALTH__NAME_MAX);
   if (timeout_ms > 600000)
     return health__err(err, HEALTH_EINVAL, "hook '%s': timeout must be at most 600000 ms", name);
   if (h->state != HEALTH__ST_NEW)
     return health__err(err, HEALTH_ESTATE, "hooks must be added before health_start()");
+  for (size_t i = 0; i < h->nhooks; i++)
+    if (strcmp(h->hooks[i]->name, name) == 0)
+      return health__err(err, HEALTH_EEXIST, "a hook named '%s' already exists", name);
   health__hook_t *k = calloc(1, sizeof *k);
   health__hook_t **grown = k ? realloc(h->hooks, (h->nhooks + 1) * sizeof *grown) : NULL;
   if (!grown || !(k->name = strdup(name))) {
@@ -105,12 +110,6 @@ HEALTH_EXPORT int health_add_hook(health_t *h, const char *name, int order,
   k->seq = h->nhooks;
   h->hooks[h->nhooks++] = k;
   return 0;
-}
-
-static int hook_cmp(const void *a, const void *b) {
-  const health__hook_t *x = *(health__hook_t *const *)a, *y = *(health__hook_t *const *)b;
-  if (x->order != y->order) return x->order < y->order ? -1 : 1;
-  return x->seq < y->seq ? -1 : x->seq > y->seq;
 }
 
 int health__shutdown_init(health_t *h) {
@@ -246,11 +245,14 @@ static int run_hook(health_t *h, seq_t *s, int *started, const health__hook_t *k
   uint64_t begin = health__now_ms();
   uint64_t until = begin + k->timeout_ms;
   if (until > s->deadline) until = s->deadline;
-  char el[24], dur[24], to[24];
+  char el[24], dur[24], to[24], bu[24];
   ms_str(el, sizeof el, begin - s->t0);
   ms_str(to, sizeof to, k->timeout_ms);
-  health__log(h, HEALTH_LOG_INFO, "hook_started", "hook", k->name, "#timeout_ms", to,
-              "#elapsed_ms", el, NULL);
+  /* The budget is what the hook really gets: its timeout, cut by the
+   * deadline. */
+  ms_str(bu, sizeof bu, until > begin ? until - begin : 0);
+  health__log(h, HEALTH_LOG_INFO, "hook_started", "hook", k->name, "#budget_ms", bu,
+              "#timeout_ms", to, "#elapsed_ms", el, NULL);
   hook_run_t *r = calloc(1, sizeof *r);
   pthread_t t;
   if (!r || pipe2(r->pipe, O_CLOEXEC) < 0) {
@@ -357,6 +359,14 @@ static void *shutdown_main(void *arg) {
   ms_str(dl, sizeof dl, h->opt.shutdown_deadline_ms);
   ms_str(dr, sizeof dr, h->opt.drain_ms);
   health__log(h, HEALTH_LOG_INFO, "shutdown_started", "#drain_ms", dr, "#deadline_ms", dl, NULL);
+  /* The plan again, in absolute times: what an operator compares with the
+   * lines that follow.  Hooks are put in run order here, once. */
+  health__plan_sort_hooks(h->hooks, h->nhooks);
+  health__plan_t plan;
+  if (health__plan_derive(h, &plan, NULL) == 0) {
+    health__plan_log(h, &plan, s.t0);
+    health__plan_free(&plan);
+  }
   health__log(h, HEALTH_LOG_INFO, "readiness_flipped", "ready", "fail", "reason", "draining", NULL);
   if (h->notify_fd >= 0) health__notify(h, "STOPPING=1\nSTATUS=draining");
   if (h->on_drain) h->on_drain(h->on_drain_arg);
@@ -387,7 +397,6 @@ static void *shutdown_main(void *arg) {
 
   /* 3. Flush hooks in order, each under its timeout, all under the deadline. */
   health__obs_phase(h, HEALTH__PHASE_FLUSHING);
-  qsort(h->hooks, h->nhooks, sizeof *h->hooks, hook_cmp);
   int code = HEALTH_EXIT_OK;
   for (size_t i = 0; i < h->nhooks; i++) {
     if (s.quit) return NULL;
@@ -464,6 +473,12 @@ void health__shutdown_stop(health_t *h) {
 
 HEALTH_EXPORT int health_wait(health_t *h) {
   if (!h) return HEALTH_EINVAL;
+  /* Before start nothing could ever finish the sequence: say so at once
+   * rather than block forever. */
+  pthread_mutex_lock(&h->lock);
+  int st = h->state;
+  pthread_mutex_unlock(&h->lock);
+  if (st == HEALTH__ST_NEW) return HEALTH_ESTATE;
   pthread_mutex_lock(&h->done_lock);
   while (!h->done) pthread_cond_wait(&h->done_cond, &h->done_lock);
   int code = h->exit_code;
