@@ -20,6 +20,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <locale.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdarg.h>
@@ -328,6 +329,9 @@ static int healthcheck(void) {
 }
 
 int main(int argc, char **argv) {
+  /* As real services do: the library's output must not follow LC_NUMERIC
+   * (tests/demo-drain.sh runs the demo under de_DE.UTF-8). */
+  setlocale(LC_ALL, "");
   if (argc == 2 && strcmp(argv[1], "--healthcheck") == 0) return healthcheck();
   if (argc > 1) {
     fprintf(stderr, "usage: demo-service [--healthcheck]\n");
