@@ -195,9 +195,14 @@ HEALTH_EXPORT int health_new(health_t **out, const health_options_t *opts,
 
 /**
  * Start the check scheduler, the HTTP server and (unless disabled) the
- * signal handling.  Options and the check list freeze here.  Before start;
- * call once.
- * @return 0, HEALTH_ESTATE, HEALTH_EHTTP, HEALTH_ESYS or HEALTH_ENOMEM.
+ * signal handling.  Options and the check list freeze here.  The shutdown
+ * plan (drain, early end, each hook's budget, deadline) is derived first:
+ * an impossible one is HEALTH_EINVAL naming the fields and leaves the
+ * handle unstarted; the plan is logged ("shutdown_plan"), with a warn line
+ * ("shutdown_plan_risk") for each hook the deadline may cut.  Before
+ * start; call once.
+ * @return 0, HEALTH_EINVAL, HEALTH_ESTATE, HEALTH_EHTTP, HEALTH_ESYS or
+ *         HEALTH_ENOMEM.
  */
 HEALTH_EXPORT int health_start(health_t *h, health_error_t *err);
 
