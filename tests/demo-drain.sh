@@ -89,23 +89,25 @@ grep -q '"drain_ms":20000,"drain_min_ms":20000,"drain_early_end":"never","deadli
 t_term=$(now_ms)
 kill -TERM "$PID" || fail "cannot signal the service"
 # For 20 s: /ready 503, the application port and /health answering.
+curl -s -m 2 "http://127.0.0.1:$HPORT/ready" >"$TMP/draining.json"
+is_json "$TMP/draining.json" || fail "the draining /ready is not JSON: $(cat "$TMP/draining.json")"
+grep -q draining "$TMP/draining.json" || fail "/ready does not say draining: $(cat "$TMP/draining.json")"
 checks=0
+last_ok=0
 while :; do
   el=$(( $(now_ms) - t_term ))
-  [ $el -ge 19600 ] && break
+  [ $el -ge 19500 ] && break
   r=$(code /ready); a=$(code / "$PORT"); l=$(code /health)
   [ "$r" = 503 ] || fail "/ready answered $r ${el} ms after SIGTERM"
   [ "$a" = 200 ] || fail "the application port answered '$a' ${el} ms after SIGTERM (the drain is 20 s)"
   [ "$l" = 200 ] || fail "/health answered $l ${el} ms after SIGTERM"
   checks=$((checks + 1))
+  last_ok=$el
   sleep 0.5
 done
-curl -s -m 2 "http://127.0.0.1:$HPORT/ready" >"$TMP/draining.json"
-is_json "$TMP/draining.json" || fail "the draining /ready is not JSON: $(cat "$TMP/draining.json")"
-[ "$(code / "$PORT")" = 200 ] || fail "the application port stopped before 20 s"
-el=$(( $(now_ms) - t_term ))
-[ $el -lt 20000 ] || echo "demo-drain.sh: note: the last probe came ${el} ms after SIGTERM" >&2
-
+# The last probe must come late in the window: a slow
+# machine that could not probe near its end proves nothing.
+[ $last_ok -ge 17000 ] || fail "the last probe ran ${last_ok} ms after SIGTERM: too early to prove a 20 s drain"
 (trap 'kill $! 2>/dev/null; exit 0' TERM; sleep 32 & wait $!; kill -9 "$PID" 2>/dev/null) &
 WD=$!
 wait "$PID"
@@ -118,11 +120,13 @@ t_exit=$(( $(now_ms) - t_term ))
 [ $rc -eq 0 ] || fail "exit code $rc, expected 0"
 [ $t_exit -ge 20000 ] || fail "exited ${t_exit} ms after SIGTERM: the 20 s drain was cut"
 grep -q '"event":"drain_ended","reason":"window elapsed"' "$TMP/service.log" || fail "the drain did not run its window"
+drained=$(sed -n 's/.*"event":"drain_ended".*"elapsed_ms":\([0-9]*\).*/\1/p' "$TMP/service.log")
+[ "${drained:-0}" -ge 20000 ] || fail "the drain ended after ${drained:-?} ms, not 20000"
 grep -q '"event":"hook_done","hook":"flush-work","result":"ok"' "$TMP/service.log" || fail "the flush hook did not report ok"
 for n in 1 2 3; do grep -qx "job-$n" "$FLUSH_FILE" || fail "job-$n was not flushed"; done
 # Every line the library logged is JSON, in this locale too.
 grep '"lib":"libhealth"' "$TMP/service.log" >"$TMP/lib.log"
 python3 -c 'import json,sys
 for n, l in enumerate(open(sys.argv[1]), 1): json.loads(l)' "$TMP/lib.log" || fail "a log line is not JSON"
-echo "demo-drain.sh: ok: /ready 503 and the application answering for 20 s ($checks probes) under de_DE.UTF-8; exit 0 after ${t_exit} ms, all flushed"
+echo "demo-drain.sh: ok: /ready 503 and the application answering through the 20 s drain ($checks probes, the last ${last_ok} ms after SIGTERM; the log: drain ended after 20 s) under de_DE.UTF-8; exit 0 after ${t_exit} ms, all flushed"
 exit 0
