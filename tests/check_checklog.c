@@ -10,6 +10,7 @@
 #include <check.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,6 +20,27 @@
 #include "health-int.h"
 #include "testhelp.h"
 
+/* The log, also kept here so that a test can read it while library
+ * threads write (th_log_text() is for after the fact). */
+static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *g_text;
+static size_t g_len;
+
+static void capture(health_log_level_t level, const char *line, void *arg) {
+  th_capture_log(level, line, arg);
+  size_t n = strlen(line);
+  pthread_mutex_lock(&g_lock);
+  char *p = realloc(g_text, g_len + n + 2);
+  if (p) {
+    memcpy(p + g_len, line, n);
+    p[g_len + n] = '\n';
+    p[g_len + n + 1] = 0;
+    g_text = p;
+    g_len += n + 1;
+  }
+  pthread_mutex_unlock(&g_lock);
+}
+
 static health_t *new_handle(health_log_level_t level) {
   health_options_t o;
   health_options_init(&o);
@@ -26,7 +48,7 @@ static health_t *new_handle(health_log_level_t level) {
   o.port = 0;
   o.handle_signals = 0;
   o.exit_on_shutdown = 0;
-  o.log_fn = th_capture_log;
+  o.log_fn = capture;
   o.log_level = level;
   health_t *h = NULL;
   health_error_t err = {0};
@@ -37,8 +59,17 @@ static health_t *new_handle(health_log_level_t level) {
 
 /* mono_ms of the first captured line containing all of a, b (b may be
  * NULL); -1 if none. */
+static double line_ms_locked(const char *a, const char *b);
+
 static double line_ms(const char *a, const char *b) {
-  const char *text = th_log_text();
+  pthread_mutex_lock(&g_lock);
+  double ms = line_ms_locked(a, b);
+  pthread_mutex_unlock(&g_lock);
+  return ms;
+}
+
+static double line_ms_locked(const char *a, const char *b) {
+  const char *text = g_text;
   if (!text) return -1;
   for (const char *p = text; *p;) {
     const char *nl = strchr(p, '\n');

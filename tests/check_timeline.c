@@ -247,6 +247,7 @@ static void child_main(const cfg_t *c, int ready_fd, const char *log_path) {
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     if (pthread_create(&t, NULL, ch_inflight_main, NULL) != 0) _exit(95);
+    pthread_detach(t); /* the library exits the process */
     pthread_sigmask(SIG_SETMASK, &old, NULL);
   }
   ssize_t w = write(ready_fd, "R", 1);
