@@ -44,10 +44,12 @@ int health__probe_expect_has(const health__probe_expect_t *e, int code);
  * value, as curl takes it).  0 or -1 with a reason. */
 int health__probe_check_header(const char *h, char *why, size_t wl);
 
-/* The request bytes into buf: GET target HTTP/1.1, Host, User-Agent,
- * Accept, Connection: close, then `headers` (NULL-terminated; a header
- * named Host/User-Agent/Accept/Connection replaces the default, "Name:"
- * with nothing after it removes it).  Length, or -1 if it does not fit. */
+/* The request bytes into buf, in curl's order: GET target HTTP/1.1, Host
+ * (or the value of a given Host header), User-Agent, Accept and
+ * Connection: close unless headers of those names are given, then the
+ * given `headers` (NULL-terminated) in their order; "Name:" with nothing
+ * after it is not sent (it only removes a default).  Length, or -1 if it
+ * does not fit. */
 int health__probe_request(const health__probe_url_t *u, const char *const *headers,
                           char *buf, size_t len);
 

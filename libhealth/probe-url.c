@@ -259,10 +259,6 @@ int health__probe_check_header(const char *h, char *why, size_t wl) {
   return 0;
 }
 
-/* The headers the probe sends unless told otherwise, in curl's order. */
-enum { H_HOST, H_UA, H_ACCEPT, H_CONNECTION, H_N };
-static const char *const default_name[H_N] = {"Host", "User-Agent", "Accept", "Connection"};
-
 static int header_is(const char *h, const char *name) {
   size_t n = strlen(name);
   return strncasecmp(h, name, n) == 0 && (h[n] == ':' || h[n] == ';');
@@ -301,37 +297,31 @@ static void put_header(out_t *o, const char *h) {
   puts_(o, "\r\n");
 }
 
+static const char *given(const char *const *headers, const char *name) {
+  const char *last = NULL;
+  for (const char *const *h = headers; h && *h; h++)
+    if (header_is(*h, name)) last = *h;
+  return last;
+}
+
+/* The order is curl's, so that the conformance test can compare bytes:
+ * Host in place (a given one replaces it), then the defaults that were not
+ * given, then the given headers in their order. */
 int health__probe_request(const health__probe_url_t *u, const char *const *headers, char *buf,
                           size_t len) {
   out_t o = {buf, buf + len, 0};
-  const char *over[H_N] = {NULL, NULL, NULL, NULL};
-  for (const char *const *h = headers; h && *h; h++)
-    for (int i = 0; i < H_N; i++)
-      if (header_is(*h, default_name[i])) over[i] = *h; /* the last one wins */
+  const char *host = given(headers, "Host");
   puts_(&o, "GET ");
   puts_(&o, u->target);
   puts_(&o, " HTTP/1.1\r\nHost: ");
-  if (over[H_HOST]) {
-    const char *v = over[H_HOST] + 5;
-    puts_(&o, v + strspn(v, " \t"));
-  } else {
-    puts_(&o, u->authority);
-  }
+  puts_(&o, host ? host + 5 + strspn(host + 5, " \t") : u->authority);
   puts_(&o, "\r\n");
-  if (!over[H_UA]) puts_(&o, "User-Agent: health-probe/" HEALTH_VERSION_STRING "\r\n");
-  else if (!header_removes(over[H_UA])) put_header(&o, over[H_UA]);
-  if (!over[H_ACCEPT]) puts_(&o, "Accept: */*\r\n");
-  else if (!header_removes(over[H_ACCEPT])) put_header(&o, over[H_ACCEPT]);
-  /* One request per connection: say so, so the server closes at once
-   * (unless the caller sends a Connection header of its own). */
-  if (!over[H_CONNECTION]) puts_(&o, "Connection: close\r\n");
-  for (const char *const *h = headers; h && *h; h++) {
-    if (*h == over[H_HOST] || *h == over[H_UA] || *h == over[H_ACCEPT]) continue;
-    if (header_is(*h, "Host") || header_is(*h, "User-Agent") || header_is(*h, "Accept"))
-      continue; /* an earlier duplicate of an override */
-    if (header_removes(*h)) continue;
-    put_header(&o, *h);
-  }
+  if (!given(headers, "User-Agent")) puts_(&o, "User-Agent: health-probe/" HEALTH_VERSION_STRING "\r\n");
+  if (!given(headers, "Accept")) puts_(&o, "Accept: */*\r\n");
+  /* One request per connection: say so, so the server closes at once. */
+  if (!given(headers, "Connection")) puts_(&o, "Connection: close\r\n");
+  for (const char *const *h = headers; h && *h; h++)
+    if (!header_is(*h, "Host") && !header_removes(*h)) put_header(&o, *h);
   puts_(&o, "\r\n");
   if (o.overflow) return -1;
   *o.p = 0;
