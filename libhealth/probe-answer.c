@@ -41,10 +41,10 @@ static int is_ows(char c) { return c == ' ' || c == '\t'; }
 
 static int parse_status(health__probe_answer_t *a) {
   const char *l = a->line;
-  if (a->line_len < 12 || strncmp(l, "HTTP/", 5) != 0) return err(a, "not an HTTP answer");
-  if (l[5] != '1' || l[6] != '.' || l[7] < '0' || l[7] > '9')
+  if (a->line_len < 5 || strncmp(l, "HTTP/", 5) != 0) return err(a, "not an HTTP answer");
+  if (a->line_len < 8 || l[5] != '1' || l[6] != '.' || l[7] < '0' || l[7] > '9')
     return err(a, "not an HTTP/1.x answer");
-  if (l[8] != ' ' || l[9] < '1' || l[9] > '5' || l[10] < '0' || l[10] > '9' || l[11] < '0' ||
+  if (a->line_len < 12 || l[8] != ' ' || l[9] < '1' || l[9] > '5' || l[10] < '0' || l[10] > '9' || l[11] < '0' ||
       l[11] > '9' || (l[12] && l[12] != ' '))
     return err(a, "malformed status line");
   a->status = (l[9] - '0') * 100 + (l[10] - '0') * 10 + (l[11] - '0');
