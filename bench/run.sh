@@ -23,7 +23,7 @@
 #                       (more than HEALTH_CONNECTION_TIMEOUT, 10 s)
 #   SHUTDOWN_RUNS [5]   SIGTERM samples (a fresh server each)
 #   DEADLINE_SAMPLES [10] hanging-check samples
-#   PROBE_RUNS [200]    hyperfine runs per command
+#   PROBE_RUNS [200]    hyperfine runs per command and round (bench/probe.sh)
 #   CALLGRIND [1]       count instructions per request under callgrind (0: skip)
 #   CALLGRIND_REQS [2000] requests counted per callgrind measurement
 #   SECTIONS ["load callgrind idle shutdown deadline probe"] what to run
@@ -391,18 +391,17 @@ row "hanging check: fail lands after timeout, ms (median / max, n=$n)" "$(fmt "$
 fi
 
 # ---- 6. probe --------------------------------------------------------------------------------
+# bench/probe.sh does it (health-probe vs /bin/true vs curl -fsS, same run);
+# its two ratio rows go into this table.
 if want probe; then
-echo "== probe: hyperfine, $PROBE_RUNS runs each" >&2
-start lib3 "$SERVER_CPU" "$bin/server" --checks 3 --detail full
-url="http://127.0.0.1:$PORT_lib3/ready"
-taskset -c "$LOAD_CPU" hyperfine -N --warmup 10 --runs "$PROBE_RUNS" --export-json "$WORK/probe.json" \
-  "$probe $url" "curl -fsS $url" >"$WORK/hyperfine.txt" 2>&1 || true
-pm=$(awk '/"median"/{gsub(/[,]/,""); print $2}' "$WORK/probe.json" | sed -n 1p)
-cm=$(awk '/"median"/{gsub(/[,]/,""); print $2}' "$WORK/probe.json" | sed -n 2p)
-pr=$(awk -v a="$cm" -v b="$pm" 'BEGIN{print (b>0)?a/b:"nan"}')
-row "health-probe / curl -fsS, ms per run (median)" "$(awk -v a="$pm" -v b="$cm" 'BEGIN{printf "%.3f / %.3f", a*1000, b*1000}')" "" ""
-row "curl time / health-probe time" "$(fmt "$pr" %.1f)" ">= 10" "$(verdict "$pr" ge 10)"
-stop lib3
+echo "== probe: bench/probe.sh, $PROBE_RUNS runs per command and round" >&2
+ROUNDS=3 RUNS=$PROBE_RUNS SERVER_CPU=$SERVER_CPU LOAD_CPU=$LOAD_CPU BENCH_WORK="$WORK/probe" \
+  "$here/probe.sh" "$BUILD_DIR" >"$WORK/probe.txt" 2>"$WORK/probe.err" || true
+pt=$(awk '/^health-probe \/ true/{print $4}' "$WORK/probe.txt")
+cp=$(awk '/^curl \/ health-probe/{print $4}' "$WORK/probe.txt")
+row "health-probe / true / curl -fsS, ms per run (median)" "$(awk '/^(\/bin\/true|health-probe \(|curl -fsS)/{printf "%s%s", s, $(NF-1); s=" / "}' "$WORK/probe.txt")" "" ""
+row "health-probe time / /bin/true time" "$(fmt "${pt:-nan}" %.2f)" "<= 1.3" "$(verdict "${pt:-nan}" le 1.3)"
+row "curl -fsS time / health-probe time" "$(fmt "${cp:-nan}" %.1f)" "(none)" "info"
 fi
 
 # ---- table -----------------------------------------------------------------------------------

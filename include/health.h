@@ -475,11 +475,18 @@ HEALTH_EXPORT int health_wait(health_t *h);
 /* ------------------------------------------------------------------ */
 
 /**
- * GET `url` (http://host[:port]/path, IPv4/IPv6 literal or name) with a
- * total timeout.  For a service binary that is its own container
- * HEALTHCHECK.  Any thread.
- * @param reason optional buffer for a one-line reason.
- * @return 0 on a 2xx answer, 1 otherwise.
+ * GET `url` (http://host[:port][/path][?query], IPv4/IPv6 literal or name)
+ * with one timeout that bounds everything: the name lookup, connecting
+ * (each address in turn), sending and the whole answer.  For a service
+ * binary that is its own container HEALTHCHECK.  Same as
+ * health_probe_with() with default options and this timeout.  Any thread.
+ * @param url        an http:// URL (https:// and user@ are refused).
+ * @param timeout_ms the total time allowed; 0 means 2000.
+ * @param reason     optional buffer for a one-line reason ("HTTP 200 OK",
+ *                   "HTTP 503 Service Unavailable (expected 200-299)",
+ *                   "timeout after 2000 ms (dns)", ...).
+ * @param reason_len its size.
+ * @return 0 on a 2xx answer, 1 otherwise (usable as an exit status).
  */
 HEALTH_EXPORT int health_probe(const char *url, unsigned timeout_ms,
                                char *reason, size_t reason_len);
@@ -700,6 +707,44 @@ HEALTH_EXPORT int health_fleet_options_from_env(health_fleet_options_t *o,
  */
 HEALTH_EXPORT int health_set_fleet(health_t *h, const health_fleet_options_t *o,
                                    health_error_t *err);
+
+/* ------------------------------------------------------------------ */
+/* Probe options: accepted status codes, request headers               */
+/* ------------------------------------------------------------------ */
+
+/** Options of health_probe_with(); fill with health_probe_options_init(). */
+typedef struct health_probe_options {
+  unsigned timeout_ms;            /* total time for everything; default 2000 (0 = default) */
+  const char *expect;             /* accepted status codes: "200-299" (NULL, the default),
+                                   * "200-399" (as Kubernetes), "200,204", "2xx,3xx" */
+  const char *const *headers;     /* NULL-terminated list of "Name: value" request headers,
+                                   * or NULL; Host, User-Agent, Accept, Connection replace
+                                   * the defaults, "Name:" (empty) removes one */
+  void *reserved[4];              /* zeroed by init; room for later options */
+} health_probe_options_t;
+
+/**
+ * Fill `o` with the defaults (timeout 2000 ms, 200-299, no extra header).
+ * Any thread.
+ * @param o the options to fill.
+ */
+HEALTH_EXPORT void health_probe_options_init(health_probe_options_t *o);
+
+/**
+ * health_probe() with options.  The strings are only read during the call.
+ * Any thread; one short-lived thread per call does a name lookup (none
+ * for an IP literal), and is left to finish on its own if the timeout
+ * comes first.
+ * @param url        an http:// URL.
+ * @param o          options, or NULL for the defaults.
+ * @param reason     optional buffer for a one-line reason (also says what
+ *                   is wrong with a bad URL, status list or header).
+ * @param reason_len its size.
+ * @return 0 when the answer's status is accepted, 1 otherwise, bad input
+ *         included (usable as an exit status).
+ */
+HEALTH_EXPORT int health_probe_with(const char *url, const health_probe_options_t *o,
+                                    char *reason, size_t reason_len);
 
 #ifdef __cplusplus
 }

@@ -26,7 +26,7 @@ build=${1:-build/fuzz}
 case $build in /*) ;; *) build="$top/$build" ;; esac
 seconds=${FUZZ_SECONDS:-20}
 cc=${CC:-clang}
-all_targets="fuzz_redis_url fuzz_env fuzz_render fuzz_redact fuzz_pg_conninfo"
+all_targets="fuzz_redis_url fuzz_env fuzz_render fuzz_redact fuzz_pg_conninfo fuzz_probe"
 targets=${FUZZ_TARGETS:-$all_targets}
 
 no_fuzzer() {
