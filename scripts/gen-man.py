@@ -110,7 +110,7 @@ def thread_context(doc):
     if "async-signal-safe" in d:
         ctx.append("Async-signal-safe: may also be called from a signal handler.")
     if "any thread" in d:
-        ctx.append("Any thread, at any time while the handle exists (unless the description narrows it).")
+        ctx.append("Any thread, unless the description narrows it.")
     if "before start" in d:
         ctx.append("Before start: only between health_new(3) and health_start(3), from the thread that owns the handle.")
     if "from the check callback" in d:
