@@ -398,4 +398,10 @@ int health__serve_extra(health_t *h, struct MHD_Connection *conn, unsigned route
                         int status_only);
 int health__serve_wants_extra(struct MHD_Connection *conn, unsigned route);
 
+/* ---- ready-made checkers configured from the environment (env_checks.c) ---- */
+/* Number of registered checks, and dropping those after the first `keep`
+ * (before start; checks.c). */
+size_t health__checks_count(health_t *h);
+void health__checks_truncate(health_t *h, size_t keep);
+
 #endif /* HEALTH_INT_H */
