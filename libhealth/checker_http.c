@@ -46,7 +46,7 @@ typedef struct http_state {
   char *auth;        /* "Authorization: Basic ...\r\n" or NULL (wiped on free) */
   char *method, *expect, *server_name;
   unsigned status_min, status_max, max_redirects, timeout_ms;
-  int verify;
+  int verify, client_cert;
   struct ssl_ctx_st *ctx;
   char head[HEAD_MAX + 1];
   char body[BODY_MAX + 1];
@@ -206,6 +206,14 @@ static int fail(run_t *r, int rc, const char *fmt, ...) {
 static int io_fail(run_t *r, int rc, const char *why) {
   if (rc == HEALTH__IO_TIMEOUT)
     return fail(r, rc, "timeout after %u ms (%s)", r->st->timeout_ms, r->phase);
+  /* A TLS 1.3 server checks the client certificate after our side of the
+   * handshake has completed; its alert is often lost to the reset. */
+  if (rc == HEALTH__IO_CLOSED && r->conn.ssl && r->hlen == 0 &&
+      (r->conn.cert_requested || r->st->client_cert))
+    return fail(r, rc, "%s right after the TLS handshake (%s) (%s)", why,
+                r->conn.cert_requested ? "the server requires a client certificate"
+                                       : "was the client certificate rejected?",
+                r->phase);
   return fail(r, rc, "%s (%s)", why[0] ? why : "I/O error", r->phase);
 }
 
@@ -431,6 +439,7 @@ HEALTH_EXPORT int health_add_http(health_t *h, const char *name, const char *url
   st->status_max = o.status_max;
   st->max_redirects = o.max_redirects;
   st->verify = !o.insecure_skip_verify;
+  st->client_cert = o.cert_file != NULL;
   st->timeout_ms = health__check_timeout(h, opts);
   rc = parse_url(url, &st->first, &st->auth, &why);
   if (rc) {

@@ -76,7 +76,7 @@ typedef struct spec {
   health_fds_options_t fds;
   health_pg_options_t pg;
   health_redis_options_t redis;
-  int liveness, readiness;
+  int liveness, readiness, levels_given;
 } spec_t;
 
 static const char *kind_word(int kind) {
@@ -260,6 +260,12 @@ static int apply(spec_t *sp, const var_t *v, health_error_t *err) {
     sp->http.max_redirects = u;
   } else if (!strcmp(o, "WARN") || !strcmp(o, "FAIL")) {
     int warn = o[0] == 'W';
+    if (!sp->levels_given) { /* given levels replace both defaults */
+      sp->levels_given = 1;
+      sp->disk.warn_free_percent = sp->disk.fail_free_percent = 0;
+      sp->mem.warn_percent = sp->mem.fail_percent = 0;
+      sp->fds.warn_percent = sp->fds.fail_percent = 0;
+    }
     if (sp->kind == K_DISK) {
       uint64_t by = 0;
       int is_pct;
