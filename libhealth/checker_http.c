@@ -22,7 +22,6 @@
 
 #define HEAD_MAX 16384
 #define BODY_MAX 65536
-#define PATH_MAX_LEN 2048
 
 HEALTH_EXPORT void health_http_options_init(health_http_options_t *o) {
   if (!o) return;
@@ -32,11 +31,7 @@ HEALTH_EXPORT void health_http_options_init(health_http_options_t *o) {
   o->status_max = 299;
 }
 
-typedef struct target {
-  int tls;
-  health__hostport_t hp;
-  char *path; /* "/..." with the query */
-} target_t;
+typedef health__http_target_t target_t;
 
 typedef struct http_state {
   health_t *h;
@@ -52,11 +47,8 @@ typedef struct http_state {
   char body[BODY_MAX + 1];
 } http_state_t;
 
-static void target_free(target_t *t) {
-  health__hostport_free(&t->hp);
-  free(t->path);
-  t->path = NULL;
-}
+#define target_free health__http_target_free
+#define parse_url health__http_url_parse
 
 static void http_free(void *arg) {
   http_state_t *st = arg;
@@ -74,112 +66,6 @@ static void http_free(void *arg) {
   free(st);
 }
 
-/* ---- URL ---- */
-
-static int hexval(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-/* Percent-decode [s, e) into out (room for e - s + 1). */
-static int pct_decode(const char *s, const char *e, char *out) {
-  size_t n = 0;
-  for (; s < e; s++) {
-    if (*s == '%') {
-      int hi = s + 1 < e ? hexval(s[1]) : -1, lo = s + 2 < e ? hexval(s[2]) : -1;
-      if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) return -1;
-      out[n++] = (char)(hi * 16 + lo);
-      s += 2;
-    } else {
-      out[n++] = *s;
-    }
-  }
-  out[n] = 0;
-  return 0;
-}
-
-static void base64(const unsigned char *in, size_t n, char *out) {
-  static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-  size_t o = 0;
-  for (size_t i = 0; i < n; i += 3) {
-    unsigned v = (unsigned)in[i] << 16 | (i + 1 < n ? (unsigned)in[i + 1] << 8 : 0) |
-                 (i + 2 < n ? in[i + 2] : 0);
-    out[o++] = tab[v >> 18 & 63];
-    out[o++] = tab[v >> 12 & 63];
-    out[o++] = i + 1 < n ? tab[v >> 6 & 63] : '=';
-    out[o++] = i + 2 < n ? tab[v & 63] : '=';
-  }
-  out[o] = 0;
-}
-
-/* Parse an absolute http(s) URL.  Fixed reasons (never quoting the input:
- * it may hold a password).  `auth` (may be NULL) receives the Basic
- * authorization header line when the URL has user info. */
-static int parse_url(const char *url, target_t *t, char **auth, const char **why) {
-  const char *p, *end, *at = NULL;
-  memset(t, 0, sizeof *t);
-  if (auth) *auth = NULL;
-  if (strncasecmp(url, "http://", 7) == 0) p = url + 7;
-  else if (strncasecmp(url, "https://", 8) == 0) { p = url + 8; t->tls = 1; }
-  else { *why = "expected an http:// or https:// URL"; return HEALTH_EURL; }
-  for (const char *q = url; *q; q++)
-    if ((unsigned char)*q <= 0x20 || *q == 0x7f) {
-      *why = "invalid character (space or control) in the URL";
-      return HEALTH_EURL;
-    }
-  end = p + strcspn(p, "/?#");
-  for (const char *q = p; q < end; q++)
-    if (*q == '@') at = q;
-  if (at) {
-    const char *colon = memchr(p, ':', (size_t)(at - p));
-    size_t n = (size_t)(at - p);
-    char *plain = malloc(n + 1), *line = NULL;
-    if (!plain) { *why = "out of memory"; return HEALTH_ENOMEM; }
-    /* user:password, decoded separately so an encoded ':' stays in place */
-    size_t ul = colon ? (size_t)(colon - p) : n;
-    if (pct_decode(p, p + ul, plain) != 0 ||
-        (colon && (strcat(plain, ":"),
-                   pct_decode(colon + 1, at, plain + strlen(plain)) != 0))) {
-      health__wipe(plain, n + 1);
-      free(plain);
-      *why = "invalid percent-encoding in the user name or password";
-      return HEALTH_EURL;
-    }
-    size_t pl = strlen(plain);
-    if (auth && (line = malloc(pl * 4 / 3 + 64)) != NULL) {
-      memcpy(line, "Authorization: Basic ", 21);
-      base64((const unsigned char *)plain, pl, line + 21);
-      strcat(line, "\r\n");
-    }
-    health__wipe(plain, n + 1);
-    free(plain);
-    if (auth && !line) { *why = "out of memory"; return HEALTH_ENOMEM; }
-    if (auth) *auth = line;
-    p = at + 1;
-  }
-  int rc = health__hostport_parse(p, (size_t)(end - p), t->tls ? 443 : 80, &t->hp, why);
-  if (rc) goto fail;
-  size_t plen = strcspn(end, "#");
-  if (plen > PATH_MAX_LEN) { *why = "path too long"; rc = HEALTH_EURL; goto fail; }
-  if (asprintf(&t->path, "%s%.*s", *end == '/' ? "" : "/", (int)plen, end) < 0) {
-    t->path = NULL;
-    *why = "out of memory";
-    rc = HEALTH_ENOMEM;
-    goto fail;
-  }
-  return 0;
-fail:
-  target_free(t);
-  if (auth && *auth) {
-    health__wipe(*auth, strlen(*auth));
-    free(*auth);
-    *auth = NULL;
-  }
-  return rc;
-}
-
 /* ---- one exchange ---- */
 
 typedef struct run {
@@ -191,7 +77,7 @@ typedef struct run {
   size_t hlen, blen;      /* bytes in st->head / st->body */
   unsigned status;
   long long content_length; /* -1: until close */
-  char location[PATH_MAX_LEN + 1];
+  char location[HEALTH__HTTP_PATH_MAX + 1];
 } run_t;
 
 static int fail(run_t *r, int rc, const char *fmt, ...) HEALTH_PRINTF(3, 4);

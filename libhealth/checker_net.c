@@ -3,6 +3,7 @@
 
 #include "checker_net.h"
 #include "tls.h"
+#include "url.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -14,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -179,4 +181,114 @@ void health__fmt_bytes(char *buf, size_t len, uint64_t bytes) {
   char num[32];
   health__fmt_fixed(num, sizeof num, v, u == 0 ? 0 : 1);
   snprintf(buf, len, "%s %s", num, units[u]);
+}
+
+/* ---- http(s) URLs ---- */
+
+static int hexval(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
+
+/* Percent-decode [s, e) into out (room for e - s + 1). */
+static int pct_decode(const char *s, const char *e, char *out) {
+  size_t n = 0;
+  for (; s < e; s++) {
+    if (*s == '%') {
+      int hi = s + 1 < e ? hexval(s[1]) : -1, lo = s + 2 < e ? hexval(s[2]) : -1;
+      if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) return -1;
+      out[n++] = (char)(hi * 16 + lo);
+      s += 2;
+    } else {
+      out[n++] = *s;
+    }
+  }
+  out[n] = 0;
+  return 0;
+}
+
+static void base64(const unsigned char *in, size_t n, char *out) {
+  static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  size_t o = 0;
+  for (size_t i = 0; i < n; i += 3) {
+    unsigned v = (unsigned)in[i] << 16 | (i + 1 < n ? (unsigned)in[i + 1] << 8 : 0) |
+                 (i + 2 < n ? in[i + 2] : 0);
+    out[o++] = tab[v >> 18 & 63];
+    out[o++] = tab[v >> 12 & 63];
+    out[o++] = i + 1 < n ? tab[v >> 6 & 63] : '=';
+    out[o++] = i + 2 < n ? tab[v & 63] : '=';
+  }
+  out[o] = 0;
+}
+
+int health__http_url_parse(const char *url, health__http_target_t *t, char **auth,
+                           const char **why) {
+  const char *p, *end, *at = NULL;
+  memset(t, 0, sizeof *t);
+  if (auth) *auth = NULL;
+  if (strncasecmp(url, "http://", 7) == 0) p = url + 7;
+  else if (strncasecmp(url, "https://", 8) == 0) { p = url + 8; t->tls = 1; }
+  else { *why = "expected an http:// or https:// URL"; return HEALTH_EURL; }
+  for (const char *q = url; *q; q++)
+    if ((unsigned char)*q <= 0x20 || *q == 0x7f) {
+      *why = "invalid character (space or control) in the URL";
+      return HEALTH_EURL;
+    }
+  end = p + strcspn(p, "/?#");
+  for (const char *q = p; q < end; q++)
+    if (*q == '@') at = q;
+  if (at) {
+    const char *colon = memchr(p, ':', (size_t)(at - p));
+    size_t n = (size_t)(at - p);
+    char *plain = malloc(n + 1), *line = NULL;
+    if (!plain) { *why = "out of memory"; return HEALTH_ENOMEM; }
+    /* user:password, decoded separately so an encoded ':' stays in place */
+    size_t ul = colon ? (size_t)(colon - p) : n;
+    if (pct_decode(p, p + ul, plain) != 0 ||
+        (colon && (strcat(plain, ":"),
+                   pct_decode(colon + 1, at, plain + strlen(plain)) != 0))) {
+      health__wipe(plain, n + 1);
+      free(plain);
+      *why = "invalid percent-encoding in the user name or password";
+      return HEALTH_EURL;
+    }
+    size_t pl = strlen(plain);
+    if (auth && (line = malloc(pl * 4 / 3 + 64)) != NULL) {
+      memcpy(line, "Authorization: Basic ", 21);
+      base64((const unsigned char *)plain, pl, line + 21);
+      strcat(line, "\r\n");
+    }
+    health__wipe(plain, n + 1);
+    free(plain);
+    if (auth && !line) { *why = "out of memory"; return HEALTH_ENOMEM; }
+    if (auth) *auth = line;
+    p = at + 1;
+  }
+  int rc = health__hostport_parse(p, (size_t)(end - p), t->tls ? 443 : 80, &t->hp, why);
+  if (rc) goto fail;
+  size_t plen = strcspn(end, "#");
+  if (plen > HEALTH__HTTP_PATH_MAX) { *why = "path too long"; rc = HEALTH_EURL; goto fail; }
+  if (asprintf(&t->path, "%s%.*s", *end == '/' ? "" : "/", (int)plen, end) < 0) {
+    t->path = NULL;
+    *why = "out of memory";
+    rc = HEALTH_ENOMEM;
+    goto fail;
+  }
+  return 0;
+fail:
+  health__http_target_free(t);
+  if (auth && *auth) {
+    health__wipe(*auth, strlen(*auth));
+    free(*auth);
+    *auth = NULL;
+  }
+  return rc;
+}
+
+void health__http_target_free(health__http_target_t *t) {
+  health__hostport_free(&t->hp);
+  free(t->path);
+  t->path = NULL;
 }

@@ -35,6 +35,25 @@ void health__hostport_free(health__hostport_t *hp);
 int health__net_connect(const health__hostport_t *hp, uint64_t deadline,
                         const char **phase, char *why, size_t len);
 
+#define HEALTH__HTTP_PATH_MAX 2048
+
+typedef struct health__http_target {
+  int tls;
+  health__hostport_t hp;
+  char *path; /* "/..." with the query */
+} health__http_target_t;
+
+/**
+ * Parse an absolute http:// or https:// URL.  Fixed reasons in *why, never
+ * quoting the input (it may hold a password).
+ * @param auth NULL, or receives the "Authorization: Basic ...\r\n" line
+ *        when the URL has user info (the caller wipes and frees it).
+ * @return 0, HEALTH_EURL or HEALTH_ENOMEM.
+ */
+int health__http_url_parse(const char *url, health__http_target_t *t, char **auth,
+                           const char **why);
+void health__http_target_free(health__http_target_t *t);
+
 /* The budget of a run: the remaining time minus a slack (a twentieth,
  * at most 25 ms) so that a checker's own "timeout ... (phase)" reaches
  * the engine before its generic one. */

@@ -92,93 +92,6 @@ static void kinds_list(int kinds, char *buf, size_t len) {
       snprintf(buf + strlen(buf), len - strlen(buf), "%s%s", buf[0] ? ", " : "", kind_word(k));
 }
 
-/* ---- value parsers (locale-free, strict) ---- */
-
-static int parse_bool(const char *s, int *out) {
-  static const char *yes[] = {"1", "true", "yes", "on"}, *no[] = {"0", "false", "no", "off"};
-  for (size_t i = 0; i < 4; i++) {
-    if (strcasecmp(s, yes[i]) == 0) { *out = 1; return 0; }
-    if (strcasecmp(s, no[i]) == 0) { *out = 0; return 0; }
-  }
-  return -1;
-}
-
-static int parse_uint(const char *s, unsigned long lo, unsigned long hi, unsigned *out) {
-  unsigned long v = 0;
-  if (!*s || strlen(s) > 10) return -1;
-  for (const char *p = s; *p; p++) {
-    if (*p < '0' || *p > '9') return -1;
-    v = v * 10 + (unsigned long)(*p - '0');
-  }
-  if (v < lo || v > hi) return -1;
-  *out = (unsigned)v;
-  return 0;
-}
-
-/* "12", "12.5": a non-negative decimal, up to 3 fraction digits.  *end
- * points after it. */
-static int parse_decimal(const char *s, double *out, const char **end) {
-  double v = 0, scale = 1;
-  const char *p = s;
-  int digits = 0, frac = 0;
-  for (; *p >= '0' && *p <= '9'; p++, digits++) {
-    if (digits >= 15) return -1;
-    v = v * 10 + (*p - '0');
-  }
-  if (*p == '.') {
-    for (p++; *p >= '0' && *p <= '9'; p++, frac++) {
-      if (frac >= 3) return -1;
-      scale /= 10;
-      v += (*p - '0') * scale;
-    }
-    if (!frac) return -1;
-  }
-  if (!digits) return -1;
-  *out = v;
-  *end = p;
-  return 0;
-}
-
-/* A percentage: "85" or "85%", 0-100. */
-static int parse_percent(const char *s, double *out) {
-  const char *e;
-  if (parse_decimal(s, out, &e) != 0) return -1;
-  if (*e == '%') e++;
-  return *e || *out > 100 ? -1 : 0;
-}
-
-/* A disk threshold: "10%" (percent) or bytes "1048576", "500M", "2GiB", "1.5G"
- * (K, M, G, T as powers of 1024, optional "i" and "B").  *is_pct says which. */
-static int parse_amount(const char *s, double *pct, uint64_t *bytes, int *is_pct) {
-  const char *e;
-  double v;
-  if (parse_decimal(s, &v, &e) != 0) return -1;
-  if (*e == '%') {
-    if (e[1] || v > 100) return -1;
-    *pct = v;
-    *is_pct = 1;
-    return 0;
-  }
-  double mult = 1;
-  const char *units = "KMGT";
-  const char *u = *e ? strchr(units, *e >= 'a' && *e <= 'z' ? *e - 32 : *e) : NULL;
-  if (*e && !u) {
-    if (strcasecmp(e, "B") != 0) return -1;
-    e += 1;
-  } else if (u) {
-    for (const char *q = units; q <= u; q++) mult *= 1024;
-    e++;
-    if (*e == 'i') e++;
-    if (*e == 'B' || *e == 'b') e++;
-  }
-  if (*e) return -1;
-  v *= mult;
-  if (v > 1e18) return -1;
-  *bytes = (uint64_t)v;
-  *is_pct = 0;
-  return 0;
-}
-
 /* ---- one option ---- */
 
 static int bad(health_error_t *err, const var_t *v, const char *want) {
@@ -199,19 +112,19 @@ static int apply(spec_t *sp, const var_t *v, health_error_t *err) {
                        (int)v->keylen, v->env, o, kind_word(sp->kind), list);
   }
   if (!strcmp(o, "TIMEOUT_MS")) {
-    if (parse_uint(val, 1, 600000, &u)) return bad(err, v, "is not a whole number from 1 to 600000");
+    if (health__env_uint(val, 1, 600000, &u)) return bad(err, v, "is not a whole number from 1 to 600000");
     co->timeout_ms = u;
   } else if (!strcmp(o, "INTERVAL_MS")) {
-    if (parse_uint(val, 10, 86400000, &u)) return bad(err, v, "is not a whole number from 10 to 86400000");
+    if (health__env_uint(val, 10, 86400000, &u)) return bad(err, v, "is not a whole number from 10 to 86400000");
     co->interval_ms = u;
   } else if (!strcmp(o, "FAILURE_THRESHOLD") || !strcmp(o, "SUCCESS_THRESHOLD")) {
-    if (parse_uint(val, 1, 100, &u)) return bad(err, v, "is not a whole number from 1 to 100");
+    if (health__env_uint(val, 1, 100, &u)) return bad(err, v, "is not a whole number from 1 to 100");
     if (o[0] == 'F') co->failure_threshold = u;
     else co->success_threshold = u;
   } else if (!strcmp(o, "CRITICAL") || !strcmp(o, "LIVENESS") || !strcmp(o, "READINESS") ||
              !strcmp(o, "INSECURE_SKIP_VERIFY") || !strcmp(o, "WRITE_PROBE") ||
              !strcmp(o, "REQUIRE_WRITABLE") || !strcmp(o, "REQUIRE_MASTER")) {
-    if (parse_bool(val, &b)) return bad(err, v, "must be 1/0, true/false, yes/no or on/off");
+    if (health__env_bool(val, &b)) return bad(err, v, "must be 1/0, true/false, yes/no or on/off");
     if (!strcmp(o, "CRITICAL")) co->critical = b;
     else if (!strcmp(o, "LIVENESS")) sp->liveness = b;
     else if (!strcmp(o, "READINESS")) sp->readiness = b;
@@ -248,7 +161,7 @@ static int apply(spec_t *sp, const var_t *v, health_error_t *err) {
       memcpy(a, val, al);
       a[al] = 0;
       snprintf(z, sizeof z, "%s", dash ? dash + 1 : a);
-      if (parse_uint(a, 100, 599, &lo) || parse_uint(z, 100, 599, &hi) || lo > hi)
+      if (health__env_uint(a, 100, 599, &lo) || health__env_uint(z, 100, 599, &hi) || lo > hi)
         return bad(err, v, "must be a status (200), a range (200-399) or a class (2xx)");
     }
     sp->http.status_min = lo;
@@ -256,7 +169,7 @@ static int apply(spec_t *sp, const var_t *v, health_error_t *err) {
   } else if (!strcmp(o, "EXPECT")) {
     sp->http.expect = val;
   } else if (!strcmp(o, "MAX_REDIRECTS")) {
-    if (parse_uint(val, 0, 10, &u)) return bad(err, v, "is not a whole number from 0 to 10");
+    if (health__env_uint(val, 0, 10, &u)) return bad(err, v, "is not a whole number from 0 to 10");
     sp->http.max_redirects = u;
   } else if (!strcmp(o, "WARN") || !strcmp(o, "FAIL")) {
     int warn = o[0] == 'W';
@@ -269,17 +182,17 @@ static int apply(spec_t *sp, const var_t *v, health_error_t *err) {
     if (sp->kind == K_DISK) {
       uint64_t by = 0;
       int is_pct;
-      if (parse_amount(val, &d, &by, &is_pct))
+      if (health__env_amount(val, &d, &by, &is_pct))
         return bad(err, v, "must be a percentage of free space (10%) or a free size (500M, 2G, 1048576)");
       if (is_pct) *(warn ? &sp->disk.warn_free_percent : &sp->disk.fail_free_percent) = d;
       else *(warn ? &sp->disk.warn_free_bytes : &sp->disk.fail_free_bytes) = by;
     } else {
-      if (parse_percent(val, &d)) return bad(err, v, "must be a percentage from 0 to 100 (85 or 85%)");
+      if (health__env_percent(val, &d)) return bad(err, v, "must be a percentage from 0 to 100 (85 or 85%)");
       if (sp->kind == K_MEMORY) *(warn ? &sp->mem.warn_percent : &sp->mem.fail_percent) = d;
       else *(warn ? &sp->fds.warn_percent : &sp->fds.fail_percent) = d;
     }
   } else if (!strcmp(o, "INODES_WARN") || !strcmp(o, "INODES_FAIL")) {
-    if (parse_percent(val, &d)) return bad(err, v, "must be a percentage of free inodes from 0 to 100 (10%)");
+    if (health__env_percent(val, &d)) return bad(err, v, "must be a percentage of free inodes from 0 to 100 (10%)");
     *(o[7] == 'W' ? &sp->disk.warn_free_inodes_percent : &sp->disk.fail_free_inodes_percent) = d;
   } else if (!strcmp(o, "CGROUP_DIR")) {
     sp->mem.cgroup_dir = val;
