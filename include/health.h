@@ -691,8 +691,7 @@ HEALTH_EXPORT int health_set_fleet(health_t *h, const health_fleet_options_t *o,
                                    health_error_t *err);
 
 /* ------------------------------------------------------------------ */
-/* Ready-made checkers: TCP, HTTP(S), disk, memory, file descriptors,  */
-/* and checks configured from HEALTH_CHECK_<NAME> variables            */
+/* Ready-made checkers and checks from HEALTH_CHECK_* variables       */
 /* ------------------------------------------------------------------ */
 
 /*
@@ -704,8 +703,8 @@ HEALTH_EXPORT int health_set_fleet(health_t *h, const health_fleet_options_t *o,
  */
 
 /**
- * Register a TCP check: a connection to `target` is opened and closed on
- * every run.  It proves that something accepts connections on the port.
+ * Register a TCP check.  A connection to `target` is opened and closed on
+ * every run: it proves that something accepts connections on the port.
  * componentType "component", observedValue the connect time in ms.
  * Before start.
  * @param target "host:port", "[v6]:port" or "tcp://host:port".
@@ -737,7 +736,7 @@ typedef struct health_http_options {
 HEALTH_EXPORT void health_http_options_init(health_http_options_t *o);
 
 /**
- * Register an HTTP(S) upstream check: one request per run on a fresh
+ * Register an HTTP(S) upstream check.  One request per run on a fresh
  * connection (HTTP/1.0 with Host, so never chunked), the status must be
  * in the range and, with `expect`, the body (its first 64 KiB) must
  * contain the text.  user:password in the URL is sent as Basic
@@ -771,8 +770,8 @@ typedef struct health_disk_options {
 HEALTH_EXPORT void health_disk_options_init(health_disk_options_t *o);
 
 /**
- * Register a disk check on the file system holding `path` (statvfs: space
- * and inodes available to unprivileged users).  componentType "system",
+ * Register a disk check on the file system holding `path`.  It reads
+ * statvfs(): the space and inodes available to unprivileged users.  componentType "system",
  * measurement "utilization", observedValue the free space in percent.
  * A file system that hangs is reported at the check's deadline.
  * Before start.
@@ -802,10 +801,10 @@ typedef struct health_memory_options {
 HEALTH_EXPORT void health_memory_options_init(health_memory_options_t *o);
 
 /**
- * Register a memory check: this process's resident memory against the
- * container's limit (cgroup v2 memory.max); OOM kills in the container
- * (memory.events oom_kill).  Without a limit it passes and reports the
- * resident size.  componentType "system", measurement "utilization",
+ * Register a memory check against the container's limit.  This process's
+ * resident memory is compared with cgroup v2 memory.max, and new OOM kills
+ * in the container (memory.events oom_kill) are reported.  Without a limit
+ * it passes and reports the resident size.  componentType "system", measurement "utilization",
  * observedValue percent of the limit.  Before start.
  * @return 0, HEALTH_EINVAL, HEALTH_EEXIST, HEALTH_ESTATE or HEALTH_ENOMEM.
  */
@@ -836,8 +835,8 @@ HEALTH_EXPORT int health_add_fds(health_t *h, const char *name,
                                  health_error_t *err);
 
 /**
- * Register the checks described by HEALTH_CHECK_<NAME>=<target> variables
- * (see the README): the target's scheme picks the checker (tcp://,
+ * Register the checks described by HEALTH_CHECK_* variables.  Each
+ * HEALTH_CHECK_<NAME>=<target> is a check (see the README): the target's scheme picks the checker (tcp://,
  * http://, https://, disk:/path, memory:, fds:, postgresql:// or
  * postgres://, redis:// or rediss://), HEALTH_CHECK_<NAME>_<OPTION>
  * variables set its options, and the check is named <name> in lower case.
