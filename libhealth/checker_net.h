@@ -54,8 +54,8 @@ int health__http_url_parse(const char *url, health__http_target_t *t, char **aut
                            const char **why);
 void health__http_target_free(health__http_target_t *t);
 
-/* The budget of a run: the remaining time minus a slack (a twentieth,
- * at most 25 ms) so that a checker's own "timeout ... (phase)" reaches
+/* The budget of a run: the remaining time minus a slack (a tenth, at
+ * most 100 ms) so that a checker's own "timeout ... (phase)" reaches
  * the engine before its generic one. */
 uint64_t health__run_deadline(unsigned remaining_ms);
 
