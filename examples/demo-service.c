@@ -391,6 +391,12 @@ int main(int argc, char **argv) {
     logj("error", "add_listener", "%s", err.text);
     return 2;
   }
+  /* Checks an operator adds without recompiling: HEALTH_CHECK_<NAME>=<target>
+   * (tcp://, http(s)://, disk:/path, memory:, fds:, postgresql://, redis(s)://). */
+  if (health_add_checks_from_env(health, NULL, &err) != 0) {
+    logj("error", "add_checks_from_env", "%s", err.text);
+    return 2;
+  }
   if (health_add_hook(health, "stop-app-server", 0, 2000, hook_stop_app, NULL, &err) != 0 ||
       health_add_hook(health, "flush-work", 10, 0, hook_flush, NULL, &err) != 0) {
     logj("error", "add_hook", "%s", err.text);

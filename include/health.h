@@ -745,6 +745,165 @@ HEALTH_EXPORT void health_probe_options_init(health_probe_options_t *o);
  */
 HEALTH_EXPORT int health_probe_with(const char *url, const health_probe_options_t *o,
                                     char *reason, size_t reason_len);
+/* Ready-made checkers and checks from HEALTH_CHECK_* variables       */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Every checker below bounds every phase of a run by the check's timeout,
+ * the name lookup included, and says which phase failed and why
+ * ("timeout after 2000 ms (connect)", "connect failed: connection refused",
+ * "HTTP 503 (expected 200-299)").  Outputs never contain host names, paths
+ * or credentials; the debug log has the target with any password masked.
+ */
+
+/**
+ * Register a TCP check.  A connection to `target` is opened and closed on
+ * every run: it proves that something accepts connections on the port.
+ * componentType "component", observedValue the connect time in ms.
+ * Before start.
+ * @param target "host:port", "[v6]:port" or "tcp://host:port".
+ * @return 0, HEALTH_EURL, HEALTH_EINVAL, HEALTH_EEXIST, HEALTH_ESTATE or
+ *         HEALTH_ENOMEM.
+ */
+HEALTH_EXPORT int health_add_tcp(health_t *h, const char *name,
+                                 const char *target,
+                                 const health_check_options_t *opts,
+                                 health_error_t *err);
+
+/* Options of an HTTP(S) check; fill with health_http_options_init(). */
+typedef struct health_http_options {
+  const char *method;          /* "GET" (default) or "HEAD" */
+  unsigned status_min;         /* accepted status range, default 200 */
+  unsigned status_max;         /* default 299 */
+  const char *expect;          /* text the body must contain (GET only); default none */
+  unsigned max_redirects;      /* redirects followed (0-10); default 0: a 3xx is judged by the range */
+  const char *ca_file;         /* https: PEM bundle to verify the server; default system store */
+  const char *ca_dir;          /* https: hashed CA directory */
+  const char *cert_file;       /* https: client certificate (mutual TLS) */
+  const char *key_file;        /* https: client key */
+  const char *tls_server_name; /* https: name to verify and send as SNI; default the URL's host */
+  int insecure_skip_verify;    /* https: do not verify the server (logged loudly) */
+  void *reserved[4];           /* zeroed by init; room for later options */
+} health_http_options_t;
+
+/** Fill `o` with the defaults. Any thread. */
+HEALTH_EXPORT void health_http_options_init(health_http_options_t *o);
+
+/**
+ * Register an HTTP(S) upstream check.  One request per run on a fresh
+ * connection (HTTP/1.0 with Host, so never chunked), the status must be
+ * in the range and, with `expect`, the body (its first 64 KiB) must
+ * contain the text.  user:password in the URL is sent as Basic
+ * authentication and never shown.  componentType "component",
+ * observedValue the response time in ms.  Before start.
+ * @param url http://[user:password@]host[:port][/path][?query] or https://.
+ * @return 0, HEALTH_EURL, HEALTH_ETLS, HEALTH_EINVAL, HEALTH_EEXIST,
+ *         HEALTH_ESTATE, HEALTH_ENOMEM or HEALTH_ENOTSUP (https:// in a
+ *         build without OpenSSL).
+ */
+HEALTH_EXPORT int health_add_http(health_t *h, const char *name,
+                                  const char *url,
+                                  const health_http_options_t *http,
+                                  const health_check_options_t *opts,
+                                  health_error_t *err);
+
+/* Options of a disk check; fill with health_disk_options_init().  A
+ * threshold of 0 is off; the status is the worst of all thresholds. */
+typedef struct health_disk_options {
+  double warn_free_percent;        /* warn below this % of free space; default 10 */
+  double fail_free_percent;        /* fail below; default 5 */
+  uint64_t warn_free_bytes;        /* warn below this many free bytes; default 0 */
+  uint64_t fail_free_bytes;        /* fail below; default 0 */
+  double warn_free_inodes_percent; /* warn below this % of free inodes; default 10 */
+  double fail_free_inodes_percent; /* fail below; default 5 */
+  int write_probe;                 /* create, write, remove a file there on every run */
+  void *reserved[4];               /* zeroed by init */
+} health_disk_options_t;
+
+/** Fill `o` with the defaults. Any thread. */
+HEALTH_EXPORT void health_disk_options_init(health_disk_options_t *o);
+
+/**
+ * Register a disk check on the file system holding `path`.  It reads
+ * statvfs(): the space and inodes available to unprivileged users.  componentType "system",
+ * measurement "utilization", observedValue the free space in percent.
+ * A file system that hangs is reported at the check's deadline.
+ * Before start.
+ * @return 0, HEALTH_EINVAL (no such directory, bad thresholds),
+ *         HEALTH_EEXIST, HEALTH_ESTATE or HEALTH_ENOMEM.
+ */
+HEALTH_EXPORT int health_add_disk(health_t *h, const char *name,
+                                  const char *path,
+                                  const health_disk_options_t *disk,
+                                  const health_check_options_t *opts,
+                                  health_error_t *err);
+
+/* Options of a memory check; fill with health_memory_options_init(). */
+typedef struct health_memory_options {
+  double warn_percent;       /* warn at this % of the limit; default 80 */
+  double fail_percent;       /* fail at; default 90 */
+  const char *cgroup_dir;    /* cgroup v2 directory to read memory.max and
+                                memory.events from; default this process's
+                                cgroup (and the lowest limit of its parents) */
+  health_status_t oom_kill;  /* status when memory.events counts a new OOM
+                                kill since the previous run: HEALTH_WARN
+                                (default), HEALTH_FAIL, or HEALTH_PASS to ignore */
+  void *reserved[4];         /* zeroed by init */
+} health_memory_options_t;
+
+/** Fill `o` with the defaults. Any thread. */
+HEALTH_EXPORT void health_memory_options_init(health_memory_options_t *o);
+
+/**
+ * Register a memory check against the container's limit.  This process's
+ * resident memory is compared with cgroup v2 memory.max, and new OOM kills
+ * in the container (memory.events oom_kill) are reported.  Without a limit
+ * it passes and reports the resident size.  componentType "system", measurement "utilization",
+ * observedValue percent of the limit.  Before start.
+ * @return 0, HEALTH_EINVAL, HEALTH_EEXIST, HEALTH_ESTATE or HEALTH_ENOMEM.
+ */
+HEALTH_EXPORT int health_add_memory(health_t *h, const char *name,
+                                    const health_memory_options_t *mem,
+                                    const health_check_options_t *opts,
+                                    health_error_t *err);
+
+/* Options of a file descriptor check; fill with health_fds_options_init(). */
+typedef struct health_fds_options {
+  double warn_percent; /* warn at this % of RLIMIT_NOFILE; default 80 */
+  double fail_percent; /* fail at; default 90 */
+  void *reserved[4];   /* zeroed by init */
+} health_fds_options_t;
+
+/** Fill `o` with the defaults. Any thread. */
+HEALTH_EXPORT void health_fds_options_init(health_fds_options_t *o);
+
+/**
+ * Register a check of this process's open file descriptors against its
+ * soft RLIMIT_NOFILE.  componentType "system", measurement "utilization",
+ * observedValue percent of the limit.  Before start.
+ * @return 0, HEALTH_EINVAL, HEALTH_EEXIST, HEALTH_ESTATE or HEALTH_ENOMEM.
+ */
+HEALTH_EXPORT int health_add_fds(health_t *h, const char *name,
+                                 const health_fds_options_t *fds,
+                                 const health_check_options_t *opts,
+                                 health_error_t *err);
+
+/**
+ * Register the checks described by HEALTH_CHECK_* variables.  Each
+ * HEALTH_CHECK_<NAME>=<target> is a check (see the README): the target's scheme picks the checker (tcp://,
+ * http://, https://, disk:/path, memory:, fds:, postgresql:// or
+ * postgres://, redis:// or rediss://), HEALTH_CHECK_<NAME>_<OPTION>
+ * variables set its options, and the check is named <name> in lower case.
+ * All or nothing: on any malformed variable nothing is registered and the
+ * message names the variable (never echoing a URL that holds a password).
+ * HEALTH_CHECK_INTERVAL_MS and HEALTH_CHECK_TIMEOUT_MS are the handle's
+ * defaults (health_options_from_env()), not checks.  Before start.
+ * @param added optional: receives the number of checks registered.
+ * @return 0, HEALTH_EINVAL, HEALTH_EURL, HEALTH_ETLS, HEALTH_EEXIST,
+ *         HEALTH_ESTATE, HEALTH_ENOMEM or HEALTH_ENOTSUP.
+ */
+HEALTH_EXPORT int health_add_checks_from_env(health_t *h, unsigned *added,
+                                             health_error_t *err);
 
 #ifdef __cplusplus
 }

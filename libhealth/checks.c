@@ -620,3 +620,19 @@ void health__checks_free(health_t *h) {
   h->checks = NULL;
   h->nchecks = 0;
 }
+
+/* Forget the checks registered after the first `keep` (before start), for
+ * an all-or-nothing registration that failed half-way (env_checks.c). */
+void health__checks_truncate(health_t *h, size_t keep) {
+  pthread_mutex_lock(&h->lock);
+  if (h->state == HEALTH__ST_NEW)
+    while (h->nchecks > keep) check_free(h->checks[--h->nchecks]);
+  pthread_mutex_unlock(&h->lock);
+}
+
+size_t health__checks_count(health_t *h) {
+  pthread_mutex_lock(&h->lock);
+  size_t n = h->nchecks;
+  pthread_mutex_unlock(&h->lock);
+  return n;
+}

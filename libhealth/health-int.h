@@ -474,4 +474,17 @@ int health__serve_extra(health_t *h, struct MHD_Connection *conn, unsigned route
                         int status_only);
 int health__serve_wants_extra(struct MHD_Connection *conn, unsigned route);
 
+/* ---- ready-made checkers configured from the environment (env_checks.c) ---- */
+/* Number of registered checks, and dropping those after the first `keep`
+ * (before start; checks.c). */
+size_t health__checks_count(health_t *h);
+void health__checks_truncate(health_t *h, size_t keep);
+/* Option values (env_values.c), 0 or -1: a boolean (1/0, true/false,
+ * yes/no, on/off); a whole number in [lo, hi]; a percentage "85" or "85%";
+ * a free amount "10%" (*is_pct) or bytes "1048576", "500M", "2GiB". */
+int health__env_bool(const char *s, int *out);
+int health__env_uint(const char *s, unsigned long lo, unsigned long hi, unsigned *out);
+int health__env_percent(const char *s, double *out);
+int health__env_amount(const char *s, double *pct, uint64_t *bytes, int *is_pct);
+
 #endif /* HEALTH_INT_H */

@@ -20,7 +20,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#ifdef HAVE_REDIS
+#ifdef HAVE_OPENSSL
 #include <arpa/inet.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -109,7 +109,7 @@ static ssize_t plain_read(health__conn_t *c, char *buf, size_t cap,
   }
 }
 
-#ifdef HAVE_REDIS
+#ifdef HAVE_OPENSSL
 
 /* ---- the socket BIO ---- */
 
@@ -421,7 +421,7 @@ ssize_t health__conn_read(health__conn_t *c, void *buf, size_t cap,
   }
 }
 
-#else /* !HAVE_REDIS: plaintext only */
+#else /* !HAVE_OPENSSL: plaintext only */
 
 int health__tls_ctx_new(struct ssl_ctx_st **out, const char *ca_file,
                         const char *ca_dir, const char *cert_file,
@@ -458,7 +458,7 @@ ssize_t health__conn_read(health__conn_t *c, void *buf, size_t cap,
 int health__conn_stale(health__conn_t *c) {
   struct pollfd p;
   if (c->fd < 0) return 1;
-#ifdef HAVE_REDIS
+#ifdef HAVE_OPENSSL
   if (c->ssl && SSL_pending(c->ssl) > 0) return 1;
 #endif
   p.fd = c->fd;
@@ -466,7 +466,7 @@ int health__conn_stale(health__conn_t *c) {
   p.revents = 0;
   if (poll(&p, 1, 0) <= 0) return 0;
   if (p.revents & (POLLERR | POLLHUP | POLLNVAL)) return 1;
-#ifdef HAVE_REDIS
+#ifdef HAVE_OPENSSL
   /* TLS 1.3 servers may send session tickets after the handshake: let
    * OpenSSL consume them; only application data or a close is stale. */
   if (c->ssl) {
@@ -482,7 +482,7 @@ int health__conn_stale(health__conn_t *c) {
 }
 
 void health__conn_close(health__conn_t *c) {
-#ifdef HAVE_REDIS
+#ifdef HAVE_OPENSSL
   /* No close_notify: the connection is being dropped because something is
    * wrong, and a shutdown write could block or raise errors of its own. */
   if (c->ssl) SSL_free(c->ssl);

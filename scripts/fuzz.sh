@@ -26,7 +26,7 @@ build=${1:-build/fuzz}
 case $build in /*) ;; *) build="$top/$build" ;; esac
 seconds=${FUZZ_SECONDS:-20}
 cc=${CC:-clang}
-all_targets="fuzz_redis_url fuzz_env fuzz_render fuzz_redact fuzz_pg_conninfo fuzz_probe"
+all_targets="fuzz_redis_url fuzz_env fuzz_render fuzz_redact fuzz_pg_conninfo fuzz_probe fuzz_http_url"
 targets=${FUZZ_TARGETS:-$all_targets}
 
 no_fuzzer() {
@@ -57,8 +57,8 @@ if [ ! -f "$cfg/config.h" ] || [ ! -f "$cfg/Makefile" ] ||
     { cat "$cfg/configure.out" >&2; exit 1; }
 fi
 mkvar() { sed -n "s/^$1 = //p" "$cfg/Makefile" | head -1; }
-dep_cflags="$(mkvar MHD_CFLAGS) $(mkvar PQ_CFLAGS) $(mkvar REDIS_CFLAGS)"
-dep_libs="$(mkvar MHD_LIBS) $(mkvar PQ_LIBS) $(mkvar REDIS_LIBS) $(mkvar LIBS)"
+dep_cflags="$(mkvar MHD_CFLAGS) $(mkvar PQ_CFLAGS) $(mkvar REDIS_CFLAGS) $(mkvar OPENSSL_CFLAGS)"
+dep_libs="$(mkvar MHD_LIBS) $(mkvar PQ_LIBS) $(mkvar REDIS_LIBS) $(mkvar OPENSSL_LIBS) $(mkvar LIBS)"
 
 # ---- build: library objects once, then one binary per target ----
 san="-fsanitize=address,undefined -fno-sanitize-recover=undefined"
