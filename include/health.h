@@ -24,9 +24,9 @@ extern "C" {
 #endif
 
 #define HEALTH_VERSION_MAJOR 0
-#define HEALTH_VERSION_MINOR 1
+#define HEALTH_VERSION_MINOR 2
 #define HEALTH_VERSION_PATCH 0
-#define HEALTH_VERSION_STRING "0.1.0"
+#define HEALTH_VERSION_STRING "0.2.0"
 
 #if defined(HEALTH_BUILDING) && defined(__GNUC__)
 #define HEALTH_EXPORT __attribute__((visibility("default")))
@@ -158,6 +158,7 @@ typedef struct health_options {
   health_log_level_t log_level;     /* HEALTH_LOG_LEVEL debug|info|warn|error|off, default info */
   health_log_fn log_fn;             /* default: stderr */
   void *log_arg;
+  void *reserved[4];           /* zeroed by the init function; room for later fields (ABI) */
 } health_options_t;
 
 /**
@@ -290,6 +291,7 @@ typedef struct health_check_options {
   const char *component_type; /* "componentType", default "component" */
   const char *measurement;    /* key is "<name>:<measurement>", default "responseTime"; 1-64 of [A-Za-z0-9._-] (no ':') */
   const char *component_id;   /* "componentId", default none */
+  void *reserved[4];           /* zeroed by the init function; room for later fields (ABI) */
 } health_check_options_t;
 
 /** Fill `o` with the defaults. Any thread. */
@@ -322,6 +324,7 @@ typedef struct health_check_info {
   double observed_value;
   char observed_unit[16];
   char output[HEALTH_ERROR_TEXT_LENGTH];
+  void *reserved[4];           /* zeroed by the init function; room for later fields (ABI) */
 } health_check_info_t;
 
 /**
@@ -346,6 +349,7 @@ HEALTH_EXPORT health_status_t health_status(health_t *h, unsigned endpoint);
 typedef struct health_pg_options {
   const char *query;     /* default "SELECT 1" */
   int require_writable;  /* fail on a read-only node (replica / read-only) */
+  void *reserved[4];           /* zeroed by the init function; room for later fields (ABI) */
 } health_pg_options_t;
 
 /** Fill `o` with the defaults. Any thread. */
@@ -380,6 +384,7 @@ typedef struct health_redis_options {
   const char *tls_server_name; /* name to verify and send as SNI; default the URL's host */
   int insecure_skip_verify;   /* do not verify the server (logged loudly) */
   int require_master;         /* fail unless ROLE says master */
+  void *reserved[4];           /* zeroed by the init function; room for later fields (ABI) */
 } health_redis_options_t;
 
 /** Fill `o` with the defaults. Any thread. */

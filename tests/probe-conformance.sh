@@ -4,7 +4,7 @@
 # request, and both are compared after normalising only what must differ:
 #
 #   User-Agent   its value (each client names itself; "curl/7.88.1" vs
-#                "health-probe/0.1.0"), unless the case sets its own with -H;
+#                "health-probe/VERSION"), unless the case sets its own with -H;
 #   Connection   the probe adds "Connection: close" (it makes one request per
 #                process and says so, so the server closes at once; curl keeps
 #                connections for reuse and does not), unless the case sets
