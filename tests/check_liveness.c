@@ -121,7 +121,8 @@ START_TEST(test_heartbeat_stale_and_recover) {
   health_t *h = new_handle();
   health_heartbeat_t *hb;
   health_error_t err;
-  ck_assert_msg(health_heartbeat_add(h, "work-loop", 300, &hb, &err) == 0, "%s", err.text);
+  const unsigned max = TS(300);
+  ck_assert_msg(health_heartbeat_add(h, "work-loop", max, &hb, &err) == 0, "%s", err.text);
   start(h);
   beater_t b;
   beater_start(&b, hb);
@@ -130,7 +131,7 @@ START_TEST(test_heartbeat_stale_and_recover) {
   ck_assert_msg(strstr(body, "\"work-loop:heartbeat\":[{\"componentType\":\"heartbeat\""), "%s", body);
   ck_assert_msg(strstr(body, "\"status\":\"pass\""), "%s", body);
   /* Fresh for longer than the max age while beating. */
-  uint64_t until = th_now_ms() + 600;
+  uint64_t until = th_now_ms() + 2 * max;
   while (th_now_ms() < until) {
     ck_assert_int_eq(get(h, "/health", NULL, 0), 200);
     ck_assert_int_eq(health_status(h, HEALTH_LIVENESS), HEALTH_PASS);
@@ -142,13 +143,15 @@ START_TEST(test_heartbeat_stale_and_recover) {
   uint64_t before = atomic_load(&b.before_ms), after = atomic_load(&b.after_ms);
   uint64_t t = first_answer(h, "/health", 503, TS(3000), body, sizeof body);
   ck_assert_msg(t != 0, "/health never failed");
-  ck_assert_msg(t >= before + 300, "failed %llu ms after the last beat, before its max age",
-                (unsigned long long)(t - before));
-  ck_assert_msg(t <= after + 300 + TS(100), "failed %llu ms after the last beat (max 300 + 100)",
-                (unsigned long long)(t - after));
+  ck_assert_msg(t >= before + max, "failed %llu ms after the last beat, before its max age %u",
+                (unsigned long long)(t - before), max);
+  ck_assert_msg(t <= after + max + TS(100), "failed %llu ms after the last beat (max age %u + 100)",
+                (unsigned long long)(t - after), max);
   ck_assert_msg(strstr(body, "\"status\":\"fail\""), "%s", body);
   ck_assert_msg(strstr(body, "heartbeat 'work-loop': no beat for "), "%s", body);
-  ck_assert_msg(strstr(body, "(max 300 ms)"), "%s", body);
+  char want[32];
+  snprintf(want, sizeof want, "(max %u ms)", max);
+  ck_assert_msg(strstr(body, want), "%s", body);
   ck_assert_int_eq(health_status(h, HEALTH_LIVENESS), HEALTH_FAIL);
   ck_assert_int_eq(get(h, "/ready", NULL, 0), 503);
 
@@ -157,7 +160,7 @@ START_TEST(test_heartbeat_stale_and_recover) {
   const char *p = strstr(body, "no beat for ");
   ck_assert_ptr_nonnull(p);
   age1 = strtoul(p + 12, NULL, 10);
-  ck_assert_uint_ge(age1, 300);
+  ck_assert_uint_ge(age1, max);
   sleep_ms(1100);
   ck_assert_int_eq(get(h, "/health", body, sizeof body), 503);
   p = strstr(body, "no beat for ");
@@ -226,27 +229,29 @@ START_TEST(test_watchdog_stops_during_stall) {
   char path[256], *dir;
   int fd = notify_socket(path, sizeof path, &dir);
   setenv("NOTIFY_SOCKET", path, 1);
-  setenv("WATCHDOG_USEC", "100000", 1); /* a ping every 50 ms */
+  char usec[24];
+  snprintf(usec, sizeof usec, "%u", TS(100) * 1000u); /* a ping every 50 ms (scaled) */
+  setenv("WATCHDOG_USEC", usec, 1);
   unsetenv("WATCHDOG_PID");
   health_t *h = new_handle();
   health_heartbeat_t *hb;
   health_error_t err;
-  ck_assert_msg(health_heartbeat_add(h, "loop", 200, &hb, &err) == 0, "%s", err.text);
+  const unsigned max = TS(200), ping = TS(50);
+  ck_assert_msg(health_heartbeat_add(h, "loop", max, &hb, &err) == 0, "%s", err.text);
   start(h);
   beater_t b;
   beater_start(&b, hb);
-  int pings = count_pings(fd, th_now_ms() + 500, NULL, NULL, NULL);
-  ck_assert_msg(pings >= 5, "%d WATCHDOG=1 in 500 ms while beating", pings);
+  int pings = count_pings(fd, th_now_ms() + 10 * ping, NULL, NULL, NULL);
+  ck_assert_msg(pings >= 5, "%d WATCHDOG=1 in %u ms while beating", pings, 10 * ping);
 
-  /* Stall for 1.2 s: the pings stop once the heartbeat is stale (at most
-   * 200 ms + a 50 ms sampling period after the last beat, plus one ping
-   * period of slack) and none comes until the loop beats again. */
+  /* Stall: the pings stop once the heartbeat is stale (at most max age +
+   * a 50 ms sampling period after the last beat, plus one ping period and
+   * some slack) and none comes until the loop beats again. */
   beater_pause(&b);
   uint64_t after = atomic_load(&b.after_ms);
-  uint64_t quiet_from = after + 200 + 50 + 50 + TS(50);
+  uint64_t quiet_from = after + max + 50 + ping + TS(50);
   count_pings(fd, quiet_from, NULL, NULL, NULL);
-  uint64_t resume_at = after + 1200;
-  if (resume_at < quiet_from + 500) resume_at = quiet_from + 500;
+  uint64_t resume_at = quiet_from + 10 * ping;
   pings = count_pings(fd, resume_at, NULL, NULL, NULL);
   ck_assert_msg(pings == 0, "%d WATCHDOG=1 during the stall", pings);
   ck_assert_int_eq(health_status(h, HEALTH_LIVENESS), HEALTH_FAIL);
@@ -254,9 +259,9 @@ START_TEST(test_watchdog_stops_during_stall) {
   /* Beating again: the pings resume within a sampling period + a ping period. */
   uint64_t t0 = th_now_ms(), first;
   atomic_store(&b.beat, 1);
-  pings = count_pings(fd, t0 + TS(400), &first, NULL, NULL);
+  pings = count_pings(fd, t0 + 50 + 8 * ping, &first, NULL, NULL);
   ck_assert_msg(pings >= 2, "%d WATCHDOG=1 after the loop resumed", pings);
-  ck_assert_msg(first - t0 <= TS(150), "first ping %llu ms after the loop resumed",
+  ck_assert_msg(first && first - t0 <= 50 + ping + TS(50), "first ping %llu ms after the loop resumed",
                 (unsigned long long)(first - t0));
 
   /* Manual readiness is reported as STATUS=. */
@@ -326,8 +331,13 @@ START_TEST(test_manual_toggle) {
   ck_assert_msg(strstr(body, "\"output\":\"not ready: queue \\\"full\\\"\""), "%s", body);
   /* Draining says so first. */
   health_shutdown(h);
-  ck_assert(first_answer(h, "/ready", 503, TS(1000), body, sizeof body));
+  uint64_t until = th_now_ms() + TS(2000);
+  while (!strstr(body, "\"output\":\"draining\"") && th_now_ms() < until) {
+    ck_assert_int_eq(get(h, "/ready", body, sizeof body), 503);
+    sleep_ms(1);
+  }
   ck_assert_msg(strstr(body, "\"output\":\"draining\""), "%s", body);
+  ck_assert_ptr_null(strstr(body, "not ready:"));
   health_free(h);
 }
 END_TEST
@@ -398,7 +408,7 @@ START_TEST(test_draining_keeps_liveness) {
   health_t *h = new_handle();
   health_heartbeat_t *hb;
   health_error_t err;
-  ck_assert_int_eq(health_heartbeat_add(h, "loop", 200, &hb, &err), 0);
+  ck_assert_int_eq(health_heartbeat_add(h, "loop", TS(200), &hb, &err), 0);
   start(h);
   health_shutdown(h); /* the application stops its loop when the drain starts */
   char body[2048];
@@ -428,7 +438,8 @@ START_TEST(test_heartbeat_from_signal_handler_and_removal) {
   health_t *h = new_handle();
   start(h);
   health_error_t err;
-  ck_assert_int_eq(health_heartbeat_add(h, "timer", 150, &g_sig_hb, &err), 0);
+  const unsigned max = TS(150);
+  ck_assert_int_eq(health_heartbeat_add(h, "timer", max, &g_sig_hb, &err), 0);
   char body[2048];
   ck_assert_int_eq(get(h, "/health", body, sizeof body), 200);
   ck_assert_msg(strstr(body, "\"timer:heartbeat\""), "%s", body);
@@ -439,7 +450,7 @@ START_TEST(test_heartbeat_from_signal_handler_and_removal) {
   sigaction(SIGALRM, &sa, NULL);
   struct itimerval it = {{0, 10000}, {0, 10000}};
   setitimer(ITIMER_REAL, &it, NULL);
-  uint64_t until = th_now_ms() + 600;
+  uint64_t until = th_now_ms() + 4 * max;
   while (th_now_ms() < until) {
     ck_assert_int_eq(get(h, "/health", NULL, 0), 200);
     sleep_ms(10);
@@ -485,7 +496,7 @@ START_TEST(test_agent_replies) {
   ck_assert_msg(health_set_agent(h, &ao, &err) == 0, "%s", err.text);
   ck_assert_int_eq(health_add_gate(h, "warm", &err), 0);
   health_heartbeat_t *hb;
-  ck_assert_int_eq(health_heartbeat_add(h, "loop", 200, &hb, &err), 0);
+  ck_assert_int_eq(health_heartbeat_add(h, "loop", TS(200), &hb, &err), 0);
   ck_assert_uint_eq(health_agent_port(h), 0);
   start(h);
   ck_assert_uint_gt(health_agent_port(h), 0);
