@@ -476,7 +476,7 @@ int health__serve_extra(health_t *h, struct MHD_Connection *conn, unsigned route
                         int status_only);
 int health__serve_wants_extra(struct MHD_Connection *conn, unsigned route);
 /* ==== liveness and readiness controls: heartbeats (heartbeat.c), manual
- * readiness and startup gates (readiness.c), HAProxy agent (agent.c) ==== */
+ * readiness (readiness.c), startup gates (gates.c), HAProxy agent (agent.c) ==== */
 
 /* A heartbeat.  The beating thread touches only `beats`, alone on its cache
  * line; the sampler thread (heartbeat.c) reads it every few tens of ms and
