@@ -747,9 +747,10 @@ HEALTH_EXPORT int health_probe_with(const char *url, const health_probe_options_
                                     char *reason, size_t reason_len);
 
 /* ------------------------------------------------------------------ */
-/* Liveness and readiness controls: heartbeats, manual readiness,      */
-/* startup gates, HAProxy agent-check                                  */
+/* Liveness and readiness controls                                     */
 /* ------------------------------------------------------------------ */
+
+/* Heartbeats, manual readiness, startup gates, HAProxy agent-check. */
 
 /*
  * A heartbeat proves that an application thread still makes progress.
@@ -782,7 +783,7 @@ HEALTH_EXPORT int health_heartbeat_add(health_t *h, const char *name,
 
 /**
  * Beat: "this thread made progress".  One relaxed atomic increment: no
- * lock, no system call, about a nanosecond (bench/heartbeat.sh).  Any
+ * lock, no system call, a few nanoseconds (bench/heartbeat.sh).  Any
  * thread; async-signal-safe.  NULL is ignored.
  */
 HEALTH_EXPORT void health_heartbeat_beat(health_heartbeat_t *hb);
