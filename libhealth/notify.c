@@ -5,8 +5,8 @@
  * liveness passes, and liveness includes the application's heartbeats
  * (heartbeat.c): a service whose own loop is stuck stops the pings even
  * though this thread runs, so WatchdogSec= catches it.  STATUS= also goes
- * out when the application toggles its readiness (readiness.c).  Nothing runs, and nothing wakes up, when systemd is
- * not watching.
+ * out when the application toggles its readiness (readiness.c).  Nothing
+ * runs, and nothing wakes up, when systemd is not watching.
  */
 #include "health-int.h"
 
