@@ -131,7 +131,7 @@ START_TEST(test_heartbeat_stale_and_recover) {
   ck_assert_msg(strstr(body, "\"work-loop:heartbeat\":[{\"componentType\":\"heartbeat\""), "%s", body);
   ck_assert_msg(strstr(body, "\"status\":\"pass\""), "%s", body);
   /* Fresh for longer than the max age while beating. */
-  uint64_t until = th_now_ms() + 2 * max;
+  uint64_t until = th_now_ms() + max + 200;
   while (th_now_ms() < until) {
     ck_assert_int_eq(get(h, "/health", NULL, 0), 200);
     ck_assert_int_eq(health_status(h, HEALTH_LIVENESS), HEALTH_PASS);
@@ -241,8 +241,8 @@ START_TEST(test_watchdog_stops_during_stall) {
   start(h);
   beater_t b;
   beater_start(&b, hb);
-  int pings = count_pings(fd, th_now_ms() + 10 * ping, NULL, NULL, NULL);
-  ck_assert_msg(pings >= 5, "%d WATCHDOG=1 in %u ms while beating", pings, 10 * ping);
+  int pings = count_pings(fd, th_now_ms() + 6 * ping, NULL, NULL, NULL);
+  ck_assert_msg(pings >= 3, "%d WATCHDOG=1 in %u ms while beating", pings, 6 * ping);
 
   /* Stall: the pings stop once the heartbeat is stale (at most max age +
    * a 50 ms sampling period after the last beat, plus one ping period and
@@ -251,7 +251,7 @@ START_TEST(test_watchdog_stops_during_stall) {
   uint64_t after = atomic_load(&b.after_ms);
   uint64_t quiet_from = after + max + 50 + ping + TS(50);
   count_pings(fd, quiet_from, NULL, NULL, NULL);
-  uint64_t resume_at = quiet_from + 10 * ping;
+  uint64_t resume_at = quiet_from + 6 * ping;
   pings = count_pings(fd, resume_at, NULL, NULL, NULL);
   ck_assert_msg(pings == 0, "%d WATCHDOG=1 during the stall", pings);
   ck_assert_int_eq(health_status(h, HEALTH_LIVENESS), HEALTH_FAIL);
@@ -259,7 +259,7 @@ START_TEST(test_watchdog_stops_during_stall) {
   /* Beating again: the pings resume within a sampling period + a ping period. */
   uint64_t t0 = th_now_ms(), first;
   atomic_store(&b.beat, 1);
-  pings = count_pings(fd, t0 + 50 + 8 * ping, &first, NULL, NULL);
+  pings = count_pings(fd, t0 + 50 + 5 * ping, &first, NULL, NULL);
   ck_assert_msg(pings >= 2, "%d WATCHDOG=1 after the loop resumed", pings);
   ck_assert_msg(first && first - t0 <= 50 + ping + TS(50), "first ping %llu ms after the loop resumed",
                 (unsigned long long)(first - t0));
@@ -450,7 +450,7 @@ START_TEST(test_heartbeat_from_signal_handler_and_removal) {
   sigaction(SIGALRM, &sa, NULL);
   struct itimerval it = {{0, 10000}, {0, 10000}};
   setitimer(ITIMER_REAL, &it, NULL);
-  uint64_t until = th_now_ms() + 4 * max;
+  uint64_t until = th_now_ms() + 2 * max;
   while (th_now_ms() < until) {
     ck_assert_int_eq(get(h, "/health", NULL, 0), 200);
     sleep_ms(10);
@@ -548,7 +548,7 @@ START_TEST(test_bad_input) {
   ck_assert_int_eq(health_heartbeat_add(h, "x", 86400001u, &hb, &err), HEALTH_EINVAL);
   ck_assert_int_eq(health_heartbeat_add(h, "x", 1000, NULL, &err), HEALTH_EINVAL);
   ck_assert_int_eq(health_heartbeat_add(NULL, "x", 1000, &hb, &err), HEALTH_EINVAL);
-  ck_assert_int_eq(health_heartbeat_add(h, "x", 1000, &hb, &err), 0);
+  ck_assert_int_eq(health_heartbeat_add(h, "x", 86400000u, &hb, &err), 0); /* never stale here */
   health_heartbeat_t *dup;
   ck_assert_int_eq(health_heartbeat_add(h, "x", 1000, &dup, &err), HEALTH_EEXIST);
   ck_assert_int_eq(health_add_gate(h, "bad/name", &err), HEALTH_EINVAL);
