@@ -154,6 +154,8 @@ static void on_transition(const health_transition_t *t, void *arg) {
   logj(t->to == HEALTH_FAIL ? "warn" : "info", "transition", "%s %s -> %s (%s)",
        t->check ? t->check : t->subject == HEALTH_READINESS ? "readiness" : "liveness",
        status_word(t->from), status_word(t->to), t->reason);
+}
+
 /* ---- liveness: the work loop, its heartbeat, stalls, manual readiness and
  * the startup gate ---- */
 static health_heartbeat_t *work_hb;
