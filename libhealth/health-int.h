@@ -551,8 +551,7 @@ void health__heartbeat_free_all(health_t *h);
 /* agent.c */
 int health__agent_start(health_t *h, health_error_t *err);
 void health__agent_stop(health_t *h);
-/* shared name rule of checks, heartbeats and gates */
-int health__valid_name(const char *n);
+/* names of heartbeats and gates follow health__valid_name() (checks.c) */
 /* ==== end of liveness and readiness controls ==== */
 
 #endif /* HEALTH_INT_H */

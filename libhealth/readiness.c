@@ -29,18 +29,6 @@
 /* While a heartbeat is stale, its rendered age is refreshed this often. */
 #define STALE_REFRESH_MS 1000
 
-int health__valid_name(const char *n) {
-  size_t len = strlen(n);
-  if (len == 0 || len > HEALTH__NAME_MAX) return 0;
-  for (const char *p = n; *p; p++) {
-    char c = *p;
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-          (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-'))
-      return 0;
-  }
-  return 1;
-}
-
 /* ---- lifecycle ---- */
 
 int health__controls_init(health_t *h) {
