@@ -6,12 +6,20 @@
  *   GET  /slow?ms=N   answers after N ms (N <= 60000)
  *   GET  /ready, /health, /metrics: the library's answers, rendered by
  *        health_render() (for a load balancer that probes the one port)
+ *   POST /stall?ms=N  blocks the work loop for N ms (N <= 60000): its
+ *                     heartbeat goes stale after WORK_MAX_AGE_MS
+ *   POST /admin/not-ready[?reason=TEXT], POST /admin/ready
+ *                     manual readiness (no authentication: a demo)
  * Health port HEALTH_PORT (default 8081; "off": none): /health, /ready,
  * /ready?check=NAME, /metrics (Prometheus).  Every status transition is
  * logged by a status listener.
  * DATABASE_URL and REDIS_URL (+ REDIS_CA_FILE, REDIS_CERT_FILE,
  * REDIS_KEY_FILE) add the built-in checks.  On SIGTERM the flush hook writes
  * every recorded body to FLUSH_FILE (one per line, fsynced) before exit.
+ * A work loop beats the "work-loop" heartbeat (max age WORK_MAX_AGE_MS,
+ * default 1000) and opens the "warm-up" startup gate STARTUP_DELAY_MS
+ * (default 0) after start; HEALTH_STARTUP_DEADLINE_MS and HEALTH_AGENT_PORT
+ * (HAProxy agent-check) come from the environment.
  */
 #define _GNU_SOURCE
 #include <health.h>
@@ -148,6 +156,114 @@ static void on_transition(const health_transition_t *t, void *arg) {
        status_word(t->from), status_word(t->to), t->reason);
 }
 
+/* ---- liveness: the work loop, its heartbeat, stalls, manual readiness and
+ * the startup gate ---- */
+static health_heartbeat_t *work_hb;
+static atomic_long stall_request; /* ms the loop must block for, 0: none */
+static atomic_int loop_quit;
+static pthread_t loop_thread;
+static unsigned long startup_delay_ms;
+
+static long env_ms(const char *var, long def, long max) {
+  const char *v = getenv(var);
+  if (!v || !*v) return def;
+  char *end;
+  long n = strtol(v, &end, 10);
+  if (*end || n < 0 || n > max || v[0] < '0' || v[0] > '9') {
+    logj("error", "bad_config", "%s must be a whole number of ms from 0 to %ld", var, max);
+    return -1;
+  }
+  return n;
+}
+
+static void *work_loop(void *arg) {
+  (void)arg;
+  struct timespec t0, now, tick = {0, 10 * 1000000L};
+  clock_gettime(CLOCK_MONOTONIC, &t0);
+  int gate_open = 0;
+  while (!atomic_load(&loop_quit)) {
+    health_heartbeat_beat(work_hb);
+    if (!gate_open) {
+      clock_gettime(CLOCK_MONOTONIC, &now);
+      long long el = (long long)(now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
+      if (el >= (long long)startup_delay_ms) {
+        health_open_gate(health, "warm-up");
+        gate_open = 1;
+        logj("info", "warmed_up", "startup gate opened after %lld ms", el);
+      }
+    }
+    long ms = atomic_exchange(&stall_request, 0);
+    if (ms > 0) { /* the loop is stuck: no beat until it ends */
+      logj("info", "stall", "work loop blocked for %ld ms", ms);
+      struct timespec st = {ms / 1000, (ms % 1000) * 1000000L};
+      while (nanosleep(&st, &st) < 0 && errno == EINTR) {}
+      logj("info", "stall_end", "work loop running again");
+    }
+    nanosleep(&tick, NULL);
+  }
+  return NULL;
+}
+
+/* Before health_start(): heartbeat, gate and the library's env settings. */
+static int liveness_setup(void) {
+  health_error_t err;
+  long max_age = env_ms("WORK_MAX_AGE_MS", 1000, 86400000);
+  long delay = env_ms("STARTUP_DELAY_MS", 0, 3600000);
+  if (max_age < 0 || delay < 0) return -1;
+  startup_delay_ms = (unsigned long)delay;
+  if (health_controls_from_env(health, &err) != 0 ||
+      health_heartbeat_add(health, "work-loop", (unsigned)max_age, &work_hb, &err) != 0 ||
+      health_add_gate(health, "warm-up", &err) != 0) {
+    logj("error", "bad_config", "%s", err.text);
+    return -1;
+  }
+  return 0;
+}
+
+static int liveness_start(void) {
+  return pthread_create(&loop_thread, NULL, work_loop, NULL) == 0 ? 0 : -1;
+}
+
+static void liveness_stop(void) {
+  atomic_store(&loop_quit, 1);
+  pthread_join(loop_thread, NULL);
+}
+
+/* POST /stall, /admin/not-ready, /admin/ready; 0 when `url` is not one. */
+static int liveness_route(struct MHD_Connection *c, const char *url, const char *method,
+                          enum MHD_Result *ret) {
+  int stall = strcmp(url, "/stall") == 0, nr = strcmp(url, "/admin/not-ready") == 0,
+      ready = strcmp(url, "/admin/ready") == 0;
+  if (!stall && !nr && !ready) return 0;
+  if (strcmp(method, "POST") != 0) {
+    *ret = reply(c, 405, "use POST\n");
+    return 1;
+  }
+  if (stall) {
+    const char *ms = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "ms");
+    char *end = NULL;
+    long n = ms && *ms >= '0' && *ms <= '9' ? strtol(ms, &end, 10) : -1;
+    if (n < 0 || *end || n > 60000) {
+      *ret = reply(c, 400, "ms must be 0..60000\n");
+      return 1;
+    }
+    atomic_store(&stall_request, n);
+    *ret = reply(c, 202, "stalling the work loop\n");
+  } else if (nr) {
+    const char *why = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "reason");
+    health_error_t err;
+    if (health_set_not_ready(health, why && *why ? why : "maintenance", &err) != 0) {
+      *ret = reply(c, 400, "reason must be 1-256 printable characters\n");
+      return 1;
+    }
+    *ret = reply(c, 200, "not ready\n");
+  } else {
+    health_set_ready(health);
+    *ret = reply(c, 200, "ready\n");
+  }
+  return 1;
+}
+
 static enum MHD_Result app_handler(void *cls, struct MHD_Connection *c, const char *url,
                                    const char *method, const char *version,
                                    const char *data, size_t *data_size, void **con_cls) {
@@ -192,6 +308,8 @@ static enum MHD_Result app_handler(void *cls, struct MHD_Connection *c, const ch
     *data_size = 0;
     return MHD_YES;
   }
+  enum MHD_Result lr;
+  if (liveness_route(c, url, method, &lr)) return lr;
   if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) return reply(c, 405, "method not allowed\n");
   if (strcmp(url, "/") == 0) return reply(c, 200, "ok\n");
   if (strcmp(url, "/slow") == 0) {
@@ -403,6 +521,8 @@ int main(int argc, char **argv) {
     return 2;
   }
 
+  if (liveness_setup() != 0) return 2;
+
   app = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
                              MHD_USE_ITC | MHD_USE_ERROR_LOG,
                          (uint16_t)port, NULL, NULL, app_handler, NULL,
@@ -421,11 +541,16 @@ int main(int argc, char **argv) {
     MHD_stop_daemon(app);
     return 2;
   }
+  if (liveness_start() != 0) {
+    logj("error", "work_loop", "cannot start the work loop thread");
+    return 2;
+  }
   logj("info", "listening", "application port %u, health port %u", port, health_port(health));
 
   /* Returns only when HEALTH_EXIT=0; otherwise the library exits the
    * process with the shutdown's exit code. */
   int code = health_wait(health);
+  liveness_stop();
   health_free(health);
   MHD_stop_daemon(app);
   for (size_t i = 0; i < nwork; i++) free(work[i]);

@@ -910,6 +910,150 @@ HEALTH_EXPORT int health_add_fds(health_t *h, const char *name,
 HEALTH_EXPORT int health_add_checks_from_env(health_t *h, unsigned *added,
                                              health_error_t *err);
 
+/* ------------------------------------------------------------------ */
+/* Liveness and readiness controls                                     */
+/* ------------------------------------------------------------------ */
+
+/* Heartbeats, manual readiness, startup gates, HAProxy agent-check. */
+
+/*
+ * A heartbeat proves that an application thread still makes progress.
+ * Register it with a maximum age and beat it from the thread's loop; when
+ * it has not been beaten for longer than its maximum age, liveness fails
+ * (and readiness too) with "<name>:heartbeat" in the body naming it and
+ * its age, and systemd's WATCHDOG=1 stops; the next beat recovers it.
+ * Ages are measured by a library thread that looks at every heartbeat each
+ * max_age/4 (at most every 50 ms), so a stuck loop is reported within its
+ * maximum age plus that period.  While draining, stale heartbeats no longer
+ * fail liveness (an application may stop its loops when the drain starts).
+ */
+typedef struct health_heartbeat health_heartbeat_t;
+
+/**
+ * Register a heartbeat.  Registering counts as a beat (time before
+ * health_start() does not count).  Any thread, before or after start.
+ * @param name 1-64 characters of [A-Za-z0-9._-], unique among heartbeats;
+ *        the body key is "<name>:heartbeat".
+ * @param max_age_ms 100 ms to 24 h.
+ * @param out receives the heartbeat, valid until health_heartbeat_remove()
+ *        or health_free().
+ * @return 0, HEALTH_EINVAL (also beyond 1024 heartbeats), HEALTH_EEXIST,
+ *         HEALTH_ESTATE (stopped), HEALTH_ESYS or HEALTH_ENOMEM.
+ */
+HEALTH_EXPORT int health_heartbeat_add(health_t *h, const char *name,
+                                       unsigned max_age_ms,
+                                       health_heartbeat_t **out,
+                                       health_error_t *err);
+
+/**
+ * Beat: "this thread made progress".  One relaxed atomic increment: no
+ * lock, no system call, a few nanoseconds (bench/heartbeat.sh).  Any
+ * thread; async-signal-safe.  NULL is ignored.
+ */
+HEALTH_EXPORT void health_heartbeat_beat(health_heartbeat_t *hb);
+
+/**
+ * Unregister and free a heartbeat (a thread that ends removes its own);
+ * nobody may beat it afterwards.  Any thread.
+ * @return 0, HEALTH_EINVAL (NULL) or HEALTH_ENOENT.
+ */
+HEALTH_EXPORT int health_heartbeat_remove(health_heartbeat_t *hb);
+
+/**
+ * Take the service out of readiness now, with a reason (cache warm-up, a
+ * maintenance switch, a full work queue): /ready answers 503 with
+ * "output":"not ready: <reason>" from the next request on, the HAProxy
+ * agent says "down #not ready: <reason>", and systemd gets STATUS=.
+ * Liveness is unaffected.  Calling again replaces the reason.  Any thread.
+ * @param reason up to 256 printable characters; NULL or "" for "not ready".
+ * @return 0, HEALTH_EINVAL or HEALTH_ENOMEM.
+ */
+HEALTH_EXPORT int health_set_not_ready(health_t *h, const char *reason,
+                                       health_error_t *err);
+
+/**
+ * Undo health_set_not_ready(): readiness is again what the checks, gates
+ * and heartbeats say.  Any thread.
+ * @return 0 or HEALTH_EINVAL (NULL handle).
+ */
+HEALTH_EXPORT int health_set_ready(health_t *h);
+
+/**
+ * Add a startup gate: readiness fails ("<name>:startup" in the body) until
+ * health_open_gate() opens it (migrations done, cache loaded).  With a
+ * startup deadline, a gate still closed that long after health_start() also
+ * fails liveness, so the platform restarts a service that never finishes
+ * starting.  Before start.
+ * @param name 1-64 characters of [A-Za-z0-9._-], unique among gates.
+ * @return 0, HEALTH_EINVAL, HEALTH_EEXIST, HEALTH_ESTATE or HEALTH_ENOMEM.
+ */
+HEALTH_EXPORT int health_add_gate(health_t *h, const char *name,
+                                  health_error_t *err);
+
+/**
+ * Open a gate (opening an open gate does nothing).  Any thread.
+ * @return 0, HEALTH_EINVAL or HEALTH_ENOENT.
+ */
+HEALTH_EXPORT int health_open_gate(health_t *h, const char *name);
+
+/**
+ * How long after health_start() every gate must be open before liveness
+ * fails (HEALTH_STARTUP_DEADLINE_MS).  Before start.
+ * @param deadline_ms 0 (none, the default) to 86400000.
+ * @return 0, HEALTH_EINVAL or HEALTH_ESTATE.
+ */
+HEALTH_EXPORT int health_set_startup_deadline(health_t *h, unsigned deadline_ms,
+                                              health_error_t *err);
+
+/*
+ * HAProxy agent-check responder, off by default.  HAProxy connects to the
+ * agent port every agent-inter and reads one line: "up ready" (with " N%"
+ * when a weight is set) while ready and alive, "down #<reason>" when not,
+ * "drain #draining" during the drain window.  health_agent_options_init()
+ * zeroes every field; reserved fields must stay zero.
+ */
+typedef struct health_agent_options {
+  const char *address; /* HEALTH_AGENT_ADDRESS; NULL: the health port's address */
+  unsigned port;       /* HEALTH_AGENT_PORT; 0 picks a free port (health_agent_port()) */
+  unsigned weight;     /* HEALTH_AGENT_WEIGHT: percent sent with "up", 1-256; 0 sends none */
+  void *reserved[4];
+} health_agent_options_t;
+
+/** Fill `o` with the defaults. Any thread. */
+HEALTH_EXPORT void health_agent_options_init(health_agent_options_t *o);
+
+/**
+ * Turn the agent responder on (the options are copied).  Before start.
+ * @return 0, HEALTH_EINVAL, HEALTH_ESTATE or HEALTH_ENOMEM.
+ */
+HEALTH_EXPORT int health_set_agent(health_t *h, const health_agent_options_t *o,
+                                   health_error_t *err);
+
+/**
+ * Change the weight the agent sends with "up" (for example lower under
+ * load).  Any thread.
+ * @param percent 0 (send none) or 1-256.
+ * @return 0 or HEALTH_EINVAL.
+ */
+HEALTH_EXPORT int health_agent_set_weight(health_t *h, unsigned percent);
+
+/**
+ * The TCP port the agent listens on.  Any thread, after start.
+ * @return the port, or 0 when the agent is off or not started.
+ */
+HEALTH_EXPORT unsigned health_agent_port(const health_t *h);
+
+/**
+ * Apply the settings of this section found in the environment:
+ * HEALTH_STARTUP_DEADLINE_MS, HEALTH_AGENT_PORT (set: the agent is on),
+ * HEALTH_AGENT_ADDRESS and HEALTH_AGENT_WEIGHT (these two need the agent
+ * on).  Unset or empty variables change nothing; a malformed value is
+ * HEALTH_EINVAL naming the variable, and then nothing changes.  Before
+ * start (reads the environment).
+ * @return 0, HEALTH_EINVAL, HEALTH_ESTATE or HEALTH_ENOMEM.
+ */
+HEALTH_EXPORT int health_controls_from_env(health_t *h, health_error_t *err);
+
 #ifdef __cplusplus
 }
 #endif

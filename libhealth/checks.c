@@ -248,6 +248,8 @@ health_status_t health__aggregate_locked(health_t *h, unsigned endpoint,
     if (s > st) st = s;
   }
   if (endpoint == HEALTH_READINESS && atomic_load(&h->draining)) st = HEALTH_FAIL;
+  /* heartbeats, startup gates, manual readiness (readiness.c) */
+  st = health__controls_aggregate_locked(h, endpoint, now, st, &vu);
   if (valid_until_ms) *valid_until_ms = vu;
   return st;
 }

@@ -83,6 +83,7 @@ HEALTH_EXPORT int health_new(health_t **out, const health_options_t *opts,
   if (health__shutdown_init(h) != 0) goto nomem;
   if (health__obs_new(h) != 0) goto nomem;
   health__notify_init(h);
+  if (health__controls_init(h) != 0) goto nomem; /* readiness.c */
   *out = h;
   return 0;
 
@@ -114,6 +115,7 @@ HEALTH_EXPORT int health_start(health_t *h, health_error_t *err) {
 
   /* Listeners first: they must see the first transitions of the checks. */
   rc = health__obs_start(h, err);
+  if (rc == 0) rc = health__controls_start(h, err); /* readiness.c: sets the start time */
   if (rc == 0 && h->opt.port != HEALTH_PORT_OFF) rc = health__http_start(h, err);
   else if (rc == 0)
     health__log(h, HEALTH_LOG_INFO, "http_off", "reason",
@@ -147,6 +149,7 @@ HEALTH_EXPORT void health_stop(health_t *h) {
   /* The shutdown thread first: it may be using everything below. */
   health__shutdown_stop(h);
   health__notify_stop(h);
+  health__controls_stop(h); /* readiness.c */
   health__http_stop(h);
   health__checks_stop(h);
   health__obs_stop(h); /* after the engine: every transition is told */
@@ -170,6 +173,7 @@ void health__free_final(health_t *h) {
   health__obs_free(h); /* before the checks: cached answers name them */
   health__checks_free(h);
   health__shutdown_free(h);
+  health__controls_free(h); /* readiness.c */
   if (h->notify_fd >= 0) close(h->notify_fd);
   if (h->sync_inited & 1) pthread_mutex_destroy(&h->lock);
   if (h->sync_inited & 2) {

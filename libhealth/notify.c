@@ -2,8 +2,11 @@
  * systemd notification (sd_notify protocol) without libsystemd: one
  * datagram per message to $NOTIFY_SOCKET.  READY=1 once readiness first
  * passes, STOPPING=1 on drain, WATCHDOG=1 every WATCHDOG_USEC/2 while
- * liveness passes.  Nothing runs, and nothing wakes up, when systemd is
- * not watching.
+ * liveness passes, and liveness includes the application's heartbeats
+ * (heartbeat.c): a service whose own loop is stuck stops the pings even
+ * though this thread runs, so WatchdogSec= catches it.  STATUS= also goes
+ * out when the application toggles its readiness (readiness.c).  Nothing
+ * runs, and nothing wakes up, when systemd is not watching.
  */
 #include "health-int.h"
 

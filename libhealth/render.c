@@ -67,6 +67,8 @@ unsigned health__render_locked(health_t *h, unsigned endpoint, int status_only,
   if (draining) {
     health__buf_adds(b, ",\"output\":\"draining\"");
     if (!status_only) health__buf_adds(b, ",\"notes\":[\"shutdown in progress: not accepting new work\"]");
+  } else if (!status_only) {
+    health__controls_render_output_locked(h, endpoint, b); /* readiness.c */
   }
   if (!status_only) {
     health__buf_adds(b, ",\"checks\":{");
@@ -78,6 +80,7 @@ unsigned health__render_locked(health_t *h, unsigned endpoint, int status_only,
       first = 0;
       health__render_check_locked(h, c, now, b);
     }
+    health__controls_render_entries_locked(h, endpoint, now, b, &first); /* readiness.c */
     health__buf_adds(b, "}");
   }
   health__buf_adds(b, "}\n");
