@@ -32,8 +32,16 @@ if ! nm -D --defined-only "$lib" >"$tmp.raw" 2>&1; then
   echo "exports: nm failed on $lib" >&2
   exit 1
 fi
-# "ADDRESS TYPE NAME"; drop symbol versions ("name@@VER") if any.
-awk 'NF >= 3 { sub(/@.*/, "", $3); print $3 }' "$tmp.raw" | LC_ALL=C sort -u >"$tmp.actual"
+# "ADDRESS TYPE NAME@@VERSION": every public symbol carries the version
+# node of libhealth/libhealth.map; the node itself is an absolute symbol.
+unversioned=$(awk 'NF >= 3 && $2 != "A" && $3 !~ /@@?LIBHEALTH_[0-9.]+$/ { print $3 }' "$tmp.raw")
+if [ -n "$unversioned" ]; then
+  echo "exports: symbols without a LIBHEALTH_* version (libhealth/libhealth.map):" >&2
+  echo "$unversioned" >&2
+  rm -f "$tmp.raw"
+  exit 1
+fi
+awk 'NF >= 3 && $2 != "A" { sub(/@.*/, "", $3); print $3 }' "$tmp.raw" | LC_ALL=C sort -u >"$tmp.actual"
 rm -f "$tmp.raw"
 LC_ALL=C sort -u "$expected" >"$tmp.expected"
 
