@@ -276,7 +276,7 @@ START_TEST(test_body_413) {
   th_http_raw(port, chunked, sizeof chunked - 1, 0, 3000, &r);
   ck_assert_int_eq(r.status, 413);
   th_response_free(&r);
-  const char empty[] = "GET /ready HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+  const char empty[] = "GET /health HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
                        "Connection: close\r\n\r\n0\r\n\r\n";
   th_http_raw(port, empty, sizeof empty - 1, 0, 3000, &r);
   ck_assert_int_eq(r.status, 200);
