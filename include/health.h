@@ -1053,6 +1053,27 @@ HEALTH_EXPORT unsigned health_agent_port(const health_t *h);
  * @return 0, HEALTH_EINVAL, HEALTH_ESTATE or HEALTH_ENOMEM.
  */
 HEALTH_EXPORT int health_controls_from_env(health_t *h, health_error_t *err);
+/* Connection guard: descriptors for the health port                  */
+/* ------------------------------------------------------------------ */
+
+/**
+ * Ceiling for the soft RLIMIT_NOFILE.  At health_start() the library makes
+ * room for its connection table (max_connections, plus a quarter and 16
+ * for connections cut but not yet closed, plus 64 descriptors of margin,
+ * on top of those already open): if the soft limit
+ * is lower it raises it as far as needed, never above the hard limit nor
+ * above `max_soft`.  If the room stays too small, the connection cap
+ * shrinks to fit and a warning is logged ("connections_capped").
+ * Without this call, the environment variable HEALTH_NOFILE_MAX (a number,
+ * 0, or "hard") sets the ceiling; without either, the ceiling is the hard
+ * limit.  Pass 0 to never change the limit (for instance in a process that
+ * still uses select(), which fails on descriptors above 1023).
+ * Before start.
+ * @param max_soft the highest soft limit the library may set; 0: never raise.
+ * @return 0, HEALTH_EINVAL (h NULL), HEALTH_ESTATE (already started).
+ */
+HEALTH_EXPORT int health_set_nofile_max(health_t *h, unsigned long max_soft,
+                                        health_error_t *err);
 
 #ifdef __cplusplus
 }

@@ -277,8 +277,11 @@ struct health {
   int quiesced_fd;              /* listening socket after quiesce, or -1 */
   pthread_mutex_t view_lock;
   health__view_t views[2][2];   /* [0 ready,1 health][0 full,1 status] */
-  struct MHD_Response *resp_404, *resp_405, *resp_413;
-  struct health__reaper *reaper; /* slow-client deadlines (http.c) */
+  struct MHD_Response *resp_404, *resp_405, *resp_413, *resp_400, *resp_501, *resp_options;
+  /* connection guard (guard.c) */
+  struct health__guard *guard;  /* slow clients, eviction at the cap, fd headroom */
+  unsigned long nofile_max;     /* ceiling for the soft RLIMIT_NOFILE (if nofile_set) */
+  int nofile_set;               /* else: up to the hard limit */
 
   /* shutdown */
   atomic_int draining;
@@ -566,5 +569,25 @@ int health__env_bool(const char *s, int *out);
 int health__env_uint(const char *s, unsigned long lo, unsigned long hi, unsigned *out);
 int health__env_percent(const char *s, double *out);
 int health__env_amount(const char *s, double *pct, uint64_t *bytes, int *is_pct);
+
+/* ---- connection guard (guard.c) ---- */
+/* The table of connections of the health port, the head deadlines and
+ * their reaper, eviction at the cap, descriptor headroom.  Every call but
+ * new/free/env runs on libmicrohttpd's thread. */
+typedef struct health__guard health__guard_t;
+#define HEALTH__NOFILE_HARD ((unsigned long)-1)
+int health__guard_env(health_t *h, health_error_t *err); /* HEALTH_NOFILE_MAX */
+health__guard_t *health__guard_new(health_t *h); /* may raise RLIMIT_NOFILE */
+void health__guard_free(health__guard_t *g);     /* after MHD_stop_daemon() */
+unsigned health__guard_slots(const health__guard_t *g); /* MHD's connection limit */
+void health__guard_opened(health__guard_t *g, int fd, void **socket_context);
+void health__guard_closed(health__guard_t *g, void **socket_context);
+/* The request head arrived: 0 if the connection was cut meanwhile. */
+int health__guard_claim(health__guard_t *g, void *socket_context);
+void health__guard_answered(health__guard_t *g, void *socket_context);
+/* accept() hit a descriptor limit: free the reserve, evict one. */
+void health__guard_emfile(health__guard_t *g);
+void health__guard_stats(health__guard_t *g, unsigned long *evicted, unsigned long *reaped,
+                         unsigned long *emfile);
 
 #endif /* HEALTH_INT_H */

@@ -18,23 +18,34 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #define CONTENT_TYPE "application/health+json"
 #define MEMORY_LIMIT (16 * 1024) /* per connection: request line + headers */
 
 /* *con_cls after the first call: the route, decided once per request and
- * kept without allocating (route_marker + endpoint; never NULL). */
-static const char route_marker[4];
+ * kept without allocating (see ROUTED below). */
+static const char route_marker[12];
+
+/* An error or OPTIONS answer: never cached, a short body (none for 204)
+ * in the endpoints' own format, {"status":"fail","output":...}, so it
+ * says health+json like them; for 405 and OPTIONS the methods allowed. */
+#define ALLOWED "GET, HEAD, OPTIONS"
 
 static struct MHD_Response *static_response(const char *body, unsigned code) {
   struct MHD_Response *r =
       MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_PERSISTENT);
   if (!r) return NULL;
-  MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-  MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store");
-  if (code == 405) MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+  if (*body && MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, CONTENT_TYPE) != MHD_YES) {
+    MHD_destroy_response(r);
+    return NULL;
+  }
+  if (MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store") != MHD_YES ||
+      ((code == 405 || code == 204) &&
+       MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, ALLOWED) != MHD_YES)) {
+    MHD_destroy_response(r);
+    return NULL;
+  }
   return r;
 }
 
@@ -44,6 +55,7 @@ static int token_ok(const health_t *h, struct MHD_Connection *conn) {
                                                  MHD_HTTP_HEADER_AUTHORIZATION);
   if (!auth || !h->detail_token || strncasecmp(auth, "Bearer ", 7) != 0) return 0;
   const char *given = auth + 7;
+  while (*given == ' ') given++; /* RFC 9110 11.4: 1*SP after the scheme */
   size_t gl = strlen(given), tl = strlen(h->detail_token);
   unsigned diff = (unsigned)(gl ^ tl);
   for (size_t i = 0; i < tl; i++) diff |= (unsigned char)(given[i % (gl ? gl : 1)] ^ h->detail_token[i]);
@@ -107,24 +119,51 @@ static enum MHD_Result answer(health_t *h, struct MHD_Connection *conn,
   return ret;
 }
 
-/* Any Content-Length other than "0" (every one of them: with conflicting
- * headers libmicrohttpd uses the first, a proxy in front may use another,
- * and the bytes it forwards as a body would reach us as a second request),
- * or any Transfer-Encoding. */
-static enum MHD_Result count_body_header(void *cls, enum MHD_ValueKind kind,
-                                         const char *key, const char *value) {
+/* One pass over the headers for everything the first call decides.
+ *
+ * The body a request announces: 0 none; 2 "Transfer-Encoding: chunked"
+ * alone (its body may be empty: "0\r\n\r\n"); 1 anything else that may carry
+ * a body, refused at once: any Content-Length other than "0" (every one of
+ * them: with conflicting headers libmicrohttpd uses the first, a proxy in
+ * front may use another, and the bytes it forwards as a body would reach us
+ * as a second request), another or a second Transfer-Encoding, or one next
+ * to a Content-Length.
+ *
+ * And the checks libmicrohttpd 0.9.75 does not make (RFC 9112 3.2): 400
+ * for an HTTP/1.1 request without Host, for two Host lines, and for a
+ * header name with white space before the colon ("Host : x", which MHD
+ * keeps as the name "Host "). */
+typedef struct {
+  int cl, cl_nonzero, te, te_chunked, hosts, bad_name;
+} head_scan_t;
+
+static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
+                                   const char *value) {
+  head_scan_t *b = cls;
   (void)kind;
   char c = (char)(key[0] | 0x20); /* skip the caseless compares for other names */
-  if ((c == 't' && strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) ||
-      (c == 'c' && strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0 && strcmp(value, "0") != 0))
-    ++*(int *)cls;
+  if (c == 'h' && strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0) {
+    b->hosts++;
+  } else if (c == 't' && strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+    b->te++;
+    b->te_chunked += strcasecmp(value, "chunked") == 0;
+  } else if (c == 'c' && strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+    b->cl++;
+    b->cl_nonzero += strcmp(value, "0") != 0;
+  } else if (strpbrk(key, " \t")) {
+    b->bad_name = 1;
+  }
   return MHD_YES;
 }
 
-static int has_body(struct MHD_Connection *conn) {
-  int n = 0;
-  MHD_get_connection_values(conn, MHD_HEADER_KIND, count_body_header, &n);
-  return n > 0;
+/* -1 bad head (400), else the body kind above. */
+static int scan_head(struct MHD_Connection *conn, const char *version) {
+  head_scan_t b = {0, 0, 0, 0, 0, 0};
+  MHD_get_connection_values(conn, MHD_HEADER_KIND, scan_header, &b);
+  if (b.bad_name || b.hosts > 1 || (b.hosts == 0 && strcmp(version, MHD_HTTP_VERSION_1_1) == 0))
+    return -1;
+  if (b.te == 1 && b.te_chunked == 1 && b.cl == 0) return 2;
+  return b.cl_nonzero || b.te ? 1 : 0;
 }
 
 /*
@@ -161,43 +200,8 @@ static size_t unescape_unreserved(void *cls, struct MHD_Connection *conn, char *
   return (size_t)(w - s);
 }
 
-/*
- * Slow clients.  libmicrohttpd's CONNECTION_TIMEOUT is an inactivity
- * timeout: every byte received restarts it, so a client that sends its
- * headers a byte at a time holds its connection for ever (slowloris), and a
- * few addresses fill max_connections and the probes of the load balancer
- * fail.  So each request head also has an absolute deadline:
- * connection_timeout_s after the connection opened or after the previous
- * answer.  A small reaper thread shuts down the sockets of overdue
- * connections, both ways: the client gets a FIN at once, and libmicrohttpd
- * sees the socket hang up (or reset, if the client sends more) and closes
- * it itself.  Shutting down only the read side is not enough: with epoll,
- * libmicrohttpd 0.9.75 stops reading after any short read, so a client
- * that keeps dribbling bytes hides the EOF behind them indefinitely.  The
- * slots are allocated once, at start (max_connections of them).
- */
-#define REAP_INTERVAL_MS 200
-#define NO_DEADLINE UINT64_MAX
-
-typedef struct conn_slot {
-  int fd;                       /* -1: free */
-  _Atomic uint64_t deadline_ms; /* request head due by then; NO_DEADLINE while answering */
-  struct conn_slot *next_free;
-} conn_slot_t;
-
-struct health__reaper {
-  uint64_t timeout_ms;
-  pthread_mutex_t lock;         /* slots' fd and the free list; stop */
-  pthread_cond_t cond;
-  int stop;
-  atomic_int sleeping;          /* waiting without a timeout */
-  pthread_t thread;
-  conn_slot_t *free_list;
-  unsigned nslots;
-  conn_slot_t slots[];
-};
-
-static conn_slot_t *conn_slot(struct MHD_Connection *conn) {
+/* The guard's callbacks (guard.c): every connection, its head deadline. */
+static void *socket_ctx(struct MHD_Connection *conn) {
   const union MHD_ConnectionInfo *ci =
       MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
   return ci ? ci->socket_context : NULL;
@@ -205,163 +209,91 @@ static conn_slot_t *conn_slot(struct MHD_Connection *conn) {
 
 static void notify_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                               enum MHD_ConnectionNotificationCode toe) {
-  struct health__reaper *rp = cls;
-  pthread_mutex_lock(&rp->lock);
+  health__guard_t *g = cls;
   if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
-    conn_slot_t *s = rp->free_list;
-    if (s && ci) {
-      rp->free_list = s->next_free;
-      s->fd = ci->connect_fd;
-      atomic_store(&s->deadline_ms, health__now_ms() + rp->timeout_ms);
-      *socket_context = s;
-      if (atomic_load(&rp->sleeping)) pthread_cond_signal(&rp->cond); /* lock held */
-    }
-  } else if (*socket_context) {
-    /* Called before libmicrohttpd closes the socket: after this the
-     * reaper never touches an fd number that may be reused. */
-    conn_slot_t *s = *socket_context;
-    s->fd = -1;
-    s->next_free = rp->free_list;
-    rp->free_list = s;
-    *socket_context = NULL;
+    if (ci) health__guard_opened(g, ci->connect_fd, socket_context);
+  } else {
+    health__guard_closed(g, socket_context);
   }
-  pthread_mutex_unlock(&rp->lock);
 }
 
-/* A new head deadline: wake the reaper if it sleeps without a timeout. */
-static void reaper_arm(struct health__reaper *rp) {
-  if (!atomic_load(&rp->sleeping)) return;
-  pthread_mutex_lock(&rp->lock);
-  pthread_cond_signal(&rp->cond);
-  pthread_mutex_unlock(&rp->lock);
-}
-
-/* The answer is sent: the next request head on this connection is due
- * connection_timeout_s from now. */
+/* The answer is sent: the next request head is due from now. */
 static void request_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                               enum MHD_RequestTerminationCode toe) {
-  struct health__reaper *rp = cls;
-  (void)con_cls, (void)toe;
-  conn_slot_t *s = conn_slot(conn);
-  if (!s) return;
-  atomic_store(&s->deadline_ms, health__now_ms_coarse() + rp->timeout_ms);
-  reaper_arm(rp);
+  (void)con_cls;
+  if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK) health__guard_answered(cls, socket_ctx(conn));
 }
 
-/* Sleeps until the earliest head deadline (at least REAP_INTERVAL_MS
- * apart, to batch), and indefinitely while no connection waits for a head:
- * an idle service costs no wake-ups. */
-static void *reaper_main(void *arg) {
-  struct health__reaper *rp = arg;
-  pthread_mutex_lock(&rp->lock);
-  uint64_t last = 0;
-  while (!rp->stop) {
-    /* Announce before scanning (both sequentially consistent): a deadline
-     * stored after our scan sees sleeping == 1 and signals us. */
-    atomic_store(&rp->sleeping, 1);
-    uint64_t now = health__now_ms(), next = NO_DEADLINE;
-    for (unsigned i = 0; i < rp->nslots; i++) {
-      conn_slot_t *s = &rp->slots[i];
-      if (s->fd < 0) continue;
-      uint64_t d = atomic_load(&s->deadline_ms);
-      if (d == NO_DEADLINE) continue;
-      if (now >= d) {
-        /* Only if the head is still missing: the handler may have just
-         * claimed the connection by storing NO_DEADLINE. */
-        if (atomic_compare_exchange_strong(&s->deadline_ms, &d, NO_DEADLINE))
-          shutdown(s->fd, SHUT_RDWR);
-      } else if (d < next) {
-        next = d;
-      }
-    }
-    last = now;
-    if (next == NO_DEADLINE) {
-      pthread_cond_wait(&rp->cond, &rp->lock);
-    } else {
-      atomic_store(&rp->sleeping, 0);
-      if (next < last + REAP_INTERVAL_MS) next = last + REAP_INTERVAL_MS;
-      struct timespec ts = {(time_t)(next / 1000), (long)(next % 1000) * 1000000L};
-      pthread_cond_timedwait(&rp->cond, &rp->lock, &ts);
-    }
+/* 0 GET/HEAD, 1 OPTIONS, 2 another method of RFC 9110/5789, 3 unknown. */
+static int method_class(const char *m) {
+  static const char *const other[] = {"POST", "PUT", "DELETE", "CONNECT", "TRACE", "PATCH"};
+  if (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0) return 0;
+  if (strcmp(m, "OPTIONS") == 0) return 1;
+  for (size_t i = 0; i < sizeof other / sizeof other[0]; i++)
+    if (strcmp(m, other[i]) == 0) return 2;
+  return 3;
+}
+
+/* The route of a target (health__route(), serve.c: the configurable
+ * paths).  An absolute-form target (RFC 9112 3.2.2,
+ * "http://host:port/ready") routes by its path. */
+static unsigned route(const health_t *h, const char *url) {
+  if (url[0] != '/' && (strncasecmp(url, "http://", 7) == 0 || strncasecmp(url, "https://", 8) == 0)) {
+    const char *p = strchr(strchr(url, ':') + 3, '/');
+    url = p ? p : "/";
   }
-  pthread_mutex_unlock(&rp->lock);
-  return NULL;
+  return health__route(h, url);
 }
 
-static struct health__reaper *reaper_new(health_t *h) {
-  unsigned n = h->opt.max_connections;
-  struct health__reaper *rp = calloc(1, sizeof *rp + n * sizeof rp->slots[0]);
-  if (!rp) return NULL;
-  rp->timeout_ms = (uint64_t)h->opt.connection_timeout_s * 1000u;
-  rp->nslots = n;
-  for (unsigned i = n; i-- > 0;) {
-    rp->slots[i].fd = -1;
-    rp->slots[i].next_free = rp->free_list;
-    rp->free_list = &rp->slots[i];
-  }
-  pthread_condattr_t ca;
-  if (pthread_condattr_init(&ca) != 0) goto fail;
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  int rc = pthread_cond_init(&rp->cond, &ca);
-  pthread_condattr_destroy(&ca);
-  if (rc != 0) goto fail;
-  if (pthread_mutex_init(&rp->lock, NULL) != 0) goto fail_cond;
-  if (health__thread_create(&rp->thread, reaper_main, rp, 0) != 0) goto fail_mutex;
-  return rp;
-fail_mutex:
-  pthread_mutex_destroy(&rp->lock);
-fail_cond:
-  pthread_cond_destroy(&rp->cond);
-fail:
-  free(rp);
-  return NULL;
-}
-
-/* Only after MHD_stop_daemon(): no connection callback may follow. */
-static void reaper_free(struct health__reaper *rp) {
-  if (!rp) return;
-  pthread_mutex_lock(&rp->lock);
-  rp->stop = 1;
-  pthread_cond_signal(&rp->cond);
-  pthread_mutex_unlock(&rp->lock);
-  pthread_join(rp->thread, NULL);
-  pthread_cond_destroy(&rp->cond);
-  pthread_mutex_destroy(&rp->lock);
-  free(rp);
-}
+/* *con_cls: &route_marker[endpoint + 4 * body] (endpoint 0-3), body 0
+ * none, 1 a chunked body may follow, 2 a chunked body had bytes.  Never
+ * NULL once routed. */
+#define ROUTED(endpoint, body) ((void *)&route_marker[(endpoint) + 4 * (body)])
 
 static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
                                const char *url, const char *method,
                                const char *version, const char *upload_data,
                                size_t *upload_data_size, void **con_cls) {
   health_t *h = cls;
-  (void)version;
   (void)upload_data;
   if (*con_cls == NULL) {
-    /* Routed once: the second call finds the endpoint in *con_cls. */
-    unsigned endpoint = health__route(h, url); /* configurable paths (serve.c) */
-    int get_or_head = strcmp(method, MHD_HTTP_METHOD_GET) == 0 ||
-                      strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
-    *con_cls = (void *)&route_marker[endpoint];
-    /* The head arrived in time; the answer is ours to send. */
-    conn_slot_t *slot = conn_slot(conn);
-    if (slot) atomic_store(&slot->deadline_ms, NO_DEADLINE);
+    /* Routed once: the next calls find the endpoint in *con_cls. */
+    unsigned endpoint = route(h, url);
+    int mc = method_class(method);
+    int chunked = scan_head(conn, version);
+    if (chunked < 0) endpoint = 0, mc = -1;
+    else if (!endpoint || mc != 0) chunked = 0;
+    *con_cls = ROUTED(endpoint, chunked == 2);
+    /* The head arrived in time; the answer is ours to send (a chunked body
+     * first has to arrive under the same head deadline). */
+    if (chunked != 2 && !health__guard_claim(h->guard, socket_ctx(conn))) return MHD_NO;
     /* Errors are answered at once (MHD then closes the connection and never
      * reads a body we do not want).  A good request is answered on the next
      * call: queuing it now would make libmicrohttpd 0.9.75 answer
      * "Connection: close" to every request. */
+    if (mc < 0) return MHD_queue_response(conn, 400, h->resp_400);
+    if (mc == 3) return MHD_queue_response(conn, 501, h->resp_501);
+    if (mc == 1 && (endpoint || strcmp(url, "*") == 0))
+      return MHD_queue_response(conn, 204, h->resp_options);
     if (!endpoint) return MHD_queue_response(conn, 404, h->resp_404);
-    if (!get_or_head) return MHD_queue_response(conn, 405, h->resp_405);
-    if (has_body(conn)) return MHD_queue_response(conn, 413, h->resp_413);
+    if (mc != 0) return MHD_queue_response(conn, 405, h->resp_405);
+    if (chunked == 1) return MHD_queue_response(conn, 413, h->resp_413);
     return MHD_YES;
   }
-  if (*upload_data_size) { /* not reached: bodies are refused above */
+  unsigned idx = (unsigned)((const char *)*con_cls - route_marker);
+  unsigned endpoint = idx % 4;
+  if (*upload_data_size) { /* a chunked body: read and dropped, refused at its end */
     *upload_data_size = 0;
+    *con_cls = ROUTED(endpoint, 2);
     return MHD_YES;
   }
-  return answer(h, conn, (unsigned)((const char *)*con_cls - route_marker));
+  if (idx >= 4) { /* the chunked request is complete */
+    if (!health__guard_claim(h->guard, socket_ctx(conn))) return MHD_NO;
+    if (idx >= 8) return MHD_queue_response(conn, 413, h->resp_413);
+  }
+  return answer(h, conn, endpoint);
 }
 
 static void mhd_logger(void *cls, const char *fmt, va_list ap) {
@@ -370,6 +302,10 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap) {
   vsnprintf(msg, sizeof msg, fmt, ap);
   size_t n = strlen(msg);
   while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) msg[--n] = 0;
+  /* accept() failed for lack of descriptors (libmicrohttpd 0.9.75 words it
+   * "Hit process or system resource limit"): it stops accepting until a
+   * connection closes; the guard frees its reserve and evicts one. */
+  if (h->guard && strstr(msg, "resource limit")) health__guard_emfile(h->guard);
   health__log(h, HEALTH_LOG_DEBUG, "http_error", "message", msg, NULL);
 }
 
@@ -392,16 +328,25 @@ int health__http_start(health_t *h, health_error_t *err) {
     return health__err(err, HEALTH_EINVAL, "address '%s' is not an IPv4 or IPv6 literal", h->address);
   }
 
+  h->resp_400 = static_response("{\"status\":\"fail\",\"output\":\"bad request: a header name with white space, or not exactly one Host\"}\n", 400);
   h->resp_404 = static_response("{\"status\":\"fail\",\"output\":\"not found\"}\n", 404);
   h->resp_405 = static_response("{\"status\":\"fail\",\"output\":\"method not allowed: use GET or HEAD\"}\n", 405);
   h->resp_413 = static_response("{\"status\":\"fail\",\"output\":\"request body not allowed\"}\n", 413);
-  if (!h->resp_404 || !h->resp_405 || !h->resp_413) {
+  h->resp_501 = static_response("{\"status\":\"fail\",\"output\":\"method not implemented\"}\n", 501);
+  h->resp_options = static_response("", 204);
+  if (!h->resp_400 || !h->resp_404 || !h->resp_405 || !h->resp_413 || !h->resp_501 ||
+      !h->resp_options) {
     health__http_stop(h);
     return health__err(err, HEALTH_ENOMEM, "out of memory creating HTTP responses");
   }
 
-  h->reaper = reaper_new(h);
-  if (!h->reaper) {
+  int rc = health__guard_env(h, err);
+  if (rc != 0) {
+    health__http_stop(h);
+    return rc;
+  }
+  h->guard = health__guard_new(h);
+  if (!h->guard) {
     health__http_stop(h);
     return health__err(err, HEALTH_ENOMEM, "out of memory starting the HTTP server");
   }
@@ -416,14 +361,18 @@ int health__http_start(health_t *h, health_error_t *err) {
       /* first, or MHD complains through its default logger */
       MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, h,
       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-      MHD_OPTION_CONNECTION_LIMIT, (unsigned)h->opt.max_connections,
+      /* The guard's table: our cap plus room for connections cut and not
+       * yet closed, so libmicrohttpd never refuses; the guard evicts. */
+      MHD_OPTION_CONNECTION_LIMIT, health__guard_slots(h->guard),
       MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)h->opt.max_connections_per_ip,
       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)h->opt.connection_timeout_s,
       MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)MEMORY_LIMIT,
-      MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)256,
+      /* A flood must not overflow the accept queue: a dropped SYN costs the
+       * load balancer's probe a 1 s retransmission.  Capped by somaxconn. */
+      MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)4096,
       MHD_OPTION_UNESCAPE_CALLBACK, unescape_unreserved, NULL,
-      MHD_OPTION_NOTIFY_CONNECTION, notify_connection, h->reaper,
-      MHD_OPTION_NOTIFY_COMPLETED, request_completed, h->reaper,
+      MHD_OPTION_NOTIFY_CONNECTION, notify_connection, h->guard,
+      MHD_OPTION_NOTIFY_COMPLETED, request_completed, h->guard,
       /* No MHD_OPTION_LISTENING_ADDRESS_REUSE: with 1 MHD sets SO_REUSEPORT,
        * and a second process would then share the port silently instead of
        * failing.  MHD's default is SO_REUSEADDR (restart over TIME_WAIT). */
@@ -457,8 +406,8 @@ void health__http_stop(health_t *h) {
     h->quiesced_fd = -1;
     h->daemon = NULL;
   }
-  reaper_free(h->reaper);
-  h->reaper = NULL;
+  health__guard_free(h->guard);
+  h->guard = NULL;
   pthread_mutex_lock(&h->view_lock);
   for (int i = 0; i < 2; i++)
     for (int j = 0; j < 2; j++) {
@@ -466,9 +415,11 @@ void health__http_stop(health_t *h) {
       memset(&h->views[i][j], 0, sizeof h->views[i][j]);
     }
   pthread_mutex_unlock(&h->view_lock);
-  if (h->resp_404) MHD_destroy_response(h->resp_404);
-  if (h->resp_405) MHD_destroy_response(h->resp_405);
-  if (h->resp_413) MHD_destroy_response(h->resp_413);
-  h->resp_404 = h->resp_405 = h->resp_413 = NULL;
+  struct MHD_Response **fixed[] = {&h->resp_400, &h->resp_404, &h->resp_405,
+                                   &h->resp_413, &h->resp_501, &h->resp_options};
+  for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
+    if (*fixed[i]) MHD_destroy_response(*fixed[i]);
+    *fixed[i] = NULL;
+  }
   h->bound_port = 0;
 }

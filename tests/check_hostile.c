@@ -83,7 +83,8 @@ typedef struct answer {
 } answer_t;
 
 /* Split what came back into complete HTTP/1.x answers (none of our
- * requests is HEAD, so each carries its Content-Length of body).
+ * requests is HEAD, so each carries its Content-Length of body, or is a
+ * 204 without one).
  * Returns how many complete answers were found. */
 static int parse_answers(const raw_result_t *r, answer_t *a, int max) {
   const char *p = r->data, *end = r->data + r->len;
@@ -98,6 +99,7 @@ static int parse_answers(const raw_result_t *r, answer_t *a, int max) {
       if (strncasecmp(l, "Content-Length:", 15) == 0) cl = strtol(l + 15, NULL, 10);
     }
     he += 4;
+    if (cl < 0 && strncmp(p + 9, "204", 3) == 0) cl = 0; /* no body by definition */
     if (cl < 0 || (size_t)(end - he) < (size_t)cl) break;
     a[n].status = atoi(p + 9);
     a[n].head = p;
@@ -313,21 +315,35 @@ static const hcase_t cases[] = {
     C("header without colon", "GET /health HTTP/1.1\r\n" H "NoColonHere\r\n" CLOSE "\r\n", REJECT),
 
     /* unknown and unwanted methods */
-    C("BREW", "BREW /health HTTP/1.1\r\n" H CLOSE "\r\n", REJECT),
-    C("PROPFIND", "PROPFIND /ready HTTP/1.1\r\n" H "Depth: 1\r\n" CLOSE "\r\n", REJECT),
+    C("BREW", "BREW /health HTTP/1.1\r\n" H CLOSE "\r\n", 501),
+    C("PROPFIND", "PROPFIND /ready HTTP/1.1\r\n" H "Depth: 1\r\n" CLOSE "\r\n", 501),
     C("CONNECT authority", "CONNECT 127.0.0.1:22 HTTP/1.1\r\n" H CLOSE "\r\n", REJECT),
     C("CONNECT path", "CONNECT /health HTTP/1.1\r\n" H CLOSE "\r\n", REJECT),
-    C("TRACE", "TRACE /health HTTP/1.1\r\n" H CLOSE "\r\n", REJECT),
-    C("OPTIONS *", "OPTIONS * HTTP/1.1\r\n" H CLOSE "\r\n", REJECT),
-    C("OPTIONS path", "OPTIONS /health HTTP/1.1\r\n" H CLOSE "\r\n", REJECT),
-    C("DELETE", "DELETE /ready HTTP/1.1\r\n" H CLOSE "\r\n", REJECT),
+    C("TRACE", "TRACE /health HTTP/1.1\r\n" H CLOSE "\r\n", 405),
+    C("OPTIONS *", "OPTIONS * HTTP/1.1\r\n" H CLOSE "\r\n", 204),
+    C("OPTIONS path", "OPTIONS /health HTTP/1.1\r\n" H CLOSE "\r\n", 204),
+    C("OPTIONS elsewhere", "OPTIONS /admin HTTP/1.1\r\n" H CLOSE "\r\n", 404),
+    C("DELETE", "DELETE /ready HTTP/1.1\r\n" H CLOSE "\r\n", 405),
     C("PUT empty", "PUT /ready HTTP/1.1\r\n" H "Content-Length: 0\r\n" CLOSE "\r\n", REJECT),
     C("POST body", "POST /health HTTP/1.1\r\n" H "Content-Length: 10000000\r\n\r\n", REJECT),
 
-    /* absolute URIs: a proxy request, not a probe */
-    C("absolute URI", "GET http://x/health HTTP/1.1\r\n" H CLOSE "\r\n", REJECT),
-    C("absolute URI ready", "GET http://127.0.0.1/ready HTTP/1.1\r\n" H CLOSE "\r\n", REJECT),
-    C("absolute https", "GET https://127.0.0.1:443/health HTTP/1.1\r\n" H CLOSE "\r\n", REJECT),
+    /* absolute-form targets (RFC 9112 3.2.2): routed by their path */
+    C("absolute URI", "GET http://x/health HTTP/1.1\r\n" H CLOSE "\r\n", 200),
+    C("absolute URI ready", "GET http://127.0.0.1:8081/ready HTTP/1.1\r\n" H CLOSE "\r\n", 200),
+    C("absolute https", "GET https://127.0.0.1:443/health HTTP/1.1\r\n" H CLOSE "\r\n", 200),
+    C("absolute HTTP upper case", "GET HTTP://x/livez?a=1 HTTP/1.1\r\n" H CLOSE "\r\n", 200),
+    C("absolute, no path", "GET http://x HTTP/1.1\r\n" H CLOSE "\r\n", 404),
+    C("absolute, other path", "GET http://x/admin HTTP/1.1\r\n" H CLOSE "\r\n", 404),
+    C("absolute, path in userinfo", "GET http://x/ready@y/ HTTP/1.1\r\n" H CLOSE "\r\n", 404),
+
+    /* Host (RFC 9112 3.2): exactly one in HTTP/1.1 */
+    C("no Host", "GET /ready HTTP/1.1\r\n" CLOSE "\r\n", 400),
+    C("two Hosts", "GET /ready HTTP/1.1\r\n" H H CLOSE "\r\n", 400),
+    C("two different Hosts", "GET /ready HTTP/1.1\r\nHost: a\r\nhost: b\r\n" CLOSE "\r\n", 400),
+    C("space before colon", "GET /ready HTTP/1.1\r\nHost : x\r\n" CLOSE "\r\n", 400),
+    C("tab before colon", "GET /ready HTTP/1.1\r\n" H "X-A\t: b\r\n" CLOSE "\r\n", 400),
+    C("HTTP/1.0 without Host", "GET /ready HTTP/1.0\r\n\r\n", 200),
+    C("HTTP/1.0 two Hosts", "GET /ready HTTP/1.0\r\n" H H "\r\n", 400),
 
     /* path tricks: never 200 unless it is exactly the endpoint */
     C("dot-dot encoded", "GET /%2e%2e/health HTTP/1.1\r\n" H CLOSE "\r\n", REJECT),
@@ -370,8 +386,11 @@ static const hcase_t cases[] = {
 
     /* bodies: refused at once, never waited for */
     C("huge Content-Length, no body", "GET /health HTTP/1.1\r\n" H "Content-Length: 10000000\r\n\r\n", REJECT),
-    C("chunked body", "GET /health HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", REJECT),
-    C("chunked, no body sent", "GET /ready HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n\r\n", REJECT),
+    C("chunked body", "GET /health HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n" CLOSE "\r\n5\r\nhello\r\n0\r\n\r\n", 413),
+    C("chunked, empty body", "GET /health HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n" CLOSE "\r\n0\r\n\r\n", 200),
+    C("chunked, Chunked", "GET /ready HTTP/1.1\r\n" H "Transfer-Encoding: Chunked\r\n" CLOSE "\r\n0\r\n\r\n", 200),
+    C("gzip, chunked", "GET /ready HTTP/1.1\r\n" H "Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", REJECT),
+    C("two TE", "GET /ready HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", REJECT),
     C("negative Content-Length", "GET /health HTTP/1.1\r\n" H "Content-Length: -1\r\n\r\n", REJECT),
     C("overflowing Content-Length", "GET /health HTTP/1.1\r\n" H "Content-Length: 99999999999999999999999\r\n\r\n", REJECT),
     C("conflicting Content-Length", "GET /health HTTP/1.1\r\n" H "Content-Length: 0\r\nContent-Length: 5\r\n\r\nhello", REJECT),
@@ -395,6 +414,26 @@ static void assert_endpoint_answer(const hcase_t *c, const answer_t *a) {
                 "%s: 200 without Cache-Control: no-store", c->name);
   ck_assert_msg(a->body_len > 10 && memcmp(a->body, "{\"status\":\"pass\"", 16) == 0,
                 "%s: unexpected body %.*s", c->name, (int)a->body_len, a->body);
+}
+
+/* Our other answers: no-store; a body in the endpoints' format, declared
+ * as such (none for 204); the allowed methods with 405 and 204. */
+static void assert_own_answer(const hcase_t *c, const answer_t *a) {
+  ck_assert_msg(memmem(a->head, a->head_len, "\r\nCache-Control: no-store\r\n", 27) != NULL,
+                "%s: %d without Cache-Control: no-store", c->name, a->status);
+  if (a->status == 405 || a->status == 204)
+    ck_assert_msg(memmem(a->head, a->head_len, "\r\nAllow: GET, HEAD, OPTIONS\r\n", 29) != NULL,
+                  "%s: %d without Allow: GET, HEAD, OPTIONS", c->name, a->status);
+  if (a->status == 204) {
+    ck_assert_msg(a->body_len == 0 && !memmem(a->head, a->head_len, "Content-Type", 12),
+                  "%s: 204 with a body or a type", c->name);
+    return;
+  }
+  ck_assert_msg(memmem(a->head, a->head_len, "\r\nContent-Type: application/health+json\r\n", 41),
+                "%s: %d not declared as health+json", c->name, a->status);
+  ck_assert_msg(a->body_len > 30 && memcmp(a->body, "{\"status\":\"fail\",\"output\":\"", 27) == 0 &&
+                    a->body[a->body_len - 2] == '}',
+                "%s: %d body %.*s", c->name, a->status, (int)a->body_len, a->body);
 }
 
 START_TEST(test_case) {
@@ -439,6 +478,7 @@ START_TEST(test_case) {
     ck_assert_msg(a[0].status == want, "%s: [%s] answered %d, want %d", c->name, what,
                   a[0].status, want);
     if (want == 200) assert_endpoint_answer(c, &a[0]);
+    else assert_own_answer(c, &a[0]);
   }
   raw_result_free(&r);
   assert_alive(c->name);
@@ -897,10 +937,9 @@ START_TEST(test_idle_one_address) {
 END_TEST
 
 /* 300 idle connections from 10 addresses (30 each): together over
- * max_connections.  The server never holds more than 128; a probe from
- * another address gets through once the idle ones time out
- * (connection_timeout_s = 1), and after they are closed everything is back
- * to normal. */
+ * max_connections.  The server never holds more than its table; a probe
+ * from another address is answered at once (it evicts an idle one), and
+ * after they are closed everything is back to normal. */
 START_TEST(test_idle_many_addresses) {
   enum { N = 300 };
   int fds[N];
@@ -910,20 +949,21 @@ START_TEST(test_idle_many_addresses) {
     fds[i] = th_connect_from(src, g_port, TS(1000));
   }
   /* Until the table is full (bounded): it never holds more than 128. */
-  unsigned held = 0;
+  /* libmicrohttpd may hold a few more than 128 for a moment: connections
+   * evicted and not yet closed (the guard's table is larger). */
+  unsigned held = 0, table = health__guard_slots(g_h->guard);
   for (uint64_t t = th_now_ms(); held < 128 && th_now_ms() - t < TS(1000); usleep(5000)) {
     held = current_connections();
-    ck_assert_msg(held <= 128, "server holds %u connections (limit 128)", held);
+    ck_assert_msg(held <= table, "server holds %u connections (table %u)", held, table);
   }
 
+  /* At the cap, the probe's connection evicts the oldest idle one: it is
+   * answered at once, not after the idle ones time out. */
   uint64_t t0 = th_now_ms();
-  int s = -1;
-  while (s != 200 && th_now_ms() - t0 < TS(4000)) {
-    s = probe_from("127.0.0.3", TS(1500));
-    ck_assert_uint_le(current_connections(), 128);
-  }
-  ck_assert_msg(s == 200, "probe from 127.0.0.3 never answered during the idle flood (%llu ms)",
+  int s = probe_from("127.0.0.3", TS(1000));
+  ck_assert_msg(s == 200, "probe from 127.0.0.3 during the idle flood: %d after %llu ms", s,
                 (unsigned long long)(th_now_ms() - t0));
+  ck_assert_uint_le(current_connections(), table);
   for (int i = 0; i < N; i++)
     if (fds[i] >= 0) close(fds[i]);
   t0 = th_now_ms();

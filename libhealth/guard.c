@@ -1,0 +1,416 @@
+/*
+ * The connection guard of the health port: which connections it keeps when
+ * clients are slow, many, or hostile.
+ *
+ * libmicrohttpd's CONNECTION_TIMEOUT is an inactivity timeout: every byte
+ * received restarts it, so a client that sends its headers a byte at a time
+ * holds its connection for ever (slowloris).  And at MHD's connection limit
+ * new connections are refused, so 128 slow clients from 128 addresses would
+ * take the port away from the load balancer.  So, around libmicrohttpd:
+ *
+ *  - a table of connections (MHD_OPTION_NOTIFY_CONNECTION), each in one
+ *    state: HEAD (waiting for a request head), IDLE (answered, waiting for
+ *    the next head on a keep-alive connection), BUSY (being answered) or
+ *    CUT (shut down by us, waiting for MHD to close it).  HEAD and IDLE
+ *    connections sit on two FIFO lists in the order of their deadline;
+ *  - every request head has an absolute deadline, connection_timeout_s
+ *    after the connection opened or after the previous answer; a reaper
+ *    thread cuts overdue connections (only the list heads are looked at);
+ *  - at the cap (max_connections), a new connection evicts the one
+ *    furthest from being useful: the oldest HEAD one, else the oldest IDLE
+ *    one, never a BUSY one (if all are busy the newcomer itself is cut).
+ *    The newest connection is the one most likely to be the load
+ *    balancer's probe, whose head is already on its way.
+ *    MHD's own limit is the cap plus some slack for cut connections it has
+ *    not closed yet, so MHD itself never refuses;
+ *  - file descriptors: the soft RLIMIT_NOFILE is raised (never above the
+ *    hard limit nor the application's ceiling) to what the table needs; if
+ *    it cannot be, the cap shrinks to fit and says so.  A reserve
+ *    descriptor and an eviction answer libmicrohttpd's "resource limit"
+ *    message (accept() failed with EMFILE/ENFILE): libmicrohttpd stops
+ *    accepting until a connection closes, and one now does.
+ *
+ * To cut, the socket is shut down both ways: the client gets a FIN at once,
+ * and MHD sees the hang-up (or a reset, if the client sends more) and
+ * closes it itself.  Shutting down only the read side is not enough: with
+ * epoll, libmicrohttpd 0.9.75 stops reading after any short read, so a
+ * client that keeps dribbling bytes hides the EOF behind them.
+ *
+ * All callbacks run on MHD's thread; the lock is shared with the reaper
+ * only, so it is almost never contended.
+ */
+#include "health-int.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define REAP_INTERVAL_MS 200
+#define EMFILE_MIN_AGE_MS 10 /* on EMFILE, spare connections younger than this */
+#define FD_MARGIN 64 /* listen, epoll, ITC, reserve, threads, and the application's growth */
+
+enum { ST_FREE = 0, ST_HEAD, ST_IDLE, ST_BUSY, ST_CUT };
+enum { L_HEAD = 0, L_IDLE = 1 };
+
+typedef struct gslot {
+  int fd;
+  int state;
+  uint64_t deadline_ms;
+  struct gslot *prev, *next; /* on list[state - ST_HEAD], or the free list (next) */
+} gslot_t;
+
+typedef struct {
+  gslot_t *first, *last;
+} glist_t;
+
+struct health__guard {
+  uint64_t timeout_ms;
+  unsigned cap, nslots, live;   /* live: not cut */
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  int stop, sleeping;           /* sleeping: waiting without a timeout */
+  int emfile_pending;           /* accept() is stopped: evict once a victim is old enough */
+  pthread_t thread;
+  int reserve_fd;
+  glist_t list[2];
+  gslot_t *free_list;
+  health_t *h;
+  atomic_ulong evicted, reaped, emfile;
+  gslot_t slots[];
+};
+
+static void unlink_slot(health__guard_t *g, gslot_t *s) {
+  glist_t *l = &g->list[s->state == ST_HEAD ? L_HEAD : L_IDLE];
+  if (s->prev) s->prev->next = s->next;
+  else l->first = s->next;
+  if (s->next) s->next->prev = s->prev;
+  else l->last = s->prev;
+  s->prev = s->next = NULL;
+}
+
+/* Append in deadline order (every deadline is now + the same timeout). */
+static void append(health__guard_t *g, gslot_t *s, int state, uint64_t now) {
+  glist_t *l = &g->list[state == ST_HEAD ? L_HEAD : L_IDLE];
+  s->state = state;
+  s->deadline_ms = now + g->timeout_ms;
+  s->next = NULL;
+  s->prev = l->last;
+  if (l->last) l->last->next = s;
+  else l->first = s;
+  l->last = s;
+  if (g->sleeping) pthread_cond_signal(&g->cond); /* lock held */
+}
+
+/* Lock held; s is HEAD or IDLE. */
+static void cut(health__guard_t *g, gslot_t *s) {
+  unlink_slot(g, s);
+  s->state = ST_CUT;
+  g->live--;
+  shutdown(s->fd, SHUT_RDWR);
+}
+
+/* The connection furthest from being useful, or NULL if all are busy:
+ * the oldest waiting for a head, else the oldest idle one.  Among the
+ * oldest few of a list, one with bytes libmicrohttpd has not read yet is
+ * skipped: its request is there and about to be answered (a probe accepted
+ * a moment ago, on a server slowed down by the very attack), while a peer
+ * that hung up is the best victim of all. */
+#define VICTIM_SCAN 8
+
+static gslot_t *victim(health__guard_t *g) {
+  for (int l = 0; l < 2; l++) {
+    gslot_t *s = g->list[l].first;
+    for (int i = 0; s && i < VICTIM_SCAN; i++, s = s->next) {
+      char c;
+      if (recv(s->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) <= 0) return s; /* nothing unread, or EOF */
+    }
+    if (g->list[l].first) return g->list[l].first;
+  }
+  return NULL;
+}
+
+void health__guard_opened(health__guard_t *g, int fd, void **socket_context) {
+  pthread_mutex_lock(&g->lock);
+  gslot_t *s = g->free_list;
+  if (g->live >= g->cap && s) {
+    gslot_t *v = victim(g);
+    if (v) {
+      atomic_fetch_add(&g->evicted, 1);
+      cut(g, v);
+    } else {
+      s = NULL; /* every connection is being answered: the newcomer goes */
+    }
+  }
+  if (!s) { /* (the free list is never empty: MHD's limit is the table size) */
+    pthread_mutex_unlock(&g->lock);
+    atomic_fetch_add(&g->evicted, 1);
+    shutdown(fd, SHUT_RDWR);
+    return;
+  }
+  g->free_list = s->next;
+  s->fd = fd;
+  g->live++;
+  append(g, s, ST_HEAD, health__now_ms_coarse());
+  *socket_context = s;
+  pthread_mutex_unlock(&g->lock);
+}
+
+void health__guard_closed(health__guard_t *g, void **socket_context) {
+  gslot_t *s = *socket_context;
+  if (!s) return;
+  pthread_mutex_lock(&g->lock);
+  if (s->state == ST_HEAD || s->state == ST_IDLE) unlink_slot(g, s);
+  if (s->state != ST_CUT) g->live--;
+  /* Called before libmicrohttpd closes the socket: after this the reaper
+   * never touches an fd number that may be reused. */
+  s->fd = -1;
+  s->state = ST_FREE;
+  s->next = g->free_list;
+  g->free_list = s;
+  /* A close makes libmicrohttpd accept again: no eviction owed. */
+  g->emfile_pending = 0;
+  if (g->reserve_fd < 0) g->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  pthread_mutex_unlock(&g->lock);
+  *socket_context = NULL;
+}
+
+int health__guard_claim(health__guard_t *g, void *socket_context) {
+  gslot_t *s = socket_context;
+  if (!s) return 1;
+  pthread_mutex_lock(&g->lock);
+  int ok = s->state != ST_CUT;
+  if (s->state == ST_HEAD || s->state == ST_IDLE) unlink_slot(g, s);
+  if (ok) s->state = ST_BUSY;
+  pthread_mutex_unlock(&g->lock);
+  return ok;
+}
+
+void health__guard_answered(health__guard_t *g, void *socket_context) {
+  gslot_t *s = socket_context;
+  if (!s) return;
+  pthread_mutex_lock(&g->lock);
+  if (s->state == ST_BUSY) {
+    append(g, s, ST_IDLE, health__now_ms_coarse());
+    /* A client that sent its request with a FIN: with epoll, libmicrohttpd
+     * read the request in one short read and never looks for the EOF
+     * behind it, so the connection would wait for the idle timeout.
+     * Shutting down the read side wakes MHD, which reads the EOF and
+     * closes.  Nothing is lost: the peer sends nothing more. */
+    char c;
+    if (recv(s->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0) shutdown(s->fd, SHUT_RD);
+  }
+  pthread_mutex_unlock(&g->lock);
+}
+
+/* Lock held.  On EMFILE the connection just accepted may be the oldest
+ * one (with only a descriptor or two left there are only a few), and its
+ * head is probably already there: evict only one that had time to send
+ * it, or let the reaper do it a little later. */
+static void emfile_evict(health__guard_t *g, uint64_t now, uint64_t *next) {
+  gslot_t *v = victim(g);
+  if (!v) return; /* nothing to evict: a connection being answered will close */
+  uint64_t since = v->deadline_ms - g->timeout_ms;
+  if (now >= since + EMFILE_MIN_AGE_MS) {
+    atomic_fetch_add(&g->evicted, 1);
+    cut(g, v);
+    g->emfile_pending = 0;
+  } else if (next && since + EMFILE_MIN_AGE_MS < *next) {
+    *next = since + EMFILE_MIN_AGE_MS;
+  }
+}
+
+void health__guard_emfile(health__guard_t *g) {
+  pthread_mutex_lock(&g->lock);
+  atomic_fetch_add(&g->emfile, 1);
+  if (g->reserve_fd >= 0) close(g->reserve_fd);
+  g->reserve_fd = -1;
+  g->emfile_pending = 1;
+  emfile_evict(g, health__now_ms_coarse(), NULL);
+  if (g->emfile_pending) pthread_cond_signal(&g->cond);
+  pthread_mutex_unlock(&g->lock);
+}
+
+void health__guard_stats(health__guard_t *g, unsigned long *evicted, unsigned long *reaped,
+                         unsigned long *emfile) {
+  if (evicted) *evicted = g ? atomic_load(&g->evicted) : 0;
+  if (reaped) *reaped = g ? atomic_load(&g->reaped) : 0;
+  if (emfile) *emfile = g ? atomic_load(&g->emfile) : 0;
+}
+
+unsigned health__guard_slots(const health__guard_t *g) {
+  return g->nslots;
+}
+
+/* Sleeps until the earliest head deadline (at least REAP_INTERVAL_MS
+ * apart, to batch), and indefinitely while no connection waits for a head:
+ * an idle service costs no wake-ups. */
+static void *reaper_main(void *arg) {
+  health__guard_t *g = arg;
+  pthread_mutex_lock(&g->lock);
+  while (!g->stop) {
+    uint64_t now = health__now_ms(), next = UINT64_MAX;
+    for (int l = 0; l < 2; l++) {
+      gslot_t *s;
+      while ((s = g->list[l].first) && s->deadline_ms <= now) {
+        atomic_fetch_add(&g->reaped, 1);
+        cut(g, s);
+      }
+      if (s && s->deadline_ms < next) next = s->deadline_ms;
+    }
+    if (g->emfile_pending) emfile_evict(g, now, &next);
+    if (next == UINT64_MAX) {
+      g->sleeping = 1;
+      pthread_cond_wait(&g->cond, &g->lock);
+      g->sleeping = 0;
+    } else {
+      if (next < now + REAP_INTERVAL_MS && !g->emfile_pending) next = now + REAP_INTERVAL_MS;
+      struct timespec ts = {(time_t)(next / 1000), (long)(next % 1000) * 1000000L};
+      pthread_cond_timedwait(&g->cond, &g->lock, &ts);
+    }
+  }
+  pthread_mutex_unlock(&g->lock);
+  return NULL;
+}
+
+/* Descriptors open now (Linux: /proc/self/fd), or a guess. */
+static unsigned fds_in_use(void) {
+  DIR *d = opendir("/proc/self/fd");
+  if (!d) return 64;
+  unsigned n = 0;
+  while (readdir(d)) n++;
+  closedir(d);
+  return n > 3 ? n - 3 : n; /* ".", "..", and the directory's own fd */
+}
+
+/* Room for `want` connections: raise the soft limit as far as the table
+ * needs, within the hard limit and the application's ceiling.  Returns how
+ * many descriptors connections may use. */
+static unsigned fd_room(health_t *h, unsigned want) {
+  struct rlimit rl;
+  unsigned in_use = fds_in_use();
+  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return want;
+  rlim_t need = (rlim_t)in_use + want + FD_MARGIN;
+  unsigned long ceiling = h->nofile_set ? h->nofile_max : HEALTH__NOFILE_HARD;
+  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need && ceiling != 0) {
+    rlim_t to = need;
+    if (rl.rlim_max != RLIM_INFINITY && to > rl.rlim_max) to = rl.rlim_max;
+    if (ceiling != HEALTH__NOFILE_HARD && to > (rlim_t)ceiling) to = (rlim_t)ceiling;
+    if (to > rl.rlim_cur) {
+      struct rlimit nl = {to, rl.rlim_max};
+      char from_s[24], to_s[24];
+      snprintf(from_s, sizeof from_s, "%llu", (unsigned long long)rl.rlim_cur);
+      snprintf(to_s, sizeof to_s, "%llu", (unsigned long long)to);
+      if (setrlimit(RLIMIT_NOFILE, &nl) == 0) {
+        health__log(h, HEALTH_LOG_INFO, "nofile_raised", "#from", from_s, "#to", to_s, NULL);
+        rl.rlim_cur = to;
+      }
+    }
+  }
+  if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need) return want;
+  rlim_t room = rl.rlim_cur > (rlim_t)in_use + FD_MARGIN + 16
+                    ? rl.rlim_cur - in_use - FD_MARGIN : 16;
+  return (unsigned)room;
+}
+
+health__guard_t *health__guard_new(health_t *h) {
+  unsigned cap = h->opt.max_connections;
+  unsigned slack = 16 + cap / 4; /* cut, not yet closed by MHD */
+  unsigned room = fd_room(h, cap + slack);
+  if (room < cap + slack) {
+    unsigned was = cap;
+    cap = room * 4 / 5;
+    if (cap < 1) cap = 1;
+    slack = room - cap;
+    char a[16], b[16];
+    snprintf(a, sizeof a, "%u", was);
+    snprintf(b, sizeof b, "%u", cap);
+    health__log(h, HEALTH_LOG_WARN, "connections_capped", "#max_connections", a,
+                "#cap", b, "reason", "RLIMIT_NOFILE too low", NULL);
+  }
+  unsigned n = cap + slack;
+  health__guard_t *g = calloc(1, sizeof *g + n * sizeof g->slots[0]);
+  if (!g) return NULL;
+  g->h = h;
+  g->timeout_ms = (uint64_t)h->opt.connection_timeout_s * 1000u;
+  g->cap = cap;
+  g->nslots = n;
+  for (unsigned i = n; i-- > 0;) {
+    g->slots[i].fd = -1;
+    g->slots[i].next = g->free_list;
+    g->free_list = &g->slots[i];
+  }
+  g->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  pthread_condattr_t ca;
+  if (pthread_condattr_init(&ca) != 0) goto fail;
+  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+  int rc = pthread_cond_init(&g->cond, &ca);
+  pthread_condattr_destroy(&ca);
+  if (rc != 0) goto fail;
+  if (pthread_mutex_init(&g->lock, NULL) != 0) goto fail_cond;
+  if (health__thread_create(&g->thread, reaper_main, g, 0) != 0) goto fail_mutex;
+  return g;
+fail_mutex:
+  pthread_mutex_destroy(&g->lock);
+fail_cond:
+  pthread_cond_destroy(&g->cond);
+fail:
+  if (g->reserve_fd >= 0) close(g->reserve_fd);
+  free(g);
+  return NULL;
+}
+
+/* Only after MHD_stop_daemon(): no connection callback may follow. */
+void health__guard_free(health__guard_t *g) {
+  if (!g) return;
+  pthread_mutex_lock(&g->lock);
+  g->stop = 1;
+  pthread_cond_signal(&g->cond);
+  pthread_mutex_unlock(&g->lock);
+  pthread_join(g->thread, NULL);
+  pthread_cond_destroy(&g->cond);
+  pthread_mutex_destroy(&g->lock);
+  if (g->reserve_fd >= 0) close(g->reserve_fd);
+  free(g);
+}
+
+HEALTH_EXPORT int health_set_nofile_max(health_t *h, unsigned long max_soft,
+                                        health_error_t *err) {
+  if (!h) return health__err(err, HEALTH_EINVAL, "health_set_nofile_max: handle is NULL");
+  pthread_mutex_lock(&h->lock);
+  int st = h->state;
+  if (st == HEALTH__ST_NEW) {
+    h->nofile_max = max_soft;
+    h->nofile_set = 1;
+  }
+  pthread_mutex_unlock(&h->lock);
+  if (st != HEALTH__ST_NEW)
+    return health__err(err, HEALTH_ESTATE, "health_set_nofile_max: only before health_start");
+  return 0;
+}
+
+/* HEALTH_NOFILE_MAX, unless the application set the ceiling itself. */
+int health__guard_env(health_t *h, health_error_t *err) {
+  const char *v = getenv("HEALTH_NOFILE_MAX");
+  if (h->nofile_set || !v || !*v) return 0;
+  if (strcmp(v, "hard") == 0) {
+    h->nofile_max = HEALTH__NOFILE_HARD;
+    h->nofile_set = 1;
+    return 0;
+  }
+  char *end;
+  errno = 0;
+  unsigned long n = strtoul(v, &end, 10);
+  if (errno || *end || v[0] == '-' || n == HEALTH__NOFILE_HARD)
+    return health__err(err, HEALTH_EINVAL,
+                       "HEALTH_NOFILE_MAX='%s': want a number of descriptors, 0 or 'hard'", v);
+  h->nofile_max = n;
+  h->nofile_set = 1;
+  return 0;
+}
