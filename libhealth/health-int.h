@@ -443,7 +443,7 @@ void health__notify_stop(health_t *h);
 void health__notify(health_t *h, const char *msg);
 void health__notify_ready_if(health_t *h); /* READY=1 once readiness passes */
 
-/* ---- observability (metrics.c, listeners.c, render_api.c, serve.c) ---- */
+/* ---- observability (metrics.c, listeners.c, serve.c) ---- */
 /* Internal routes beside HEALTH_READINESS / HEALTH_LIVENESS. */
 #define HEALTH__ROUTE_METRICS 3u
 enum { HEALTH__PHASE_RUNNING = 0, HEALTH__PHASE_DRAINING, HEALTH__PHASE_FLUSHING,

@@ -210,10 +210,12 @@ static health__snap_t *current(health_t *h, health__slot_t *s, const key_t_ *k) 
   return s->snap;
 }
 
-/* Constant-time comparison of "Bearer <token>". */
+/* Constant-time comparison of "Bearer <token>", with the same rules as the
+ * health port's (http.c): RFC 9110 11.4 allows 1*SP after the scheme. */
 static int bearer_ok(const health_t *h, const char *auth) {
   if (!auth || !h->detail_token || strncasecmp(auth, "Bearer ", 7) != 0) return 0;
   const char *given = auth + 7;
+  while (*given == ' ') given++;
   size_t gl = strlen(given), tl = strlen(h->detail_token);
   unsigned diff = (unsigned)(gl ^ tl);
   for (size_t i = 0; i < tl; i++) diff |= (unsigned char)(given[i % (gl ? gl : 1)] ^ h->detail_token[i]);

@@ -298,6 +298,14 @@ START_TEST(test_detail_policy) {
   ck_assert_int_eq(health_render(h, HEALTH_METRICS, NULL, "Bearer " TOKEN, NULL, &a), 0);
   ck_assert_ptr_nonnull(strstr(a.body, "check=\"ctl\""));
   health_answer_release(&a);
+  /* More than one space after the scheme is valid (RFC 9110 11.4), on
+   * /metrics and through health_render() as on /ready. */
+  ck_assert_int_eq(get(port, "/metrics", "Authorization: Bearer   " TOKEN "\r\n", &r), 0);
+  ck_assert_ptr_nonnull(strstr(r.body, "check=\"ctl\""));
+  th_response_free(&r);
+  ck_assert_int_eq(health_render(h, HEALTH_METRICS, NULL, "Bearer  " TOKEN, NULL, &a), 0);
+  ck_assert_ptr_nonnull(strstr(a.body, "check=\"ctl\""));
+  health_answer_release(&a);
 }
 END_TEST
 
