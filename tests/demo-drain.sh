@@ -108,7 +108,7 @@ done
 # The last probe must come late in the window: a slow
 # machine that could not probe near its end proves nothing.
 [ $last_ok -ge 17000 ] || fail "the last probe ran ${last_ok} ms after SIGTERM: too early to prove a 20 s drain"
-(trap 'kill $! 2>/dev/null; exit 0' TERM; sleep 32 & wait $!; kill -9 "$PID" 2>/dev/null) &
+(trap - EXIT; trap 'kill $! 2>/dev/null; exit 0' TERM; sleep 32 & wait $!; kill -9 "$PID" 2>/dev/null) &
 WD=$!
 wait "$PID"
 rc=$?

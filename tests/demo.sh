@@ -150,7 +150,7 @@ grep -q "slow done" "$TMP/slow.body" || fail "/slow body: $(cat "$TMP/slow.body"
 
 # ---- the service exits by itself ----
 # (kill -0 would see the zombie: wait, with a watchdog bounding it)
-(trap 'kill $! 2>/dev/null; exit 0' TERM; sleep 15 & wait $!; kill -9 "$PID" 2>/dev/null) &
+(trap - EXIT; trap 'kill $! 2>/dev/null; exit 0' TERM; sleep 15 & wait $!; kill -9 "$PID" 2>/dev/null) &
 WD=$!
 wait "$PID"
 rc=$?
