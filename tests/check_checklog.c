@@ -140,13 +140,22 @@ START_TEST(test_hung_check_logged_with_first_cause) {
    * staleness takes readiness down, logged, and the output keeps the
    * first cause instead of "stale". */
   ck_assert(th_wait_until(is_failed, h, iv + 2 * to + TS(3000)));
-  ck_assert(th_wait_until(line_seen, "\"cause\":\"stale\"", TS(2000)));
-  double t_stale = line_ms("\"cause\":\"stale\"", "\"to\":\"fail\"");
-  ck_assert_msg(t_stale > 0, "%s", th_log_text());
+  /* The line that takes it to fail.  Its cause is "stale" when the
+   * scheduler notices the result aged past interval + timeout, or
+   * "timeout" when it is the stuck run's own deadline bookkeeping that
+   * counts the second failure (seen under valgrind); either way it is
+   * logged, and it keeps the first cause as its output. */
+  if (!th_wait_until(line_seen, "\"to\":\"fail\"", TS(2000))) {
+    fprintf(stderr, "%s\n", th_log_text());
+    ck_abort_msg("no check_status line to fail (log above)");
+  }
   char out_field[96];
   snprintf(out_field, sizeof out_field, "\"output\":\"%s\"", msg);
-  ck_assert_msg(line_ms("\"cause\":\"stale\"", out_field) > 0,
-                "the stale line lost the first cause: %s", th_log_text());
+  ck_assert_msg(line_ms("\"to\":\"fail\"", out_field) > 0,
+                "the line to fail lost the first cause: %s", th_log_text());
+  ck_assert_msg(line_ms("\"to\":\"fail\"", "\"cause\":\"stale\"") > 0 ||
+                    line_ms("\"to\":\"fail\"", "\"cause\":\"timeout\"") > 0,
+                "the line to fail names no cause: %s", th_log_text());
   health_check_info_t info;
   ck_assert_int_eq(health_check_get(h, "hung", &info), 0);
   ck_assert_int_eq(info.status, HEALTH_FAIL);
