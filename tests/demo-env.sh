@@ -13,6 +13,9 @@ DEMO="$top_builddir/examples/demo-service"
 SECRET='Demo-env-Secret-93q'
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/libhealth-demo-env-XXXXXX") || exit 1
+# The demo writes its flush file here, not into the build directory.
+FLUSH_FILE="$TMP/flush.log"
+export FLUSH_FILE
 PID=
 cleanup() {
   [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null
