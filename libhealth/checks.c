@@ -262,6 +262,22 @@ HEALTH_EXPORT health_status_t health_status(health_t *h, unsigned endpoint) {
   return s;
 }
 
+void health__check_info_locked(health_t *h, const health__check_t *c,
+                               health_check_info_t *out) {
+  memset(out, 0, sizeof *out);
+  const char *why;
+  out->status = health__check_status_locked(h, c, health__now_ms(), &why);
+  out->last_status = c->last;
+  out->runs = c->runs;
+  out->consecutive_failures = c->consecutive_failures;
+  out->consecutive_successes = c->consecutive_successes;
+  out->running = c->running;
+  out->has_observed = c->has_observed;
+  out->observed_value = c->observed_value;
+  memcpy(out->observed_unit, c->observed_unit, sizeof out->observed_unit);
+  snprintf(out->output, sizeof out->output, "%s", why ? why : c->output ? c->output : "");
+}
+
 HEALTH_EXPORT int health_check_get(health_t *h, const char *name,
                                    health_check_info_t *out) {
   if (!h || !name || !out) return HEALTH_EINVAL;
@@ -270,18 +286,7 @@ HEALTH_EXPORT int health_check_get(health_t *h, const char *name,
   for (size_t i = 0; i < h->nchecks; i++) {
     const health__check_t *c = h->checks[i];
     if (strcmp(c->name, name) != 0) continue;
-    memset(out, 0, sizeof *out);
-    const char *why;
-    out->status = health__check_status_locked(h, c, health__now_ms(), &why);
-    out->last_status = c->last;
-    out->runs = c->runs;
-    out->consecutive_failures = c->consecutive_failures;
-    out->consecutive_successes = c->consecutive_successes;
-    out->running = c->running;
-    out->has_observed = c->has_observed;
-    out->observed_value = c->observed_value;
-    memcpy(out->observed_unit, c->observed_unit, sizeof out->observed_unit);
-    snprintf(out->output, sizeof out->output, "%s", why ? why : c->output ? c->output : "");
+    health__check_info_locked(h, c, out);
     rc = 0;
     break;
   }

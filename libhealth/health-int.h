@@ -378,6 +378,10 @@ void health__free_final(health_t *h);
  * with h->lock held; *valid_until_ms receives when it may go stale. */
 health_status_t health__aggregate_locked(health_t *h, unsigned endpoint,
                                          uint64_t now, uint64_t *valid_until_ms);
+/* What health_check_get() reports about `c`, with h->lock held (also used
+ * by health_check_foreach()). */
+void health__check_info_locked(health_t *h, const health__check_t *c,
+                               health_check_info_t *out);
 /* Effective status of a check as rendered (stale results count as failed). */
 health_status_t health__check_status_locked(const health_t *h,
                                             const health__check_t *c,

@@ -178,21 +178,6 @@ void health__listeners_stop(health_t *h) {
 
 /* ---- enumeration ---- */
 
-static void fill_info(health_t *h, const health__check_t *c, health_check_info_t *out) {
-  memset(out, 0, sizeof *out);
-  const char *why;
-  out->status = health__check_status_locked(h, c, health__now_ms(), &why);
-  out->last_status = c->last;
-  out->runs = c->runs;
-  out->consecutive_failures = c->consecutive_failures;
-  out->consecutive_successes = c->consecutive_successes;
-  out->running = c->running;
-  out->has_observed = c->has_observed;
-  out->observed_value = c->observed_value;
-  memcpy(out->observed_unit, c->observed_unit, sizeof out->observed_unit);
-  snprintf(out->output, sizeof out->output, "%s", why ? why : c->output ? c->output : "");
-}
-
 HEALTH_EXPORT int health_check_foreach(health_t *h,
                                        int (*fn)(const char *name,
                                                  const health_check_info_t *info, void *arg),
@@ -209,7 +194,7 @@ HEALTH_EXPORT int health_check_foreach(health_t *h,
     /* Checks are never removed and their names never change, so the
      * name stays valid after the lock is dropped. */
     const health__check_t *c = h->checks[i];
-    fill_info(h, c, &info);
+    health__check_info_locked(h, c, &info);
     pthread_mutex_unlock(&h->lock);
     n++;
     if (fn(c->name, &info, arg)) break;
