@@ -397,6 +397,10 @@ unsigned health__render_locked(health_t *h, unsigned endpoint, int status_only,
                                uint64_t *valid_until_ms);
 
 /* ---- HTTP (http.c) ---- */
+/* "Bearer <token>" (NULL: none) against the detail token, in constant
+ * time; one rule for the health port, /metrics and health_render()
+ * (serve.c). */
+int health__bearer_ok(const health_t *h, const char *auth);
 int health__http_start(health_t *h, health_error_t *err);
 void health__http_quiesce(health_t *h);
 void health__http_stop(health_t *h);

@@ -49,17 +49,10 @@ static struct MHD_Response *static_response(const char *body, unsigned code) {
   return r;
 }
 
-/* Constant-time comparison of the bearer token. */
+/* The request's bearer token against the detail token (serve.c). */
 static int token_ok(const health_t *h, struct MHD_Connection *conn) {
-  const char *auth = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                 MHD_HTTP_HEADER_AUTHORIZATION);
-  if (!auth || !h->detail_token || strncasecmp(auth, "Bearer ", 7) != 0) return 0;
-  const char *given = auth + 7;
-  while (*given == ' ') given++; /* RFC 9110 11.4: 1*SP after the scheme */
-  size_t gl = strlen(given), tl = strlen(h->detail_token);
-  unsigned diff = (unsigned)(gl ^ tl);
-  for (size_t i = 0; i < tl; i++) diff |= (unsigned char)(given[i % (gl ? gl : 1)] ^ h->detail_token[i]);
-  return diff == 0 && gl == tl;
+  return health__bearer_ok(h, MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                          MHD_HTTP_HEADER_AUTHORIZATION));
 }
 
 /* Refresh a view if the state moved on; h->view_lock held. */

@@ -210,9 +210,9 @@ static health__snap_t *current(health_t *h, health__slot_t *s, const key_t_ *k) 
   return s->snap;
 }
 
-/* Constant-time comparison of "Bearer <token>", with the same rules as the
- * health port's (http.c): RFC 9110 11.4 allows 1*SP after the scheme. */
-static int bearer_ok(const health_t *h, const char *auth) {
+/* Constant-time comparison of "Bearer <token>" (the health port's rule
+ * too, http.c): RFC 9110 11.4 allows 1*SP after the scheme. */
+int health__bearer_ok(const health_t *h, const char *auth) {
   if (!auth || !h->detail_token || strncasecmp(auth, "Bearer ", 7) != 0) return 0;
   const char *given = auth + 7;
   while (*given == ' ') given++;
@@ -273,7 +273,7 @@ HEALTH_EXPORT int health_render(health_t *h, unsigned what, const char *check,
       (check && what == HEALTH_METRICS))
     return HEALTH_EINVAL;
   int status_only = h->opt.detail == HEALTH_DETAIL_STATUS ||
-                    (h->opt.detail == HEALTH_DETAIL_TOKEN && !bearer_ok(h, authorization));
+                    (h->opt.detail == HEALTH_DETAIL_TOKEN && !health__bearer_ok(h, authorization));
   unsigned route = what == HEALTH_METRICS ? HEALTH__ROUTE_METRICS : what;
   struct health__obs *o = h->obs;
   key_t_ k;
