@@ -202,7 +202,7 @@ HEALTH_EXPORT int health_add_check(health_t *h, const char *name,
 
 /* ---- status ---- */
 
-static const char *status_word(health_status_t s) {
+const char *health__status_word(health_status_t s) {
   switch (s) {
     case HEALTH_PASS: return "pass";
     case HEALTH_WARN: return "warn";
@@ -337,8 +337,8 @@ static void check_report_transition_locked(health_t *h, health__check_t *c, uint
   snprintf(thr, sizeof thr, "%u", c->failure_threshold);
   health_log_level_t level = (s == HEALTH_FAIL || c->last == HEALTH_FAIL) ? HEALTH_LOG_WARN : HEALTH_LOG_INFO;
   health__log_repeat(h, &c->repeat, c->name, level, "check_status", "check", c->name,
-                     "from", status_word(from), "to", status_word(s), "output", copy,
-                     "cause", cause, "last_run", status_word(c->last),
+                     "from", health__status_word(from), "to", health__status_word(s), "output", copy,
+                     "cause", cause, "last_run", health__status_word(c->last),
                      "#consecutive_failures", fails, "#failure_threshold", thr,
                      "#critical", c->critical ? "true" : "false", NULL);
 }

@@ -378,6 +378,8 @@ void health__free_final(health_t *h);
  * with h->lock held; *valid_until_ms receives when it may go stale. */
 health_status_t health__aggregate_locked(health_t *h, unsigned endpoint,
                                          uint64_t now, uint64_t *valid_until_ms);
+/* "pass", "warn", "fail" or "pending" (logs, listener events). */
+const char *health__status_word(health_status_t s);
 /* What health_check_get() reports about `c`, with h->lock held (also used
  * by health_check_foreach()). */
 void health__check_info_locked(health_t *h, const health__check_t *c,

@@ -32,15 +32,6 @@ HEALTH_EXPORT int health_add_listener(health_t *h, health_listener_fn fn, void *
   return rc;
 }
 
-static const char *word(health_status_t s) {
-  switch (s) {
-    case HEALTH_PASS: return "pass";
-    case HEALTH_WARN: return "warn";
-    case HEALTH_FAIL: return "fail";
-    default: return "pending";
-  }
-}
-
 /* Queue one event (h->lock held, so events are queued in the order the
  * state changed). */
 static void enqueue(health_t *h, unsigned subject, const health__check_t *c,
@@ -90,7 +81,7 @@ static void endpoint_reason(health_t *h, unsigned ep, health_status_t st, uint64
     if (s == HEALTH_PENDING || s == HEALTH_FAIL) s = c->critical ? HEALTH_FAIL : HEALTH_WARN;
     if (st != HEALTH_PASS && s == st) {
       snprintf(buf, len, "check '%s' is %s", c->name,
-               word(health__check_status_locked(h, c, now, NULL)));
+               health__status_word(health__check_status_locked(h, c, now, NULL)));
       return;
     }
   }
