@@ -477,7 +477,6 @@ void health__metrics_render_locked(health_t *h, int openmetrics, int status_only
 struct MHD_Connection;
 int health__serve_extra(health_t *h, struct MHD_Connection *conn, unsigned route,
                         int status_only);
-int health__serve_wants_extra(struct MHD_Connection *conn, unsigned route);
 /* ==== liveness and readiness controls: heartbeats (heartbeat.c), manual
  * readiness (readiness.c), startup gates (gates.c), HAProxy agent (agent.c) ==== */
 
@@ -584,7 +583,7 @@ void health__guard_opened(health__guard_t *g, int fd, void **socket_context);
 void health__guard_closed(health__guard_t *g, void **socket_context);
 /* The request head arrived: 0 if the connection was cut meanwhile. */
 int health__guard_claim(health__guard_t *g, void *socket_context);
-void health__guard_answered(health__guard_t *g, void *socket_context);
+void health__guard_answered(health__guard_t *g, void *socket_context, int closing);
 /* accept() hit a descriptor limit: free the reserve, evict one. */
 void health__guard_emfile(health__guard_t *g);
 void health__guard_stats(health__guard_t *g, unsigned long *evicted, unsigned long *reaped,
