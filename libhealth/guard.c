@@ -40,9 +40,13 @@
  * only, so it is almost never contended.  The claim of a request (HEAD or
  * IDLE -> BUSY) takes no lock: it is a compare-and-swap on the slot's
  * state, which the reaper's cut (HEAD or IDLE -> CUT) also makes, so
- * exactly one of them wins.  A claimed slot stays on its list until the
- * answer (or the close) moves it under the lock; whoever meets a BUSY slot
- * on a list leaves it alone.
+ * exactly one of them wins.  A claimed slot stays on its list; whoever
+ * meets a BUSY slot on a list takes it off.  The answer takes no lock
+ * either: it sets the slot IDLE with its new deadline and pushes it on a
+ * stack of answered slots (once: a slot answered again before the stack
+ * is emptied only gets a later deadline), which whoever holds the lock
+ * empties first (drain()), moving each slot to its place on the IDLE
+ * list.  The reaper, sleeping without a timeout, is woken by a push.
  */
 #include "health-int.h"
 
@@ -69,8 +73,11 @@ typedef struct gslot {
   int fd;
   atomic_int state;          /* ST_*: claim and cut race on it (see above) */
   int on;                    /* L_HEAD, L_IDLE, or -1: on no list; lock held */
-  uint64_t deadline_ms;
+  uint64_t deadline_ms;      /* its place on list[on]; lock held */
   struct gslot *prev, *next; /* on list[on], or the free list (next) */
+  atomic_int pending;        /* on the answered stack */
+  atomic_uint_fast64_t answered_deadline; /* set by the answer, read by drain() */
+  struct gslot *pnext;       /* next on the answered stack */
 } gslot_t;
 
 typedef struct {
@@ -82,7 +89,9 @@ struct health__guard {
   unsigned cap, nslots, live;   /* live: not cut */
   pthread_mutex_t lock;
   pthread_cond_t cond;
-  int stop, sleeping;           /* sleeping: waiting without a timeout */
+  int stop;
+  atomic_int sleeping;          /* the reaper waits without a timeout */
+  _Atomic(gslot_t *) answered;  /* stack of answered slots, see the top */
   int emfile_pending;           /* accept() is stopped: evict once a victim is old enough */
   pthread_t thread;
   int reserve_fd;
@@ -115,7 +124,40 @@ static void append(health__guard_t *g, gslot_t *s, int state, uint64_t now) {
   if (l->last) l->last->next = s;
   else l->first = s;
   l->last = s;
-  if (g->sleeping) pthread_cond_signal(&g->cond); /* lock held */
+  if (atomic_load_explicit(&g->sleeping, memory_order_relaxed))
+    pthread_cond_signal(&g->cond); /* lock held */
+}
+
+/* Lock held.  s, IDLE again, to its place on the IDLE list: near the end,
+ * as every deadline is some recent moment + the same timeout. */
+static void insert_idle(health__guard_t *g, gslot_t *s, uint64_t deadline) {
+  glist_t *l = &g->list[L_IDLE];
+  gslot_t *after = l->last;
+  while (after && after->deadline_ms > deadline) after = after->prev;
+  s->on = L_IDLE;
+  s->deadline_ms = deadline;
+  s->prev = after;
+  s->next = after ? after->next : l->first;
+  if (s->next) s->next->prev = s;
+  else l->last = s;
+  if (after) after->next = s;
+  else l->first = s;
+}
+
+/* Lock held: the answered slots to their places (see the top). */
+static void drain(health__guard_t *g) {
+  gslot_t *top = atomic_exchange_explicit(&g->answered, NULL, memory_order_acquire);
+  while (top) {
+    gslot_t *s = top;
+    top = s->pnext;
+    /* Read the state after clearing pending (an answer from now on pushes
+     * again); acquire: the latest answer's deadline and state. */
+    atomic_exchange_explicit(&s->pending, 0, memory_order_acq_rel);
+    unlink_slot(g, s);
+    if (atomic_load_explicit(&s->state, memory_order_relaxed) == ST_IDLE)
+      insert_idle(g, s, atomic_load_explicit(&s->answered_deadline, memory_order_relaxed));
+    /* else claimed again (BUSY): on no list until its next answer */
+  }
 }
 
 /* Lock held; s is on a list.  Returns 0 if MHD's thread claimed it first
@@ -168,6 +210,7 @@ void health__guard_opened(health__guard_t *g, int fd, void **socket_context) {
   pthread_mutex_lock(&g->lock);
   gslot_t *s = g->free_list;
   if (g->live >= g->cap && s) {
+    drain(g); /* (victim() wants the lists in order) */
     gslot_t *v = victim(g); /* (on MHD's thread: nothing can claim it meanwhile) */
     if (v && cut(g, v)) {
       atomic_fetch_add(&g->evicted, 1);
@@ -193,6 +236,7 @@ void health__guard_closed(health__guard_t *g, void **socket_context) {
   gslot_t *s = *socket_context;
   if (!s) return;
   pthread_mutex_lock(&g->lock);
+  if (atomic_load_explicit(&s->pending, memory_order_relaxed)) drain(g); /* s is on the stack */
   unlink_slot(g, s);
   if (atomic_load_explicit(&s->state, memory_order_relaxed) != ST_CUT) g->live--;
   /* Called before libmicrohttpd closes the socket: after this the reaper
@@ -224,13 +268,26 @@ int health__guard_claim(health__guard_t *g, void *socket_context) {
 void health__guard_answered(health__guard_t *g, void *socket_context, int closing) {
   gslot_t *s = socket_context;
   if (!s) return;
-  /* Only MHD's thread moves a slot out of BUSY: no lock to read it. */
+  /* Only MHD's thread moves a slot out of BUSY: the reaper cannot cut it
+   * meanwhile.  No lock: see the top. */
   if (atomic_load_explicit(&s->state, memory_order_relaxed) != ST_BUSY) return;
-  uint64_t now = health__now_ms_coarse();
-  pthread_mutex_lock(&g->lock);
-  unlink_slot(g, s); /* (claimed on its HEAD or IDLE list) */
-  append(g, s, ST_IDLE, now);
-  pthread_mutex_unlock(&g->lock);
+  atomic_store_explicit(&s->answered_deadline, health__now_ms_coarse() + g->timeout_ms,
+                        memory_order_relaxed);
+  atomic_store_explicit(&s->state, ST_IDLE, memory_order_relaxed);
+  if (!atomic_load_explicit(&s->pending, memory_order_relaxed) &&
+      !atomic_exchange_explicit(&s->pending, 1, memory_order_seq_cst)) {
+    gslot_t *top = atomic_load_explicit(&g->answered, memory_order_relaxed);
+    do s->pnext = top;
+    while (!atomic_compare_exchange_weak_explicit(&g->answered, &top, s, memory_order_seq_cst,
+                                                  memory_order_relaxed));
+    /* A reaper waiting without a timeout set `sleeping` before it looked
+     * at the stack a last time (both seq_cst): one of us sees the other. */
+    if (atomic_load_explicit(&g->sleeping, memory_order_seq_cst)) {
+      pthread_mutex_lock(&g->lock);
+      pthread_cond_signal(&g->cond);
+      pthread_mutex_unlock(&g->lock);
+    }
+  }
   /* A client that sent its request with a FIN: with epoll, libmicrohttpd
    * read the request in one short read and never looks for the EOF
    * behind it, so the connection would wait for the idle timeout.
@@ -268,6 +325,7 @@ static void emfile_evict(health__guard_t *g, uint64_t now, uint64_t *next) {
 
 void health__guard_emfile(health__guard_t *g) {
   pthread_mutex_lock(&g->lock);
+  drain(g);
   atomic_fetch_add(&g->emfile, 1);
   if (g->reserve_fd >= 0) close(g->reserve_fd);
   g->reserve_fd = -1;
@@ -295,6 +353,7 @@ static void *reaper_main(void *arg) {
   health__guard_t *g = arg;
   pthread_mutex_lock(&g->lock);
   while (!g->stop) {
+    drain(g);
     uint64_t now = health__now_ms(), next = UINT64_MAX;
     for (int l = 0; l < 2; l++) {
       gslot_t *s;
@@ -304,9 +363,10 @@ static void *reaper_main(void *arg) {
     }
     if (g->emfile_pending) emfile_evict(g, now, &next);
     if (next == UINT64_MAX) {
-      g->sleeping = 1;
-      pthread_cond_wait(&g->cond, &g->lock);
-      g->sleeping = 0;
+      atomic_store_explicit(&g->sleeping, 1, memory_order_seq_cst);
+      if (!atomic_load_explicit(&g->answered, memory_order_seq_cst))
+        pthread_cond_wait(&g->cond, &g->lock);
+      atomic_store_explicit(&g->sleeping, 0, memory_order_relaxed);
     } else {
       if (next < now + REAP_INTERVAL_MS && !g->emfile_pending) next = now + REAP_INTERVAL_MS;
       struct timespec ts = {(time_t)(next / 1000), (long)(next % 1000) * 1000000L};

@@ -249,7 +249,7 @@ struct health {
   char *address, *detail_token, *service_id, *service_version, *description;
 
   int state; /* HEALTH__ST_* */
-  int sync_inited; /* bits: 1 lock, 2 conds, 4 view_lock, 8 done_lock */
+  int sync_inited; /* bits: 1 lock, 2 conds, 8 done_lock */
 
   /* checks */
   pthread_mutex_t lock;         /* guards checks' mutable fields and the queue */
@@ -275,8 +275,9 @@ struct health {
   struct MHD_Daemon *daemon;
   unsigned bound_port;
   int quiesced_fd;              /* listening socket after quiesce, or -1 */
-  pthread_mutex_t view_lock;
-  health__view_t views[2][2];   /* [0 ready,1 health][0 full,1 status] */
+  /* [0 ready,1 health][0 full,1 status]: MHD's thread only (then
+   * health__http_stop(), after MHD_stop_daemon() joined it) */
+  health__view_t views[2][2];
   struct MHD_Response *resp_404, *resp_405, *resp_413, *resp_400, *resp_501, *resp_options;
   /* connection guard (guard.c) */
   struct health__guard *guard;  /* slow clients, eviction at the cap, fd headroom */

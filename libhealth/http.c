@@ -69,7 +69,10 @@ static int token_ok(const health_t *h, struct MHD_Connection *conn) {
   return diff == 0 && gl == tl;
 }
 
-/* Refresh a view if the state moved on; h->view_lock held. */
+/* Refresh a view if the state moved on.  The views need no lock: only
+ * MHD's one thread answers (MHD_USE_INTERNAL_POLLING_THREAD, no thread
+ * pool, no thread per connection), and health__http_stop() frees them
+ * after MHD_stop_daemon() has joined it. */
 static int refresh_view(health_t *h, health__view_t *v, unsigned endpoint,
                         int status_only, uint64_t now) {
   health__buf_t b;
@@ -114,16 +117,11 @@ static enum MHD_Result answer(health_t *h, struct MHD_Connection *conn,
   /* The coarse clock (no TSC read) is enough to notice a stale result: it
    * never runs ahead of CLOCK_MONOTONIC and lags it by at most one tick. */
   uint64_t now = health__now_ms_coarse();
-  pthread_mutex_lock(&h->view_lock);
   if (!v->response || v->version != atomic_load(&h->version) || now >= v->valid_until_ms) {
-    if (refresh_view(h, v, endpoint, status_only, now) < 0 && !v->response) {
-      pthread_mutex_unlock(&h->view_lock);
+    if (refresh_view(h, v, endpoint, status_only, now) < 0 && !v->response)
       return MHD_NO; /* out of memory and nothing cached: drop the connection */
-    }
   }
-  enum MHD_Result ret = MHD_queue_response(conn, v->code, v->response);
-  pthread_mutex_unlock(&h->view_lock);
-  return ret;
+  return MHD_queue_response(conn, v->code, v->response);
 }
 
 /* One pass over the headers and the query arguments for everything the
@@ -153,6 +151,7 @@ typedef struct {
 
 /* The token "close" in a Connection value (a comma-separated list). */
 static int has_close_token(const char *v) {
+  if ((v[0] | 0x20) == 'c' && strcasecmp(v, "close") == 0) return 1; /* the usual value */
   for (const char *p = v; (p = strpbrk(p, "cC"));) {
     const char *q = p;
     while (q > v && (q[-1] == ' ' || q[-1] == '\t')) q--;
@@ -180,14 +179,16 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const cha
   }
   if (c == 'h' && strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0) {
     b->hosts++;
+  } else if (c == 'c' && (key[1] | 0x20) == 'o' && (key[2] | 0x20) == 'n' &&
+             (key[3] | 0x20) == 'n' && value && /* con-n-ection, not con-t-ent */
+             strcasecmp(key, MHD_HTTP_HEADER_CONNECTION) == 0) {
+    b->close |= has_close_token(value);
   } else if (c == 't' && strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
     b->te++;
     b->te_chunked += strcasecmp(value, "chunked") == 0;
   } else if (c == 'c' && strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
     b->cl++;
     b->cl_nonzero += strcmp(value, "0") != 0;
-  } else if (c == 'c' && value && strcasecmp(key, MHD_HTTP_HEADER_CONNECTION) == 0) {
-    b->close |= has_close_token(value);
   } else if (strpbrk(key, " \t")) {
     b->bad_name = 1;
   }
@@ -448,13 +449,11 @@ void health__http_stop(health_t *h) {
   }
   health__guard_free(h->guard);
   h->guard = NULL;
-  pthread_mutex_lock(&h->view_lock);
   for (int i = 0; i < 2; i++)
     for (int j = 0; j < 2; j++) {
       if (h->views[i][j].response) MHD_destroy_response(h->views[i][j].response);
       memset(&h->views[i][j], 0, sizeof h->views[i][j]);
     }
-  pthread_mutex_unlock(&h->view_lock);
   struct MHD_Response **fixed[] = {&h->resp_400, &h->resp_404, &h->resp_405,
                                    &h->resp_413, &h->resp_501, &h->resp_options};
   for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
