@@ -146,7 +146,14 @@ static void insert_idle(health__guard_t *g, gslot_t *s, uint64_t deadline) {
 
 /* Lock held: the answered slots to their places (see the top). */
 static void drain(health__guard_t *g) {
-  gslot_t *top = atomic_exchange_explicit(&g->answered, NULL, memory_order_acquire);
+  gslot_t *top = atomic_exchange_explicit(&g->answered, NULL, memory_order_acquire), *fifo = NULL;
+  while (top) { /* in the order of the answers: equal deadlines keep it */
+    gslot_t *s = top;
+    top = s->pnext;
+    s->pnext = fifo;
+    fifo = s;
+  }
+  top = fifo;
   while (top) {
     gslot_t *s = top;
     top = s->pnext;
@@ -160,15 +167,17 @@ static void drain(health__guard_t *g) {
   }
 }
 
-/* Lock held; s is on a list.  Returns 0 if MHD's thread claimed it first
- * (it is BUSY now: only taken off the list). */
-static int cut(health__guard_t *g, gslot_t *s) {
+/* Lock held; s is on a list.  Counts the cut in *counter before the peer
+ * can see it.  Returns 0 if MHD's thread claimed it first (it is BUSY
+ * now: only taken off the list). */
+static int cut(health__guard_t *g, gslot_t *s, atomic_ulong *counter) {
   unlink_slot(g, s);
   int st = atomic_load_explicit(&s->state, memory_order_relaxed);
   while (st == ST_HEAD || st == ST_IDLE)
     if (atomic_compare_exchange_weak_explicit(&s->state, &st, ST_CUT, memory_order_relaxed,
                                               memory_order_relaxed)) {
       g->live--;
+      atomic_fetch_add(counter, 1);
       shutdown(s->fd, SHUT_RDWR);
       return 1;
     }
@@ -212,11 +221,8 @@ void health__guard_opened(health__guard_t *g, int fd, void **socket_context) {
   if (g->live >= g->cap && s) {
     drain(g); /* (victim() wants the lists in order) */
     gslot_t *v = victim(g); /* (on MHD's thread: nothing can claim it meanwhile) */
-    if (v && cut(g, v)) {
-      atomic_fetch_add(&g->evicted, 1);
-    } else {
+    if (!v || !cut(g, v, &g->evicted))
       s = NULL; /* every connection is being answered: the newcomer goes */
-    }
   }
   if (!s) { /* (the free list is never empty: MHD's limit is the table size) */
     pthread_mutex_unlock(&g->lock);
@@ -314,8 +320,7 @@ static void emfile_evict(health__guard_t *g, uint64_t now, uint64_t *next) {
       if (next && since + EMFILE_MIN_AGE_MS < *next) *next = since + EMFILE_MIN_AGE_MS;
       return;
     }
-    if (cut(g, v)) {
-      atomic_fetch_add(&g->evicted, 1);
+    if (cut(g, v, &g->evicted)) {
       g->emfile_pending = 0;
       return;
     }
@@ -358,7 +363,7 @@ static void *reaper_main(void *arg) {
     for (int l = 0; l < 2; l++) {
       gslot_t *s;
       while ((s = g->list[l].first) && s->deadline_ms <= now)
-        if (cut(g, s)) atomic_fetch_add(&g->reaped, 1); /* else claimed: left to its answer */
+        cut(g, s, &g->reaped); /* (if claimed meanwhile: left to its answer) */
       if (s && s->deadline_ms < next) next = s->deadline_ms;
     }
     if (g->emfile_pending) emfile_evict(g, now, &next);

@@ -230,7 +230,8 @@ typedef struct health__view {
   uint64_t version;        /* state version it was rendered from */
   uint64_t valid_until_ms; /* re-render after this (a result goes stale) */
   unsigned code;           /* 200 or 503 */
-  struct MHD_Response *response;
+  /* (atomic for the tests only, which look at it from their own thread) */
+  _Atomic(struct MHD_Response *) response;
 } health__view_t;
 
 /* A worker thread of the check pool. */
