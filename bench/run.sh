@@ -26,6 +26,8 @@
 #   PROBE_RUNS [200]    hyperfine runs per command and round (bench/probe.sh)
 #   CALLGRIND [1]       count instructions per request under callgrind (0: skip)
 #   CALLGRIND_REQS [2000] requests counted per callgrind measurement
+#   CALLGRIND_INTERVAL_MS [600000] check interval of the 3-check server under callgrind
+#                       (long: no re-render in the counted window; 5000 to count them)
 #   SECTIONS ["load callgrind idle shutdown deadline probe"] what to run
 #   SERVER_CPU [0] LOAD_CPU [1]   taskset pinning of server and load generator
 #   BENCH_WORK          directory for logs and binaries [a fresh mktemp -d]
@@ -44,7 +46,7 @@ if [ "${QUICK:-0}" = 1 ]; then
 fi
 : "${RUNS:=5}" "${DURATION:=5}" "${WARMUP:=2}" "${CONNS:=16}" "${IDLE_SECONDS:=30}" "${IDLE_SETTLE:=12}"
 : "${SHUTDOWN_RUNS:=5}" "${DEADLINE_SAMPLES:=10}" "${PROBE_RUNS:=200}"
-: "${CALLGRIND:=1}" "${CALLGRIND_REQS:=2000}" "${SERVER_CPU:=0}" "${LOAD_CPU:=1}"
+: "${CALLGRIND:=1}" "${CALLGRIND_REQS:=2000}" "${CALLGRIND_INTERVAL_MS:=600000}" "${SERVER_CPU:=0}" "${LOAD_CPU:=1}"
 : "${SECTIONS:=load callgrind idle shutdown deadline probe}"
 want() { [[ " $SECTIONS " == *" $1 "* ]] && echo "== [$SECONDS s] section $1" >&2; }
 
@@ -298,7 +300,7 @@ if [ "$CALLGRIND" = 1 ] && want callgrind; then
   for mode in ka close; do
     m=$([ "$mode" = ka ] && echo keep-alive || echo close)
     read -r f_ir f_x < <(cg floor3 /ready $mode "$bin/floor" --body-file "$WORK/body-ready3")
-    read -r l_ir l_x < <(cg lib3 /ready $mode "$bin/server" --checks 3 --detail full)
+    read -r l_ir l_x < <(cg lib3 /ready $mode "$bin/server" --checks 3 --detail full --interval-ms "$CALLGRIND_INTERVAL_MS")
     row "Ir/req ready3 $m: floor / lib (all)" "$f_ir / $l_ir ($(awk -v a="$l_ir" -v b="$f_ir" 'BEGIN{ if (a+0>0 && b+0>0) printf "%+d", a-b; else print "n/a" }'))" "" ""
     row "Ir/req ready3 $m: floor / lib (w/o memset)" "$f_x / $l_x" "" ""
     r=$(ratio "$l_x" "$f_x")

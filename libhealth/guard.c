@@ -37,7 +37,16 @@
  * client that keeps dribbling bytes hides the EOF behind them.
  *
  * All callbacks run on MHD's thread; the lock is shared with the reaper
- * only, so it is almost never contended.
+ * only, so it is almost never contended.  The claim of a request (HEAD or
+ * IDLE -> BUSY) takes no lock: it is a compare-and-swap on the slot's
+ * state, which the reaper's cut (HEAD or IDLE -> CUT) also makes, so
+ * exactly one of them wins.  A claimed slot stays on its list; whoever
+ * meets a BUSY slot on a list takes it off.  The answer takes no lock
+ * either: it sets the slot IDLE with its new deadline and pushes it on a
+ * stack of answered slots (once: a slot answered again before the stack
+ * is emptied only gets a later deadline), which whoever holds the lock
+ * empties first (drain()), moving each slot to its place on the IDLE
+ * list.  The reaper, sleeping without a timeout, is woken by a push.
  */
 #include "health-int.h"
 
@@ -49,6 +58,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -61,9 +71,13 @@ enum { L_HEAD = 0, L_IDLE = 1 };
 
 typedef struct gslot {
   int fd;
-  int state;
-  uint64_t deadline_ms;
-  struct gslot *prev, *next; /* on list[state - ST_HEAD], or the free list (next) */
+  atomic_int state;          /* ST_*: claim and cut race on it (see above) */
+  int on;                    /* L_HEAD, L_IDLE, or -1: on no list; lock held */
+  uint64_t deadline_ms;      /* its place on list[on]; lock held */
+  struct gslot *prev, *next; /* on list[on], or the free list (next) */
+  atomic_int pending;        /* on the answered stack */
+  atomic_uint_fast64_t answered_deadline; /* set by the answer, read by drain() */
+  struct gslot *pnext;       /* next on the answered stack */
 } gslot_t;
 
 typedef struct {
@@ -75,7 +89,9 @@ struct health__guard {
   unsigned cap, nslots, live;   /* live: not cut */
   pthread_mutex_t lock;
   pthread_cond_t cond;
-  int stop, sleeping;           /* sleeping: waiting without a timeout */
+  int stop;
+  atomic_int sleeping;          /* the reaper waits without a timeout */
+  _Atomic(gslot_t *) answered;  /* stack of answered slots, see the top */
   int emfile_pending;           /* accept() is stopped: evict once a victim is old enough */
   pthread_t thread;
   int reserve_fd;
@@ -87,7 +103,9 @@ struct health__guard {
 };
 
 static void unlink_slot(health__guard_t *g, gslot_t *s) {
-  glist_t *l = &g->list[s->state == ST_HEAD ? L_HEAD : L_IDLE];
+  if (s->on < 0) return;
+  glist_t *l = &g->list[s->on];
+  s->on = -1;
   if (s->prev) s->prev->next = s->next;
   else l->first = s->next;
   if (s->next) s->next->prev = s->prev;
@@ -97,23 +115,77 @@ static void unlink_slot(health__guard_t *g, gslot_t *s) {
 
 /* Append in deadline order (every deadline is now + the same timeout). */
 static void append(health__guard_t *g, gslot_t *s, int state, uint64_t now) {
-  glist_t *l = &g->list[state == ST_HEAD ? L_HEAD : L_IDLE];
-  s->state = state;
+  s->on = state == ST_HEAD ? L_HEAD : L_IDLE;
+  glist_t *l = &g->list[s->on];
+  atomic_store_explicit(&s->state, state, memory_order_relaxed);
   s->deadline_ms = now + g->timeout_ms;
   s->next = NULL;
   s->prev = l->last;
   if (l->last) l->last->next = s;
   else l->first = s;
   l->last = s;
-  if (g->sleeping) pthread_cond_signal(&g->cond); /* lock held */
+  if (atomic_load_explicit(&g->sleeping, memory_order_relaxed))
+    pthread_cond_signal(&g->cond); /* lock held */
 }
 
-/* Lock held; s is HEAD or IDLE. */
-static void cut(health__guard_t *g, gslot_t *s) {
+/* Lock held.  s, IDLE again, to its place on the IDLE list: near the end,
+ * as every deadline is some recent moment + the same timeout. */
+static void insert_idle(health__guard_t *g, gslot_t *s, uint64_t deadline) {
+  glist_t *l = &g->list[L_IDLE];
+  gslot_t *after = l->last;
+  while (after && after->deadline_ms > deadline) after = after->prev;
+  s->on = L_IDLE;
+  s->deadline_ms = deadline;
+  s->prev = after;
+  s->next = after ? after->next : l->first;
+  if (s->next) s->next->prev = s;
+  else l->last = s;
+  if (after) after->next = s;
+  else l->first = s;
+}
+
+/* Lock held: the answered slots to their places (see the top). */
+static void drain(health__guard_t *g) {
+  gslot_t *top = atomic_exchange_explicit(&g->answered, NULL, memory_order_acquire), *fifo = NULL;
+  while (top) { /* in the order of the answers: equal deadlines keep it */
+    gslot_t *s = top;
+    top = s->pnext;
+    s->pnext = fifo;
+    fifo = s;
+  }
+  top = fifo;
+  while (top) {
+    gslot_t *s = top;
+    top = s->pnext;
+    /* Read the state after clearing pending (an answer from now on pushes
+     * again); acquire: the latest answer's deadline and state. */
+    atomic_exchange_explicit(&s->pending, 0, memory_order_acq_rel);
+    unlink_slot(g, s);
+    if (atomic_load_explicit(&s->state, memory_order_relaxed) == ST_IDLE)
+      insert_idle(g, s, atomic_load_explicit(&s->answered_deadline, memory_order_relaxed));
+    /* else claimed again (BUSY): on no list until its next answer */
+  }
+}
+
+/* Lock held; s is on a list.  Counts the cut in *counter before the peer
+ * can see it.  Returns 0 if MHD's thread claimed it first (it is BUSY
+ * now: only taken off the list). */
+static int cut(health__guard_t *g, gslot_t *s, atomic_ulong *counter) {
   unlink_slot(g, s);
-  s->state = ST_CUT;
-  g->live--;
-  shutdown(s->fd, SHUT_RDWR);
+  int st = atomic_load_explicit(&s->state, memory_order_relaxed);
+  while (st == ST_HEAD || st == ST_IDLE)
+    if (atomic_compare_exchange_weak_explicit(&s->state, &st, ST_CUT, memory_order_relaxed,
+                                              memory_order_relaxed)) {
+      g->live--;
+      atomic_fetch_add(counter, 1);
+      shutdown(s->fd, SHUT_RDWR);
+      return 1;
+    }
+  return 0;
+}
+
+static int is_busy(gslot_t *s) {
+  return atomic_load_explicit(&s->state, memory_order_relaxed) == ST_BUSY;
 }
 
 /* The connection furthest from being useful, or NULL if all are busy:
@@ -126,12 +198,19 @@ static void cut(health__guard_t *g, gslot_t *s) {
 
 static gslot_t *victim(health__guard_t *g) {
   for (int l = 0; l < 2; l++) {
-    gslot_t *s = g->list[l].first;
-    for (int i = 0; s && i < VICTIM_SCAN; i++, s = s->next) {
+    gslot_t *oldest = NULL, *s = g->list[l].first;
+    for (int i = 0; s && i < VICTIM_SCAN; s = s->next) {
+      if (is_busy(s)) continue; /* claimed, still on its list: not a candidate */
+      if (!oldest) oldest = s;
+      i++;
       char c;
       if (recv(s->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) <= 0) return s; /* nothing unread, or EOF */
     }
-    if (g->list[l].first) return g->list[l].first;
+    while (!oldest && s) { /* (only BUSY ones among the first: look further) */
+      if (!is_busy(s)) oldest = s;
+      s = s->next;
+    }
+    if (oldest) return oldest;
   }
   return NULL;
 }
@@ -140,13 +219,10 @@ void health__guard_opened(health__guard_t *g, int fd, void **socket_context) {
   pthread_mutex_lock(&g->lock);
   gslot_t *s = g->free_list;
   if (g->live >= g->cap && s) {
-    gslot_t *v = victim(g);
-    if (v) {
-      atomic_fetch_add(&g->evicted, 1);
-      cut(g, v);
-    } else {
+    drain(g); /* (victim() wants the lists in order) */
+    gslot_t *v = victim(g); /* (on MHD's thread: nothing can claim it meanwhile) */
+    if (!v || !cut(g, v, &g->evicted))
       s = NULL; /* every connection is being answered: the newcomer goes */
-    }
   }
   if (!s) { /* (the free list is never empty: MHD's limit is the table size) */
     pthread_mutex_unlock(&g->lock);
@@ -166,12 +242,13 @@ void health__guard_closed(health__guard_t *g, void **socket_context) {
   gslot_t *s = *socket_context;
   if (!s) return;
   pthread_mutex_lock(&g->lock);
-  if (s->state == ST_HEAD || s->state == ST_IDLE) unlink_slot(g, s);
-  if (s->state != ST_CUT) g->live--;
+  if (atomic_load_explicit(&s->pending, memory_order_relaxed)) drain(g); /* s is on the stack */
+  unlink_slot(g, s);
+  if (atomic_load_explicit(&s->state, memory_order_relaxed) != ST_CUT) g->live--;
   /* Called before libmicrohttpd closes the socket: after this the reaper
    * never touches an fd number that may be reused. */
   s->fd = -1;
-  s->state = ST_FREE;
+  atomic_store_explicit(&s->state, ST_FREE, memory_order_relaxed);
   s->next = g->free_list;
   g->free_list = s;
   /* A close makes libmicrohttpd accept again: no eviction owed. */
@@ -181,32 +258,54 @@ void health__guard_closed(health__guard_t *g, void **socket_context) {
   *socket_context = NULL;
 }
 
+/* No lock: MHD's thread against the reaper's cut(), see the top. */
 int health__guard_claim(health__guard_t *g, void *socket_context) {
   gslot_t *s = socket_context;
+  (void)g;
   if (!s) return 1;
-  pthread_mutex_lock(&g->lock);
-  int ok = s->state != ST_CUT;
-  if (s->state == ST_HEAD || s->state == ST_IDLE) unlink_slot(g, s);
-  if (ok) s->state = ST_BUSY;
-  pthread_mutex_unlock(&g->lock);
-  return ok;
+  int st = atomic_load_explicit(&s->state, memory_order_relaxed);
+  while (st == ST_HEAD || st == ST_IDLE)
+    if (atomic_compare_exchange_weak_explicit(&s->state, &st, ST_BUSY, memory_order_relaxed,
+                                              memory_order_relaxed))
+      return 1;
+  return st != ST_CUT;
 }
 
-void health__guard_answered(health__guard_t *g, void *socket_context) {
+void health__guard_answered(health__guard_t *g, void *socket_context, int closing) {
   gslot_t *s = socket_context;
   if (!s) return;
-  pthread_mutex_lock(&g->lock);
-  if (s->state == ST_BUSY) {
-    append(g, s, ST_IDLE, health__now_ms_coarse());
-    /* A client that sent its request with a FIN: with epoll, libmicrohttpd
-     * read the request in one short read and never looks for the EOF
-     * behind it, so the connection would wait for the idle timeout.
-     * Shutting down the read side wakes MHD, which reads the EOF and
-     * closes.  Nothing is lost: the peer sends nothing more. */
-    char c;
-    if (recv(s->fd, &c, 1, MSG_PEEK | MSG_DONTWAIT) == 0) shutdown(s->fd, SHUT_RD);
+  /* Only MHD's thread moves a slot out of BUSY: the reaper cannot cut it
+   * meanwhile.  No lock: see the top. */
+  if (atomic_load_explicit(&s->state, memory_order_relaxed) != ST_BUSY) return;
+  atomic_store_explicit(&s->answered_deadline, health__now_ms_coarse() + g->timeout_ms,
+                        memory_order_relaxed);
+  atomic_store_explicit(&s->state, ST_IDLE, memory_order_relaxed);
+  if (!atomic_load_explicit(&s->pending, memory_order_relaxed) &&
+      !atomic_exchange_explicit(&s->pending, 1, memory_order_seq_cst)) {
+    gslot_t *top = atomic_load_explicit(&g->answered, memory_order_relaxed);
+    do s->pnext = top;
+    while (!atomic_compare_exchange_weak_explicit(&g->answered, &top, s, memory_order_seq_cst,
+                                                  memory_order_relaxed));
+    /* A reaper waiting without a timeout set `sleeping` before it looked
+     * at the stack a last time (both seq_cst): one of us sees the other. */
+    if (atomic_load_explicit(&g->sleeping, memory_order_seq_cst)) {
+      pthread_mutex_lock(&g->lock);
+      pthread_cond_signal(&g->cond);
+      pthread_mutex_unlock(&g->lock);
+    }
   }
-  pthread_mutex_unlock(&g->lock);
+  /* A client that sent its request with a FIN: with epoll, libmicrohttpd
+   * read the request in one short read and never looks for the EOF
+   * behind it, so the connection would wait for the idle timeout.
+   * Shutting down the read side wakes MHD, which reads the EOF and
+   * closes.  Nothing is lost: the peer sends nothing more.  Not needed
+   * when the request said "Connection: close" (MHD closes after this
+   * answer).  The fd stays open until health__guard_closed(), which runs
+   * on this thread.  The system call itself, not recv(): recv() is a
+   * cancellation point, whose bookkeeping costs more than the call. */
+  char c;
+  if (!closing && syscall(SYS_recvfrom, s->fd, &c, (size_t)1, MSG_PEEK | MSG_DONTWAIT, NULL, NULL) == 0)
+    shutdown(s->fd, SHUT_RD);
 }
 
 /* Lock held.  On EMFILE the connection just accepted may be the oldest
@@ -214,20 +313,24 @@ void health__guard_answered(health__guard_t *g, void *socket_context) {
  * head is probably already there: evict only one that had time to send
  * it, or let the reaper do it a little later. */
 static void emfile_evict(health__guard_t *g, uint64_t now, uint64_t *next) {
-  gslot_t *v = victim(g);
-  if (!v) return; /* nothing to evict: a connection being answered will close */
-  uint64_t since = v->deadline_ms - g->timeout_ms;
-  if (now >= since + EMFILE_MIN_AGE_MS) {
-    atomic_fetch_add(&g->evicted, 1);
-    cut(g, v);
-    g->emfile_pending = 0;
-  } else if (next && since + EMFILE_MIN_AGE_MS < *next) {
-    *next = since + EMFILE_MIN_AGE_MS;
+  gslot_t *v;
+  while ((v = victim(g))) { /* none: a connection being answered will close */
+    uint64_t since = v->deadline_ms - g->timeout_ms;
+    if (now < since + EMFILE_MIN_AGE_MS) {
+      if (next && since + EMFILE_MIN_AGE_MS < *next) *next = since + EMFILE_MIN_AGE_MS;
+      return;
+    }
+    if (cut(g, v, &g->evicted)) {
+      g->emfile_pending = 0;
+      return;
+    }
+    /* claimed by MHD's thread meanwhile (and off its list now): the next */
   }
 }
 
 void health__guard_emfile(health__guard_t *g) {
   pthread_mutex_lock(&g->lock);
+  drain(g);
   atomic_fetch_add(&g->emfile, 1);
   if (g->reserve_fd >= 0) close(g->reserve_fd);
   g->reserve_fd = -1;
@@ -255,20 +358,20 @@ static void *reaper_main(void *arg) {
   health__guard_t *g = arg;
   pthread_mutex_lock(&g->lock);
   while (!g->stop) {
+    drain(g);
     uint64_t now = health__now_ms(), next = UINT64_MAX;
     for (int l = 0; l < 2; l++) {
       gslot_t *s;
-      while ((s = g->list[l].first) && s->deadline_ms <= now) {
-        atomic_fetch_add(&g->reaped, 1);
-        cut(g, s);
-      }
+      while ((s = g->list[l].first) && s->deadline_ms <= now)
+        cut(g, s, &g->reaped); /* (if claimed meanwhile: left to its answer) */
       if (s && s->deadline_ms < next) next = s->deadline_ms;
     }
     if (g->emfile_pending) emfile_evict(g, now, &next);
     if (next == UINT64_MAX) {
-      g->sleeping = 1;
-      pthread_cond_wait(&g->cond, &g->lock);
-      g->sleeping = 0;
+      atomic_store_explicit(&g->sleeping, 1, memory_order_seq_cst);
+      if (!atomic_load_explicit(&g->answered, memory_order_seq_cst))
+        pthread_cond_wait(&g->cond, &g->lock);
+      atomic_store_explicit(&g->sleeping, 0, memory_order_relaxed);
     } else {
       if (next < now + REAP_INTERVAL_MS && !g->emfile_pending) next = now + REAP_INTERVAL_MS;
       struct timespec ts = {(time_t)(next / 1000), (long)(next % 1000) * 1000000L};
@@ -343,6 +446,7 @@ health__guard_t *health__guard_new(health_t *h) {
   g->nslots = n;
   for (unsigned i = n; i-- > 0;) {
     g->slots[i].fd = -1;
+    g->slots[i].on = -1;
     g->slots[i].next = g->free_list;
     g->free_list = &g->slots[i];
   }

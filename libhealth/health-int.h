@@ -230,7 +230,8 @@ typedef struct health__view {
   uint64_t version;        /* state version it was rendered from */
   uint64_t valid_until_ms; /* re-render after this (a result goes stale) */
   unsigned code;           /* 200 or 503 */
-  struct MHD_Response *response;
+  /* (atomic for the tests only, which look at it from their own thread) */
+  _Atomic(struct MHD_Response *) response;
 } health__view_t;
 
 /* A worker thread of the check pool. */
@@ -249,7 +250,7 @@ struct health {
   char *address, *detail_token, *service_id, *service_version, *description;
 
   int state; /* HEALTH__ST_* */
-  int sync_inited; /* bits: 1 lock, 2 conds, 4 view_lock, 8 done_lock */
+  int sync_inited; /* bits: 1 lock, 2 conds, 8 done_lock */
 
   /* checks */
   pthread_mutex_t lock;         /* guards checks' mutable fields and the queue */
@@ -275,8 +276,9 @@ struct health {
   struct MHD_Daemon *daemon;
   unsigned bound_port;
   int quiesced_fd;              /* listening socket after quiesce, or -1 */
-  pthread_mutex_t view_lock;
-  health__view_t views[2][2];   /* [0 ready,1 health][0 full,1 status] */
+  /* [0 ready,1 health][0 full,1 status]: MHD's thread only (then
+   * health__http_stop(), after MHD_stop_daemon() joined it) */
+  health__view_t views[2][2];
   struct MHD_Response *resp_404, *resp_405, *resp_413, *resp_400, *resp_501, *resp_options;
   /* connection guard (guard.c) */
   struct health__guard *guard;  /* slow clients, eviction at the cap, fd headroom */
@@ -487,7 +489,6 @@ void health__metrics_render_locked(health_t *h, int openmetrics, int status_only
 struct MHD_Connection;
 int health__serve_extra(health_t *h, struct MHD_Connection *conn, unsigned route,
                         int status_only);
-int health__serve_wants_extra(struct MHD_Connection *conn, unsigned route);
 /* ==== liveness and readiness controls: heartbeats (heartbeat.c), manual
  * readiness (readiness.c), startup gates (gates.c), HAProxy agent (agent.c) ==== */
 
@@ -594,7 +595,7 @@ void health__guard_opened(health__guard_t *g, int fd, void **socket_context);
 void health__guard_closed(health__guard_t *g, void **socket_context);
 /* The request head arrived: 0 if the connection was cut meanwhile. */
 int health__guard_claim(health__guard_t *g, void *socket_context);
-void health__guard_answered(health__guard_t *g, void *socket_context);
+void health__guard_answered(health__guard_t *g, void *socket_context, int closing);
 /* accept() hit a descriptor limit: free the reserve, evict one. */
 void health__guard_emfile(health__guard_t *g);
 void health__guard_stats(health__guard_t *g, unsigned long *evicted, unsigned long *reaped,

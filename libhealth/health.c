@@ -78,8 +78,6 @@ HEALTH_EXPORT int health_new(health_t **out, const health_options_t *opts,
       init_cond_monotonic(&h->workers_done))
     goto nomem;
   h->sync_inited |= 2;
-  if (pthread_mutex_init(&h->view_lock, NULL) != 0) goto nomem;
-  h->sync_inited |= 4;
   if (health__shutdown_init(h) != 0) goto nomem;
   if (health__obs_new(h) != 0) goto nomem;
   health__notify_init(h);
@@ -181,7 +179,6 @@ void health__free_final(health_t *h) {
     pthread_cond_destroy(&h->work_cond);
     pthread_cond_destroy(&h->workers_done);
   }
-  if (h->sync_inited & 4) pthread_mutex_destroy(&h->view_lock);
   free(h->address);
   free(h->detail_token);
   free(h->service_id);

@@ -25,7 +25,14 @@
 
 /* *con_cls after the first call: the route, decided once per request and
  * kept without allocating (see ROUTED below). */
-static const char route_marker[12];
+static const char route_marker[64];
+/* *con_cls: &route_marker[endpoint | 4 * body | flags] (endpoint 0-3),
+ * body 0 none, 1 a chunked body may follow, 2 a chunked body had bytes;
+ * R_EXTRA: answered by serve.c (/metrics, ?check=); R_CLOSE: the request
+ * said "Connection: close".  Never NULL once routed. */
+#define R_EXTRA 16u
+#define R_CLOSE 32u
+#define ROUTED(endpoint, body, flags) ((void *)&route_marker[(endpoint) + 4 * (body) + (flags)])
 
 /* An error or OPTIONS answer: never cached, a short body (none for 204)
  * in the endpoints' own format, {"status":"fail","output":...}, so it
@@ -55,7 +62,10 @@ static int token_ok(const health_t *h, struct MHD_Connection *conn) {
                                                           MHD_HTTP_HEADER_AUTHORIZATION));
 }
 
-/* Refresh a view if the state moved on; h->view_lock held. */
+/* Refresh a view if the state moved on.  The views need no lock: only
+ * MHD's one thread answers (MHD_USE_INTERNAL_POLLING_THREAD, no thread
+ * pool, no thread per connection), and health__http_stop() frees them
+ * after MHD_stop_daemon() has joined it. */
 static int refresh_view(health_t *h, health__view_t *v, unsigned endpoint,
                         int status_only, uint64_t now) {
   health__buf_t b;
@@ -89,30 +99,26 @@ static int refresh_view(health_t *h, health__view_t *v, unsigned endpoint,
 }
 
 static enum MHD_Result answer(health_t *h, struct MHD_Connection *conn,
-                              unsigned endpoint) {
+                              unsigned endpoint, int extra) {
   int status_only = h->opt.detail == HEALTH_DETAIL_STATUS ||
                     (h->opt.detail == HEALTH_DETAIL_TOKEN && !token_ok(h, conn));
   /* /metrics and /ready?check=NAME: the shared answer cache (serve.c). */
-  if (health__serve_wants_extra(conn, endpoint))
+  if (extra)
     return health__serve_extra(h, conn, endpoint, status_only) ? MHD_YES : MHD_NO;
   int ei = endpoint == HEALTH_READINESS ? 0 : 1;
   health__view_t *v = &h->views[ei][status_only];
   /* The coarse clock (no TSC read) is enough to notice a stale result: it
    * never runs ahead of CLOCK_MONOTONIC and lags it by at most one tick. */
   uint64_t now = health__now_ms_coarse();
-  pthread_mutex_lock(&h->view_lock);
   if (!v->response || v->version != atomic_load(&h->version) || now >= v->valid_until_ms) {
-    if (refresh_view(h, v, endpoint, status_only, now) < 0 && !v->response) {
-      pthread_mutex_unlock(&h->view_lock);
+    if (refresh_view(h, v, endpoint, status_only, now) < 0 && !v->response)
       return MHD_NO; /* out of memory and nothing cached: drop the connection */
-    }
   }
-  enum MHD_Result ret = MHD_queue_response(conn, v->code, v->response);
-  pthread_mutex_unlock(&h->view_lock);
-  return ret;
+  return MHD_queue_response(conn, v->code, v->response);
 }
 
-/* One pass over the headers for everything the first call decides.
+/* One pass over the headers and the query arguments for everything the
+ * first call decides.
  *
  * The body a request announces: 0 none; 2 "Transfer-Encoding: chunked"
  * alone (its body may be empty: "0\r\n\r\n"); 1 anything else that may carry
@@ -125,18 +131,51 @@ static enum MHD_Result answer(health_t *h, struct MHD_Connection *conn,
  * And the checks libmicrohttpd 0.9.75 does not make (RFC 9112 3.2): 400
  * for an HTTP/1.1 request without Host, for two Host lines, and for a
  * header name with white space before the colon ("Host : x", which MHD
- * keeps as the name "Host "). */
+ * keeps as the name "Host ").
+ *
+ * Also: whether the query asks for one check (the first argument named
+ * "check", in any case, has a value: what libmicrohttpd's lookup that
+ * serve.c makes will find), and whether a Connection header carries the
+ * token "close" (libmicrohttpd then closes after the answer). */
 typedef struct {
   int cl, cl_nonzero, te, te_chunked, hosts, bad_name;
+  int check_seen, check, close;
 } head_scan_t;
+
+/* The token "close" in a Connection value (a comma-separated list). */
+static int has_close_token(const char *v) {
+  if ((v[0] | 0x20) == 'c' && strcasecmp(v, "close") == 0) return 1; /* the usual value */
+  for (const char *p = v; (p = strpbrk(p, "cC"));) {
+    const char *q = p;
+    while (q > v && (q[-1] == ' ' || q[-1] == '\t')) q--;
+    int starts = q == v || q[-1] == ',';
+    if (starts && strncasecmp(p, "close", 5) == 0) {
+      const char *e = p + 5;
+      while (*e == ' ' || *e == '\t') e++;
+      if (*e == ',' || *e == 0) return 1;
+    }
+    p++;
+  }
+  return 0;
+}
 
 static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
                                    const char *value) {
   head_scan_t *b = cls;
-  (void)kind;
   char c = (char)(key[0] | 0x20); /* skip the caseless compares for other names */
+  if (kind != MHD_HEADER_KIND) { /* a query argument */
+    if (c == 'c' && !b->check_seen && strcasecmp(key, "check") == 0) {
+      b->check_seen = 1;
+      b->check = value != NULL;
+    }
+    return MHD_YES;
+  }
   if (c == 'h' && strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0) {
     b->hosts++;
+  } else if (c == 'c' && (key[1] | 0x20) == 'o' && (key[2] | 0x20) == 'n' &&
+             (key[3] | 0x20) == 'n' && value && /* con-n-ection, not con-t-ent */
+             strcasecmp(key, MHD_HTTP_HEADER_CONNECTION) == 0) {
+    b->close |= has_close_token(value);
   } else if (c == 't' && strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
     b->te++;
     b->te_chunked += strcasecmp(value, "chunked") == 0;
@@ -149,10 +188,12 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const cha
   return MHD_YES;
 }
 
-/* -1 bad head (400), else the body kind above. */
-static int scan_head(struct MHD_Connection *conn, const char *version) {
-  head_scan_t b = {0, 0, 0, 0, 0, 0};
-  MHD_get_connection_values(conn, MHD_HEADER_KIND, scan_header, &b);
+/* -1 bad head (400), else the body kind above; *check, *closing as above. */
+static int scan_head(struct MHD_Connection *conn, const char *version, int *check, int *closing) {
+  head_scan_t b = {0, 0, 0, 0, 0, 0, 0, 0, 0};
+  MHD_get_connection_values(conn, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND, scan_header, &b);
+  *check = b.check;
+  *closing = b.close;
   if (b.bad_name || b.hosts > 1 || (b.hosts == 0 && strcmp(version, MHD_HTTP_VERSION_1_1) == 0))
     return -1;
   if (b.te == 1 && b.te_chunked == 1 && b.cl == 0) return 2;
@@ -175,8 +216,9 @@ static int hexval(char c) {
 
 static size_t unescape_unreserved(void *cls, struct MHD_Connection *conn, char *s) {
   (void)cls, (void)conn;
-  char *w = s;
-  for (const char *r = s; *r; r++) {
+  char *w = strchr(s, '%'); /* (most targets have none: nothing to copy) */
+  if (!w) return strlen(s);
+  for (const char *r = w; *r; r++) {
     int hi, lo;
     if (r[0] == '%' && (hi = hexval(r[1])) >= 0 && (lo = hexval(r[2])) >= 0) {
       char c = (char)(hi * 16 + lo);
@@ -215,8 +257,9 @@ static void notify_connection(void *cls, struct MHD_Connection *conn, void **soc
 /* The answer is sent: the next request head is due from now. */
 static void request_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                               enum MHD_RequestTerminationCode toe) {
-  (void)con_cls;
-  if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK) health__guard_answered(cls, socket_ctx(conn));
+  if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK) return;
+  int closing = *con_cls && ((unsigned)((const char *)*con_cls - route_marker) & R_CLOSE);
+  health__guard_answered(cls, socket_ctx(conn), closing);
 }
 
 /* 0 GET/HEAD, 1 OPTIONS, 2 another method of RFC 9110/5789, 3 unknown. */
@@ -240,11 +283,6 @@ static unsigned route(const health_t *h, const char *url) {
   return health__route(h, url);
 }
 
-/* *con_cls: &route_marker[endpoint + 4 * body] (endpoint 0-3), body 0
- * none, 1 a chunked body may follow, 2 a chunked body had bytes.  Never
- * NULL once routed. */
-#define ROUTED(endpoint, body) ((void *)&route_marker[(endpoint) + 4 * (body)])
-
 static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
                                const char *url, const char *method,
                                const char *version, const char *upload_data,
@@ -255,10 +293,13 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
     /* Routed once: the next calls find the endpoint in *con_cls. */
     unsigned endpoint = route(h, url);
     int mc = method_class(method);
-    int chunked = scan_head(conn, version);
+    int check, closing;
+    int chunked = scan_head(conn, version, &check, &closing);
     if (chunked < 0) endpoint = 0, mc = -1;
     else if (!endpoint || mc != 0) chunked = 0;
-    *con_cls = ROUTED(endpoint, chunked == 2);
+    unsigned flags = (closing ? R_CLOSE : 0) |
+                     (endpoint == HEALTH__ROUTE_METRICS || check ? R_EXTRA : 0);
+    *con_cls = ROUTED(endpoint, chunked == 2, flags);
     /* The head arrived in time; the answer is ours to send (a chunked body
      * first has to arrive under the same head deadline). */
     if (chunked != 2 && !health__guard_claim(h->guard, socket_ctx(conn))) return MHD_NO;
@@ -276,17 +317,17 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
     return MHD_YES;
   }
   unsigned idx = (unsigned)((const char *)*con_cls - route_marker);
-  unsigned endpoint = idx % 4;
+  unsigned endpoint = idx % 4, body = (idx / 4) % 4, flags = idx & (R_EXTRA | R_CLOSE);
   if (*upload_data_size) { /* a chunked body: read and dropped, refused at its end */
     *upload_data_size = 0;
-    *con_cls = ROUTED(endpoint, 2);
+    *con_cls = ROUTED(endpoint, 2, flags);
     return MHD_YES;
   }
-  if (idx >= 4) { /* the chunked request is complete */
+  if (body) { /* the chunked request is complete */
     if (!health__guard_claim(h->guard, socket_ctx(conn))) return MHD_NO;
-    if (idx >= 8) return MHD_queue_response(conn, 413, h->resp_413);
+    if (body == 2) return MHD_queue_response(conn, 413, h->resp_413);
   }
-  return answer(h, conn, endpoint);
+  return answer(h, conn, endpoint, (flags & R_EXTRA) != 0);
 }
 
 static void mhd_logger(void *cls, const char *fmt, va_list ap) {
@@ -401,13 +442,11 @@ void health__http_stop(health_t *h) {
   }
   health__guard_free(h->guard);
   h->guard = NULL;
-  pthread_mutex_lock(&h->view_lock);
   for (int i = 0; i < 2; i++)
     for (int j = 0; j < 2; j++) {
       if (h->views[i][j].response) MHD_destroy_response(h->views[i][j].response);
       memset(&h->views[i][j], 0, sizeof h->views[i][j]);
     }
-  pthread_mutex_unlock(&h->view_lock);
   struct MHD_Response **fixed[] = {&h->resp_400, &h->resp_404, &h->resp_405,
                                    &h->resp_413, &h->resp_501, &h->resp_options};
   for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {

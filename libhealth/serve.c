@@ -304,16 +304,6 @@ HEALTH_EXPORT void health_answer_release(health_answer_t *a) {
 
 /* ---- the health port ---- */
 
-/* On every /ready and /health request: counting the query arguments (a
- * walk comparing kinds only) is cheaper than looking one up by name (a
- * strlen and a caseless compare per header: +180 instructions a request),
- * and a probe has none. */
-int health__serve_wants_extra(struct MHD_Connection *conn, unsigned route) {
-  return route == HEALTH__ROUTE_METRICS ||
-         (MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, NULL, NULL) > 0 &&
-          MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "check") != NULL);
-}
-
 static struct MHD_Response *const_response(const char *body) {
   struct MHD_Response *r =
       MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_PERSISTENT);
