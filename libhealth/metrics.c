@@ -160,6 +160,19 @@ static void process_families(health_t *h, out_t *o, uint64_t now) {
          "Status-listener events dropped because the listener queue was full.");
   sample_u64(o, "libhealth_listener_events_dropped_total", NULL, NULL,
              (uint64_t)atomic_load(&h->obs->dropped));
+
+  /* The health port's guard (guard.c); zero when the port is off. */
+  unsigned long evicted, reaped, emfile;
+  health__guard_stats(h->guard, &evicted, &reaped, &emfile);
+  family(o, "libhealth_http_connections_evicted", "counter",
+         "Health-port connections closed to make room at the connection cap.");
+  sample_u64(o, "libhealth_http_connections_evicted_total", NULL, NULL, evicted);
+  family(o, "libhealth_http_connections_reaped", "counter",
+         "Health-port connections closed for not sending a complete request head in time.");
+  sample_u64(o, "libhealth_http_connections_reaped_total", NULL, NULL, reaped);
+  family(o, "libhealth_http_accept_emfile", "counter",
+         "Times the health port ran out of file descriptors while accepting.");
+  sample_u64(o, "libhealth_http_accept_emfile_total", NULL, NULL, emfile);
 }
 
 /*

@@ -26,12 +26,14 @@ typedef struct health__snap {
 void health__snap_release(health__snap_t *s);
 
 /* One cached answer: rebuilt when the state version moves, when a result
- * goes stale, and (metrics) when the in-flight count moved. */
+ * goes stale, and (metrics) when the in-flight count or the health port's
+ * guard counters moved. */
 typedef struct health__slot {
   health__snap_t *snap;
   struct MHD_Response *resp; /* made from snap on first use by the port */
   uint64_t version, valid_until_ms;
   int inflight;
+  unsigned long guard_events; /* evicted + reaped + emfile when rendered */
 } health__slot_t;
 
 typedef struct health__event {

@@ -147,6 +147,13 @@ typedef struct {
 
 static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
 
+/* The guard's counters summed: /metrics is rendered again when it moved. */
+static unsigned long guard_events_now(health_t *h) {
+  unsigned long e, r, f;
+  health__guard_stats(h->guard, &e, &r, &f);
+  return e + r + f;
+}
+
 static int refresh(health_t *h, health__slot_t *s, const key_t_ *k, uint64_t now) {
   struct health__obs *o = h->obs;
   /* Let go of the old answer first: libmicrohttpd drops its reference
@@ -166,6 +173,7 @@ static int refresh(health_t *h, health__slot_t *s, const key_t_ *k, uint64_t now
   pthread_mutex_lock(&h->lock);
   uint64_t version = atomic_load(&h->version);
   int inflight = atomic_load(&h->inflight);
+  unsigned long guard_events = guard_events_now(h);
   if (k->kind == K_ENDPOINT) {
     code = health__render_locked(h, k->ep, k->status_only, now, &b, &vu);
   } else {
@@ -197,6 +205,7 @@ static int refresh(health_t *h, health__slot_t *s, const key_t_ *k, uint64_t now
   s->version = version;
   s->valid_until_ms = vu;
   s->inflight = inflight;
+  s->guard_events = guard_events;
   return 0;
 }
 
@@ -205,7 +214,8 @@ static int refresh(health_t *h, health__slot_t *s, const key_t_ *k, uint64_t now
 static health__snap_t *current(health_t *h, health__slot_t *s, const key_t_ *k) {
   uint64_t now = health__now_ms_coarse();
   if (!s->snap || s->version != atomic_load(&h->version) || now >= s->valid_until_ms ||
-      (k->kind == K_METRICS && s->inflight != atomic_load(&h->inflight)))
+      (k->kind == K_METRICS &&
+       (s->inflight != atomic_load(&h->inflight) || s->guard_events != guard_events_now(h))))
     refresh(h, s, k, now);
   return s->snap;
 }

@@ -143,6 +143,11 @@ START_TEST(test_eviction_order) {
   health_options_t o;
   options(&o, 4, 10);
   start_with(&o);
+  health_answer_t m;
+  ck_assert_int_eq(health_render(g_h, HEALTH_METRICS, NULL, NULL, NULL, &m), 0);
+  ck_assert_msg(strstr(m.body, "\nlibhealth_http_connections_evicted_total 0\n") != NULL,
+                "/metrics lacks the eviction count:\n%.*s", (int)m.body_len, m.body);
+  health_answer_release(&m);
   int a = idle_conn("127.0.3.1"), b = idle_conn("127.0.3.2");
   int c = head_conn("127.0.3.3"), d = head_conn("127.0.3.4");
   wait_connections(4);
@@ -170,6 +175,12 @@ START_TEST(test_eviction_order) {
   unsigned long evicted;
   health__guard_stats(g_h->guard, &evicted, NULL, NULL);
   ck_assert_uint_eq(evicted, 3);
+  /* ... and /metrics says so, though no check changed since it was last
+   * rendered. */
+  ck_assert_int_eq(health_render(g_h, HEALTH_METRICS, NULL, NULL, NULL, &m), 0);
+  ck_assert_msg(strstr(m.body, "\nlibhealth_http_connections_evicted_total 3\n") != NULL,
+                "/metrics lacks the eviction count:\n%.*s", (int)m.body_len, m.body);
+  health_answer_release(&m);
   int fds[] = {a, b, c, d, e, f, g};
   for (size_t i = 0; i < sizeof fds / sizeof fds[0]; i++) close(fds[i]);
 }
