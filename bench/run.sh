@@ -28,7 +28,8 @@
 #   CALLGRIND_REQS [2000] requests counted per callgrind measurement
 #   CALLGRIND_INTERVAL_MS [600000] check interval of the 3-check server under callgrind
 #                       (long: no re-render in the counted window; 5000 to count them)
-#   SECTIONS ["load callgrind idle shutdown deadline probe"] what to run
+#   SECTIONS ["load callgrind syscalls idle shutdown deadline probe"] what to run
+#   SYSCALL_REQS [2000] requests counted per strace measurement (syscalls section)
 #   SERVER_CPU [0] LOAD_CPU [1]   taskset pinning of server and load generator
 #   BENCH_WORK          directory for logs and binaries [a fresh mktemp -d]
 # PID_x / PORT_x are set by start() through printf -v; pkg-config output is
@@ -47,7 +48,7 @@ fi
 : "${RUNS:=5}" "${DURATION:=5}" "${WARMUP:=2}" "${CONNS:=16}" "${IDLE_SECONDS:=30}" "${IDLE_SETTLE:=12}"
 : "${SHUTDOWN_RUNS:=5}" "${DEADLINE_SAMPLES:=10}" "${PROBE_RUNS:=200}"
 : "${CALLGRIND:=1}" "${CALLGRIND_REQS:=2000}" "${CALLGRIND_INTERVAL_MS:=600000}" "${SERVER_CPU:=0}" "${LOAD_CPU:=1}"
-: "${SECTIONS:=load callgrind idle shutdown deadline probe}"
+: "${SECTIONS:=load callgrind syscalls idle shutdown deadline probe}"
 want() { [[ " $SECTIONS " == *" $1 "* ]] && echo "== [$SECONDS s] section $1" >&2; }
 
 BUILD_DIR=${1:-${BUILD_DIR:-}}
@@ -311,6 +312,45 @@ if [ "$CALLGRIND" = 1 ] && want callgrind; then
       row "Ir/req ready1000-status $m: lib (all / w/o memset), ratio" "$k_ir / $k_x, $(fmt "$r" %.3f)" "<= 1.11" "$(verdict "$r" le 1.11)"
     fi
   done
+fi
+
+# ---- 2b. system calls per request (strace -c over every thread; load-independent) ---
+if want syscalls; then
+  if ! command -v strace >/dev/null 2>&1; then
+    echo "run.sh: strace not found: skipping the syscalls section" >&2
+  else
+    [ -f "$WORK/body-ready3" ] || {
+      start b3 - "$bin/server" --checks 3 --detail full
+      curl -fsS -o "$WORK/body-ready3" "http://127.0.0.1:$PORT_b3/ready"
+      stop b3
+    }
+    SYSCALL_REQS=${SYSCALL_REQS:-2000}
+    # sc NAME MODE CMD... -> "ALL NOFUTEX" system calls per request, all threads
+    sc() {
+      local name=$1 mode=$2; shift 2
+      local out="$WORK/sc-$name-$mode" cl="" i
+      [ "$mode" = close ] && cl=close
+      start "sc" - "$@"
+      local pid=$PID_sc port=$PORT_sc
+      "$bin/reqloop" "$port" /ready 200 $cl >/dev/null
+      strace -c -f -q -p "$pid" -o "$out" 2>/dev/null & local sp=$!
+      for i in $(seq 50); do grep -q TracerPid:.*[1-9] "/proc/$pid/status" 2>/dev/null && break; sleep 0.1; done
+      sleep 0.3
+      "$bin/reqloop" "$port" /ready "$SYSCALL_REQS" $cl >/dev/null
+      kill -INT "$sp" 2>/dev/null; wait "$sp" 2>/dev/null || true
+      stop sc
+      awk -v n="$SYSCALL_REQS" '$NF=="total"{t=$4} $NF=="futex"{f=$4}
+        END{ if (t+0<=0) print "nan nan"; else printf "%.2f %.2f\n", t/n, (t-f)/n }' "$out"
+    }
+    for mode in ka close; do
+      m=$([ "$mode" = ka ] && echo keep-alive || echo close)
+      read -r f_all f_nf < <(sc floor3 $mode "$bin/floor" --body-file "$WORK/body-ready3")
+      read -r l_all l_nf < <(sc lib3 $mode "$bin/server" --checks 3 --detail full --interval-ms "$CALLGRIND_INTERVAL_MS")
+      row "syscalls/req ready3 $m: floor / lib (all threads)" "$f_all / $l_all" "" ""
+      row "syscalls/req ready3 $m: floor / lib (w/o futex)" "$f_nf / $l_nf" "lib <= floor + 0.05" \
+        "$(verdict "$(awk -v a="$l_nf" -v b="$f_nf" 'BEGIN{print (a==""||b=="")?"nan":a-b}')" le 0.05)"
+    done
+  fi
 fi
 
 # ---- 3. idle cost ------------------------------------------------------------------

@@ -47,6 +47,18 @@
  * is emptied only gets a later deadline), which whoever holds the lock
  * empties first (drain()), moving each slot to its place on the IDLE
  * list.  The reaper, sleeping without a timeout, is woken by a push.
+ *
+ * A client may send its request with a FIN right behind it (one-shot
+ * scripts, `nc -N`).  With epoll, libmicrohttpd 0.9.75 reads the request in
+ * one short read and never looks for the EOF behind it, so the connection
+ * would wait for the idle timeout.  Whoever drains an answered slot that
+ * stays open (keep-alive) peeks at its socket once: at an EOF with nothing
+ * unread, the read side is shut down, which wakes MHD, which reads the EOF
+ * and closes.  The peek is off the request path: the first such answer
+ * after the reaper went to sleep wakes it, and it drains at most every
+ * PEEK_BATCH_MS, so under load one peek covers a whole batch of answers
+ * on a connection and the health port makes the same system calls per
+ * request as bare libmicrohttpd (bench/run.sh, section syscalls).
  */
 #include "health-int.h"
 
@@ -63,6 +75,7 @@
 #include <unistd.h>
 
 #define REAP_INTERVAL_MS 200
+#define PEEK_BATCH_MS 20 /* answered keep-alive connections: peeked for a FIN this often at most */
 #define EMFILE_MIN_AGE_MS 10 /* on EMFILE, spare connections younger than this */
 #define FD_MARGIN 64 /* listen, epoll, ITC, reserve, threads, and the application's growth */
 
@@ -76,6 +89,7 @@ typedef struct gslot {
   uint64_t deadline_ms;      /* its place on list[on]; lock held */
   struct gslot *prev, *next; /* on list[on], or the free list (next) */
   atomic_int pending;        /* on the answered stack */
+  atomic_int want_peek;      /* answered, staying open: look for a FIN behind the request */
   atomic_uint_fast64_t answered_deadline; /* set by the answer, read by drain() */
   struct gslot *pnext;       /* next on the answered stack */
 } gslot_t;
@@ -91,6 +105,7 @@ struct health__guard {
   pthread_cond_t cond;
   int stop;
   atomic_int sleeping;          /* the reaper waits without a timeout */
+  atomic_int wake_on_push;      /* the reaper waits: the next answer to peek at wakes it */
   _Atomic(gslot_t *) answered;  /* stack of answered slots, see the top */
   int emfile_pending;           /* accept() is stopped: evict once a victim is old enough */
   pthread_t thread;
@@ -164,6 +179,15 @@ static void drain(health__guard_t *g) {
     if (atomic_load_explicit(&s->state, memory_order_relaxed) == ST_IDLE)
       insert_idle(g, s, atomic_load_explicit(&s->answered_deadline, memory_order_relaxed));
     /* else claimed again (BUSY): on no list until its next answer */
+    /* The FIN behind a request (see the top).  The fd is valid: the slot
+     * is freed under this lock, before MHD closes it.  Only an EOF with
+     * nothing unread shuts the read side: a next request already there is
+     * read and answered, then this runs again.  The system call itself,
+     * not recv(): recv() is a cancellation point. */
+    char c;
+    if (atomic_exchange_explicit(&s->want_peek, 0, memory_order_relaxed) &&
+        syscall(SYS_recvfrom, s->fd, &c, (size_t)1, MSG_PEEK | MSG_DONTWAIT, NULL, NULL) == 0)
+      shutdown(s->fd, SHUT_RD);
   }
 }
 
@@ -279,6 +303,8 @@ void health__guard_answered(health__guard_t *g, void *socket_context, int closin
   if (atomic_load_explicit(&s->state, memory_order_relaxed) != ST_BUSY) return;
   atomic_store_explicit(&s->answered_deadline, health__now_ms_coarse() + g->timeout_ms,
                         memory_order_relaxed);
+  /* Not after "Connection: close": MHD closes after this answer. */
+  if (!closing) atomic_store_explicit(&s->want_peek, 1, memory_order_relaxed);
   atomic_store_explicit(&s->state, ST_IDLE, memory_order_relaxed);
   if (!atomic_load_explicit(&s->pending, memory_order_relaxed) &&
       !atomic_exchange_explicit(&s->pending, 1, memory_order_seq_cst)) {
@@ -288,24 +314,14 @@ void health__guard_answered(health__guard_t *g, void *socket_context, int closin
                                                   memory_order_relaxed));
     /* A reaper waiting without a timeout set `sleeping` before it looked
      * at the stack a last time (both seq_cst): one of us sees the other. */
-    if (atomic_load_explicit(&g->sleeping, memory_order_seq_cst)) {
+    if (atomic_load_explicit(&g->sleeping, memory_order_seq_cst) ||
+        (!closing && atomic_load_explicit(&g->wake_on_push, memory_order_seq_cst) &&
+         atomic_exchange_explicit(&g->wake_on_push, 0, memory_order_seq_cst))) {
       pthread_mutex_lock(&g->lock);
       pthread_cond_signal(&g->cond);
       pthread_mutex_unlock(&g->lock);
     }
   }
-  /* A client that sent its request with a FIN: with epoll, libmicrohttpd
-   * read the request in one short read and never looks for the EOF
-   * behind it, so the connection would wait for the idle timeout.
-   * Shutting down the read side wakes MHD, which reads the EOF and
-   * closes.  Nothing is lost: the peer sends nothing more.  Not needed
-   * when the request said "Connection: close" (MHD closes after this
-   * answer).  The fd stays open until health__guard_closed(), which runs
-   * on this thread.  The system call itself, not recv(): recv() is a
-   * cancellation point, whose bookkeeping costs more than the call. */
-  char c;
-  if (!closing && syscall(SYS_recvfrom, s->fd, &c, (size_t)1, MSG_PEEK | MSG_DONTWAIT, NULL, NULL) == 0)
-    shutdown(s->fd, SHUT_RD);
 }
 
 /* Lock held.  On EMFILE the connection just accepted may be the oldest
@@ -357,9 +373,11 @@ unsigned health__guard_slots(const health__guard_t *g) {
 static void *reaper_main(void *arg) {
   health__guard_t *g = arg;
   pthread_mutex_lock(&g->lock);
+  uint64_t last_drain = 0;
   while (!g->stop) {
     drain(g);
     uint64_t now = health__now_ms(), next = UINT64_MAX;
+    last_drain = now;
     for (int l = 0; l < 2; l++) {
       gslot_t *s;
       while ((s = g->list[l].first) && s->deadline_ms <= now)
@@ -367,14 +385,24 @@ static void *reaper_main(void *arg) {
       if (s && s->deadline_ms < next) next = s->deadline_ms;
     }
     if (g->emfile_pending) emfile_evict(g, now, &next);
+    /* Armed before the last look at the stack (both seq_cst): an answer
+     * pushed after that look sees the flag and wakes us. */
+    atomic_store_explicit(&g->wake_on_push, 1, memory_order_seq_cst);
     if (next == UINT64_MAX) {
       atomic_store_explicit(&g->sleeping, 1, memory_order_seq_cst);
       if (!atomic_load_explicit(&g->answered, memory_order_seq_cst))
         pthread_cond_wait(&g->cond, &g->lock);
       atomic_store_explicit(&g->sleeping, 0, memory_order_relaxed);
-    } else {
+    } else if (!atomic_load_explicit(&g->answered, memory_order_seq_cst)) {
       if (next < now + REAP_INTERVAL_MS && !g->emfile_pending) next = now + REAP_INTERVAL_MS;
       struct timespec ts = {(time_t)(next / 1000), (long)(next % 1000) * 1000000L};
+      pthread_cond_timedwait(&g->cond, &g->lock, &ts);
+    }
+    atomic_store_explicit(&g->wake_on_push, 0, memory_order_relaxed);
+    /* Woken for answers: batch them (unarmed, nothing wakes us meanwhile). */
+    uint64_t batch = last_drain + PEEK_BATCH_MS;
+    if (!g->stop && !g->emfile_pending && health__now_ms() < batch) {
+      struct timespec ts = {(time_t)(batch / 1000), (long)(batch % 1000) * 1000000L};
       pthread_cond_timedwait(&g->cond, &g->lock, &ts);
     }
   }
