@@ -16,6 +16,14 @@ fail() { echo "install-check: FAIL: $*" >&2; exit 1; }
 ls "$stage$prefix"/lib*/libhealth.so* >/dev/null 2>&1 || fail "shared library not installed"
 ls "$stage$prefix"/lib*/libhealth.a >/dev/null 2>&1 || fail "static library not installed"
 [ -x "$stage$prefix/bin/health-probe" ] || fail "health-probe not installed"
+# The reference pages, as `man` finds them (MANPATH: the staged tree only).
+for page in man3/health_add_postgres.3 man3/libhealth.3 man1/health-probe.1; do
+  [ -f "$stage$prefix/share/man/$page" ] || fail "$page not installed"
+done
+if command -v man >/dev/null 2>&1; then
+  MANPATH="$stage$prefix/share/man" man -P cat health_add_postgres 2>/dev/null | grep -q "health_add_postgres" \
+    || fail "man health_add_postgres does not show the page"
+fi
 export PKG_CONFIG_SYSROOT_DIR="$stage" PKG_CONFIG_PATH="$libdir"
 pkg-config --exists libhealth || fail "pkg-config cannot find libhealth"
 pkg-config --print-requires-private libhealth | grep -q libmicrohttpd || fail "Requires.private lacks libmicrohttpd"
@@ -38,4 +46,4 @@ kill -TERM $pid
 rc=0; wait $pid || rc=$?
 [ $ok = 1 ] || fail "installed program did not answer /ready"
 [ $rc = 0 ] || fail "installed program exited $rc after SIGTERM"
-echo "install-check: header, shared+static library, libhealth.pc, health-probe installed; a program built with pkg-config runs and exits 0 on SIGTERM"
+echo "install-check: header, shared+static library, libhealth.pc, health-probe and man pages installed; a program built with pkg-config runs and exits 0 on SIGTERM"
