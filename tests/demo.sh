@@ -51,6 +51,7 @@ code() {
 }
 
 FLUSH_FILE="$TMP/flush.log"
+DRAIN_MS=4000
 export FLUSH_FILE
 
 # ---- start on free ports, retrying when a port is taken ----
@@ -62,8 +63,10 @@ while [ $attempt -lt 8 ] && [ $started -eq 0 ]; do
   HPORT=$(rand_port)
   [ "$PORT" = "$HPORT" ] && continue
   : >"$TMP/service.log" # exists before the background redirection opens it
-  PORT=$PORT HEALTH_PORT=$HPORT HEALTH_ADDRESS=127.0.0.1 HEALTH_DRAIN_MS=1500 \
-    HEALTH_SHUTDOWN_DEADLINE_MS=10000 HEALTH_CHECK_INTERVAL_MS=200 \
+  # The drain is long enough for the checks "during the drain" below to
+  # run inside it on a loaded machine (each is a curl process).
+  PORT=$PORT HEALTH_PORT=$HPORT HEALTH_ADDRESS=127.0.0.1 HEALTH_DRAIN_MS=$DRAIN_MS \
+    HEALTH_SHUTDOWN_DEADLINE_MS=12500 HEALTH_CHECK_INTERVAL_MS=200 \
     "$DEMO" >"$TMP/service.log" 2>&1 &
   PID=$!
   i=0
@@ -150,14 +153,14 @@ grep -q "slow done" "$TMP/slow.body" || fail "/slow body: $(cat "$TMP/slow.body"
 
 # ---- the service exits by itself ----
 # (kill -0 would see the zombie: wait, with a watchdog bounding it)
-(trap - EXIT; trap 'kill $! 2>/dev/null; exit 0' TERM; sleep 15 & wait $!; kill -9 "$PID" 2>/dev/null) &
+(trap - EXIT; trap 'kill $! 2>/dev/null; exit 0' TERM; sleep 18 & wait $!; kill -9 "$PID" 2>/dev/null) &
 WD=$!
 wait "$PID"
 rc=$?
 PID=
 kill "$WD" 2>/dev/null
 WD=
-[ $rc -ne 137 ] || fail "the service did not exit within 15 s of SIGTERM"
+[ $rc -ne 137 ] || fail "the service did not exit within 18 s of SIGTERM"
 t_exit=$(now_ms)
 [ $rc -eq 0 ] || fail "exit code $rc, expected 0"
 for p in $LOOPS; do wait "$p"; done
