@@ -1,0 +1,162 @@
+#!/bin/sh
+# The library's shape, checked on every `make check`:
+#   1. no source file under libhealth/ (.c or .h) is longer than 450 lines;
+#   2. no import loop among the library's files: file A imports file B when
+#      A's object calls a non-static function that B's object defines (read
+#      with nm from the objects of libhealth-core.la in the build tree); every
+#      strongly connected component of that graph with more than one file is
+#      a loop, listed with the calls that close it.
+#
+# Usage: tests/layers.sh [--src DIR] [--max N] [--self-test] [OBJECT...]
+#   --src DIR     the sources to measure (default: $top_srcdir/libhealth)
+#   --max N       the line limit (default 450)
+#   --self-test   only prove the loop finder on small objects compiled here
+#                 with $CC (one set with a loop, one without); exit 0 if it
+#                 tells them apart
+#   OBJECT...     the objects to read (default: the PIC objects of
+#                 libhealth-core.la under $top_builddir/libhealth, else the
+#                 non-PIC ones)
+# A file's name in the graph is its object's name without the libtool
+# prefix: libhealth_core_la-checks.o -> checks.
+# Exit status: 0 passed, 1 a file too long or a loop, 99 nothing to read.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+top_srcdir=${top_srcdir:-$(cd "$here/.." && pwd)}
+top_builddir=${top_builddir:-.}
+src=$top_srcdir/libhealth
+max=450
+self_test=0
+while [ $# -gt 0 ]; do
+  case $1 in
+    --src) src=$2; shift 2 ;;
+    --max) max=$2; shift 2 ;;
+    --self-test) self_test=1; shift ;;
+    --) shift; break ;;
+    -*) echo "layers: unknown option $1" >&2; exit 99 ;;
+    *) break ;;
+  esac
+done
+NM=${NM:-nm}
+command -v "$NM" >/dev/null 2>&1 || { echo "layers: $NM not found (binutils)" >&2; exit 99; }
+
+# loops OBJECT...: prints "file -> file ..." edges, then one "LOOP n: files"
+# line per component and its in-loop calls; exit 1 if any loop.
+loops() {
+  for o in "$@"; do
+    name=${o##*/}
+    name=${name%.o}
+    name=${name##*_la-}
+    # T/W: functions this object defines for others; U: what it needs.
+    "$NM" "$o" | awk -v f="$name" '
+      $1 == "U" && NF == 2 { print f, "U", $2 }
+      NF == 3 && ($2 == "T" || $2 == "W") { print f, "D", $3 }'
+  done | awk '
+    $2 == "D" { owner[$3] = $1; files[$1] = 1; next }
+    { need[++n] = $1 " " $3; files[$1] = 1 }
+    END {
+      for (i = 1; i <= n; i++) {
+        split(need[i], p, " ")
+        b = owner[p[2]]
+        if (b == "" || b == p[1]) continue
+        if (!((p[1], b) in edge)) { edge[p[1], b] = p[2]; nedge[p[1]]++ }
+        else if (nedge_sym[p[1], b] < 2) { edge[p[1], b] = edge[p[1], b] ", " p[2] }
+        nedge_sym[p[1], b]++
+      }
+      # Transitive closure (a few dozen files: the cube is cheap).
+      nf = 0
+      for (f in files) name[++nf] = f
+      # sorted names, for a stable report
+      for (i = 2; i <= nf; i++) { v = name[i]; for (j = i - 1; j >= 1 && name[j] > v; j--) name[j + 1] = name[j]; name[j + 1] = v }
+      for (i = 1; i <= nf; i++) for (j = 1; j <= nf; j++)
+        if ((name[i], name[j]) in edge) reach[i, j] = 1
+      for (k = 1; k <= nf; k++) for (i = 1; i <= nf; i++) if (reach[i, k])
+        for (j = 1; j <= nf; j++) if (reach[k, j]) reach[i, j] = 1
+      bad = 0
+      for (i = 1; i <= nf; i++) {
+        if (done[i]) continue
+        comp = name[i]; cnt = 1; done[i] = 1; member[i] = i
+        for (j = i + 1; j <= nf; j++)
+          if (reach[i, j] && reach[j, i]) { comp = comp " " name[j]; cnt++; done[j] = 1; member[j] = i }
+        if (cnt < 2) continue
+        bad++
+        printf "LOOP %d: %d files import each other: %s\n", bad, cnt, comp
+        for (a = 1; a <= nf; a++) {
+          if (member[a] != i) continue
+          for (b = 1; b <= nf; b++)
+            if (member[b] == i && ((name[a], name[b]) in edge))
+              printf "  %s -> %s (%s%s)\n", name[a], name[b], edge[name[a], name[b]], (nedge_sym[name[a], name[b]] > 2 ? ", ..." : "")
+        }
+      }
+      exit bad ? 1 : 0
+    }'
+}
+
+if [ $self_test = 1 ]; then
+  CC=${CC:-cc}
+  tmp=$(mktemp -d "${TMPDIR:-/tmp}/layers.XXXXXX") || exit 99
+  trap 'rm -rf "$tmp"' EXIT
+  # a -> b -> c -> a is a loop; d -> a is not part of it.
+  printf 'int b1(void);\nint a1(void) { return b1(); }\n' >"$tmp/a.c"
+  printf 'int c1(void);\nint b1(void) { return c1(); }\n' >"$tmp/b.c"
+  printf 'int a1(void);\nint c1(void) { return a1() + 1; }\n' >"$tmp/c.c"
+  printf 'int a1(void);\nstatic int s(void) { return 2; }\nint d1(void) { return a1() + s(); }\n' >"$tmp/d.c"
+  # the same without the loop: c calls nothing of a.
+  printf 'int c1(void) { return 1; }\n' >"$tmp/c2.c"
+  for f in a b c d c2; do
+    "$CC" -c "$tmp/$f.c" -o "$tmp/$f.o" || { echo "layers: $CC cannot compile the self-test" >&2; exit 99; }
+  done
+  mkdir "$tmp/noloop" && cp "$tmp/a.o" "$tmp/b.o" "$tmp/d.o" "$tmp/noloop/" && cp "$tmp/c2.o" "$tmp/noloop/c.o"
+  out=$(loops "$tmp/a.o" "$tmp/b.o" "$tmp/c.o" "$tmp/d.o")
+  rc=$?
+  if [ $rc -ne 1 ] || [ "$(echo "$out" | head -1)" != "LOOP 1: 3 files import each other: a b c" ]; then
+    echo "layers: self-test: the loop a -> b -> c -> a was not found as such:" >&2
+    echo "$out" >&2
+    exit 1
+  fi
+  out=$(loops "$tmp/noloop/a.o" "$tmp/noloop/b.o" "$tmp/noloop/c.o" "$tmp/noloop/d.o")
+  rc=$?
+  if [ $rc -ne 0 ] || [ -n "$out" ]; then
+    echo "layers: self-test: a loop reported where there is none:" >&2
+    echo "$out" >&2
+    exit 1
+  fi
+  echo "layers: self-test passed (a loop of 3 found, none in the same files without it)"
+  exit 0
+fi
+
+failed=0
+
+# ---- 0. the loop finder itself, on a toy case (when a compiler is here) ----
+if command -v "${CC:-cc}" >/dev/null 2>&1; then
+  sh "$0" --self-test || exit 1
+fi
+
+# ---- 1. file length ----
+[ -d "$src" ] || { echo "layers: no directory $src" >&2; exit 99; }
+long=$(find "$src" -name '*.[ch]' -type f -exec wc -l {} + | awk -v max="$max" '$2 != "total" && $1 > max { printf "  %s: %d lines\n", $2, $1 }' | sort)
+if [ -n "$long" ]; then
+  echo "layers: FAIL: library files over $max lines (split them by concern):"
+  echo "$long" | sed "s|$src/|libhealth/|"
+  failed=1
+else
+  echo "layers: every file under libhealth/ has at most $max lines"
+fi
+
+# ---- 2. import loops ----
+if [ $# -eq 0 ]; then
+  set -- "$top_builddir"/libhealth/.libs/libhealth_core_la-*.o
+  [ -f "$1" ] || set -- "$top_builddir"/libhealth/libhealth_core_la-*.o
+  [ -f "$1" ] || { echo "layers: no objects of libhealth-core.la under $top_builddir/libhealth (build first)" >&2; exit 99; }
+fi
+for o in "$@"; do
+  [ -f "$o" ] || { echo "layers: no object $o" >&2; exit 99; }
+done
+out=$(loops "$@")
+if [ $? -ne 0 ]; then
+  echo "layers: FAIL: import loops among the library's files (break each by moving the shared part down a layer):"
+  echo "$out"
+  failed=1
+else
+  echo "layers: no import loop among the $# objects"
+fi
+exit $failed
