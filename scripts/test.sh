@@ -1,19 +1,23 @@
 #!/bin/sh
 # The whole test suite, from a clean clone on Debian 12:
-#   installs what is missing, bootstraps, builds, runs `make check` with the
-#   real PostgreSQL and TLS Redis servers, `make distcheck`, then the suite
+#   installs what is missing, bootstraps, checks the C formatting
+#   (scripts/format.sh --check), builds, runs `make check` with the
+#   real PostgreSQL and TLS Redis servers, `make distcheck` (a subset of the tests:
+#   see distcheck_tests below), then the suite
 #   again under ASan+UBSan and under TSan, the Check suites of the plain
 #   build under valgrind memcheck, then a bounded libFuzzer run of every
-#   fuzz target.
-# Usage: scripts/test.sh [plain|distcheck|asan|tsan|valgrind|fuzz ...]   (default: all)
+#   fuzz target.  Prints the wall time of each stage and the total.
+# Usage: scripts/test.sh [format|plain|distcheck|asan|tsan|valgrind|fuzz ...]   (default: all)
 set -eu
 cd "$(dirname "$0")/.."
 top=$(pwd)
-stages=${*:-"plain distcheck asan tsan valgrind fuzz"}
+stages=${*:-"format plain distcheck asan tsan valgrind fuzz"}
 jobs=$(nproc 2>/dev/null || echo 2)
+t_start=$(date +%s)
 
 scripts/deps.sh test
 ./bootstrap >/dev/null 2>&1 || ./bootstrap
+times="setup $(($(date +%s) - t_start)) s"
 
 # A missing server is a failure here, never a silent skip.
 HEALTH_TEST_REQUIRE_SERVERS=1
@@ -47,8 +51,29 @@ run_stage() {
   fi
 }
 
+# The tests the distcheck stage runs in the unpacked tarball.  The plain
+# stage has just run every test on the same sources; what distcheck adds is
+# the tarball: everything needed is distributed and the tests find it with
+# srcdir != builddir.  So one of each kind of test runs there: the ones that
+# read distributed files (exports.txt, docs/man, deploy/, the server scripts
+# and certificates, the examples) and the ones that once left files behind
+# (distcleancheck).  All suites are still built there.  A plain
+# `make distcheck` (no TESTS=) runs everything; DISTCHECK_TESTS=all here too.
+distcheck_tests=${DISTCHECK_TESTS:-"tests/exports.sh tests/man.sh tests/layers.sh tests/recipes.sh \
+  tests/demo.sh tests/demo-own-port.sh tests/demo-env.sh \
+  tests/check_render tests/check_postgres tests/check_redis tests/check_probe"}
+
 for stage in $stages; do
+  t0=$(date +%s)
   case $stage in
+    format)
+      echo "==== format (scripts/format.sh --check)"
+      # A missing clang-format (exit 77) fails here too: deps.sh installs it.
+      if scripts/format.sh --check; then
+        echo "==== format: passed"
+      else
+        failed="$failed format"
+      fi ;;
     plain)
       if run_stage plain; then
         scripts/install-check.sh build/plain || failed="$failed install"
@@ -56,9 +81,15 @@ for stage in $stages; do
         failed="$failed plain"
       fi ;;
     distcheck)
-      echo "==== distcheck"
+      echo "==== distcheck (tests run in the tarball: ${DISTCHECK_TESTS:-a subset})"
       [ -f build/plain/Makefile ] || run_stage plain || true
-      if ( cd build/plain && make -s -j"$jobs" distcheck >distcheck.out 2>&1 ); then
+      if [ "$distcheck_tests" = all ]; then
+        set --
+      else
+        # shellcheck disable=SC2086
+        set -- TESTS="$(echo $distcheck_tests)"
+      fi
+      if ( cd build/plain && make -s -j"$jobs" distcheck "$@" >distcheck.out 2>&1 ); then
         grep -E "archives ready|^libhealth-.*tar.gz" build/plain/distcheck.out || true
         echo "==== distcheck: passed"
       else
@@ -88,7 +119,11 @@ for stage in $stages; do
       scripts/fuzz.sh build/fuzz || failed="$failed fuzz" ;;
     *) echo "unknown stage $stage" >&2; exit 2 ;;
   esac
+  t=$(($(date +%s) - t0))
+  echo "==== $stage: $t s"
+  times="$times, $stage $t s"
 done
+echo "==== wall time: $times; total $(($(date +%s) - t_start)) s"
 
 if [ -n "$failed" ]; then
   # The reasons again, last, where a truncated CI log still shows them.
