@@ -90,30 +90,62 @@ failed=""
 report='^fuzz_[a-z_]+: |^  [a-z. ]+: |^SUMMARY|^==[0-9]+==ERROR|runtime error|Test unit written' 
 export ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}:abort_on_error=1"
 export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1}:halt_on_error=1"
-if [ "$seconds" -gt 0 ]; then
-  for t in $targets; do
-    seeds="$top/tests/fuzz/corpus/$t"
-    work="$build/corpus/$t"
-    art="$build/artifacts/$t"
-    rm -rf "$art"
-    mkdir -p "$work" "$art"
-    set -- "$work"
-    [ -d "$seeds" ] && set -- "$@" "$seeds"
-    echo "==== fuzz: $t for ${seconds}s"
-    if "$build/$t" -max_total_time="$seconds" -rss_limit_mb=1024 -timeout=10 \
-        -max_len=4096 -print_final_stats=1 -artifact_prefix="$art/" "$@" \
-        >"$build/$t.log" 2>&1; then
-      execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$build/$t.log")
-      cov=$(grep -E '^#[0-9]+.*(DONE|pulse|NEW)' "$build/$t.log" | tail -1 | sed -n 's/.*cov: \([0-9]*\).*/\1/p')
-      echo "==== fuzz: $t passed: ${execs:-?} executions, coverage ${cov:-?}"
+# One target per CPU at a time (FUZZ_JOBS): each libFuzzer process is
+# single-threaded, so the per-target time stays what FUZZ_SECONDS says and
+# the stage's wall time is divided by the number of CPUs.
+fuzz_jobs=${FUZZ_JOBS:-$(nproc 2>/dev/null || echo 2)}
+run_target() {
+  t=$1
+  seeds="$top/tests/fuzz/corpus/$t"
+  work="$build/corpus/$t"
+  art="$build/artifacts/$t"
+  rm -rf "$art"
+  mkdir -p "$work" "$art"
+  set -- "$work"
+  [ -d "$seeds" ] && set -- "$@" "$seeds"
+  if "$build/$t" -max_total_time="$seconds" -rss_limit_mb=1024 -timeout=10 \
+      -max_len=4096 -print_final_stats=1 -artifact_prefix="$art/" "$@" \
+      >"$build/$t.log" 2>&1; then
+    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$build/$t.log")
+    cov=$(grep -E '^#[0-9]+.*(DONE|pulse|NEW)' "$build/$t.log" | tail -1 | sed -n 's/.*cov: \([0-9]*\).*/\1/p')
+    echo "==== fuzz: $t passed: ${execs:-?} executions, coverage ${cov:-?}"
+    return 0
+  fi
+  echo "==== fuzz: $t FAILED; the input is in $art/:"
+  ls -1 "$art" || true
+  grep -E "$report" "$build/$t.log" | head -20 || true
+  echo "---- full log: $build/$t.log"
+  return 1
+}
+run_batch() {
+  for b in "$@"; do
+    ( if run_target "$b" >"$build/$b.result" 2>&1; then echo 0; else echo 1; fi >"$build/$b.rc" ) &
+  done
+  wait
+  for b in "$@"; do
+    if [ "$(cat "$build/$b.rc" 2>/dev/null)" = 0 ]; then
+      cat "$build/$b.result"
     else
-      echo "==== fuzz: $t FAILED; the input is in $art/:" >&2
-      ls -1 "$art" >&2 || true
-      grep -E "$report" "$build/$t.log" | head -20 >&2 || true
-      echo "---- full log: $build/$t.log" >&2
-      failed="$failed $t"
+      cat "$build/$b.result" >&2
+      failed="$failed $b"
     fi
   done
+}
+if [ "$seconds" -gt 0 ]; then
+  echo "==== fuzz: each target for ${seconds}s, $fuzz_jobs at a time"
+  batch=""
+  n=0
+  for t in $targets; do
+    batch="$batch $t"
+    n=$((n + 1))
+    [ $n -ge "$fuzz_jobs" ] || continue
+    # shellcheck disable=SC2086
+    run_batch $batch
+    batch=""
+    n=0
+  done
+  # shellcheck disable=SC2086
+  [ -z "$batch" ] || run_batch $batch
 fi
 
 # ---- replay the regression inputs: each must pass ----
