@@ -32,6 +32,18 @@ export ASAN_OPTIONS UBSAN_OPTIONS TSAN_OPTIONS
 san_scale=${HEALTH_TEST_TIME_SCALE:-3}
 
 failed=""
+# The slowest tests of a build, from each log's creation (the test's start)
+# to its .trs (its end): "name N s, ..." (empty where the file system keeps
+# no creation time).
+slowest() {
+  for l in "$1"/tests/*.log; do
+    t=${l%.log}.trs
+    [ -f "$t" ] || continue
+    b=$(stat -c %W "$l" 2>/dev/null) || continue
+    [ "${b:-0}" -gt 0 ] 2>/dev/null || continue
+    echo "$(($(stat -c %Y "$t") - b)) $(basename "$l" .log)"
+  done | sort -rn | head -n 6 | awk '{ printf "%s%s %d s", (NR > 1 ? ", " : ""), $2, $1 }'
+}
 run_stage() {
   name=$1; shift
   dir="$top/build/$name"
@@ -41,8 +53,9 @@ run_stage() {
   echo "==== $name: make"
   ( cd "$dir" && make -s -j"$jobs" >make.out 2>&1 || { tail -40 make.out; exit 1; } ) || return 1
   echo "==== $name: make check"
+  t_check=$(date +%s)
   if ( cd "$dir" && make -s -j"$jobs" check ); then
-    echo "==== $name: passed"
+    echo "==== $name: passed (make check $(($(date +%s) - t_check)) s; the slowest tests: $(slowest "$dir"))"
   else
     for f in "$dir"/tests/*.log; do
       grep -q "^# FAIL: *[1-9]\|^FAIL\|^ERROR" "$f" 2>/dev/null && { echo "---- $f"; tail -60 "$f"; }
