@@ -395,7 +395,7 @@ static void *reaper_main(void *arg) {
       atomic_store_explicit(&g->sleeping, 0, memory_order_relaxed);
     } else if (!atomic_load_explicit(&g->answered, memory_order_seq_cst)) {
       if (next < now + REAP_INTERVAL_MS && !g->emfile_pending) next = now + REAP_INTERVAL_MS;
-      struct timespec ts = {(time_t)(next / 1000), (long)(next % 1000) * 1000000L};
+      struct timespec ts = health__timespec_ms(next);
       pthread_cond_timedwait(&g->cond, &g->lock, &ts);
     }
     atomic_store_explicit(&g->wake_on_push, 0, memory_order_relaxed);
@@ -479,12 +479,7 @@ health__guard_t *health__guard_new(health_t *h) {
     g->free_list = &g->slots[i];
   }
   g->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-  pthread_condattr_t ca;
-  if (pthread_condattr_init(&ca) != 0) goto fail;
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  int rc = pthread_cond_init(&g->cond, &ca);
-  pthread_condattr_destroy(&ca);
-  if (rc != 0) goto fail;
+  if (health__cond_init_monotonic(&g->cond) != 0) goto fail;
   if (pthread_mutex_init(&g->lock, NULL) != 0) goto fail_cond;
   if (health__thread_create(&g->thread, reaper_main, g, 0) != 0) goto fail_mutex;
   return g;

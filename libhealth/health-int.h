@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "health.h"
+#include "thread.h" /* thread creation, monotonic condvars (thread.c) */
 
 #define HEALTH__NAME_MAX 64
 #define HEALTH__OUTPUT_MAX 4096 /* upper bound of max_output_bytes */
@@ -225,6 +226,30 @@ typedef struct health__hook {
   size_t seq;
 } health__hook_t;
 
+/* Slack before a result counts as stale, for scheduling jitter. */
+#define HEALTH__STALE_GRACE_MS 250
+/* When the check's published result goes stale (h->lock held). */
+static inline uint64_t health__stale_after(const health__check_t *c) {
+  return c->result_mono_ms + c->interval_ms + c->timeout_ms + HEALTH__STALE_GRACE_MS;
+}
+
+/* ---- shared state and its observers (core.c) ---- */
+/* Told, with h->lock held, that something rendered changed. */
+typedef void (*health__state_observer_fn)(health_t *h);
+/* Told, with h->lock held, that a check's effective status moved from `prev`. */
+typedef void (*health__check_observer_fn)(health_t *h, const health__check_t *c,
+                                          health_status_t prev);
+#define HEALTH__OBSERVERS 4
+typedef struct health__core {
+  atomic_uint_fast64_t version; /* bumped on every published change */
+  /* registered at start by the layers above the engine, h->lock held */
+  health__state_observer_fn on_state[HEALTH__OBSERVERS];
+  health__check_observer_fn on_check[HEALTH__OBSERVERS];
+  size_t nstate, ncheck;
+  /* health.c's final free, for the last abandoned worker (check_sched.c) */
+  void (*free_final)(health_t *h);
+} health__core_t;
+
 /* A pre-rendered answer for one endpoint at one detail level. */
 typedef struct health__view {
   uint64_t version;        /* state version it was rendered from */
@@ -245,6 +270,7 @@ typedef struct health__worker {
 enum { HEALTH__ST_NEW = 0, HEALTH__ST_STARTED, HEALTH__ST_STOPPED };
 
 struct health {
+  health__core_t core; /* version, observers (core.c) */
   /* frozen options (strings owned) */
   health_options_t opt;
   char *address, *detail_token, *service_id, *service_version, *description;
@@ -270,7 +296,6 @@ struct health {
   int sched_started;
   pthread_t sched_thread;
   pthread_cond_t workers_done;  /* nworkers reached 0 */
-  atomic_uint_fast64_t version; /* bumped on every published change */
 
   /* HTTP */
   struct MHD_Daemon *daemon;
@@ -360,10 +385,6 @@ int health__checks_start(health_t *h, health_error_t *err);
 void health__checks_stop(health_t *h);
 void health__checks_free(health_t *h);
 
-/* Create a thread with every signal blocked (the library's threads never
- * receive the application's signals). */
-int health__thread_create(pthread_t *t, void *(*fn)(void *), void *arg,
-                          int detached);
 /* Resolve `host` (and `port`, may be NULL) for a TCP connection, giving
  * up at `deadline` (monotonic ms) while the lookup finishes on its own
  * thread (resolve.c).  0: *out is the list (freeaddrinfo it); 1: timed
@@ -372,9 +393,18 @@ struct addrinfo;
 int health__resolve(const char *host, const char *port, uint64_t deadline,
                     struct addrinfo **out, const char **why);
 
-/* Free everything (health.c); called by health_free() or by the last
- * abandoned worker when health_free() could not. */
-void health__free_final(health_t *h);
+/* Register observers (either may be NULL), h->lock held; -1 if full. */
+int health__observe_locked(health_t *h, health__state_observer_fn on_state,
+                           health__check_observer_fn on_check);
+/* Tell the check observers (check_state.c, h->lock held). */
+void health__check_changed_locked(health_t *h, const health__check_t *c, health_status_t prev);
+/* Log what the check now reports if it changed (check_state.c, h->lock
+ * held); `cause`: "result", "timeout", "stale". */
+void health__check_report_locked(health_t *h, health__check_t *c, uint64_t now,
+                                 const char *cause);
+/* Apply a completed (or timed-out) run (check_state.c, h->lock held). */
+void health__publish_locked(health_t *h, health__check_t *c, health_status_t status,
+                            const char *output, const health_result_t *r);
 
 /* Aggregate status of an endpoint (HEALTH_READINESS / HEALTH_LIVENESS)
  * with h->lock held; *valid_until_ms receives when it may go stale. */
@@ -390,7 +420,8 @@ void health__check_info_locked(health_t *h, const health__check_t *c,
 health_status_t health__check_status_locked(const health_t *h,
                                             const health__check_t *c,
                                             uint64_t now, const char **why);
-/* Something rendered changed: bump the version, tell systemd etc. */
+/* Something rendered changed (h->lock held): bump the version, tell the
+ * observers (core.c). */
 void health__state_changed(health_t *h);
 
 /* ---- rendering (render.c) ---- */
@@ -449,11 +480,11 @@ void health__plan_log(const health_t *h, const health__plan_t *p, uint64_t t0);
 void health__plan_warn(const health_t *h, const health__plan_t *p);
 
 /* ---- systemd notify (notify.c) ---- */
-void health__notify_init(health_t *h);    /* reads NOTIFY_SOCKET, WATCHDOG_USEC */
+void health__notify_init(health_t *h);    /* sdnotify.c: NOTIFY_SOCKET, WATCHDOG_USEC */
 int health__notify_start(health_t *h);
 void health__notify_stop(health_t *h);
-void health__notify(health_t *h, const char *msg);
-void health__notify_ready_if(health_t *h); /* READY=1 once readiness passes */
+void health__notify(health_t *h, const char *msg);  /* sdnotify.c, any layer */
+int health__notify_sent(health_t *h, const char *msg); /* same, 0 if it went out */
 
 /* ---- observability (metrics.c, listeners.c, serve.c) ---- */
 /* Internal routes beside HEALTH_READINESS / HEALTH_LIVENESS. */
@@ -462,17 +493,11 @@ enum { HEALTH__PHASE_RUNNING = 0, HEALTH__PHASE_DRAINING, HEALTH__PHASE_FLUSHING
        HEALTH__PHASE_DONE };
 
 int health__obs_new(health_t *h);                 /* in health_new */
-void health__obs_free(health_t *h);               /* in health__free_final */
+void health__obs_free(health_t *h);               /* when the handle is freed */
 int health__obs_start(health_t *h, health_error_t *err); /* in health_start */
-void health__obs_stop(health_t *h);               /* in health_stop */
-/* A run was dispatched (h->lock held). */
-void health__obs_dispatch_locked(health__check_t *c);
-/* A result was published (h->lock held): counters, and a transition event
- * when the effective status moved from `prev`. */
-void health__obs_publish_locked(health_t *h, health__check_t *c, health_status_t prev,
-                                health_status_t raw);
-/* Something rendered changed (h->lock held): endpoint transitions. */
-void health__obs_state_changed_locked(health_t *h);
+/* listeners.c: the notifier thread (registers the listeners' observers) */
+int health__listeners_start(health_t *h, health_error_t *err);
+void health__listeners_stop(health_t *h);
 /* The shutdown sequence reached a phase (HEALTH__PHASE_*). */
 void health__obs_phase(health_t *h, int phase);
 /* Route of a path on the health port: HEALTH_READINESS, HEALTH_LIVENESS,
@@ -544,7 +569,7 @@ typedef struct health__controls {
 int health__controls_init(health_t *h);            /* health_new(); -1: no memory */
 int health__controls_start(health_t *h, health_error_t *err); /* health_start() */
 void health__controls_stop(health_t *h);           /* health_stop() */
-void health__controls_free(health_t *h);           /* health__free_final() */
+void health__controls_free(health_t *h);           /* when the handle is freed */
 /* Fold heartbeats, gates and manual readiness into the status `st` of
  * `endpoint` (h->lock held); lowers *vu to when that may change by itself. */
 health_status_t health__controls_aggregate_locked(health_t *h, unsigned endpoint,

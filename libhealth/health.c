@@ -7,23 +7,6 @@
 #include <string.h>
 #include <unistd.h>
 
-int health__thread_create(pthread_t *t, void *(*fn)(void *), void *arg,
-                          int detached) {
-  pthread_attr_t attr;
-  if (pthread_attr_init(&attr) != 0) return -1;
-  if (detached) pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  /* The new thread inherits our mask: block every signal so that the
-   * application's handlers run on the application's threads only. */
-  sigset_t all, old;
-  sigfillset(&all);
-  pthread_sigmask(SIG_SETMASK, &all, &old);
-  int rc = pthread_create(t, &attr, fn, arg);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
-  pthread_attr_destroy(&attr);
-  if (rc) errno = rc;
-  return rc ? -1 : 0;
-}
-
 static int copy_str(char **dst, const char *src) {
   *dst = NULL;
   if (!src) return 0;
@@ -31,14 +14,7 @@ static int copy_str(char **dst, const char *src) {
   return *dst ? 0 : -1;
 }
 
-static int init_cond_monotonic(pthread_cond_t *c) {
-  pthread_condattr_t a;
-  if (pthread_condattr_init(&a) != 0) return -1;
-  pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-  int rc = pthread_cond_init(c, &a);
-  pthread_condattr_destroy(&a);
-  return rc ? -1 : 0;
-}
+static void free_final(health_t *h);
 
 HEALTH_EXPORT int health_new(health_t **out, const health_options_t *opts,
                              health_error_t *err) {
@@ -55,6 +31,7 @@ HEALTH_EXPORT int health_new(health_t **out, const health_options_t *opts,
   health_t *h = calloc(1, sizeof *h);
   if (!h) return health__err(err, HEALTH_ENOMEM, "out of memory");
   h->opt = o;
+  h->core.free_final = free_final; /* for the last abandoned worker */
   h->quiesced_fd = -1;
   h->drain_pipe[0] = h->drain_pipe[1] = -1;
   h->wake_pipe[0] = h->wake_pipe[1] = -1;
@@ -74,8 +51,8 @@ HEALTH_EXPORT int health_new(health_t **out, const health_options_t *opts,
 
   if (pthread_mutex_init(&h->lock, NULL) != 0) goto nomem_early;
   h->sync_inited |= 1;
-  if (init_cond_monotonic(&h->sched_cond) || init_cond_monotonic(&h->work_cond) ||
-      init_cond_monotonic(&h->workers_done))
+  if (health__cond_init_monotonic(&h->sched_cond) || health__cond_init_monotonic(&h->work_cond) ||
+      health__cond_init_monotonic(&h->workers_done))
     goto nomem;
   h->sync_inited |= 2;
   if (health__shutdown_init(h) != 0) goto nomem;
@@ -87,7 +64,7 @@ HEALTH_EXPORT int health_new(health_t **out, const health_options_t *opts,
 
 nomem_early:
 nomem:
-  health__free_final(h);
+  free_final(h);
   return health__err(err, HEALTH_ENOMEM, "out of memory creating the handle");
 }
 
@@ -112,8 +89,10 @@ HEALTH_EXPORT int health_start(health_t *h, health_error_t *err) {
   }
 
   /* Listeners first: they must see the first transitions of the checks. */
-  rc = health__obs_start(h, err);
+  rc = health__obs_start(h, err);                            /* serve.c: answer cache */
+  if (rc == 0) rc = health__listeners_start(h, err);         /* listeners.c */
   if (rc == 0) rc = health__controls_start(h, err); /* readiness.c: sets the start time */
+  if (rc == 0) rc = health__agent_start(h, err);             /* agent.c */
   if (rc == 0 && h->opt.port != HEALTH_PORT_OFF) rc = health__http_start(h, err);
   else if (rc == 0)
     health__log(h, HEALTH_LOG_INFO, "http_off", "reason",
@@ -147,10 +126,11 @@ HEALTH_EXPORT void health_stop(health_t *h) {
   /* The shutdown thread first: it may be using everything below. */
   health__shutdown_stop(h);
   health__notify_stop(h);
+  health__agent_stop(h);
   health__controls_stop(h); /* readiness.c */
   health__http_stop(h);
   health__checks_stop(h);
-  health__obs_stop(h); /* after the engine: every transition is told */
+  health__listeners_stop(h); /* after the engine: every transition is told */
 }
 
 HEALTH_EXPORT void health_free(health_t *h) {
@@ -164,10 +144,10 @@ HEALTH_EXPORT void health_free(health_t *h) {
     return;
   }
   pthread_mutex_unlock(&h->lock);
-  health__free_final(h);
+  free_final(h);
 }
 
-void health__free_final(health_t *h) {
+static void free_final(health_t *h) {
   health__obs_free(h); /* before the checks: cached answers name them */
   health__checks_free(h);
   health__shutdown_free(h);
@@ -188,9 +168,3 @@ void health__free_final(health_t *h) {
 }
 
 HEALTH_EXPORT unsigned health_port(const health_t *h) { return h ? h->bound_port : 0; }
-
-void health__state_changed(health_t *h) {
-  atomic_fetch_add(&h->version, 1);
-  health__notify_ready_if(h);
-  health__obs_state_changed_locked(h); /* endpoint transitions for listeners */
-}

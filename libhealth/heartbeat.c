@@ -84,7 +84,7 @@ static void *sampler_main(void *arg) {
       pthread_cond_wait(&c->cond, &h->lock);
     } else {
       uint64_t next = now + period;
-      struct timespec ts = {(time_t)(next / 1000), (long)(next % 1000) * 1000000L};
+      struct timespec ts = health__timespec_ms(next);
       pthread_cond_timedwait(&c->cond, &h->lock, &ts);
     }
   }

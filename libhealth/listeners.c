@@ -62,8 +62,8 @@ static void enqueue(health_t *h, unsigned subject, const health__check_t *c,
                 "transitions dropped until the listeners catch up", NULL);
 }
 
-void health__listeners_check_locked(health_t *h, const health__check_t *c,
-                                    health_status_t prev) {
+/* A check's effective status moved (a check observer, core.c). */
+static void check_changed_locked(health_t *h, const health__check_t *c, health_status_t prev) {
   enqueue(h, 0, c, prev, c->effective, c->output ? c->output : "");
 }
 
@@ -88,7 +88,9 @@ static void endpoint_reason(health_t *h, unsigned ep, health_status_t st, uint64
   snprintf(buf, len, "every check passes");
 }
 
-void health__obs_state_changed_locked(health_t *h) {
+/* Something rendered changed (a state observer, core.c): endpoint
+ * transitions. */
+static void state_changed_locked(health_t *h) {
   struct health__obs *o = h->obs;
   if (!o || !o->nlisteners || !o->queue) return;
   uint64_t now = health__now_ms();
@@ -150,6 +152,7 @@ int health__listeners_start(health_t *h, health_error_t *err) {
   }
   pthread_mutex_lock(&h->lock);
   o->queue = q; /* from now on transitions are queued */
+  health__observe_locked(h, state_changed_locked, check_changed_locked); /* (never full) */
   pthread_mutex_unlock(&h->lock);
   o->thread_started = 1;
   return 0;

@@ -17,11 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Upper bounds of the duration histogram in microseconds: 1 ms to 10 s,
- * about x4 apart.  Few on purpose: with 100 checks every bucket is 100
- * lines (6.8 KB) of every scrape. */
-static const uint64_t bucket_us[HEALTH__BUCKETS] = {1000, 5000, 25000, 100000, 500000, 2500000, 10000000};
-
 /* ---- numbers, whatever the locale ---- */
 
 static size_t put_u64(char *p, uint64_t v) {
@@ -353,35 +348,10 @@ void health__metrics_render_locked(health_t *h, int openmetrics, int status_only
   if (openmetrics) health__buf_adds(b, "# EOF\n");
 }
 
-/* ---- counters, kept by the engine's hooks ---- */
-
-void health__obs_dispatch_locked(health__check_t *c) { c->obs.started_us = health__now_us(); }
-
-void health__obs_publish_locked(health_t *h, health__check_t *c, health_status_t prev,
-                                health_status_t raw) {
-  health__check_obs_t *o = &c->obs;
-  /* A run that never started (no worker thread, out of memory) has no
-   * duration; c->running is cleared before those are published. */
-  if (c->running && o->started_us) {
-    uint64_t d = health__now_us() - o->started_us;
-    int k = 0;
-    while (k < HEALTH__BUCKETS && d > bucket_us[k]) k++;
-    o->bucket[k]++;
-    o->sum_us += d;
-    o->count++;
-    o->last_duration_us = d;
-  }
-  if (raw == HEALTH_FAIL) {
-    o->failures++;
-    if (c->running && c->timed_out) o->timeouts++;
-  } else {
-    o->last_success_wall_ms = c->result_wall_ms;
-  }
-  if (c->effective != prev && h->obs->nlisteners) health__listeners_check_locked(h, c, prev);
-}
+/* ---- the shutdown phase ---- */
 
 void health__obs_phase(health_t *h, int phase) {
   if (!h->obs) return;
   atomic_store(&h->obs->phase, phase);
-  atomic_fetch_add(&h->version, 1);
+  atomic_fetch_add(&h->core.version, 1);
 }

@@ -78,10 +78,6 @@ struct health__obs {
   int inited;                   /* bits: 1 qlock/qcond, 2 cache_lock */
 };
 
-/* listeners.c: a check's effective status moved from `prev` (h->lock held). */
-void health__listeners_check_locked(health_t *h, const health__check_t *c,
-                                    health_status_t prev);
-int health__listeners_start(health_t *h, health_error_t *err);
-void health__listeners_stop(health_t *h);
+/* listeners.c (started and stopped by health.c) */
 
 #endif

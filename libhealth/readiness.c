@@ -34,15 +34,7 @@
 int health__controls_init(health_t *h) {
   health__controls_t *c = calloc(1, sizeof *c);
   if (!c) return -1;
-  pthread_condattr_t a;
-  if (pthread_condattr_init(&a) != 0) {
-    free(c);
-    return -1;
-  }
-  pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
-  int rc = pthread_cond_init(&c->cond, &a);
-  pthread_condattr_destroy(&a);
-  if (rc != 0) {
+  if (health__cond_init_monotonic(&c->cond) != 0) {
     free(c);
     return -1;
   }
@@ -66,12 +58,11 @@ int health__controls_start(health_t *h, health_error_t *err) {
     snprintf(ms, sizeof ms, "%u", c->startup_deadline_ms);
     health__log(h, HEALTH_LOG_INFO, "startup_gates", "#deadline_ms", ms, NULL);
   }
-  return health__agent_start(h, err);
+  return 0;
 }
 
 void health__controls_stop(health_t *h) {
   if (!h->ctl) return;
-  health__agent_stop(h);
   health__heartbeat_stop(h);
 }
 

@@ -59,13 +59,8 @@ int health__resolve(const char *host, const char *port, uint64_t deadline,
     return -1;
   }
   j->refs = 2;
-  pthread_condattr_t ca;
   if (pthread_mutex_init(&j->lock, NULL) != 0) goto nothread_nolock;
-  if (pthread_condattr_init(&ca) != 0) goto nothread_nocond;
-  pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-  int crc = pthread_cond_init(&j->cond, &ca);
-  pthread_condattr_destroy(&ca);
-  if (crc != 0) goto nothread_nocond;
+  if (health__cond_init_monotonic(&j->cond) != 0) goto nothread_nocond;
   pthread_t t;
   if (health__thread_create(&t, resolve_main, j, 1) != 0) {
     j->refs = 1;
@@ -75,7 +70,7 @@ int health__resolve(const char *host, const char *port, uint64_t deadline,
   }
   pthread_mutex_lock(&j->lock);
   while (!j->done) {
-    struct timespec ts = {(time_t)(deadline / 1000), (long)(deadline % 1000) * 1000000L};
+    struct timespec ts = health__timespec_ms(deadline);
     if (health__now_ms() >= deadline ||
         pthread_cond_timedwait(&j->cond, &j->lock, &ts) == ETIMEDOUT)
       if (!j->done) break;

@@ -129,10 +129,8 @@ int health__obs_start(health_t *h, health_error_t *err) {
     o->per_check = pc;
     pthread_mutex_unlock(&o->cache_lock);
   }
-  return health__listeners_start(h, err);
+  return 0;
 }
-
-void health__obs_stop(health_t *h) { health__listeners_stop(h); }
 
 /* ---- rendering into the cache ---- */
 
@@ -171,7 +169,7 @@ static int refresh(health_t *h, health__slot_t *s, const key_t_ *k, uint64_t now
   unsigned code = 200;
   const char *ct = CT_JSON;
   pthread_mutex_lock(&h->lock);
-  uint64_t version = atomic_load(&h->version);
+  uint64_t version = atomic_load(&h->core.version);
   int inflight = atomic_load(&h->inflight);
   unsigned long guard_events = guard_events_now(h);
   if (k->kind == K_ENDPOINT) {
@@ -213,7 +211,7 @@ static int refresh(health_t *h, health__slot_t *s, const key_t_ *k, uint64_t now
  * nothing could be rendered and nothing was cached. */
 static health__snap_t *current(health_t *h, health__slot_t *s, const key_t_ *k) {
   uint64_t now = health__now_ms_coarse();
-  if (!s->snap || s->version != atomic_load(&h->version) || now >= s->valid_until_ms ||
+  if (!s->snap || s->version != atomic_load(&h->core.version) || now >= s->valid_until_ms ||
       (k->kind == K_METRICS &&
        (s->inflight != atomic_load(&h->inflight) || s->guard_events != guard_events_now(h))))
     refresh(h, s, k, now);

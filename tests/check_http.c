@@ -491,7 +491,7 @@ START_TEST(test_rendered_once_per_state) {
   th_response_t first;
   th_http(port, "GET", "/ready", &first);
   ck_assert_int_eq(first.status, 200);
-  uint64_t v0 = atomic_load(&h->version);
+  uint64_t v0 = atomic_load(&h->core.version);
   struct MHD_Response *cached = atomic_load(&h->views[0][0].response);
   ck_assert_ptr_nonnull(cached);
   for (int i = 0; i < 50; i++) {
@@ -502,13 +502,13 @@ START_TEST(test_rendered_once_per_state) {
     ck_assert_msg(memcmp(r.body, first.body, r.body_len) == 0, "body %d differs", i);
     th_response_free(&r);
   }
-  ck_assert_uint_eq(atomic_load(&h->version), v0);
+  ck_assert_uint_eq(atomic_load(&h->core.version), v0);
   ck_assert_ptr_eq(atomic_load(&h->views[0][0].response), cached); /* never re-rendered */
 
   /* A change of state (draining) gives a new body at once. */
   health_shutdown(h);
   wait_status(port, "/ready", 503);
-  ck_assert_uint_gt(atomic_load(&h->version), v0);
+  ck_assert_uint_gt(atomic_load(&h->core.version), v0);
   th_response_t r;
   th_http(port, "GET", "/ready", &r);
   ck_assert_ptr_nonnull(strstr(r.body, "draining"));

@@ -1,0 +1,252 @@
+/*
+ * The check engine: registry, one scheduler thread that owns every deadline,
+ * and a pool of worker threads that run the callbacks.
+ *
+ * Why the deadline lives in the scheduler and not in the worker: a custom
+ * callback can hang forever and nothing can interrupt it.  The scheduler
+ * publishes "timeout" at the deadline regardless, and the check is simply
+ * not dispatched again until its stuck worker returns.  The pool grows when
+ * every worker is busy (bounded by the number of checks, since runs of one
+ * check never overlap), so one hung check never delays the others.
+ *
+ * All mutable check state is guarded by h->lock.  The request path never
+ * runs a check: it only reads published results (see render.c).
+ *
+ * This file: the scheduler and the worker pool.
+ */
+#include "health-int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Upper bound on worker threads.  Beyond it, due runs wait in the queue;
+ * their deadline runs from dispatch, so a queue that cannot drain shows as
+ * timeouts, never as stale passes. */
+#define MAX_WORKERS 64
+
+static void *worker_main(void *arg);
+
+static void dispatch_locked(health_t *h, health__check_t *c, uint64_t now) {
+  c->running = 1;
+  c->timed_out = 0;
+  c->started_ms = now;
+  c->deadline_ms = now + c->timeout_ms;
+  c->obs.started_us = health__now_us(); /* the run's duration, for /metrics */
+  c->next_job = NULL;
+  if (h->queue_tail) h->queue_tail->next_job = c;
+  else h->queue_head = c;
+  h->queue_tail = c;
+  h->queued++;
+  /* Grow only when the queue outnumbers the workers that will take from it:
+   * idle ones (a signalled worker counts as idle until it wakes) and ones
+   * just created.  Testing idle_workers == 0 made one scheduler pass over N
+   * due checks create N threads (1000 checks: 1004 threads, 15 MiB RSS). */
+  size_t cap = h->nchecks < MAX_WORKERS ? h->nchecks : MAX_WORKERS;
+  if (h->queued > h->idle_workers + h->starting_workers && h->nworkers < cap) {
+    /* Joinable, so health_stop() can wait until a finished worker has
+     * really returned (thread-local destructors, e.g. OpenSSL's, run after
+     * our code; a detached thread could still be in them at exit()). */
+    health__worker_t *w = &h->workers[h->nworker_slots];
+    if (h->nworker_slots < h->nchecks) w->h = h, w->finished = 0;
+    if (h->nworker_slots < h->nchecks &&
+        health__thread_create(&w->thread, worker_main, w, 0) == 0) {
+      h->nworker_slots++;
+      h->nworkers++;
+      h->starting_workers++;
+    } else if (h->nworkers == 0) {
+      /* No thread at all: fail the run now rather than leave it queued. */
+      h->queue_head = h->queue_tail = NULL;
+      h->queued = 0;
+      c->running = 0;
+      c->next_due_ms = now + c->interval_ms;
+      health__publish_locked(h, c, HEALTH_FAIL, "could not start a worker thread", NULL);
+      return;
+    }
+  }
+  pthread_cond_signal(&h->work_cond);
+}
+
+static void *sched_main(void *arg) {
+  health_t *h = arg;
+  pthread_mutex_lock(&h->lock);
+  while (!h->sched_stop) {
+    uint64_t now = health__now_ms();
+    uint64_t next = UINT64_MAX;
+    for (size_t i = 0; i < h->nchecks; i++) {
+      health__check_t *c = h->checks[i];
+      if (c->effective != HEALTH_PENDING && !c->stale_reported) {
+        /* A result going stale is a transition too: wake for it. */
+        if (now > health__stale_after(c)) {
+          c->stale_reported = 1;
+          health__check_report_locked(h, c, now, "stale");
+          health__state_changed(h); /* the bodies change now, with the log */
+        } else if (health__stale_after(c) + 1 < next) {
+          next = health__stale_after(c) + 1;
+        }
+      }
+      if (c->running) {
+        if (c->timed_out) continue; /* waits for its worker to return */
+        if (now >= c->deadline_ms) {
+          char msg[64];
+          snprintf(msg, sizeof msg, "timeout after %u ms", c->timeout_ms);
+          c->timed_out = 1;
+          health__publish_locked(h, c, HEALTH_FAIL, msg, NULL);
+        } else if (c->deadline_ms < next) {
+          next = c->deadline_ms;
+        }
+      } else if (now >= c->next_due_ms) {
+        dispatch_locked(h, c, now);
+        if (c->running && c->deadline_ms < next) next = c->deadline_ms;
+        else if (!c->running && c->next_due_ms < next) next = c->next_due_ms;
+      } else if (c->next_due_ms < next) {
+        next = c->next_due_ms;
+      }
+    }
+    /* Workers wake us only for a check due before this (see worker_main). */
+    h->sched_wake_ms = next;
+    if (next == UINT64_MAX) {
+      pthread_cond_wait(&h->sched_cond, &h->lock);
+    } else {
+      struct timespec ts = health__timespec_ms(next);
+      pthread_cond_timedwait(&h->sched_cond, &h->lock, &ts);
+    }
+  }
+  pthread_mutex_unlock(&h->lock);
+  return NULL;
+}
+
+static void *worker_main(void *arg) {
+  health__worker_t *self = arg;
+  health_t *h = self->h;
+  /* The result lives on this thread's heap, not its stack, so a callback
+   * abandoned at its deadline writes only into memory it still owns. */
+  health_result_t *r = malloc(sizeof *r);
+  pthread_mutex_lock(&h->lock);
+  h->starting_workers--;
+  for (;;) {
+    while (!h->queue_head && !h->sched_stop) {
+      h->idle_workers++;
+      pthread_cond_wait(&h->work_cond, &h->lock);
+      h->idle_workers--;
+    }
+    if (h->sched_stop) break;
+    health__check_t *c = h->queue_head;
+    h->queue_head = c->next_job;
+    if (!h->queue_head) h->queue_tail = NULL;
+    h->queued--;
+    if (!r) {
+      c->running = 0;
+      c->next_due_ms = health__now_ms() + c->interval_ms;
+      health__publish_locked(h, c, HEALTH_FAIL, "out of memory", NULL);
+      r = malloc(sizeof *r);
+      continue;
+    }
+    memset(r, 0, sizeof *r);
+    r->deadline_ms = c->deadline_ms;
+    r->max_output = h->opt.max_output_bytes;
+    r->h = h;
+    r->interval_ms = c->interval_ms;
+    pthread_mutex_unlock(&h->lock);
+
+    c->fn(r, c->arg);
+
+    pthread_mutex_lock(&h->lock);
+    uint64_t now = health__now_ms();
+    if (h->free_pending) {
+      /* health_free() has returned: the application may have torn down
+       * its log sink, and nobody can read a result any more. */
+    } else if (!c->timed_out) {
+      if (r->status_set)
+        health__publish_locked(h, c, r->status, r->output, r);
+      else
+        health__publish_locked(h, c, HEALTH_FAIL, "check returned without a status", r);
+    } else {
+      char ms[32];
+      snprintf(ms, sizeof ms, "%llu", (unsigned long long)(now - c->started_ms));
+      health__log(h, HEALTH_LOG_WARN, "check_late", "check", c->name,
+                  "#elapsed_ms", ms, NULL);
+    }
+    c->running = 0;
+    c->timed_out = 0;
+    c->next_due_ms = health__next_due_locked(h, c, r, now); /* jitter.c */
+    /* A context switch per completed run adds up with many checks: the
+     * scheduler already plans to wake by sched_wake_ms, so it only needs a
+     * signal when this check is due earlier. */
+    if (c->next_due_ms < h->sched_wake_ms) pthread_cond_signal(&h->sched_cond);
+  }
+  h->nworkers--;
+  self->finished = 1;
+  int last = h->nworkers == 0;
+  int free_now = last && h->free_pending;
+  if (last) pthread_cond_broadcast(&h->workers_done);
+  pthread_mutex_unlock(&h->lock);
+  free(r);
+  if (free_now) h->core.free_final(h); /* health_free() left it to us */
+  return NULL;
+}
+
+int health__checks_start(health_t *h, health_error_t *err) {
+  uint64_t now = health__now_ms();
+  h->workers = calloc(h->nchecks ? h->nchecks : 1, sizeof *h->workers);
+  if (!h->workers) return health__err(err, HEALTH_ENOMEM, "out of memory starting the checks");
+  pthread_mutex_lock(&h->lock);
+  h->sched_stop = 0;
+  for (size_t i = 0; i < h->nchecks; i++)
+    h->checks[i]->next_due_ms = health__first_due_locked(h, h->checks[i], now);
+  pthread_mutex_unlock(&h->lock);
+  if (health__thread_create(&h->sched_thread, sched_main, h, 0) != 0)
+    return health__err(err, HEALTH_ESYS, "could not start the scheduler thread: %s", strerror(errno));
+  h->sched_started = 1;
+  return 0;
+}
+
+void health__checks_stop(health_t *h) {
+  pthread_mutex_lock(&h->lock);
+  h->sched_stop = 1;
+  pthread_cond_broadcast(&h->sched_cond);
+  pthread_cond_broadcast(&h->work_cond);
+  pthread_mutex_unlock(&h->lock);
+  if (h->sched_started) {
+    pthread_join(h->sched_thread, NULL);
+    h->sched_started = 0;
+  }
+  /* Runs in progress get until their deadline; after that they are
+   * abandoned (their workers free the handle if it is gone by then). */
+  pthread_mutex_lock(&h->lock);
+  uint64_t until = health__now_ms();
+  for (size_t i = 0; i < h->nchecks; i++)
+    if (h->checks[i]->running && !h->checks[i]->timed_out && h->checks[i]->deadline_ms > until)
+      until = h->checks[i]->deadline_ms;
+  until += 50;
+  while (h->nworkers > 0) {
+    struct timespec ts = health__timespec_ms(until);
+    if (pthread_cond_timedwait(&h->workers_done, &h->lock, &ts) == ETIMEDOUT) break;
+  }
+  if (h->nworkers > 0) {
+    for (size_t i = 0; i < h->nchecks; i++)
+      if (h->checks[i]->running)
+        health__log(h, HEALTH_LOG_WARN, "check_abandoned", "check", h->checks[i]->name, NULL);
+  }
+  h->queue_head = h->queue_tail = NULL;
+  h->queued = 0;
+  for (size_t i = 0; i < h->nchecks; i++) health__repeat_flush(h, &h->checks[i]->repeat);
+  /* Join the workers that returned; detach the ones stuck in a callback. */
+  for (size_t i = 0; i < h->nworker_slots; i++) {
+    health__worker_t *w = &h->workers[i];
+    if (w->reaped) continue;
+    if (!w->finished) {
+      pthread_detach(w->thread);
+      w->reaped = 1;
+    }
+  }
+  pthread_mutex_unlock(&h->lock);
+  for (size_t i = 0; i < h->nworker_slots; i++) {
+    health__worker_t *w = &h->workers[i];
+    if (!w->reaped) {
+      pthread_join(w->thread, NULL);
+      w->reaped = 1;
+    }
+  }
+}

@@ -1,0 +1,39 @@
+/*
+ * The status of an endpoint (readiness, liveness): the checks, the drain,
+ * and the application's controls (readiness.c) folded into one word.
+ * Above the check engine and the controls; below everything that shows a
+ * status (render.c, metrics.c, listeners.c, notify.c, agent.c).
+ */
+#include "health-int.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+health_status_t health__aggregate_locked(health_t *h, unsigned endpoint,
+                                         uint64_t now, uint64_t *valid_until_ms) {
+  health_status_t st = HEALTH_PASS;
+  uint64_t vu = UINT64_MAX;
+  for (size_t i = 0; i < h->nchecks; i++) {
+    const health__check_t *c = h->checks[i];
+    if (!(c->endpoints & endpoint)) continue;
+    health_status_t s = health__check_status_locked(h, c, now, NULL);
+    if (c->effective != HEALTH_PENDING && health__stale_after(c) + 1 < vu) vu = health__stale_after(c) + 1;
+    if (s == HEALTH_PENDING || s == HEALTH_FAIL) s = c->critical ? HEALTH_FAIL : HEALTH_WARN;
+    if (s > st) st = s;
+  }
+  if (endpoint == HEALTH_READINESS && atomic_load(&h->draining)) st = HEALTH_FAIL;
+  /* heartbeats, startup gates, manual readiness (readiness.c) */
+  st = health__controls_aggregate_locked(h, endpoint, now, st, &vu);
+  if (valid_until_ms) *valid_until_ms = vu;
+  return st;
+}
+
+HEALTH_EXPORT health_status_t health_status(health_t *h, unsigned endpoint) {
+  if (!h || (endpoint != HEALTH_READINESS && endpoint != HEALTH_LIVENESS)) return HEALTH_FAIL;
+  pthread_mutex_lock(&h->lock);
+  health_status_t s = health__aggregate_locked(h, endpoint, health__now_ms(), NULL);
+  pthread_mutex_unlock(&h->lock);
+  return s;
+}
