@@ -62,13 +62,11 @@
  */
 #include "health-int.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -77,7 +75,6 @@
 #define REAP_INTERVAL_MS 200
 #define PEEK_BATCH_MS 20 /* answered keep-alive connections: peeked for a FIN this often at most */
 #define EMFILE_MIN_AGE_MS 10 /* on EMFILE, spare connections younger than this */
-#define FD_MARGIN 64 /* listen, epoll, ITC, reserve, threads, and the application's growth */
 
 enum { ST_FREE = 0, ST_HEAD, ST_IDLE, ST_BUSY, ST_CUT };
 enum { L_HEAD = 0, L_IDLE = 1 };
@@ -410,50 +407,10 @@ static void *reaper_main(void *arg) {
   return NULL;
 }
 
-/* Descriptors open now (Linux: /proc/self/fd), or a guess. */
-static unsigned fds_in_use(void) {
-  DIR *d = opendir("/proc/self/fd");
-  if (!d) return 64;
-  unsigned n = 0;
-  while (readdir(d)) n++;
-  closedir(d);
-  return n > 3 ? n - 3 : n; /* ".", "..", and the directory's own fd */
-}
-
-/* Room for `want` connections: raise the soft limit as far as the table
- * needs, within the hard limit and the application's ceiling.  Returns how
- * many descriptors connections may use. */
-static unsigned fd_room(health_t *h, unsigned want) {
-  struct rlimit rl;
-  unsigned in_use = fds_in_use();
-  if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return want;
-  rlim_t need = (rlim_t)in_use + want + FD_MARGIN;
-  unsigned long ceiling = h->nofile_set ? h->nofile_max : HEALTH__NOFILE_HARD;
-  if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need && ceiling != 0) {
-    rlim_t to = need;
-    if (rl.rlim_max != RLIM_INFINITY && to > rl.rlim_max) to = rl.rlim_max;
-    if (ceiling != HEALTH__NOFILE_HARD && to > (rlim_t)ceiling) to = (rlim_t)ceiling;
-    if (to > rl.rlim_cur) {
-      struct rlimit nl = {to, rl.rlim_max};
-      char from_s[24], to_s[24];
-      snprintf(from_s, sizeof from_s, "%llu", (unsigned long long)rl.rlim_cur);
-      snprintf(to_s, sizeof to_s, "%llu", (unsigned long long)to);
-      if (setrlimit(RLIMIT_NOFILE, &nl) == 0) {
-        health__log(h, HEALTH_LOG_INFO, "nofile_raised", "#from", from_s, "#to", to_s, NULL);
-        rl.rlim_cur = to;
-      }
-    }
-  }
-  if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need) return want;
-  rlim_t room = rl.rlim_cur > (rlim_t)in_use + FD_MARGIN + 16
-                    ? rl.rlim_cur - in_use - FD_MARGIN : 16;
-  return (unsigned)room;
-}
-
 health__guard_t *health__guard_new(health_t *h) {
   unsigned cap = h->opt.max_connections;
   unsigned slack = 16 + cap / 4; /* cut, not yet closed by MHD */
-  unsigned room = fd_room(h, cap + slack);
+  unsigned room = health__guard_fd_room(h, cap + slack); /* guard_nofile.c */
   if (room < cap + slack) {
     unsigned was = cap;
     cap = room * 4 / 5;
@@ -507,37 +464,3 @@ void health__guard_free(health__guard_t *g) {
   free(g);
 }
 
-HEALTH_EXPORT int health_set_nofile_max(health_t *h, unsigned long max_soft,
-                                        health_error_t *err) {
-  if (!h) return health__err(err, HEALTH_EINVAL, "health_set_nofile_max: handle is NULL");
-  pthread_mutex_lock(&h->lock);
-  int st = h->state;
-  if (st == HEALTH__ST_NEW) {
-    h->nofile_max = max_soft;
-    h->nofile_set = 1;
-  }
-  pthread_mutex_unlock(&h->lock);
-  if (st != HEALTH__ST_NEW)
-    return health__err(err, HEALTH_ESTATE, "health_set_nofile_max: only before health_start");
-  return 0;
-}
-
-/* HEALTH_NOFILE_MAX, unless the application set the ceiling itself. */
-int health__guard_env(health_t *h, health_error_t *err) {
-  const char *v = getenv("HEALTH_NOFILE_MAX");
-  if (h->nofile_set || !v || !*v) return 0;
-  if (strcmp(v, "hard") == 0) {
-    h->nofile_max = HEALTH__NOFILE_HARD;
-    h->nofile_set = 1;
-    return 0;
-  }
-  char *end;
-  errno = 0;
-  unsigned long n = strtoul(v, &end, 10);
-  if (errno || *end || v[0] == '-' || n == HEALTH__NOFILE_HARD)
-    return health__err(err, HEALTH_EINVAL,
-                       "HEALTH_NOFILE_MAX='%s': want a number of descriptors, 0 or 'hard'", v);
-  h->nofile_max = n;
-  h->nofile_set = 1;
-  return 0;
-}

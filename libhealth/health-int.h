@@ -439,12 +439,16 @@ int health__bearer_ok(const health_t *h, const char *auth);
 int health__http_start(health_t *h, health_error_t *err);
 void health__http_quiesce(health_t *h);
 void health__http_stop(health_t *h);
+/* The fixed error and OPTIONS answers (http_fixed.c): 0 or -1 (no memory). */
+int health__http_fixed_new(health_t *h);
+void health__http_fixed_free(health_t *h);
 
 /* ---- shutdown (shutdown.c) ---- */
 int health__shutdown_init(health_t *h);   /* in health_new */
 int health__shutdown_start(health_t *h, health_error_t *err);
 void health__shutdown_stop(health_t *h);
 void health__shutdown_free(health_t *h);
+void *health__shutdown_main(void *h);     /* the sequence's thread (shutdown_seq.c) */
 
 /* 1 if `n` is 1-64 characters of [A-Za-z0-9._-]: check, hook and
  * measurement names (checks.c). */
@@ -612,7 +616,11 @@ int health__env_amount(const char *s, double *pct, uint64_t *bytes, int *is_pct)
  * new/free/env runs on libmicrohttpd's thread. */
 typedef struct health__guard health__guard_t;
 #define HEALTH__NOFILE_HARD ((unsigned long)-1)
-int health__guard_env(health_t *h, health_error_t *err); /* HEALTH_NOFILE_MAX */
+int health__guard_env(health_t *h, health_error_t *err); /* HEALTH_NOFILE_MAX (guard_nofile.c) */
+/* Room for `want` connections: raises the soft RLIMIT_NOFILE as far as
+ * needed and allowed; returns how many descriptors connections may use
+ * (guard_nofile.c). */
+unsigned health__guard_fd_room(health_t *h, unsigned want);
 health__guard_t *health__guard_new(health_t *h); /* may raise RLIMIT_NOFILE */
 void health__guard_free(health__guard_t *g);     /* after MHD_stop_daemon() */
 unsigned health__guard_slots(const health__guard_t *g); /* MHD's connection limit */

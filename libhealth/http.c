@@ -34,28 +34,6 @@ static const char route_marker[64];
 #define R_CLOSE 32u
 #define ROUTED(endpoint, body, flags) ((void *)&route_marker[(endpoint) + 4 * (body) + (flags)])
 
-/* An error or OPTIONS answer: never cached, a short body (none for 204)
- * in the endpoints' own format, {"status":"fail","output":...}, so it
- * says health+json like them; for 405 and OPTIONS the methods allowed. */
-#define ALLOWED "GET, HEAD, OPTIONS"
-
-static struct MHD_Response *static_response(const char *body, unsigned code) {
-  struct MHD_Response *r =
-      MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_PERSISTENT);
-  if (!r) return NULL;
-  if (*body && MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, CONTENT_TYPE) != MHD_YES) {
-    MHD_destroy_response(r);
-    return NULL;
-  }
-  if (MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store") != MHD_YES ||
-      ((code == 405 || code == 204) &&
-       MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, ALLOWED) != MHD_YES)) {
-    MHD_destroy_response(r);
-    return NULL;
-  }
-  return r;
-}
-
 /* The request's bearer token against the detail token (serve.c). */
 static int token_ok(const health_t *h, struct MHD_Connection *conn) {
   return health__bearer_ok(h, MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
@@ -362,14 +340,7 @@ int health__http_start(health_t *h, health_error_t *err) {
     return health__err(err, HEALTH_EINVAL, "address '%s' is not an IPv4 or IPv6 literal", h->address);
   }
 
-  h->resp_400 = static_response("{\"status\":\"fail\",\"output\":\"bad request: a header name with white space, or not exactly one Host\"}\n", 400);
-  h->resp_404 = static_response("{\"status\":\"fail\",\"output\":\"not found\"}\n", 404);
-  h->resp_405 = static_response("{\"status\":\"fail\",\"output\":\"method not allowed: use GET or HEAD\"}\n", 405);
-  h->resp_413 = static_response("{\"status\":\"fail\",\"output\":\"request body not allowed\"}\n", 413);
-  h->resp_501 = static_response("{\"status\":\"fail\",\"output\":\"method not implemented\"}\n", 501);
-  h->resp_options = static_response("", 204);
-  if (!h->resp_400 || !h->resp_404 || !h->resp_405 || !h->resp_413 || !h->resp_501 ||
-      !h->resp_options) {
+  if (health__http_fixed_new(h) != 0) { /* http_fixed.c */
     health__http_stop(h);
     return health__err(err, HEALTH_ENOMEM, "out of memory creating HTTP responses");
   }
@@ -447,11 +418,6 @@ void health__http_stop(health_t *h) {
       if (h->views[i][j].response) MHD_destroy_response(h->views[i][j].response);
       memset(&h->views[i][j], 0, sizeof h->views[i][j]);
     }
-  struct MHD_Response **fixed[] = {&h->resp_400, &h->resp_404, &h->resp_405,
-                                   &h->resp_413, &h->resp_501, &h->resp_options};
-  for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++) {
-    if (*fixed[i]) MHD_destroy_response(*fixed[i]);
-    *fixed[i] = NULL;
-  }
+  health__http_fixed_free(h);
   h->bound_port = 0;
 }

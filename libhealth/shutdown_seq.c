@@ -1,0 +1,301 @@
+/*
+ * The shutdown sequence, on the library's shutdown thread (started by
+ * shutdown.c): readiness 503 at once, the drain window, the flush hooks on
+ * threads of their own (each under its timeout, all under the deadline),
+ * then the exit code (and _exit() if asked).  Repeated signals and their
+ * debounce: see shutdown.c.
+ */
+#include "health-int.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define SIGNAL_DEBOUNCE_MS 1000
+
+
+typedef struct {
+  uint64_t t0; /* when the first signal was seen */
+  uint64_t deadline;
+  int skip_drain;   /* a second signal */
+  int forced;       /* a third signal */
+  int quit;         /* health_stop(): abandon the sequence */
+  uint64_t last_signal; /* when the last counted signal was seen */
+} seq_t;
+
+static void ms_str(char *buf, size_t n, uint64_t ms) {
+  snprintf(buf, n, "%llu", (unsigned long long)ms);
+}
+
+/* Read every pending byte of the wake pipe and update the sequence. */
+static void drain_wake_pipe(health_t *h, seq_t *s, int *started) {
+  char buf[64];
+  ssize_t n;
+  while ((n = read(h->wake_pipe[0], buf, sizeof buf)) > 0) {
+    for (ssize_t i = 0; i < n; i++) {
+      if (buf[i] == 'q') s->quit = 1;
+      if (buf[i] != 's') continue;
+      uint64_t now = health__now_ms();
+      if (!*started) {
+        *started = 1;
+        s->last_signal = now;
+        continue;
+      }
+      char c[16], el[24];
+      ms_str(el, sizeof el, now - s->t0);
+      if (now - s->last_signal < SIGNAL_DEBOUNCE_MS) {
+        health__log(h, HEALTH_LOG_INFO, "shutdown_signal_duplicate", "#elapsed_ms", el,
+                    "action", "ignored: within 1000 ms of the previous one", NULL);
+        continue;
+      }
+      s->last_signal = now;
+      int count = ++*started;
+      snprintf(c, sizeof c, "%d", count);
+      if (count == 2) {
+        s->skip_drain = 1;
+        health__log(h, HEALTH_LOG_WARN, "shutdown_signal_repeated", "#count", c, "#elapsed_ms", el,
+                    "action", "skip the rest of the drain window; flush hooks still run", NULL);
+      } else {
+        s->forced = 1;
+        health__log(h, HEALTH_LOG_ERROR, "shutdown_signal_repeated", "#count", c, "#elapsed_ms", el,
+                    "action", "forced exit: remaining flush hooks are skipped", NULL);
+      }
+    }
+  }
+}
+
+/* Wait on the wake pipe (and optionally another fd) until `until`.
+ * Returns 1 if `fd` became readable. */
+static int wait_until(health_t *h, seq_t *s, int *started, int fd, uint64_t until) {
+  for (;;) {
+    uint64_t now = health__now_ms();
+    if (s->quit || s->forced) return 0;
+    if (now >= until) return 0;
+    struct pollfd p[2] = {{h->wake_pipe[0], POLLIN, 0}, {fd, POLLIN, 0}};
+    int n = poll(p, fd >= 0 ? 2 : 1, (int)(until - now));
+    if (n < 0 && errno != EINTR) return 0;
+    if (n > 0 && (p[0].revents & POLLIN)) {
+      drain_wake_pipe(h, s, started);
+      if (s->skip_drain && fd < 0) return 0;
+    }
+    if (fd >= 0 && n > 0 && (p[1].revents & (POLLIN | POLLHUP))) return 1;
+    if (fd < 0 && n > 0 && (p[0].revents & POLLIN)) return 0; /* re-check caller's condition */
+  }
+}
+
+typedef struct {
+  health_hook_fn fn;
+  void *arg;
+  unsigned budget;
+  atomic_int rc;   /* published before the pipe write, which is only polled */
+  int pipe[2];
+  atomic_int refs; /* the sequence and the hook thread */
+} hook_run_t;
+
+static void hook_run_release(hook_run_t *r) {
+  if (atomic_fetch_sub(&r->refs, 1) == 1) {
+    close(r->pipe[0]);
+    close(r->pipe[1]);
+    free(r);
+  }
+}
+
+static void *hook_main(void *arg) {
+  hook_run_t *r = arg;
+  atomic_store_explicit(&r->rc, r->fn(r->arg, r->budget), memory_order_release);
+  ssize_t n;
+  do n = write(r->pipe[1], "d", 1);
+  while (n < 0 && errno == EINTR);
+  hook_run_release(r);
+  return NULL;
+}
+
+/* Run one hook; returns the exit code it implies. */
+static int run_hook(health_t *h, seq_t *s, int *started, const health__hook_t *k) {
+  uint64_t begin = health__now_ms();
+  uint64_t until = begin + k->timeout_ms;
+  if (until > s->deadline) until = s->deadline;
+  char el[24], dur[24], to[24], bu[24];
+  ms_str(el, sizeof el, begin - s->t0);
+  ms_str(to, sizeof to, k->timeout_ms);
+  /* The budget is what the hook really gets: its timeout, cut by the
+   * deadline. */
+  ms_str(bu, sizeof bu, until > begin ? until - begin : 0);
+  health__log(h, HEALTH_LOG_INFO, "hook_started", "hook", k->name, "#budget_ms", bu,
+              "#timeout_ms", to, "#elapsed_ms", el, NULL);
+  hook_run_t *r = calloc(1, sizeof *r);
+  pthread_t t;
+  if (!r || pipe2(r->pipe, O_CLOEXEC) < 0) {
+    free(r);
+    health__log(h, HEALTH_LOG_ERROR, "hook_failed", "hook", k->name, "error", "out of resources", NULL);
+    return HEALTH_EXIT_HOOK_FAILED;
+  }
+  r->fn = k->fn;
+  r->arg = k->arg;
+  r->budget = (unsigned)(until - begin);
+  atomic_init(&r->refs, 2);
+  if (health__thread_create(&t, hook_main, r, 1) != 0) {
+    atomic_store(&r->refs, 1);
+    hook_run_release(r);
+    health__log(h, HEALTH_LOG_ERROR, "hook_failed", "hook", k->name, "error", "could not start a thread", NULL);
+    return HEALTH_EXIT_HOOK_FAILED;
+  }
+  int done = wait_until(h, s, started, r->pipe[0], until);
+  ms_str(dur, sizeof dur, health__now_ms() - begin);
+  ms_str(el, sizeof el, health__now_ms() - s->t0);
+  int code = HEALTH_EXIT_OK;
+  if (done) {
+    int hook_rc = atomic_load_explicit(&r->rc, memory_order_acquire);
+    char rc[16];
+    snprintf(rc, sizeof rc, "%d", hook_rc);
+    if (hook_rc == 0) {
+      health__log(h, HEALTH_LOG_INFO, "hook_done", "hook", k->name, "result", "ok",
+                  "#duration_ms", dur, "#elapsed_ms", el, NULL);
+    } else {
+      health__log(h, HEALTH_LOG_ERROR, "hook_done", "hook", k->name, "result", "failed",
+                  "#rc", rc, "#duration_ms", dur, "#elapsed_ms", el, NULL);
+      code = HEALTH_EXIT_HOOK_FAILED;
+    }
+  } else if (!s->quit && !s->forced) {
+    int deadline = health__now_ms() >= s->deadline;
+    health__log(h, HEALTH_LOG_ERROR, "hook_done", "hook", k->name,
+                "result", deadline ? "abandoned at the shutdown deadline" : "timeout: abandoned",
+                "#duration_ms", dur, "#elapsed_ms", el, NULL);
+    code = deadline ? HEALTH_EXIT_DEADLINE : HEALTH_EXIT_HOOK_TIMEOUT;
+  } else {
+    health__log(h, HEALTH_LOG_ERROR, "hook_done", "hook", k->name, "result", "abandoned: forced exit",
+                "#duration_ms", dur, "#elapsed_ms", el, NULL);
+    code = HEALTH_EXIT_FORCED;
+  }
+  hook_run_release(r);
+  return code;
+}
+
+static int worse(int a, int b) {
+  /* forced > deadline > hook timeout > hook failed > ok */
+  return a > b ? a : b;
+}
+
+static void finish(health_t *h, seq_t *s, int code) {
+  char c[16], el[24];
+  health__obs_phase(h, HEALTH__PHASE_DONE);
+  snprintf(c, sizeof c, "%d", code);
+  ms_str(el, sizeof el, health__now_ms() - s->t0);
+  health__log(h, code == 0 ? HEALTH_LOG_INFO : HEALTH_LOG_ERROR, "shutdown_complete",
+              "#exit_code", c, "#elapsed_ms", el, NULL);
+  if (h->notify_fd >= 0) {
+    char st[64];
+    snprintf(st, sizeof st, "STATUS=shutdown complete, exit code %d", code);
+    health__notify(h, st);
+  }
+  if (h->opt.exit_on_shutdown) {
+    /* The health server stayed up to here; quiesce it so nothing new is
+     * accepted while the process goes.  _exit: other threads are running
+     * application code, so atexit handlers are not safe to run now. */
+    health__http_quiesce(h);
+    fflush(NULL);
+    _exit(code);
+  }
+  pthread_mutex_lock(&h->done_lock);
+  h->exit_code = code;
+  h->done = 1;
+  pthread_cond_broadcast(&h->done_cond);
+  pthread_mutex_unlock(&h->done_lock);
+}
+
+void *health__shutdown_main(void *arg) {
+  health_t *h = arg;
+  seq_t s;
+  memset(&s, 0, sizeof s);
+  int started = 0;
+  while (!started) {
+    struct pollfd p = {h->wake_pipe[0], POLLIN, 0};
+    if (poll(&p, 1, -1) < 0 && errno != EINTR) return NULL;
+    s.t0 = health__now_ms();
+    drain_wake_pipe(h, &s, &started);
+    if (s.quit) return NULL;
+  }
+
+  /* 1. Readiness flips now; liveness is untouched. */
+  s.deadline = s.t0 + h->opt.shutdown_deadline_ms;
+  pthread_mutex_lock(&h->lock);
+  atomic_store(&h->draining, 1);
+  health__state_changed(h);
+  pthread_mutex_unlock(&h->lock);
+  ssize_t w;
+  do w = write(h->drain_pipe[1], "d", 1);
+  while (w < 0 && errno == EINTR);
+  char dl[24], dr[24], infl[16];
+  ms_str(dl, sizeof dl, h->opt.shutdown_deadline_ms);
+  ms_str(dr, sizeof dr, h->opt.drain_ms);
+  health__log(h, HEALTH_LOG_INFO, "shutdown_started", "#drain_ms", dr, "#deadline_ms", dl, NULL);
+  /* The plan again, in absolute times: what an operator compares with the
+   * lines that follow.  Hooks are put in run order here, once. */
+  health__plan_sort_hooks(h->hooks, h->nhooks);
+  health__plan_t plan;
+  if (health__plan_derive(h, &plan, NULL) == 0) {
+    health__plan_log(h, &plan, s.t0);
+    health__plan_free(&plan);
+  }
+  health__log(h, HEALTH_LOG_INFO, "readiness_flipped", "ready", "fail", "reason", "draining", NULL);
+  if (h->notify_fd >= 0) health__notify(h, "STOPPING=1\nSTATUS=draining");
+  if (h->on_drain) h->on_drain(h->on_drain_arg);
+
+  /* 2. The drain window. */
+  uint64_t drain_end = s.t0 + h->opt.drain_ms;
+  uint64_t early = s.t0 + h->opt.drain_min_ms;
+  const char *why = "window elapsed";
+  for (;;) {
+    uint64_t now = health__now_ms();
+    if (s.quit) return NULL;
+    if (s.forced) { why = "forced"; break; }
+    if (s.skip_drain) { why = "repeated signal"; break; }
+    if (now >= drain_end) break;
+    if (h->opt.drain_min_ms < h->opt.drain_ms && now >= early &&
+        atomic_load(&h->inflight) <= 0) {
+      why = "nothing in flight";
+      break;
+    }
+    wait_until(h, &s, &started, -1, now < early && h->opt.drain_min_ms < h->opt.drain_ms ? early : drain_end);
+  }
+  char el[24];
+  ms_str(el, sizeof el, health__now_ms() - s.t0);
+  snprintf(infl, sizeof infl, "%d", atomic_load(&h->inflight));
+  health__log(h, HEALTH_LOG_INFO, "drain_ended", "reason", why, "#elapsed_ms", el,
+              "#inflight", infl, NULL);
+  if (h->notify_fd >= 0) health__notify(h, "STATUS=running flush hooks");
+
+  /* 3. Flush hooks in order, each under its timeout, all under the deadline. */
+  health__obs_phase(h, HEALTH__PHASE_FLUSHING);
+  int code = HEALTH_EXIT_OK;
+  for (size_t i = 0; i < h->nhooks; i++) {
+    if (s.quit) return NULL;
+    if (s.forced || health__now_ms() >= s.deadline) {
+      int forced = s.forced;
+      for (size_t j = i; j < h->nhooks; j++)
+        health__log(h, HEALTH_LOG_ERROR, "hook_skipped", "hook", h->hooks[j]->name,
+                    "reason", forced ? "forced exit (repeated signal)" : "shutdown deadline reached", NULL);
+      code = worse(code, forced ? HEALTH_EXIT_FORCED : HEALTH_EXIT_DEADLINE);
+      if (!forced) health__log(h, HEALTH_LOG_ERROR, "deadline_fired", NULL);
+      break;
+    }
+    int rc = run_hook(h, &s, &started, h->hooks[i]);
+    if (s.quit) return NULL;
+    code = worse(code, rc);
+    if (rc == HEALTH_EXIT_DEADLINE) {
+      health__log(h, HEALTH_LOG_ERROR, "deadline_fired", NULL);
+      for (size_t j = i + 1; j < h->nhooks; j++)
+        health__log(h, HEALTH_LOG_ERROR, "hook_skipped", "hook", h->hooks[j]->name,
+                    "reason", "shutdown deadline reached", NULL);
+      break;
+    }
+  }
+  if (s.forced) code = HEALTH_EXIT_FORCED;
+  finish(h, &s, code);
+  return NULL;
+}
+
