@@ -84,7 +84,7 @@ static size_t reply(health_t *h, char *out, size_t len) {
   char why[160];
   int n;
   pthread_mutex_lock(&h->lock);
-  int draining = atomic_load(&h->draining);
+  int draining = health__draining(h);
   int ready = health__aggregate_locked(h, HEALTH_READINESS, now, NULL) != HEALTH_FAIL;
   int alive = health__aggregate_locked(h, HEALTH_LIVENESS, now, NULL) != HEALTH_FAIL;
   if (!draining && !(ready && alive)) health__controls_reason_locked(h, now, why, sizeof why);

@@ -35,47 +35,47 @@ static void dispatch_locked(health_t *h, health__check_t *c, uint64_t now) {
   c->deadline_ms = now + c->timeout_ms;
   c->obs.started_us = health__now_us(); /* the run's duration, for /metrics */
   c->next_job = NULL;
-  if (h->queue_tail) h->queue_tail->next_job = c;
-  else h->queue_head = c;
-  h->queue_tail = c;
-  h->queued++;
+  if (h->eng.queue_tail) h->eng.queue_tail->next_job = c;
+  else h->eng.queue_head = c;
+  h->eng.queue_tail = c;
+  h->eng.queued++;
   /* Grow only when the queue outnumbers the workers that will take from it:
    * idle ones (a signalled worker counts as idle until it wakes) and ones
    * just created.  Testing idle_workers == 0 made one scheduler pass over N
    * due checks create N threads (1000 checks: 1004 threads, 15 MiB RSS). */
-  size_t cap = h->nchecks < MAX_WORKERS ? h->nchecks : MAX_WORKERS;
-  if (h->queued > h->idle_workers + h->starting_workers && h->nworkers < cap) {
+  size_t cap = h->eng.nchecks < MAX_WORKERS ? h->eng.nchecks : MAX_WORKERS;
+  if (h->eng.queued > h->eng.idle_workers + h->eng.starting_workers && h->eng.nworkers < cap) {
     /* Joinable, so health_stop() can wait until a finished worker has
      * really returned (thread-local destructors, e.g. OpenSSL's, run after
      * our code; a detached thread could still be in them at exit()). */
-    health__worker_t *w = &h->workers[h->nworker_slots];
-    if (h->nworker_slots < h->nchecks) w->h = h, w->finished = 0;
-    if (h->nworker_slots < h->nchecks &&
+    health__worker_t *w = &h->eng.workers[h->eng.nworker_slots];
+    if (h->eng.nworker_slots < h->eng.nchecks) w->h = h, w->finished = 0;
+    if (h->eng.nworker_slots < h->eng.nchecks &&
         health__thread_create(&w->thread, worker_main, w, 0) == 0) {
-      h->nworker_slots++;
-      h->nworkers++;
-      h->starting_workers++;
-    } else if (h->nworkers == 0) {
+      h->eng.nworker_slots++;
+      h->eng.nworkers++;
+      h->eng.starting_workers++;
+    } else if (h->eng.nworkers == 0) {
       /* No thread at all: fail the run now rather than leave it queued. */
-      h->queue_head = h->queue_tail = NULL;
-      h->queued = 0;
+      h->eng.queue_head = h->eng.queue_tail = NULL;
+      h->eng.queued = 0;
       c->running = 0;
       c->next_due_ms = now + c->interval_ms;
       health__publish_locked(h, c, HEALTH_FAIL, "could not start a worker thread", NULL);
       return;
     }
   }
-  pthread_cond_signal(&h->work_cond);
+  pthread_cond_signal(&h->eng.work_cond);
 }
 
 static void *sched_main(void *arg) {
   health_t *h = arg;
   pthread_mutex_lock(&h->lock);
-  while (!h->sched_stop) {
+  while (!h->eng.sched_stop) {
     uint64_t now = health__now_ms();
     uint64_t next = UINT64_MAX;
-    for (size_t i = 0; i < h->nchecks; i++) {
-      health__check_t *c = h->checks[i];
+    for (size_t i = 0; i < h->eng.nchecks; i++) {
+      health__check_t *c = h->eng.checks[i];
       if (c->effective != HEALTH_PENDING && !c->stale_reported) {
         /* A result going stale is a transition too: wake for it. */
         if (now > health__stale_after(c)) {
@@ -105,12 +105,12 @@ static void *sched_main(void *arg) {
       }
     }
     /* Workers wake us only for a check due before this (see worker_main). */
-    h->sched_wake_ms = next;
+    h->eng.sched_wake_ms = next;
     if (next == UINT64_MAX) {
-      pthread_cond_wait(&h->sched_cond, &h->lock);
+      pthread_cond_wait(&h->eng.sched_cond, &h->lock);
     } else {
       struct timespec ts = health__timespec_ms(next);
-      pthread_cond_timedwait(&h->sched_cond, &h->lock, &ts);
+      pthread_cond_timedwait(&h->eng.sched_cond, &h->lock, &ts);
     }
   }
   pthread_mutex_unlock(&h->lock);
@@ -124,18 +124,18 @@ static void *worker_main(void *arg) {
    * abandoned at its deadline writes only into memory it still owns. */
   health_result_t *r = malloc(sizeof *r);
   pthread_mutex_lock(&h->lock);
-  h->starting_workers--;
+  h->eng.starting_workers--;
   for (;;) {
-    while (!h->queue_head && !h->sched_stop) {
-      h->idle_workers++;
-      pthread_cond_wait(&h->work_cond, &h->lock);
-      h->idle_workers--;
+    while (!h->eng.queue_head && !h->eng.sched_stop) {
+      h->eng.idle_workers++;
+      pthread_cond_wait(&h->eng.work_cond, &h->lock);
+      h->eng.idle_workers--;
     }
-    if (h->sched_stop) break;
-    health__check_t *c = h->queue_head;
-    h->queue_head = c->next_job;
-    if (!h->queue_head) h->queue_tail = NULL;
-    h->queued--;
+    if (h->eng.sched_stop) break;
+    health__check_t *c = h->eng.queue_head;
+    h->eng.queue_head = c->next_job;
+    if (!h->eng.queue_head) h->eng.queue_tail = NULL;
+    h->eng.queued--;
     if (!r) {
       c->running = 0;
       c->next_due_ms = health__now_ms() + c->interval_ms;
@@ -154,7 +154,7 @@ static void *worker_main(void *arg) {
 
     pthread_mutex_lock(&h->lock);
     uint64_t now = health__now_ms();
-    if (h->free_pending) {
+    if (h->eng.free_pending) {
       /* health_free() has returned: the application may have torn down
        * its log sink, and nobody can read a result any more. */
     } else if (!c->timed_out) {
@@ -174,67 +174,82 @@ static void *worker_main(void *arg) {
     /* A context switch per completed run adds up with many checks: the
      * scheduler already plans to wake by sched_wake_ms, so it only needs a
      * signal when this check is due earlier. */
-    if (c->next_due_ms < h->sched_wake_ms) pthread_cond_signal(&h->sched_cond);
+    if (c->next_due_ms < h->eng.sched_wake_ms) pthread_cond_signal(&h->eng.sched_cond);
   }
-  h->nworkers--;
+  h->eng.nworkers--;
   self->finished = 1;
-  int last = h->nworkers == 0;
-  int free_now = last && h->free_pending;
-  if (last) pthread_cond_broadcast(&h->workers_done);
+  int last = h->eng.nworkers == 0;
+  int free_now = last && h->eng.free_pending;
+  if (last) pthread_cond_broadcast(&h->eng.workers_done);
   pthread_mutex_unlock(&h->lock);
   free(r);
   if (free_now) h->core.free_final(h); /* health_free() left it to us */
   return NULL;
 }
 
+int health__engine_init(health_t *h) {
+  if (health__cond_init_monotonic(&h->eng.sched_cond)) return -1;
+  if (health__cond_init_monotonic(&h->eng.work_cond)) {
+    pthread_cond_destroy(&h->eng.sched_cond);
+    return -1;
+  }
+  if (health__cond_init_monotonic(&h->eng.workers_done)) {
+    pthread_cond_destroy(&h->eng.sched_cond);
+    pthread_cond_destroy(&h->eng.work_cond);
+    return -1;
+  }
+  h->eng.inited = 1;
+  return 0;
+}
+
 int health__checks_start(health_t *h, health_error_t *err) {
   uint64_t now = health__now_ms();
-  h->workers = calloc(h->nchecks ? h->nchecks : 1, sizeof *h->workers);
-  if (!h->workers) return health__err(err, HEALTH_ENOMEM, "out of memory starting the checks");
+  h->eng.workers = calloc(h->eng.nchecks ? h->eng.nchecks : 1, sizeof *h->eng.workers);
+  if (!h->eng.workers) return health__err(err, HEALTH_ENOMEM, "out of memory starting the checks");
   pthread_mutex_lock(&h->lock);
-  h->sched_stop = 0;
-  for (size_t i = 0; i < h->nchecks; i++)
-    h->checks[i]->next_due_ms = health__first_due_locked(h, h->checks[i], now);
+  h->eng.sched_stop = 0;
+  for (size_t i = 0; i < h->eng.nchecks; i++)
+    h->eng.checks[i]->next_due_ms = health__first_due_locked(h, h->eng.checks[i], now);
   pthread_mutex_unlock(&h->lock);
-  if (health__thread_create(&h->sched_thread, sched_main, h, 0) != 0)
+  if (health__thread_create(&h->eng.sched_thread, sched_main, h, 0) != 0)
     return health__err(err, HEALTH_ESYS, "could not start the scheduler thread: %s", strerror(errno));
-  h->sched_started = 1;
+  h->eng.sched_started = 1;
   return 0;
 }
 
 void health__checks_stop(health_t *h) {
   pthread_mutex_lock(&h->lock);
-  h->sched_stop = 1;
-  pthread_cond_broadcast(&h->sched_cond);
-  pthread_cond_broadcast(&h->work_cond);
+  h->eng.sched_stop = 1;
+  pthread_cond_broadcast(&h->eng.sched_cond);
+  pthread_cond_broadcast(&h->eng.work_cond);
   pthread_mutex_unlock(&h->lock);
-  if (h->sched_started) {
-    pthread_join(h->sched_thread, NULL);
-    h->sched_started = 0;
+  if (h->eng.sched_started) {
+    pthread_join(h->eng.sched_thread, NULL);
+    h->eng.sched_started = 0;
   }
   /* Runs in progress get until their deadline; after that they are
    * abandoned (their workers free the handle if it is gone by then). */
   pthread_mutex_lock(&h->lock);
   uint64_t until = health__now_ms();
-  for (size_t i = 0; i < h->nchecks; i++)
-    if (h->checks[i]->running && !h->checks[i]->timed_out && h->checks[i]->deadline_ms > until)
-      until = h->checks[i]->deadline_ms;
+  for (size_t i = 0; i < h->eng.nchecks; i++)
+    if (h->eng.checks[i]->running && !h->eng.checks[i]->timed_out && h->eng.checks[i]->deadline_ms > until)
+      until = h->eng.checks[i]->deadline_ms;
   until += 50;
-  while (h->nworkers > 0) {
+  while (h->eng.nworkers > 0) {
     struct timespec ts = health__timespec_ms(until);
-    if (pthread_cond_timedwait(&h->workers_done, &h->lock, &ts) == ETIMEDOUT) break;
+    if (pthread_cond_timedwait(&h->eng.workers_done, &h->lock, &ts) == ETIMEDOUT) break;
   }
-  if (h->nworkers > 0) {
-    for (size_t i = 0; i < h->nchecks; i++)
-      if (h->checks[i]->running)
-        health__log(h, HEALTH_LOG_WARN, "check_abandoned", "check", h->checks[i]->name, NULL);
+  if (h->eng.nworkers > 0) {
+    for (size_t i = 0; i < h->eng.nchecks; i++)
+      if (h->eng.checks[i]->running)
+        health__log(h, HEALTH_LOG_WARN, "check_abandoned", "check", h->eng.checks[i]->name, NULL);
   }
-  h->queue_head = h->queue_tail = NULL;
-  h->queued = 0;
-  for (size_t i = 0; i < h->nchecks; i++) health__repeat_flush(h, &h->checks[i]->repeat);
+  h->eng.queue_head = h->eng.queue_tail = NULL;
+  h->eng.queued = 0;
+  for (size_t i = 0; i < h->eng.nchecks; i++) health__repeat_flush(h, &h->eng.checks[i]->repeat);
   /* Join the workers that returned; detach the ones stuck in a callback. */
-  for (size_t i = 0; i < h->nworker_slots; i++) {
-    health__worker_t *w = &h->workers[i];
+  for (size_t i = 0; i < h->eng.nworker_slots; i++) {
+    health__worker_t *w = &h->eng.workers[i];
     if (w->reaped) continue;
     if (!w->finished) {
       pthread_detach(w->thread);
@@ -242,8 +257,8 @@ void health__checks_stop(health_t *h) {
     }
   }
   pthread_mutex_unlock(&h->lock);
-  for (size_t i = 0; i < h->nworker_slots; i++) {
-    health__worker_t *w = &h->workers[i];
+  for (size_t i = 0; i < h->eng.nworker_slots; i++) {
+    health__worker_t *w = &h->eng.workers[i];
     if (!w->reaped) {
       pthread_join(w->thread, NULL);
       w->reaped = 1;

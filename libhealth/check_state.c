@@ -59,8 +59,8 @@ HEALTH_EXPORT int health_check_get(health_t *h, const char *name,
   if (!h || !name || !out) return HEALTH_EINVAL;
   int rc = HEALTH_ENOENT;
   pthread_mutex_lock(&h->lock);
-  for (size_t i = 0; i < h->nchecks; i++) {
-    const health__check_t *c = h->checks[i];
+  for (size_t i = 0; i < h->eng.nchecks; i++) {
+    const health__check_t *c = h->eng.checks[i];
     if (strcmp(c->name, name) != 0) continue;
     health__check_info_locked(h, c, out);
     rc = 0;

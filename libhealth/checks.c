@@ -123,19 +123,19 @@ int health__add_check(health_t *h, const char *name, health_check_fn fn,
     rc = health__err(err, HEALTH_ESTATE, "checks must be added before health_start()");
     goto out;
   }
-  for (size_t i = 0; i < h->nchecks; i++)
-    if (strcmp(h->checks[i]->name, name) == 0) {
+  for (size_t i = 0; i < h->eng.nchecks; i++)
+    if (strcmp(h->eng.checks[i]->name, name) == 0) {
       rc = health__err(err, HEALTH_EEXIST, "a check named '%s' already exists", name);
       goto out;
     }
   health__check_t *c = calloc(1, sizeof *c);
-  health__check_t **grown = c ? realloc(h->checks, (h->nchecks + 1) * sizeof *grown) : NULL;
+  health__check_t **grown = c ? realloc(h->eng.checks, (h->eng.nchecks + 1) * sizeof *grown) : NULL;
   if (!grown) {
     free(c);
     rc = health__err(err, HEALTH_ENOMEM, "out of memory adding check '%s'", name);
     goto out;
   }
-  h->checks = grown;
+  h->eng.checks = grown;
   int failed = 0;
   c->name = dup_or_null(name, &failed);
   c->component_type = dup_or_null(o.component_type ? o.component_type
@@ -159,7 +159,7 @@ int health__add_check(health_t *h, const char *name, health_check_fn fn,
   c->endpoints = o.endpoints;
   c->effective = HEALTH_PENDING;
   c->last = HEALTH_PENDING;
-  h->checks[h->nchecks++] = c;
+  h->eng.checks[h->eng.nchecks++] = c;
   if (timeout >= interval) {
     /* Kept as given (documented): runs never overlap, so the next run
      * waits for a slow one, and a hang shows only after the timeout. */
@@ -188,13 +188,19 @@ HEALTH_EXPORT int health_add_check(health_t *h, const char *name,
 
 
 void health__checks_free(health_t *h) {
-  for (size_t i = 0; i < h->nchecks; i++) check_free(h->checks[i]);
-  free(h->workers);
-  h->workers = NULL;
-  h->nworker_slots = 0;
-  free(h->checks);
-  h->checks = NULL;
-  h->nchecks = 0;
+  for (size_t i = 0; i < h->eng.nchecks; i++) check_free(h->eng.checks[i]);
+  free(h->eng.workers);
+  h->eng.workers = NULL;
+  h->eng.nworker_slots = 0;
+  free(h->eng.checks);
+  h->eng.checks = NULL;
+  h->eng.nchecks = 0;
+  if (h->eng.inited) { /* health__engine_init() (check_sched.c) */
+    pthread_cond_destroy(&h->eng.sched_cond);
+    pthread_cond_destroy(&h->eng.work_cond);
+    pthread_cond_destroy(&h->eng.workers_done);
+    h->eng.inited = 0;
+  }
 }
 
 /* Forget the checks registered after the first `keep` (before start), for
@@ -202,13 +208,13 @@ void health__checks_free(health_t *h) {
 void health__checks_truncate(health_t *h, size_t keep) {
   pthread_mutex_lock(&h->lock);
   if (h->state == HEALTH__ST_NEW)
-    while (h->nchecks > keep) check_free(h->checks[--h->nchecks]);
+    while (h->eng.nchecks > keep) check_free(h->eng.checks[--h->eng.nchecks]);
   pthread_mutex_unlock(&h->lock);
 }
 
 size_t health__checks_count(health_t *h) {
   pthread_mutex_lock(&h->lock);
-  size_t n = h->nchecks;
+  size_t n = h->eng.nchecks;
   pthread_mutex_unlock(&h->lock);
   return n;
 }

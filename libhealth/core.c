@@ -35,6 +35,17 @@ const char *health__status_word(health_status_t s) {
   }
 }
 
+int health__core_init(health_t *h) {
+  if (pthread_mutex_init(&h->lock, NULL) != 0) return -1;
+  h->core.inited = 1;
+  return 0;
+}
+
+void health__core_free(health_t *h) {
+  if (h->core.inited) pthread_mutex_destroy(&h->lock);
+  h->core.inited = 0;
+}
+
 int health__observe_locked(health_t *h, health__state_observer_fn on_state,
                            health__check_observer_fn on_check) {
   health__core_t *k = &h->core;

@@ -33,7 +33,7 @@ unsigned health__guard_fd_room(health_t *h, unsigned want) {
   unsigned in_use = fds_in_use();
   if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return want;
   rlim_t need = (rlim_t)in_use + want + FD_MARGIN;
-  unsigned long ceiling = h->nofile_set ? h->nofile_max : HEALTH__NOFILE_HARD;
+  unsigned long ceiling = h->http.nofile_set ? h->http.nofile_max : HEALTH__NOFILE_HARD;
   if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < need && ceiling != 0) {
     rlim_t to = need;
     if (rl.rlim_max != RLIM_INFINITY && to > rl.rlim_max) to = rl.rlim_max;
@@ -61,8 +61,8 @@ HEALTH_EXPORT int health_set_nofile_max(health_t *h, unsigned long max_soft,
   pthread_mutex_lock(&h->lock);
   int st = h->state;
   if (st == HEALTH__ST_NEW) {
-    h->nofile_max = max_soft;
-    h->nofile_set = 1;
+    h->http.nofile_max = max_soft;
+    h->http.nofile_set = 1;
   }
   pthread_mutex_unlock(&h->lock);
   if (st != HEALTH__ST_NEW)
@@ -73,10 +73,10 @@ HEALTH_EXPORT int health_set_nofile_max(health_t *h, unsigned long max_soft,
 /* HEALTH_NOFILE_MAX, unless the application set the ceiling itself. */
 int health__guard_env(health_t *h, health_error_t *err) {
   const char *v = getenv("HEALTH_NOFILE_MAX");
-  if (h->nofile_set || !v || !*v) return 0;
+  if (h->http.nofile_set || !v || !*v) return 0;
   if (strcmp(v, "hard") == 0) {
-    h->nofile_max = HEALTH__NOFILE_HARD;
-    h->nofile_set = 1;
+    h->http.nofile_max = HEALTH__NOFILE_HARD;
+    h->http.nofile_set = 1;
     return 0;
   }
   char *end;
@@ -85,8 +85,8 @@ int health__guard_env(health_t *h, health_error_t *err) {
   if (errno || *end || v[0] == '-' || n == HEALTH__NOFILE_HARD)
     return health__err(err, HEALTH_EINVAL,
                        "HEALTH_NOFILE_MAX='%s': want a number of descriptors, 0 or 'hard'", v);
-  h->nofile_max = n;
-  h->nofile_set = 1;
+  h->http.nofile_max = n;
+  h->http.nofile_set = 1;
   return 0;
 }
 

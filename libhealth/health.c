@@ -32,10 +32,11 @@ HEALTH_EXPORT int health_new(health_t **out, const health_options_t *opts,
   if (!h) return health__err(err, HEALTH_ENOMEM, "out of memory");
   h->opt = o;
   h->core.free_final = free_final; /* for the last abandoned worker */
-  h->quiesced_fd = -1;
-  h->drain_pipe[0] = h->drain_pipe[1] = -1;
-  h->wake_pipe[0] = h->wake_pipe[1] = -1;
-  h->notify_fd = -1;
+  /* First the parts whose fields say "none" with -1, so the handle can be
+   * freed from here on: sdnotify.c never fails, shutdown.c marks its pipes
+   * before it may. */
+  health__notify_init(h);
+  int sd_rc = health__shutdown_init(h);
   health__fleet_init(h);
   if (copy_str(&h->address, o.address) || copy_str(&h->detail_token, o.detail_token) ||
       copy_str(&h->service_id, o.service_id) ||
@@ -49,20 +50,14 @@ HEALTH_EXPORT int health_new(health_t **out, const health_options_t *opts,
   h->opt.service_version = h->service_version;
   h->opt.description = h->description;
 
-  if (pthread_mutex_init(&h->lock, NULL) != 0) goto nomem_early;
-  h->sync_inited |= 1;
-  if (health__cond_init_monotonic(&h->sched_cond) || health__cond_init_monotonic(&h->work_cond) ||
-      health__cond_init_monotonic(&h->workers_done))
-    goto nomem;
-  h->sync_inited |= 2;
-  if (health__shutdown_init(h) != 0) goto nomem;
+  if (sd_rc != 0) goto nomem;
+  if (health__core_init(h) != 0) goto nomem;   /* h->lock (core.c) */
+  if (health__engine_init(h) != 0) goto nomem; /* check_sched.c */
   if (health__obs_new(h) != 0) goto nomem;
-  health__notify_init(h);
   if (health__controls_init(h) != 0) goto nomem; /* readiness.c */
   *out = h;
   return 0;
 
-nomem_early:
 nomem:
   free_final(h);
   return health__err(err, HEALTH_ENOMEM, "out of memory creating the handle");
@@ -107,7 +102,7 @@ HEALTH_EXPORT int health_start(health_t *h, health_error_t *err) {
     return rc;
   }
   char n[24];
-  snprintf(n, sizeof n, "%zu", h->nchecks);
+  snprintf(n, sizeof n, "%zu", h->eng.nchecks);
   health__log(h, HEALTH_LOG_INFO, "started", "version", HEALTH_VERSION_STRING,
               "#checks", n, NULL);
   health__plan_log(h, &plan, 0);
@@ -137,9 +132,9 @@ HEALTH_EXPORT void health_free(health_t *h) {
   if (!h) return;
   health_stop(h);
   pthread_mutex_lock(&h->lock);
-  if (h->nworkers > 0) {
+  if (h->eng.nworkers > 0) {
     /* A hung check still runs on a worker: the last worker frees. */
-    h->free_pending = 1;
+    h->eng.free_pending = 1;
     pthread_mutex_unlock(&h->lock);
     return;
   }
@@ -152,13 +147,8 @@ static void free_final(health_t *h) {
   health__checks_free(h);
   health__shutdown_free(h);
   health__controls_free(h); /* readiness.c */
-  if (h->notify_fd >= 0) close(h->notify_fd);
-  if (h->sync_inited & 1) pthread_mutex_destroy(&h->lock);
-  if (h->sync_inited & 2) {
-    pthread_cond_destroy(&h->sched_cond);
-    pthread_cond_destroy(&h->work_cond);
-    pthread_cond_destroy(&h->workers_done);
-  }
+  health__notify_free(h); /* sdnotify.c */
+  health__core_free(h);
   free(h->address);
   free(h->detail_token);
   free(h->service_id);
@@ -167,4 +157,3 @@ static void free_final(health_t *h) {
   free(h);
 }
 
-HEALTH_EXPORT unsigned health_port(const health_t *h) { return h ? h->bound_port : 0; }

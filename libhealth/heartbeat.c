@@ -165,8 +165,8 @@ HEALTH_EXPORT int health_heartbeat_add(health_t *h, const char *name, unsigned m
       rc = health__err(err, HEALTH_EEXIST, "a heartbeat named '%s' already exists", name);
       goto out;
     }
-  for (size_t i = 0; i < h->nchecks; i++)
-    if (strcmp(h->checks[i]->key, hb->key) == 0) {
+  for (size_t i = 0; i < h->eng.nchecks; i++)
+    if (strcmp(h->eng.checks[i]->key, hb->key) == 0) {
       rc = health__err(err, HEALTH_EEXIST, "heartbeat '%s' would have the key of a check", name);
       goto out;
     }

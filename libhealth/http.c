@@ -84,7 +84,7 @@ static enum MHD_Result answer(health_t *h, struct MHD_Connection *conn,
   if (extra)
     return health__serve_extra(h, conn, endpoint, status_only) ? MHD_YES : MHD_NO;
   int ei = endpoint == HEALTH_READINESS ? 0 : 1;
-  health__view_t *v = &h->views[ei][status_only];
+  health__view_t *v = &h->http.views[ei][status_only];
   /* The coarse clock (no TSC read) is enough to notice a stale result: it
    * never runs ahead of CLOCK_MONOTONIC and lags it by at most one tick. */
   uint64_t now = health__now_ms_coarse();
@@ -280,18 +280,18 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
     *con_cls = ROUTED(endpoint, chunked == 2, flags);
     /* The head arrived in time; the answer is ours to send (a chunked body
      * first has to arrive under the same head deadline). */
-    if (chunked != 2 && !health__guard_claim(h->guard, socket_ctx(conn))) return MHD_NO;
+    if (chunked != 2 && !health__guard_claim(h->http.guard, socket_ctx(conn))) return MHD_NO;
     /* Errors are answered at once (MHD then closes the connection and never
      * reads a body we do not want).  A good request is answered on the next
      * call: queuing it now would make libmicrohttpd 0.9.75 answer
      * "Connection: close" to every request. */
-    if (mc < 0) return MHD_queue_response(conn, 400, h->resp_400);
-    if (mc == 3) return MHD_queue_response(conn, 501, h->resp_501);
+    if (mc < 0) return MHD_queue_response(conn, 400, h->http.resp_400);
+    if (mc == 3) return MHD_queue_response(conn, 501, h->http.resp_501);
     if (mc == 1 && (endpoint || strcmp(url, "*") == 0))
-      return MHD_queue_response(conn, 204, h->resp_options);
-    if (!endpoint) return MHD_queue_response(conn, 404, h->resp_404);
-    if (mc != 0) return MHD_queue_response(conn, 405, h->resp_405);
-    if (chunked == 1) return MHD_queue_response(conn, 413, h->resp_413);
+      return MHD_queue_response(conn, 204, h->http.resp_options);
+    if (!endpoint) return MHD_queue_response(conn, 404, h->http.resp_404);
+    if (mc != 0) return MHD_queue_response(conn, 405, h->http.resp_405);
+    if (chunked == 1) return MHD_queue_response(conn, 413, h->http.resp_413);
     return MHD_YES;
   }
   unsigned idx = (unsigned)((const char *)*con_cls - route_marker);
@@ -302,8 +302,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
     return MHD_YES;
   }
   if (body) { /* the chunked request is complete */
-    if (!health__guard_claim(h->guard, socket_ctx(conn))) return MHD_NO;
-    if (body == 2) return MHD_queue_response(conn, 413, h->resp_413);
+    if (!health__guard_claim(h->http.guard, socket_ctx(conn))) return MHD_NO;
+    if (body == 2) return MHD_queue_response(conn, 413, h->http.resp_413);
   }
   return answer(h, conn, endpoint, (flags & R_EXTRA) != 0);
 }
@@ -317,11 +317,14 @@ static void mhd_logger(void *cls, const char *fmt, va_list ap) {
   /* accept() failed for lack of descriptors (libmicrohttpd 0.9.75 words it
    * "Hit process or system resource limit"): it stops accepting until a
    * connection closes; the guard frees its reserve and evicts one. */
-  if (h->guard && strstr(msg, "resource limit")) health__guard_emfile(h->guard);
+  if (h->http.guard && strstr(msg, "resource limit")) health__guard_emfile(h->http.guard);
   health__log(h, HEALTH_LOG_DEBUG, "http_error", "message", msg, NULL);
 }
 
+HEALTH_EXPORT unsigned health_port(const health_t *h) { return h ? h->http.bound_port : 0; }
+
 int health__http_start(health_t *h, health_error_t *err) {
+  h->http.quiesced_fd = -1;
   struct sockaddr_storage ss;
   memset(&ss, 0, sizeof ss);
   unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
@@ -350,8 +353,8 @@ int health__http_start(health_t *h, health_error_t *err) {
     health__http_stop(h);
     return rc;
   }
-  h->guard = health__guard_new(h);
-  if (!h->guard) {
+  h->http.guard = health__guard_new(h);
+  if (!h->http.guard) {
     health__http_stop(h);
     return health__err(err, HEALTH_ENOMEM, "out of memory starting the HTTP server");
   }
@@ -361,14 +364,14 @@ int health__http_start(health_t *h, health_error_t *err) {
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
-  h->daemon = MHD_start_daemon(
+  h->http.daemon = MHD_start_daemon(
       flags, (uint16_t)h->opt.port, NULL, NULL, handler, h,
       /* first, or MHD complains through its default logger */
       MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, h,
       MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
       /* The guard's table: our cap plus room for connections cut and not
        * yet closed, so libmicrohttpd never refuses; the guard evicts. */
-      MHD_OPTION_CONNECTION_LIMIT, health__guard_slots(h->guard),
+      MHD_OPTION_CONNECTION_LIMIT, health__guard_slots(h->http.guard),
       MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)h->opt.max_connections_per_ip,
       MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)h->opt.connection_timeout_s,
       MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)MEMORY_LIMIT,
@@ -376,23 +379,23 @@ int health__http_start(health_t *h, health_error_t *err) {
        * load balancer's probe a 1 s retransmission.  Capped by somaxconn. */
       MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)4096,
       MHD_OPTION_UNESCAPE_CALLBACK, unescape_unreserved, NULL,
-      MHD_OPTION_NOTIFY_CONNECTION, notify_connection, h->guard,
-      MHD_OPTION_NOTIFY_COMPLETED, request_completed, h->guard,
+      MHD_OPTION_NOTIFY_CONNECTION, notify_connection, h->http.guard,
+      MHD_OPTION_NOTIFY_COMPLETED, request_completed, h->http.guard,
       /* No MHD_OPTION_LISTENING_ADDRESS_REUSE: with 1 MHD sets SO_REUSEPORT,
        * and a second process would then share the port silently instead of
        * failing.  MHD's default is SO_REUSEADDR (restart over TIME_WAIT). */
       MHD_OPTION_END);
   int saved = errno;
   pthread_sigmask(SIG_SETMASK, &old, NULL);
-  if (!h->daemon) {
+  if (!h->http.daemon) {
     health__http_stop(h);
     return health__err(err, HEALTH_EHTTP, "cannot listen on %s port %u: %s", h->address,
                        h->opt.port, saved ? strerror(saved) : "libmicrohttpd failed");
   }
-  const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
-  h->bound_port = info ? info->port : h->opt.port;
+  const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->http.daemon, MHD_DAEMON_INFO_BIND_PORT);
+  h->http.bound_port = info ? info->port : h->opt.port;
   char port[16];
-  snprintf(port, sizeof port, "%u", h->bound_port);
+  snprintf(port, sizeof port, "%u", h->http.bound_port);
   health__log(h, HEALTH_LOG_INFO, "http_listening", "address", h->address, "#port", port, NULL);
   return 0;
 }
@@ -400,24 +403,24 @@ int health__http_start(health_t *h, health_error_t *err) {
 void health__http_quiesce(health_t *h) {
   /* Stop accepting; connections already open are still answered.  The
    * listening socket is then ours to close. */
-  if (h->daemon && h->quiesced_fd < 0) h->quiesced_fd = (int)MHD_quiesce_daemon(h->daemon);
+  if (h->http.daemon && h->http.quiesced_fd < 0) h->http.quiesced_fd = (int)MHD_quiesce_daemon(h->http.daemon);
 }
 
 void health__http_stop(health_t *h) {
-  if (h->daemon) {
+  if (h->http.daemon) {
     health__http_quiesce(h);
-    MHD_stop_daemon(h->daemon);
-    if (h->quiesced_fd >= 0) close(h->quiesced_fd);
-    h->quiesced_fd = -1;
-    h->daemon = NULL;
+    MHD_stop_daemon(h->http.daemon);
+    if (h->http.quiesced_fd >= 0) close(h->http.quiesced_fd);
+    h->http.quiesced_fd = -1;
+    h->http.daemon = NULL;
   }
-  health__guard_free(h->guard);
-  h->guard = NULL;
+  health__guard_free(h->http.guard);
+  h->http.guard = NULL;
   for (int i = 0; i < 2; i++)
     for (int j = 0; j < 2; j++) {
-      if (h->views[i][j].response) MHD_destroy_response(h->views[i][j].response);
-      memset(&h->views[i][j], 0, sizeof h->views[i][j]);
+      if (h->http.views[i][j].response) MHD_destroy_response(h->http.views[i][j].response);
+      memset(&h->http.views[i][j], 0, sizeof h->http.views[i][j]);
     }
   health__http_fixed_free(h);
-  h->bound_port = 0;
+  h->http.bound_port = 0;
 }

@@ -70,12 +70,12 @@ static void check_changed_locked(health_t *h, const health__check_t *c, health_s
 /* Why an endpoint has the status it has, for the event's reason. */
 static void endpoint_reason(health_t *h, unsigned ep, health_status_t st, uint64_t now,
                             char *buf, size_t len) {
-  if (ep == HEALTH_READINESS && atomic_load(&h->draining)) {
+  if (ep == HEALTH_READINESS && health__draining(h)) {
     snprintf(buf, len, "draining");
     return;
   }
-  for (size_t i = 0; i < h->nchecks; i++) {
-    const health__check_t *c = h->checks[i];
+  for (size_t i = 0; i < h->eng.nchecks; i++) {
+    const health__check_t *c = h->eng.checks[i];
     if (!(c->endpoints & ep)) continue;
     health_status_t s = health__check_status_locked(h, c, now, NULL);
     if (s == HEALTH_PENDING || s == HEALTH_FAIL) s = c->critical ? HEALTH_FAIL : HEALTH_WARN;
@@ -181,13 +181,13 @@ HEALTH_EXPORT int health_check_foreach(health_t *h,
   int n = 0;
   for (size_t i = 0;; i++) {
     pthread_mutex_lock(&h->lock);
-    if (i >= h->nchecks) {
+    if (i >= h->eng.nchecks) {
       pthread_mutex_unlock(&h->lock);
       break;
     }
     /* Checks are never removed and their names never change, so the
      * name stays valid after the lock is dropped. */
-    const health__check_t *c = h->checks[i];
+    const health__check_t *c = h->eng.checks[i];
     health__check_info_locked(h, c, &info);
     pthread_mutex_unlock(&h->lock);
     n++;

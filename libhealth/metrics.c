@@ -132,19 +132,19 @@ static void process_families(health_t *h, out_t *o, uint64_t now) {
   }
 
   family(o, "libhealth_draining", "gauge", "1 once the shutdown sequence has started (readiness fails).");
-  sample(o, "libhealth_draining", NULL, NULL, atomic_load(&h->draining) ? "1" : "0", 1);
+  sample(o, "libhealth_draining", NULL, NULL, health__draining(h) ? "1" : "0", 1);
 
   family(o, "libhealth_shutdown_phase", "gauge",
          "Phase of the shutdown sequence: 1 for the current one.");
   static const char *const phases[4] = {"phase=\"running\"", "phase=\"draining\"",
                                         "phase=\"flushing\"", "phase=\"done\""};
   int ph = atomic_load(&h->obs->phase);
-  if (ph == HEALTH__PHASE_RUNNING && atomic_load(&h->draining)) ph = HEALTH__PHASE_DRAINING;
+  if (ph == HEALTH__PHASE_RUNNING && health__draining(h)) ph = HEALTH__PHASE_DRAINING;
   for (int i = 0; i < 4; i++) sample(o, "libhealth_shutdown_phase", NULL, phases[i], ph == i ? "1" : "0", 1);
 
   family(o, "libhealth_requests_in_flight", "gauge",
          "Application requests in flight, as reported by health_inflight_begin/end.");
-  int infl = atomic_load(&h->inflight);
+  int infl = health__inflight(h);
   char num[24];
   size_t n = 0;
   if (infl < 0) num[n++] = '-';
@@ -238,11 +238,11 @@ static void per_check(health_t *h, out_t *o, const char *fam, const char *type, 
                       piece_t prefix, val_t what) {
   family(o, fam, type, help);
   health__buf_t *b = o->b;
-  char *p0 = reserve(b, h->nchecks * (prefix.n + NAME_ROOM)), *p = p0;
+  char *p0 = reserve(b, h->eng.nchecks * (prefix.n + NAME_ROOM)), *p = p0;
   if (!p) return;
   static const piece_t close = PIECE("\"} ");
-  for (size_t i = 0; i < h->nchecks; i++) {
-    const health__check_t *c = h->checks[i];
+  for (size_t i = 0; i < h->eng.nchecks; i++) {
+    const health__check_t *c = h->eng.checks[i];
     p = line(p, prefix, c->name, name_len(c), close);
     switch (what) {
       case V_CRITICAL: p = end_u64(p, c->critical ? 1 : 0); break;
@@ -258,7 +258,7 @@ static void per_check(health_t *h, out_t *o, const char *fam, const char *type, 
 }
 
 static void check_families(health_t *h, out_t *o, uint64_t now) {
-  size_t nc = h->nchecks;
+  size_t nc = h->eng.nchecks;
   health__buf_t *b = o->b;
   char *p0, *p;
 
@@ -269,7 +269,7 @@ static void check_families(health_t *h, out_t *o, uint64_t now) {
                                     PIECE("\",status=\"fail\"} "), PIECE("\",status=\"pending\"} ")};
   if ((p0 = p = reserve(b, nc * 4 * (st_prefix.n + NAME_ROOM)))) {
     for (size_t i = 0; i < nc; i++) {
-      const health__check_t *c = h->checks[i];
+      const health__check_t *c = h->eng.checks[i];
       size_t nl = name_len(c);
       health_status_t s = health__check_status_locked(h, c, now, NULL);
       for (int k = 0; k < 4; k++) {
@@ -302,7 +302,7 @@ static void check_families(health_t *h, out_t *o, uint64_t now) {
   static const piece_t close = PIECE("\"} ");
   if ((p0 = p = reserve(b, nc * (ls_prefix.n + NAME_ROOM)))) {
     for (size_t i = 0; i < nc; i++) {
-      const health__check_t *c = h->checks[i];
+      const health__check_t *c = h->eng.checks[i];
       int64_t ms = c->obs.last_success_wall_ms;
       if (ms <= 0) continue;
       p = line(p, ls_prefix, c->name, name_len(c), close);
@@ -323,7 +323,7 @@ static void check_families(health_t *h, out_t *o, uint64_t now) {
       PIECE("\",le=\"10.0\"} "),  PIECE("\",le=\"+Inf\"} ")};
   if ((p0 = p = reserve(b, nc * (HEALTH__BUCKETS + 3) * (bk_prefix.n + NAME_ROOM)))) {
     for (size_t i = 0; i < nc; i++) {
-      const health__check_t *c = h->checks[i];
+      const health__check_t *c = h->eng.checks[i];
       const health__check_obs_t *ob = &c->obs;
       size_t nl = name_len(c);
       uint64_t cum = 0;

@@ -48,19 +48,19 @@ int health__plan_derive(const health_t *h, health__plan_t *p, health_error_t *er
   p->drain_min_ms = drain_min;
   p->early = drain_min < o->drain_ms;
   p->deadline_ms = o->shutdown_deadline_ms;
-  if (h->nhooks) {
-    p->hooks = calloc(h->nhooks, sizeof *p->hooks);
-    health__hook_t **sorted = malloc(h->nhooks * sizeof *sorted);
+  if (h->sd.nhooks) {
+    p->hooks = calloc(h->sd.nhooks, sizeof *p->hooks);
+    health__hook_t **sorted = malloc(h->sd.nhooks * sizeof *sorted);
     if (!p->hooks || !sorted) {
       free(sorted);
       free(p->hooks);
       p->hooks = NULL;
       return health__err(err, HEALTH_ENOMEM, "out of memory deriving the shutdown plan");
     }
-    memcpy(sorted, h->hooks, h->nhooks * sizeof *sorted);
-    health__plan_sort_hooks(sorted, h->nhooks);
+    memcpy(sorted, h->sd.hooks, h->sd.nhooks * sizeof *sorted);
+    health__plan_sort_hooks(sorted, h->sd.nhooks);
     uint64_t at = p->drain_ms;
-    for (size_t i = 0; i < h->nhooks; i++) {
+    for (size_t i = 0; i < h->sd.nhooks; i++) {
       health__plan_hook_t *k = &p->hooks[i];
       k->hook = sorted[i];
       k->timeout_ms = sorted[i]->timeout_ms;
@@ -70,7 +70,7 @@ int health__plan_derive(const health_t *h, health__plan_t *p, health_error_t *er
       at += k->timeout_ms;
     }
     free(sorted);
-    p->nhooks = h->nhooks;
+    p->nhooks = h->sd.nhooks;
     p->hooks_ms = at - p->drain_ms > UINT32_MAX ? UINT32_MAX : (unsigned)(at - p->drain_ms);
     p->worst_exit_ms = at < p->deadline_ms ? (unsigned)at : p->deadline_ms;
   } else {

@@ -93,7 +93,7 @@ static int printable(const char *s, size_t max) {
 }
 
 static void notify_status(health_t *h, const char *what, const char *reason) {
-  if (h->notify_fd < 0 || h->state != HEALTH__ST_STARTED) return;
+  if (!health__notify_watched(h) || h->state != HEALTH__ST_STARTED) return;
   char msg[32 + REASON_MAX];
   snprintf(msg, sizeof msg, "STATUS=%s%s%s", what, reason ? ": " : "", reason ? reason : "");
   health__notify(h, msg);
@@ -160,7 +160,7 @@ health_status_t health__controls_aggregate_locked(health_t *h, unsigned endpoint
                                                   uint64_t now, health_status_t st,
                                                   uint64_t *vu) {
   health__controls_t *c = h->ctl;
-  int draining = atomic_load(&h->draining);
+  int draining = health__draining(h);
   int fail = 0;
   for (const struct health_heartbeat *hb = c->heartbeats; hb; hb = hb->next) {
     if (h->state != HEALTH__ST_STARTED) break;
@@ -206,7 +206,7 @@ static void add_time(health__buf_t *b, int64_t wall_ms) {
 void health__controls_render_entries_locked(health_t *h, unsigned endpoint, uint64_t now,
                                             health__buf_t *b, int *first) {
   health__controls_t *c = h->ctl;
-  int draining = atomic_load(&h->draining);
+  int draining = health__draining(h);
   int64_t wall = health__wall_ms();
   uint64_t mono = health__now_ms();
   for (const struct health_heartbeat *hb = c->heartbeats; hb; hb = hb->next) {
@@ -265,8 +265,8 @@ void health__controls_reason_locked(health_t *h, uint64_t now, char *out, size_t
                                                          : "starting: waiting for gate", g->name);
       return;
     }
-  for (size_t i = 0; i < h->nchecks; i++) {
-    const health__check_t *k = h->checks[i];
+  for (size_t i = 0; i < h->eng.nchecks; i++) {
+    const health__check_t *k = h->eng.checks[i];
     health_status_t s = health__check_status_locked(h, k, now, NULL);
     if (k->critical && (s == HEALTH_FAIL || s == HEALTH_PENDING)) {
       snprintf(out, len, "check %s: %s", k->name, s == HEALTH_PENDING ? "pending" : "fail");

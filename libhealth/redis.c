@@ -520,8 +520,8 @@ HEALTH_EXPORT int health_add_redis(health_t *h, const char *name,
   if (rc) goto fail;
   /* The timeout as the engine resolved it, for "timeout after N ms". */
   pthread_mutex_lock(&h->lock);
-  for (size_t i = 0; i < h->nchecks; i++)
-    if (h->checks[i]->arg == st) st->timeout_ms = h->checks[i]->timeout_ms;
+  for (size_t i = 0; i < h->eng.nchecks; i++)
+    if (h->eng.checks[i]->arg == st) st->timeout_ms = h->eng.checks[i]->timeout_ms;
   pthread_mutex_unlock(&h->lock);
 
   if (st->url.tls && !st->verify)

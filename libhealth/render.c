@@ -57,7 +57,7 @@ unsigned health__render_locked(health_t *h, unsigned endpoint, int status_only,
                                uint64_t now, health__buf_t *b,
                                uint64_t *valid_until_ms) {
   health_status_t st = health__aggregate_locked(h, endpoint, now, valid_until_ms);
-  int draining = endpoint == HEALTH_READINESS && atomic_load(&h->draining);
+  int draining = endpoint == HEALTH_READINESS && health__draining(h);
   health__buf_printf(b, "{\"status\":\"%s\"", word(st));
   if (!status_only) {
     if (h->service_version) add_str_field(b, "version", h->service_version);
@@ -73,8 +73,8 @@ unsigned health__render_locked(health_t *h, unsigned endpoint, int status_only,
   if (!status_only) {
     health__buf_adds(b, ",\"checks\":{");
     int first = 1;
-    for (size_t i = 0; i < h->nchecks; i++) {
-      const health__check_t *c = h->checks[i];
+    for (size_t i = 0; i < h->eng.nchecks; i++) {
+      const health__check_t *c = h->eng.checks[i];
       if (!(c->endpoints & endpoint)) continue;
       if (!first) health__buf_adds(b, ",");
       first = 0;

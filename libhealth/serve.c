@@ -103,7 +103,7 @@ void health__obs_free(health_t *h) {
       slot_clear(&o->ep[i][j]);
     }
   if (o->per_check)
-    for (size_t i = 0; i < 2 * h->nchecks; i++) slot_clear(&o->per_check[i]);
+    for (size_t i = 0; i < 2 * h->eng.nchecks; i++) slot_clear(&o->per_check[i]);
   free(o->per_check);
   if (o->resp_403) MHD_destroy_response(o->resp_403);
   if (o->resp_404) MHD_destroy_response(o->resp_404);
@@ -122,8 +122,8 @@ void health__obs_free(health_t *h) {
 
 int health__obs_start(health_t *h, health_error_t *err) {
   struct health__obs *o = h->obs;
-  if (h->nchecks) {
-    health__slot_t *pc = calloc(2 * h->nchecks, sizeof *pc);
+  if (h->eng.nchecks) {
+    health__slot_t *pc = calloc(2 * h->eng.nchecks, sizeof *pc);
     if (!pc) return health__err(err, HEALTH_ENOMEM, "out of memory starting the answer cache");
     pthread_mutex_lock(&o->cache_lock);
     o->per_check = pc;
@@ -148,7 +148,7 @@ static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
 /* The guard's counters summed: /metrics is rendered again when it moved. */
 static unsigned long guard_events_now(health_t *h) {
   unsigned long e, r, f;
-  health__guard_stats(h->guard, &e, &r, &f);
+  health__guard_stats(h->http.guard, &e, &r, &f);
   return e + r + f;
 }
 
@@ -170,7 +170,7 @@ static int refresh(health_t *h, health__slot_t *s, const key_t_ *k, uint64_t now
   const char *ct = CT_JSON;
   pthread_mutex_lock(&h->lock);
   uint64_t version = atomic_load(&h->core.version);
-  int inflight = atomic_load(&h->inflight);
+  int inflight = health__inflight(h);
   unsigned long guard_events = guard_events_now(h);
   if (k->kind == K_ENDPOINT) {
     code = health__render_locked(h, k->ep, k->status_only, now, &b, &vu);
@@ -182,7 +182,7 @@ static int refresh(health_t *h, health__slot_t *s, const key_t_ *k, uint64_t now
       health__metrics_render_locked(h, k->om, k->status_only, now, &b);
       ct = k->om ? CT_OM : CT_PROM;
     } else {
-      const health__check_t *c = h->checks[k->check];
+      const health__check_t *c = h->eng.checks[k->check];
       health_status_t st = health__check_status_locked(h, c, now, NULL);
       if (st == HEALTH_PENDING) st = HEALTH_FAIL;
       if (st == HEALTH_FAIL && !c->critical) st = HEALTH_WARN;
@@ -213,7 +213,7 @@ static health__snap_t *current(health_t *h, health__slot_t *s, const key_t_ *k) 
   uint64_t now = health__now_ms_coarse();
   if (!s->snap || s->version != atomic_load(&h->core.version) || now >= s->valid_until_ms ||
       (k->kind == K_METRICS &&
-       (s->inflight != atomic_load(&h->inflight) || s->guard_events != guard_events_now(h))))
+       (s->inflight != health__inflight(h) || s->guard_events != guard_events_now(h))))
     refresh(h, s, k, now);
   return s->snap;
 }
@@ -231,8 +231,8 @@ int health__bearer_ok(const health_t *h, const char *auth) {
 }
 
 static int find_check(const health_t *h, const char *name, size_t *idx) {
-  for (size_t i = 0; i < h->nchecks; i++)
-    if (strcmp(h->checks[i]->name, name) == 0) {
+  for (size_t i = 0; i < h->eng.nchecks; i++)
+    if (strcmp(h->eng.checks[i]->name, name) == 0) {
       *idx = i;
       return 1;
     }

@@ -43,24 +43,24 @@ static void on_signal(int sig) {
 
 static void wake(const health_t *h, char c) {
   ssize_t n;
-  do n = write(h->wake_pipe[1], &c, 1);
+  do n = write(h->sd.wake_pipe[1], &c, 1);
   while (n < 0 && errno == EINTR);
 }
 
 HEALTH_EXPORT void health_shutdown(health_t *h) {
   if (!h) return;
-  atomic_fetch_add(&h->signals, 1);
+  atomic_fetch_add(&h->sd.signals, 1);
   wake(h, 's');
 }
 
 HEALTH_EXPORT int health_is_draining(const health_t *h) {
-  return h ? atomic_load(&((health_t *)h)->draining) : 0;
+  return h ? atomic_load(&((health_t *)h)->sd.draining) : 0;
 }
 
-HEALTH_EXPORT int health_drain_fd(const health_t *h) { return h ? h->drain_pipe[0] : -1; }
+HEALTH_EXPORT int health_drain_fd(const health_t *h) { return h ? h->sd.drain_pipe[0] : -1; }
 
 HEALTH_EXPORT void health_inflight_begin(health_t *h) {
-  if (h) atomic_fetch_add_explicit(&h->inflight, 1, memory_order_relaxed);
+  if (h) atomic_fetch_add_explicit(&h->sd.inflight, 1, memory_order_relaxed);
 }
 
 HEALTH_EXPORT void health_inflight_end(health_t *h) {
@@ -70,15 +70,15 @@ HEALTH_EXPORT void health_inflight_end(health_t *h) {
   /* Both seq_cst: the shutdown thread stores draining then loads inflight,
    * we do the reverse; weaker orders let both miss each other (no wake-up,
    * the drain runs its full window) on ARM. */
-  if (atomic_fetch_sub(&h->inflight, 1) == 1 && atomic_load(&h->draining))
+  if (atomic_fetch_sub(&h->sd.inflight, 1) == 1 && atomic_load(&h->sd.draining))
     wake(h, 'i');
 }
 
 HEALTH_EXPORT int health_on_drain(health_t *h, void (*fn)(void *), void *arg) {
   if (!h) return HEALTH_EINVAL;
   if (h->state != HEALTH__ST_NEW) return HEALTH_ESTATE;
-  h->on_drain = fn;
-  h->on_drain_arg = arg;
+  h->sd.on_drain = fn;
+  h->sd.on_drain_arg = arg;
   return 0;
 }
 
@@ -94,53 +94,55 @@ HEALTH_EXPORT int health_add_hook(health_t *h, const char *name, int order,
     return health__err(err, HEALTH_EINVAL, "hook '%s': timeout must be at most 600000 ms", name);
   if (h->state != HEALTH__ST_NEW)
     return health__err(err, HEALTH_ESTATE, "hooks must be added before health_start()");
-  for (size_t i = 0; i < h->nhooks; i++)
-    if (strcmp(h->hooks[i]->name, name) == 0)
+  for (size_t i = 0; i < h->sd.nhooks; i++)
+    if (strcmp(h->sd.hooks[i]->name, name) == 0)
       return health__err(err, HEALTH_EEXIST, "a hook named '%s' already exists", name);
   health__hook_t *k = calloc(1, sizeof *k);
-  health__hook_t **grown = k ? realloc(h->hooks, (h->nhooks + 1) * sizeof *grown) : NULL;
+  health__hook_t **grown = k ? realloc(h->sd.hooks, (h->sd.nhooks + 1) * sizeof *grown) : NULL;
   if (!grown || !(k->name = strdup(name))) {
-    if (grown) h->hooks = grown;
+    if (grown) h->sd.hooks = grown;
     free(k);
     return health__err(err, HEALTH_ENOMEM, "out of memory adding hook '%s'", name);
   }
-  h->hooks = grown;
+  h->sd.hooks = grown;
   k->order = order;
   k->timeout_ms = timeout_ms ? timeout_ms : h->opt.hook_timeout_ms;
   k->fn = fn;
   k->arg = arg;
-  k->seq = h->nhooks;
-  h->hooks[h->nhooks++] = k;
+  k->seq = h->sd.nhooks;
+  h->sd.hooks[h->sd.nhooks++] = k;
   return 0;
 }
 
 int health__shutdown_init(health_t *h) {
-  if (pipe2(h->drain_pipe, O_CLOEXEC | O_NONBLOCK) < 0) return -1;
-  if (pipe2(h->wake_pipe, O_CLOEXEC | O_NONBLOCK) < 0) return -1;
-  if (pthread_mutex_init(&h->done_lock, NULL) != 0) return -1;
-  if (pthread_cond_init(&h->done_cond, NULL) != 0) {
-    pthread_mutex_destroy(&h->done_lock);
+  h->sd.drain_pipe[0] = h->sd.drain_pipe[1] = -1;
+  h->sd.wake_pipe[0] = h->sd.wake_pipe[1] = -1;
+  if (pipe2(h->sd.drain_pipe, O_CLOEXEC | O_NONBLOCK) < 0) return -1;
+  if (pipe2(h->sd.wake_pipe, O_CLOEXEC | O_NONBLOCK) < 0) return -1;
+  if (pthread_mutex_init(&h->sd.done_lock, NULL) != 0) return -1;
+  if (pthread_cond_init(&h->sd.done_cond, NULL) != 0) {
+    pthread_mutex_destroy(&h->sd.done_lock);
     return -1;
   }
-  h->sync_inited |= 8;
+  h->sd.inited = 1;
   return 0;
 }
 
 void health__shutdown_free(health_t *h) {
-  for (size_t i = 0; i < h->nhooks; i++) {
-    free(h->hooks[i]->name);
-    free(h->hooks[i]);
+  for (size_t i = 0; i < h->sd.nhooks; i++) {
+    free(h->sd.hooks[i]->name);
+    free(h->sd.hooks[i]);
   }
-  free(h->hooks);
-  h->hooks = NULL;
-  h->nhooks = 0;
+  free(h->sd.hooks);
+  h->sd.hooks = NULL;
+  h->sd.nhooks = 0;
   for (int i = 0; i < 2; i++) {
-    if (h->drain_pipe[i] >= 0) close(h->drain_pipe[i]);
-    if (h->wake_pipe[i] >= 0) close(h->wake_pipe[i]);
+    if (h->sd.drain_pipe[i] >= 0) close(h->sd.drain_pipe[i]);
+    if (h->sd.wake_pipe[i] >= 0) close(h->sd.wake_pipe[i]);
   }
-  if (h->sync_inited & 8) {
-    pthread_mutex_destroy(&h->done_lock);
-    pthread_cond_destroy(&h->done_cond);
+  if (h->sd.inited) {
+    pthread_mutex_destroy(&h->sd.done_lock);
+    pthread_cond_destroy(&h->sd.done_cond);
   }
 }
 
@@ -156,39 +158,39 @@ int health__shutdown_start(health_t *h, health_error_t *err) {
     sa.sa_handler = on_signal;
     sigemptyset(&sa.sa_mask);
     sa.sa_flags = SA_RESTART;
-    sigaction(SIGTERM, &sa, &h->old_term);
-    sigaction(SIGINT, &sa, &h->old_int);
-    h->handlers_installed = 1;
+    sigaction(SIGTERM, &sa, &h->sd.old_term);
+    sigaction(SIGINT, &sa, &h->sd.old_int);
+    h->sd.handlers_installed = 1;
   }
-  if (health__thread_create(&h->shutdown_thread, health__shutdown_main, h, 0) != 0) {
+  if (health__thread_create(&h->sd.shutdown_thread, health__shutdown_main, h, 0) != 0) {
     health__shutdown_stop(h);
     return health__err(err, HEALTH_ESYS, "could not start the shutdown thread: %s", strerror(errno));
   }
-  h->shutdown_started = 1;
+  h->sd.shutdown_started = 1;
   return 0;
 }
 
 void health__shutdown_stop(health_t *h) {
-  if (h->handlers_installed) {
-    sigaction(SIGTERM, &h->old_term, NULL);
-    sigaction(SIGINT, &h->old_int, NULL);
-    h->handlers_installed = 0;
+  if (h->sd.handlers_installed) {
+    sigaction(SIGTERM, &h->sd.old_term, NULL);
+    sigaction(SIGINT, &h->sd.old_int, NULL);
+    h->sd.handlers_installed = 0;
     health_t *expected = h;
     atomic_compare_exchange_strong(&signal_target, &expected, NULL);
   }
-  if (h->shutdown_started) {
+  if (h->sd.shutdown_started) {
     wake(h, 'q');
-    pthread_join(h->shutdown_thread, NULL);
-    h->shutdown_started = 0;
+    pthread_join(h->sd.shutdown_thread, NULL);
+    h->sd.shutdown_started = 0;
   }
   /* Anyone still in health_wait() gets an answer. */
-  pthread_mutex_lock(&h->done_lock);
-  if (!h->done) {
-    h->done = 1;
-    h->exit_code = HEALTH_EXIT_OK;
+  pthread_mutex_lock(&h->sd.done_lock);
+  if (!h->sd.done) {
+    h->sd.done = 1;
+    h->sd.exit_code = HEALTH_EXIT_OK;
   }
-  pthread_cond_broadcast(&h->done_cond);
-  pthread_mutex_unlock(&h->done_lock);
+  pthread_cond_broadcast(&h->sd.done_cond);
+  pthread_mutex_unlock(&h->sd.done_lock);
 }
 
 HEALTH_EXPORT int health_wait(health_t *h) {
@@ -199,10 +201,10 @@ HEALTH_EXPORT int health_wait(health_t *h) {
   int st = h->state;
   pthread_mutex_unlock(&h->lock);
   if (st == HEALTH__ST_NEW) return HEALTH_ESTATE;
-  pthread_mutex_lock(&h->done_lock);
-  while (!h->done) pthread_cond_wait(&h->done_cond, &h->done_lock);
-  int code = h->exit_code;
-  pthread_mutex_unlock(&h->done_lock);
+  pthread_mutex_lock(&h->sd.done_lock);
+  while (!h->sd.done) pthread_cond_wait(&h->sd.done_cond, &h->sd.done_lock);
+  int code = h->sd.exit_code;
+  pthread_mutex_unlock(&h->sd.done_lock);
   return code;
 }
 

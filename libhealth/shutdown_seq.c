@@ -35,7 +35,7 @@ static void ms_str(char *buf, size_t n, uint64_t ms) {
 static void drain_wake_pipe(health_t *h, seq_t *s, int *started) {
   char buf[64];
   ssize_t n;
-  while ((n = read(h->wake_pipe[0], buf, sizeof buf)) > 0) {
+  while ((n = read(h->sd.wake_pipe[0], buf, sizeof buf)) > 0) {
     for (ssize_t i = 0; i < n; i++) {
       if (buf[i] == 'q') s->quit = 1;
       if (buf[i] != 's') continue;
@@ -75,7 +75,7 @@ static int wait_until(health_t *h, seq_t *s, int *started, int fd, uint64_t unti
     uint64_t now = health__now_ms();
     if (s->quit || s->forced) return 0;
     if (now >= until) return 0;
-    struct pollfd p[2] = {{h->wake_pipe[0], POLLIN, 0}, {fd, POLLIN, 0}};
+    struct pollfd p[2] = {{h->sd.wake_pipe[0], POLLIN, 0}, {fd, POLLIN, 0}};
     int n = poll(p, fd >= 0 ? 2 : 1, (int)(until - now));
     if (n < 0 && errno != EINTR) return 0;
     if (n > 0 && (p[0].revents & POLLIN)) {
@@ -187,7 +187,7 @@ static void finish(health_t *h, seq_t *s, int code) {
   ms_str(el, sizeof el, health__now_ms() - s->t0);
   health__log(h, code == 0 ? HEALTH_LOG_INFO : HEALTH_LOG_ERROR, "shutdown_complete",
               "#exit_code", c, "#elapsed_ms", el, NULL);
-  if (h->notify_fd >= 0) {
+  if (health__notify_watched(h)) {
     char st[64];
     snprintf(st, sizeof st, "STATUS=shutdown complete, exit code %d", code);
     health__notify(h, st);
@@ -200,11 +200,11 @@ static void finish(health_t *h, seq_t *s, int code) {
     fflush(NULL);
     _exit(code);
   }
-  pthread_mutex_lock(&h->done_lock);
-  h->exit_code = code;
-  h->done = 1;
-  pthread_cond_broadcast(&h->done_cond);
-  pthread_mutex_unlock(&h->done_lock);
+  pthread_mutex_lock(&h->sd.done_lock);
+  h->sd.exit_code = code;
+  h->sd.done = 1;
+  pthread_cond_broadcast(&h->sd.done_cond);
+  pthread_mutex_unlock(&h->sd.done_lock);
 }
 
 void *health__shutdown_main(void *arg) {
@@ -213,7 +213,7 @@ void *health__shutdown_main(void *arg) {
   memset(&s, 0, sizeof s);
   int started = 0;
   while (!started) {
-    struct pollfd p = {h->wake_pipe[0], POLLIN, 0};
+    struct pollfd p = {h->sd.wake_pipe[0], POLLIN, 0};
     if (poll(&p, 1, -1) < 0 && errno != EINTR) return NULL;
     s.t0 = health__now_ms();
     drain_wake_pipe(h, &s, &started);
@@ -223,11 +223,11 @@ void *health__shutdown_main(void *arg) {
   /* 1. Readiness flips now; liveness is untouched. */
   s.deadline = s.t0 + h->opt.shutdown_deadline_ms;
   pthread_mutex_lock(&h->lock);
-  atomic_store(&h->draining, 1);
+  atomic_store(&h->sd.draining, 1);
   health__state_changed(h);
   pthread_mutex_unlock(&h->lock);
   ssize_t w;
-  do w = write(h->drain_pipe[1], "d", 1);
+  do w = write(h->sd.drain_pipe[1], "d", 1);
   while (w < 0 && errno == EINTR);
   char dl[24], dr[24], infl[16];
   ms_str(dl, sizeof dl, h->opt.shutdown_deadline_ms);
@@ -235,15 +235,15 @@ void *health__shutdown_main(void *arg) {
   health__log(h, HEALTH_LOG_INFO, "shutdown_started", "#drain_ms", dr, "#deadline_ms", dl, NULL);
   /* The plan again, in absolute times: what an operator compares with the
    * lines that follow.  Hooks are put in run order here, once. */
-  health__plan_sort_hooks(h->hooks, h->nhooks);
+  health__plan_sort_hooks(h->sd.hooks, h->sd.nhooks);
   health__plan_t plan;
   if (health__plan_derive(h, &plan, NULL) == 0) {
     health__plan_log(h, &plan, s.t0);
     health__plan_free(&plan);
   }
   health__log(h, HEALTH_LOG_INFO, "readiness_flipped", "ready", "fail", "reason", "draining", NULL);
-  if (h->notify_fd >= 0) health__notify(h, "STOPPING=1\nSTATUS=draining");
-  if (h->on_drain) h->on_drain(h->on_drain_arg);
+  if (health__notify_watched(h)) health__notify(h, "STOPPING=1\nSTATUS=draining");
+  if (h->sd.on_drain) h->sd.on_drain(h->sd.on_drain_arg);
 
   /* 2. The drain window. */
   uint64_t drain_end = s.t0 + h->opt.drain_ms;
@@ -256,7 +256,7 @@ void *health__shutdown_main(void *arg) {
     if (s.skip_drain) { why = "repeated signal"; break; }
     if (now >= drain_end) break;
     if (h->opt.drain_min_ms < h->opt.drain_ms && now >= early &&
-        atomic_load(&h->inflight) <= 0) {
+        atomic_load(&h->sd.inflight) <= 0) {
       why = "nothing in flight";
       break;
     }
@@ -264,32 +264,32 @@ void *health__shutdown_main(void *arg) {
   }
   char el[24];
   ms_str(el, sizeof el, health__now_ms() - s.t0);
-  snprintf(infl, sizeof infl, "%d", atomic_load(&h->inflight));
+  snprintf(infl, sizeof infl, "%d", atomic_load(&h->sd.inflight));
   health__log(h, HEALTH_LOG_INFO, "drain_ended", "reason", why, "#elapsed_ms", el,
               "#inflight", infl, NULL);
-  if (h->notify_fd >= 0) health__notify(h, "STATUS=running flush hooks");
+  if (health__notify_watched(h)) health__notify(h, "STATUS=running flush hooks");
 
   /* 3. Flush hooks in order, each under its timeout, all under the deadline. */
   health__obs_phase(h, HEALTH__PHASE_FLUSHING);
   int code = HEALTH_EXIT_OK;
-  for (size_t i = 0; i < h->nhooks; i++) {
+  for (size_t i = 0; i < h->sd.nhooks; i++) {
     if (s.quit) return NULL;
     if (s.forced || health__now_ms() >= s.deadline) {
       int forced = s.forced;
-      for (size_t j = i; j < h->nhooks; j++)
-        health__log(h, HEALTH_LOG_ERROR, "hook_skipped", "hook", h->hooks[j]->name,
+      for (size_t j = i; j < h->sd.nhooks; j++)
+        health__log(h, HEALTH_LOG_ERROR, "hook_skipped", "hook", h->sd.hooks[j]->name,
                     "reason", forced ? "forced exit (repeated signal)" : "shutdown deadline reached", NULL);
       code = worse(code, forced ? HEALTH_EXIT_FORCED : HEALTH_EXIT_DEADLINE);
       if (!forced) health__log(h, HEALTH_LOG_ERROR, "deadline_fired", NULL);
       break;
     }
-    int rc = run_hook(h, &s, &started, h->hooks[i]);
+    int rc = run_hook(h, &s, &started, h->sd.hooks[i]);
     if (s.quit) return NULL;
     code = worse(code, rc);
     if (rc == HEALTH_EXIT_DEADLINE) {
       health__log(h, HEALTH_LOG_ERROR, "deadline_fired", NULL);
-      for (size_t j = i + 1; j < h->nhooks; j++)
-        health__log(h, HEALTH_LOG_ERROR, "hook_skipped", "hook", h->hooks[j]->name,
+      for (size_t j = i + 1; j < h->sd.nhooks; j++)
+        health__log(h, HEALTH_LOG_ERROR, "hook_skipped", "hook", h->sd.hooks[j]->name,
                     "reason", "shutdown deadline reached", NULL);
       break;
     }

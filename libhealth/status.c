@@ -15,15 +15,15 @@ health_status_t health__aggregate_locked(health_t *h, unsigned endpoint,
                                          uint64_t now, uint64_t *valid_until_ms) {
   health_status_t st = HEALTH_PASS;
   uint64_t vu = UINT64_MAX;
-  for (size_t i = 0; i < h->nchecks; i++) {
-    const health__check_t *c = h->checks[i];
+  for (size_t i = 0; i < h->eng.nchecks; i++) {
+    const health__check_t *c = h->eng.checks[i];
     if (!(c->endpoints & endpoint)) continue;
     health_status_t s = health__check_status_locked(h, c, now, NULL);
     if (c->effective != HEALTH_PENDING && health__stale_after(c) + 1 < vu) vu = health__stale_after(c) + 1;
     if (s == HEALTH_PENDING || s == HEALTH_FAIL) s = c->critical ? HEALTH_FAIL : HEALTH_WARN;
     if (s > st) st = s;
   }
-  if (endpoint == HEALTH_READINESS && atomic_load(&h->draining)) st = HEALTH_FAIL;
+  if (endpoint == HEALTH_READINESS && health__draining(h)) st = HEALTH_FAIL;
   /* heartbeats, startup gates, manual readiness (readiness.c) */
   st = health__controls_aggregate_locked(h, endpoint, now, st, &vu);
   if (valid_until_ms) *valid_until_ms = vu;

@@ -339,11 +339,11 @@ START_TEST(test_names_and_booleans) {
     ck_assert_int_eq(health_add_check(h, "c", pass_check, NULL, NULL, &co, &err), HEALTH_EINVAL);
     ck_assert_ptr_nonnull(strstr(err.text, "critical must be 0 or 1"));
   }
-  ck_assert_uint_eq(h->nchecks, 0); /* nothing was registered */
+  ck_assert_uint_eq(h->eng.nchecks, 0); /* nothing was registered */
   health_check_options_init(&co);
   co.measurement = "queue.depth_1-x";
   ck_assert_int_eq(health_add_check(h, "ok", pass_check, NULL, NULL, &co, &err), 0);
-  ck_assert_str_eq(h->checks[0]->key, "ok:queue.depth_1-x");
+  ck_assert_str_eq(h->eng.checks[0]->key, "ok:queue.depth_1-x");
 
   /* A timeout not below the interval: kept, with a warning saying so. */
   health_check_options_init(&co);
@@ -365,7 +365,7 @@ START_TEST(test_names_and_booleans) {
   ck_assert_int_eq(health_add_hook(h, "flush", 5, 100, noop_hook, NULL, &err), HEALTH_EEXIST);
   ck_assert_int_eq(err.code, HEALTH_EEXIST);
   ck_assert_ptr_nonnull(strstr(err.text, "flush"));
-  ck_assert_uint_eq(h->nhooks, 1);
+  ck_assert_uint_eq(h->sd.nhooks, 1);
   health_free(h);
 
   /* Option booleans are 0 or 1. */
@@ -391,7 +391,7 @@ START_TEST(test_names_and_booleans) {
   ro.require_master = 5;
   rc = health_add_redis(h, "cache", "redis://127.0.0.1:6379", &ro, NULL, &err);
   ck_assert_msg(rc == HEALTH_EINVAL || rc == HEALTH_ENOTSUP, "rc %d", rc);
-  ck_assert_uint_eq(h->nchecks, 0);
+  ck_assert_uint_eq(h->eng.nchecks, 0);
   health_free(h);
 }
 END_TEST

@@ -305,7 +305,7 @@ START_TEST(test_hanging_check_times_out) {
 
   wait_started(&hang, 1);
   pthread_mutex_lock(&h->lock);
-  uint64_t dispatched = h->checks[0]->started_ms; /* stable while the run hangs */
+  uint64_t dispatched = h->eng.checks[0]->started_ms; /* stable while the run hangs */
   pthread_mutex_unlock(&h->lock);
   wait_runs(h, "hang", 1); /* the timeout is published */
   uint64_t published = health__now_ms();
@@ -483,7 +483,7 @@ START_TEST(test_stale_result_fails) {
 
   /* The scheduler stalls: the last result ages past interval + timeout. */
   pthread_mutex_lock(&h->lock);
-  health__check_t *c = h->checks[0];
+  health__check_t *c = h->eng.checks[0];
   uint64_t age = (uint64_t)c->interval_ms + c->timeout_ms + 1000;
   uint64_t now = health__now_ms();
   ck_assert_uint_gt(now, age);

@@ -17,7 +17,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "health-int.h" /* h->guard, h->daemon */
+#include "health-int.h" /* h->http.guard, h->http.daemon */
 #include "testhelp.h"
 
 static health_t *g_h;
@@ -69,7 +69,7 @@ static void teardown(void) {
 
 static unsigned mhd_connections(void) {
   const union MHD_DaemonInfo *i =
-      MHD_get_daemon_info(g_h->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+      MHD_get_daemon_info(g_h->http.daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
   return i ? i->num_connections : 0;
 }
 
@@ -173,7 +173,7 @@ START_TEST(test_eviction_order) {
   ck_assert_msg(still_open(b) && still_open(e) && still_open(f) && still_open(g),
                 "the wrong connection went");
   unsigned long evicted;
-  health__guard_stats(g_h->guard, &evicted, NULL, NULL);
+  health__guard_stats(g_h->http.guard, &evicted, NULL, NULL);
   ck_assert_uint_eq(evicted, 3);
   /* ... and /metrics says so, though no check changed since it was last
    * rendered. */
@@ -229,9 +229,9 @@ START_TEST(test_slowloris_many_addresses) {
   double ok = attack(args, line, sizeof line);
   ck_assert_msg(ok >= 99.0, "probes under %u slow clients: %s", n, line);
   unsigned long evicted;
-  health__guard_stats(g_h->guard, &evicted, NULL, NULL);
+  health__guard_stats(g_h->http.guard, &evicted, NULL, NULL);
   ck_assert_msg(evicted > 0, "nothing evicted: %s", line);
-  ck_assert_uint_le(mhd_connections(), health__guard_slots(g_h->guard));
+  ck_assert_uint_le(mhd_connections(), health__guard_slots(g_h->http.guard));
 }
 END_TEST
 
@@ -289,7 +289,7 @@ START_TEST(test_nofile_raised) {
   ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
   ck_assert_uint_eq(rl.rlim_cur, 256);
   ck_assert(th_log_contains("connections_capped"));
-  ck_assert_uint_lt(health__guard_slots(g_h->guard), 256);
+  ck_assert_uint_lt(health__guard_slots(g_h->http.guard), 256);
   teardown();
 
   /* The environment sets the ceiling; nonsense is refused by name. */
@@ -332,7 +332,7 @@ START_TEST(test_emfile) {
   for (int i = 0; i < 4; i++) close(hog[--nh]);
   double ok = attack(args, line, sizeof line);
   unsigned long emfile;
-  health__guard_stats(g_h->guard, NULL, NULL, &emfile);
+  health__guard_stats(g_h->http.guard, NULL, NULL, &emfile);
   for (int i = 0; i < nh; i++) close(hog[i]);
   ck_assert_msg(ok >= 99.0, "probes with no descriptors left: %s", line);
   ck_assert_msg(emfile > 0, "EMFILE never seen: %s", line);

@@ -42,7 +42,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "health-int.h" /* h->daemon: the connection count */
+#include "health-int.h" /* h->http.daemon: the connection count */
 #include "testhelp.h"
 
 #define TOKEN "hostile-T0ken-9f2c"
@@ -265,7 +265,7 @@ static void assert_alive(const char *after) {
 
 static unsigned current_connections(void) {
   const union MHD_DaemonInfo *i =
-      MHD_get_daemon_info(g_h->daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+      MHD_get_daemon_info(g_h->http.daemon, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
   ck_assert_ptr_nonnull(i);
   return i->num_connections;
 }
@@ -951,7 +951,7 @@ START_TEST(test_idle_many_addresses) {
   /* Until the table is full (bounded): it never holds more than 128. */
   /* libmicrohttpd may hold a few more than 128 for a moment: connections
    * evicted and not yet closed (the guard's table is larger). */
-  unsigned held = 0, table = health__guard_slots(g_h->guard);
+  unsigned held = 0, table = health__guard_slots(g_h->http.guard);
   for (uint64_t t = th_now_ms(); held < 128 && th_now_ms() - t < TS(1000); usleep(5000)) {
     held = current_connections();
     ck_assert_msg(held <= table, "server holds %u connections (table %u)", held, table);

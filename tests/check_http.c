@@ -16,7 +16,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "health-int.h" /* h->version and h->views: the render cache */
+#include "health-int.h" /* h->version and h->http.views: the render cache */
 #include "testhelp.h"
 
 #define TOKEN "t0ken-Kq83-secret"
@@ -492,7 +492,7 @@ START_TEST(test_rendered_once_per_state) {
   th_http(port, "GET", "/ready", &first);
   ck_assert_int_eq(first.status, 200);
   uint64_t v0 = atomic_load(&h->core.version);
-  struct MHD_Response *cached = atomic_load(&h->views[0][0].response);
+  struct MHD_Response *cached = atomic_load(&h->http.views[0][0].response);
   ck_assert_ptr_nonnull(cached);
   for (int i = 0; i < 50; i++) {
     th_response_t r;
@@ -503,7 +503,7 @@ START_TEST(test_rendered_once_per_state) {
     th_response_free(&r);
   }
   ck_assert_uint_eq(atomic_load(&h->core.version), v0);
-  ck_assert_ptr_eq(atomic_load(&h->views[0][0].response), cached); /* never re-rendered */
+  ck_assert_ptr_eq(atomic_load(&h->http.views[0][0].response), cached); /* never re-rendered */
 
   /* A change of state (draining) gives a new body at once. */
   health_shutdown(h);

@@ -561,7 +561,7 @@ static health__check_t *add(health_t *h, const char *name, int critical,
   health_error_t err = {0};
   ck_assert_msg(health__add_check(h, name, noop_check, NULL, NULL, &co, "component", &err) == 0,
                 "%s", err.text);
-  return h->checks[h->nchecks - 1];
+  return h->eng.checks[h->eng.nchecks - 1];
 }
 
 /* Publish a result on a check directly, as the engine would. */
@@ -742,7 +742,7 @@ START_TEST(test_render_status_only_and_draining) {
 
   /* Draining: readiness fails even with a passing check, liveness does not. */
   set_result(h, c, HEALTH_PASS, NULL, 0, 0, NULL);
-  atomic_store(&h->draining, 1);
+  atomic_store(&h->sd.draining, 1);
   v = render(h, HEALTH_READINESS, 1, &code);
   ck_assert_uint_eq(code, 503);
   ck_assert_uint_eq(v->n, 2);
@@ -760,7 +760,7 @@ START_TEST(test_render_status_only_and_draining) {
   ck_assert_uint_eq(v->n, 1);
   ck_assert_str_eq(jstr(v, "status"), "pass");
   jv_free(v);
-  atomic_store(&h->draining, 0);
+  atomic_store(&h->sd.draining, 0);
   health_free(h);
 }
 END_TEST

@@ -379,7 +379,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (flags & 1) h->service_id = str(&r);
   if (flags & 2) h->service_version = str(&r);
   if (flags & 4) h->description = str(&r);
-  if (flags & 8) atomic_store(&h->draining, 1);
+  if (flags & 8) atomic_store(&h->sd.draining, 1);
   size_t fixed = 0; /* bytes of input-derived text in the body */
   if (h->service_id) fixed += strlen(h->service_id);
   if (h->service_version) fixed += strlen(h->service_version);
@@ -400,7 +400,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (health_add_check(h, name, nop_check, NULL, NULL, &co, &err) != 0) abort();
 
     pthread_mutex_lock(&h->lock);
-    health__check_t *c = h->checks[h->nchecks - 1];
+    health__check_t *c = h->eng.checks[h->eng.nchecks - 1];
     free(c->key);
     c->key = str(&r);
     free(c->component_type);

@@ -1,0 +1,198 @@
+/*
+ * The bottom of the library's private headers: utilities every layer may
+ * use (time, errors, buffers, numbers, logs, redaction, option values,
+ * name resolution) and the handle's shared core (core.c: the lock, the
+ * state version and its observers).  Nothing here knows a subsystem.
+ * Included by every other private header; see health-int.h for the map.
+ */
+#ifndef HEALTH_BASE_INT_H
+#define HEALTH_BASE_INT_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+
+#include "config.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "health.h"
+#include "thread.h" /* thread creation, monotonic condvars (thread.c) */
+
+struct health__check;
+
+#define HEALTH__NAME_MAX 64
+#define HEALTH__OUTPUT_MAX 4096 /* upper bound of max_output_bytes */
+
+/* ---- time (time.c) ---- */
+uint64_t health__now_ms(void);      /* CLOCK_MONOTONIC, milliseconds */
+uint64_t health__now_us(void);      /* CLOCK_MONOTONIC, microseconds */
+/* CLOCK_MONOTONIC_COARSE in ms: cheaper, never ahead of health__now_ms(),
+ * behind it by at most one scheduler tick.  For the request path. */
+uint64_t health__now_ms_coarse(void);
+int64_t health__wall_ms(void);      /* CLOCK_REALTIME, milliseconds since the epoch */
+/* "2026-11-22T10:00:00.123Z" into buf (at least 32 bytes). */
+void health__rfc3339(int64_t wall_ms, char *buf, size_t len);
+
+/* ---- options (env.c) ---- */
+/* Range and cross-field checks shared by health_new() and
+ * health_options_from_env(); `env` words messages for variables. */
+int health__options_validate(const health_options_t *o, int env, health_error_t *err);
+
+/* ---- errors (error.c) ---- */
+/* Fill `err` (may be NULL) and return `code`. */
+int health__err(health_error_t *err, int code, const char *fmt, ...)
+    HEALTH_PRINTF(3, 4);
+
+/* ---- growable buffer (buf.c) ---- */
+typedef struct health__buf {
+  char *data;
+  size_t len;
+  size_t cap;
+  int failed; /* an allocation failed; contents are incomplete */
+} health__buf_t;
+
+void health__buf_init(health__buf_t *b);
+void health__buf_free(health__buf_t *b);
+void health__buf_add(health__buf_t *b, const char *s, size_t n);
+void health__buf_adds(health__buf_t *b, const char *s);
+void health__buf_printf(health__buf_t *b, const char *fmt, ...)
+    HEALTH_PRINTF(2, 3);
+/* Append `s` (n bytes) as the inside of a JSON string: escapes quotes,
+ * backslashes and control characters, replaces invalid UTF-8 with U+FFFD. */
+void health__buf_json_str(health__buf_t *b, const char *s, size_t n);
+
+/* ---- locale-proof numbers (numfmt.c) ---- */
+/* Enough for any double health__fmt_double() writes, with its NUL. */
+#define HEALTH__FMT_DOUBLE_LEN 32
+/*
+ * The shortest decimal that reads back as `v`, whatever the process locale
+ * (never a ','): "0.276", "1234.568", "0.0001", "1e+300", "1e-7", "0" (also
+ * for -0).  Plain notation for 1e-7 < |v| < 1e21, exponent beyond (the
+ * JavaScript layout; valid JSON and Prometheus text).  Non-finite values
+ * give "NaN", "+Inf", "-Inf" (Prometheus spelling; JSON has none: check
+ * isfinite() first).  Writes at most len - 1 bytes and a NUL; returns the
+ * full length.  Any thread; no allocation.  Every number with a fraction
+ * that leaves the library goes through here.
+ */
+size_t health__fmt_double(double v, char *buf, size_t len);
+/* Append health__fmt_double(v) to b. */
+void health__buf_double(health__buf_t *b, double v);
+
+/* ---- logging (log.c) ---- */
+/*
+ * One JSON log line: {"ts":...,"mono_ms":...,"level":...,"event":...,k:v...}.
+ * The variadic part is key/value pairs of C strings ending with NULL; a key
+ * starting with '#' has a raw JSON value (a number), the '#' is dropped.
+ * `h` may be NULL (default sink, level info).
+ */
+void health__log(const health_t *h, health_log_level_t level, const char *event,
+                 ...);
+/* Same with an explicit sink (for code that has no handle). */
+void health__logv(health_log_level_t min, health_log_fn fn, void *arg,
+                  health_log_level_t level, const char *event, va_list ap);
+/* Same, with `extra` (",\"key\":value...", or NULL) added at the end. */
+void health__logv_extra(health_log_level_t min, health_log_fn fn, void *arg,
+                        health_log_level_t level, const char *event, const char *extra,
+                        va_list ap);
+
+/* ---- identical log lines, once (logrepeat.c) ---- */
+/*
+ * One stream of lines that may repeat (a check's status lines, a checker's
+ * error lines).  A line identical (same event and fields, digits aside) to
+ * one of the last HEALTH__REPEAT_SLOTS distinct lines printed, within
+ * HEALTH__REPEAT_WINDOW_MS of its printing, is not printed at its level: it
+ * goes to debug (nowhere if it was debug) and is counted.  The next copy
+ * after the window is printed with "repeated":N; health__repeat_flush()
+ * prints "log_repeated" summaries of what is still counted.  A flapping
+ * check (pass, fail, pass...) is caught as well as a steady repeat.
+ * Zero-initialised; guarded by the caller.
+ */
+#define HEALTH__REPEAT_WINDOW_MS 60000
+#define HEALTH__REPEAT_SLOTS 4
+typedef struct health__repeat {
+  struct {
+    uint64_t hash;        /* 0: empty */
+    uint64_t printed_ms;  /* when it was last printed */
+    unsigned suppressed;  /* copies since */
+    health_log_level_t level;
+    char event[32];
+  } slot[HEALTH__REPEAT_SLOTS];
+  unsigned next;          /* slot to reuse */
+  char subject[HEALTH__NAME_MAX + 1];
+} health__repeat_t;
+/* Log like health__log() through the stream `r`; `subject` names what the
+ * lines are about (a check name). */
+void health__log_repeat(const health_t *h, health__repeat_t *r, const char *subject,
+                        health_log_level_t level, const char *event, ...);
+/* Print the summary of suppressed lines, if any (at stop). */
+void health__repeat_flush(const health_t *h, health__repeat_t *r);
+
+/* ---- redaction (redact.c) ---- */
+/* Copy `url` to `out`, replacing any password (user:PASSWORD@) with "***". */
+void health__redact_url(const char *url, char *out, size_t len);
+/* Copy `text` to `out`, replacing every occurrence of `secret` (if non-empty)
+ * with "***". */
+void health__redact_secret(const char *text, const char *secret, char *out,
+                           size_t len);
+
+/* ---- shared state and its observers (core.c) ---- */
+/* Told, with h->lock held, that something rendered changed. */
+typedef void (*health__state_observer_fn)(health_t *h);
+/* Told, with h->lock held, that a check's effective status moved from `prev`. */
+typedef void (*health__check_observer_fn)(health_t *h, const struct health__check *c,
+                                          health_status_t prev);
+#define HEALTH__OBSERVERS 4
+typedef struct health__core {
+  atomic_uint_fast64_t version; /* bumped on every published change */
+  /* registered at start by the layers above the engine, h->lock held */
+  health__state_observer_fn on_state[HEALTH__OBSERVERS];
+  health__check_observer_fn on_check[HEALTH__OBSERVERS];
+  size_t nstate, ncheck;
+  int inited;                   /* h->lock (core.c) */
+  /* health.c's final free, for the last abandoned worker (check_sched.c) */
+  void (*free_final)(health_t *h);
+} health__core_t;
+
+enum { HEALTH__ST_NEW = 0, HEALTH__ST_STARTED, HEALTH__ST_STOPPED };
+
+/* h->lock and the core (core.c): 0, or -1 (health_new() fails). */
+int health__core_init(health_t *h);
+void health__core_free(health_t *h);
+/* Register observers (either may be NULL), h->lock held; -1 if full. */
+int health__observe_locked(health_t *h, health__state_observer_fn on_state,
+                           health__check_observer_fn on_check);
+/* Tell the check observers (core.c, h->lock held). */
+void health__check_changed_locked(health_t *h, const struct health__check *c, health_status_t prev);
+/* Something rendered changed (h->lock held): bump the version, tell the
+ * observers (core.c). */
+void health__state_changed(health_t *h);
+/* "pass", "warn", "fail" or "pending" (logs, listener events). */
+const char *health__status_word(health_status_t s);
+/* 1 if `n` is 1-64 characters of [A-Za-z0-9._-]: check, hook and
+ * measurement names (core.c). */
+int health__valid_name(const char *n);
+
+
+/* Resolve `host` (and `port`, may be NULL) for a TCP connection, giving
+ * up at `deadline` (monotonic ms) while the lookup finishes on its own
+ * thread (resolve.c).  0: *out is the list (freeaddrinfo it); 1: timed
+ * out; -1: failed, *why says why (static text). */
+struct addrinfo;
+int health__resolve(const char *host, const char *port, uint64_t deadline,
+                    struct addrinfo **out, const char **why);
+
+/* Option values (env_values.c), 0 or -1: a boolean (1/0, true/false,
+ * yes/no, on/off); a whole number in [lo, hi]; a percentage "85" or "85%";
+ * a free amount "10%" (*is_pct) or bytes "1048576", "500M", "2GiB". */
+int health__env_bool(const char *s, int *out);
+int health__env_uint(const char *s, unsigned long lo, unsigned long hi, unsigned *out);
+int health__env_percent(const char *s, double *out);
+int health__env_amount(const char *s, double *pct, uint64_t *bytes, int *is_pct);
+
+#endif /* HEALTH_BASE_INT_H */

@@ -1,0 +1,107 @@
+/*
+ * The HTTP subsystem's private header: the health port (http.c,
+ * http_fixed.c), its connection guard (guard.c, guard_nofile.c), and the
+ * views it serves (render.c, serve.c, metrics.c, listeners.c, paths.c;
+ * their own state: obs.h).
+ */
+#ifndef HEALTH_HTTP_INT_H
+#define HEALTH_HTTP_INT_H
+
+#include "checks-int.h"
+
+/* A pre-rendered answer for one endpoint at one detail level. */
+typedef struct health__view {
+  uint64_t version;        /* state version it was rendered from */
+  uint64_t valid_until_ms; /* re-render after this (a result goes stale) */
+  unsigned code;           /* 200 or 503 */
+  /* (atomic for the tests only, which look at it from their own thread) */
+  _Atomic(struct MHD_Response *) response;
+} health__view_t;
+
+typedef struct health__http {
+  struct MHD_Daemon *daemon;
+  unsigned bound_port;
+  int quiesced_fd;              /* listening socket after quiesce, or -1 */
+  /* [0 ready,1 health][0 full,1 status]: MHD's thread only (then
+   * health__http_stop(), after MHD_stop_daemon() joined it) */
+  health__view_t views[2][2];
+  struct MHD_Response *resp_404, *resp_405, *resp_413, *resp_400, *resp_501, *resp_options;
+  /* connection guard (guard.c) */
+  struct health__guard *guard;  /* slow clients, eviction at the cap, fd headroom */
+  unsigned long nofile_max;     /* ceiling for the soft RLIMIT_NOFILE (if nofile_set) */
+  int nofile_set;               /* else: up to the hard limit */
+} health__http_t;
+
+/* ---- rendering (render.c) ---- */
+/* Render the body for `endpoint` at `detail` (0 full, 1 status) with
+ * h->lock held.  Returns the HTTP code (200/503); *valid_until_ms as above. */
+unsigned health__render_locked(health_t *h, unsigned endpoint, int status_only,
+                               uint64_t now, health__buf_t *out,
+                               uint64_t *valid_until_ms);
+
+/* ---- HTTP (http.c) ---- */
+/* "Bearer <token>" (NULL: none) against the detail token, in constant
+ * time; one rule for the health port, /metrics and health_render()
+ * (serve.c). */
+int health__bearer_ok(const health_t *h, const char *auth);
+int health__http_start(health_t *h, health_error_t *err);
+void health__http_quiesce(health_t *h);
+void health__http_stop(health_t *h);
+/* The fixed error and OPTIONS answers (http_fixed.c): 0 or -1 (no memory). */
+int health__http_fixed_new(health_t *h);
+void health__http_fixed_free(health_t *h);
+
+/* ---- connection guard (guard.c) ---- */
+/* The table of connections of the health port, the head deadlines and
+ * their reaper, eviction at the cap, descriptor headroom.  Every call but
+ * new/free/env runs on libmicrohttpd's thread. */
+typedef struct health__guard health__guard_t;
+#define HEALTH__NOFILE_HARD ((unsigned long)-1)
+int health__guard_env(health_t *h, health_error_t *err); /* HEALTH_NOFILE_MAX (guard_nofile.c) */
+/* Room for `want` connections: raises the soft RLIMIT_NOFILE as far as
+ * needed and allowed; returns how many descriptors connections may use
+ * (guard_nofile.c). */
+unsigned health__guard_fd_room(health_t *h, unsigned want);
+health__guard_t *health__guard_new(health_t *h); /* may raise RLIMIT_NOFILE */
+void health__guard_free(health__guard_t *g);     /* after MHD_stop_daemon() */
+unsigned health__guard_slots(const health__guard_t *g); /* MHD's connection limit */
+void health__guard_opened(health__guard_t *g, int fd, void **socket_context);
+void health__guard_closed(health__guard_t *g, void **socket_context);
+/* The request head arrived: 0 if the connection was cut meanwhile. */
+int health__guard_claim(health__guard_t *g, void *socket_context);
+void health__guard_answered(health__guard_t *g, void *socket_context, int closing);
+/* accept() hit a descriptor limit: free the reserve, evict one. */
+void health__guard_emfile(health__guard_t *g);
+void health__guard_stats(health__guard_t *g, unsigned long *evicted, unsigned long *reaped,
+                         unsigned long *emfile);
+
+/* ---- observability (metrics.c, listeners.c, serve.c) ---- */
+/* Internal routes beside HEALTH_READINESS / HEALTH_LIVENESS. */
+#define HEALTH__ROUTE_METRICS 3u
+enum { HEALTH__PHASE_RUNNING = 0, HEALTH__PHASE_DRAINING, HEALTH__PHASE_FLUSHING,
+       HEALTH__PHASE_DONE };
+
+int health__obs_new(health_t *h);                 /* in health_new */
+void health__obs_free(health_t *h);               /* when the handle is freed */
+int health__obs_start(health_t *h, health_error_t *err); /* in health_start */
+/* listeners.c: the notifier thread (registers the listeners' observers) */
+int health__listeners_start(health_t *h, health_error_t *err);
+void health__listeners_stop(health_t *h);
+/* The shutdown sequence reached a phase (HEALTH__PHASE_*). */
+void health__obs_phase(health_t *h, int phase);
+/* Route of a path on the health port: HEALTH_READINESS, HEALTH_LIVENESS,
+ * HEALTH__ROUTE_METRICS, or 0. */
+unsigned health__route(const health_t *h, const char *path);
+/* Render one check's "key":[{...}] entry (render.c), h->lock held. */
+void health__render_check_locked(health_t *h, const health__check_t *c, uint64_t now,
+                                 health__buf_t *b);
+/* Prometheus / OpenMetrics body (metrics.c), h->lock held. */
+void health__metrics_render_locked(health_t *h, int openmetrics, int status_only,
+                                   uint64_t now, health__buf_t *b);
+/* The shared per-version answers for the health port (serve.c): metrics
+ * and per-check views.  `conn` is a struct MHD_Connection *. */
+struct MHD_Connection;
+int health__serve_extra(health_t *h, struct MHD_Connection *conn, unsigned route,
+                        int status_only);
+
+#endif /* HEALTH_HTTP_INT_H */

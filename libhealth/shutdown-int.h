@@ -1,0 +1,81 @@
+/*
+ * The shutdown subsystem's private header (shutdown.c: public calls,
+ * signals, thread; shutdown_seq.c: the sequence; plan.c: the plan).
+ * Above the HTTP server (the sequence quiesces it at exit); other files
+ * read only health__draining() and health__inflight().
+ */
+#ifndef HEALTH_SHUTDOWN_INT_H
+#define HEALTH_SHUTDOWN_INT_H
+
+#include <signal.h>
+
+#include "base-int.h"
+
+typedef struct health__hook {
+  char *name;
+  int order;
+  unsigned timeout_ms;
+  health_hook_fn fn;
+  void *arg;
+  size_t seq;
+} health__hook_t;
+
+typedef struct health__shutdown {
+  int inited;                   /* done_lock, done_cond (shutdown.c) */
+  atomic_int draining;
+  atomic_int inflight;
+  atomic_int signals;           /* shutdown requests seen by the handler/API */
+  int drain_pipe[2];            /* readable once draining */
+  int wake_pipe[2];             /* signal handler / health_shutdown() -> thread */
+  pthread_t shutdown_thread;
+  int shutdown_started;
+  void (*on_drain)(void *);
+  void *on_drain_arg;
+  health__hook_t **hooks;
+  size_t nhooks;
+  pthread_mutex_t done_lock;
+  pthread_cond_t done_cond;
+  int done;                     /* sequence finished */
+  int exit_code;
+  struct sigaction old_term, old_int;
+  int handlers_installed;
+} health__shutdown_t;
+
+/* ---- shutdown (shutdown.c) ---- */
+int health__shutdown_init(health_t *h);   /* in health_new */
+int health__shutdown_start(health_t *h, health_error_t *err);
+void health__shutdown_stop(health_t *h);
+void health__shutdown_free(health_t *h);
+void *health__shutdown_main(void *h);     /* the sequence's thread (shutdown_seq.c) */
+
+/* ---- shutdown plan (plan.c) ---- */
+typedef struct health__plan_hook {
+  const health__hook_t *hook;
+  unsigned timeout_ms;      /* as configured */
+  unsigned latest_start_ms; /* after the signal, if the drain and every hook before use their whole time */
+  unsigned budget_ms;       /* min(timeout, deadline - latest start): what it is sure to get */
+} health__plan_hook_t;
+
+typedef struct health__plan {
+  unsigned drain_ms, drain_min_ms, deadline_ms;
+  int early;                /* drain_min < drain: may end once nothing is in flight */
+  size_t nhooks;
+  health__plan_hook_t *hooks; /* in run order */
+  unsigned hooks_ms;        /* sum of the hook timeouts */
+  unsigned worst_exit_ms;   /* min(deadline, drain + hooks_ms) */
+} health__plan_t;
+
+/* Sort hooks into run order: ascending order, ties in registration order. */
+void health__plan_sort_hooks(health__hook_t **hooks, size_t n);
+/* The plan from the frozen options and hooks: 0, HEALTH_EINVAL naming the
+ * fields of an impossible plan, or HEALTH_ENOMEM.  Free with _free. */
+int health__plan_derive(const health_t *h, health__plan_t *p, health_error_t *err);
+void health__plan_free(health__plan_t *p);
+/* Log "shutdown_plan": relative times when t0 == 0 (at start), absolute
+ * monotonic and wall-clock times from the signal at t0 otherwise. */
+void health__plan_log(const health_t *h, const health__plan_t *p, uint64_t t0);
+/* One "shutdown_plan_risk" warn line per hook the deadline may cut. */
+void health__plan_warn(const health_t *h, const health__plan_t *p);
+
+
+#endif /* HEALTH_SHUTDOWN_INT_H */
