@@ -171,7 +171,10 @@ int health__observe_locked(health_t *h, health__state_observer_fn on_state,
 void health__check_changed_locked(health_t *h, const struct health__check *c, health_status_t prev);
 /* Something rendered changed (h->lock held): bump the version, tell the
  * observers (core.c). */
-void health__state_changed(health_t *h);
+void health__state_changed_locked(health_t *h);
+/* Only the version: something rendered changed that no observer needs to
+ * hear (the shutdown phase in /metrics).  Any thread, no lock. */
+void health__version_bump(health_t *h);
 /* "pass", "warn", "fail" or "pending" (logs, listener events). */
 const char *health__status_word(health_status_t s);
 /* 1 if `n` is 1-64 characters of [A-Za-z0-9._-]: check, hook and

@@ -81,7 +81,7 @@ static void *sched_main(void *arg) {
         if (now > health__stale_after(c)) {
           c->stale_reported = 1;
           health__check_report_locked(h, c, now, "stale");
-          health__state_changed(h); /* the bodies change now, with the log */
+          health__state_changed_locked(h); /* the bodies change now, with the log */
         } else if (health__stale_after(c) + 1 < next) {
           next = health__stale_after(c) + 1;
         }

@@ -180,5 +180,5 @@ void health__publish_locked(health_t *h, health__check_t *c, health_status_t sta
   health__check_report_locked(h, c, now, c->timed_out ? "timeout" : "result");
   count_run_locked(c, status);
   if (c->effective != prev) health__check_changed_locked(h, c, prev); /* listeners */
-  health__state_changed(h);
+  health__state_changed_locked(h);
 }

@@ -79,7 +79,7 @@ void health__controls_render_entries_locked(health_t *h, unsigned endpoint,
 /* The reason readiness or liveness fails, one line, h->lock held. */
 void health__controls_reason_locked(health_t *h, uint64_t now, char *out, size_t len);
 /* heartbeat.c */
-int health__heartbeat_start(health_t *h);          /* h->lock held */
+int health__heartbeat_start_locked(health_t *h);          /* h->lock held */
 void health__heartbeat_stop(health_t *h);
 void health__heartbeat_free_all(health_t *h);
 /* agent.c */

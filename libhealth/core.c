@@ -3,7 +3,7 @@
  * version and its observers, the status words, the name grammar.  The
  * lowest layer of the engine: it calls nothing above it.  A lower layer
  * (the check engine, the controls, the shutdown sequence) that changed
- * something rendered calls health__state_changed(); the layers above
+ * something rendered calls health__state_changed_locked(); the layers above
  * (listeners, systemd notification) registered observers at start and
  * are told from here, so no lower file calls a higher one.
  */
@@ -64,7 +64,9 @@ void health__check_changed_locked(health_t *h, const health__check_t *c, health_
   for (size_t i = 0; i < h->core.ncheck; i++) h->core.on_check[i](h, c, prev);
 }
 
-void health__state_changed(health_t *h) {
+void health__version_bump(health_t *h) { atomic_fetch_add(&h->core.version, 1); }
+
+void health__state_changed_locked(health_t *h) {
   atomic_fetch_add(&h->core.version, 1);
   for (size_t i = 0; i < h->core.nstate; i++) h->core.on_state[i](h);
 }

@@ -72,7 +72,7 @@ HEALTH_EXPORT int health_open_gate(health_t *h, const char *name) {
     char ms[24];
     snprintf(ms, sizeof ms, "%llu", (unsigned long long)(c->started_ms ? health__now_ms() - c->started_ms : 0));
     health__log(h, HEALTH_LOG_INFO, "gate_open", "gate", name, "#after_ms", ms, NULL);
-    health__state_changed(h);
+    health__state_changed_locked(h);
     break;
   }
   pthread_mutex_unlock(&h->lock);

@@ -46,6 +46,12 @@ struct health {
   struct health__controls *ctl;
 };
 
+/* The state version (core.c): cached answers are rendered again when it
+ * moves.  Any thread, no lock. */
+static inline uint64_t health__version(const health_t *h) {
+  return atomic_load(&((health_t *)h)->core.version);
+}
+
 /* What other layers may read of the shutdown's state (any thread). */
 static inline int health__draining(const health_t *h) {
   return atomic_load(&((health_t *)h)->sd.draining);

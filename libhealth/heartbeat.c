@@ -69,7 +69,7 @@ static uint64_t sample_locked(health_t *h, uint64_t now) {
     }
     if (hb->max_age_ms / 4 < period) period = hb->max_age_ms / 4;
   }
-  if (changed) health__state_changed(h);
+  if (changed) health__state_changed_locked(h);
   return period;
 }
 
@@ -92,7 +92,7 @@ static void *sampler_main(void *arg) {
   return NULL;
 }
 
-int health__heartbeat_start(health_t *h) {
+int health__heartbeat_start_locked(health_t *h) {
   health__controls_t *c = h->ctl;
   /* Time before start does not count. */
   for (struct health_heartbeat *hb = c->heartbeats; hb; hb = hb->next) {
@@ -183,7 +183,7 @@ HEALTH_EXPORT int health_heartbeat_add(health_t *h, const char *name, unsigned m
   c->heartbeats = hb;
   c->nheartbeats++;
   pthread_cond_signal(&c->cond); /* a shorter max age may shorten the period */
-  if (h->state == HEALTH__ST_STARTED) health__state_changed(h);
+  if (h->state == HEALTH__ST_STARTED) health__state_changed_locked(h);
   *out = hb;
   hb = NULL;
 out:
@@ -214,7 +214,7 @@ HEALTH_EXPORT int health_heartbeat_remove(health_heartbeat_t *hb) {
       found = 1;
       break;
     }
-  if (found && h->state == HEALTH__ST_STARTED) health__state_changed(h);
+  if (found && h->state == HEALTH__ST_STARTED) health__state_changed_locked(h);
   pthread_mutex_unlock(&h->lock);
   if (!found) return HEALTH_ENOENT;
   hb_free(hb);

@@ -50,7 +50,7 @@ static int refresh_view(health_t *h, health__view_t *v, unsigned endpoint,
   health__buf_init(&b);
   uint64_t valid_until;
   pthread_mutex_lock(&h->lock);
-  uint64_t version = atomic_load(&h->core.version);
+  uint64_t version = health__version(h);
   unsigned code = health__render_locked(h, endpoint, status_only, now, &b, &valid_until);
   pthread_mutex_unlock(&h->lock);
   if (b.failed) {
@@ -88,7 +88,7 @@ static enum MHD_Result answer(health_t *h, struct MHD_Connection *conn,
   /* The coarse clock (no TSC read) is enough to notice a stale result: it
    * never runs ahead of CLOCK_MONOTONIC and lags it by at most one tick. */
   uint64_t now = health__now_ms_coarse();
-  if (!v->response || v->version != atomic_load(&h->core.version) || now >= v->valid_until_ms) {
+  if (!v->response || v->version != health__version(h) || now >= v->valid_until_ms) {
     if (refresh_view(h, v, endpoint, status_only, now) < 0 && !v->response)
       return MHD_NO; /* out of memory and nothing cached: drop the connection */
   }

@@ -3,7 +3,7 @@
  *
  * Transitions are found where they happen, with h->lock held: a check's
  * effective status in publish (checks.c), the readiness and liveness answers
- * on every change of state (health__state_changed).  They go into a bounded
+ * on every change of state (health__state_changed_locked).  They go into a bounded
  * ring; a notifier thread of the library's own calls the listeners outside
  * every lock, in order.  The engine never waits for a listener: on a full
  * ring the event is dropped and counted, and its sequence number is used up,

@@ -158,7 +158,7 @@ static void process_families(health_t *h, out_t *o, uint64_t now) {
 
   /* The health port's guard (guard.c); zero when the port is off. */
   unsigned long evicted, reaped, emfile;
-  health__guard_stats(h->guard, &evicted, &reaped, &emfile);
+  health__guard_stats(h->http.guard, &evicted, &reaped, &emfile);
   family(o, "libhealth_http_connections_evicted", "counter",
          "Health-port connections closed to make room at the connection cap.");
   sample_u64(o, "libhealth_http_connections_evicted_total", NULL, NULL, evicted);
@@ -353,5 +353,5 @@ void health__metrics_render_locked(health_t *h, int openmetrics, int status_only
 void health__obs_phase(health_t *h, int phase) {
   if (!h->obs) return;
   atomic_store(&h->obs->phase, phase);
-  atomic_fetch_add(&h->core.version, 1);
+  health__version_bump(h); /* the phase shows in /metrics */
 }

@@ -8,7 +8,7 @@
  * folded into the endpoints here as well.
  *
  * Everything is guarded by h->lock and every change goes through
- * health__state_changed(), so the cached bodies (http.c) are re-rendered on
+ * health__state_changed_locked(), so the cached bodies (http.c) are re-rendered on
  * the next request: a toggle is visible on /ready as soon as the call
  * returns.  Changes that come from the passing of time (a heartbeat going
  * stale, the startup deadline) lower the views' valid_until instead.
@@ -49,7 +49,7 @@ int health__controls_start(health_t *h, health_error_t *err) {
   health__controls_t *c = h->ctl;
   pthread_mutex_lock(&h->lock);
   c->started_ms = health__now_ms();
-  int rc = health__heartbeat_start(h);
+  int rc = health__heartbeat_start_locked(h);
   pthread_mutex_unlock(&h->lock);
   if (rc != 0)
     return health__err(err, HEALTH_ESYS, "could not start the heartbeat thread: %s", strerror(errno));
@@ -117,7 +117,7 @@ HEALTH_EXPORT int health_set_not_ready(health_t *h, const char *reason, health_e
   if (!same) {
     health__log(h, HEALTH_LOG_INFO, "manual_not_ready", "reason", copy, NULL);
     notify_status(h, "not ready", copy);
-    health__state_changed(h);
+    health__state_changed_locked(h);
   }
   pthread_mutex_unlock(&h->lock);
   return 0;
@@ -133,7 +133,7 @@ HEALTH_EXPORT int health_set_ready(health_t *h) {
     c->reason = NULL;
     health__log(h, HEALTH_LOG_INFO, "manual_ready", NULL);
     notify_status(h, "ready", NULL);
-    health__state_changed(h);
+    health__state_changed_locked(h);
   }
   pthread_mutex_unlock(&h->lock);
   return 0;

@@ -169,7 +169,7 @@ static int refresh(health_t *h, health__slot_t *s, const key_t_ *k, uint64_t now
   unsigned code = 200;
   const char *ct = CT_JSON;
   pthread_mutex_lock(&h->lock);
-  uint64_t version = atomic_load(&h->core.version);
+  uint64_t version = health__version(h);
   int inflight = health__inflight(h);
   unsigned long guard_events = guard_events_now(h);
   if (k->kind == K_ENDPOINT) {
@@ -211,7 +211,7 @@ static int refresh(health_t *h, health__slot_t *s, const key_t_ *k, uint64_t now
  * nothing could be rendered and nothing was cached. */
 static health__snap_t *current(health_t *h, health__slot_t *s, const key_t_ *k) {
   uint64_t now = health__now_ms_coarse();
-  if (!s->snap || s->version != atomic_load(&h->core.version) || now >= s->valid_until_ms ||
+  if (!s->snap || s->version != health__version(h) || now >= s->valid_until_ms ||
       (k->kind == K_METRICS &&
        (s->inflight != health__inflight(h) || s->guard_events != guard_events_now(h))))
     refresh(h, s, k, now);

@@ -224,7 +224,7 @@ void *health__shutdown_main(void *arg) {
   s.deadline = s.t0 + h->opt.shutdown_deadline_ms;
   pthread_mutex_lock(&h->lock);
   atomic_store(&h->sd.draining, 1);
-  health__state_changed(h);
+  health__state_changed_locked(h);
   pthread_mutex_unlock(&h->lock);
   ssize_t w;
   do w = write(h->sd.drain_pipe[1], "d", 1);
