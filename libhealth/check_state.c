@@ -9,6 +9,7 @@
 #include "health-int.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,24 @@ health_status_t health__check_status_locked(const health_t *h,
     return HEALTH_FAIL;
   }
   return c->effective;
+}
+
+void health__check_view_locked(const health_t *h, const health__check_t *c, uint64_t now,
+                               health__check_view_t *v) {
+  const char *why;
+  v->key = c->key;
+  v->component_type = c->component_type;
+  v->component_id = c->component_id;
+  v->critical = c->critical;
+  v->status = health__check_status_locked(h, c, now, &why);
+  v->shown = health__shown_status(v->status, c->critical);
+  v->word = health__status_word(v->shown);
+  v->output = why ? why : c->output;
+  v->has_result = c->effective != HEALTH_PENDING;
+  v->result_wall_ms = c->result_wall_ms;
+  v->has_observed = v->has_result && c->has_observed && isfinite(c->observed_value);
+  v->observed_value = c->observed_value;
+  v->observed_unit = c->observed_unit;
 }
 
 void health__check_info_locked(health_t *h, const health__check_t *c,

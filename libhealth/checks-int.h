@@ -134,6 +134,32 @@ typedef struct health__engine {
   pthread_t sched_thread;
 } health__engine_t;
 
+/* How a check's status counts in the endpoints: no result yet and a
+ * failure fail the endpoint for a critical check, only warn for another. */
+static inline health_status_t health__shown_status(health_status_t s, int critical) {
+  return s == HEALTH_PENDING || s == HEALTH_FAIL ? (critical ? HEALTH_FAIL : HEALTH_WARN) : s;
+}
+
+/* A check as the bodies show it, filled by the engine (check_state.c) so
+ * that render.c reads no raw check state and decides no mapping. */
+typedef struct health__check_view {
+  const char *key, *component_type, *component_id; /* component_id may be NULL */
+  int critical;
+  health_status_t status;    /* health__check_status_locked(): stale counts as fail */
+  health_status_t shown;     /* health__shown_status(): never PENDING */
+  const char *word;          /* "pass", "warn" or "fail": `shown` */
+  const char *output;        /* why it is so, else the check's output; NULL: none */
+  int has_result;            /* a result was published: its time is shown */
+  int64_t result_wall_ms;
+  int has_observed;          /* a finite observed value to show */
+  double observed_value;
+  const char *observed_unit; /* "" for none */
+} health__check_view_t;
+/* Fill `v` for `c` at `now` (h->lock held; v's strings live as long as
+ * the lock is held). */
+void health__check_view_locked(const health_t *h, const health__check_t *c, uint64_t now,
+                               health__check_view_t *v);
+
 /* The condition variables (health_new()): 0 or -1; freed by _free. */
 int health__engine_init(health_t *h);
 /* ---- fleet scale (jitter.c, backoff.c) ---- */

@@ -78,7 +78,7 @@ static void endpoint_reason(health_t *h, unsigned ep, health_status_t st, uint64
     const health__check_t *c = h->eng.checks[i];
     if (!(c->endpoints & ep)) continue;
     health_status_t s = health__check_status_locked(h, c, now, NULL);
-    if (s == HEALTH_PENDING || s == HEALTH_FAIL) s = c->critical ? HEALTH_FAIL : HEALTH_WARN;
+    s = health__shown_status(s, c->critical);
     if (st != HEALTH_PASS && s == st) {
       snprintf(buf, len, "check '%s' is %s", c->name,
                health__status_word(health__check_status_locked(h, c, now, NULL)));

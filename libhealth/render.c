@@ -1,11 +1,12 @@
 /*
  * Rendering of the IETF "Health Check Response Format for HTTP APIs"
  * (application/health+json).  Called with h->lock held, once per change of
- * state (http.c caches the result), never once per request.
+ * state (http.c caches the result), never once per request.  A check is
+ * rendered from the view the engine fills (health__check_view_locked()):
+ * its status, word and output are decided there, not here.
  */
 #include "health-int.h"
 
-#include <math.h>
 #include <string.h>
 
 static void add_str_field(health__buf_t *b, const char *key, const char *val) {
@@ -14,40 +15,33 @@ static void add_str_field(health__buf_t *b, const char *key, const char *val) {
   health__buf_adds(b, "\"");
 }
 
-static const char *word(health_status_t s) {
-  return s == HEALTH_PASS ? "pass" : s == HEALTH_WARN ? "warn" : "fail";
-}
-
 void health__render_check_locked(health_t *h, const health__check_t *c, uint64_t now,
                                  health__buf_t *b) {
-  const char *why;
-  health_status_t s = health__check_status_locked(h, c, now, &why);
-  if (s == HEALTH_PENDING) s = HEALTH_FAIL;
-  if (s == HEALTH_FAIL && !c->critical) s = HEALTH_WARN;
+  health__check_view_t v;
+  health__check_view_locked(h, c, now, &v); /* the engine decides the status and its word */
   health__buf_adds(b, "\"");
-  health__buf_json_str(b, c->key, strlen(c->key));
+  health__buf_json_str(b, v.key, strlen(v.key));
   health__buf_adds(b, "\":[{\"componentType\":\"");
-  health__buf_json_str(b, c->component_type, strlen(c->component_type));
+  health__buf_json_str(b, v.component_type, strlen(v.component_type));
   health__buf_adds(b, "\"");
-  if (c->component_id) add_str_field(b, "componentId", c->component_id);
-  if (c->effective != HEALTH_PENDING && c->has_observed && isfinite(c->observed_value)) {
+  if (v.component_id) add_str_field(b, "componentId", v.component_id);
+  if (v.has_observed) {
     health__buf_adds(b, ",\"observedValue\":");
-    health__buf_double(b, c->observed_value); /* locale-proof, shortest round trip */
-    if (c->observed_unit[0]) add_str_field(b, "observedUnit", c->observed_unit);
+    health__buf_double(b, v.observed_value); /* locale-proof, shortest round trip */
+    if (v.observed_unit[0]) add_str_field(b, "observedUnit", v.observed_unit);
   }
-  health__buf_printf(b, ",\"status\":\"%s\"", word(s));
-  if (c->effective != HEALTH_PENDING) {
+  health__buf_printf(b, ",\"status\":\"%s\"", v.word);
+  if (v.has_result) {
     char ts[40];
-    health__rfc3339(c->result_wall_ms, ts, sizeof ts);
+    health__rfc3339(v.result_wall_ms, ts, sizeof ts);
     add_str_field(b, "time", ts);
   }
-  if (!c->critical) health__buf_adds(b, ",\"critical\":false");
-  const char *out = why ? why : c->output;
-  if (out) {
-    size_t n = strlen(out);
+  if (!v.critical) health__buf_adds(b, ",\"critical\":false");
+  if (v.output) {
+    size_t n = strlen(v.output);
     if (n > h->opt.max_output_bytes) n = h->opt.max_output_bytes;
     health__buf_adds(b, ",\"output\":\"");
-    health__buf_json_str(b, out, n);
+    health__buf_json_str(b, v.output, n);
     health__buf_adds(b, "\"");
   }
   health__buf_adds(b, "}]");
@@ -58,7 +52,7 @@ unsigned health__render_locked(health_t *h, unsigned endpoint, int status_only,
                                uint64_t *valid_until_ms) {
   health_status_t st = health__aggregate_locked(h, endpoint, now, valid_until_ms);
   int draining = endpoint == HEALTH_READINESS && health__draining(h);
-  health__buf_printf(b, "{\"status\":\"%s\"", word(st));
+  health__buf_printf(b, "{\"status\":\"%s\"", health__status_word(st));
   if (!status_only) {
     if (h->service_version) add_str_field(b, "version", h->service_version);
     if (h->service_id) add_str_field(b, "serviceId", h->service_id);

@@ -183,9 +183,8 @@ static int refresh(health_t *h, health__slot_t *s, const key_t_ *k, uint64_t now
       ct = k->om ? CT_OM : CT_PROM;
     } else {
       const health__check_t *c = h->eng.checks[k->check];
-      health_status_t st = health__check_status_locked(h, c, now, NULL);
-      if (st == HEALTH_PENDING) st = HEALTH_FAIL;
-      if (st == HEALTH_FAIL && !c->critical) st = HEALTH_WARN;
+      health_status_t st = health__shown_status(health__check_status_locked(h, c, now, NULL),
+                                                c->critical);
       health__buf_adds(&b, st == HEALTH_PASS ? "{\"status\":\"pass\",\"checks\":{"
                            : st == HEALTH_WARN ? "{\"status\":\"warn\",\"checks\":{"
                                                : "{\"status\":\"fail\",\"checks\":{");

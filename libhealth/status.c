@@ -20,7 +20,7 @@ health_status_t health__aggregate_locked(health_t *h, unsigned endpoint,
     if (!(c->endpoints & endpoint)) continue;
     health_status_t s = health__check_status_locked(h, c, now, NULL);
     if (c->effective != HEALTH_PENDING && health__stale_after(c) + 1 < vu) vu = health__stale_after(c) + 1;
-    if (s == HEALTH_PENDING || s == HEALTH_FAIL) s = c->critical ? HEALTH_FAIL : HEALTH_WARN;
+    s = health__shown_status(s, c->critical);
     if (s > st) st = s;
   }
   if (endpoint == HEALTH_READINESS && health__draining(h)) st = HEALTH_FAIL;
