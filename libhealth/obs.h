@@ -1,7 +1,7 @@
 /* Private state of the observability files: metrics.c (Prometheus),
- * listeners.c (status listeners, check enumeration) and serve.c (paths,
- * the per-version answer cache shared by the health port and
- * health_render()). */
+ * listeners.c (status listeners, check enumeration), paths.c (the
+ * configurable paths) and serve.c (the per-version answer cache shared by
+ * the health port and health_render(), and this struct's lifecycle). */
 #ifndef HEALTH_OBS_H
 #define HEALTH_OBS_H
 
