@@ -60,7 +60,7 @@
  * on a connection and the health port makes the same system calls per
  * request as bare libmicrohttpd (bench/run.sh, section syscalls).
  */
-#include "health-int.h"
+#include "guard-int.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -71,48 +71,6 @@
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
-
-#define REAP_INTERVAL_MS 200
-#define PEEK_BATCH_MS 20 /* answered keep-alive connections: peeked for a FIN this often at most */
-#define EMFILE_MIN_AGE_MS 10 /* on EMFILE, spare connections younger than this */
-
-enum { ST_FREE = 0, ST_HEAD, ST_IDLE, ST_BUSY, ST_CUT };
-enum { L_HEAD = 0, L_IDLE = 1 };
-
-typedef struct gslot {
-  int fd;
-  atomic_int state;          /* ST_*: claim and cut race on it (see above) */
-  int on;                    /* L_HEAD, L_IDLE, or -1: on no list; lock held */
-  uint64_t deadline_ms;      /* its place on list[on]; lock held */
-  struct gslot *prev, *next; /* on list[on], or the free list (next) */
-  atomic_int pending;        /* on the answered stack */
-  atomic_int want_peek;      /* answered, staying open: look for a FIN behind the request */
-  atomic_uint_fast64_t answered_deadline; /* set by the answer, read by drain() */
-  struct gslot *pnext;       /* next on the answered stack */
-} gslot_t;
-
-typedef struct {
-  gslot_t *first, *last;
-} glist_t;
-
-struct health__guard {
-  uint64_t timeout_ms;
-  unsigned cap, nslots, live;   /* live: not cut */
-  pthread_mutex_t lock;
-  pthread_cond_t cond;
-  int stop;
-  atomic_int sleeping;          /* the reaper waits without a timeout */
-  atomic_int wake_on_push;      /* the reaper waits: the next answer to peek at wakes it */
-  _Atomic(gslot_t *) answered;  /* stack of answered slots, see the top */
-  int emfile_pending;           /* accept() is stopped: evict once a victim is old enough */
-  pthread_t thread;
-  int reserve_fd;
-  glist_t list[2];
-  gslot_t *free_list;
-  health_t *h;
-  atomic_ulong evicted, reaped, emfile;
-  gslot_t slots[];
-};
 
 static void unlink_slot(health__guard_t *g, gslot_t *s) {
   if (s->on < 0) return;
@@ -157,7 +115,7 @@ static void insert_idle(health__guard_t *g, gslot_t *s, uint64_t deadline) {
 }
 
 /* Lock held: the answered slots to their places (see the top). */
-static void drain(health__guard_t *g) {
+void health__guard_drain_locked(health__guard_t *g) {
   gslot_t *top = atomic_exchange_explicit(&g->answered, NULL, memory_order_acquire), *fifo = NULL;
   while (top) { /* in the order of the answers: equal deadlines keep it */
     gslot_t *s = top;
@@ -191,7 +149,7 @@ static void drain(health__guard_t *g) {
 /* Lock held; s is on a list.  Counts the cut in *counter before the peer
  * can see it.  Returns 0 if MHD's thread claimed it first (it is BUSY
  * now: only taken off the list). */
-static int cut(health__guard_t *g, gslot_t *s, atomic_ulong *counter) {
+int health__guard_cut_locked(health__guard_t *g, gslot_t *s, atomic_ulong *counter) {
   unlink_slot(g, s);
   int st = atomic_load_explicit(&s->state, memory_order_relaxed);
   while (st == ST_HEAD || st == ST_IDLE)
@@ -240,9 +198,9 @@ void health__guard_opened(health__guard_t *g, int fd, void **socket_context) {
   pthread_mutex_lock(&g->lock);
   gslot_t *s = g->free_list;
   if (g->live >= g->cap && s) {
-    drain(g); /* (victim() wants the lists in order) */
+    health__guard_drain_locked(g); /* (victim() wants the lists in order) */
     gslot_t *v = victim(g); /* (on MHD's thread: nothing can claim it meanwhile) */
-    if (!v || !cut(g, v, &g->evicted))
+    if (!v || !health__guard_cut_locked(g, v, &g->evicted))
       s = NULL; /* every connection is being answered: the newcomer goes */
   }
   if (!s) { /* (the free list is never empty: MHD's limit is the table size) */
@@ -263,7 +221,7 @@ void health__guard_closed(health__guard_t *g, void **socket_context) {
   gslot_t *s = *socket_context;
   if (!s) return;
   pthread_mutex_lock(&g->lock);
-  if (atomic_load_explicit(&s->pending, memory_order_relaxed)) drain(g); /* s is on the stack */
+  if (atomic_load_explicit(&s->pending, memory_order_relaxed)) health__guard_drain_locked(g); /* s is on the stack */
   unlink_slot(g, s);
   if (atomic_load_explicit(&s->state, memory_order_relaxed) != ST_CUT) g->live--;
   /* Called before libmicrohttpd closes the socket: after this the reaper
@@ -325,7 +283,7 @@ void health__guard_answered(health__guard_t *g, void *socket_context, int closin
  * one (with only a descriptor or two left there are only a few), and its
  * head is probably already there: evict only one that had time to send
  * it, or let the reaper do it a little later. */
-static void emfile_evict(health__guard_t *g, uint64_t now, uint64_t *next) {
+void health__guard_emfile_evict_locked(health__guard_t *g, uint64_t now, uint64_t *next) {
   gslot_t *v;
   while ((v = victim(g))) { /* none: a connection being answered will close */
     uint64_t since = v->deadline_ms - g->timeout_ms;
@@ -333,7 +291,7 @@ static void emfile_evict(health__guard_t *g, uint64_t now, uint64_t *next) {
       if (next && since + EMFILE_MIN_AGE_MS < *next) *next = since + EMFILE_MIN_AGE_MS;
       return;
     }
-    if (cut(g, v, &g->evicted)) {
+    if (health__guard_cut_locked(g, v, &g->evicted)) {
       g->emfile_pending = 0;
       return;
     }
@@ -343,12 +301,12 @@ static void emfile_evict(health__guard_t *g, uint64_t now, uint64_t *next) {
 
 void health__guard_emfile(health__guard_t *g) {
   pthread_mutex_lock(&g->lock);
-  drain(g);
+  health__guard_drain_locked(g);
   atomic_fetch_add(&g->emfile, 1);
   if (g->reserve_fd >= 0) close(g->reserve_fd);
   g->reserve_fd = -1;
   g->emfile_pending = 1;
-  emfile_evict(g, health__now_ms_coarse(), NULL);
+  health__guard_emfile_evict_locked(g, health__now_ms_coarse(), NULL);
   if (g->emfile_pending) pthread_cond_signal(&g->cond);
   pthread_mutex_unlock(&g->lock);
 }
@@ -363,104 +321,3 @@ void health__guard_stats(health__guard_t *g, unsigned long *evicted, unsigned lo
 unsigned health__guard_slots(const health__guard_t *g) {
   return g->nslots;
 }
-
-/* Sleeps until the earliest head deadline (at least REAP_INTERVAL_MS
- * apart, to batch), and indefinitely while no connection waits for a head:
- * an idle service costs no wake-ups. */
-static void *reaper_main(void *arg) {
-  health__guard_t *g = arg;
-  pthread_mutex_lock(&g->lock);
-  uint64_t last_drain = 0;
-  while (!g->stop) {
-    drain(g);
-    uint64_t now = health__now_ms(), next = UINT64_MAX;
-    last_drain = now;
-    for (int l = 0; l < 2; l++) {
-      gslot_t *s;
-      while ((s = g->list[l].first) && s->deadline_ms <= now)
-        cut(g, s, &g->reaped); /* (if claimed meanwhile: left to its answer) */
-      if (s && s->deadline_ms < next) next = s->deadline_ms;
-    }
-    if (g->emfile_pending) emfile_evict(g, now, &next);
-    /* Armed before the last look at the stack (both seq_cst): an answer
-     * pushed after that look sees the flag and wakes us. */
-    atomic_store_explicit(&g->wake_on_push, 1, memory_order_seq_cst);
-    if (next == UINT64_MAX) {
-      atomic_store_explicit(&g->sleeping, 1, memory_order_seq_cst);
-      if (!atomic_load_explicit(&g->answered, memory_order_seq_cst))
-        pthread_cond_wait(&g->cond, &g->lock);
-      atomic_store_explicit(&g->sleeping, 0, memory_order_relaxed);
-    } else if (!atomic_load_explicit(&g->answered, memory_order_seq_cst)) {
-      if (next < now + REAP_INTERVAL_MS && !g->emfile_pending) next = now + REAP_INTERVAL_MS;
-      struct timespec ts = health__timespec_ms(next);
-      pthread_cond_timedwait(&g->cond, &g->lock, &ts);
-    }
-    atomic_store_explicit(&g->wake_on_push, 0, memory_order_relaxed);
-    /* Woken for answers: batch them (unarmed, nothing wakes us meanwhile). */
-    uint64_t batch = last_drain + PEEK_BATCH_MS;
-    if (!g->stop && !g->emfile_pending && health__now_ms() < batch) {
-      struct timespec ts = {(time_t)(batch / 1000), (long)(batch % 1000) * 1000000L};
-      pthread_cond_timedwait(&g->cond, &g->lock, &ts);
-    }
-  }
-  pthread_mutex_unlock(&g->lock);
-  return NULL;
-}
-
-health__guard_t *health__guard_new(health_t *h) {
-  unsigned cap = h->opt.max_connections;
-  unsigned slack = 16 + cap / 4; /* cut, not yet closed by MHD */
-  unsigned room = health__guard_fd_room(h, cap + slack); /* guard_nofile.c */
-  if (room < cap + slack) {
-    unsigned was = cap;
-    cap = room * 4 / 5;
-    if (cap < 1) cap = 1;
-    slack = room - cap;
-    char a[16], b[16];
-    snprintf(a, sizeof a, "%u", was);
-    snprintf(b, sizeof b, "%u", cap);
-    health__log(h, HEALTH_LOG_WARN, "connections_capped", "#max_connections", a,
-                "#cap", b, "reason", "RLIMIT_NOFILE too low", NULL);
-  }
-  unsigned n = cap + slack;
-  health__guard_t *g = calloc(1, sizeof *g + n * sizeof g->slots[0]);
-  if (!g) return NULL;
-  g->h = h;
-  g->timeout_ms = (uint64_t)h->opt.connection_timeout_s * 1000u;
-  g->cap = cap;
-  g->nslots = n;
-  for (unsigned i = n; i-- > 0;) {
-    g->slots[i].fd = -1;
-    g->slots[i].on = -1;
-    g->slots[i].next = g->free_list;
-    g->free_list = &g->slots[i];
-  }
-  g->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-  if (health__cond_init_monotonic(&g->cond) != 0) goto fail;
-  if (pthread_mutex_init(&g->lock, NULL) != 0) goto fail_cond;
-  if (health__thread_create(&g->thread, reaper_main, g, 0) != 0) goto fail_mutex;
-  return g;
-fail_mutex:
-  pthread_mutex_destroy(&g->lock);
-fail_cond:
-  pthread_cond_destroy(&g->cond);
-fail:
-  if (g->reserve_fd >= 0) close(g->reserve_fd);
-  free(g);
-  return NULL;
-}
-
-/* Only after MHD_stop_daemon(): no connection callback may follow. */
-void health__guard_free(health__guard_t *g) {
-  if (!g) return;
-  pthread_mutex_lock(&g->lock);
-  g->stop = 1;
-  pthread_cond_signal(&g->cond);
-  pthread_mutex_unlock(&g->lock);
-  pthread_join(g->thread, NULL);
-  pthread_cond_destroy(&g->cond);
-  pthread_mutex_destroy(&g->lock);
-  if (g->reserve_fd >= 0) close(g->reserve_fd);
-  free(g);
-}
-
