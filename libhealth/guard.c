@@ -115,7 +115,7 @@ static void insert_idle(health__guard_t *g, gslot_t *s, uint64_t deadline) {
 }
 
 /* Lock held: the answered slots to their places (see the top). */
-void health__guard_drain_locked(health__guard_t *g) {
+static void drain(health__guard_t *g) {
   gslot_t *top = atomic_exchange_explicit(&g->answered, NULL, memory_order_acquire), *fifo = NULL;
   while (top) { /* in the order of the answers: equal deadlines keep it */
     gslot_t *s = top;
@@ -149,7 +149,7 @@ void health__guard_drain_locked(health__guard_t *g) {
 /* Lock held; s is on a list.  Counts the cut in *counter before the peer
  * can see it.  Returns 0 if MHD's thread claimed it first (it is BUSY
  * now: only taken off the list). */
-int health__guard_cut_locked(health__guard_t *g, gslot_t *s, atomic_ulong *counter) {
+static int cut(health__guard_t *g, gslot_t *s, atomic_ulong *counter) {
   unlink_slot(g, s);
   int st = atomic_load_explicit(&s->state, memory_order_relaxed);
   while (st == ST_HEAD || st == ST_IDLE)
@@ -194,13 +194,21 @@ static gslot_t *victim(health__guard_t *g) {
   return NULL;
 }
 
+/* For the reaper (guard_reaper.c); the callbacks above and below call the
+ * static ones, which the compiler may inline on the request path. */
+void health__guard_drain_locked(health__guard_t *g) { drain(g); }
+
+int health__guard_cut_locked(health__guard_t *g, gslot_t *s, atomic_ulong *counter) {
+  return cut(g, s, counter);
+}
+
 void health__guard_opened(health__guard_t *g, int fd, void **socket_context) {
   pthread_mutex_lock(&g->lock);
   gslot_t *s = g->free_list;
   if (g->live >= g->cap && s) {
-    health__guard_drain_locked(g); /* (victim() wants the lists in order) */
+    drain(g); /* (victim() wants the lists in order) */
     gslot_t *v = victim(g); /* (on MHD's thread: nothing can claim it meanwhile) */
-    if (!v || !health__guard_cut_locked(g, v, &g->evicted))
+    if (!v || !cut(g, v, &g->evicted))
       s = NULL; /* every connection is being answered: the newcomer goes */
   }
   if (!s) { /* (the free list is never empty: MHD's limit is the table size) */
@@ -221,7 +229,7 @@ void health__guard_closed(health__guard_t *g, void **socket_context) {
   gslot_t *s = *socket_context;
   if (!s) return;
   pthread_mutex_lock(&g->lock);
-  if (atomic_load_explicit(&s->pending, memory_order_relaxed)) health__guard_drain_locked(g); /* s is on the stack */
+  if (atomic_load_explicit(&s->pending, memory_order_relaxed)) drain(g); /* s is on the stack */
   unlink_slot(g, s);
   if (atomic_load_explicit(&s->state, memory_order_relaxed) != ST_CUT) g->live--;
   /* Called before libmicrohttpd closes the socket: after this the reaper
@@ -291,7 +299,7 @@ void health__guard_emfile_evict_locked(health__guard_t *g, uint64_t now, uint64_
       if (next && since + EMFILE_MIN_AGE_MS < *next) *next = since + EMFILE_MIN_AGE_MS;
       return;
     }
-    if (health__guard_cut_locked(g, v, &g->evicted)) {
+    if (cut(g, v, &g->evicted)) {
       g->emfile_pending = 0;
       return;
     }
@@ -301,7 +309,7 @@ void health__guard_emfile_evict_locked(health__guard_t *g, uint64_t now, uint64_
 
 void health__guard_emfile(health__guard_t *g) {
   pthread_mutex_lock(&g->lock);
-  health__guard_drain_locked(g);
+  drain(g);
   atomic_fetch_add(&g->emfile, 1);
   if (g->reserve_fd >= 0) close(g->reserve_fd);
   g->reserve_fd = -1;
