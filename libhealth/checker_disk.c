@@ -7,7 +7,7 @@
  * system they block, and the engine reports the run as timed out at its
  * deadline and does not start it again until the call returns.
  */
-#include "health-int.h"
+#include "checker.h"
 
 #include "checker_net.h"
 
@@ -30,8 +30,7 @@ HEALTH_EXPORT void health_disk_options_init(health_disk_options_t *o) {
 }
 
 typedef struct disk_state {
-  health_t *h;
-  char name[HEALTH__NAME_MAX + 1];
+  health__checker_t *ck;
   char *path, *probe;
   health_disk_options_t o;
 } disk_state_t;
@@ -41,6 +40,7 @@ static void disk_free(void *arg) {
   if (!st) return;
   free(st->path);
   free(st->probe);
+  health__checker_free(st->ck);
   free(st);
 }
 
@@ -158,13 +158,12 @@ HEALTH_EXPORT int health_add_disk(health_t *h, const char *name, const char *pat
     return health__err(err, HEALTH_EINVAL, "check '%.64s': disk path '%.200s' is not a directory", name, path);
   disk_state_t *st = calloc(1, sizeof *st);
   if (!st) return health__err(err, HEALTH_ENOMEM, "out of memory");
-  st->h = h;
   st->o = o;
-  snprintf(st->name, sizeof st->name, "%s", name);
+  st->ck = health__checker_new(h, name);
   st->path = strdup(path);
   if (asprintf(&st->probe, "%s/.libhealth-probe-%ld-%s", path, (long)getpid(), name) < 0)
     st->probe = NULL;
-  if (!st->path || !st->probe) {
+  if (!st->ck || !st->path || !st->probe) {
     disk_free(st);
     return health__err(err, HEALTH_ENOMEM, "out of memory");
   }
@@ -172,7 +171,7 @@ HEALTH_EXPORT int health_add_disk(health_t *h, const char *name, const char *pat
   if (opts) co = *opts;
   else health_check_options_init(&co);
   if (!co.measurement) co.measurement = "utilization";
-  int rc = health__add_check(h, name, disk_run, st, disk_free, &co, "system", err);
+  int rc = health__checker_add(st->ck, disk_run, st, disk_free, &co, "system", err);
   if (rc) disk_free(st);
   return rc;
 }

@@ -9,11 +9,9 @@
  * chunked: its body ends at Content-Length or at the close, which keeps
  * the reader small.
  */
-#include "health-int.h"
+#include "checker.h"
 
 #include "checker_net.h"
-#include "tls.h"
-#include "url.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,13 +32,12 @@ HEALTH_EXPORT void health_http_options_init(health_http_options_t *o) {
 typedef health__http_target_t target_t;
 
 typedef struct http_state {
-  health_t *h;
-  char name[HEALTH__NAME_MAX + 1];
+  health__checker_t *ck; /* the handle, the name, the timeout (checker.h) */
   char *display_url; /* password masked, for debug logs */
   target_t first;
   char *auth;        /* "Authorization: Basic ...\r\n" or NULL (wiped on free) */
   char *method, *expect, *server_name;
-  unsigned status_min, status_max, max_redirects, timeout_ms;
+  unsigned status_min, status_max, max_redirects;
   int verify, client_cert;
   struct ssl_ctx_st *ctx;
   char head[HEAD_MAX + 1];
@@ -63,6 +60,7 @@ static void http_free(void *arg) {
   free(st->method);
   free(st->expect);
   free(st->server_name);
+  health__checker_free(st->ck);
   free(st);
 }
 
@@ -90,8 +88,11 @@ static int fail(run_t *r, int rc, const char *fmt, ...) {
 }
 
 static int io_fail(run_t *r, int rc, const char *why) {
-  if (rc == HEALTH__IO_TIMEOUT)
-    return fail(r, rc, "timeout after %u ms (%s)", r->st->timeout_ms, r->phase);
+  if (rc == HEALTH__IO_TIMEOUT) {
+    char t[96];
+    health__checker_timeout_text(r->st->ck, r->phase, t, sizeof t);
+    return fail(r, rc, "%s", t);
+  }
   /* A TLS 1.3 server checks the client certificate after our side of the
    * handshake has completed; its alert is often lost to the reset. */
   if (rc == HEALTH__IO_CLOSED && r->conn.ssl && r->hlen == 0 &&
@@ -200,17 +201,18 @@ static int exchange(run_t *r, const target_t *t) {
   int v6 = t->hp.host_is_ip == 6, dflt = t->hp.port == (t->tls ? 443u : 80u);
   snprintf(hostport, sizeof hostport, "%s%s%s", v6 ? "[" : "", t->hp.host, v6 ? "]" : "");
   if (!dflt) snprintf(hostport + strlen(hostport), sizeof hostport - strlen(hostport), ":%u", t->hp.port);
-  health__buf_t req;
-  health__buf_init(&req);
-  health__buf_printf(&req, "%s %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: libhealth/%s\r\n"
+  char *req = NULL;
+  int len = asprintf(&req, "%s %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: libhealth/%s\r\n"
                      "Accept: */*\r\nConnection: close\r\n%s\r\n",
                      st->method, t->path, hostport, HEALTH_VERSION_STRING,
                      st->auth && t == &st->first ? st->auth : "");
   r->phase = "request";
-  int rc = req.failed ? fail(r, HEALTH__IO_ERROR, "out of memory")
-                      : health__conn_write(&r->conn, req.data, req.len, r->deadline, why, sizeof why);
-  if (req.data) health__wipe(req.data, req.len);
-  health__buf_free(&req);
+  int rc = len < 0 ? fail(r, HEALTH__IO_ERROR, "out of memory")
+                   : health__conn_write(&r->conn, req, (size_t)len, r->deadline, why, sizeof why);
+  if (len >= 0) {
+    health__wipe(req, (size_t)len);
+    free(req);
+  }
   if (rc) return r->out[0] ? rc : io_fail(r, rc, why);
   return read_head(r);
 }
@@ -247,7 +249,7 @@ static void http_run(health_result_t *res, void *arg) {
   run_t r;
   memset(&r, 0, sizeof r);
   r.st = st;
-  r.deadline = health__run_deadline(health_result_remaining_ms(res));
+  r.deadline = health__checker_deadline(res);
   r.phase = "dns";
   health__conn_init(&r.conn);
   uint64_t t0 = health__now_us();
@@ -280,12 +282,12 @@ static void http_run(health_result_t *res, void *arg) {
   health__conn_close(&r.conn);
   if (have_hop) target_free(&hop);
   if (rc == 0) {
-    health_result_observe(res, (double)(health__now_us() - t0) / 1000.0, "ms");
-    health_result_set(res, HEALTH_PASS, NULL);
+    health__checker_pass(res, (double)(health__now_us() - t0) / 1000.0);
     return;
   }
-  health__log(st->h, HEALTH_LOG_DEBUG, "http_check_failed", "check", st->name, "url",
-              st->display_url, "phase", r.phase, "output", r.out, NULL);
+  health__checker_log(st->ck, HEALTH_LOG_DEBUG, "http_check_failed", "check",
+                      health__checker_name(st->ck), "url", st->display_url, "phase", r.phase,
+                      "output", r.out, NULL);
   health_result_set(res, HEALTH_FAIL, "%s", r.out);
 }
 
@@ -319,14 +321,15 @@ HEALTH_EXPORT int health_add_http(health_t *h, const char *name, const char *url
 
   http_state_t *st = calloc(1, sizeof *st);
   if (!st) return health__err(err, HEALTH_ENOMEM, "out of memory");
-  st->h = h;
-  snprintf(st->name, sizeof st->name, "%s", name);
+  if (!(st->ck = health__checker_new(h, name))) {
+    free(st);
+    return health__err(err, HEALTH_ENOMEM, "out of memory");
+  }
   st->status_min = o.status_min;
   st->status_max = o.status_max;
   st->max_redirects = o.max_redirects;
   st->verify = !o.insecure_skip_verify;
   st->client_cert = o.cert_file != NULL;
-  st->timeout_ms = health__check_timeout(h, opts);
   rc = parse_url(url, &st->first, &st->auth, &why);
   if (rc) {
     rc = health__err(err, rc, "check '%.64s': invalid HTTP URL: %s", name, why);
@@ -341,7 +344,7 @@ HEALTH_EXPORT int health_add_http(health_t *h, const char *name, const char *url
     }
   } else if (o.ca_file || o.ca_dir || o.cert_file || o.key_file || o.tls_server_name ||
              o.insecure_skip_verify) {
-    health__log(h, HEALTH_LOG_WARN, "http_tls_options_ignored", "check", name, "message",
+    health__checker_log(st->ck, HEALTH_LOG_WARN, "http_tls_options_ignored", "check", name, "message",
                 "TLS options given for an http:// URL; use https:// for TLS", NULL);
   }
   char shown[1024];
@@ -357,10 +360,10 @@ HEALTH_EXPORT int health_add_http(health_t *h, const char *name, const char *url
     rc = health__err(err, HEALTH_ENOMEM, "out of memory");
     goto fail;
   }
-  rc = health__add_check(h, name, http_run, st, http_free, opts, "component", err);
+  rc = health__checker_add(st->ck, http_run, st, http_free, opts, "component", err);
   if (rc) goto fail;
   if (st->first.tls && !st->verify)
-    health__log(h, HEALTH_LOG_WARN, "http_tls_insecure", "check", name, "message",
+    health__checker_log(st->ck, HEALTH_LOG_WARN, "http_tls_insecure", "check", name, "message",
                 "TLS certificate verification is DISABLED (insecure_skip_verify): "
                 "anyone on the path can impersonate the server", NULL);
   return 0;

@@ -9,7 +9,7 @@
  * its ancestors up to the cgroup2 mount (a task's limit is often set one
  * level up, on the task's cgroup, not the container's).
  */
-#include "health-int.h"
+#include "checker.h"
 
 #include "checker_net.h"
 
@@ -50,8 +50,7 @@ static health_status_t at_or_above(double pct, double warn, double fail) {
 /* ---- memory ---- */
 
 typedef struct mem_state {
-  health_t *h;
-  char name[HEALTH__NAME_MAX + 1];
+  health__checker_t *ck;
   char *dir;      /* the cgroup directory (memory.events) */
   char *top;      /* walk memory.max up to here (== dir when given) */
   health_memory_options_t o;
@@ -65,6 +64,7 @@ static void mem_free(void *arg) {
   if (!st) return;
   free(st->dir);
   free(st->top);
+  health__checker_free(st->ck);
   free(st);
 }
 
@@ -222,9 +222,11 @@ HEALTH_EXPORT int health_add_memory(health_t *h, const char *name,
     return health__err(err, HEALTH_EINVAL, "check '%.64s': oom_kill must be HEALTH_PASS, HEALTH_WARN or HEALTH_FAIL", name);
   mem_state_t *st = calloc(1, sizeof *st);
   if (!st) return health__err(err, HEALTH_ENOMEM, "out of memory");
-  st->h = h;
   st->o = o;
-  snprintf(st->name, sizeof st->name, "%s", name);
+  if (!(st->ck = health__checker_new(h, name))) {
+    mem_free(st);
+    return health__err(err, HEALTH_ENOMEM, "out of memory");
+  }
   if (o.cgroup_dir) {
     DIR *d = opendir(o.cgroup_dir);
     if (!d) {
@@ -239,7 +241,7 @@ HEALTH_EXPORT int health_add_memory(health_t *h, const char *name,
   } else if (own_cgroup(&st->dir, &st->top) != 0) {
     /* No cgroup v2: no container limit to compare with; the check still
      * reports the resident size (and says why). */
-    health__log(h, HEALTH_LOG_INFO, "memory_no_cgroup2", "check", name, "message",
+    health__checker_log(st->ck, HEALTH_LOG_INFO, "memory_no_cgroup2", "check", name, "message",
                 "no cgroup v2 hierarchy found: no container memory limit known", NULL);
     st->dir = strdup("/nonexistent-cgroup2");
     st->top = strdup("/");
@@ -252,7 +254,7 @@ HEALTH_EXPORT int health_add_memory(health_t *h, const char *name,
   if (opts) co = *opts;
   else health_check_options_init(&co);
   if (!co.measurement) co.measurement = "utilization";
-  int rc = health__add_check(h, name, mem_run, st, mem_free, &co, "system", err);
+  int rc = health__checker_add(st->ck, mem_run, st, mem_free, &co, "system", err);
   if (rc) mem_free(st);
   return rc;
 }
@@ -260,8 +262,16 @@ HEALTH_EXPORT int health_add_memory(health_t *h, const char *name,
 /* ---- file descriptors ---- */
 
 typedef struct fds_state {
+  health__checker_t *ck;
   health_fds_options_t o;
 } fds_state_t;
+
+static void fds_free(void *arg) {
+  fds_state_t *st = arg;
+  if (!st) return;
+  health__checker_free(st->ck);
+  free(st);
+}
 
 static int count_fds(unsigned long *n) {
   DIR *d = opendir("/proc/self/fd");
@@ -311,7 +321,7 @@ HEALTH_EXPORT int health_add_fds(health_t *h, const char *name, const health_fds
   if (fds) st->o = *fds;
   else health_fds_options_init(&st->o);
   if (bad_thresholds(st->o.warn_percent, st->o.fail_percent)) {
-    free(st);
+    fds_free(st);
     return health__err(err, HEALTH_EINVAL,
                        "check '%.64s': thresholds must be 0-100 %% with warn <= fail", name);
   }
@@ -319,7 +329,11 @@ HEALTH_EXPORT int health_add_fds(health_t *h, const char *name, const health_fds
   if (opts) co = *opts;
   else health_check_options_init(&co);
   if (!co.measurement) co.measurement = "utilization";
-  int rc = health__add_check(h, name, fds_run, st, free, &co, "system", err);
-  if (rc) free(st);
+  if (!(st->ck = health__checker_new(h, name))) {
+    fds_free(st);
+    return health__err(err, HEALTH_ENOMEM, "out of memory");
+  }
+  int rc = health__checker_add(st->ck, fds_run, st, fds_free, &co, "system", err);
+  if (rc) fds_free(st);
   return rc;
 }

@@ -1,8 +1,7 @@
 /* Connection and formatting helpers shared by the built-in checkers. */
-#include "health-int.h"
+#include "checker.h"
 
 #include "checker_net.h"
-#include "tls.h"
 #include "url.h"
 
 #include <arpa/inet.h>
@@ -18,26 +17,6 @@
 #include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-/* Up to a tenth of the budget, at most 100 ms: under a sanitizer on a busy
- * machine 25 ms (the Redis checker's slack) was sometimes not enough for
- * the checker's own "timeout ... (phase)" to beat the engine's generic one. */
-#define SLACK_MS 100
-
-uint64_t health__run_deadline(unsigned remaining_ms) {
-  unsigned margin = remaining_ms / 10 < SLACK_MS ? remaining_ms / 10 : SLACK_MS;
-  return health__now_ms() + remaining_ms - margin;
-}
-
-unsigned health__check_timeout(const health_t *h, const health_check_options_t *opts) {
-  return opts && opts->timeout_ms ? opts->timeout_ms : h->opt.check_timeout_ms;
-}
-
-const char *health__errno_text(int e, char *buf, size_t len) {
-  snprintf(buf, len, "%s", strerror(e));
-  if (buf[0] >= 'A' && buf[0] <= 'Z' && buf[1] >= 'a') buf[0] = (char)(buf[0] - 'A' + 'a');
-  return buf;
-}
 
 static int name_char(char c) {
   return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
@@ -107,23 +86,6 @@ void health__hostport_free(health__hostport_t *hp) {
   memset(hp, 0, sizeof *hp);
 }
 
-/* A connected socket, or -1 with *err the errno (ETIMEDOUT at the deadline). */
-static int connect_one(const struct sockaddr *sa, socklen_t len, uint64_t deadline, int *err) {
-  int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  int one = 1, soerr = 0;
-  socklen_t sl = sizeof soerr;
-  if (fd < 0) { *err = errno; return -1; }
-  if (connect(fd, sa, len) < 0) {
-    if (errno != EINPROGRESS) { *err = errno; close(fd); return -1; }
-    int w = health__wait_fd(fd, POLLOUT, deadline);
-    if (w <= 0) { *err = w == 0 ? ETIMEDOUT : errno; close(fd); return -1; }
-    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0) soerr = errno;
-    if (soerr) { *err = soerr; close(fd); return -1; }
-  }
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  return fd;
-}
-
 int health__net_connect(const health__hostport_t *hp, uint64_t deadline,
                         const char **phase, char *why, size_t len) {
   struct addrinfo hints, *res = NULL, *ai;
@@ -150,7 +112,7 @@ int health__net_connect(const health__hostport_t *hp, uint64_t deadline,
   }
   *phase = "connect";
   for (ai = res; ai; ai = ai->ai_next) {
-    fd = connect_one(ai->ai_addr, ai->ai_addrlen, deadline, &e);
+    fd = health__tcp_connect(ai->ai_addr, ai->ai_addrlen, deadline, &e);
     if (fd >= 0 || health__now_ms() >= deadline) break;
   }
   freeaddrinfo(res);
@@ -187,30 +149,6 @@ void health__fmt_bytes(char *buf, size_t len, uint64_t bytes) {
 }
 
 /* ---- http(s) URLs ---- */
-
-static int hexval(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-/* Percent-decode [s, e) into out (room for e - s + 1). */
-static int pct_decode(const char *s, const char *e, char *out) {
-  size_t n = 0;
-  for (; s < e; s++) {
-    if (*s == '%') {
-      int hi = s + 1 < e ? hexval(s[1]) : -1, lo = s + 2 < e ? hexval(s[2]) : -1;
-      if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) return -1;
-      out[n++] = (char)(hi * 16 + lo);
-      s += 2;
-    } else {
-      out[n++] = *s;
-    }
-  }
-  out[n] = 0;
-  return 0;
-}
 
 static void base64(const unsigned char *in, size_t n, char *out) {
   static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
@@ -249,9 +187,9 @@ int health__http_url_parse(const char *url, health__http_target_t *t, char **aut
     if (!plain) { *why = "out of memory"; return HEALTH_ENOMEM; }
     /* user:password, decoded separately so an encoded ':' stays in place */
     size_t ul = colon ? (size_t)(colon - p) : n;
-    if (pct_decode(p, p + ul, plain) != 0 ||
+    if (health__pct_decode(p, p + ul, plain) != 0 ||
         (colon && (strcat(plain, ":"),
-                   pct_decode(colon + 1, at, plain + strlen(plain)) != 0))) {
+                   health__pct_decode(colon + 1, at, plain + strlen(plain)) != 0))) {
       health__wipe(plain, n + 1);
       free(plain);
       *why = "invalid percent-encoding in the user name or password";

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "conn.h" /* HEALTH__IO_*, health__errno_text */
+
 typedef struct health__hostport {
   char *host;     /* name or IP literal, IPv6 without brackets */
   int host_is_ip; /* 4 or 6 for a literal, 0 for a name */
@@ -54,23 +56,11 @@ int health__http_url_parse(const char *url, health__http_target_t *t, char **aut
                            const char **why);
 void health__http_target_free(health__http_target_t *t);
 
-/* The budget of a run: the remaining time minus a slack (a tenth, at
- * most 100 ms) so that a checker's own "timeout ... (phase)" reaches
- * the engine before its generic one. */
-uint64_t health__run_deadline(unsigned remaining_ms);
-
-/* The check's timeout as the engine will apply it. */
-struct health;
-struct health_check_options;
-unsigned health__check_timeout(const struct health *h,
-                               const struct health_check_options *opts);
-
 /* "12.5" with `decimals` (0-3) digits, rounded, whatever LC_NUMERIC says. */
 void health__fmt_fixed(char *buf, size_t len, double v, int decimals);
 /* A byte count for people: "512 B", "3.2 KiB", "1.5 GiB" (locale-free). */
 void health__fmt_bytes(char *buf, size_t len, uint64_t bytes);
 
-/* lower-case strerror() for messages. */
-const char *health__errno_text(int e, char *buf, size_t len);
+/* health__errno_text (lower-case strerror) is in conn.h. */
 
 #endif

@@ -4,10 +4,9 @@
  * deadline holds in every phase; the host is resolved on every run, so a
  * moved service is followed.
  */
-#include "health-int.h"
+#include "checker.h"
 
 #include "checker_net.h"
-#include "tls.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,22 +15,21 @@
 #include <unistd.h>
 
 typedef struct tcp_state {
-  health_t *h;
-  char name[HEALTH__NAME_MAX + 1];
+  health__checker_t *ck; /* the handle, the name, the timeout (checker.h) */
   health__hostport_t hp;
-  unsigned timeout_ms;
 } tcp_state_t;
 
 static void tcp_free(void *arg) {
   tcp_state_t *st = arg;
   if (!st) return;
   health__hostport_free(&st->hp);
+  health__checker_free(st->ck);
   free(st);
 }
 
 static void tcp_run(health_result_t *r, void *arg) {
   tcp_state_t *st = arg;
-  uint64_t deadline = health__run_deadline(health_result_remaining_ms(r));
+  uint64_t deadline = health__checker_deadline(r);
   uint64_t t0 = health__now_us();
   const char *phase = "dns";
   char why[160] = "";
@@ -39,14 +37,12 @@ static void tcp_run(health_result_t *r, void *arg) {
   if (fd >= 0) {
     double ms = (double)(health__now_us() - t0) / 1000.0;
     close(fd);
-    health_result_observe(r, ms, "ms");
-    health_result_set(r, HEALTH_PASS, NULL);
+    health__checker_pass(r, ms);
     return;
   }
-  if (fd == HEALTH__IO_TIMEOUT)
-    snprintf(why, sizeof why, "timeout after %u ms (%s)", st->timeout_ms, phase);
-  health__log(st->h, HEALTH_LOG_DEBUG, "tcp_check_failed", "check", st->name, "phase",
-              phase, "output", why, NULL);
+  if (fd == HEALTH__IO_TIMEOUT) health__checker_timeout_text(st->ck, phase, why, sizeof why);
+  health__checker_log(st->ck, HEALTH_LOG_DEBUG, "tcp_check_failed", "check",
+                      health__checker_name(st->ck), "phase", phase, "output", why, NULL);
   health_result_set(r, HEALTH_FAIL, "%s", why);
 }
 
@@ -62,15 +58,16 @@ HEALTH_EXPORT int health_add_tcp(health_t *h, const char *name, const char *targ
   if (n && t[n - 1] == '/') n--;
   tcp_state_t *st = calloc(1, sizeof *st);
   if (!st) return health__err(err, HEALTH_ENOMEM, "out of memory");
-  st->h = h;
-  snprintf(st->name, sizeof st->name, "%s", name);
-  st->timeout_ms = health__check_timeout(h, opts);
+  if (!(st->ck = health__checker_new(h, name))) {
+    tcp_free(st);
+    return health__err(err, HEALTH_ENOMEM, "out of memory");
+  }
   int rc = health__hostport_parse(t, n, 0, &st->hp, &why);
   if (rc) {
     tcp_free(st);
     return health__err(err, rc, "check '%.64s': invalid TCP target: %s", name, why);
   }
-  rc = health__add_check(h, name, tcp_run, st, tcp_free, opts, "component", err);
+  rc = health__checker_add(st->ck, tcp_run, st, tcp_free, opts, "component", err);
   if (rc) tcp_free(st);
   return rc;
 }

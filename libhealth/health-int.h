@@ -60,4 +60,10 @@ static inline int health__inflight(const health_t *h) {
   return atomic_load(&((health_t *)h)->sd.inflight);
 }
 
+/* ==== checker interface (checker.c, checker.h) ==== */
+/* health__log_repeat() with a va_list (logrepeat.c), for checker.c. */
+void health__log_repeatv(const health_t *h, health__repeat_t *r, const char *subject,
+                         health_log_level_t level, const char *event, va_list ap);
+/* ==== end of checker interface ==== */
+
 #endif /* HEALTH_INT_H */

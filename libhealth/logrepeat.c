@@ -27,8 +27,15 @@ static uint64_t fnv(uint64_t h, const char *s) {
 
 void health__log_repeat(const health_t *h, health__repeat_t *r, const char *subject,
                         health_log_level_t level, const char *event, ...) {
-  va_list ap, cp;
+  va_list ap;
   va_start(ap, event);
+  health__log_repeatv(h, r, subject, level, event, ap);
+  va_end(ap);
+}
+
+void health__log_repeatv(const health_t *h, health__repeat_t *r, const char *subject,
+                         health_log_level_t level, const char *event, va_list ap) {
+  va_list cp;
   va_copy(cp, ap);
   uint64_t hash = fnv(0xcbf29ce484222325ull, event);
   const char *k;
@@ -49,14 +56,12 @@ void health__log_repeat(const health_t *h, health__repeat_t *r, const char *subj
     r->slot[i].suppressed++;
     if (level > HEALTH_LOG_DEBUG)
       health__logv_extra(min, fn, arg, HEALTH_LOG_DEBUG, event, ",\"repeat\":true", ap);
-    va_end(ap);
     return;
   }
   char extra[48] = "";
   if (i < HEALTH__REPEAT_SLOTS && r->slot[i].suppressed)
     snprintf(extra, sizeof extra, ",\"repeated\":%u", r->slot[i].suppressed);
   health__logv_extra(min, fn, arg, level, event, extra[0] ? extra : NULL, ap);
-  va_end(ap);
   if (i == HEALTH__REPEAT_SLOTS) {
     i = (int)(r->next++ % HEALTH__REPEAT_SLOTS);
     if (r->slot[i].hash && r->slot[i].suppressed) { /* evicted with a count: say so */

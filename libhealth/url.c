@@ -34,11 +34,27 @@ static int fail(char *errbuf, size_t errlen, const char *msg) {
   return HEALTH_EURL;
 }
 
-static int hexval(char c) {
+int health__hexval(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
   if (c >= 'A' && c <= 'F') return c - 'A' + 10;
   return -1;
+}
+
+int health__pct_decode(const char *s, const char *e, char *out) {
+  size_t n = 0;
+  for (; s < e; s++) {
+    if (*s == '%') {
+      int hi = s + 1 < e ? health__hexval(s[1]) : -1, lo = s + 2 < e ? health__hexval(s[2]) : -1;
+      if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) return -1;
+      out[n++] = (char)(hi * 16 + lo);
+      s += 2;
+    } else {
+      out[n++] = *s;
+    }
+  }
+  out[n] = 0;
+  return 0;
 }
 
 /* Percent-decode [s, e) into a fresh string.  Returns NULL with *why set on
@@ -52,8 +68,8 @@ static char *decode(const char *s, const char *e, const char **why,
   for (; s < e; s++) {
     unsigned char c = (unsigned char)*s;
     if (c == '%') {
-      int hi = s + 1 < e ? hexval(s[1]) : -1;
-      int lo = s + 2 < e ? hexval(s[2]) : -1;
+      int hi = s + 1 < e ? health__hexval(s[1]) : -1;
+      int lo = s + 2 < e ? health__hexval(s[2]) : -1;
       if (hi < 0 || lo < 0) { *why = what_bad_escape; goto bad; }
       c = (unsigned char)(hi * 16 + lo);
       if (c == 0) { *why = what_nul; goto bad; }

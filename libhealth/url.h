@@ -37,4 +37,15 @@ void health__redis_url_free(health__redis_url_t *u);
 /** Overwrite `n` bytes in a way the compiler may not drop. */
 void health__wipe(void *p, size_t n);
 
+/** The value of the hex digit `c` (0-15), or -1: the one copy for every
+ * percent-decoder of the library. */
+int health__hexval(char c);
+
+/**
+ * Percent-decode [s, e) into `out` (room for e - s + 1 bytes), ending it
+ * with a NUL.
+ * @return 0, or -1 for a malformed escape or an escaped NUL (%00).
+ */
+int health__pct_decode(const char *s, const char *e, char *out);
+
 #endif

@@ -1,13 +1,17 @@
 /*
- * A client stream over a socket the caller owns, optionally wrapped in TLS
- * (OpenSSL), with every operation bounded by a monotonic deadline.
- * OpenSSL types are only named here, so this header compiles without it.
+ * The connection layer (conn.c, conn_tls.c): a TCP connection made under a
+ * deadline, and a client stream over a socket the caller owns, optionally
+ * wrapped in TLS (OpenSSL), with every operation bounded by a monotonic
+ * deadline.  OpenSSL types are only named here, so this header compiles
+ * without it; the layer builds with or without OpenSSL (then TLS calls
+ * fail with a message saying so).
  */
-#ifndef HEALTH_TLS_H
-#define HEALTH_TLS_H
+#ifndef HEALTH_CONN_H
+#define HEALTH_CONN_H
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <sys/types.h>
 
 struct ssl_st;
@@ -76,5 +80,30 @@ void health__conn_close(health__conn_t *c);
 /** Wait until `fd` is ready for `events` (poll flags) or the deadline.
  * @return 1 ready, 0 timeout, -1 poll error. */
 int health__wait_fd(int fd, short events, uint64_t deadline_ms);
+
+/**
+ * Connect a non-blocking TCP socket (TCP_NODELAY, close-on-exec) to one
+ * address, waiting at most until `deadline` (monotonic ms).
+ * @return the socket, or -1 with *err the errno (ETIMEDOUT at the deadline).
+ */
+int health__tcp_connect(const struct sockaddr *sa, socklen_t len, uint64_t deadline,
+                        int *err);
+
+/** strerror(e) with a lower-case first letter, for messages. */
+const char *health__errno_text(int e, char *buf, size_t len);
+
+/* ---- between conn.c and conn_tls.c only ---- */
+void health__conn_remember(health__conn_t *c, const void *buf, size_t n);
+void health__io_say(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+int health__io_sys_fail(health__conn_t *c, int e, const char *what, char *err,
+                        size_t errlen);
+/* Called by conn.c only when c->ssl is set (never without OpenSSL). */
+int health__tls_write(health__conn_t *c, const void *buf, size_t len,
+                      uint64_t deadline_ms, char *err, size_t errlen);
+ssize_t health__tls_read(health__conn_t *c, void *buf, size_t cap,
+                         uint64_t deadline_ms, char *err, size_t errlen);
+int health__tls_stale(health__conn_t *c);
+void health__tls_free(health__conn_t *c);
 
 #endif

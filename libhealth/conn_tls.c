@@ -1,5 +1,8 @@
 /*
- * Deadline-bounded client I/O: plaintext or TLS over a socket we own.
+ * The TLS side of the connection layer (conn.h): client contexts, the
+ * handshake with host-name verification, and TLS reads and writes, all
+ * bounded by a deadline.  Built whenever OpenSSL is found, whatever
+ * checkers are enabled; without OpenSSL every call says TLS is missing.
  *
  * OpenSSL talks to the socket through our own BIO rather than BIO_s_socket
  * for two reasons: send() with MSG_NOSIGNAL, so a peer that resets the
@@ -8,108 +11,27 @@
  * server sent, which is how a handshake failure against a plaintext Redis
  * (it answers "-ERR ...") is told apart from a real TLS error.
  */
-#include "health-int.h"
+#include "config.h"
 
-#include "tls.h"
+#include "conn.h"
 
-#include <dirent.h>
+#include "health.h"
+
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
 
 #ifdef HAVE_OPENSSL
 #include <arpa/inet.h>
+#include <dirent.h>
+#include <pthread.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
-#endif
-
-int health__wait_fd(int fd, short events, uint64_t deadline_ms) {
-  for (;;) {
-    uint64_t now = health__now_ms();
-    if (now >= deadline_ms) return 0;
-    uint64_t left = deadline_ms - now;
-    struct pollfd p = {fd, events, 0};
-    int n = poll(&p, 1, left > 60000 ? 60000 : (int)left);
-    if (n > 0) return 1; /* POLLERR/POLLHUP too: the next call reports it */
-    if (n < 0 && errno != EINTR) return -1;
-  }
-}
-
-void health__conn_init(health__conn_t *c) {
-  memset(c, 0, sizeof *c);
-  c->fd = -1;
-}
-
-static void remember(health__conn_t *c, const void *buf, size_t n) {
-  size_t room = sizeof c->peek - c->npeek;
-  if (n > room) n = room;
-  memcpy(c->peek + c->npeek, buf, n);
-  c->npeek += n;
-}
-
-static void say(char *err, size_t errlen, const char *fmt, ...)
-    HEALTH_PRINTF(3, 4);
-static void say(char *err, size_t errlen, const char *fmt, ...) {
-  va_list ap;
-  if (!err || !errlen) return;
-  va_start(ap, fmt);
-  vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
-}
-
-/* A failed send/recv: a reset is "closed" (the peer went away), anything
- * else is an error worth its strerror. */
-static int sys_fail(health__conn_t *c, int e, const char *what, char *err,
-                    size_t errlen) {
-  c->sys_errno = e;
-  if (e == ECONNRESET || e == EPIPE) {
-    say(err, errlen, "%s: connection reset by server", what);
-    return HEALTH__IO_CLOSED;
-  }
-  say(err, errlen, "%s: %s", what, strerror(e));
-  return HEALTH__IO_ERROR;
-}
-
-static int plain_write(health__conn_t *c, const char *p, size_t len,
-                       uint64_t deadline_ms, char *err, size_t errlen) {
-  while (len) {
-    ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL);
-    if (n > 0) { p += n; len -= (size_t)n; continue; }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-      int w = health__wait_fd(c->fd, POLLOUT, deadline_ms);
-      if (w == 0) return HEALTH__IO_TIMEOUT;
-      if (w < 0) return sys_fail(c, errno, "poll failed", err, errlen);
-      continue;
-    }
-    return sys_fail(c, errno, "send failed", err, errlen);
-  }
-  return 0;
-}
-
-static ssize_t plain_read(health__conn_t *c, char *buf, size_t cap,
-                          uint64_t deadline_ms, char *err, size_t errlen) {
-  for (;;) {
-    ssize_t n = recv(c->fd, buf, cap, 0);
-    if (n > 0) { remember(c, buf, (size_t)n); return n; }
-    if (n == 0) {
-      say(err, errlen, "connection closed by server");
-      return HEALTH__IO_CLOSED;
-    }
-    if (errno == EINTR) continue;
-    if (errno != EAGAIN && errno != EWOULDBLOCK)
-      return sys_fail(c, errno, "recv failed", err, errlen);
-    int w = health__wait_fd(c->fd, POLLIN, deadline_ms);
-    if (w == 0) return HEALTH__IO_TIMEOUT;
-    if (w < 0) return sys_fail(c, errno, "poll failed", err, errlen);
-  }
-}
-
-#ifdef HAVE_OPENSSL
 
 /* ---- the socket BIO ---- */
 
@@ -134,7 +56,7 @@ static int sock_read(BIO *b, char *buf, int len) {
   ssize_t n;
   do n = recv(c->fd, buf, (size_t)len, 0);
   while (n < 0 && errno == EINTR);
-  if (n > 0) remember(c, buf, (size_t)n);
+  if (n > 0) health__conn_remember(c, buf, (size_t)n);
   if (n >= 0) return (int)n;
   if (errno == EAGAIN || errno == EWOULDBLOCK) BIO_set_retry_read(b);
   else c->sys_errno = errno;
@@ -201,35 +123,35 @@ int health__tls_ctx_new(SSL_CTX **out, const char *ca_file, const char *ca_dir,
 
   *out = NULL;
   if (!cert_file != !key_file) {
-    say(err, errlen, "cert_file and key_file must be given together");
+    health__io_say(err, errlen, "cert_file and key_file must be given together");
     return HEALTH_ETLS;
   }
   /* Check readability first: OpenSSL's reasons for a missing file are
    * obscure ("no such file" hides under "system lib"). */
   if (ca_file && !readable(ca_file)) {
-    say(err, errlen, "cannot read CA file '%s': %s", ca_file, strerror(errno));
+    health__io_say(err, errlen, "cannot read CA file '%s': %s", ca_file, strerror(errno));
     return HEALTH_ETLS;
   }
   if (ca_dir) {
     if (!(d = opendir(ca_dir))) {
-      say(err, errlen, "cannot read CA directory '%s': %s", ca_dir, strerror(errno));
+      health__io_say(err, errlen, "cannot read CA directory '%s': %s", ca_dir, strerror(errno));
       return HEALTH_ETLS;
     }
     closedir(d);
   }
   if (cert_file && !readable(cert_file)) {
-    say(err, errlen, "cannot read client certificate '%s': %s", cert_file, strerror(errno));
+    health__io_say(err, errlen, "cannot read client certificate '%s': %s", cert_file, strerror(errno));
     return HEALTH_ETLS;
   }
   if (key_file && !readable(key_file)) {
-    say(err, errlen, "cannot read client key '%s': %s", key_file, strerror(errno));
+    health__io_say(err, errlen, "cannot read client key '%s': %s", key_file, strerror(errno));
     return HEALTH_ETLS;
   }
 
   ERR_clear_error();
   ctx = SSL_CTX_new(TLS_client_method());
   if (!ctx) {
-    say(err, errlen, "cannot create a TLS context (out of memory?)");
+    health__io_say(err, errlen, "cannot create a TLS context (out of memory?)");
     return HEALTH_ENOMEM;
   }
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
@@ -238,15 +160,15 @@ int health__tls_ctx_new(SSL_CTX **out, const char *ca_file, const char *ca_dir,
 
   if (verify) {
     if (ca_file && SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1) {
-      say(err, errlen, "cannot load CA file '%s': %s", ca_file, ossl_reason());
+      health__io_say(err, errlen, "cannot load CA file '%s': %s", ca_file, ossl_reason());
       goto fail;
     }
     if (ca_dir && SSL_CTX_load_verify_locations(ctx, NULL, ca_dir) != 1) {
-      say(err, errlen, "cannot load CA directory '%s': %s", ca_dir, ossl_reason());
+      health__io_say(err, errlen, "cannot load CA directory '%s': %s", ca_dir, ossl_reason());
       goto fail;
     }
     if (!ca_file && !ca_dir && SSL_CTX_set_default_verify_paths(ctx) != 1) {
-      say(err, errlen, "cannot load the system trust store: %s", ossl_reason());
+      health__io_say(err, errlen, "cannot load the system trust store: %s", ossl_reason());
       goto fail;
     }
     SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
@@ -257,18 +179,18 @@ int health__tls_ctx_new(SSL_CTX **out, const char *ca_file, const char *ca_dir,
   if (!cert_file) SSL_CTX_set_client_cert_cb(ctx, note_cert_request);
   if (cert_file) {
     if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
-      say(err, errlen, "cannot load client certificate '%s': %s", cert_file, ossl_reason());
+      health__io_say(err, errlen, "cannot load client certificate '%s': %s", cert_file, ossl_reason());
       goto fail;
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1) {
       if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH)
         goto mismatch;
-      say(err, errlen, "cannot load client key '%s': %s", key_file, ossl_reason());
+      health__io_say(err, errlen, "cannot load client key '%s': %s", key_file, ossl_reason());
       goto fail;
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
     mismatch:
-      say(err, errlen, "client key '%s' does not match certificate '%s'", key_file, cert_file);
+      health__io_say(err, errlen, "client key '%s' does not match certificate '%s'", key_file, cert_file);
       goto fail;
     }
   }
@@ -311,18 +233,18 @@ static int ssl_fail(health__conn_t *c, int sslerr, const char *what, char *err,
   int rc = HEALTH__IO_ERROR;
 
   if (reason == SSL_R_CERTIFICATE_VERIFY_FAILED && vr != X509_V_OK) {
-    say(err, errlen, "TLS certificate verify failed: %s",
+    health__io_say(err, errlen, "TLS certificate verify failed: %s",
         X509_verify_cert_error_string(vr));
   } else if (sslerr == SSL_ERROR_ZERO_RETURN ||
              reason == SSL_R_UNEXPECTED_EOF_WHILE_READING ||
              (sslerr == SSL_ERROR_SYSCALL && !e && c->sys_errno == 0)) {
-    say(err, errlen, "%s: connection closed by server", what);
+    health__io_say(err, errlen, "%s: connection closed by server", what);
     rc = HEALTH__IO_CLOSED;
   } else if (sslerr == SSL_ERROR_SYSCALL && !e) {
-    rc = sys_fail(c, c->sys_errno, what, err, errlen);
+    rc = health__io_sys_fail(c, c->sys_errno, what, err, errlen);
   } else {
     const char *r = e ? ERR_reason_error_string(e) : NULL;
-    say(err, errlen, "%s: %s%s", what, r ? r : "unknown error",
+    health__io_say(err, errlen, "%s: %s%s", what, r ? r : "unknown error",
         alert_hint(c, reason));
   }
   ERR_clear_error();
@@ -338,7 +260,7 @@ static int ssl_wait(health__conn_t *c, int sslerr, const char *what,
   else return ssl_fail(c, sslerr, what, err, errlen);
   int w = health__wait_fd(c->fd, ev, deadline_ms);
   if (w == 0) return HEALTH__IO_TIMEOUT;
-  if (w < 0) return sys_fail(c, errno, "poll failed", err, errlen);
+  if (w < 0) return health__io_sys_fail(c, errno, "poll failed", err, errlen);
   return 1;
 }
 
@@ -352,7 +274,7 @@ int health__tls_handshake(health__conn_t *c, SSL_CTX *ctx, const char *name,
     pthread_once(&sock_once, sock_method_init);
     ERR_clear_error();
     if (!sock_method || !(c->ssl = SSL_new(ctx)) || !(b = BIO_new(sock_method))) {
-      say(err, errlen, "TLS setup failed (out of memory?)");
+      health__io_say(err, errlen, "TLS setup failed (out of memory?)");
       ERR_clear_error();
       return HEALTH__IO_ERROR;
     }
@@ -362,7 +284,7 @@ int health__tls_handshake(health__conn_t *c, SSL_CTX *ctx, const char *name,
     SSL_set_connect_state(c->ssl);
     /* SNI is for names only (RFC 6066 forbids IP literals). */
     if (!is_ip && SSL_set_tlsext_host_name(c->ssl, name) != 1) {
-      say(err, errlen, "TLS setup failed: invalid server name");
+      health__io_say(err, errlen, "TLS setup failed: invalid server name");
       ERR_clear_error();
       return HEALTH__IO_ERROR;
     }
@@ -370,7 +292,7 @@ int health__tls_handshake(health__conn_t *c, SSL_CTX *ctx, const char *name,
       int ok = is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), name)
                      : SSL_set1_host(c->ssl, name);
       if (ok != 1) {
-        say(err, errlen, "TLS setup failed: cannot set the name to verify");
+        health__io_say(err, errlen, "TLS setup failed: cannot set the name to verify");
         ERR_clear_error();
         return HEALTH__IO_ERROR;
       }
@@ -388,9 +310,8 @@ int health__tls_handshake(health__conn_t *c, SSL_CTX *ctx, const char *name,
   }
 }
 
-int health__conn_write(health__conn_t *c, const void *buf, size_t len,
-                       uint64_t deadline_ms, char *err, size_t errlen) {
-  if (!c->ssl) return plain_write(c, buf, len, deadline_ms, err, errlen);
+int health__tls_write(health__conn_t *c, const void *buf, size_t len,
+                      uint64_t deadline_ms, char *err, size_t errlen) {
   while (len) {
     ERR_clear_error();
     c->sys_errno = 0;
@@ -407,9 +328,8 @@ int health__conn_write(health__conn_t *c, const void *buf, size_t len,
   return 0;
 }
 
-ssize_t health__conn_read(health__conn_t *c, void *buf, size_t cap,
-                          uint64_t deadline_ms, char *err, size_t errlen) {
-  if (!c->ssl) return plain_read(c, buf, cap, deadline_ms, err, errlen);
+ssize_t health__tls_read(health__conn_t *c, void *buf, size_t cap,
+                         uint64_t deadline_ms, char *err, size_t errlen) {
   for (;;) {
     ERR_clear_error();
     c->sys_errno = 0;
@@ -421,7 +341,28 @@ ssize_t health__conn_read(health__conn_t *c, void *buf, size_t cap,
   }
 }
 
-#else /* !HAVE_OPENSSL: plaintext only */
+int health__tls_stale(health__conn_t *c) {
+  if (SSL_pending(c->ssl) > 0) return 1;
+  struct pollfd p = {c->fd, POLLIN, 0};
+  if (poll(&p, 1, 0) <= 0) return 0;
+  if (p.revents & (POLLERR | POLLHUP | POLLNVAL)) return 1;
+  /* TLS 1.3 servers may send session tickets after the handshake: let
+   * OpenSSL consume them; only application data or a close is stale. */
+  char b;
+  ERR_clear_error();
+  int n = SSL_read(c->ssl, &b, 1);
+  int e = n > 0 ? SSL_ERROR_NONE : SSL_get_error(c->ssl, n);
+  ERR_clear_error();
+  return e != SSL_ERROR_WANT_READ;
+}
+
+void health__tls_free(health__conn_t *c) {
+  /* No close_notify: the connection is being dropped because something is
+   * wrong, and a shutdown write could block or raise errors of its own. */
+  SSL_free(c->ssl);
+  c->ssl = NULL;
+}
+#else /* !HAVE_OPENSSL: every TLS call says so; c->ssl is never set */
 
 int health__tls_ctx_new(struct ssl_ctx_st **out, const char *ca_file,
                         const char *ca_dir, const char *cert_file,
@@ -429,7 +370,7 @@ int health__tls_ctx_new(struct ssl_ctx_st **out, const char *ca_file,
                         size_t errlen) {
   (void)ca_file, (void)ca_dir, (void)cert_file, (void)key_file, (void)verify;
   *out = NULL;
-  say(err, errlen, "TLS support was not compiled in");
+  health__io_say(err, errlen, "TLS support was not compiled in");
   return HEALTH_ENOTSUP;
 }
 
@@ -439,54 +380,26 @@ int health__tls_handshake(health__conn_t *c, struct ssl_ctx_st *ctx,
                           const char *name, int verify, uint64_t deadline_ms,
                           char *err, size_t errlen) {
   (void)c, (void)ctx, (void)name, (void)verify, (void)deadline_ms;
-  say(err, errlen, "TLS support was not compiled in");
+  health__io_say(err, errlen, "TLS support was not compiled in");
   return HEALTH__IO_ERROR;
 }
 
-int health__conn_write(health__conn_t *c, const void *buf, size_t len,
-                       uint64_t deadline_ms, char *err, size_t errlen) {
-  return plain_write(c, buf, len, deadline_ms, err, errlen);
+int health__tls_write(health__conn_t *c, const void *buf, size_t len,
+                      uint64_t deadline_ms, char *err, size_t errlen) {
+  (void)c, (void)buf, (void)len, (void)deadline_ms;
+  health__io_say(err, errlen, "TLS support was not compiled in");
+  return HEALTH__IO_ERROR;
 }
 
-ssize_t health__conn_read(health__conn_t *c, void *buf, size_t cap,
-                          uint64_t deadline_ms, char *err, size_t errlen) {
-  return plain_read(c, buf, cap, deadline_ms, err, errlen);
+ssize_t health__tls_read(health__conn_t *c, void *buf, size_t cap,
+                         uint64_t deadline_ms, char *err, size_t errlen) {
+  (void)c, (void)buf, (void)cap, (void)deadline_ms;
+  health__io_say(err, errlen, "TLS support was not compiled in");
+  return HEALTH__IO_ERROR;
 }
 
-#endif
+int health__tls_stale(health__conn_t *c) { (void)c; return 1; }
 
-int health__conn_stale(health__conn_t *c) {
-  struct pollfd p;
-  if (c->fd < 0) return 1;
-#ifdef HAVE_OPENSSL
-  if (c->ssl && SSL_pending(c->ssl) > 0) return 1;
-#endif
-  p.fd = c->fd;
-  p.events = POLLIN;
-  p.revents = 0;
-  if (poll(&p, 1, 0) <= 0) return 0;
-  if (p.revents & (POLLERR | POLLHUP | POLLNVAL)) return 1;
-#ifdef HAVE_OPENSSL
-  /* TLS 1.3 servers may send session tickets after the handshake: let
-   * OpenSSL consume them; only application data or a close is stale. */
-  if (c->ssl) {
-    char b;
-    ERR_clear_error();
-    int n = SSL_read(c->ssl, &b, 1);
-    int e = n > 0 ? SSL_ERROR_NONE : SSL_get_error(c->ssl, n);
-    ERR_clear_error();
-    return e != SSL_ERROR_WANT_READ;
-  }
-#endif
-  return 1;
-}
+void health__tls_free(health__conn_t *c) { c->ssl = NULL; }
 
-void health__conn_close(health__conn_t *c) {
-#ifdef HAVE_OPENSSL
-  /* No close_notify: the connection is being dropped because something is
-   * wrong, and a shutdown write could block or raise errors of its own. */
-  if (c->ssl) SSL_free(c->ssl);
-#endif
-  if (c->fd >= 0) close(c->fd);
-  health__conn_init(c);
-}
+#endif /* HAVE_OPENSSL */

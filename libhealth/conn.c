@@ -1,0 +1,152 @@
+/*
+ * The connection layer shared by the checkers that talk to a server
+ * (Redis, HTTP(S), TCP): a TCP connection made under a deadline, and a
+ * client stream over it, plaintext here or TLS (conn_tls.c), whose every
+ * read and write ends at a monotonic deadline.
+ */
+#include "config.h"
+
+#include "conn.h"
+
+#include "health.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+uint64_t health__now_ms(void); /* time.c */
+
+int health__wait_fd(int fd, short events, uint64_t deadline_ms) {
+  for (;;) {
+    uint64_t now = health__now_ms();
+    if (now >= deadline_ms) return 0;
+    uint64_t left = deadline_ms - now;
+    struct pollfd p = {fd, events, 0};
+    int n = poll(&p, 1, left > 60000 ? 60000 : (int)left);
+    if (n > 0) return 1; /* POLLERR/POLLHUP too: the next call reports it */
+    if (n < 0 && errno != EINTR) return -1;
+  }
+}
+
+void health__conn_init(health__conn_t *c) {
+  memset(c, 0, sizeof *c);
+  c->fd = -1;
+}
+
+void health__conn_remember(health__conn_t *c, const void *buf, size_t n) {
+  size_t room = sizeof c->peek - c->npeek;
+  if (n > room) n = room;
+  memcpy(c->peek + c->npeek, buf, n);
+  c->npeek += n;
+}
+
+void health__io_say(char *err, size_t errlen, const char *fmt, ...) {
+  va_list ap;
+  if (!err || !errlen) return;
+  va_start(ap, fmt);
+  vsnprintf(err, errlen, fmt, ap);
+  va_end(ap);
+}
+
+/* A failed send/recv: a reset is "closed" (the peer went away), anything
+ * else is an error worth its strerror. */
+int health__io_sys_fail(health__conn_t *c, int e, const char *what, char *err,
+                        size_t errlen) {
+  c->sys_errno = e;
+  if (e == ECONNRESET || e == EPIPE) {
+    health__io_say(err, errlen, "%s: connection reset by server", what);
+    return HEALTH__IO_CLOSED;
+  }
+  health__io_say(err, errlen, "%s: %s", what, strerror(e));
+  return HEALTH__IO_ERROR;
+}
+
+static int plain_write(health__conn_t *c, const char *p, size_t len,
+                       uint64_t deadline_ms, char *err, size_t errlen) {
+  while (len) {
+    ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL);
+    if (n > 0) { p += n; len -= (size_t)n; continue; }
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      int w = health__wait_fd(c->fd, POLLOUT, deadline_ms);
+      if (w == 0) return HEALTH__IO_TIMEOUT;
+      if (w < 0) return health__io_sys_fail(c, errno, "poll failed", err, errlen);
+      continue;
+    }
+    return health__io_sys_fail(c, errno, "send failed", err, errlen);
+  }
+  return 0;
+}
+
+static ssize_t plain_read(health__conn_t *c, char *buf, size_t cap,
+                          uint64_t deadline_ms, char *err, size_t errlen) {
+  for (;;) {
+    ssize_t n = recv(c->fd, buf, cap, 0);
+    if (n > 0) { health__conn_remember(c, buf, (size_t)n); return n; }
+    if (n == 0) {
+      health__io_say(err, errlen, "connection closed by server");
+      return HEALTH__IO_CLOSED;
+    }
+    if (errno == EINTR) continue;
+    if (errno != EAGAIN && errno != EWOULDBLOCK)
+      return health__io_sys_fail(c, errno, "recv failed", err, errlen);
+    int w = health__wait_fd(c->fd, POLLIN, deadline_ms);
+    if (w == 0) return HEALTH__IO_TIMEOUT;
+    if (w < 0) return health__io_sys_fail(c, errno, "poll failed", err, errlen);
+  }
+}
+
+int health__conn_write(health__conn_t *c, const void *buf, size_t len,
+                       uint64_t deadline_ms, char *err, size_t errlen) {
+  if (c->ssl) return health__tls_write(c, buf, len, deadline_ms, err, errlen);
+  return plain_write(c, buf, len, deadline_ms, err, errlen);
+}
+
+ssize_t health__conn_read(health__conn_t *c, void *buf, size_t cap,
+                          uint64_t deadline_ms, char *err, size_t errlen) {
+  if (c->ssl) return health__tls_read(c, buf, cap, deadline_ms, err, errlen);
+  return plain_read(c, buf, cap, deadline_ms, err, errlen);
+}
+
+int health__conn_stale(health__conn_t *c) {
+  if (c->fd < 0) return 1;
+  if (c->ssl) return health__tls_stale(c);
+  struct pollfd p = {c->fd, POLLIN, 0};
+  if (poll(&p, 1, 0) <= 0) return 0;
+  return 1; /* a close, an error, or bytes nobody asked for */
+}
+
+void health__conn_close(health__conn_t *c) {
+  if (c->ssl) health__tls_free(c);
+  if (c->fd >= 0) close(c->fd);
+  health__conn_init(c);
+}
+
+int health__tcp_connect(const struct sockaddr *sa, socklen_t len, uint64_t deadline,
+                        int *err) {
+  int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int one = 1, soerr = 0;
+  socklen_t sl = sizeof soerr;
+  if (fd < 0) { *err = errno; return -1; }
+  if (connect(fd, sa, len) < 0) {
+    if (errno != EINPROGRESS) { *err = errno; close(fd); return -1; }
+    int w = health__wait_fd(fd, POLLOUT, deadline);
+    if (w <= 0) { *err = w == 0 ? ETIMEDOUT : errno; close(fd); return -1; }
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0) soerr = errno;
+    if (soerr) { *err = soerr; close(fd); return -1; }
+  }
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  return fd;
+}
+
+const char *health__errno_text(int e, char *buf, size_t len) {
+  snprintf(buf, len, "%s", strerror(e));
+  if (buf[0] >= 'A' && buf[0] <= 'Z' && buf[1] >= 'a') buf[0] = (char)(buf[0] - 'A' + 'a');
+  return buf;
+}
