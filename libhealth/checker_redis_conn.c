@@ -16,8 +16,6 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#define fail health__redis_fail
-
 int health__redis_fail(redis_state_t *st, int rc, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
@@ -44,13 +42,13 @@ static int resolve(redis_state_t *st, struct addrinfo **out) {
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
     int rc = getaddrinfo(st->url.host, port, &hints, out);
-    if (rc) return fail(st, HEALTH__IO_ERROR, "invalid address: %s", gai_strerror(rc));
+    if (rc) return health__redis_fail(st, HEALTH__IO_ERROR, "invalid address: %s", gai_strerror(rc));
     return 0;
   }
   const char *why;
   int rc = health__resolve(st->url.host, port, st->deadline, out, &why);
   if (rc == 1) return timed_out(st);
-  if (rc) return fail(st, HEALTH__IO_ERROR, "DNS resolution failed: %s", why);
+  if (rc) return health__redis_fail(st, HEALTH__IO_ERROR, "DNS resolution failed: %s", why);
   return 0;
 }
 
@@ -85,23 +83,23 @@ static int io_fail(redis_state_t *st, int rc, const char *why) {
   if (fresh_plain && rc == HEALTH__IO_TIMEOUT && st->conn.npeek == 0) {
     char t[96];
     health__checker_timeout_text(st->ck, st->phase, t, sizeof t);
-    return fail(st, rc, "%s: " NO_TLS_HINT, t);
+    return health__redis_fail(st, rc, "%s: " NO_TLS_HINT, t);
   }
   if (rc == HEALTH__IO_TIMEOUT) return timed_out(st);
-  if (fresh_plain && tls_bytes) return fail(st, rc, NO_TLS_HINT);
+  if (fresh_plain && tls_bytes) return health__redis_fail(st, rc, NO_TLS_HINT);
   /* A TLS port drops a plaintext client, often with a reset (it closes
    * with our bytes unread): say what happened, and the likely cause. */
   if (fresh_plain && rc == HEALTH__IO_CLOSED && st->conn.npeek == 0)
-    return fail(st, rc, "%s, " NO_TLS_HINT, why);
-  if (rc == IO_PROTOCOL) return fail(st, rc, "protocol error: the server did not answer in RESP");
+    return health__redis_fail(st, rc, "%s, " NO_TLS_HINT, why);
+  if (rc == IO_PROTOCOL) return health__redis_fail(st, rc, "protocol error: the server did not answer in RESP");
   /* A TLS 1.3 server checks the client certificate after our handshake
    * has completed; its alert is often lost to the reset that follows. */
   if (rc == HEALTH__IO_CLOSED && st->url.tls && st->replies == 0 &&
       (st->conn.cert_requested || st->client_cert))
-    return fail(st, rc, "%s right after the TLS handshake (%s)", why,
+    return health__redis_fail(st, rc, "%s right after the TLS handshake (%s)", why,
                 st->conn.cert_requested ? "the server requires a client certificate"
                                         : "was the client certificate rejected?");
-  return fail(st, rc, "%s", why);
+  return health__redis_fail(st, rc, "%s", why);
 }
 
 static int command(redis_state_t *st, int argc, const char **argv,
@@ -109,7 +107,7 @@ static int command(redis_state_t *st, int argc, const char **argv,
   char *cmd = NULL, buf[4096], why[200] = "";
   int n = redisFormatCommandArgv(&cmd, argc, argv, lens);
   *out = NULL;
-  if (n < 0) return fail(st, HEALTH__IO_ERROR, "out of memory");
+  if (n < 0) return health__redis_fail(st, HEALTH__IO_ERROR, "out of memory");
   int rc = health__conn_write(&st->conn, cmd, (size_t)n, st->deadline, why, sizeof why);
   redisFreeCommand(cmd);
   if (rc) return io_fail(st, rc, why);
@@ -151,13 +149,13 @@ int health__redis_expect_ok(redis_state_t *st, const char *what, int argc,
     snprintf(st->detail, sizeof st->detail, "%s", rep->str);
     err_code(rep, code, sizeof code);
     if (strstr(rep->str, "without any password configured"))
-      rc = fail(st, IO_PROTOCOL, "%s failed: the server has no password set (remove it from the URL)", what);
+      rc = health__redis_fail(st, IO_PROTOCOL, "%s failed: the server has no password set (remove it from the URL)", what);
     else if (strcmp(code, "NOAUTH") == 0)
-      rc = fail(st, IO_PROTOCOL, "%s failed: the server requires a password (NOAUTH)", what);
+      rc = health__redis_fail(st, IO_PROTOCOL, "%s failed: the server requires a password (NOAUTH)", what);
     else if (strstr(rep->str, "DB index is out of range"))
-      rc = fail(st, IO_PROTOCOL, "%s failed: database number out of range", what);
+      rc = health__redis_fail(st, IO_PROTOCOL, "%s failed: database number out of range", what);
     else
-      rc = fail(st, IO_PROTOCOL, "%s failed (%s)", what, code);
+      rc = health__redis_fail(st, IO_PROTOCOL, "%s failed (%s)", what, code);
     freeReplyObject(rep);
     return rc;
   }
@@ -181,7 +179,7 @@ static int handshake(redis_state_t *st) {
                                  now + quiet, why, sizeof why);
   if (rc == HEALTH__IO_TIMEOUT && st->conn.npeek == 0 && plaintext_probe(st)) {
     snprintf(st->detail, sizeof st->detail, "no TLS reply; a plaintext PING was answered");
-    return fail(st, rc, PLAIN_HINT);
+    return health__redis_fail(st, rc, PLAIN_HINT);
   }
   if (rc == HEALTH__IO_TIMEOUT)
     rc = health__tls_handshake(&st->conn, st->ctx, st->verify_name, st->verify,
@@ -190,8 +188,8 @@ static int handshake(redis_state_t *st) {
   snprintf(st->detail, sizeof st->detail, "%s", why);
   if (rc == HEALTH__IO_TIMEOUT) return timed_out(st);
   if (st->conn.npeek && (st->conn.peek[0] < 0x14 || st->conn.peek[0] > 0x17))
-    return fail(st, rc, PLAIN_HINT);
-  return fail(st, rc, "%s", why);
+    return health__redis_fail(st, rc, PLAIN_HINT);
+  return health__redis_fail(st, rc, "%s", why);
 }
 
 int health__redis_connect(redis_state_t *st) {
@@ -215,9 +213,9 @@ int health__redis_connect(redis_state_t *st) {
   freeaddrinfo(res);
   if (st->conn.fd < 0) {
     if (e == ETIMEDOUT && health__now_ms() >= st->deadline) return timed_out(st);
-    return fail(st, HEALTH__IO_ERROR, "connect failed: %s", health__errno_text(e, ebuf, sizeof ebuf));
+    return health__redis_fail(st, HEALTH__IO_ERROR, "connect failed: %s", health__errno_text(e, ebuf, sizeof ebuf));
   }
-  if (!(st->reader = redisReaderCreate())) return fail(st, HEALTH__IO_ERROR, "out of memory");
+  if (!(st->reader = redisReaderCreate())) return health__redis_fail(st, HEALTH__IO_ERROR, "out of memory");
 
   if (st->url.tls) {
     if (!st->verify)
