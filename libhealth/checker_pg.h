@@ -41,6 +41,8 @@ void health__pg_connect_failed(pg_state_t *s, health_result_t *r, PGconn *c);
 /* Publish a failed command ("query" or "connect" phase). */
 void health__pg_query_failed(pg_state_t *s, health_result_t *r, const char *phase,
                              const PGresult *res);
+/* Publish "timeout after N ms (phase)"; returns -1. */
+int health__pg_timeout(pg_state_t *s, health_result_t *r, const char *phase);
 
 /* ---- checker_pg_hosts.c ---- */
 typedef struct pg_list {
@@ -67,8 +69,6 @@ int health__pg_connect(pg_state_t *s, health_result_t *r);
  * result. */
 int health__pg_exec(pg_state_t *s, health_result_t *r, const char *sql, const char *phase,
                     PGresult **keep);
-/* Publish "timeout after N ms (phase)"; returns -1. */
-int health__pg_timeout(pg_state_t *s, health_result_t *r, const char *phase);
 /* 0 if an idle connection was ended by the server meanwhile. */
 int health__pg_alive(PGconn *c);
 /* Close the kept connection, if any. */

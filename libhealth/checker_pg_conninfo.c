@@ -66,6 +66,12 @@ void health__pg_connect_failed(pg_state_t *s, health_result_t *r, PGconn *c) {
   health_result_set(r, HEALTH_FAIL, "%s", phrase);
 }
 
+int health__pg_timeout(pg_state_t *s, health_result_t *r, const char *phase) {
+  health__pg_log(s, phase, "deadline reached");
+  health__checker_timeout(s->ck, r, phase);
+  return -1;
+}
+
 /* A SQLSTATE is safe to show and precise; a few get a name too. */
 static const struct { const char *code, *name; } pg_states[] = {
     {"57014", "statement timeout"},   {"57P01", "server shutting down"},

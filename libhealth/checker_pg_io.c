@@ -14,12 +14,6 @@ void health__pg_drop(pg_state_t *s) {
   s->conn = NULL;
 }
 
-int health__pg_timeout(pg_state_t *s, health_result_t *r, const char *phase) {
-  health__pg_log(s, phase, "deadline reached");
-  health__checker_timeout(s->ck, r, phase);
-  return -1;
-}
-
 /* Wait until the socket is ready for `events` or the run's time is up.
  * Returns 1 ready (or in error: libpq finds out which), 0 out of time,
  * -1 no socket or poll failed. */

@@ -1,8 +1,8 @@
 /*
- * The connection layer shared by the checkers that talk to a server
- * (Redis, HTTP(S), TCP): a TCP connection made under a deadline, and a
- * client stream over it, plaintext here or TLS (conn_tls.c), whose every
- * read and write ends at a monotonic deadline.
+ * The socket side of the connection layer (conn.h) shared by the checkers
+ * that talk to a server (Redis, HTTP(S), TCP): a TCP connection made under
+ * a deadline, and plaintext reads and writes that end at a monotonic
+ * deadline.  The stream over it, TLS or plaintext, is in conn_tls.c.
  */
 #include "config.h"
 
@@ -67,7 +67,7 @@ int health__io_sys_fail(health__conn_t *c, int e, const char *what, char *err,
   return HEALTH__IO_ERROR;
 }
 
-static int plain_write(health__conn_t *c, const char *p, size_t len,
+int health__plain_write(health__conn_t *c, const char *p, size_t len,
                        uint64_t deadline_ms, char *err, size_t errlen) {
   while (len) {
     ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL);
@@ -84,7 +84,7 @@ static int plain_write(health__conn_t *c, const char *p, size_t len,
   return 0;
 }
 
-static ssize_t plain_read(health__conn_t *c, char *buf, size_t cap,
+ssize_t health__plain_read(health__conn_t *c, char *buf, size_t cap,
                           uint64_t deadline_ms, char *err, size_t errlen) {
   for (;;) {
     ssize_t n = recv(c->fd, buf, cap, 0);
@@ -100,32 +100,6 @@ static ssize_t plain_read(health__conn_t *c, char *buf, size_t cap,
     if (w == 0) return HEALTH__IO_TIMEOUT;
     if (w < 0) return health__io_sys_fail(c, errno, "poll failed", err, errlen);
   }
-}
-
-int health__conn_write(health__conn_t *c, const void *buf, size_t len,
-                       uint64_t deadline_ms, char *err, size_t errlen) {
-  if (c->ssl) return health__tls_write(c, buf, len, deadline_ms, err, errlen);
-  return plain_write(c, buf, len, deadline_ms, err, errlen);
-}
-
-ssize_t health__conn_read(health__conn_t *c, void *buf, size_t cap,
-                          uint64_t deadline_ms, char *err, size_t errlen) {
-  if (c->ssl) return health__tls_read(c, buf, cap, deadline_ms, err, errlen);
-  return plain_read(c, buf, cap, deadline_ms, err, errlen);
-}
-
-int health__conn_stale(health__conn_t *c) {
-  if (c->fd < 0) return 1;
-  if (c->ssl) return health__tls_stale(c);
-  struct pollfd p = {c->fd, POLLIN, 0};
-  if (poll(&p, 1, 0) <= 0) return 0;
-  return 1; /* a close, an error, or bytes nobody asked for */
-}
-
-void health__conn_close(health__conn_t *c) {
-  if (c->ssl) health__tls_free(c);
-  if (c->fd >= 0) close(c->fd);
-  health__conn_init(c);
 }
 
 int health__tcp_connect(const struct sockaddr *sa, socklen_t len, uint64_t deadline,

@@ -92,18 +92,15 @@ int health__tcp_connect(const struct sockaddr *sa, socklen_t len, uint64_t deadl
 /** strerror(e) with a lower-case first letter, for messages. */
 const char *health__errno_text(int e, char *buf, size_t len);
 
-/* ---- between conn.c and conn_tls.c only ---- */
+/* ---- conn.c, for conn_tls.c only ---- */
 void health__conn_remember(health__conn_t *c, const void *buf, size_t n);
 void health__io_say(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 int health__io_sys_fail(health__conn_t *c, int e, const char *what, char *err,
                         size_t errlen);
-/* Called by conn.c only when c->ssl is set (never without OpenSSL). */
-int health__tls_write(health__conn_t *c, const void *buf, size_t len,
-                      uint64_t deadline_ms, char *err, size_t errlen);
-ssize_t health__tls_read(health__conn_t *c, void *buf, size_t cap,
-                         uint64_t deadline_ms, char *err, size_t errlen);
-int health__tls_stale(health__conn_t *c);
-void health__tls_free(health__conn_t *c);
+int health__plain_write(health__conn_t *c, const char *p, size_t len, uint64_t deadline_ms,
+                        char *err, size_t errlen);
+ssize_t health__plain_read(health__conn_t *c, char *buf, size_t cap, uint64_t deadline_ms,
+                           char *err, size_t errlen);
 
 #endif

@@ -1,7 +1,7 @@
 /*
- * The TLS side of the connection layer (conn.h): client contexts, the
- * handshake with host-name verification, and TLS reads and writes, all
- * bounded by a deadline.  Built whenever OpenSSL is found, whatever
+ * The stream of the connection layer (conn.h), over the sockets of conn.c:
+ * TLS client contexts, the handshake with host-name verification, and the
+ * reads and writes of a stream, TLS or plaintext, all bounded by a deadline.  Built whenever OpenSSL is found, whatever
  * checkers are enabled; without OpenSSL every call says TLS is missing.
  *
  * OpenSSL talks to the socket through our own BIO rather than BIO_s_socket
@@ -21,13 +21,13 @@
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #ifdef HAVE_OPENSSL
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <pthread.h>
 #include <sys/socket.h>
-#include <unistd.h>
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -310,8 +310,8 @@ int health__tls_handshake(health__conn_t *c, SSL_CTX *ctx, const char *name,
   }
 }
 
-int health__tls_write(health__conn_t *c, const void *buf, size_t len,
-                      uint64_t deadline_ms, char *err, size_t errlen) {
+static int tls_write(health__conn_t *c, const void *buf, size_t len,
+                     uint64_t deadline_ms, char *err, size_t errlen) {
   while (len) {
     ERR_clear_error();
     c->sys_errno = 0;
@@ -328,8 +328,8 @@ int health__tls_write(health__conn_t *c, const void *buf, size_t len,
   return 0;
 }
 
-ssize_t health__tls_read(health__conn_t *c, void *buf, size_t cap,
-                         uint64_t deadline_ms, char *err, size_t errlen) {
+static ssize_t tls_read(health__conn_t *c, void *buf, size_t cap,
+                        uint64_t deadline_ms, char *err, size_t errlen) {
   for (;;) {
     ERR_clear_error();
     c->sys_errno = 0;
@@ -341,7 +341,7 @@ ssize_t health__tls_read(health__conn_t *c, void *buf, size_t cap,
   }
 }
 
-int health__tls_stale(health__conn_t *c) {
+static int tls_stale(health__conn_t *c) {
   if (SSL_pending(c->ssl) > 0) return 1;
   struct pollfd p = {c->fd, POLLIN, 0};
   if (poll(&p, 1, 0) <= 0) return 0;
@@ -356,7 +356,7 @@ int health__tls_stale(health__conn_t *c) {
   return e != SSL_ERROR_WANT_READ;
 }
 
-void health__tls_free(health__conn_t *c) {
+static void tls_free(health__conn_t *c) {
   /* No close_notify: the connection is being dropped because something is
    * wrong, and a shutdown write could block or raise errors of its own. */
   SSL_free(c->ssl);
@@ -384,22 +384,50 @@ int health__tls_handshake(health__conn_t *c, struct ssl_ctx_st *ctx,
   return HEALTH__IO_ERROR;
 }
 
-int health__tls_write(health__conn_t *c, const void *buf, size_t len,
-                      uint64_t deadline_ms, char *err, size_t errlen) {
+static int tls_write(health__conn_t *c, const void *buf, size_t len,
+                     uint64_t deadline_ms, char *err, size_t errlen) {
   (void)c, (void)buf, (void)len, (void)deadline_ms;
   health__io_say(err, errlen, "TLS support was not compiled in");
   return HEALTH__IO_ERROR;
 }
 
-ssize_t health__tls_read(health__conn_t *c, void *buf, size_t cap,
-                         uint64_t deadline_ms, char *err, size_t errlen) {
+static ssize_t tls_read(health__conn_t *c, void *buf, size_t cap,
+                        uint64_t deadline_ms, char *err, size_t errlen) {
   (void)c, (void)buf, (void)cap, (void)deadline_ms;
   health__io_say(err, errlen, "TLS support was not compiled in");
   return HEALTH__IO_ERROR;
 }
 
-int health__tls_stale(health__conn_t *c) { (void)c; return 1; }
+static int tls_stale(health__conn_t *c) { (void)c; return 1; }
 
-void health__tls_free(health__conn_t *c) { c->ssl = NULL; }
+static void tls_free(health__conn_t *c) { c->ssl = NULL; }
 
 #endif /* HAVE_OPENSSL */
+
+/* ---- the stream: TLS when c->ssl is set, else plaintext (conn.c) ---- */
+
+int health__conn_write(health__conn_t *c, const void *buf, size_t len,
+                       uint64_t deadline_ms, char *err, size_t errlen) {
+  if (c->ssl) return tls_write(c, buf, len, deadline_ms, err, errlen);
+  return health__plain_write(c, buf, len, deadline_ms, err, errlen);
+}
+
+ssize_t health__conn_read(health__conn_t *c, void *buf, size_t cap,
+                          uint64_t deadline_ms, char *err, size_t errlen) {
+  if (c->ssl) return tls_read(c, buf, cap, deadline_ms, err, errlen);
+  return health__plain_read(c, buf, cap, deadline_ms, err, errlen);
+}
+
+int health__conn_stale(health__conn_t *c) {
+  if (c->fd < 0) return 1;
+  if (c->ssl) return tls_stale(c);
+  struct pollfd p = {c->fd, POLLIN, 0};
+  if (poll(&p, 1, 0) <= 0) return 0;
+  return 1; /* a close, an error, or bytes nobody asked for */
+}
+
+void health__conn_close(health__conn_t *c) {
+  if (c->ssl) tls_free(c);
+  if (c->fd >= 0) close(c->fd);
+  health__conn_init(c);
+}
