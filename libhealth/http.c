@@ -8,6 +8,7 @@
  * an old body keeps it alive after we swap in a new one.
  */
 #include "health-int.h"
+#include "url.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -120,9 +121,22 @@ typedef struct {
   int check_seen, check, close;
 } head_scan_t;
 
+/* key (klen bytes) is the lower-case ASCII name `lower` of the same
+ * length but for case.  Names are tokens (no CR, NUL or other control
+ * byte), so setting bit 0x20 folds exactly the letters.  Inline and only
+ * for a name of the right length: glibc's strcasecmp() costs about 50
+ * instructions of setup, for every header of every request. */
+static inline int name_is(const char *key, size_t klen, const char *lower, size_t n) {
+  if (klen != n) return 0;
+  for (size_t i = 0; i < n; i++)
+    if ((key[i] | 0x20) != lower[i]) return 0;
+  return 1;
+}
+#define NAME_IS(key, klen, lit) name_is(key, klen, lit, sizeof lit - 1)
+
 /* The token "close" in a Connection value (a comma-separated list). */
-static int has_close_token(const char *v) {
-  if ((v[0] | 0x20) == 'c' && strcasecmp(v, "close") == 0) return 1; /* the usual value */
+static int has_close_token(const char *v, size_t vlen) {
+  if (NAME_IS(v, vlen, "close")) return 1; /* the usual value */
   for (const char *p = v; (p = strpbrk(p, "cC"));) {
     const char *q = p;
     while (q > v && (q[-1] == ' ' || q[-1] == '\t')) q--;
@@ -137,27 +151,26 @@ static int has_close_token(const char *v) {
   return 0;
 }
 
+
 static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
-                                   const char *value) {
+                                   size_t klen, const char *value, size_t vlen) {
   head_scan_t *b = cls;
   char c = (char)(key[0] | 0x20); /* skip the caseless compares for other names */
   if (kind != MHD_HEADER_KIND) { /* a query argument */
-    if (c == 'c' && !b->check_seen && strcasecmp(key, "check") == 0) {
+    if (c == 'c' && !b->check_seen && NAME_IS(key, klen, "check")) {
       b->check_seen = 1;
       b->check = value != NULL;
     }
     return MHD_YES;
   }
-  if (c == 'h' && strcasecmp(key, MHD_HTTP_HEADER_HOST) == 0) {
+  if (c == 'h' && NAME_IS(key, klen, "host")) {
     b->hosts++;
-  } else if (c == 'c' && (key[1] | 0x20) == 'o' && (key[2] | 0x20) == 'n' &&
-             (key[3] | 0x20) == 'n' && value && /* con-n-ection, not con-t-ent */
-             strcasecmp(key, MHD_HTTP_HEADER_CONNECTION) == 0) {
-    b->close |= has_close_token(value);
-  } else if (c == 't' && strcasecmp(key, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0) {
+  } else if (c == 'c' && value && NAME_IS(key, klen, "connection")) {
+    b->close |= has_close_token(value, vlen);
+  } else if (c == 't' && NAME_IS(key, klen, "transfer-encoding")) {
     b->te++;
     b->te_chunked += strcasecmp(value, "chunked") == 0;
-  } else if (c == 'c' && strcasecmp(key, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+  } else if (c == 'c' && NAME_IS(key, klen, "content-length")) {
     b->cl++;
     b->cl_nonzero += strcmp(value, "0") != 0;
   } else if (strpbrk(key, " \t")) {
@@ -169,7 +182,7 @@ static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const cha
 /* -1 bad head (400), else the body kind above; *check, *closing as above. */
 static int scan_head(struct MHD_Connection *conn, const char *version, int *check, int *closing) {
   head_scan_t b = {0, 0, 0, 0, 0, 0, 0, 0, 0};
-  MHD_get_connection_values(conn, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND, scan_header, &b);
+  MHD_get_connection_values_n(conn, MHD_HEADER_KIND | MHD_GET_ARGUMENT_KIND, scan_header, &b);
   *check = b.check;
   *closing = b.close;
   if (b.bad_name || b.hosts > 1 || (b.hosts == 0 && strcmp(version, MHD_HTTP_VERSION_1_1) == 0))
@@ -185,20 +198,13 @@ static int scan_head(struct MHD_Connection *conn, const char *version, int *chec
  * string and "%2F" or "%3F" never turn into a path separator or a query.
  * Also used by libmicrohttpd for query arguments, which we ignore.
  */
-static int hexval(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 static size_t unescape_unreserved(void *cls, struct MHD_Connection *conn, char *s) {
   (void)cls, (void)conn;
   char *w = strchr(s, '%'); /* (most targets have none: nothing to copy) */
   if (!w) return strlen(s);
   for (const char *r = w; *r; r++) {
     int hi, lo;
-    if (r[0] == '%' && (hi = hexval(r[1])) >= 0 && (lo = hexval(r[2])) >= 0) {
+    if (r[0] == '%' && (hi = health__hexval(r[1])) >= 0 && (lo = health__hexval(r[2])) >= 0) {
       char c = (char)(hi * 16 + lo);
       if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
           c == '-' || c == '.' || c == '_' || c == '~') {
