@@ -27,7 +27,10 @@
 #include <unistd.h>
 
 static volatile sig_atomic_t stop_flag;
-static void on_signal(int sig) { (void)sig; stop_flag = 1; }
+static void on_signal(int sig) {
+  (void)sig;
+  stop_flag = 1;
+}
 
 static unsigned long long mono_ms(void) {
   struct timespec ts;

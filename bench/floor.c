@@ -30,7 +30,11 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
                                const char *url, const char *method,
                                const char *version, const char *upload_data,
                                size_t *upload_data_size, void **con_cls) {
-  (void)cls; (void)url; (void)method; (void)version; (void)upload_data;
+  (void)cls;
+  (void)url;
+  (void)method;
+  (void)version;
+  (void)upload_data;
   if (*con_cls == NULL) {
     *con_cls = &first_call_marker;
     return MHD_YES;
@@ -51,7 +55,10 @@ static char *read_file(const char *path, size_t *len) {
     n += r;
     if (n == cap) {
       char *g = realloc(buf, cap *= 2);
-      if (!g) { free(buf); buf = NULL; }
+      if (!g) {
+        free(buf);
+        buf = NULL;
+      }
       buf = g;
     }
   }

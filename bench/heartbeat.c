@@ -36,7 +36,8 @@ static health_heartbeat_t *hb;
 /* Each loop keeps the compiler from folding it (the barrier / the atomic
  * operations / the external call). */
 static void loop_empty(long n) {
-  for (long i = 0; i < n; i++) __asm__ __volatile__("" ::: "memory");
+  for (long i = 0; i < n; i++) __asm__ __volatile__("" ::
+                                                        : "memory");
 }
 static void loop_store(long n) {
   for (long i = 0; i < n; i++) atomic_store_explicit(&slot, (unsigned long)i, memory_order_relaxed);
@@ -122,7 +123,11 @@ int main(int argc, char **argv) {
     return 2;
   }
 
-  struct { const char *name; void (*fn)(long); double ns; } rows[] = {
+  struct {
+    const char *name;
+    void (*fn)(long);
+    double ns;
+  } rows[] = {
       {"empty loop", loop_empty, 0},
       {"relaxed atomic store (reference)", loop_store, 0},
       {"health_heartbeat_beat()", loop_beat, 0},

@@ -81,8 +81,14 @@ int main(int argc, char **argv) {
     if (write(fd, req, (size_t)rl) != rl) return 1;
     int code = read_answer(fd, buf, 1 << 20);
     if (code != 200) bad++;
-    if (code < 0) { fprintf(stderr, "reqloop: bad answer\n"); return 1; }
-    if (close_each) { close(fd); fd = -1; }
+    if (code < 0) {
+      fprintf(stderr, "reqloop: bad answer\n");
+      return 1;
+    }
+    if (close_each) {
+      close(fd);
+      fd = -1;
+    }
   }
   if (fd >= 0) close(fd);
   if (bad) fprintf(stderr, "reqloop: %d answers were not 200\n", bad);

@@ -85,7 +85,10 @@ static int record(const char *body, size_t len) {
     size_t cap = capwork ? capwork * 2 : 256;
     char **g = realloc(work, cap * sizeof *g);
     if (!g) rc = -2;
-    else { work = g; capwork = cap; }
+    else {
+      work = g;
+      capwork = cap;
+    }
   }
   if (rc == 0) work[nwork++] = copy;
   pthread_mutex_unlock(&work_lock);
@@ -126,7 +129,7 @@ static char health_request;
 static enum MHD_Result serve_health(struct MHD_Connection *c, unsigned what) {
   health_answer_t a;
   const char *check = what == HEALTH_METRICS ? NULL
-                      : MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "check");
+                                             : MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "check");
   if (health_render(health, what, check,
                     MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
                     MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT), &a) != 0)
@@ -146,13 +149,16 @@ static enum MHD_Result serve_health(struct MHD_Connection *c, unsigned what) {
 
 /* Status listener: runs on the library's notifier thread, in order. */
 static const char *status_word(health_status_t s) {
-  return s == HEALTH_PASS ? "pass" : s == HEALTH_WARN ? "warn" : s == HEALTH_FAIL ? "fail" : "pending";
+  return s == HEALTH_PASS ? "pass" : s == HEALTH_WARN ? "warn"
+                                 : s == HEALTH_FAIL   ? "fail"
+                                                      : "pending";
 }
 
 static void on_transition(const health_transition_t *t, void *arg) {
   (void)arg;
   logj(t->to == HEALTH_FAIL ? "warn" : "info", "transition", "%s %s -> %s (%s)",
-       t->check ? t->check : t->subject == HEALTH_READINESS ? "readiness" : "liveness",
+       t->check ? t->check : t->subject == HEALTH_READINESS ? "readiness"
+                                                            : "liveness",
        status_word(t->from), status_word(t->to), t->reason);
 }
 
@@ -398,14 +404,20 @@ static int hook_flush(void *arg, unsigned budget_ms) {
   for (size_t i = 0; i < nwork && rc == 0; i++) {
     size_t len = strlen(work[i]);
     char *line = malloc(len + 1);
-    if (!line) { rc = 1; break; }
+    if (!line) {
+      rc = 1;
+      break;
+    }
     memcpy(line, work[i], len);
     line[len] = '\n';
     size_t off = 0;
     while (off < len + 1) {
       ssize_t w = write(fd, line + off, len + 1 - off);
       if (w < 0 && errno == EINTR) continue;
-      if (w <= 0) { rc = 1; break; }
+      if (w <= 0) {
+        rc = 1;
+        break;
+      }
       off += (size_t)w;
     }
     free(line);
@@ -418,7 +430,10 @@ static int hook_flush(void *arg, unsigned budget_ms) {
 
 static int env_port(const char *var, unsigned def, unsigned *out) {
   const char *v = getenv(var);
-  if (!v || !*v) { *out = def; return 0; }
+  if (!v || !*v) {
+    *out = def;
+    return 0;
+  }
   char *end;
   long n = strtol(v, &end, 10);
   if (*end || n < 1 || n > 65535) {

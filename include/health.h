@@ -45,17 +45,17 @@ extern "C" {
 /* ------------------------------------------------------------------ */
 
 /* One list generates the codes, health_strerror() and health_err_name(). */
-#define HEALTH_ERRNO_MAP(XX)                                                  \
-  XX(EINVAL, -1, "invalid argument")                                          \
-  XX(ENOMEM, -2, "out of memory")                                             \
-  XX(ESTATE, -3, "not allowed in the handle's current state")                \
-  XX(EEXIST, -4, "a check or hook with that name already exists")            \
-  XX(ENOENT, -5, "no such check")                                             \
-  XX(ESYS, -6, "system call failed")                                          \
-  XX(EHTTP, -7, "HTTP server could not be started")                           \
-  XX(ENOTSUP, -8, "feature not compiled into this build of libhealth")        \
-  XX(ETIMEDOUT, -9, "timed out")                                              \
-  XX(EURL, -10, "malformed URL or connection string")                         \
+#define HEALTH_ERRNO_MAP(XX)                                           \
+  XX(EINVAL, -1, "invalid argument")                                   \
+  XX(ENOMEM, -2, "out of memory")                                      \
+  XX(ESTATE, -3, "not allowed in the handle's current state")          \
+  XX(EEXIST, -4, "a check or hook with that name already exists")      \
+  XX(ENOENT, -5, "no such check")                                      \
+  XX(ESYS, -6, "system call failed")                                   \
+  XX(EHTTP, -7, "HTTP server could not be started")                    \
+  XX(ENOTSUP, -8, "feature not compiled into this build of libhealth") \
+  XX(ETIMEDOUT, -9, "timed out")                                       \
+  XX(EURL, -10, "malformed URL or connection string")                  \
   XX(ETLS, -11, "TLS configuration error")
 
 enum health_errno {
@@ -69,8 +69,8 @@ enum health_errno {
 
 /* Caller-owned error detail. */
 typedef struct health_error {
-  int code;                             /* the HEALTH_E* code, or 0 */
-  char text[HEALTH_ERROR_TEXT_LENGTH];  /* NUL-terminated message */
+  int code;                            /* the HEALTH_E* code, or 0 */
+  char text[HEALTH_ERROR_TEXT_LENGTH]; /* NUL-terminated message */
 } health_error_t;
 
 /**
@@ -128,37 +128,37 @@ typedef void (*health_log_fn)(health_log_level_t level, const char *json_line,
  */
 typedef struct health_options {
   /* HTTP endpoint */
-  const char *address;              /* HEALTH_ADDRESS, default "0.0.0.0"; "::" for IPv6 */
-  unsigned port;                    /* HEALTH_PORT, default 8081; 0 picks a free port; off = HEALTH_PORT_OFF (no HTTP thread) */
-  health_detail_t detail;           /* HEALTH_DETAIL full|status|token, default full */
-  const char *detail_token;         /* HEALTH_DETAIL_TOKEN, required for HEALTH_DETAIL_TOKEN */
-  const char *service_id;           /* HEALTH_SERVICE_ID, "serviceId" in the body; default none */
-  const char *service_version;      /* HEALTH_SERVICE_VERSION, "version" in the body */
-  const char *description;          /* HEALTH_DESCRIPTION, "description" in the body */
-  unsigned max_connections;         /* HEALTH_MAX_CONNECTIONS, default 128 */
-  unsigned max_connections_per_ip;  /* HEALTH_MAX_CONNECTIONS_PER_IP, default 32 (0 = no limit) */
-  unsigned connection_timeout_s;    /* HEALTH_CONNECTION_TIMEOUT, idle/slow connection cut-off, default 10 s */
-  unsigned max_output_bytes;        /* HEALTH_MAX_OUTPUT, a check's output is cut to this, 16-4096, default 512 */
+  const char *address;             /* HEALTH_ADDRESS, default "0.0.0.0"; "::" for IPv6 */
+  unsigned port;                   /* HEALTH_PORT, default 8081; 0 picks a free port; off = HEALTH_PORT_OFF (no HTTP thread) */
+  health_detail_t detail;          /* HEALTH_DETAIL full|status|token, default full */
+  const char *detail_token;        /* HEALTH_DETAIL_TOKEN, required for HEALTH_DETAIL_TOKEN */
+  const char *service_id;          /* HEALTH_SERVICE_ID, "serviceId" in the body; default none */
+  const char *service_version;     /* HEALTH_SERVICE_VERSION, "version" in the body */
+  const char *description;         /* HEALTH_DESCRIPTION, "description" in the body */
+  unsigned max_connections;        /* HEALTH_MAX_CONNECTIONS, default 128 */
+  unsigned max_connections_per_ip; /* HEALTH_MAX_CONNECTIONS_PER_IP, default 32 (0 = no limit) */
+  unsigned connection_timeout_s;   /* HEALTH_CONNECTION_TIMEOUT, idle/slow connection cut-off, default 10 s */
+  unsigned max_output_bytes;       /* HEALTH_MAX_OUTPUT, a check's output is cut to this, 16-4096, default 512 */
 
   /* Check defaults (each check may override) */
-  unsigned check_interval_ms;       /* HEALTH_CHECK_INTERVAL_MS, default 5000 */
-  unsigned check_timeout_ms;        /* HEALTH_CHECK_TIMEOUT_MS, default 2000 */
-  unsigned failure_threshold;       /* HEALTH_FAILURE_THRESHOLD, default 2 */
-  unsigned success_threshold;       /* HEALTH_SUCCESS_THRESHOLD, default 1 */
+  unsigned check_interval_ms; /* HEALTH_CHECK_INTERVAL_MS, default 5000 */
+  unsigned check_timeout_ms;  /* HEALTH_CHECK_TIMEOUT_MS, default 2000 */
+  unsigned failure_threshold; /* HEALTH_FAILURE_THRESHOLD, default 2 */
+  unsigned success_threshold; /* HEALTH_SUCCESS_THRESHOLD, default 1 */
 
   /* Shutdown */
-  int handle_signals;               /* HEALTH_HANDLE_SIGNALS 0|1, default 1: SIGTERM and SIGINT start the shutdown */
-  unsigned drain_ms;                /* HEALTH_DRAIN_MS, readiness fails this long before hooks run, default 15000 */
-  unsigned drain_min_ms;            /* HEALTH_DRAIN_MIN_MS, drain may end early after this once nothing is in flight; default HEALTH_DRAIN_MIN_UNSET = drain_ms (never early); above drain_ms: HEALTH_EINVAL */
-  unsigned hook_timeout_ms;         /* HEALTH_HOOK_TIMEOUT_MS, default per-hook timeout, default 5000 */
-  unsigned shutdown_deadline_ms;    /* HEALTH_SHUTDOWN_DEADLINE_MS, hard bound on the sequence, default 25000 */
-  int exit_on_shutdown;             /* HEALTH_EXIT 0|1, default 1: the library calls _exit() with the exit code */
+  int handle_signals;            /* HEALTH_HANDLE_SIGNALS 0|1, default 1: SIGTERM and SIGINT start the shutdown */
+  unsigned drain_ms;             /* HEALTH_DRAIN_MS, readiness fails this long before hooks run, default 15000 */
+  unsigned drain_min_ms;         /* HEALTH_DRAIN_MIN_MS, drain may end early after this once nothing is in flight; default HEALTH_DRAIN_MIN_UNSET = drain_ms (never early); above drain_ms: HEALTH_EINVAL */
+  unsigned hook_timeout_ms;      /* HEALTH_HOOK_TIMEOUT_MS, default per-hook timeout, default 5000 */
+  unsigned shutdown_deadline_ms; /* HEALTH_SHUTDOWN_DEADLINE_MS, hard bound on the sequence, default 25000 */
+  int exit_on_shutdown;          /* HEALTH_EXIT 0|1, default 1: the library calls _exit() with the exit code */
 
   /* Logging */
-  health_log_level_t log_level;     /* HEALTH_LOG_LEVEL debug|info|warn|error|off, default info */
-  health_log_fn log_fn;             /* default: stderr */
+  health_log_level_t log_level; /* HEALTH_LOG_LEVEL debug|info|warn|error|off, default info */
+  health_log_fn log_fn;         /* default: stderr */
   void *log_arg;
-  void *reserved[4];           /* zeroed by the init function; room for later fields (ABI) */
+  void *reserved[4]; /* zeroed by the init function; room for later fields (ABI) */
 } health_options_t;
 
 /**
@@ -291,7 +291,7 @@ typedef struct health_check_options {
   const char *component_type; /* "componentType", default "component" */
   const char *measurement;    /* key is "<name>:<measurement>", default "responseTime"; 1-64 of [A-Za-z0-9._-] (no ':') */
   const char *component_id;   /* "componentId", default none */
-  void *reserved[4];           /* zeroed by the init function; room for later fields (ABI) */
+  void *reserved[4];          /* zeroed by the init function; room for later fields (ABI) */
 } health_check_options_t;
 
 /** Fill `o` with the defaults. Any thread. */
@@ -319,12 +319,12 @@ typedef struct health_check_info {
   uint64_t runs;               /* completed runs, including timed-out ones */
   unsigned consecutive_failures;
   unsigned consecutive_successes;
-  int running;                 /* a run is in progress */
+  int running; /* a run is in progress */
   int has_observed;
   double observed_value;
   char observed_unit[16];
   char output[HEALTH_ERROR_TEXT_LENGTH];
-  void *reserved[4];           /* zeroed by the init function; room for later fields (ABI) */
+  void *reserved[4]; /* zeroed by the init function; room for later fields (ABI) */
 } health_check_info_t;
 
 /**
@@ -347,9 +347,9 @@ HEALTH_EXPORT health_status_t health_status(health_t *h, unsigned endpoint);
 /* ------------------------------------------------------------------ */
 
 typedef struct health_pg_options {
-  const char *query;     /* default "SELECT 1" */
-  int require_writable;  /* fail on a read-only node (replica / read-only) */
-  void *reserved[4];           /* zeroed by the init function; room for later fields (ABI) */
+  const char *query;    /* default "SELECT 1" */
+  int require_writable; /* fail on a read-only node (replica / read-only) */
+  void *reserved[4];    /* zeroed by the init function; room for later fields (ABI) */
 } health_pg_options_t;
 
 /** Fill `o` with the defaults. Any thread. */
@@ -377,13 +377,13 @@ HEALTH_EXPORT int health_add_postgres(health_t *h, const char *name,
                                       health_error_t *err);
 
 typedef struct health_redis_options {
-  const char *ca_file;        /* PEM bundle to verify the server; default system store */
-  const char *ca_dir;         /* hashed CA directory */
-  const char *cert_file;      /* client certificate (mutual TLS) */
-  const char *key_file;       /* client key */
+  const char *ca_file;         /* PEM bundle to verify the server; default system store */
+  const char *ca_dir;          /* hashed CA directory */
+  const char *cert_file;       /* client certificate (mutual TLS) */
+  const char *key_file;        /* client key */
   const char *tls_server_name; /* name to verify and send as SNI; default the URL's host */
-  int insecure_skip_verify;   /* do not verify the server (logged loudly) */
-  int require_master;         /* fail unless ROLE says master */
+  int insecure_skip_verify;    /* do not verify the server (logged loudly) */
+  int require_master;          /* fail unless ROLE says master */
   void *reserved[4];           /* zeroed by the init function; room for later fields (ABI) */
 } health_redis_options_t;
 
@@ -568,7 +568,7 @@ typedef struct health_answer {
   const char *content_type; /* static string */
   const char *body;         /* body_len bytes, NUL-terminated */
   size_t body_len;
-  void *reserved[4];        /* the library's reference to the snapshot */
+  void *reserved[4]; /* the library's reference to the snapshot */
 } health_answer_t;
 
 /**
@@ -670,14 +670,14 @@ HEALTH_EXPORT int health_check_foreach(health_t *h,
  *    within one interval plus one check, never later than without backoff.
  */
 typedef struct health_fleet_options {
-  int initial_offset;           /* HEALTH_JITTER, default 1: random phase from the second run */
-  unsigned run_jitter_percent;  /* HEALTH_JITTER=<0-50>, default 10; 0 = exact intervals */
-  int backoff;                  /* HEALTH_JITTER, default 1: jittered reconnect backoff */
-  int keep_connections;         /* HEALTH_KEEP_CONNECTIONS 0|1, default 1: one kept
-                                   connection per PostgreSQL/Redis check; 0 = connect,
-                                   check and close on every run */
-  unsigned long long seed;      /* default 0: seeded from getrandom(); else a fixed
-                                   seed for a reproducible schedule (tests) */
+  int initial_offset;          /* HEALTH_JITTER, default 1: random phase from the second run */
+  unsigned run_jitter_percent; /* HEALTH_JITTER=<0-50>, default 10; 0 = exact intervals */
+  int backoff;                 /* HEALTH_JITTER, default 1: jittered reconnect backoff */
+  int keep_connections;        /* HEALTH_KEEP_CONNECTIONS 0|1, default 1: one kept
+                                  connection per PostgreSQL/Redis check; 0 = connect,
+                                  check and close on every run */
+  unsigned long long seed;     /* default 0: seeded from getrandom(); else a fixed
+                                  seed for a reproducible schedule (tests) */
   void *reserved[4];
 } health_fleet_options_t;
 
@@ -719,13 +719,13 @@ HEALTH_EXPORT int health_set_fleet(health_t *h, const health_fleet_options_t *o,
 
 /** Options of health_probe_with(); fill with health_probe_options_init(). */
 typedef struct health_probe_options {
-  unsigned timeout_ms;            /* total time for everything; default 2000 (0 = default) */
-  const char *expect;             /* accepted status codes: "200-299" (NULL, the default),
-                                   * "200-399" (as Kubernetes), "200,204", "2xx,3xx" */
-  const char *const *headers;     /* NULL-terminated list of "Name: value" request headers,
-                                   * or NULL; Host, User-Agent, Accept, Connection replace
-                                   * the defaults, "Name:" (empty) removes one */
-  void *reserved[4];              /* zeroed by init; room for later options */
+  unsigned timeout_ms;        /* total time for everything; default 2000 (0 = default) */
+  const char *expect;         /* accepted status codes: "200-299" (NULL, the default),
+                               * "200-399" (as Kubernetes), "200,204", "2xx,3xx" */
+  const char *const *headers; /* NULL-terminated list of "Name: value" request headers,
+                               * or NULL; Host, User-Agent, Accept, Connection replace
+                               * the defaults, "Name:" (empty) removes one */
+  void *reserved[4];          /* zeroed by init; room for later options */
 } health_probe_options_t;
 
 /**
@@ -845,15 +845,15 @@ HEALTH_EXPORT int health_add_disk(health_t *h, const char *name,
 
 /* Options of a memory check; fill with health_memory_options_init(). */
 typedef struct health_memory_options {
-  double warn_percent;       /* warn at this % of the limit; default 80 */
-  double fail_percent;       /* fail at; default 90 */
-  const char *cgroup_dir;    /* cgroup v2 directory to read memory.max and
-                                memory.events from; default this process's
-                                cgroup (and the lowest limit of its parents) */
-  health_status_t oom_kill;  /* status when memory.events counts a new OOM
-                                kill since the previous run: HEALTH_WARN
-                                (default), HEALTH_FAIL, or HEALTH_PASS to ignore */
-  void *reserved[4];         /* zeroed by init */
+  double warn_percent;      /* warn at this % of the limit; default 80 */
+  double fail_percent;      /* fail at; default 90 */
+  const char *cgroup_dir;   /* cgroup v2 directory to read memory.max and
+                               memory.events from; default this process's
+                               cgroup (and the lowest limit of its parents) */
+  health_status_t oom_kill; /* status when memory.events counts a new OOM
+                               kill since the previous run: HEALTH_WARN
+                               (default), HEALTH_FAIL, or HEALTH_PASS to ignore */
+  void *reserved[4];        /* zeroed by init */
 } health_memory_options_t;
 
 /** Fill `o` with the defaults. Any thread. */

@@ -30,12 +30,12 @@ struct health__check;
 #define HEALTH__OUTPUT_MAX 4096 /* upper bound of max_output_bytes */
 
 /* ---- time (time.c) ---- */
-uint64_t health__now_ms(void);      /* CLOCK_MONOTONIC, milliseconds */
-uint64_t health__now_us(void);      /* CLOCK_MONOTONIC, microseconds */
+uint64_t health__now_ms(void); /* CLOCK_MONOTONIC, milliseconds */
+uint64_t health__now_us(void); /* CLOCK_MONOTONIC, microseconds */
 /* CLOCK_MONOTONIC_COARSE in ms: cheaper, never ahead of health__now_ms(),
  * behind it by at most one scheduler tick.  For the request path. */
 uint64_t health__now_ms_coarse(void);
-int64_t health__wall_ms(void);      /* CLOCK_REALTIME, milliseconds since the epoch */
+int64_t health__wall_ms(void); /* CLOCK_REALTIME, milliseconds since the epoch */
 /* "2026-11-22T10:00:00.123Z" into buf (at least 32 bytes). */
 void health__rfc3339(int64_t wall_ms, char *buf, size_t len);
 
@@ -117,13 +117,13 @@ void health__logv_extra(health_log_level_t min, health_log_fn fn, void *arg,
 #define HEALTH__REPEAT_SLOTS 4
 typedef struct health__repeat {
   struct {
-    uint64_t hash;        /* 0: empty */
-    uint64_t printed_ms;  /* when it was last printed */
-    unsigned suppressed;  /* copies since */
+    uint64_t hash;       /* 0: empty */
+    uint64_t printed_ms; /* when it was last printed */
+    unsigned suppressed; /* copies since */
     health_log_level_t level;
     char event[32];
   } slot[HEALTH__REPEAT_SLOTS];
-  unsigned next;          /* slot to reuse */
+  unsigned next; /* slot to reuse */
   char subject[HEALTH__NAME_MAX + 1];
 } health__repeat_t;
 /* Log like health__log() through the stream `r`; `subject` names what the
@@ -154,12 +154,14 @@ typedef struct health__core {
   health__state_observer_fn on_state[HEALTH__OBSERVERS];
   health__check_observer_fn on_check[HEALTH__OBSERVERS];
   size_t nstate, ncheck;
-  int inited;                   /* h->lock (core.c) */
+  int inited; /* h->lock (core.c) */
   /* health.c's final free, for the last abandoned worker (check_sched.c) */
   void (*free_final)(health_t *h);
 } health__core_t;
 
-enum { HEALTH__ST_NEW = 0, HEALTH__ST_STARTED, HEALTH__ST_STOPPED };
+enum { HEALTH__ST_NEW = 0,
+       HEALTH__ST_STARTED,
+       HEALTH__ST_STOPPED };
 
 /* h->lock and the core (core.c): 0, or -1 (health_new() fails). */
 int health__core_init(health_t *h);
@@ -180,7 +182,6 @@ const char *health__status_word(health_status_t s);
 /* 1 if `n` is 1-64 characters of [A-Za-z0-9._-]: check, hook and
  * measurement names (core.c). */
 int health__valid_name(const char *n);
-
 
 /* Resolve `host` (and `port`, may be NULL) for a TCP connection, giving
  * up at `deadline` (monotonic ms) while the lookup finishes on its own

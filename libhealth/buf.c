@@ -18,11 +18,17 @@ static int grow(health__buf_t *b, size_t need) {
   if (b->len + need + 1 <= b->cap) return 0;
   size_t cap = b->cap ? b->cap : 256;
   while (cap < b->len + need + 1) {
-    if (cap > SIZE_MAX / 2) { b->failed = 1; return -1; }
+    if (cap > SIZE_MAX / 2) {
+      b->failed = 1;
+      return -1;
+    }
     cap *= 2;
   }
   char *p = realloc(b->data, cap);
-  if (!p) { b->failed = 1; return -1; }
+  if (!p) {
+    b->failed = 1;
+    return -1;
+  }
   b->data = p;
   b->cap = cap;
   return 0;
@@ -45,8 +51,14 @@ void health__buf_printf(health__buf_t *b, const char *fmt, ...) {
   char small[128];
   int n = vsnprintf(small, sizeof small, fmt, ap);
   va_end(ap);
-  if (n < 0) { b->failed = 1; return; }
-  if ((size_t)n < sizeof small) { health__buf_add(b, small, (size_t)n); return; }
+  if (n < 0) {
+    b->failed = 1;
+    return;
+  }
+  if ((size_t)n < sizeof small) {
+    health__buf_add(b, small, (size_t)n);
+    return;
+  }
   if (grow(b, (size_t)n) < 0) return;
   va_start(ap, fmt);
   vsnprintf(b->data + b->len, (size_t)n + 1, fmt, ap);
@@ -61,10 +73,19 @@ static size_t utf8_len(const unsigned char *s, size_t n) {
   size_t len;
   unsigned min, cp;
   if (c < 0x80) return 1;
-  if (c >= 0xC2 && c <= 0xDF) { len = 2; min = 0x80; cp = c & 0x1F; }
-  else if (c >= 0xE0 && c <= 0xEF) { len = 3; min = 0x800; cp = c & 0x0F; }
-  else if (c >= 0xF0 && c <= 0xF4) { len = 4; min = 0x10000; cp = c & 0x07; }
-  else return 0;
+  if (c >= 0xC2 && c <= 0xDF) {
+    len = 2;
+    min = 0x80;
+    cp = c & 0x1F;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    len = 3;
+    min = 0x800;
+    cp = c & 0x0F;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    len = 4;
+    min = 0x10000;
+    cp = c & 0x07;
+  } else return 0;
   if (len > n) return 0;
   for (size_t i = 1; i < len; i++) {
     if ((s[i] & 0xC0) != 0x80) return 0;
@@ -92,7 +113,10 @@ void health__buf_json_str(health__buf_t *b, const char *str, size_t n) {
       esc = ubuf;
     } else if (c >= 0x80) {
       adv = utf8_len(s + i, n - i);
-      if (adv == 0) { esc = "\xEF\xBF\xBD"; adv = 1; } /* U+FFFD */
+      if (adv == 0) {
+        esc = "\xEF\xBF\xBD";
+        adv = 1;
+      } /* U+FFFD */
     }
     if (esc) {
       health__buf_add(b, (const char *)s + run, i - run);

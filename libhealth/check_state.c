@@ -70,7 +70,8 @@ void health__check_info_locked(health_t *h, const health__check_t *c,
   out->has_observed = c->has_observed;
   out->observed_value = c->observed_value;
   memcpy(out->observed_unit, c->observed_unit, sizeof out->observed_unit);
-  snprintf(out->output, sizeof out->output, "%s", why ? why : c->output ? c->output : "");
+  snprintf(out->output, sizeof out->output, "%s", why ? why : c->output ? c->output
+                                                                        : "");
 }
 
 HEALTH_EXPORT int health_check_get(health_t *h, const char *name,
@@ -119,7 +120,8 @@ void health__check_report_locked(health_t *h, health__check_t *c, uint64_t now,
                                  const char *cause) {
   const char *why;
   health_status_t s = health__check_status_locked(h, c, now, &why);
-  const char *out = why ? why : c->output ? c->output : "";
+  const char *out = why ? why : c->output ? c->output
+                                          : "";
   if (c->reported_output && s == c->reported && same_news(out, c->reported_output)) return;
   char *copy = strdup(out);
   if (!copy) return; /* out of memory: the next change logs */
@@ -162,7 +164,7 @@ static void count_run_locked(health__check_t *c, health_status_t raw) {
 
 /* Apply a completed (or timed-out) run, with h->lock held. */
 void health__publish_locked(health_t *h, health__check_t *c, health_status_t status,
-                           const char *output, const health_result_t *r) {
+                            const char *output, const health_result_t *r) {
   uint64_t now = health__now_ms();
   c->runs++;
   c->last = status;
@@ -179,8 +181,9 @@ void health__publish_locked(health_t *h, health__check_t *c, health_status_t sta
   else if (prev == HEALTH_FAIL)
     eff = (status != HEALTH_FAIL && c->consecutive_successes >= c->success_threshold) ? status : HEALTH_FAIL;
   else
-    eff = status != HEALTH_FAIL ? status
-          : c->consecutive_failures >= c->failure_threshold ? HEALTH_FAIL : prev;
+    eff = status != HEALTH_FAIL                             ? status
+          : c->consecutive_failures >= c->failure_threshold ? HEALTH_FAIL
+                                                            : prev;
   c->effective = eff;
 
   char *old = c->output;

@@ -153,7 +153,8 @@ HEALTH_EXPORT int health_add_disk(health_t *h, const char *name, const char *pat
       (o.warn_free_inodes_percent && o.fail_free_inodes_percent > o.warn_free_inodes_percent))
     return health__err(err, HEALTH_EINVAL,
                        "check '%.64s': a fail threshold must not exceed its warn threshold "
-                       "(both are minimum free amounts)", name);
+                       "(both are minimum free amounts)",
+                       name);
   if (!*path || stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode))
     return health__err(err, HEALTH_EINVAL, "check '%.64s': disk path '%.200s' is not a directory", name, path);
   disk_state_t *st = calloc(1, sizeof *st);

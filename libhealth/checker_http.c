@@ -33,9 +33,9 @@ typedef health__http_target_t target_t;
 
 typedef struct http_state {
   health__checker_t *ck; /* the handle, the name, the timeout (checker.h) */
-  char *display_url; /* password masked, for debug logs */
+  char *display_url;     /* password masked, for debug logs */
   target_t first;
-  char *auth;        /* "Authorization: Basic ...\r\n" or NULL (wiped on free) */
+  char *auth; /* "Authorization: Basic ...\r\n" or NULL (wiped on free) */
   char *method, *expect, *server_name;
   unsigned status_min, status_max, max_redirects;
   int verify, client_cert;
@@ -72,7 +72,7 @@ typedef struct run {
   uint64_t deadline;
   const char *phase;
   char out[HEALTH_ERROR_TEXT_LENGTH];
-  size_t hlen, blen;      /* bytes in st->head / st->body */
+  size_t hlen, blen; /* bytes in st->head / st->body */
   unsigned status;
   long long content_length; /* -1: until close */
   char location[HEALTH__HTTP_PATH_MAX + 1];
@@ -203,7 +203,7 @@ static int exchange(run_t *r, const target_t *t) {
   if (!dflt) snprintf(hostport + strlen(hostport), sizeof hostport - strlen(hostport), ":%u", t->hp.port);
   char *req = NULL;
   int len = asprintf(&req, "%s %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: libhealth/%s\r\n"
-                     "Accept: */*\r\nConnection: close\r\n%s\r\n",
+                           "Accept: */*\r\nConnection: close\r\n%s\r\n",
                      st->method, t->path, hostport, HEALTH_VERSION_STRING,
                      st->auth && t == &st->first ? st->auth : "");
   r->phase = "request";
@@ -277,7 +277,8 @@ static void http_run(health_result_t *res, void *arg) {
     rc = fail(&r, HEALTH__IO_ERROR, "HTTP %u (expected %u-%u%s)", r.status, st->status_min,
               st->status_max,
               r.status >= 300 && r.status <= 399 && !st->max_redirects
-                  ? "; redirects are not followed" : "");
+                  ? "; redirects are not followed"
+                  : "");
   if (rc == 0 && st->expect) rc = find_text(&r);
   health__conn_close(&r.conn);
   if (have_hop) target_free(&hop);
@@ -345,7 +346,7 @@ HEALTH_EXPORT int health_add_http(health_t *h, const char *name, const char *url
   } else if (o.ca_file || o.ca_dir || o.cert_file || o.key_file || o.tls_server_name ||
              o.insecure_skip_verify) {
     health__checker_log(st->ck, HEALTH_LOG_WARN, "http_tls_options_ignored", "check", name, "message",
-                "TLS options given for an http:// URL; use https:// for TLS", NULL);
+                        "TLS options given for an http:// URL; use https:// for TLS", NULL);
   }
   char shown[1024];
   health__redact_url(url, shown, sizeof shown);
@@ -364,8 +365,9 @@ HEALTH_EXPORT int health_add_http(health_t *h, const char *name, const char *url
   if (rc) goto fail;
   if (st->first.tls && !st->verify)
     health__checker_log(st->ck, HEALTH_LOG_WARN, "http_tls_insecure", "check", name, "message",
-                "TLS certificate verification is DISABLED (insecure_skip_verify): "
-                "anyone on the path can impersonate the server", NULL);
+                        "TLS certificate verification is DISABLED (insecure_skip_verify): "
+                        "anyone on the path can impersonate the server",
+                        NULL);
   return 0;
 fail:
   http_free(st);

@@ -51,10 +51,10 @@ static health_status_t at_or_above(double pct, double warn, double fail) {
 
 typedef struct mem_state {
   health__checker_t *ck;
-  char *dir;      /* the cgroup directory (memory.events) */
-  char *top;      /* walk memory.max up to here (== dir when given) */
+  char *dir; /* the cgroup directory (memory.events) */
+  char *top; /* walk memory.max up to here (== dir when given) */
   health_memory_options_t o;
-  int given;      /* cgroup_dir was given: its memory.max must exist */
+  int given; /* cgroup_dir was given: its memory.max must exist */
   int have_oom;
   unsigned long long oom_seen;
 } mem_state_t;
@@ -75,7 +75,10 @@ static int slurp(const char *path, char *buf, size_t len) {
   size_t n = fread(buf, 1, len - 1, f);
   int e = ferror(f);
   fclose(f);
-  if (e) { errno = EIO; return -1; }
+  if (e) {
+    errno = EIO;
+    return -1;
+  }
   buf[n] = 0;
   return 0;
 }
@@ -95,7 +98,10 @@ static long long limit_of(const mem_state_t *st, uint64_t *limit) {
         char *end;
         errno = 0;
         unsigned long long v = strtoull(buf, &end, 10);
-        if (errno || end == buf) { errno = EINVAL; return -1; }
+        if (errno || end == buf) {
+          errno = EINVAL;
+          return -1;
+        }
         if (!best || v < best) best = v;
       }
     } else if (errno != ENOENT || st->given) {
@@ -204,7 +210,10 @@ static int own_cgroup(char **dir, char **top) {
   fclose(f);
   if (!mnt[0]) return -1;
   if (asprintf(dir, "%s%s", mnt, strcmp(path, "/") == 0 ? "" : path) < 0) return -1;
-  if (!(*top = strdup(mnt))) { free(*dir); return -1; }
+  if (!(*top = strdup(mnt))) {
+    free(*dir);
+    return -1;
+  }
   return 0;
 }
 
@@ -242,7 +251,7 @@ HEALTH_EXPORT int health_add_memory(health_t *h, const char *name,
     /* No cgroup v2: no container limit to compare with; the check still
      * reports the resident size (and says why). */
     health__checker_log(st->ck, HEALTH_LOG_INFO, "memory_no_cgroup2", "check", name, "message",
-                "no cgroup v2 hierarchy found: no container memory limit known", NULL);
+                        "no cgroup v2 hierarchy found: no container memory limit known", NULL);
     st->dir = strdup("/nonexistent-cgroup2");
     st->top = strdup("/");
   }

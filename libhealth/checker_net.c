@@ -28,11 +28,17 @@ int health__hostport_parse(const char *s, size_t n, unsigned default_port,
   const char *e = s + n, *hs, *he, *p;
   unsigned char addr[16];
   memset(out, 0, sizeof *out);
-  if (n == 0) { *why = "empty host"; return HEALTH_EURL; }
+  if (n == 0) {
+    *why = "empty host";
+    return HEALTH_EURL;
+  }
   if (*s == '[') {
     hs = s + 1;
     he = memchr(hs, ']', (size_t)(e - hs));
-    if (!he) { *why = "unterminated '[' in the host"; return HEALTH_EURL; }
+    if (!he) {
+      *why = "unterminated '[' in the host";
+      return HEALTH_EURL;
+    }
     p = he + 1;
     out->host_is_ip = 6;
   } else {
@@ -41,38 +47,65 @@ int health__hostport_parse(const char *s, size_t n, unsigned default_port,
     if (!he) he = e;
     p = he;
   }
-  if (he == hs) { *why = "empty host"; return HEALTH_EURL; }
-  if (he - hs > 253) { *why = "host name too long"; return HEALTH_EURL; }
+  if (he == hs) {
+    *why = "empty host";
+    return HEALTH_EURL;
+  }
+  if (he - hs > 253) {
+    *why = "host name too long";
+    return HEALTH_EURL;
+  }
   if (!out->host_is_ip)
     for (const char *q = hs; q < he; q++)
       if (!name_char(*q)) {
         *why = "invalid host (expected a DNS name, an IPv4 address or [IPv6])";
         return HEALTH_EURL;
       }
-  if (!(out->host = strndup(hs, (size_t)(he - hs)))) { *why = "out of memory"; return HEALTH_ENOMEM; }
+  if (!(out->host = strndup(hs, (size_t)(he - hs)))) {
+    *why = "out of memory";
+    return HEALTH_ENOMEM;
+  }
   if (out->host_is_ip == 6 && inet_pton(AF_INET6, out->host, addr) != 1) {
     *why = "invalid IPv6 address in the host";
     goto bad;
   }
   if (!out->host_is_ip && strspn(out->host, "0123456789.") == strlen(out->host)) {
-    if (inet_pton(AF_INET, out->host, addr) != 1) { *why = "invalid IPv4 address in the host"; goto bad; }
+    if (inet_pton(AF_INET, out->host, addr) != 1) {
+      *why = "invalid IPv4 address in the host";
+      goto bad;
+    }
     out->host_is_ip = 4;
   }
   if (p == e) {
-    if (!default_port) { *why = "missing port (expected host:port)"; goto bad; }
+    if (!default_port) {
+      *why = "missing port (expected host:port)";
+      goto bad;
+    }
     out->port = default_port;
     return 0;
   }
-  if (*p != ':') { *why = "unexpected characters after the host"; goto bad; }
+  if (*p != ':') {
+    *why = "unexpected characters after the host";
+    goto bad;
+  }
   p++;
   unsigned long v = 0;
-  if (p == e) { *why = "empty port after ':'"; goto bad; }
+  if (p == e) {
+    *why = "empty port after ':'";
+    goto bad;
+  }
   for (const char *q = p; q < e; q++) {
-    if (*q < '0' || *q > '9') { *why = "port is not a number"; goto bad; }
+    if (*q < '0' || *q > '9') {
+      *why = "port is not a number";
+      goto bad;
+    }
     v = v * 10 + (unsigned long)(*q - '0');
     if (v > 65535) break;
   }
-  if (v == 0 || v > 65535) { *why = "port out of range (1-65535)"; goto bad; }
+  if (v == 0 || v > 65535) {
+    *why = "port out of range (1-65535)";
+    goto bad;
+  }
   out->port = (unsigned)v;
   return 0;
 bad:
@@ -126,7 +159,10 @@ void health__fmt_fixed(char *buf, size_t len, double v, int decimals) {
   static const unsigned pow10[] = {1, 10, 100, 1000};
   if (decimals < 0) decimals = 0;
   if (decimals > 3) decimals = 3;
-  if (!isfinite(v)) { snprintf(buf, len, "0"); return; }
+  if (!isfinite(v)) {
+    snprintf(buf, len, "0");
+    return;
+  }
   int neg = v < 0;
   double a = fabs(v) * pow10[decimals] + 0.5;
   if (a > 1e18) a = 1e18;
@@ -142,7 +178,10 @@ void health__fmt_bytes(char *buf, size_t len, uint64_t bytes) {
   static const char *units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
   double v = (double)bytes;
   int u = 0;
-  while (v >= 1024 && u < 5) { v /= 1024; u++; }
+  while (v >= 1024 && u < 5) {
+    v /= 1024;
+    u++;
+  }
   char num[32];
   health__fmt_fixed(num, sizeof num, v, u == 0 ? 0 : 1);
   snprintf(buf, len, "%s %s", num, units[u]);
@@ -170,8 +209,13 @@ int health__http_url_parse(const char *url, health__http_target_t *t, char **aut
   memset(t, 0, sizeof *t);
   if (auth) *auth = NULL;
   if (strncasecmp(url, "http://", 7) == 0) p = url + 7;
-  else if (strncasecmp(url, "https://", 8) == 0) { p = url + 8; t->tls = 1; }
-  else { *why = "expected an http:// or https:// URL"; return HEALTH_EURL; }
+  else if (strncasecmp(url, "https://", 8) == 0) {
+    p = url + 8;
+    t->tls = 1;
+  } else {
+    *why = "expected an http:// or https:// URL";
+    return HEALTH_EURL;
+  }
   for (const char *q = url; *q; q++)
     if ((unsigned char)*q <= 0x20 || *q == 0x7f) {
       *why = "invalid character (space or control) in the URL";
@@ -184,7 +228,10 @@ int health__http_url_parse(const char *url, health__http_target_t *t, char **aut
     const char *colon = memchr(p, ':', (size_t)(at - p));
     size_t n = (size_t)(at - p);
     char *plain = malloc(n + 1), *line = NULL;
-    if (!plain) { *why = "out of memory"; return HEALTH_ENOMEM; }
+    if (!plain) {
+      *why = "out of memory";
+      return HEALTH_ENOMEM;
+    }
     /* user:password, decoded separately so an encoded ':' stays in place */
     size_t ul = colon ? (size_t)(colon - p) : n;
     if (health__pct_decode(p, p + ul, plain) != 0 ||
@@ -203,14 +250,21 @@ int health__http_url_parse(const char *url, health__http_target_t *t, char **aut
     }
     health__wipe(plain, n + 1);
     free(plain);
-    if (auth && !line) { *why = "out of memory"; return HEALTH_ENOMEM; }
+    if (auth && !line) {
+      *why = "out of memory";
+      return HEALTH_ENOMEM;
+    }
     if (auth) *auth = line;
     p = at + 1;
   }
   int rc = health__hostport_parse(p, (size_t)(end - p), t->tls ? 443 : 80, &t->hp, why);
   if (rc) goto fail;
   size_t plen = strcspn(end, "#");
-  if (plen > HEALTH__HTTP_PATH_MAX) { *why = "path too long"; rc = HEALTH_EURL; goto fail; }
+  if (plen > HEALTH__HTTP_PATH_MAX) {
+    *why = "path too long";
+    rc = HEALTH_EURL;
+    goto fail;
+  }
   if (asprintf(&t->path, "%s%.*s", *end == '/' ? "" : "/", (int)plen, end) < 0) {
     t->path = NULL;
     *why = "out of memory";

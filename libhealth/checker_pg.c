@@ -45,7 +45,7 @@ static void pg_free(void *arg) {
 static int pg_writable(pg_state_t *s, health_result_t *r) {
   PGresult *res = NULL;
   if (health__pg_exec(s, r, "SELECT pg_is_in_recovery(), current_setting('transaction_read_only')",
-              "query", &res) != 0)
+                      "query", &res) != 0)
     return -1;
   const char *why = NULL;
   if (!res || PQntuples(res) != 1 || PQnfields(res) != 2)

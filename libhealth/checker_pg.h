@@ -22,11 +22,11 @@ typedef struct pg_state {
   health__checker_t *ck;
   PQconninfoOption *info; /* parsed conninfo; keys/vals point into it */
   const char **keys, **vals;
-  const char *password;   /* into info, for redaction; "" if none */
+  const char *password; /* into info, for redaction; "" if none */
   char *query;
   int require_writable;
-  uint64_t deadline;      /* of the current run (monotonic ms) */
-  PGconn *conn;           /* kept between runs once connected */
+  uint64_t deadline; /* of the current run (monotonic ms) */
+  PGconn *conn;      /* kept between runs once connected */
 } pg_state_t;
 
 /* ---- checker_pg_conninfo.c ---- */

@@ -74,11 +74,16 @@ int health__pg_timeout(pg_state_t *s, health_result_t *r, const char *phase) {
 
 /* A SQLSTATE is safe to show and precise; a few get a name too. */
 static const struct { const char *code, *name; } pg_states[] = {
-    {"57014", "statement timeout"},   {"57P01", "server shutting down"},
-    {"57P02", "crash shutdown"},      {"57P03", "server not accepting connections"},
-    {"25006", "read-only transaction"}, {"42P01", "undefined table"},
-    {"42501", "insufficient privilege"}, {"42601", "syntax error"},
-    {"42883", "undefined function"},  {"53300", "too many connections"},
+    {"57014", "statement timeout"},
+    {"57P01", "server shutting down"},
+    {"57P02", "crash shutdown"},
+    {"57P03", "server not accepting connections"},
+    {"25006", "read-only transaction"},
+    {"42P01", "undefined table"},
+    {"42501", "insufficient privilege"},
+    {"42601", "syntax error"},
+    {"42883", "undefined function"},
+    {"53300", "too many connections"},
     {"08006", "connection failure"},
 };
 
@@ -170,7 +175,8 @@ static int pg_validate(const char *kw, const char *val, const char *kind,
      * password (an unencoded '&' in ?password=...). */
     return health__err(err, HEALTH_EURL,
                        "%s: invalid sslmode (disable, allow, prefer, require, verify-ca "
-                       "or verify-full)", kind);
+                       "or verify-full)",
+                       kind);
   }
   return 0;
 }

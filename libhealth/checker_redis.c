@@ -101,7 +101,7 @@ static void redis_run(health_result_t *r, void *arg) {
   st->phase = "ping";
   if (st->conn.fd >= 0 && health__conn_stale(&st->conn)) {
     health__checker_log(st->ck, HEALTH_LOG_DEBUG, "redis_reconnect", "check", name,
-                "reason", "connection closed while idle", NULL);
+                        "reason", "connection closed while idle", NULL);
     health__redis_drop(st);
   }
   if (st->conn.fd < 0) {
@@ -185,8 +185,9 @@ HEALTH_EXPORT int health_add_redis(health_t *h, const char *name,
   } else if (o.ca_file || o.ca_dir || o.cert_file || o.key_file || o.tls_server_name ||
              o.insecure_skip_verify) {
     health__checker_log(st->ck, HEALTH_LOG_WARN, "redis_tls_options_ignored", "check", name,
-                "message", "TLS options given for a redis:// URL (plaintext); "
-                "use rediss:// for TLS", NULL);
+                        "message", "TLS options given for a redis:// URL (plaintext); "
+                                   "use rediss:// for TLS",
+                        NULL);
   }
   st->verify_name = strdup(o.tls_server_name ? o.tls_server_name : st->url.host);
   st->display_url = display_url(&st->url);
@@ -201,10 +202,11 @@ HEALTH_EXPORT int health_add_redis(health_t *h, const char *name,
 
   if (st->url.tls && !st->verify)
     health__checker_log(st->ck, HEALTH_LOG_WARN, "redis_tls_insecure", "check", name, "message",
-                "TLS certificate verification is DISABLED (insecure_skip_verify): "
-                "anyone on the path can impersonate the server", NULL);
+                        "TLS certificate verification is DISABLED (insecure_skip_verify): "
+                        "anyone on the path can impersonate the server",
+                        NULL);
   health__checker_log(st->ck, HEALTH_LOG_DEBUG, "redis_check_added", "check", name, "url",
-              st->display_url, NULL);
+                      st->display_url, NULL);
   return 0;
 fail:
   state_free(st);

@@ -32,9 +32,9 @@
 
 typedef struct redis_state {
   health__checker_t *ck;
-  char *client_name;  /* CLIENT SETNAME, for operators reading CLIENT LIST */
-  char *display_url;  /* password masked, for debug logs */
-  char *verify_name;  /* tls_server_name or the URL host */
+  char *client_name; /* CLIENT SETNAME, for operators reading CLIENT LIST */
+  char *display_url; /* password masked, for debug logs */
+  char *verify_name; /* tls_server_name or the URL host */
   health__redis_url_t url;
   int verify, require_master, client_cert;
   struct ssl_ctx_st *ctx;

@@ -97,8 +97,8 @@ static int io_fail(redis_state_t *st, int rc, const char *why) {
   if (rc == HEALTH__IO_CLOSED && st->url.tls && st->replies == 0 &&
       (st->conn.cert_requested || st->client_cert))
     return health__redis_fail(st, rc, "%s right after the TLS handshake (%s)", why,
-                st->conn.cert_requested ? "the server requires a client certificate"
-                                        : "was the client certificate rejected?");
+                              st->conn.cert_requested ? "the server requires a client certificate"
+                                                      : "was the client certificate rejected?");
   return health__redis_fail(st, rc, "%s", why);
 }
 
@@ -140,7 +140,7 @@ static const char *err_code(const redisReply *rep, char *buf, size_t len) {
 
 /* A command that must not fail; `what` names it in the output. */
 int health__redis_expect_ok(redis_state_t *st, const char *what, int argc,
-                     const char **argv, const size_t *lens, redisReply **keep) {
+                            const char **argv, const size_t *lens, redisReply **keep) {
   redisReply *rep;
   char code[32];
   int rc = command(st, argc, argv, lens, &rep);
@@ -220,8 +220,9 @@ int health__redis_connect(redis_state_t *st) {
   if (st->url.tls) {
     if (!st->verify)
       health__checker_log(st->ck, HEALTH_LOG_WARN, "redis_tls_insecure", "check", name,
-                  "message", "connecting WITHOUT verifying the server certificate "
-                  "(insecure_skip_verify)", NULL);
+                          "message", "connecting WITHOUT verifying the server certificate "
+                                     "(insecure_skip_verify)",
+                          NULL);
     if ((rc = handshake(st)) != 0) return rc;
   }
   if (st->url.password) {
@@ -247,7 +248,7 @@ int health__redis_connect(redis_state_t *st) {
     if ((rc = command(st, 3, argv, lens, &rep)) != 0) return rc;
     if (rep->type == REDIS_REPLY_ERROR)
       health__checker_log(st->ck, HEALTH_LOG_DEBUG, "redis_setname_refused", "check", name,
-                  "reply", rep->str, NULL);
+                          "reply", rep->str, NULL);
     freeReplyObject(rep);
   }
   if (st->url.db) {
@@ -261,7 +262,7 @@ int health__redis_connect(redis_state_t *st) {
   char ms[32];
   snprintf(ms, sizeof ms, "%llu", (unsigned long long)(health__now_ms() - t0));
   health__checker_log(st->ck, HEALTH_LOG_DEBUG, "redis_connected", "check", name,
-              "url", st->display_url, "#connect_ms", ms, NULL);
+                      "url", st->display_url, "#connect_ms", ms, NULL);
   return 0;
 }
 

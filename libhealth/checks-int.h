@@ -44,20 +44,20 @@ struct health_result {
 /* ---- observability: per-check counters for /metrics (metrics.c) ---- */
 #define HEALTH__BUCKETS 7 /* histogram upper bounds, +Inf apart (metrics.c) */
 typedef struct health__check_obs {
-  uint64_t started_us;           /* monotonic, when the current run was dispatched */
-  uint64_t last_duration_us;     /* of the last completed or timed-out run */
+  uint64_t started_us;                  /* monotonic, when the current run was dispatched */
+  uint64_t last_duration_us;            /* of the last completed or timed-out run */
   uint64_t bucket[HEALTH__BUCKETS + 1]; /* per bucket, not cumulative; last: above all */
-  uint64_t sum_us, count;        /* observed durations */
-  uint64_t failures, timeouts;   /* runs that failed / were cut at the deadline */
-  int64_t last_success_wall_ms;  /* last pass or warn; 0: never */
-  size_t name_len;               /* strlen(name), 0 until the first render */
+  uint64_t sum_us, count;               /* observed durations */
+  uint64_t failures, timeouts;          /* runs that failed / were cut at the deadline */
+  int64_t last_success_wall_ms;         /* last pass or warn; 0: never */
+  size_t name_len;                      /* strlen(name), 0 until the first render */
 } health__check_obs_t;
 
 typedef struct health__check {
   char *name;
-  char *key;            /* "<name>:<measurement>" */
+  char *key; /* "<name>:<measurement>" */
   char *component_type;
-  char *component_id;   /* may be NULL */
+  char *component_id; /* may be NULL */
   health_check_fn fn;
   void *arg;
   void (*free_arg)(void *);
@@ -66,8 +66,8 @@ typedef struct health__check {
   unsigned endpoints;
 
   /* Scheduler state, guarded by health_t.lock. */
-  int running;          /* a worker is executing fn */
-  int timed_out;        /* the current run passed its deadline */
+  int running;   /* a worker is executing fn */
+  int timed_out; /* the current run passed its deadline */
   uint64_t started_ms, deadline_ms, next_due_ms;
 
   /* Published result, guarded by health_t.lock. */
@@ -75,7 +75,7 @@ typedef struct health__check {
   health_status_t last;
   unsigned consecutive_failures, consecutive_successes;
   uint64_t runs;
-  char *output;              /* NULL for none */
+  char *output; /* NULL for none */
   int has_observed;
   double observed_value;
   char observed_unit[16];
@@ -84,14 +84,14 @@ typedef struct health__check {
 
   /* What was last logged as this check's report (transition detection,
    * checks.c), guarded by health_t.lock. */
-  health_status_t reported;  /* HEALTH_PENDING until the first line */
-  char *reported_output;     /* NULL: none logged */
-  int stale_reported;        /* the current result's staleness was logged */
-  health__repeat_t repeat;   /* identical check_status lines */
+  health_status_t reported; /* HEALTH_PENDING until the first line */
+  char *reported_output;    /* NULL: none logged */
+  int stale_reported;       /* the current result's staleness was logged */
+  health__repeat_t repeat;  /* identical check_status lines */
 
   struct health__check *next_job; /* worker queue link */
 
-  health__check_obs_t obs;  /* metrics.c, guarded by health_t.lock */
+  health__check_obs_t obs; /* metrics.c, guarded by health_t.lock */
 } health__check_t;
 
 /* Slack before a result counts as stale, for scheduling jitter. */
@@ -112,10 +112,10 @@ typedef struct health__worker {
 /* The check engine's state: owned by checks.c (registry), check_state.c
  * (results) and check_sched.c (scheduler, workers). */
 typedef struct health__engine {
-  int inited;                   /* the condition variables (check_sched.c) */
-  pthread_cond_t sched_cond;    /* scheduler wakes: result, stop */
-  pthread_cond_t work_cond;     /* workers wake: job queued, stop */
-  pthread_cond_t workers_done;  /* nworkers reached 0 */
+  int inited;                  /* the condition variables (check_sched.c) */
+  pthread_cond_t sched_cond;   /* scheduler wakes: result, stop */
+  pthread_cond_t work_cond;    /* workers wake: job queued, stop */
+  pthread_cond_t workers_done; /* nworkers reached 0 */
   /* The registry: grows before start only, then frozen.  The layers above
    * read the array and the checks (h->lock held) but never write them. */
   health__check_t **checks;
@@ -123,13 +123,13 @@ typedef struct health__engine {
   /* Scheduler and pool, guarded by h->lock. */
   health__check_t *queue_head, *queue_tail;
   size_t nworkers, idle_workers;
-  size_t queued;                /* jobs in the queue */
-  size_t starting_workers;      /* created, not yet waiting for work */
-  health__worker_t *workers;    /* nchecks slots, allocated at start */
+  size_t queued;             /* jobs in the queue */
+  size_t starting_workers;   /* created, not yet waiting for work */
+  health__worker_t *workers; /* nchecks slots, allocated at start */
   size_t nworker_slots;
-  int free_pending;             /* health_free() ran while workers were stuck */
+  int free_pending; /* health_free() ran while workers were stuck */
   int sched_stop;
-  uint64_t sched_wake_ms;       /* when the waiting scheduler wakes by itself */
+  uint64_t sched_wake_ms; /* when the waiting scheduler wakes by itself */
   int sched_started;
   pthread_t sched_thread;
 } health__engine_t;
@@ -145,13 +145,13 @@ static inline health_status_t health__shown_status(health_status_t s, int critic
 typedef struct health__check_view {
   const char *key, *component_type, *component_id; /* component_id may be NULL */
   int critical;
-  health_status_t status;    /* health__check_status_locked(): stale counts as fail */
-  health_status_t shown;     /* health__shown_status(): never PENDING */
-  const char *word;          /* "pass", "warn" or "fail": `shown` */
-  const char *output;        /* why it is so, else the check's output; NULL: none */
-  int has_result;            /* a result was published: its time is shown */
+  health_status_t status; /* health__check_status_locked(): stale counts as fail */
+  health_status_t shown;  /* health__shown_status(): never PENDING */
+  const char *word;       /* "pass", "warn" or "fail": `shown` */
+  const char *output;     /* why it is so, else the check's output; NULL: none */
+  int has_result;         /* a result was published: its time is shown */
   int64_t result_wall_ms;
-  int has_observed;          /* a finite observed value to show */
+  int has_observed; /* a finite observed value to show */
   double observed_value;
   const char *observed_unit; /* "" for none */
 } health__check_view_t;
@@ -224,6 +224,5 @@ health_status_t health__aggregate_locked(health_t *h, unsigned endpoint,
  * (before start; checks.c). */
 size_t health__checks_count(health_t *h);
 void health__checks_truncate(health_t *h, size_t keep);
-
 
 #endif /* HEALTH_CHECKS_INT_H */

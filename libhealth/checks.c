@@ -138,11 +138,15 @@ int health__add_check(health_t *h, const char *name, health_check_fn fn,
   h->eng.checks = grown;
   int failed = 0;
   c->name = dup_or_null(name, &failed);
-  c->component_type = dup_or_null(o.component_type ? o.component_type
+  c->component_type = dup_or_null(o.component_type         ? o.component_type
                                   : default_component_type ? default_component_type
-                                  : "component", &failed);
+                                                           : "component",
+                                  &failed);
   c->component_id = dup_or_null(o.component_id, &failed);
-  if (asprintf(&c->key, "%s:%s", name, measurement) < 0) { c->key = NULL; failed = 1; }
+  if (asprintf(&c->key, "%s:%s", name, measurement) < 0) {
+    c->key = NULL;
+    failed = 1;
+  }
   if (failed) {
     check_free(c); /* free_arg is still NULL here: the caller keeps arg */
     rc = health__err(err, HEALTH_ENOMEM, "out of memory adding check '%s'", name);
@@ -185,7 +189,6 @@ HEALTH_EXPORT int health_add_check(health_t *h, const char *name,
 }
 
 /* ---- status ---- */
-
 
 void health__checks_free(health_t *h) {
   for (size_t i = 0; i < h->eng.nchecks; i++) check_free(h->eng.checks[i]);

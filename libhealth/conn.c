@@ -68,10 +68,14 @@ int health__io_sys_fail(health__conn_t *c, int e, const char *what, char *err,
 }
 
 int health__plain_write(health__conn_t *c, const char *p, size_t len,
-                       uint64_t deadline_ms, char *err, size_t errlen) {
+                        uint64_t deadline_ms, char *err, size_t errlen) {
   while (len) {
     ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL);
-    if (n > 0) { p += n; len -= (size_t)n; continue; }
+    if (n > 0) {
+      p += n;
+      len -= (size_t)n;
+      continue;
+    }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
       int w = health__wait_fd(c->fd, POLLOUT, deadline_ms);
@@ -85,10 +89,13 @@ int health__plain_write(health__conn_t *c, const char *p, size_t len,
 }
 
 ssize_t health__plain_read(health__conn_t *c, char *buf, size_t cap,
-                          uint64_t deadline_ms, char *err, size_t errlen) {
+                           uint64_t deadline_ms, char *err, size_t errlen) {
   for (;;) {
     ssize_t n = recv(c->fd, buf, cap, 0);
-    if (n > 0) { health__conn_remember(c, buf, (size_t)n); return n; }
+    if (n > 0) {
+      health__conn_remember(c, buf, (size_t)n);
+      return n;
+    }
     if (n == 0) {
       health__io_say(err, errlen, "connection closed by server");
       return HEALTH__IO_CLOSED;
@@ -107,13 +114,28 @@ int health__tcp_connect(const struct sockaddr *sa, socklen_t len, uint64_t deadl
   int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   int one = 1, soerr = 0;
   socklen_t sl = sizeof soerr;
-  if (fd < 0) { *err = errno; return -1; }
+  if (fd < 0) {
+    *err = errno;
+    return -1;
+  }
   if (connect(fd, sa, len) < 0) {
-    if (errno != EINPROGRESS) { *err = errno; close(fd); return -1; }
+    if (errno != EINPROGRESS) {
+      *err = errno;
+      close(fd);
+      return -1;
+    }
     int w = health__wait_fd(fd, POLLOUT, deadline);
-    if (w <= 0) { *err = w == 0 ? ETIMEDOUT : errno; close(fd); return -1; }
+    if (w <= 0) {
+      *err = w == 0 ? ETIMEDOUT : errno;
+      close(fd);
+      return -1;
+    }
     if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0) soerr = errno;
-    if (soerr) { *err = soerr; close(fd); return -1; }
+    if (soerr) {
+      *err = soerr;
+      close(fd);
+      return -1;
+    }
   }
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   return fd;

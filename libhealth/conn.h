@@ -25,13 +25,13 @@ enum {
 };
 
 typedef struct health__conn {
-  int fd;                  /* connected, non-blocking; -1 when closed */
-  struct ssl_st *ssl;      /* NULL for plaintext */
-  unsigned char peek[8];   /* first raw bytes the peer sent: tells a TLS */
-  size_t npeek;            /* record from a RESP reply when things go wrong */
-  int sys_errno;           /* errno of the last failed send/recv */
-  int cert_requested;      /* the server asked for a client certificate
-                              and none is configured */
+  int fd;                /* connected, non-blocking; -1 when closed */
+  struct ssl_st *ssl;    /* NULL for plaintext */
+  unsigned char peek[8]; /* first raw bytes the peer sent: tells a TLS */
+  size_t npeek;          /* record from a RESP reply when things go wrong */
+  int sys_errno;         /* errno of the last failed send/recv */
+  int cert_requested;    /* the server asked for a client certificate
+                            and none is configured */
 } health__conn_t;
 
 /**

@@ -234,7 +234,7 @@ static int ssl_fail(health__conn_t *c, int sslerr, const char *what, char *err,
 
   if (reason == SSL_R_CERTIFICATE_VERIFY_FAILED && vr != X509_V_OK) {
     health__io_say(err, errlen, "TLS certificate verify failed: %s",
-        X509_verify_cert_error_string(vr));
+                   X509_verify_cert_error_string(vr));
   } else if (sslerr == SSL_ERROR_ZERO_RETURN ||
              reason == SSL_R_UNEXPECTED_EOF_WHILE_READING ||
              (sslerr == SSL_ERROR_SYSCALL && !e && c->sys_errno == 0)) {
@@ -245,7 +245,7 @@ static int ssl_fail(health__conn_t *c, int sslerr, const char *what, char *err,
   } else {
     const char *r = e ? ERR_reason_error_string(e) : NULL;
     health__io_say(err, errlen, "%s: %s%s", what, r ? r : "unknown error",
-        alert_hint(c, reason));
+                   alert_hint(c, reason));
   }
   ERR_clear_error();
   return rc;
@@ -398,7 +398,10 @@ static ssize_t tls_read(health__conn_t *c, void *buf, size_t cap,
   return HEALTH__IO_ERROR;
 }
 
-static int tls_stale(health__conn_t *c) { (void)c; return 1; }
+static int tls_stale(health__conn_t *c) {
+  (void)c;
+  return 1;
+}
 
 static void tls_free(health__conn_t *c) { c->ssl = NULL; }
 

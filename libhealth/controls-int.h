@@ -22,9 +22,9 @@ struct health_heartbeat {
   struct health_heartbeat *next;
   char *name, *key;
   unsigned max_age_ms;
-  unsigned seen;       /* `beats` at the last sample */
-  uint64_t last_ms;    /* monotonic ms at which the sampler last saw a beat */
-  int stale;           /* as the sampler last judged it (log transitions) */
+  unsigned seen;    /* `beats` at the last sample */
+  uint64_t last_ms; /* monotonic ms at which the sampler last saw a beat */
+  int stale;        /* as the sampler last judged it (log transitions) */
 };
 
 typedef struct health__gate {
@@ -35,11 +35,11 @@ typedef struct health__gate {
 } health__gate_t;
 
 typedef struct health__controls {
-  int inited;                  /* cond below initialised */
+  int inited; /* cond below initialised */
   /* heartbeats, guarded by h->lock */
   struct health_heartbeat *heartbeats;
   size_t nheartbeats;
-  pthread_cond_t cond;         /* wakes the sampler: new heartbeat, stop */
+  pthread_cond_t cond; /* wakes the sampler: new heartbeat, stop */
   pthread_t sampler;
   int sampler_started, sampler_stop;
   /* manual readiness, guarded by h->lock */
@@ -52,19 +52,19 @@ typedef struct health__controls {
   uint64_t started_ms;          /* monotonic, set by health_start() */
   /* HAProxy agent-check responder (agent.c) */
   int agent_enabled;
-  char *agent_address;          /* NULL: the health port's address */
+  char *agent_address; /* NULL: the health port's address */
   unsigned agent_port;
-  atomic_uint agent_weight;     /* percent sent with "up"; 0: none */
+  atomic_uint agent_weight; /* percent sent with "up"; 0: none */
   int agent_fd, agent_wake[2];
   unsigned agent_bound_port;
   pthread_t agent_thread;
   int agent_started;
 } health__controls_t;
 
-int health__controls_init(health_t *h);            /* health_new(); -1: no memory */
+int health__controls_init(health_t *h);                       /* health_new(); -1: no memory */
 int health__controls_start(health_t *h, health_error_t *err); /* health_start() */
-void health__controls_stop(health_t *h);           /* health_stop() */
-void health__controls_free(health_t *h);           /* when the handle is freed */
+void health__controls_stop(health_t *h);                      /* health_stop() */
+void health__controls_free(health_t *h);                      /* when the handle is freed */
 /* Fold heartbeats, gates and manual readiness into the status `st` of
  * `endpoint` (h->lock held); lowers *vu to when that may change by itself. */
 health_status_t health__controls_aggregate_locked(health_t *h, unsigned endpoint,
@@ -79,7 +79,7 @@ void health__controls_render_entries_locked(health_t *h, unsigned endpoint,
 /* The reason readiness or liveness fails, one line, h->lock held. */
 void health__controls_reason_locked(health_t *h, uint64_t now, char *out, size_t len);
 /* heartbeat.c */
-int health__heartbeat_start_locked(health_t *h);          /* h->lock held */
+int health__heartbeat_start_locked(health_t *h); /* h->lock held */
 void health__heartbeat_stop(health_t *h);
 void health__heartbeat_free_all(health_t *h);
 /* agent.c */
@@ -87,6 +87,5 @@ int health__agent_start(health_t *h, health_error_t *err);
 void health__agent_stop(health_t *h);
 /* names of heartbeats and gates follow health__valid_name() (checks.c) */
 /* ==== end of liveness and readiness controls ==== */
-
 
 #endif /* HEALTH_CONTROLS_INT_H */

@@ -44,7 +44,8 @@ typedef struct {
   unsigned min, max;
 } num_opt_t;
 
-#define NUM(var, field, min, max) {var, offsetof(health_options_t, field), min, max}
+#define NUM(var, field, min, max) \
+  { var, offsetof(health_options_t, field), min, max }
 static const num_opt_t num_opts[] = {
     NUM("HEALTH_PORT", port, 0, 65535),
     NUM("HEALTH_MAX_CONNECTIONS", max_connections, 1, 100000),
@@ -82,8 +83,14 @@ static int parse_bool(const char *s, int *out) {
   static const char *yes[] = {"1", "true", "yes", "on"};
   static const char *no[] = {"0", "false", "no", "off"};
   for (size_t i = 0; i < 4; i++) {
-    if (strcasecmp(s, yes[i]) == 0) { *out = 1; return 0; }
-    if (strcasecmp(s, no[i]) == 0) { *out = 0; return 0; }
+    if (strcasecmp(s, yes[i]) == 0) {
+      *out = 1;
+      return 0;
+    }
+    if (strcasecmp(s, no[i]) == 0) {
+      *out = 0;
+      return 0;
+    }
   }
   return -1;
 }
@@ -180,7 +187,10 @@ HEALTH_EXPORT int health_options_from_env(health_options_t *opts, health_error_t
   if ((v = getenv("HEALTH_SERVICE_ID")) && *v) o.service_id = v;
   if ((v = getenv("HEALTH_SERVICE_VERSION")) && *v) o.service_version = v;
   if ((v = getenv("HEALTH_DESCRIPTION")) && *v) o.description = v;
-  const struct { const char *var; int *field; } bools[] = {
+  const struct {
+    const char *var;
+    int *field;
+  } bools[] = {
       {"HEALTH_HANDLE_SIGNALS", &o.handle_signals}, {"HEALTH_EXIT", &o.exit_on_shutdown}};
   for (size_t i = 0; i < 2; i++) {
     if (!(v = getenv(bools[i].var)) || !*v) continue;

@@ -24,49 +24,82 @@ extern char **environ;
 #define MAX_VARS 256
 
 enum {
-  K_TCP = 1, K_HTTP = 2, K_DISK = 4, K_MEMORY = 8, K_FDS = 16, K_PG = 32, K_REDIS = 64,
-  K_ALL = 127, K_TLS = K_HTTP | K_REDIS, K_LEVEL = K_DISK | K_MEMORY | K_FDS
+  K_TCP = 1,
+  K_HTTP = 2,
+  K_DISK = 4,
+  K_MEMORY = 8,
+  K_FDS = 16,
+  K_PG = 32,
+  K_REDIS = 64,
+  K_ALL = 127,
+  K_TLS = K_HTTP | K_REDIS,
+  K_LEVEL = K_DISK | K_MEMORY | K_FDS
 };
 
-static const struct { const char *scheme; int kind; const char *word; } schemes[] = {
-    {"tcp://", K_TCP, "tcp"},          {"http://", K_HTTP, "http"},
-    {"https://", K_HTTP, "https"},     {"disk:", K_DISK, "disk"},
-    {"memory:", K_MEMORY, "memory"},   {"fds:", K_FDS, "fds"},
-    {"postgresql://", K_PG, "postgresql"}, {"postgres://", K_PG, "postgresql"},
-    {"redis://", K_REDIS, "redis"},    {"rediss://", K_REDIS, "redis"},
+static const struct {
+  const char *scheme;
+  int kind;
+  const char *word;
+} schemes[] = {
+    {"tcp://", K_TCP, "tcp"},
+    {"http://", K_HTTP, "http"},
+    {"https://", K_HTTP, "https"},
+    {"disk:", K_DISK, "disk"},
+    {"memory:", K_MEMORY, "memory"},
+    {"fds:", K_FDS, "fds"},
+    {"postgresql://", K_PG, "postgresql"},
+    {"postgres://", K_PG, "postgresql"},
+    {"redis://", K_REDIS, "redis"},
+    {"rediss://", K_REDIS, "redis"},
 };
 
 /* Longer names first: "INODES_WARN" must win over "WARN". */
-static const struct { const char *name; int kinds; } options[] = {
-    {"INSECURE_SKIP_VERIFY", K_TLS}, {"FAILURE_THRESHOLD", K_ALL},
-    {"SUCCESS_THRESHOLD", K_ALL},    {"REQUIRE_WRITABLE", K_PG},
-    {"REQUIRE_MASTER", K_REDIS},     {"MAX_REDIRECTS", K_HTTP},
-    {"INODES_WARN", K_DISK},         {"INODES_FAIL", K_DISK},
-    {"WRITE_PROBE", K_DISK},         {"SERVER_NAME", K_TLS},
-    {"INTERVAL_MS", K_ALL},          {"TIMEOUT_MS", K_ALL},
-    {"CGROUP_DIR", K_MEMORY},        {"READINESS", K_ALL},
-    {"CERT_FILE", K_TLS},            {"KEY_FILE", K_TLS},
-    {"LIVENESS", K_ALL},             {"CRITICAL", K_ALL},
-    {"OOM_KILL", K_MEMORY},          {"CA_FILE", K_TLS},
-    {"CA_DIR", K_TLS},               {"METHOD", K_HTTP},
-    {"STATUS", K_HTTP},              {"EXPECT", K_HTTP},
-    {"QUERY", K_PG},                 {"WARN", K_LEVEL},
+static const struct {
+  const char *name;
+  int kinds;
+} options[] = {
+    {"INSECURE_SKIP_VERIFY", K_TLS},
+    {"FAILURE_THRESHOLD", K_ALL},
+    {"SUCCESS_THRESHOLD", K_ALL},
+    {"REQUIRE_WRITABLE", K_PG},
+    {"REQUIRE_MASTER", K_REDIS},
+    {"MAX_REDIRECTS", K_HTTP},
+    {"INODES_WARN", K_DISK},
+    {"INODES_FAIL", K_DISK},
+    {"WRITE_PROBE", K_DISK},
+    {"SERVER_NAME", K_TLS},
+    {"INTERVAL_MS", K_ALL},
+    {"TIMEOUT_MS", K_ALL},
+    {"CGROUP_DIR", K_MEMORY},
+    {"READINESS", K_ALL},
+    {"CERT_FILE", K_TLS},
+    {"KEY_FILE", K_TLS},
+    {"LIVENESS", K_ALL},
+    {"CRITICAL", K_ALL},
+    {"OOM_KILL", K_MEMORY},
+    {"CA_FILE", K_TLS},
+    {"CA_DIR", K_TLS},
+    {"METHOD", K_HTTP},
+    {"STATUS", K_HTTP},
+    {"EXPECT", K_HTTP},
+    {"QUERY", K_PG},
+    {"WARN", K_LEVEL},
     {"FAIL", K_LEVEL},
 };
 #define NOPTIONS (sizeof options / sizeof options[0])
 
 typedef struct var {
-  const char *env;   /* "HEALTH_CHECK_X=..." */
-  size_t keylen;     /* length of "HEALTH_CHECK_X" */
-  const char *rest;  /* "X..." (not NUL-terminated at keylen) */
+  const char *env;  /* "HEALTH_CHECK_X=..." */
+  size_t keylen;    /* length of "HEALTH_CHECK_X" */
+  const char *rest; /* "X..." (not NUL-terminated at keylen) */
   size_t restlen;
   const char *value;
-  int owner;         /* index of the target var this option belongs to, -1: a target */
-  int option;        /* index into options[] */
+  int owner;  /* index of the target var this option belongs to, -1: a target */
+  int option; /* index into options[] */
 } var_t;
 
 typedef struct spec {
-  int var;           /* its target variable */
+  int var; /* its target variable */
   int kind;
   char name[HEALTH__NAME_MAX + 1];
   health_check_options_t co;
@@ -288,7 +321,8 @@ static int unknown_scheme(const var_t *vars, size_t n, const var_t *v, health_er
   return health__err(err, HEALTH_EINVAL,
                      "%.*s: unknown check target (expected tcp://host:port, http://..., "
                      "https://..., disk:/path, memory:, fds:, postgresql://..., redis://... "
-                     "or rediss://...)", (int)v->keylen, v->env);
+                     "or rediss://...)",
+                     (int)v->keylen, v->env);
 }
 
 /* ---- registration ---- */

@@ -10,7 +10,7 @@ HEALTH_EXPORT const char *health_strerror(int code) {
 #define HEALTH_XX_(name, val, text) \
   case HEALTH_##name:               \
     return text;
-    HEALTH_ERRNO_MAP(HEALTH_XX_)
+      HEALTH_ERRNO_MAP(HEALTH_XX_)
 #undef HEALTH_XX_
   }
   return "unknown error";
@@ -22,7 +22,7 @@ HEALTH_EXPORT const char *health_err_name(int code) {
 #define HEALTH_XX_(name, val, text) \
   case HEALTH_##name:               \
     return "HEALTH_" #name;
-    HEALTH_ERRNO_MAP(HEALTH_XX_)
+      HEALTH_ERRNO_MAP(HEALTH_XX_)
 #undef HEALTH_XX_
   }
   return "HEALTH_UNKNOWN";

@@ -206,7 +206,7 @@ void health__guard_opened(health__guard_t *g, int fd, void **socket_context) {
   pthread_mutex_lock(&g->lock);
   gslot_t *s = g->free_list;
   if (g->live >= g->cap && s) {
-    drain(g); /* (victim() wants the lists in order) */
+    drain(g);               /* (victim() wants the lists in order) */
     gslot_t *v = victim(g); /* (on MHD's thread: nothing can claim it meanwhile) */
     if (!v || !cut(g, v, &g->evicted))
       s = NULL; /* every connection is being answered: the newcomer goes */

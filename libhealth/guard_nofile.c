@@ -51,7 +51,8 @@ unsigned health__guard_fd_room(health_t *h, unsigned want) {
   }
   if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need) return want;
   rlim_t room = rl.rlim_cur > (rlim_t)in_use + FD_MARGIN + 16
-                    ? rl.rlim_cur - in_use - FD_MARGIN : 16;
+                    ? rl.rlim_cur - in_use - FD_MARGIN
+                    : 16;
   return (unsigned)room;
 }
 
@@ -89,4 +90,3 @@ int health__guard_env(health_t *h, health_error_t *err) {
   h->http.nofile_set = 1;
   return 0;
 }
-

@@ -56,7 +56,7 @@ static void *reaper_main(void *arg) {
 
 health__guard_t *health__guard_new(health_t *h) {
   unsigned cap = h->opt.max_connections;
-  unsigned slack = 16 + cap / 4; /* cut, not yet closed by MHD */
+  unsigned slack = 16 + cap / 4;                         /* cut, not yet closed by MHD */
   unsigned room = health__guard_fd_room(h, cap + slack); /* guard_nofile.c */
   if (room < cap + slack) {
     unsigned was = cap;
@@ -110,4 +110,3 @@ void health__guard_free(health__guard_t *g) {
   if (g->reserve_fd >= 0) close(g->reserve_fd);
   free(g);
 }
-

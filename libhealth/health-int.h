@@ -26,18 +26,18 @@
 #include "http-int.h"
 
 struct health {
-  health__core_t core;          /* version, observers (core.c) */
-  pthread_mutex_t lock;         /* the handle's lock (core.c): guards the engine's
-                                 * mutable fields, the controls, `state` */
-  int state;                    /* HEALTH__ST_* (health.c) */
+  health__core_t core;  /* version, observers (core.c) */
+  pthread_mutex_t lock; /* the handle's lock (core.c): guards the engine's
+                         * mutable fields, the controls, `state` */
+  int state;            /* HEALTH__ST_* (health.c) */
   /* frozen options (strings owned; health.c) */
   health_options_t opt;
   char *address, *detail_token, *service_id, *service_version, *description;
 
-  health__engine_t eng;         /* checks-int.h */
-  health__http_t http;          /* http-int.h */
-  health__shutdown_t sd;        /* shutdown-int.h */
-  health__notify_t notify;      /* notify-int.h */
+  health__engine_t eng;    /* checks-int.h */
+  health__http_t http;     /* http-int.h */
+  health__shutdown_t sd;   /* shutdown-int.h */
+  health__notify_t notify; /* notify-int.h */
   /* observability: metrics, listeners, render API, paths (obs.h) */
   struct health__obs *obs;
   /* fleet scale (jitter.c): frozen at start */

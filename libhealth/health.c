@@ -84,10 +84,10 @@ HEALTH_EXPORT int health_start(health_t *h, health_error_t *err) {
   }
 
   /* Listeners first: they must see the first transitions of the checks. */
-  rc = health__obs_start(h, err);                            /* serve.c: answer cache */
-  if (rc == 0) rc = health__listeners_start(h, err);         /* listeners.c */
-  if (rc == 0) rc = health__controls_start(h, err); /* readiness.c: sets the start time */
-  if (rc == 0) rc = health__agent_start(h, err);             /* agent.c */
+  rc = health__obs_start(h, err);                    /* serve.c: answer cache */
+  if (rc == 0) rc = health__listeners_start(h, err); /* listeners.c */
+  if (rc == 0) rc = health__controls_start(h, err);  /* readiness.c: sets the start time */
+  if (rc == 0) rc = health__agent_start(h, err);     /* agent.c */
   if (rc == 0 && h->opt.port != HEALTH_PORT_OFF) rc = health__http_start(h, err);
   else if (rc == 0)
     health__log(h, HEALTH_LOG_INFO, "http_off", "reason",
@@ -147,7 +147,7 @@ static void free_final(health_t *h) {
   health__checks_free(h);
   health__shutdown_free(h);
   health__controls_free(h); /* readiness.c */
-  health__notify_free(h); /* sdnotify.c */
+  health__notify_free(h);   /* sdnotify.c */
   health__core_free(h);
   free(h->address);
   free(h->detail_token);
@@ -156,4 +156,3 @@ static void free_final(health_t *h) {
   free(h->description);
   free(h);
 }
-

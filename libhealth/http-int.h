@@ -21,15 +21,15 @@ typedef struct health__view {
 typedef struct health__http {
   struct MHD_Daemon *daemon;
   unsigned bound_port;
-  int quiesced_fd;              /* listening socket after quiesce, or -1 */
+  int quiesced_fd; /* listening socket after quiesce, or -1 */
   /* [0 ready,1 health][0 full,1 status]: MHD's thread only (then
    * health__http_stop(), after MHD_stop_daemon() joined it) */
   health__view_t views[2][2];
   struct MHD_Response *resp_404, *resp_405, *resp_413, *resp_400, *resp_501, *resp_options;
   /* connection guard (guard.c) */
-  struct health__guard *guard;  /* slow clients, eviction at the cap, fd headroom */
-  unsigned long nofile_max;     /* ceiling for the soft RLIMIT_NOFILE (if nofile_set) */
-  int nofile_set;               /* else: up to the hard limit */
+  struct health__guard *guard; /* slow clients, eviction at the cap, fd headroom */
+  unsigned long nofile_max;    /* ceiling for the soft RLIMIT_NOFILE (if nofile_set) */
+  int nofile_set;              /* else: up to the hard limit */
 } health__http_t;
 
 /* ---- rendering (render.c) ---- */
@@ -62,8 +62,8 @@ int health__guard_env(health_t *h, health_error_t *err); /* HEALTH_NOFILE_MAX (g
  * needed and allowed; returns how many descriptors connections may use
  * (guard_nofile.c). */
 unsigned health__guard_fd_room(health_t *h, unsigned want);
-health__guard_t *health__guard_new(health_t *h); /* may raise RLIMIT_NOFILE */
-void health__guard_free(health__guard_t *g);     /* after MHD_stop_daemon() */
+health__guard_t *health__guard_new(health_t *h);        /* may raise RLIMIT_NOFILE */
+void health__guard_free(health__guard_t *g);            /* after MHD_stop_daemon() */
 unsigned health__guard_slots(const health__guard_t *g); /* MHD's connection limit */
 void health__guard_opened(health__guard_t *g, int fd, void **socket_context);
 void health__guard_closed(health__guard_t *g, void **socket_context);
@@ -78,11 +78,13 @@ void health__guard_stats(health__guard_t *g, unsigned long *evicted, unsigned lo
 /* ---- observability (metrics.c, listeners.c, serve.c) ---- */
 /* Internal routes beside HEALTH_READINESS / HEALTH_LIVENESS. */
 #define HEALTH__ROUTE_METRICS 3u
-enum { HEALTH__PHASE_RUNNING = 0, HEALTH__PHASE_DRAINING, HEALTH__PHASE_FLUSHING,
+enum { HEALTH__PHASE_RUNNING = 0,
+       HEALTH__PHASE_DRAINING,
+       HEALTH__PHASE_FLUSHING,
        HEALTH__PHASE_DONE };
 
-int health__obs_new(health_t *h);                 /* in health_new */
-void health__obs_free(health_t *h);               /* when the handle is freed */
+int health__obs_new(health_t *h);                        /* in health_new */
+void health__obs_free(health_t *h);                      /* when the handle is freed */
 int health__obs_start(health_t *h, health_error_t *err); /* in health_start */
 /* listeners.c: the notifier thread (registers the listeners' observers) */
 int health__listeners_start(health_t *h, health_error_t *err);

@@ -151,12 +151,11 @@ static int has_close_token(const char *v, size_t vlen) {
   return 0;
 }
 
-
 static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
                                    size_t klen, const char *value, size_t vlen) {
   head_scan_t *b = cls;
   char c = (char)(key[0] | 0x20); /* skip the caseless compares for other names */
-  if (kind != MHD_HEADER_KIND) { /* a query argument */
+  if (kind != MHD_HEADER_KIND) {  /* a query argument */
     if (c == 'c' && !b->check_seen && NAME_IS(key, klen, "check")) {
       b->check_seen = 1;
       b->check = value != NULL;

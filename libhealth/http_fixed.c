@@ -39,7 +39,9 @@ int health__http_fixed_new(health_t *h) {
   h->http.resp_501 = static_response("{\"status\":\"fail\",\"output\":\"method not implemented\"}\n", 501);
   h->http.resp_options = static_response("", 204);
   return h->http.resp_400 && h->http.resp_404 && h->http.resp_405 && h->http.resp_413 && h->http.resp_501 &&
-                 h->http.resp_options ? 0 : -1;
+                 h->http.resp_options
+             ? 0
+             : -1;
 }
 
 void health__http_fixed_free(health_t *h) {

@@ -151,7 +151,7 @@ int health__listeners_start(health_t *h, health_error_t *err) {
     return health__err(err, HEALTH_ESYS, "could not start the listener thread");
   }
   pthread_mutex_lock(&h->lock);
-  o->queue = q; /* from now on transitions are queued */
+  o->queue = q;                                                          /* from now on transitions are queued */
   health__observe_locked(h, state_changed_locked, check_changed_locked); /* (never full) */
   pthread_mutex_unlock(&h->lock);
   o->thread_started = 1;

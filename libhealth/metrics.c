@@ -199,7 +199,8 @@ typedef struct {
   const char *s;
   size_t n;
 } piece_t;
-#define PIECE(lit) {lit, sizeof lit - 1}
+#define PIECE(lit) \
+  { lit, sizeof lit - 1 }
 
 /* `prefix` NAME `mid` VALUE "\n": prefix ends in `check="`, mid starts with
  * the closing quote and ends with "} ". */
@@ -232,7 +233,12 @@ static inline char *end_us(char *p, uint64_t us) {
 }
 
 /* A simple family: one series per check, value from `get`. */
-typedef enum { V_CRITICAL, V_CONSEC, V_RUNS, V_FAILURES, V_TIMEOUTS, V_LAST_DURATION } val_t;
+typedef enum { V_CRITICAL,
+               V_CONSEC,
+               V_RUNS,
+               V_FAILURES,
+               V_TIMEOUTS,
+               V_LAST_DURATION } val_t;
 
 static void per_check(health_t *h, out_t *o, const char *fam, const char *type, const char *help,
                       piece_t prefix, val_t what) {
@@ -319,8 +325,8 @@ static void check_families(health_t *h, out_t *o, uint64_t now) {
   static const piece_t cnt_prefix = PIECE("libhealth_check_duration_seconds_count{check=\"");
   static const piece_t le[HEALTH__BUCKETS + 1] = {
       PIECE("\",le=\"0.001\"} "), PIECE("\",le=\"0.005\"} "), PIECE("\",le=\"0.025\"} "),
-      PIECE("\",le=\"0.1\"} "),   PIECE("\",le=\"0.5\"} "),   PIECE("\",le=\"2.5\"} "),
-      PIECE("\",le=\"10.0\"} "),  PIECE("\",le=\"+Inf\"} ")};
+      PIECE("\",le=\"0.1\"} "), PIECE("\",le=\"0.5\"} "), PIECE("\",le=\"2.5\"} "),
+      PIECE("\",le=\"10.0\"} "), PIECE("\",le=\"+Inf\"} ")};
   if ((p0 = p = reserve(b, nc * (HEALTH__BUCKETS + 3) * (bk_prefix.n + NAME_ROOM)))) {
     for (size_t i = 0; i < nc; i++) {
       const health__check_t *c = h->eng.checks[i];

@@ -8,11 +8,11 @@
 #include "base-int.h"
 
 typedef struct health__notify {
-  int notify_fd;                /* sdnotify.c; -1: systemd is not watching */
+  int notify_fd; /* sdnotify.c; -1: systemd is not watching */
   char notify_path[108];
   size_t notify_len;
   uint64_t watchdog_usec;
-  int ready_notified;           /* notify.c, h->lock held */
+  int ready_notified; /* notify.c, h->lock held */
   pthread_t watchdog_thread;
   int watchdog_started;
   pthread_mutex_t wd_lock;
@@ -21,13 +21,12 @@ typedef struct health__notify {
 } health__notify_t;
 
 /* ---- systemd notify (notify.c) ---- */
-void health__notify_init(health_t *h);    /* sdnotify.c: NOTIFY_SOCKET, WATCHDOG_USEC */
-void health__notify_free(health_t *h);    /* sdnotify.c: closes the socket */
+void health__notify_init(health_t *h);         /* sdnotify.c: NOTIFY_SOCKET, WATCHDOG_USEC */
+void health__notify_free(health_t *h);         /* sdnotify.c: closes the socket */
 int health__notify_watched(const health_t *h); /* sdnotify.c: 1 if systemd listens */
 int health__notify_start(health_t *h);
 void health__notify_stop(health_t *h);
-void health__notify(health_t *h, const char *msg);  /* sdnotify.c, any layer */
+void health__notify(health_t *h, const char *msg);     /* sdnotify.c, any layer */
 int health__notify_sent(health_t *h, const char *msg); /* same, 0 if it went out */
-
 
 #endif /* HEALTH_NOTIFY_INT_H */

@@ -51,7 +51,7 @@ int health__notify_start(health_t *h) {
   if (h->notify.notify_fd >= 0) {
     pthread_mutex_lock(&h->lock);
     health__observe_locked(h, ready_if_locked, NULL); /* (never full) */
-    ready_if_locked(h); /* no checks at all: ready at once */
+    ready_if_locked(h);                               /* no checks at all: ready at once */
     pthread_mutex_unlock(&h->lock);
   }
   if (h->notify.notify_fd < 0 || !h->notify.watchdog_usec) return 0;

@@ -50,15 +50,15 @@ struct health__obs {
   char *ready_path, *live_path, *metrics_path;
   int metrics_off;
 
-  atomic_int phase;             /* HEALTH__PHASE_* */
+  atomic_int phase; /* HEALTH__PHASE_* */
 
   /* listeners: registered before start, read-only after */
   health_listener_fn fns[HEALTH__MAX_LISTENERS];
   void *args[HEALTH__MAX_LISTENERS];
   size_t nlisteners;
-  pthread_mutex_t qlock;        /* the queue, seq, stop */
+  pthread_mutex_t qlock; /* the queue, seq, stop */
   pthread_cond_t qcond;
-  health__event_t *queue;       /* ring of HEALTH__EVENT_QUEUE, at start */
+  health__event_t *queue; /* ring of HEALTH__EVENT_QUEUE, at start */
   size_t qhead, qcount;
   uint64_t seq;                 /* last sequence number given out */
   atomic_uint_fast64_t dropped; /* events dropped on a full queue */
@@ -66,7 +66,7 @@ struct health__obs {
   int qstop;
   pthread_t thread;
   int thread_started;
-  health_status_t ep_last[2];   /* readiness, liveness as last told */
+  health_status_t ep_last[2]; /* readiness, liveness as last told */
 
   /* answer cache (serve.c) */
   pthread_mutex_t cache_lock;
@@ -75,7 +75,7 @@ struct health__obs {
   health__slot_t *per_check;    /* [check * 2 + (live)], full detail, after start */
   size_t last_metrics_len;      /* to size the next render's buffer */
   struct MHD_Response *resp_403, *resp_404;
-  int inited;                   /* bits: 1 qlock/qcond, 2 cache_lock */
+  int inited; /* bits: 1 qlock/qcond, 2 cache_lock */
 };
 
 /* listeners.c (started and stopped by health.c) */

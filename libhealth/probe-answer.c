@@ -15,8 +15,16 @@
 #include <string.h>
 #include <strings.h>
 
-enum { S_STATUS, S_HEADER, S_BODY_LEN, S_BODY_CLOSE, S_CHUNK_SIZE, S_CHUNK_DATA,
-       S_CHUNK_END, S_TRAILER, S_DONE, S_ERROR };
+enum { S_STATUS,
+       S_HEADER,
+       S_BODY_LEN,
+       S_BODY_CLOSE,
+       S_CHUNK_SIZE,
+       S_CHUNK_DATA,
+       S_CHUNK_END,
+       S_TRAILER,
+       S_DONE,
+       S_ERROR };
 
 static void reset_head(health__probe_answer_t *a) {
   a->status = 0;
@@ -149,19 +157,19 @@ static int chunk_size(health__probe_answer_t *a) {
 static int line_done(health__probe_answer_t *a) {
   int empty = a->line_len == 0;
   switch (a->state) {
-  case S_STATUS:
-    return empty ? HEALTH__ANS_MORE : parse_status(a); /* a stray empty line is ignored */
-  case S_HEADER:
-    return empty ? end_of_head(a) : header_line(a);
-  case S_CHUNK_SIZE:
-    return chunk_size(a);
-  case S_CHUNK_END:
-    if (!empty) return err(a, "malformed chunked body");
-    a->state = S_CHUNK_SIZE;
-    return HEALTH__ANS_MORE;
-  case S_TRAILER:
-    if (empty) a->state = S_DONE;
-    return HEALTH__ANS_MORE;
+    case S_STATUS:
+      return empty ? HEALTH__ANS_MORE : parse_status(a); /* a stray empty line is ignored */
+    case S_HEADER:
+      return empty ? end_of_head(a) : header_line(a);
+    case S_CHUNK_SIZE:
+      return chunk_size(a);
+    case S_CHUNK_END:
+      if (!empty) return err(a, "malformed chunked body");
+      a->state = S_CHUNK_SIZE;
+      return HEALTH__ANS_MORE;
+    case S_TRAILER:
+      if (empty) a->state = S_DONE;
+      return HEALTH__ANS_MORE;
   }
   return HEALTH__ANS_MORE;
 }
@@ -213,20 +221,20 @@ int health__probe_answer_feed(health__probe_answer_t *a, const char *p, size_t n
 
 int health__probe_answer_eof(health__probe_answer_t *a) {
   switch (a->state) {
-  case S_DONE:
-  case S_BODY_CLOSE:
-    a->state = S_DONE;
-    return HEALTH__ANS_DONE;
-  case S_ERROR:
-    return HEALTH__ANS_ERROR;
-  case S_STATUS:
-    if (!a->head_bytes) return err(a, "connection closed without an answer");
-    if (a->line_len && strncmp(a->line, "HTTP/", a->line_len < 5 ? a->line_len : 5))
-      return err(a, "not an HTTP answer");
-    /* fall through */
-  case S_HEADER:
-    return err(a, "connection closed in the middle of the answer's head");
-  default:
-    return err(a, "answer truncated: connection closed before the end of its body");
+    case S_DONE:
+    case S_BODY_CLOSE:
+      a->state = S_DONE;
+      return HEALTH__ANS_DONE;
+    case S_ERROR:
+      return HEALTH__ANS_ERROR;
+    case S_STATUS:
+      if (!a->head_bytes) return err(a, "connection closed without an answer");
+      if (a->line_len && strncmp(a->line, "HTTP/", a->line_len < 5 ? a->line_len : 5))
+        return err(a, "not an HTTP answer");
+      /* fall through */
+    case S_HEADER:
+      return err(a, "connection closed in the middle of the answer's head");
+    default:
+      return err(a, "answer truncated: connection closed before the end of its body");
   }
 }

@@ -18,12 +18,12 @@
 
 /* ---- URL (probe-url.c) ---- */
 typedef struct health__probe_url {
-  char host[256];      /* for the resolver: IPv6 literals without brackets */
-  char port[6];        /* decimal, no leading zeros */
+  char host[256]; /* for the resolver: IPv6 literals without brackets */
+  char port[6];   /* decimal, no leading zeros */
   unsigned port_num;
-  int numeric;         /* 4 or 6: an IP literal (no DNS needed), else 0 */
-  unsigned char addr[16]; /* the literal's address when numeric */
-  char authority[300]; /* the Host header: host[:port], [v6] bracketed */
+  int numeric;                             /* 4 or 6: an IP literal (no DNS needed), else 0 */
+  unsigned char addr[16];                  /* the literal's address when numeric */
+  char authority[300];                     /* the Host header: host[:port], [v6] bracketed */
   char target[HEALTH__PROBE_URL_MAX + 64]; /* origin-form: /path[?query] */
 } health__probe_url_t;
 
@@ -63,20 +63,20 @@ enum {
 
 typedef struct health__probe_answer {
   int state;
-  int status;              /* final (or current) status code */
-  char phrase[64];         /* its reason phrase, printable ASCII only */
-  int interim;             /* 1xx answers skipped */
+  int status;      /* final (or current) status code */
+  char phrase[64]; /* its reason phrase, printable ASCII only */
+  int interim;     /* 1xx answers skipped */
   int chunked, have_length, no_body;
-  uint64_t length;         /* Content-Length */
-  uint64_t body_left;      /* length or chunk bytes still to come */
-  uint64_t body_wire;      /* body bytes (framing included) seen */
-  size_t head_bytes;       /* all heads so far */
-  int capped;              /* stopped reading at HEALTH__PROBE_BODY_CAP */
+  uint64_t length;    /* Content-Length */
+  uint64_t body_left; /* length or chunk bytes still to come */
+  uint64_t body_wire; /* body bytes (framing included) seen */
+  size_t head_bytes;  /* all heads so far */
+  int capped;         /* stopped reading at HEALTH__PROBE_BODY_CAP */
   int head_reported;
-  char line[1024];         /* the current line (longer ones are cut) */
+  char line[1024]; /* the current line (longer ones are cut) */
   size_t line_len;
   int line_cut;
-  const char *error;       /* static text */
+  const char *error; /* static text */
 } health__probe_answer_t;
 
 void health__probe_answer_init(health__probe_answer_t *a);

@@ -133,7 +133,7 @@ int health__probe_parse_url(const char *url, health__probe_url_t *u, char *why, 
     size_t dl = (size_t)(aend - d);
     if (strspn(d, "0123456789") != dl)
       return bad(why, wl, "malformed URL: port '%.*s' is not a number", (int)(dl > 16 ? 16 : dl), d);
-    if (dl) { /* ":" alone means the default port (RFC 3986 §3.2.3) */
+    if (dl) {                                /* ":" alone means the default port (RFC 3986 §3.2.3) */
       while (dl > 1 && *d == '0') d++, dl--; /* leading zeros are allowed */
       unsigned long v = 0;
       for (size_t i = 0; i < dl && v <= 65535; i++) v = v * 10 + (unsigned)(d[i] - '0');
@@ -226,13 +226,15 @@ int health__probe_parse_expect(const char *spec, health__probe_expect_t *e, char
     } else if (dash ? code3(p, (size_t)(dash - p), &lo) || code3(dash + 1, m - (size_t)(dash - p) - 1, &hi)
                     : code3(p, m, &lo)) {
       return bad(why, wl, "bad status code list '%.40s' (expected codes and ranges "
-                          "like 200-399 or 200,204 or 2xx)", spec);
+                          "like 200-399 or 200,204 or 2xx)",
+                 spec);
     } else if (!dash) {
       hi = lo;
     }
     if (lo < 200 || hi > 599 || lo > hi)
       return bad(why, wl, "'%.*s' in the status code list is not a range of final "
-                          "status codes (200-599)", (int)(m > 16 ? 16 : m), p);
+                          "status codes (200-599)",
+                 (int)(m > 16 ? 16 : m), p);
     expect_set(e, lo, hi);
     if (!p[n]) break;
     p += n + 1;

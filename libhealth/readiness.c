@@ -212,7 +212,8 @@ void health__controls_render_entries_locked(health_t *h, unsigned endpoint, uint
   for (const struct health_heartbeat *hb = c->heartbeats; hb; hb = hb->next) {
     uint64_t age = h->state == HEALTH__ST_STARTED ? hb_age(hb, now) : 0;
     int stale = hb_stale(h, hb, now);
-    const char *word = !stale ? "pass" : (endpoint == HEALTH_LIVENESS && draining) ? "warn" : "fail";
+    const char *word = !stale ? "pass" : (endpoint == HEALTH_LIVENESS && draining) ? "warn"
+                                                                                   : "fail";
     entry_head(b, first, hb->key, "heartbeat");
     /* Integers only: no locale can change them. */
     health__buf_printf(b, ",\"observedValue\":%llu,\"observedUnit\":\"ms\",\"status\":\"%s\"",
@@ -231,7 +232,8 @@ void health__controls_render_entries_locked(health_t *h, unsigned endpoint, uint
   for (const health__gate_t *g = c->gates; g; g = g->next) {
     if (endpoint == HEALTH_LIVENESS && (g->open || !late)) continue;
     entry_head(b, first, g->key, "startup-gate");
-    const char *word = g->open ? "pass" : (endpoint == HEALTH_LIVENESS && draining) ? "warn" : "fail";
+    const char *word = g->open ? "pass" : (endpoint == HEALTH_LIVENESS && draining) ? "warn"
+                                                                                    : "fail";
     health__buf_printf(b, ",\"status\":\"%s\"", word);
     if (g->open) add_time(b, g->opened_wall_ms);
     if (!g->open) {
@@ -261,8 +263,7 @@ void health__controls_reason_locked(health_t *h, uint64_t now, char *out, size_t
     }
   for (const health__gate_t *g = c->gates; g; g = g->next)
     if (!g->open) {
-      snprintf(out, len, "%s %s", deadline_passed(c, now) ? "startup deadline passed, gate closed:"
-                                                         : "starting: waiting for gate", g->name);
+      snprintf(out, len, "%s %s", deadline_passed(c, now) ? "startup deadline passed, gate closed:" : "starting: waiting for gate", g->name);
       return;
     }
   for (size_t i = 0; i < h->eng.nchecks; i++) {

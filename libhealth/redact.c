@@ -99,7 +99,10 @@ void health__redact_secret(const char *text, const char *secret, char *out,
   const char *s = text;
   while (*s) {
     const char *p = sl ? strstr(s, secret) : NULL;
-    if (!p) { put(&w, s, strlen(s)); return; }
+    if (!p) {
+      put(&w, s, strlen(s));
+      return;
+    }
     put(&w, s, (size_t)(p - s));
     put(&w, "***", 3);
     s = p + sl;

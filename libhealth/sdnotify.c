@@ -55,7 +55,6 @@ int health__notify_sent(health_t *h, const char *msg) { return send_msg(h, msg);
 
 void health__notify(health_t *h, const char *msg) { (void)send_msg(h, msg); }
 
-
 void health__notify_free(health_t *h) {
   if (h->notify.notify_fd >= 0) close(h->notify.notify_fd);
   h->notify.notify_fd = -1;

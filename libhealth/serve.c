@@ -134,7 +134,9 @@ int health__obs_start(health_t *h, health_error_t *err) {
 
 /* ---- rendering into the cache ---- */
 
-enum { K_ENDPOINT, K_METRICS, K_CHECK };
+enum { K_ENDPOINT,
+       K_METRICS,
+       K_CHECK };
 typedef struct {
   int kind;
   unsigned ep;     /* K_ENDPOINT, K_CHECK: HEALTH_READINESS / HEALTH_LIVENESS */
@@ -185,7 +187,7 @@ static int refresh(health_t *h, health__slot_t *s, const key_t_ *k, uint64_t now
       const health__check_t *c = h->eng.checks[k->check];
       health_status_t st = health__shown_status(health__check_status_locked(h, c, now, NULL),
                                                 c->critical);
-      health__buf_adds(&b, st == HEALTH_PASS ? "{\"status\":\"pass\",\"checks\":{"
+      health__buf_adds(&b, st == HEALTH_PASS   ? "{\"status\":\"pass\",\"checks\":{"
                            : st == HEALTH_WARN ? "{\"status\":\"warn\",\"checks\":{"
                                                : "{\"status\":\"fail\",\"checks\":{");
       health__render_check_locked(h, c, now, &b);

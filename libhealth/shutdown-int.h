@@ -21,12 +21,12 @@ typedef struct health__hook {
 } health__hook_t;
 
 typedef struct health__shutdown {
-  int inited;                   /* done_lock, done_cond (shutdown.c) */
+  int inited; /* done_lock, done_cond (shutdown.c) */
   atomic_int draining;
   atomic_int inflight;
-  atomic_int signals;           /* shutdown requests seen by the handler/API */
-  int drain_pipe[2];            /* readable once draining */
-  int wake_pipe[2];             /* signal handler / health_shutdown() -> thread */
+  atomic_int signals; /* shutdown requests seen by the handler/API */
+  int drain_pipe[2];  /* readable once draining */
+  int wake_pipe[2];   /* signal handler / health_shutdown() -> thread */
   pthread_t shutdown_thread;
   int shutdown_started;
   void (*on_drain)(void *);
@@ -35,18 +35,18 @@ typedef struct health__shutdown {
   size_t nhooks;
   pthread_mutex_t done_lock;
   pthread_cond_t done_cond;
-  int done;                     /* sequence finished */
+  int done; /* sequence finished */
   int exit_code;
   struct sigaction old_term, old_int;
   int handlers_installed;
 } health__shutdown_t;
 
 /* ---- shutdown (shutdown.c) ---- */
-int health__shutdown_init(health_t *h);   /* in health_new */
+int health__shutdown_init(health_t *h); /* in health_new */
 int health__shutdown_start(health_t *h, health_error_t *err);
 void health__shutdown_stop(health_t *h);
 void health__shutdown_free(health_t *h);
-void *health__shutdown_main(void *h);     /* the sequence's thread (shutdown_seq.c) */
+void *health__shutdown_main(void *h); /* the sequence's thread (shutdown_seq.c) */
 
 /* ---- shutdown plan (plan.c) ---- */
 typedef struct health__plan_hook {
@@ -58,11 +58,11 @@ typedef struct health__plan_hook {
 
 typedef struct health__plan {
   unsigned drain_ms, drain_min_ms, deadline_ms;
-  int early;                /* drain_min < drain: may end once nothing is in flight */
+  int early; /* drain_min < drain: may end once nothing is in flight */
   size_t nhooks;
   health__plan_hook_t *hooks; /* in run order */
-  unsigned hooks_ms;        /* sum of the hook timeouts */
-  unsigned worst_exit_ms;   /* min(deadline, drain + hooks_ms) */
+  unsigned hooks_ms;          /* sum of the hook timeouts */
+  unsigned worst_exit_ms;     /* min(deadline, drain + hooks_ms) */
 } health__plan_t;
 
 /* Sort hooks into run order: ascending order, ties in registration order. */
@@ -76,6 +76,5 @@ void health__plan_free(health__plan_t *p);
 void health__plan_log(const health_t *h, const health__plan_t *p, uint64_t t0);
 /* One "shutdown_plan_risk" warn line per hook the deadline may cut. */
 void health__plan_warn(const health_t *h, const health__plan_t *p);
-
 
 #endif /* HEALTH_SHUTDOWN_INT_H */

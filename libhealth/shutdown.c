@@ -29,7 +29,6 @@
 #include <string.h>
 #include <unistd.h>
 
-
 /* The handle whose shutdown the process signals start (one at a time). */
 static _Atomic(health_t *) signal_target;
 
@@ -207,4 +206,3 @@ HEALTH_EXPORT int health_wait(health_t *h) {
   pthread_mutex_unlock(&h->sd.done_lock);
   return code;
 }
-

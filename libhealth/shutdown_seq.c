@@ -17,13 +17,12 @@
 
 #define SIGNAL_DEBOUNCE_MS 1000
 
-
 typedef struct {
   uint64_t t0; /* when the first signal was seen */
   uint64_t deadline;
-  int skip_drain;   /* a second signal */
-  int forced;       /* a third signal */
-  int quit;         /* health_stop(): abandon the sequence */
+  int skip_drain;       /* a second signal */
+  int forced;           /* a third signal */
+  int quit;             /* health_stop(): abandon the sequence */
   uint64_t last_signal; /* when the last counted signal was seen */
 } seq_t;
 
@@ -91,7 +90,7 @@ typedef struct {
   health_hook_fn fn;
   void *arg;
   unsigned budget;
-  atomic_int rc;   /* published before the pipe write, which is only polled */
+  atomic_int rc; /* published before the pipe write, which is only polled */
   int pipe[2];
   atomic_int refs; /* the sequence and the hook thread */
 } hook_run_t;
@@ -252,8 +251,14 @@ void *health__shutdown_main(void *arg) {
   for (;;) {
     uint64_t now = health__now_ms();
     if (s.quit) return NULL;
-    if (s.forced) { why = "forced"; break; }
-    if (s.skip_drain) { why = "repeated signal"; break; }
+    if (s.forced) {
+      why = "forced";
+      break;
+    }
+    if (s.skip_drain) {
+      why = "repeated signal";
+      break;
+    }
     if (now >= drain_end) break;
     if (h->opt.drain_min_ms < h->opt.drain_ms && now >= early &&
         atomic_load(&h->sd.inflight) <= 0) {
@@ -298,4 +303,3 @@ void *health__shutdown_main(void *arg) {
   finish(h, &s, code);
   return NULL;
 }
-

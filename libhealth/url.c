@@ -64,15 +64,24 @@ static char *decode(const char *s, const char *e, const char **why,
                     const char *what_nul) {
   char *out = malloc((size_t)(e - s) + 1);
   size_t n = 0;
-  if (!out) { *why = NULL; return NULL; }
+  if (!out) {
+    *why = NULL;
+    return NULL;
+  }
   for (; s < e; s++) {
     unsigned char c = (unsigned char)*s;
     if (c == '%') {
       int hi = s + 1 < e ? health__hexval(s[1]) : -1;
       int lo = s + 2 < e ? health__hexval(s[2]) : -1;
-      if (hi < 0 || lo < 0) { *why = what_bad_escape; goto bad; }
+      if (hi < 0 || lo < 0) {
+        *why = what_bad_escape;
+        goto bad;
+      }
       c = (unsigned char)(hi * 16 + lo);
-      if (c == 0) { *why = what_nul; goto bad; }
+      if (c == 0) {
+        *why = what_nul;
+        goto bad;
+      }
       s += 2;
     } else if (c <= 0x20 || c == 0x7f) {
       *why = what_bad_char;
@@ -181,10 +190,16 @@ int health__redis_url_parse(const char *url, health__redis_url_t *out,
   if (*p == '[') {
     const char *close = memchr(p, ']', (size_t)(end - p));
     unsigned char addr[16];
-    if (!close) { rc = fail(errbuf, errlen, "unterminated '[' in the host"); goto out_fail; }
+    if (!close) {
+      rc = fail(errbuf, errlen, "unterminated '[' in the host");
+      goto out_fail;
+    }
     out->host = strndup(p + 1, (size_t)(close - p - 1));
     if (!out->host) goto nomem;
-    if (!*out->host) { rc = fail(errbuf, errlen, "empty host"); goto out_fail; }
+    if (!*out->host) {
+      rc = fail(errbuf, errlen, "empty host");
+      goto out_fail;
+    }
     if (inet_pton(AF_INET6, out->host, addr) != 1) {
       rc = fail(errbuf, errlen, "invalid IPv6 address in the host");
       goto out_fail;
@@ -195,7 +210,10 @@ int health__redis_url_parse(const char *url, health__redis_url_t *out,
     const char *hend = memchr(p, ':', (size_t)(end - p));
     unsigned char addr[4];
     if (!hend) hend = end;
-    if (hend == p) { rc = fail(errbuf, errlen, "empty host"); goto out_fail; }
+    if (hend == p) {
+      rc = fail(errbuf, errlen, "empty host");
+      goto out_fail;
+    }
     if (!valid_name(p, hend)) {
       rc = fail(errbuf, errlen,
                 "invalid host (expected a DNS name, an IPv4 address or "
@@ -226,7 +244,10 @@ int health__redis_url_parse(const char *url, health__redis_url_t *out,
       rc = fail(errbuf, errlen, "empty port after ':'");
       goto out_fail;
     }
-    if (rc == -1) { rc = fail(errbuf, errlen, "port is not a number"); goto out_fail; }
+    if (rc == -1) {
+      rc = fail(errbuf, errlen, "port is not a number");
+      goto out_fail;
+    }
     if (rc == -2 || v == 0) {
       rc = fail(errbuf, errlen, "port out of range (1-65535)");
       goto out_fail;
@@ -247,7 +268,10 @@ int health__redis_url_parse(const char *url, health__redis_url_t *out,
                   "database is not a non-negative number (expected /0, /1...)");
         goto out_fail;
       }
-      if (rc == -2) { rc = fail(errbuf, errlen, "database number too large"); goto out_fail; }
+      if (rc == -2) {
+        rc = fail(errbuf, errlen, "database number too large");
+        goto out_fail;
+      }
       out->db = (unsigned)v;
     }
     p = dend;
@@ -260,7 +284,10 @@ int health__redis_url_parse(const char *url, health__redis_url_t *out,
     rc = fail(errbuf, errlen, "a fragment ('#') is not supported");
     goto out_fail;
   }
-  if (*p) { rc = fail(errbuf, errlen, "trailing characters"); goto out_fail; }
+  if (*p) {
+    rc = fail(errbuf, errlen, "trailing characters");
+    goto out_fail;
+  }
   return 0;
 
 bad_decode:

@@ -7,13 +7,13 @@
 #define HEALTH__REDIS_DEFAULT_PORT 6379u
 
 typedef struct health__redis_url {
-  int tls;            /* 1 for rediss:// */
-  char *user;         /* percent-decoded; NULL when absent */
-  char *password;     /* percent-decoded; NULL when absent */
-  char *host;         /* name or IP literal, IPv6 without brackets */
-  int host_is_ip;     /* 4 or 6 for an IP literal, 0 for a name */
-  unsigned port;      /* 1-65535, default 6379 */
-  unsigned db;        /* 0 unless /N given */
+  int tls;        /* 1 for rediss:// */
+  char *user;     /* percent-decoded; NULL when absent */
+  char *password; /* percent-decoded; NULL when absent */
+  char *host;     /* name or IP literal, IPv6 without brackets */
+  int host_is_ip; /* 4 or 6 for an IP literal, 0 for a name */
+  unsigned port;  /* 1-65535, default 6379 */
+  unsigned db;    /* 0 unless /N given */
 } health__redis_url_t;
 
 /**

@@ -225,9 +225,11 @@ static void model_step(model_t *m, health_status_t r, unsigned ft, unsigned st) 
   m->cf = fail ? m->cf + 1 : 0;
   m->cs = fail ? 0 : m->cs + 1;
   if (m->eff == HEALTH_PENDING) m->eff = r;
-  else if (m->eff == HEALTH_FAIL) { if (!fail && m->cs >= st) m->eff = r; }
-  else if (fail) { if (m->cf >= ft) m->eff = HEALTH_FAIL; }
-  else m->eff = r;
+  else if (m->eff == HEALTH_FAIL) {
+    if (!fail && m->cs >= st) m->eff = r;
+  } else if (fail) {
+    if (m->cf >= ft) m->eff = HEALTH_FAIL;
+  } else m->eff = r;
 }
 
 static void run_threshold_script(const health_status_t *seq, unsigned n, unsigned ft,
@@ -523,8 +525,14 @@ static void never_cb(health_result_t *r, void *arg) {
   atomic_fetch_add(&never_calls, 1);
   health_result_set(r, HEALTH_PASS, NULL);
 }
-static void never_free(void *arg) { (void)arg; atomic_fetch_add(&never_frees, 1); }
-static void ok_free(void *arg) { (void)arg; atomic_fetch_add(&ok_frees, 1); }
+static void never_free(void *arg) {
+  (void)arg;
+  atomic_fetch_add(&never_frees, 1);
+}
+static void ok_free(void *arg) {
+  (void)arg;
+  atomic_fetch_add(&ok_frees, 1);
+}
 
 static void expect_add(health_t *h, const char *name, health_check_fn fn,
                        const health_check_options_t *co, int want) {
@@ -570,14 +578,14 @@ START_TEST(test_registration_rules) {
   memset(toolong, 'm', sizeof toolong - 1);
   toolong[sizeof toolong - 1] = 0;
   size_t nbad = 0;
-#define BAD(label, stmt)                                                   \
-  do {                                                                     \
-    health_check_options_t o;                                              \
-    health_check_options_init(&o);                                         \
-    health_check_options_t *op = &o;                                       \
-    stmt;                                                                  \
-    expect_add(h, label, never_cb, op, HEALTH_EINVAL);                     \
-    nbad++;                                                                \
+#define BAD(label, stmt)                               \
+  do {                                                 \
+    health_check_options_t o;                          \
+    health_check_options_init(&o);                     \
+    health_check_options_t *op = &o;                   \
+    stmt;                                              \
+    expect_add(h, label, never_cb, op, HEALTH_EINVAL); \
+    nbad++;                                            \
   } while (0)
   BAD("ep0", op->endpoints = 0);
   BAD("ep4", op->endpoints = 4);

@@ -62,9 +62,9 @@ static void clear_env(void) {
 /* Which optional checkers this build has. */
 static int have(const char *url) {
   health_t *h = new_handle();
-  int rc = strncmp(url, "redis", 5) == 0 ? health_add_redis(h, "p", url, NULL, NULL, NULL)
+  int rc = strncmp(url, "redis", 5) == 0   ? health_add_redis(h, "p", url, NULL, NULL, NULL)
            : strncmp(url, "https", 5) == 0 ? health_add_http(h, "p", url, NULL, NULL, NULL)
-                                          : health_add_postgres(h, "p", url, NULL, NULL, NULL);
+                                           : health_add_postgres(h, "p", url, NULL, NULL, NULL);
   health_free(h);
   return rc != HEALTH_ENOTSUP;
 }
@@ -215,12 +215,9 @@ typedef struct bad_case {
 static const bad_case_t cases[] = {
     {{"HEALTH_CHECK_X=ftp://h/"}, HEALTH_EINVAL, "HEALTH_CHECK_X: unknown check target"},
     {{"HEALTH_CHECK_X=db.internal:5432"}, HEALTH_EINVAL, "HEALTH_CHECK_X: unknown check target"},
-    {{"HEALTH_CHECK_GOOD_TIMOUT_MS=5"}, HEALTH_EINVAL,
-     "HEALTH_CHECK_GOOD_TIMOUT_MS: unknown option TIMOUT_MS for check GOOD"},
-    {{"HEALTH_CHECK_GOOD_WARN=10"}, HEALTH_EINVAL,
-     "HEALTH_CHECK_GOOD_WARN: option WARN does not apply to a tcp check (only disk, memory, fds)"},
-    {{"HEALTH_CHECK_GOOD_TIMEOUT_MS=abc"}, HEALTH_EINVAL,
-     "HEALTH_CHECK_GOOD_TIMEOUT_MS='abc' is not a whole number from 1 to 600000"},
+    {{"HEALTH_CHECK_GOOD_TIMOUT_MS=5"}, HEALTH_EINVAL, "HEALTH_CHECK_GOOD_TIMOUT_MS: unknown option TIMOUT_MS for check GOOD"},
+    {{"HEALTH_CHECK_GOOD_WARN=10"}, HEALTH_EINVAL, "HEALTH_CHECK_GOOD_WARN: option WARN does not apply to a tcp check (only disk, memory, fds)"},
+    {{"HEALTH_CHECK_GOOD_TIMEOUT_MS=abc"}, HEALTH_EINVAL, "HEALTH_CHECK_GOOD_TIMEOUT_MS='abc' is not a whole number from 1 to 600000"},
     {{"HEALTH_CHECK_GOOD_LIVENESS=maybe"}, HEALTH_EINVAL, "HEALTH_CHECK_GOOD_LIVENESS='maybe' must be 1/0"},
     {{"HEALTH_CHECK_GOOD_READINESS=0"}, HEALTH_EINVAL, "HEALTH_CHECK_GOOD: with _READINESS=0 the check needs _LIVENESS=1"},
     {{"HEALTH_CHECK_D=disk:/tmp", "HEALTH_CHECK_D_WARN=10 lbs"}, HEALTH_EINVAL, "HEALTH_CHECK_D_WARN='10 lbs' must be"},
@@ -228,14 +225,11 @@ static const bad_case_t cases[] = {
     {{"HEALTH_CHECK_D=disk:tmp"}, HEALTH_EINVAL, "HEALTH_CHECK_D: expected disk:/absolute/path"},
     {{"HEALTH_CHECK_D=disk:/nonexistent/dir"}, HEALTH_EINVAL, "HEALTH_CHECK_D: check 'd': disk path"},
     {{"HEALTH_CHECK_M=memory:/x"}, HEALTH_EINVAL, "HEALTH_CHECK_M: expected just 'memory:'"},
-    {{"HEALTH_CHECK_M=memory:", "HEALTH_CHECK_M_WARN=95", "HEALTH_CHECK_M_FAIL=90"}, HEALTH_EINVAL,
-     "HEALTH_CHECK_M: check 'm': thresholds must be 0-100 % with warn <= fail"},
-    {{"HEALTH_CHECK_M=memory:", "HEALTH_CHECK_M_OOM_KILL=panic"}, HEALTH_EINVAL,
-     "HEALTH_CHECK_M_OOM_KILL='panic' must be warn, fail or ignore"},
+    {{"HEALTH_CHECK_M=memory:", "HEALTH_CHECK_M_WARN=95", "HEALTH_CHECK_M_FAIL=90"}, HEALTH_EINVAL, "HEALTH_CHECK_M: check 'm': thresholds must be 0-100 % with warn <= fail"},
+    {{"HEALTH_CHECK_M=memory:", "HEALTH_CHECK_M_OOM_KILL=panic"}, HEALTH_EINVAL, "HEALTH_CHECK_M_OOM_KILL='panic' must be warn, fail or ignore"},
     {{"HEALTH_CHECK_W=http://h/", "HEALTH_CHECK_W_STATUS=600"}, HEALTH_EINVAL, "HEALTH_CHECK_W_STATUS='600' must be a status"},
     {{"HEALTH_CHECK_W=http://h/", "HEALTH_CHECK_W_METHOD=POST"}, HEALTH_EINVAL, "HEALTH_CHECK_W_METHOD='POST' must be GET or HEAD"},
-    {{"HEALTH_CHECK_W=http://u:" SECRET "@h:99999/"}, HEALTH_EURL,
-     "HEALTH_CHECK_W: check 'w': invalid HTTP URL: port out of range (1-65535)"},
+    {{"HEALTH_CHECK_W=http://u:" SECRET "@h:99999/"}, HEALTH_EURL, "HEALTH_CHECK_W: check 'w': invalid HTTP URL: port out of range (1-65535)"},
     {{"HEALTH_CHECK_W=http://u:" SECRET "@h/", "HEALTH_CHECK_W_CA_FILE=/x"}, 0, NULL}, /* ignored for http (a warning) */
     {{"HEALTH_CHECK_lower=tcp://h:1"}, HEALTH_EINVAL, "HEALTH_CHECK_lower: the name after HEALTH_CHECK_ must be upper-case"},
     {{"HEALTH_CHECK_PRE=tcp://h:1"}, HEALTH_EEXIST, "HEALTH_CHECK_PRE: a check named 'pre' already exists"},

@@ -241,7 +241,7 @@ START_TEST(test_backoff_cap) {
     ck_assert_uint_ge(cap, prev);
     prev = cap;
   }
-  ck_assert_uint_eq(health__backoff_cap(3, 0), 1);      /* tiny intervals */
+  ck_assert_uint_eq(health__backoff_cap(3, 0), 1); /* tiny intervals */
   ck_assert_uint_eq(health__backoff_cap(86400000u, 40), 86400000u);
 
   health_t *h = new_handle(NULL);

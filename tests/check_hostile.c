@@ -61,7 +61,7 @@ static int peer_closed(int fd) {
 }
 
 typedef struct raw_result {
-  char *data;  /* everything received, NUL-terminated */
+  char *data; /* everything received, NUL-terminated */
   size_t len;
   int closed;  /* the peer closed or reset within the time */
   uint64_t ms; /* from connect to close, enough answers, or timeout */
@@ -283,11 +283,12 @@ typedef struct hcase {
   const char *name;
   const char *req;
   size_t len;
-  int want;       /* an exact status, REJECT or NUL_TAIL */
-  int answers;    /* complete answers to wait for (0: wait for the close) */
+  int want;    /* an exact status, REJECT or NUL_TAIL */
+  int answers; /* complete answers to wait for (0: wait for the close) */
 } hcase_t;
 
-#define C(name, lit, want) {name, lit, sizeof lit - 1, want, 0}
+#define C(name, lit, want) \
+  { name, lit, sizeof lit - 1, want, 0 }
 #define H "Host: x\r\n"
 #define CLOSE "Connection: close\r\n"
 
@@ -597,8 +598,7 @@ END_TEST
  * served (libmicrohttpd ends the value at the NUL) or refused, and the
  * server must survive either way. */
 START_TEST(test_nul_in_header_value) {
-  static const char req[] = "GET /health HTTP/1.1\r\nHost: x\r\nX-A: a\0b\r\nUser-Agent: \0\0\0\r\n"
-                            CLOSE "\r\n";
+  static const char req[] = "GET /health HTTP/1.1\r\nHost: x\r\nX-A: a\0b\r\nUser-Agent: \0\0\0\r\n" CLOSE "\r\n";
   raw_result_t r;
   raw_exchange("127.0.0.1", g_port, req, sizeof req - 1, 0, TS(3000), &r);
   ck_assert_msg(r.closed && r.ms < TS(1500), "took %llu ms", (unsigned long long)r.ms);
@@ -624,8 +624,16 @@ START_TEST(test_token_nul_tricks) {
   char holed[64];
   memcpy(holed, TOKEN, tl);
   holed[4] = 0;
-  struct { const char *name; const char *pre; size_t prelen; const char *post; size_t postlen; } t[] = {
-      {"prefix, NUL, last character", TOKEN, tl - 1, "\0" "c", 2},
+  struct {
+    const char *name;
+    const char *pre;
+    size_t prelen;
+    const char *post;
+    size_t postlen;
+  } t[] = {
+      {"prefix, NUL, last character", TOKEN, tl - 1, "\0"
+                                                     "c",
+       2},
       {"NUL then token", "\0", 1, TOKEN, tl},
       {"empty", "", 0, "", 0},
       {"prefix only", TOKEN, tl - 1, "", 0},
@@ -649,8 +657,7 @@ START_TEST(test_token_nul_tricks) {
   }
   /* And the exact token does unlock it (the test would prove nothing
    * otherwise). */
-  int n = snprintf(req, sizeof req, "GET /ready HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
-                   CLOSE "\r\n", TOKEN);
+  int n = snprintf(req, sizeof req, "GET /ready HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n" CLOSE "\r\n", TOKEN);
   raw_result_t r;
   raw_exchange("127.0.0.1", g_port, req, (size_t)n, 0, TS(3000), &r);
   answer_t a[1];
@@ -802,8 +809,7 @@ static int dribble(int *fds, int n, const char *req, size_t len, unsigned pause_
 /* A long request head that takes several seconds to dribble. */
 static const char SLOW_REQ[] =
     "GET /ready HTTP/1.1\r\nHost: x\r\nUser-Agent: slowloris/1.0 (a very slow client)\r\n"
-    "Accept: */*\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n"
-    CLOSE "\r\n";
+    "Accept: */*\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n" CLOSE "\r\n";
 
 /* One client dribbles its headers a byte every 20 ms (the 1 s inactivity
  * timeout never fires): the server cuts it once its request head is

@@ -29,7 +29,8 @@ static void ctl_check(health_result_t *r, void *arg) {
   (void)arg;
   health_status_t s = (health_status_t)atomic_load(&g_want);
   health_result_set(r, s, "controlled: %s",
-                    s == HEALTH_PASS ? "pass" : s == HEALTH_WARN ? "warn" : "fail");
+                    s == HEALTH_PASS ? "pass" : s == HEALTH_WARN ? "warn"
+                                                                 : "fail");
 }
 
 static health_t *g_h;
@@ -635,10 +636,12 @@ START_TEST(test_curl_request_forms) {
   snprintf(args, sizeof args, "-H 'Host:' http://127.0.0.1:%u/ready", port); /* no Host */
   ck_assert_int_eq(curl_status(args), 400);
   snprintf(args, sizeof args, "-H 'Transfer-Encoding: chunked' --data-binary '' -X GET "
-                              "http://127.0.0.1:%u/ready", port);
+                              "http://127.0.0.1:%u/ready",
+           port);
   ck_assert_int_eq(curl_status(args), 200);
   snprintf(args, sizeof args, "-H 'Transfer-Encoding: chunked' --data-binary 'x' -X GET "
-                              "http://127.0.0.1:%u/ready", port);
+                              "http://127.0.0.1:%u/ready",
+           port);
   ck_assert_int_eq(curl_status(args), 413);
 }
 END_TEST

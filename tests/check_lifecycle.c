@@ -170,7 +170,9 @@ static int add_checks(health_t *h, health_error_t *err) {
   return health_add_check(h, "beta", pass_check, NULL, count_free, &co, err);
 }
 
-typedef struct { health_t *h; } hwait_t;
+typedef struct {
+  health_t *h;
+} hwait_t;
 static int both_ran(void *p) {
   hwait_t *w = p;
   health_check_info_t a, b;
@@ -213,7 +215,7 @@ START_TEST(test_start_stop_loop) {
   int frees0 = atomic_load(&frees);
   for (int i = 0; i < 100; i++) ck_assert_int_eq(cycle(), 200);
   ck_assert_int_eq(aload(&frees) - frees0, 200); /* every free_arg, once */
-  wait_threads(threads0, TS(5000)); /* detached workers finish exiting */
+  wait_threads(threads0, TS(5000));              /* detached workers finish exiting */
   ck_assert_int_eq(count_threads(), threads0);
   ck_assert_int_eq(count_fds(), fds0);
 }
@@ -276,7 +278,7 @@ START_TEST(test_stop_twice_start_twice) {
   th_response_free(&r);
   int runs = atomic_load(&pass_runs);
   health_stop(h);
-  ck_assert_int_eq(health_start(h, &err), HEALTH_ESTATE); /* no restart after stop */
+  ck_assert_int_eq(health_start(h, &err), HEALTH_ESTATE);            /* no restart after stop */
   ck_assert_int_eq(health_status(h, HEALTH_READINESS), HEALTH_PASS); /* still readable */
   health_check_info_t i;
   ck_assert_int_eq(health_check_get(h, "alpha", &i), 0);
@@ -453,7 +455,8 @@ START_TEST(test_malloc_failures) {
       if (rc_add) ck_assert(e_add.code == rc_add && e_add.text[0]);
       /* free_arg ran once for each registered check, never for the one
        * whose registration failed. */
-      int registered = rc_add == 0 ? 2 : strstr(e_add.text, "'beta'") ? 1 : 0;
+      int registered = rc_add == 0 ? 2 : strstr(e_add.text, "'beta'") ? 1
+                                                                      : 0;
       ck_assert_msg(freed == registered, "k=%ld: free_arg ran %d times for %d checks", k, freed,
                     registered);
       if (rc_add == 0) {

@@ -44,7 +44,7 @@ typedef struct {
 static pthread_mutex_t ev_lock = PTHREAD_MUTEX_INITIALIZER;
 static ev_t evs[MAX_EV];
 static size_t nev;
-static atomic_int g_hold;     /* the listener blocks while set */
+static atomic_int g_hold; /* the listener blocks while set */
 static atomic_int g_in_listener;
 
 static void listener(const health_transition_t *t, void *arg) {
@@ -125,7 +125,12 @@ static int find(size_t from, unsigned subject, const char *check, health_status_
   return found;
 }
 
-typedef struct { size_t from; unsigned subject; const char *check; health_status_t to; } want_ev_t;
+typedef struct {
+  size_t from;
+  unsigned subject;
+  const char *check;
+  health_status_t to;
+} want_ev_t;
 static int ev_cond(void *arg) {
   want_ev_t *w = arg;
   return find(w->from, w->subject, w->check, w->to) >= 0;
@@ -164,9 +169,10 @@ START_TEST(test_every_transition_in_order) {
     ck_assert(pthread_equal(e->thread, evs[0].thread));
     ck_assert(!pthread_equal(e->thread, pthread_self()));
     ck_assert_int_ne(e->from, e->to);
-    health_status_t *last = e->subject == HEALTH_READINESS ? &last_ready
+    health_status_t *last = e->subject == HEALTH_READINESS  ? &last_ready
                             : e->subject == HEALTH_LIVENESS ? &last_live
-                            : strcmp(e->check, "ctl") == 0 ? &last_ctl : &last_aux;
+                            : strcmp(e->check, "ctl") == 0  ? &last_ctl
+                                                            : &last_aux;
     ck_assert_msg(e->from == *last, "event %zu (%u %s) from %d, last told %d", k, e->subject,
                   e->check, (int)e->from, (int)*last);
     *last = e->to;
@@ -198,7 +204,10 @@ static uint64_t runs_of(health_t *h, const char *name) {
   return info.runs;
 }
 
-typedef struct { health_t *h; uint64_t runs; } runs_t;
+typedef struct {
+  health_t *h;
+  uint64_t runs;
+} runs_t;
 static int runs_cond(void *arg) {
   runs_t *r = arg;
   return runs_of(r->h, "ctl") >= r->runs;
@@ -256,7 +265,12 @@ START_TEST(test_slow_listener_never_blocks) {
 }
 END_TEST
 
-typedef struct { int n; char names[4][16]; health_status_t st[4]; int stop_after; } list_t;
+typedef struct {
+  int n;
+  char names[4][16];
+  health_status_t st[4];
+  int stop_after;
+} list_t;
 static int collect(const char *name, const health_check_info_t *info, void *arg) {
   list_t *l = arg;
   if (l->n < 4) {

@@ -65,7 +65,7 @@ static int get(health_t *h, const char *path, char *body, size_t len) {
 
 typedef struct beater {
   health_heartbeat_t *hb;
-  atomic_int beat;            /* 1: beat every millisecond */
+  atomic_int beat; /* 1: beat every millisecond */
   atomic_int quit;
   _Atomic uint64_t before_ms; /* th_now_ms() just before the last beat */
   _Atomic uint64_t after_ms;  /* just after it */

@@ -136,7 +136,8 @@ static void lint_state(unsigned port, const char *state, const char *want) {
   th_response_free(&r);
 
   ck_assert_int_eq(get(port, "/metrics",
-                       "Accept: application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5\r\n", &r), 0);
+                       "Accept: application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5\r\n", &r),
+                   0);
   ck_assert_int_eq(r.status, 200);
   ck_assert_str_eq(th_header(&r, "Content-Type", ct, sizeof ct),
                    "application/openmetrics-text; version=1.0.0; charset=utf-8");
@@ -159,18 +160,25 @@ static int body_has(unsigned port, const char *s) {
   return ok;
 }
 
-typedef struct { unsigned port; const char *s; } has_t;
+typedef struct {
+  unsigned port;
+  const char *s;
+} has_t;
 static int has_cond(void *arg) {
   has_t *a = arg;
   return body_has(a->port, a->s);
 }
-#define WAIT_HAS(port, str)                                                        \
-  do {                                                                             \
-    has_t a_ = {(port), (str)};                                                    \
+#define WAIT_HAS(port, str)                                                         \
+  do {                                                                              \
+    has_t a_ = {(port), (str)};                                                     \
     ck_assert_msg(th_wait_until(has_cond, &a_, TS(5000)), "never saw '%s'", (str)); \
   } while (0)
 
-typedef struct { unsigned port; const char *prefix; double min; } ge_t;
+typedef struct {
+  unsigned port;
+  const char *prefix;
+  double min;
+} ge_t;
 static int ge_cond(void *arg) {
   ge_t *a = arg;
   th_response_t r;
@@ -457,8 +465,9 @@ static enum MHD_Result app_handler(void *cls, struct MHD_Connection *c, const ch
     *con_cls = c;
     return MHD_YES;
   }
-  unsigned what = strcmp(url, "/ready") == 0 ? HEALTH_READINESS
-                  : strcmp(url, "/metrics") == 0 ? HEALTH_METRICS : HEALTH_LIVENESS;
+  unsigned what = strcmp(url, "/ready") == 0     ? HEALTH_READINESS
+                  : strcmp(url, "/metrics") == 0 ? HEALTH_METRICS
+                                                 : HEALTH_LIVENESS;
   health_answer_t a;
   if (health_render(h, what, MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "check"),
                     MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"),

@@ -22,7 +22,10 @@
 /* A strict JSON validator (RFC 8259 grammar; strings must be UTF-8).  */
 /* ------------------------------------------------------------------ */
 
-typedef struct { const char *p, *end; int depth; } jv_t;
+typedef struct {
+  const char *p, *end;
+  int depth;
+} jv_t;
 
 static void jws(jv_t *j) {
   while (j->p < j->end && (*j->p == ' ' || *j->p == '\n' || *j->p == '\r' || *j->p == '\t')) j->p++;
@@ -36,7 +39,10 @@ static int jnum(jv_t *j) {
   if (j->p < j->end && *j->p == '-') j->p++;
   if (j->p < j->end && *j->p == '0') j->p++;
   else if (!(j->p < j->end && *j->p >= '1' && *j->p <= '9') || !jdigits(j)) return 0;
-  if (j->p < j->end && *j->p == '.') { j->p++; if (!jdigits(j)) return 0; }
+  if (j->p < j->end && *j->p == '.') {
+    j->p++;
+    if (!jdigits(j)) return 0;
+  }
   if (j->p < j->end && (*j->p == 'e' || *j->p == 'E')) {
     j->p++;
     if (j->p < j->end && (*j->p == '+' || *j->p == '-')) j->p++;
@@ -48,7 +54,10 @@ static int jstr(jv_t *j) {
   if (j->p >= j->end || *j->p != '"') return 0;
   for (j->p++; j->p < j->end; j->p++) {
     unsigned char c = (unsigned char)*j->p;
-    if (c == '"') { j->p++; return 1; }
+    if (c == '"') {
+      j->p++;
+      return 1;
+    }
     if (c < 0x20) return 0;
     if (c == '\\') {
       if (++j->p >= j->end) return 0;
@@ -71,24 +80,34 @@ static int jval(jv_t *j) {
     char close = c == '{' ? '}' : ']';
     j->p++;
     jws(j);
-    if (j->p < j->end && *j->p == close) { j->p++; ok = 1; }
-    else for (;;) {
-      if (c == '{') {
+    if (j->p < j->end && *j->p == close) {
+      j->p++;
+      ok = 1;
+    } else
+      for (;;) {
+        if (c == '{') {
+          jws(j);
+          if (!jstr(j)) break;
+          jws(j);
+          if (j->p >= j->end || *j->p++ != ':') break;
+        }
+        if (!jval(j)) break;
         jws(j);
-        if (!jstr(j)) break;
-        jws(j);
-        if (j->p >= j->end || *j->p++ != ':') break;
+        if (j->p < j->end && *j->p == ',') {
+          j->p++;
+          continue;
+        }
+        if (j->p < j->end && *j->p == close) {
+          j->p++;
+          ok = 1;
+        }
+        break;
       }
-      if (!jval(j)) break;
-      jws(j);
-      if (j->p < j->end && *j->p == ',') { j->p++; continue; }
-      if (j->p < j->end && *j->p == close) { j->p++; ok = 1; }
-      break;
-    }
   } else if (c == '"') {
     ok = jstr(j);
   } else if (c == 't' || c == 'f' || c == 'n') {
-    const char *w = c == 't' ? "true" : c == 'f' ? "false" : "null";
+    const char *w = c == 't' ? "true" : c == 'f' ? "false"
+                                                 : "null";
     size_t n = strlen(w);
     ok = (size_t)(j->end - j->p) >= n && memcmp(j->p, w, n) == 0;
     if (ok) j->p += n;
@@ -120,7 +139,10 @@ END_TEST
 /* The formatter                                                       */
 /* ------------------------------------------------------------------ */
 
-static const struct { double v; const char *want; } table[] = {
+static const struct {
+  double v;
+  const char *want;
+} table[] = {
     {0.276, "0.276"},
     {1234.5678, "1234.5678"},
     {1234.568, "1234.568"},
@@ -207,7 +229,10 @@ static int sig_digits_of(const char *s) {
     if (leading && *s == '0') continue;
     leading = 0;
     if (*s == '0') zeros++;
-    else { n += zeros + 1; zeros = 0; }
+    else {
+      n += zeros + 1;
+      zeros = 0;
+    }
   }
   return n ? n : 1;
 }
@@ -298,7 +323,10 @@ START_TEST(test_locale_formatter) {
 }
 END_TEST
 
-typedef struct { double value; const char *unit; } obs_t;
+typedef struct {
+  double value;
+  const char *unit;
+} obs_t;
 
 static void observe_check(health_result_t *r, void *arg) {
   const obs_t *o = arg;

@@ -13,7 +13,9 @@
 #include "health-int.h"
 #include "testhelp.h"
 
-typedef enum { K_UINT, K_BOOL, K_STR } kind_t;
+typedef enum { K_UINT,
+               K_BOOL,
+               K_STR } kind_t;
 
 typedef struct {
   const char *var;
@@ -22,9 +24,12 @@ typedef struct {
   const char *valid; /* a valid value different from the default */
 } var_t;
 
-#define U(v, f, val) {v, offsetof(health_options_t, f), K_UINT, val}
-#define B(v, f, val) {v, offsetof(health_options_t, f), K_BOOL, val}
-#define S(v, f, val) {v, offsetof(health_options_t, f), K_STR, val}
+#define U(v, f, val) \
+  { v, offsetof(health_options_t, f), K_UINT, val }
+#define B(v, f, val) \
+  { v, offsetof(health_options_t, f), K_BOOL, val }
+#define S(v, f, val) \
+  { v, offsetof(health_options_t, f), K_STR, val }
 static const var_t vars[] = {
     U("HEALTH_PORT", port, "9090"),
     U("HEALTH_MAX_CONNECTIONS", max_connections, "64"),
@@ -210,7 +215,11 @@ START_TEST(test_env_each_alone) {
     ck_assert_msg(opts_eq(&o, &want), "%s changed more than its field", vars[i].var);
   }
   /* Other spellings of the enums and booleans. */
-  static const struct { const char *var, *val; size_t off; int want; } alt[] = {
+  static const struct {
+    const char *var, *val;
+    size_t off;
+    int want;
+  } alt[] = {
       {"HEALTH_DETAIL", "STATUS", offsetof(health_options_t, detail), HEALTH_DETAIL_STATUS},
       {"HEALTH_DETAIL", "full", offsetof(health_options_t, detail), HEALTH_DETAIL_FULL},
       {"HEALTH_LOG_LEVEL", "Warn", offsetof(health_options_t, log_level), HEALTH_LOG_WARN},
@@ -372,10 +381,10 @@ static void expect_new_rejects(const health_options_t *o, const char *name_in_ms
 
 START_TEST(test_new_rejects_invalid) {
   health_options_t o;
-#define CASE(stmt, name)        \
-  do {                          \
-    health_options_init(&o);    \
-    stmt;                       \
+#define CASE(stmt, name)          \
+  do {                            \
+    health_options_init(&o);      \
+    stmt;                         \
     expect_new_rejects(&o, name); \
   } while (0)
   CASE(o.port = 70000, "HEALTH_PORT");
@@ -500,7 +509,10 @@ END_TEST
 /* ---- errors and version ---- */
 
 START_TEST(test_errors_and_version) {
-  static const struct { int code; const char *name, *text; } codes[] = {
+  static const struct {
+    int code;
+    const char *name, *text;
+  } codes[] = {
 #define HEALTH_XX_(n, v, t) {HEALTH_##n, "HEALTH_" #n, t},
       HEALTH_ERRNO_MAP(HEALTH_XX_)
 #undef HEALTH_XX_

@@ -22,7 +22,7 @@
 
 static char *g_dir;
 static unsigned g_port;
-static char *g_standby_dir;  /* the "standby" test case's hot standby */
+static char *g_standby_dir; /* the "standby" test case's hot standby */
 static unsigned g_standby_port;
 
 /* ---- server ---- */
@@ -106,8 +106,8 @@ typedef struct {
   health_t *h;
   const char *name;
   uint64_t min_runs;
-  int want;            /* a health_status_t, or -1 for any */
-  const char *text;    /* the output must contain it, or NULL */
+  int want;         /* a health_status_t, or -1 for any */
+  const char *text; /* the output must contain it, or NULL */
 } wait_t;
 
 static int cond_result(void *arg) {
@@ -422,15 +422,18 @@ START_TEST(test_host_name) {
                                     "127.0.0.1 localhost\n"
                                     "127.0.0.9 pg-multi.test\n"
                                     "127.0.0.1 pg-multi.test\n",
-                                    why, sizeof why) == 0, why);
+                                    why, sizeof why) == 0,
+                      why);
   health_t *h = new_handle();
   char kv[512], url[512];
   snprintf(kv, sizeof kv,
            "host=pg-multi.test port=%u user=" PG_USER " password=" PG_PASSWORD
-           " dbname=postgres application_name=libhealth-test-name-a", g_port);
+           " dbname=postgres application_name=libhealth-test-name-a",
+           g_port);
   snprintf(url, sizeof url,
            "postgresql://" PG_USER ":" PG_PASSWORD "@localhost:%u/postgres"
-           "?application_name=libhealth-test-name-b", g_port);
+           "?application_name=libhealth-test-name-b",
+           g_port);
   add_pg(h, "pg-name", kv, NULL, 200, 2000);
   add_pg(h, "pg-name-url", url, NULL, 200, 2000);
   start(h);
@@ -444,14 +447,15 @@ END_TEST
 START_TEST(test_host_unknown) {
   char why[256];
   need_private_mounts(th_mount_file("/etc/hosts", "127.0.0.1 localhost\n", why,
-                                    sizeof why) == 0, why);
+                                    sizeof why) == 0,
+                      why);
   /* and no name server at all: the lookup fails, it does not hang */
   need_private_mounts(th_mount_file("/etc/resolv.conf", "nameserver 127.0.0.1\n", why,
-                                    sizeof why) == 0, why);
+                                    sizeof why) == 0,
+                      why);
   health_t *h = new_handle();
   char kv[512];
-  snprintf(kv, sizeof kv, "host=nowhere.invalid port=%u user=" PG_USER
-           " password=" PG_PASSWORD " dbname=postgres", g_port);
+  snprintf(kv, sizeof kv, "host=nowhere.invalid port=%u user=" PG_USER " password=" PG_PASSWORD " dbname=postgres", g_port);
   add_pg(h, "pg-nowhere", kv, NULL, 60000, 2000);
   start(h);
   health_check_info_t i = wait_result(h, "pg-nowhere", 1, HEALTH_FAIL, NULL, TS(5000));
@@ -469,8 +473,7 @@ START_TEST(test_dns_deadline) {
   need_private_mounts(dns >= 0, why);
   health_t *h = new_handle();
   char kv[512];
-  snprintf(kv, sizeof kv, "host=db.hung-resolver.test port=%u user=" PG_USER
-           " password=" PG_PASSWORD " dbname=postgres", g_port);
+  snprintf(kv, sizeof kv, "host=db.hung-resolver.test port=%u user=" PG_USER " password=" PG_PASSWORD " dbname=postgres", g_port);
   add_pg(h, "pg-dns", kv, NULL, 100, 500);
   uint64_t t0 = th_now_ms();
   start(h);
@@ -516,8 +519,7 @@ START_TEST(test_misbehaving_server) {
     ck_assert_ptr_nonnull(peer);
     health_t *h = new_handle();
     char kv[512];
-    snprintf(kv, sizeof kv, "host=127.0.0.1 port=%u user=" PG_USER " password=" PG_PASSWORD
-             " dbname=postgres sslmode=%s", port, cases[k].sslmode);
+    snprintf(kv, sizeof kv, "host=127.0.0.1 port=%u user=" PG_USER " password=" PG_PASSWORD " dbname=postgres sslmode=%s", port, cases[k].sslmode);
     add_pg(h, "pg-bad", kv, NULL, 60000, 3000);
     uint64_t t0 = th_now_ms();
     start(h);

@@ -36,7 +36,8 @@ static const struct {
     {"https://h/", NULL, "https:// is not supported: probe the plain health port (http://)", 0, 0},
     {"HTTPS://h/", NULL, "https:// is not supported: probe the plain health port (http://)", 0, 0},
     {"http://u:pw@h/", NULL, "user information (user@host) in the URL is not supported: send "
-                             "credentials in a header (-H 'Authorization: ...')", 0, 0},
+                             "credentials in a header (-H 'Authorization: ...')",
+     0, 0},
     {"ftp://h/", NULL, "unsupported scheme 'ftp' (expected http://)", 0, 0},
     {"h:80/x", NULL, "malformed URL (expected http://host[:port][/path])", 0, 0},
     {"http://", NULL, "malformed URL: no host", 0, 0},

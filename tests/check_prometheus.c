@@ -59,7 +59,10 @@ static int query(const char *q) {
   return st;
 }
 
-typedef struct { const char *q; const char *want; } q_t;
+typedef struct {
+  const char *q;
+  const char *want;
+} q_t;
 static int query_has(void *arg) {
   q_t *a = arg;
   return query(a->q) == 200 && strstr(g_answer, a->want) != NULL;

@@ -722,7 +722,8 @@ START_TEST(test_outage_and_recovery) {
   health_check_info_t i;
   ck_assert_int_eq(health_check_get(h, "r", &i), 0);
   ck_assert_msg(strstr(i.output, "connect failed: connection refused") ||
-                strstr(i.output, "closed") || strstr(i.output, "reset"), "%s", i.output);
+                    strstr(i.output, "closed") || strstr(i.output, "reset"),
+                "%s", i.output);
 
   char out[64];
   ck_assert_int_eq(srv_cmd(&g_main, "restart", NULL, out, sizeof out), 0);

@@ -18,16 +18,21 @@
 /* A strict JSON parser (RFC 8259) producing a small tree.              */
 /* ------------------------------------------------------------------ */
 
-typedef enum { J_NULL, J_BOOL, J_NUM, J_STR, J_ARR, J_OBJ } jtype_t;
+typedef enum { J_NULL,
+               J_BOOL,
+               J_NUM,
+               J_STR,
+               J_ARR,
+               J_OBJ } jtype_t;
 
 typedef struct jv {
   jtype_t type;
   int b;
   double num;
-  char *str;        /* decoded UTF-8 (J_STR) */
+  char *str; /* decoded UTF-8 (J_STR) */
   size_t str_len;
-  size_t n;         /* J_ARR / J_OBJ members */
-  char **keys;      /* J_OBJ */
+  size_t n;    /* J_ARR / J_OBJ members */
+  char **keys; /* J_OBJ */
   size_t *key_lens;
   struct jv **items;
 } jv_t;
@@ -62,10 +67,16 @@ static size_t u8len(const unsigned char *p, const unsigned char *end) {
   if (c < 0x80) return 1;
   size_t need;
   unsigned cp;
-  if ((c & 0xE0) == 0xC0) { need = 2; cp = c & 0x1F; }
-  else if ((c & 0xF0) == 0xE0) { need = 3; cp = c & 0x0F; }
-  else if ((c & 0xF8) == 0xF0) { need = 4; cp = c & 0x07; }
-  else return 0;
+  if ((c & 0xE0) == 0xC0) {
+    need = 2;
+    cp = c & 0x1F;
+  } else if ((c & 0xF0) == 0xE0) {
+    need = 3;
+    cp = c & 0x0F;
+  } else if ((c & 0xF8) == 0xF0) {
+    need = 4;
+    cp = c & 0x07;
+  } else return 0;
   if ((size_t)(end - p) < need) return 0;
   for (size_t i = 1; i < need; i++) {
     if ((p[i] & 0xC0) != 0x80) return 0;
@@ -79,14 +90,24 @@ static size_t u8len(const unsigned char *p, const unsigned char *end) {
 static void put_u8(health__buf_t *b, unsigned cp) {
   char s[4];
   size_t n;
-  if (cp < 0x80) { s[0] = (char)cp; n = 1; }
-  else if (cp < 0x800) { s[0] = (char)(0xC0 | cp >> 6); s[1] = (char)(0x80 | (cp & 0x3F)); n = 2; }
-  else if (cp < 0x10000) {
-    s[0] = (char)(0xE0 | cp >> 12); s[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-    s[2] = (char)(0x80 | (cp & 0x3F)); n = 3;
+  if (cp < 0x80) {
+    s[0] = (char)cp;
+    n = 1;
+  } else if (cp < 0x800) {
+    s[0] = (char)(0xC0 | cp >> 6);
+    s[1] = (char)(0x80 | (cp & 0x3F));
+    n = 2;
+  } else if (cp < 0x10000) {
+    s[0] = (char)(0xE0 | cp >> 12);
+    s[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    s[2] = (char)(0x80 | (cp & 0x3F));
+    n = 3;
   } else {
-    s[0] = (char)(0xF0 | cp >> 18); s[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    s[2] = (char)(0x80 | ((cp >> 6) & 0x3F)); s[3] = (char)(0x80 | (cp & 0x3F)); n = 4;
+    s[0] = (char)(0xF0 | cp >> 18);
+    s[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
+    s[2] = (char)(0x80 | ((cp >> 6) & 0x3F));
+    s[3] = (char)(0x80 | (cp & 0x3F));
+    n = 4;
   }
   health__buf_add(b, s, n);
 }
@@ -117,7 +138,10 @@ static char *jstring(jp_t *j, size_t *len) {
   for (;;) {
     if (j->p >= j->end) goto bad;
     unsigned c = *j->p;
-    if (c == '"') { j->p++; break; }
+    if (c == '"') {
+      j->p++;
+      break;
+    }
     if (c < 0x20) goto bad; /* raw control characters are not JSON */
     if (c == '\\') {
       j->p++;
@@ -189,7 +213,8 @@ static jv_t *jnumber(jp_t *j) {
   if (j->p < j->end && *j->p == '-') j->p++;
   if (j->p >= j->end) return NULL;
   if (*j->p == '0') j->p++;
-  else if (*j->p >= '1' && *j->p <= '9') while (j->p < j->end && *j->p >= '0' && *j->p <= '9') j->p++;
+  else if (*j->p >= '1' && *j->p <= '9')
+    while (j->p < j->end && *j->p >= '0' && *j->p <= '9') j->p++;
   else return NULL;
   if (j->p < j->end && *j->p == '.') {
     j->p++;
@@ -230,7 +255,10 @@ static jv_t *jvalue(jp_t *j) {
     v = jnew(obj ? J_OBJ : J_ARR);
     j->p++;
     ws(j);
-    if (j->p < j->end && *j->p == close) { j->p++; goto done; }
+    if (j->p < j->end && *j->p == close) {
+      j->p++;
+      goto done;
+    }
     for (;;) {
       char *key = NULL;
       size_t klen = 0;
@@ -238,16 +266,28 @@ static jv_t *jvalue(jp_t *j) {
         ws(j);
         if (!(key = jstring(j, &klen))) goto bad;
         ws(j);
-        if (j->p >= j->end || *j->p != ':') { free(key); goto bad; }
+        if (j->p >= j->end || *j->p != ':') {
+          free(key);
+          goto bad;
+        }
         j->p++;
       }
       jv_t *item = jvalue(j);
-      if (!item) { free(key); goto bad; }
+      if (!item) {
+        free(key);
+        goto bad;
+      }
       jpush(v, key, klen, item);
       ws(j);
       if (j->p >= j->end) goto bad;
-      if (*j->p == ',') { j->p++; continue; }
-      if (*j->p == close) { j->p++; break; }
+      if (*j->p == ',') {
+        j->p++;
+        continue;
+      }
+      if (*j->p == close) {
+        j->p++;
+        break;
+      }
       goto bad;
     }
   } else if (c == '"') {
@@ -275,7 +315,10 @@ static jv_t *json_parse(const char *s, size_t n) {
   jv_t *v = jvalue(&j);
   if (!v) return NULL;
   ws(&j);
-  if (j.p != j.end) { jv_free(v); return NULL; }
+  if (j.p != j.end) {
+    jv_free(v);
+    return NULL;
+  }
   return v;
 }
 
@@ -344,7 +387,11 @@ static char *escape_roundtrip(const char *in, size_t n, char **escaped) {
 }
 
 START_TEST(test_json_str_escapes) {
-  static const struct { const char *in; size_t n; const char *want_raw; } cases[] = {
+  static const struct {
+    const char *in;
+    size_t n;
+    const char *want_raw;
+  } cases[] = {
       {"say \"hi\"", 8, "say \\\"hi\\\""},
       {"C:\\path\\", 8, "C:\\\\path\\\\"},
       {"a\nb\tc\rd", 7, "a\\nb\\tc\\rd"},
@@ -372,13 +419,16 @@ START_TEST(test_json_str_escapes) {
 END_TEST
 
 START_TEST(test_json_str_invalid_utf8) {
-  static const struct { const char *in; const char *want; } cases[] = {
-      {"a\x80z", "a\xEF\xBF\xBDz"},                              /* lone continuation */
-      {"a\xC0\xAFz", "a\xEF\xBF\xBD\xEF\xBF\xBDz"},              /* overlong '/' */
-      {"a\xE0\x80\xAFz", "a\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBDz"}, /* overlong 3-byte */
-      {"a\xE2\x82", "a\xEF\xBF\xBD\xEF\xBF\xBD"},                /* truncated at the end */
-      {"a\xE2\x82z", "a\xEF\xBF\xBD\xEF\xBF\xBDz"},              /* truncated, then ASCII */
-      {"a\xED\xA0\x80z", "a\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBDz"}, /* surrogate U+D800 */
+  static const struct {
+    const char *in;
+    const char *want;
+  } cases[] = {
+      {"a\x80z", "a\xEF\xBF\xBDz"},                                             /* lone continuation */
+      {"a\xC0\xAFz", "a\xEF\xBF\xBD\xEF\xBF\xBDz"},                             /* overlong '/' */
+      {"a\xE0\x80\xAFz", "a\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBDz"},             /* overlong 3-byte */
+      {"a\xE2\x82", "a\xEF\xBF\xBD\xEF\xBF\xBD"},                               /* truncated at the end */
+      {"a\xE2\x82z", "a\xEF\xBF\xBD\xEF\xBF\xBDz"},                             /* truncated, then ASCII */
+      {"a\xED\xA0\x80z", "a\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBDz"},             /* surrogate U+D800 */
       {"\xF4\x90\x80\x80", "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"}, /* > U+10FFFF */
       {"\xFF\xFE", "\xEF\xBF\xBD\xEF\xBF\xBD"},
       {"\xC3", "\xEF\xBF\xBD"},
@@ -698,7 +748,10 @@ END_TEST
 START_TEST(test_render_escaping_in_output) {
   health_t *h = new_handle(NULL, NULL, NULL, 0);
   health__check_t *c = add(h, "weird", 1, HEALTH_READINESS, NULL, NULL, "id\"\\\n");
-  static const struct { const char *in; const char *want; } cases[] = {
+  static const struct {
+    const char *in;
+    const char *want;
+  } cases[] = {
       {"quote \" backslash \\ nl \n tab \t ctl \x01 del \x7f end",
        "quote \" backslash \\ nl \n tab \t ctl \x01 del \x7f end"},
       {"lone \x80 cont", "lone \xEF\xBF\xBD cont"},
@@ -852,7 +905,11 @@ static void long_output_check(health_result_t *r, void *arg) {
   health_result_set(r, HEALTH_FAIL, "%s\"\\", text);
 }
 
-typedef struct { health_t *h; const char *name; uint64_t runs; } runs_arg_t;
+typedef struct {
+  health_t *h;
+  const char *name;
+  uint64_t runs;
+} runs_arg_t;
 
 static int has_runs(void *p) {
   runs_arg_t *a = p;

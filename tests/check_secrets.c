@@ -92,9 +92,9 @@ static void make_secrets(void) {
   snprintf(pg_nobody, sizeof pg_nobody, "usr_nobody_%s", g_umark);
   snprintf(rd_user, sizeof rd_user, "usr_rd_%s", g_umark);
 
-  const char *s[] = {pg_pw,    pg_pw_x,    pg_pw_x_enc, pg_wrong,       pg_wrong_x,
-                     pg_wrong_x_enc, rd_pw, rd_pw_x,   rd_pw_x_enc,    rd_wrong,
-                     rd_wrong_x, rd_wrong_x_enc, tok,  tok_wrong,      g_mark,
+  const char *s[] = {pg_pw, pg_pw_x, pg_pw_x_enc, pg_wrong, pg_wrong_x,
+                     pg_wrong_x_enc, rd_pw, rd_pw_x, rd_pw_x_enc, rd_wrong,
+                     rd_wrong_x, rd_wrong_x_enc, tok, tok_wrong, g_mark,
                      "S3cr3t", "p@ss:w%rd", "p%40ss%3Aw%25rd"};
   for (size_t i = 0; i < sizeof s / sizeof s[0]; i++) g_secrets[g_nsecrets++] = s[i];
   const char *u[] = {pg_user, pg_user_x, pg_nobody, rd_user, g_umark};

@@ -31,7 +31,9 @@
 /* Scenarios                                                          */
 /* ------------------------------------------------------------------ */
 
-typedef enum { HK_OK, HK_FAIL, HK_HANG } hook_kind_t;
+typedef enum { HK_OK,
+               HK_FAIL,
+               HK_HANG } hook_kind_t;
 
 typedef struct {
   const char *name;
@@ -42,14 +44,14 @@ typedef struct {
 
 typedef struct {
   unsigned drain_ms, drain_min_ms, deadline_ms;
-  int handle_signals;  /* the library owns SIGTERM/SIGINT */
-  int app_signals;     /* handle_signals 0: the app's SIGUSR1 handler calls health_shutdown() */
+  int handle_signals; /* the library owns SIGTERM/SIGINT */
+  int app_signals;    /* handle_signals 0: the app's SIGUSR1 handler calls health_shutdown() */
   int exit_on_shutdown;
-  int inflight;        /* one request in flight from the start; ended on 'e' */
-  int drain_watch;     /* on_drain callback + a thread polling health_drain_fd() */
-  unsigned check_delay_ms; /* > 0: a readiness check whose first run takes this long */
+  int inflight;               /* one request in flight from the start; ended on 'e' */
+  int drain_watch;            /* on_drain callback + a thread polling health_drain_fd() */
+  unsigned check_delay_ms;    /* > 0: a readiness check whose first run takes this long */
   unsigned check_interval_ms; /* its interval (default 60 s) */
-  const char *notify_path; /* NOTIFY_SOCKET for the child (WATCHDOG_USEC=200000) */
+  const char *notify_path;    /* NOTIFY_SOCKET for the child (WATCHDOG_USEC=200000) */
   size_t nhooks;
   hook_spec_t hooks[6];
 } scen_t;

@@ -54,21 +54,27 @@
 static unsigned g_gap;
 #define SIGNAL_GAP_MS g_gap
 
-typedef enum { HK_OK, HK_FAIL, HK_HANG } kind_t;
+typedef enum { HK_OK,
+               HK_FAIL,
+               HK_HANG } kind_t;
 static const char *kind_name[] = {"ok", "fail", "hang"};
 
 typedef struct {
-  unsigned n;              /* index, for replay */
-  int env;                 /* options through HEALTH_* variables */
+  unsigned n; /* index, for replay */
+  int env;    /* options through HEALTH_* variables */
   unsigned drain, deadline, hook_default;
   int min_set;
-  unsigned drain_min;      /* if min_set */
-  int inflight;            /* one request in flight ... */
-  unsigned inflight_end;   /* ... ending this long after the signal */
-  unsigned nsignals;       /* 1-3, SIGNAL_GAP_MS apart */
-  int use_sigint;          /* the 2nd signal is SIGINT */
+  unsigned drain_min;    /* if min_set */
+  int inflight;          /* one request in flight ... */
+  unsigned inflight_end; /* ... ending this long after the signal */
+  unsigned nsignals;     /* 1-3, SIGNAL_GAP_MS apart */
+  int use_sigint;        /* the 2nd signal is SIGINT */
   size_t nhooks;
-  struct { int order; unsigned timeout; kind_t kind; } hooks[MAX_HOOKS];
+  struct {
+    int order;
+    unsigned timeout;
+    kind_t kind;
+  } hooks[MAX_HOOKS];
 } cfg_t;
 
 static void cfg_print(const cfg_t *c, char *buf, size_t len) {
@@ -96,7 +102,8 @@ static void cfg_gen(cfg_t *c, unsigned n) {
   c->n = n;
   c->env = rnd(2);
   unsigned r = rnd(100);
-  c->nsignals = r < 60 ? 1 : r < 85 ? 2 : 3;
+  c->nsignals = r < 60 ? 1 : r < 85 ? 2
+                                    : 3;
   /* More signals need a drain (or hooks) still running when they come. */
   static const unsigned short_drains[] = {0, 30, 80, 150, 250};
   if (c->nsignals == 1 || rnd(3) == 0) c->drain = short_drains[rnd(5)];
@@ -104,7 +111,8 @@ static void cfg_gen(cfg_t *c, unsigned n) {
   c->min_set = rnd(2);
   if (c->min_set) {
     unsigned pick = rnd(3);
-    c->drain_min = pick == 0 ? 0 : pick == 1 ? c->drain / 2 : c->drain;
+    c->drain_min = pick == 0 ? 0 : pick == 1 ? c->drain / 2
+                                             : c->drain;
   }
   c->inflight = rnd(2);
   if (c->inflight) c->inflight_end = 10 + rnd(c->drain + 200);
@@ -339,14 +347,14 @@ static unsigned g_tol;
 static char g_fail[4096];
 static int g_failed;
 
-#define EXPECT(cond, ...)                                               \
-  do {                                                                  \
-    if (!(cond) && !g_failed) {                                         \
-      g_failed = 1;                                                     \
-      int o_ = snprintf(g_fail, sizeof g_fail, __VA_ARGS__);            \
-      if (o_ > 0 && (size_t)o_ < sizeof g_fail)                         \
-        cfg_print(&r->cfg, g_fail + o_, sizeof g_fail - (size_t)o_);    \
-    }                                                                   \
+#define EXPECT(cond, ...)                                            \
+  do {                                                               \
+    if (!(cond) && !g_failed) {                                      \
+      g_failed = 1;                                                  \
+      int o_ = snprintf(g_fail, sizeof g_fail, __VA_ARGS__);         \
+      if (o_ > 0 && (size_t)o_ < sizeof g_fail)                      \
+        cfg_print(&r->cfg, g_fail + o_, sizeof g_fail - (size_t)o_); \
+    }                                                                \
   } while (0)
 
 /* observed within [model - EARLY_MS, model + tol]. */

@@ -45,7 +45,14 @@
 #define REQ_TIMEOUT_MS 5000
 #define MAX_WORKERS 64
 
-enum outcome { O_OK, O_HTTP, O_RESET, O_CLOSED, O_TIMEOUT, O_CONNECT, O_OTHER, O_N };
+enum outcome { O_OK,
+               O_HTTP,
+               O_RESET,
+               O_CLOSED,
+               O_TIMEOUT,
+               O_CONNECT,
+               O_OTHER,
+               O_N };
 static const char *outcome_name[O_N] = {"ok", "http_error", "reset", "closed",
                                         "timeout", "connect", "other"};
 
@@ -94,7 +101,10 @@ static enum outcome errno_outcome(int e) {
 
 static int connect_lb(long long deadline, enum outcome *why) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) { *why = O_OTHER; return -1; }
+  if (fd < 0) {
+    *why = O_OTHER;
+    return -1;
+  }
   int one = 1;
   setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   struct sockaddr_in sa;
@@ -124,7 +134,10 @@ static int send_all(int fd, const char *p, size_t len, long long deadline, enum 
   size_t off = 0;
   while (off < len) {
     ssize_t n = send(fd, p + off, len - off, MSG_NOSIGNAL);
-    if (n > 0) { off += (size_t)n; continue; }
+    if (n > 0) {
+      off += (size_t)n;
+      continue;
+    }
     if (n < 0 && errno == EINTR) continue;
     if (n < 0 && errno == EAGAIN) {
       int w = wait_fd(fd, POLLOUT, deadline);
@@ -173,10 +186,19 @@ static int read_response(int fd, long long deadline, resp_t *r, enum outcome *wh
       eoh = strstr(buf, "\r\n\r\n");
       if (eoh) break;
     }
-    if (len >= sizeof buf - 1) { *why = O_OTHER; return -1; }
+    if (len >= sizeof buf - 1) {
+      *why = O_OTHER;
+      return -1;
+    }
     ssize_t n = recv(fd, buf + len, sizeof buf - 1 - len, 0);
-    if (n > 0) { len += (size_t)n; continue; }
-    if (n == 0) { *why = O_CLOSED; return -1; }
+    if (n > 0) {
+      len += (size_t)n;
+      continue;
+    }
+    if (n == 0) {
+      *why = O_CLOSED;
+      return -1;
+    }
     if (errno == EINTR) continue;
     if (errno == EAGAIN) {
       int w = wait_fd(fd, POLLIN, deadline);
@@ -188,7 +210,10 @@ static int read_response(int fd, long long deadline, resp_t *r, enum outcome *wh
     return -1;
   }
   *eoh = 0;
-  if (strncmp(buf, "HTTP/1.", 7) != 0 || buf[8] != ' ') { *why = O_OTHER; return -1; }
+  if (strncmp(buf, "HTTP/1.", 7) != 0 || buf[8] != ' ') {
+    *why = O_OTHER;
+    return -1;
+  }
   r->status = atoi(buf + 9);
   char v[64];
   long clen = -1;
@@ -199,7 +224,10 @@ static int read_response(int fd, long long deadline, resp_t *r, enum outcome *wh
     else if (strcasecmp(v, "keep-alive") == 0) r->close_after = 0;
   }
   char tmp[8];
-  if (header(buf, "Transfer-Encoding", tmp, sizeof tmp)) { *why = O_OTHER; return -1; } /* not used here */
+  if (header(buf, "Transfer-Encoding", tmp, sizeof tmp)) {
+    *why = O_OTHER;
+    return -1;
+  } /* not used here */
   size_t have = len - (size_t)(eoh + 4 - buf);
   const char *body = eoh + 4;
   size_t blen = 0;
@@ -216,13 +244,20 @@ static int read_response(int fd, long long deadline, resp_t *r, enum outcome *wh
     clen -= (long)have;
     if (clen <= 0) return 0;
     ssize_t n = recv(fd, buf, sizeof buf, 0);
-    if (n > 0) { body = buf; have = (size_t)n; continue; }
+    if (n > 0) {
+      body = buf;
+      have = (size_t)n;
+      continue;
+    }
     if (n == 0) {
       if (clen > LONG_MAX / 2) return 0; /* close-delimited body */
       *why = O_CLOSED;
       return -1;
     }
-    if (errno == EINTR) { have = 0; continue; }
+    if (errno == EINTR) {
+      have = 0;
+      continue;
+    }
     if (errno == EAGAIN) {
       have = 0;
       int w = wait_fd(fd, POLLIN, deadline);
@@ -272,10 +307,14 @@ static void *worker(void *arg) {
     if (fd < 0) fd = connect_lb(deadline, &o);
     if (fd >= 0 && send_all(fd, req, (size_t)rl, deadline, &o) == 0 &&
         read_response(fd, deadline, &r, &o) == 0) {
-      const char *want = kind == 0 ? "ok\n" : kind == 1 ? "slow done\n" : "recorded\n";
+      const char *want = kind == 0 ? "ok\n" : kind == 1 ? "slow done\n"
+                                                        : "recorded\n";
       if (r.status != 200) o = O_HTTP;
       else if (strcmp(r.body, want) != 0) o = O_OTHER;
-      if (r.close_after || !keepalive) { close(fd); fd = -1; }
+      if (r.close_after || !keepalive) {
+        close(fd);
+        fd = -1;
+      }
     } else if (fd >= 0) {
       close(fd);
       fd = -1;
@@ -325,7 +364,8 @@ static int num(const char *s, long lo, long hi, long *out) {
 static int usage(void) {
   fputs("usage: loadclient -p PORT [-c WORKERS] [-n MAX_REQUESTS] [-t MAX_SECONDS]\n"
         "                  [-P PAUSE_MS] [-s SLOW_MS] [-x BODY_PREFIX]\n"
-        "                  [-a ACK_FILE] [-l LOG_FILE] [-r READY_FILE]\n", stderr);
+        "                  [-a ACK_FILE] [-l LOG_FILE] [-r READY_FILE]\n",
+        stderr);
   return 2;
 }
 
@@ -334,24 +374,48 @@ int main(int argc, char **argv) {
   long v;
   while ((opt = getopt(argc, argv, "p:c:n:t:P:s:x:a:l:r:")) != -1) {
     switch (opt) {
-    case 'p': if (num(optarg, 1, 65535, &v)) return usage(); port = (unsigned)v; break;
-    case 'c': if (num(optarg, 1, MAX_WORKERS, &v)) return usage(); workers = (unsigned)v; break;
-    case 'n': if (num(optarg, 1, 1000000, &v)) return usage(); max_requests = v; break;
-    case 't': if (num(optarg, 1, 600, &v)) return usage(); max_seconds = (unsigned)v; break;
-    case 'P': if (num(optarg, 0, 10000, &v)) return usage(); pause_ms = (unsigned)v; break;
-    case 's': if (num(optarg, 0, 60000, &v)) return usage(); slow_ms = (unsigned)v; break;
-    case 'x': prefix = optarg; break;
-    case 'a': ack_path = optarg; break;
-    case 'l': log_path = optarg; break;
-    case 'r': ready_path = optarg; break;
-    default: return usage();
+      case 'p':
+        if (num(optarg, 1, 65535, &v)) return usage();
+        port = (unsigned)v;
+        break;
+      case 'c':
+        if (num(optarg, 1, MAX_WORKERS, &v)) return usage();
+        workers = (unsigned)v;
+        break;
+      case 'n':
+        if (num(optarg, 1, 1000000, &v)) return usage();
+        max_requests = v;
+        break;
+      case 't':
+        if (num(optarg, 1, 600, &v)) return usage();
+        max_seconds = (unsigned)v;
+        break;
+      case 'P':
+        if (num(optarg, 0, 10000, &v)) return usage();
+        pause_ms = (unsigned)v;
+        break;
+      case 's':
+        if (num(optarg, 0, 60000, &v)) return usage();
+        slow_ms = (unsigned)v;
+        break;
+      case 'x': prefix = optarg; break;
+      case 'a': ack_path = optarg; break;
+      case 'l': log_path = optarg; break;
+      case 'r': ready_path = optarg; break;
+      default: return usage();
     }
   }
   if (!port || optind != argc || strlen(prefix) > 64) return usage();
   for (const char *p = prefix; *p; p++)
     if (*p <= ' ' || *p > '~') return usage();
-  if (ack_path && !(ack_file = fopen(ack_path, "w"))) { perror(ack_path); return 2; }
-  if (log_path && !(log_file = fopen(log_path, "w"))) { perror(log_path); return 2; }
+  if (ack_path && !(ack_file = fopen(ack_path, "w"))) {
+    perror(ack_path);
+    return 2;
+  }
+  if (log_path && !(log_file = fopen(log_path, "w"))) {
+    perror(log_path);
+    return 2;
+  }
 
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
@@ -366,7 +430,10 @@ int main(int argc, char **argv) {
   unsigned n = 0;
   for (; n < workers; n++)
     if (pthread_create(&th[n], NULL, worker, (void *)(uintptr_t)n) != 0) break;
-  if (n == 0) { fputs("loadclient: cannot start threads\n", stderr); return 2; }
+  if (n == 0) {
+    fputs("loadclient: cannot start threads\n", stderr);
+    return 2;
+  }
   for (unsigned i = 0; i < n; i++) pthread_join(th[i], NULL);
   t_end = now_ms();
   if (ack_file) fclose(ack_file);

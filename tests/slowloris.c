@@ -49,7 +49,9 @@
 #define IP_BIND_ADDRESS_NO_PORT 24
 #endif
 
-enum { ST_NONE, ST_CONNECTING, ST_OPEN };
+enum { ST_NONE,
+       ST_CONNECTING,
+       ST_OPEN };
 
 typedef struct {
   int fd, state;
@@ -176,18 +178,18 @@ int main(int argc, char **argv) {
   int opt;
   while ((opt = getopt(argc, argv, "p:n:a:t:m:d:i:w:P:S:r:")) != -1) {
     switch (opt) {
-    case 'p': g_port = (unsigned)atoi(optarg); break;
-    case 'n': n = (unsigned)atoi(optarg); break;
-    case 'a': g_addrs = (unsigned)atoi(optarg); break;
-    case 't': seconds = (unsigned)atoi(optarg); break;
-    case 'm': flood = strcmp(optarg, "flood") == 0; break;
-    case 'd': dribble = (unsigned)atoi(optarg); break;
-    case 'i': g_every = (unsigned)atoi(optarg); break;
-    case 'w': g_within = (unsigned)atoi(optarg); break;
-    case 'P': g_path = optarg; break;
-    case 'S': server_pid = atoi(optarg); break;
-    case 'r': rate = (unsigned)atoi(optarg); break;
-    default: return 2;
+      case 'p': g_port = (unsigned)atoi(optarg); break;
+      case 'n': n = (unsigned)atoi(optarg); break;
+      case 'a': g_addrs = (unsigned)atoi(optarg); break;
+      case 't': seconds = (unsigned)atoi(optarg); break;
+      case 'm': flood = strcmp(optarg, "flood") == 0; break;
+      case 'd': dribble = (unsigned)atoi(optarg); break;
+      case 'i': g_every = (unsigned)atoi(optarg); break;
+      case 'w': g_within = (unsigned)atoi(optarg); break;
+      case 'P': g_path = optarg; break;
+      case 'S': server_pid = atoi(optarg); break;
+      case 'r': rate = (unsigned)atoi(optarg); break;
+      default: return 2;
     }
   }
   if (!g_port || !n || n > 200000 || !seconds || seconds > 3600 || !g_every || !dribble) {

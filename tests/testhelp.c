@@ -42,13 +42,22 @@ static int connect_loopback(unsigned port, unsigned timeout_ms) {
   sa.sin_port = htons((uint16_t)port);
   sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-    if (errno != EINPROGRESS) { close(fd); return -1; }
+    if (errno != EINPROGRESS) {
+      close(fd);
+      return -1;
+    }
     struct pollfd p = {fd, POLLOUT, 0};
-    if (poll(&p, 1, (int)timeout_ms) != 1) { close(fd); return -1; }
+    if (poll(&p, 1, (int)timeout_ms) != 1) {
+      close(fd);
+      return -1;
+    }
     int soerr = 0;
     socklen_t sl = sizeof soerr;
     getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl);
-    if (soerr) { close(fd); return -1; }
+    if (soerr) {
+      close(fd);
+      return -1;
+    }
   }
   return fd;
 }
@@ -81,7 +90,10 @@ int th_http_raw(unsigned port, const char *raw, size_t raw_len, int head_only,
   size_t off = 0;
   while (off < raw_len) {
     ssize_t n = send(fd, raw + off, raw_len - off, MSG_NOSIGNAL);
-    if (n > 0) { off += (size_t)n; continue; }
+    if (n > 0) {
+      off += (size_t)n;
+      continue;
+    }
     if (n < 0 && errno == EAGAIN) {
       uint64_t now = th_now_ms();
       if (now >= deadline) break;
@@ -99,16 +111,28 @@ int th_http_raw(unsigned port, const char *raw, size_t raw_len, int head_only,
     if (he) {
       buf[len] = 0;
       long cl = content_length(buf);
-      if (head_only && len >= he) { rc = 0; break; }
-      if (cl >= 0 && len >= he + (size_t)cl) { rc = 0; break; }
+      if (head_only && len >= he) {
+        rc = 0;
+        break;
+      }
+      if (cl >= 0 && len >= he + (size_t)cl) {
+        rc = 0;
+        break;
+      }
     }
     uint64_t now = th_now_ms();
     if (now >= deadline) break;
     struct pollfd p = {fd, POLLIN, 0};
     if (poll(&p, 1, (int)(deadline - now)) <= 0) continue;
-    if (len == cap) { cap *= 2; buf = realloc(buf, cap + 1); }
+    if (len == cap) {
+      cap *= 2;
+      buf = realloc(buf, cap + 1);
+    }
     ssize_t n = recv(fd, buf + len, cap - len, 0);
-    if (n > 0) { len += (size_t)n; continue; }
+    if (n > 0) {
+      len += (size_t)n;
+      continue;
+    }
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
     rc = head_end(buf, len) ? 0 : -1; /* closed */
     break;
@@ -147,7 +171,10 @@ const char *th_header(const th_response_t *r, const char *name, char *buf,
       const char *v = p + nl + 1;
       while (*v == ' ') v++;
       size_t i = 0;
-      while (v[i] && v[i] != '\r' && v[i] != '\n' && i + 1 < len) { buf[i] = v[i]; i++; }
+      while (v[i] && v[i] != '\r' && v[i] != '\n' && i + 1 < len) {
+        buf[i] = v[i];
+        i++;
+      }
       buf[i] = 0;
       return buf;
     }
@@ -214,7 +241,10 @@ char *th_tmpdir(const char *tag) {
   if (!base || !*base) base = "/tmp";
   char *path = NULL;
   if (asprintf(&path, "%s/libhealth-%s-XXXXXX", base, tag) < 0) return NULL;
-  if (!mkdtemp(path)) { free(path); return NULL; }
+  if (!mkdtemp(path)) {
+    free(path);
+    return NULL;
+  }
   return path;
 }
 
@@ -562,7 +592,7 @@ int th_dns_refuse(int fd) {
     ssize_t len = recvfrom(fd, q, sizeof q, MSG_DONTWAIT, (struct sockaddr *)&from, &fl);
     if (len < 0) return n;
     if (len < 12) continue;
-    q[2] |= 0x80;                             /* a response */
+    q[2] |= 0x80;                              /* a response */
     q[3] = (unsigned char)((q[3] & 0xf0) | 5); /* REFUSED */
     (void)sendto(fd, q, (size_t)len, 0, (struct sockaddr *)&from, fl);
     n++;

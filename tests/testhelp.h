@@ -11,9 +11,9 @@
 #include "health.h"
 
 typedef struct th_response {
-  int status;          /* HTTP status, or -1 when nothing parsable came back */
-  char *head;          /* status line + headers, NUL-terminated */
-  char *body;          /* NUL-terminated (may contain NULs before body_len) */
+  int status; /* HTTP status, or -1 when nothing parsable came back */
+  char *head; /* status line + headers, NUL-terminated */
+  char *body; /* NUL-terminated (may contain NULs before body_len) */
   size_t body_len;
 } th_response_t;
 
@@ -100,7 +100,7 @@ int th_require_servers(void);
 unsigned th_time_scale(void);
 
 /* A timing margin or deadline of `ms` milliseconds, scaled. */
-#define TS(ms) ((unsigned)(ms) * th_time_scale())
+#define TS(ms) ((unsigned)(ms)*th_time_scale())
 
 /* 1 when running under valgrind (RUNNING_ON_VALGRIND where <valgrind/valgrind.h>
  * exists, or HEALTH_TEST_VALGRIND set non-zero by scripts/valgrind.sh). */

@@ -102,7 +102,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   char *rest, *in, *clean; /* clean: the input with the secret replaced */
   char *exact = NULL;      /* the expected output, when it is known */
   int spaced = 0;
-  int ambiguous = 0;       /* another "password" key: the oracle is silent */
+  int ambiguous = 0; /* another "password" key: the oracle is silent */
 
   if (mode == 0 || mode == 1) {
     rest = take_str(&r, (size_t)(r.end - r.p));

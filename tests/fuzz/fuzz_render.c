@@ -37,8 +37,8 @@ typedef struct {
   const unsigned char *p, *end;
   int depth;
   /* What the renderer's invariants need: */
-  char top_status[8];     /* the top-level "status" string */
-  long checks_members;    /* members of the top-level "checks" object, -1 if absent */
+  char top_status[8];  /* the top-level "status" string */
+  long checks_members; /* members of the top-level "checks" object, -1 if absent */
   /* Decoded string, when requested. */
   unsigned char *dec;
   size_t dec_len, dec_cap;
@@ -56,10 +56,19 @@ static size_t utf8_ok(const unsigned char *s, const unsigned char *end) {
   unsigned c = s[0], cp, min;
   size_t len;
   if (c < 0x80) return 1;
-  if (c >= 0xC2 && c <= 0xDF) { len = 2; cp = c & 0x1F; min = 0x80; }
-  else if (c >= 0xE0 && c <= 0xEF) { len = 3; cp = c & 0x0F; min = 0x800; }
-  else if (c >= 0xF0 && c <= 0xF4) { len = 4; cp = c & 0x07; min = 0x10000; }
-  else return 0;
+  if (c >= 0xC2 && c <= 0xDF) {
+    len = 2;
+    cp = c & 0x1F;
+    min = 0x80;
+  } else if (c >= 0xE0 && c <= 0xEF) {
+    len = 3;
+    cp = c & 0x0F;
+    min = 0x800;
+  } else if (c >= 0xF0 && c <= 0xF4) {
+    len = 4;
+    cp = c & 0x07;
+    min = 0x10000;
+  } else return 0;
   if ((size_t)(end - s) < len) return 0;
   for (size_t i = 1; i < len; i++) {
     if ((s[i] & 0xC0) != 0x80) return 0;
@@ -79,14 +88,24 @@ static void dec_put(json_t *j, const unsigned char *s, size_t n) {
 static void dec_cp(json_t *j, unsigned cp) {
   unsigned char b[4];
   size_t n;
-  if (cp < 0x80) { b[0] = (unsigned char)cp; n = 1; }
-  else if (cp < 0x800) { b[0] = (unsigned char)(0xC0 | cp >> 6); b[1] = (unsigned char)(0x80 | (cp & 0x3F)); n = 2; }
-  else if (cp < 0x10000) {
-    b[0] = (unsigned char)(0xE0 | cp >> 12); b[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
-    b[2] = (unsigned char)(0x80 | (cp & 0x3F)); n = 3;
+  if (cp < 0x80) {
+    b[0] = (unsigned char)cp;
+    n = 1;
+  } else if (cp < 0x800) {
+    b[0] = (unsigned char)(0xC0 | cp >> 6);
+    b[1] = (unsigned char)(0x80 | (cp & 0x3F));
+    n = 2;
+  } else if (cp < 0x10000) {
+    b[0] = (unsigned char)(0xE0 | cp >> 12);
+    b[1] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+    b[2] = (unsigned char)(0x80 | (cp & 0x3F));
+    n = 3;
   } else {
-    b[0] = (unsigned char)(0xF0 | cp >> 18); b[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
-    b[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F)); b[3] = (unsigned char)(0x80 | (cp & 0x3F)); n = 4;
+    b[0] = (unsigned char)(0xF0 | cp >> 18);
+    b[1] = (unsigned char)(0x80 | ((cp >> 12) & 0x3F));
+    b[2] = (unsigned char)(0x80 | ((cp >> 6) & 0x3F));
+    b[3] = (unsigned char)(0x80 | (cp & 0x3F));
+    n = 4;
   }
   dec_put(j, b, n);
 }
@@ -211,8 +230,14 @@ static int object(json_t *j, int is_checks) {
       members++;
       ws(j);
       if (j->p >= j->end) return 0;
-      if (*j->p == ',') { j->p++; continue; }
-      if (*j->p == '}') { j->p++; break; }
+      if (*j->p == ',') {
+        j->p++;
+        continue;
+      }
+      if (*j->p == '}') {
+        j->p++;
+        break;
+      }
       return 0;
     }
   }
@@ -223,14 +248,23 @@ static int object(json_t *j, int is_checks) {
 static int array(json_t *j) {
   j->p++; /* '[' */
   ws(j);
-  if (j->p < j->end && *j->p == ']') { j->p++; return 1; }
+  if (j->p < j->end && *j->p == ']') {
+    j->p++;
+    return 1;
+  }
   for (;;) {
     ws(j);
     if (!value(j, 0, 0)) return 0;
     ws(j);
     if (j->p >= j->end) return 0;
-    if (*j->p == ',') { j->p++; continue; }
-    if (*j->p == ']') { j->p++; return 1; }
+    if (*j->p == ',') {
+      j->p++;
+      continue;
+    }
+    if (*j->p == ']') {
+      j->p++;
+      return 1;
+    }
     return 0;
   }
 }
@@ -434,7 +468,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     per_check_text += strlen(c->key) + strlen(c->component_type) + strlen(c->observed_unit) +
                       (c->component_id ? strlen(c->component_id) : 0) + 64 /* "why" texts */ +
                       (c->output ? (strlen(c->output) < h->opt.max_output_bytes
-                                        ? strlen(c->output) : h->opt.max_output_bytes) : 0);
+                                        ? strlen(c->output)
+                                        : h->opt.max_output_bytes)
+                                 : 0);
     if (c->endpoints & HEALTH_READINESS) on_endpoint[0]++;
     if (c->endpoints & HEALTH_LIVENESS) on_endpoint[1]++;
     pthread_mutex_unlock(&h->lock);
