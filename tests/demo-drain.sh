@@ -114,8 +114,14 @@ done
 # The last probe must come late in the window: a slow
 # machine that could not probe near its end proves nothing.
 [ $last_ok -ge $((DRAIN - 3000)) ] || fail "the last probe ran ${last_ok} ms after SIGTERM: too early to prove a $S s drain"
-(trap - EXIT; trap 'kill $! 2>/dev/null; exit 0' TERM; sleep $((DEADLINE / 1000 + 2)) & wait $!; kill -9 "$PID" 2>/dev/null) &
+# The watchdog is forked with none of this script's traps: a TERM that
+# reached it before it set its own would otherwise run the EXIT trap (which
+# removes $TMP) in the subshell, while this script still needs $TMP.
+trap - EXIT INT TERM HUP
+(trap 'kill $! 2>/dev/null; exit 0' TERM; sleep $((DEADLINE / 1000 + 2)) & wait $!; kill -9 "$PID" 2>/dev/null) &
 WD=$!
+trap cleanup EXIT
+trap 'exit 1' INT TERM HUP
 wait "$PID"
 rc=$?
 PID=

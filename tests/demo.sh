@@ -153,8 +153,14 @@ grep -q "slow done" "$TMP/slow.body" || fail "/slow body: $(cat "$TMP/slow.body"
 
 # ---- the service exits by itself ----
 # (kill -0 would see the zombie: wait, with a watchdog bounding it)
-(trap - EXIT; trap 'kill $! 2>/dev/null; exit 0' TERM; sleep 18 & wait $!; kill -9 "$PID" 2>/dev/null) &
+# The watchdog is forked with none of this script's traps: a TERM that
+# reached it before it set its own would otherwise run the EXIT trap (which
+# removes $TMP) in the subshell, while this script still needs $TMP.
+trap - EXIT INT TERM HUP
+(trap 'kill $! 2>/dev/null; exit 0' TERM; sleep 18 & wait $!; kill -9 "$PID" 2>/dev/null) &
 WD=$!
+trap cleanup EXIT
+trap 'exit 1' INT TERM HUP
 wait "$PID"
 rc=$?
 PID=
