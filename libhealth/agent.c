@@ -17,6 +17,7 @@
  * into an empty socket buffer, then the connection is closed.
  */
 #include "health-int.h"
+#include "conn.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -154,20 +155,8 @@ int health__agent_start(health_t *h, health_error_t *err) {
   const char *address = c->agent_address ? c->agent_address : h->address;
   struct sockaddr_storage ss;
   socklen_t sl;
-  memset(&ss, 0, sizeof ss);
-  struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-  struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-  if (inet_pton(AF_INET, address, &s4->sin_addr) == 1) {
-    s4->sin_family = AF_INET;
-    s4->sin_port = htons((uint16_t)c->agent_port);
-    sl = sizeof *s4;
-  } else if (inet_pton(AF_INET6, address, &s6->sin6_addr) == 1) {
-    s6->sin6_family = AF_INET6;
-    s6->sin6_port = htons((uint16_t)c->agent_port);
-    sl = sizeof *s6;
-  } else {
+  if (!health__sockaddr_literal(address, c->agent_port, &ss, &sl))
     return health__err(err, HEALTH_EINVAL, "agent address '%s' is not an IPv4 or IPv6 literal", address);
-  }
   int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
   if (fd < 0) return health__err(err, HEALTH_ESYS, "agent socket: %s", strerror(errno));
   int one = 1;
@@ -184,7 +173,8 @@ int health__agent_start(health_t *h, health_error_t *err) {
   }
   sl = sizeof ss;
   getsockname(fd, (struct sockaddr *)&ss, &sl);
-  c->agent_bound_port = ntohs(ss.ss_family == AF_INET ? s4->sin_port : s6->sin6_port);
+  c->agent_bound_port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
+                                                      : ((struct sockaddr_in6 *)&ss)->sin6_port);
   if (pipe2(c->agent_wake, O_CLOEXEC | O_NONBLOCK) != 0) {
     close(fd);
     c->agent_wake[0] = c->agent_wake[1] = -1;

@@ -10,6 +10,7 @@
 
 #include "health.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -145,4 +146,24 @@ const char *health__errno_text(int e, char *buf, size_t len) {
   snprintf(buf, len, "%s", strerror(e));
   if (buf[0] >= 'A' && buf[0] <= 'Z' && buf[1] >= 'a') buf[0] = (char)(buf[0] - 'A' + 'a');
   return buf;
+}
+
+int health__sockaddr_literal(const char *address, unsigned port, struct sockaddr_storage *ss,
+                             socklen_t *len) {
+  memset(ss, 0, sizeof *ss);
+  struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+  struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+  if (inet_pton(AF_INET, address, &s4->sin_addr) == 1) {
+    s4->sin_family = AF_INET;
+    s4->sin_port = htons((uint16_t)port);
+    *len = sizeof *s4;
+    return 1;
+  }
+  if (inet_pton(AF_INET6, address, &s6->sin6_addr) == 1) {
+    s6->sin6_family = AF_INET6;
+    s6->sin6_port = htons((uint16_t)port);
+    *len = sizeof *s6;
+    return 2;
+  }
+  return 0;
 }

@@ -47,6 +47,14 @@ int health__tls_ctx_new(struct ssl_ctx_st **out, const char *ca_file,
                         size_t errlen);
 void health__tls_ctx_free(struct ssl_ctx_st *ctx);
 
+/**
+ * An IPv4 or IPv6 literal (no host name, no brackets) and a port as a
+ * socket address, for the listening sockets (health port, agent port).
+ * @return 1 for IPv4, 2 for IPv6, 0 if `address` is neither.
+ */
+int health__sockaddr_literal(const char *address, unsigned port, struct sockaddr_storage *ss,
+                             socklen_t *len);
+
 /** Mark `c` as closed (fd -1, no TLS). */
 void health__conn_init(health__conn_t *c);
 

@@ -8,6 +8,7 @@
  * an old body keeps it alive after we swap in a new one.
  */
 #include "health-int.h"
+#include "conn.h"
 #include "url.h"
 
 #include <arpa/inet.h>
@@ -331,21 +332,14 @@ HEALTH_EXPORT unsigned health_port(const health_t *h) { return h ? h->http.bound
 int health__http_start(health_t *h, health_error_t *err) {
   h->http.quiesced_fd = -1;
   struct sockaddr_storage ss;
-  memset(&ss, 0, sizeof ss);
+  socklen_t sl;
   unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
   if (MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES) flags |= MHD_USE_EPOLL;
-  struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-  struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
-  if (inet_pton(AF_INET, h->address, &s4->sin_addr) == 1) {
-    s4->sin_family = AF_INET;
-    s4->sin_port = htons((uint16_t)h->opt.port);
-  } else if (inet_pton(AF_INET6, h->address, &s6->sin6_addr) == 1) {
-    s6->sin6_family = AF_INET6;
-    s6->sin6_port = htons((uint16_t)h->opt.port);
+  int family = health__sockaddr_literal(h->address, h->opt.port, &ss, &sl);
+  if (!family) return health__err(err, HEALTH_EINVAL, "address '%s' is not an IPv4 or IPv6 literal", h->address);
+  if (family == 2) {
     flags |= MHD_USE_IPv6;
     if (strcmp(h->address, "::") == 0) flags |= MHD_USE_DUAL_STACK;
-  } else {
-    return health__err(err, HEALTH_EINVAL, "address '%s' is not an IPv4 or IPv6 literal", h->address);
   }
 
   if (health__http_fixed_new(h) != 0) { /* http_fixed.c */

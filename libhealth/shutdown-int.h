@@ -24,9 +24,8 @@ typedef struct health__shutdown {
   int inited; /* done_lock, done_cond (shutdown.c) */
   atomic_int draining;
   atomic_int inflight;
-  atomic_int signals; /* shutdown requests seen by the handler/API */
-  int drain_pipe[2];  /* readable once draining */
-  int wake_pipe[2];   /* signal handler / health_shutdown() -> thread */
+  int drain_pipe[2]; /* readable once draining */
+  int wake_pipe[2];  /* signal handler / health_shutdown() -> thread */
   pthread_t shutdown_thread;
   int shutdown_started;
   void (*on_drain)(void *);

@@ -48,8 +48,7 @@ static void wake(const health_t *h, char c) {
 
 HEALTH_EXPORT void health_shutdown(health_t *h) {
   if (!h) return;
-  atomic_fetch_add(&h->sd.signals, 1);
-  wake(h, 's');
+  wake(h, 's'); /* the sequence counts the requests it reads from the pipe */
 }
 
 HEALTH_EXPORT int health_is_draining(const health_t *h) {
