@@ -48,7 +48,19 @@ static void check_url(const uint8_t *d, size_t n) {
       if (ul < sizeof user && !memchr(sep + 3, '/', ul)) {
         memcpy(user, sep + 3, ul);
         user[ul] = 0;
-        if (strstr(why, user)) die("reason repeats the user information");
+        /* The message's own words may contain it ("http:" in a hint
+         * about the scheme): only a reason that changes with the user
+         * information repeats it. */
+        if (strstr(why, user)) {
+          char *masked = strdup(s), why2[256] = "";
+          health__probe_url_t *u2 = malloc(sizeof *u2);
+          if (!masked || !u2) die("out of memory");
+          memset(masked + (sep + 3 - s), 'x', ul);
+          health__probe_parse_url(masked, u2, why2, sizeof why2);
+          if (!strstr(why2, user)) die("reason repeats the user information");
+          free(u2);
+          free(masked);
+        }
       }
     }
   } else {
