@@ -125,6 +125,10 @@ typedef void (*health_log_fn)(health_log_level_t level, const char *json_line,
  * health_new(), which copies every string; the struct may be freed after.
  * Environment variable names are given beside each field; see
  * health_options_from_env().
+ *
+ * Every options struct of this header is filled by its *_init() function
+ * and ends with reserved space that must stay zero: a function given a
+ * struct with a reserved field set returns HEALTH_EINVAL (ABI policy).
  */
 typedef struct health_options {
   /* HTTP endpoint */

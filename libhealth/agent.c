@@ -40,9 +40,8 @@ HEALTH_EXPORT void health_agent_options_init(health_agent_options_t *o) {
 HEALTH_EXPORT int health_set_agent(health_t *h, const health_agent_options_t *o,
                                    health_error_t *err) {
   if (!h || !o) return health__err(err, HEALTH_EINVAL, "health_set_agent: handle and options are required");
-  for (size_t i = 0; i < sizeof o->reserved / sizeof o->reserved[0]; i++)
-    if (o->reserved[i])
-      return health__err(err, HEALTH_EINVAL, "health_set_agent: reserved fields must stay zero (use health_agent_options_init)");
+  int rc = HEALTH__RESERVED_CHECK(o, "health_agent_options", err);
+  if (rc) return rc;
   if (o->port > 65535) return health__err(err, HEALTH_EINVAL, "agent port must be 0 to 65535 (got %u)", o->port);
   if (o->weight > 256)
     return health__err(err, HEALTH_EINVAL, "agent weight must be 0 (none) or 1 to 256 percent (got %u)", o->weight);

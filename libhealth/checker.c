@@ -123,3 +123,10 @@ void health__checker_log_once(health__checker_t *ck, health_log_level_t level,
   health__log_repeatv(ck->h, &ck->logrep, ck->name, level, event, ap);
   va_end(ap);
 }
+
+void health__checker_warn_insecure(const health__checker_t *ck, const char *event) {
+  health__checker_log(ck, HEALTH_LOG_WARN, event, "check", ck->name, "message",
+                      "TLS certificate verification is DISABLED (insecure_skip_verify): "
+                      "anyone on the path can impersonate the server",
+                      NULL);
+}

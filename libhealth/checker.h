@@ -106,14 +106,30 @@ void health__checker_log(const health__checker_t *ck, health_log_level_t level,
  * the check's runs (they never overlap). */
 void health__checker_log_once(health__checker_t *ck, health_log_level_t level,
                               const char *event, ...);
+/* The warning every TLS checker logs once, at registration, when
+ * insecure_skip_verify turns certificate verification off: `event` is the
+ * checker's own event name ("redis_tls_insecure", "http_tls_insecure"). */
+void health__checker_warn_insecure(const health__checker_t *ck, const char *event);
 
 /* ---- library utilities a checker may use ----
  * (The same declarations as the library's private headers; a repeated
  * identical declaration is valid C.) */
 uint64_t health__now_ms(void); /* CLOCK_MONOTONIC, ms (time.c) */
 uint64_t health__now_us(void); /* CLOCK_MONOTONIC, us (time.c) */
+/* "pass", "warn", "fail" or "pending": the words of the JSON answers (core.c). */
+const char *health__status_word(health_status_t s);
 /* Fill `err` (may be NULL) and return `code` (error.c). */
 int health__err(health_error_t *err, int code, const char *fmt, ...) HEALTH_PRINTF(3, 4);
+/* 0 when every reserved field of a public options struct is zero, else
+ * HEALTH_EINVAL with `err` naming the struct (`stem`_t) and its init
+ * function (`stem`_init).  The ABI policy: a field a later release adds
+ * takes reserved space, so a program that sets it must not be silently
+ * ignored by an older library. */
+int health__reserved_check(void *const *reserved, size_t n, const char *stem, health_error_t *err);
+#ifndef HEALTH__RESERVED_CHECK
+#define HEALTH__RESERVED_CHECK(o, stem, err) \
+  health__reserved_check((o)->reserved, sizeof(o)->reserved / sizeof(o)->reserved[0], stem, err)
+#endif
 /* Copy `url` replacing the password with "***"; copy `text` replacing
  * every occurrence of `secret` with "***" (redact.c). */
 void health__redact_url(const char *url, char *out, size_t len);

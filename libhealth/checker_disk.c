@@ -44,10 +44,6 @@ static void disk_free(void *arg) {
   free(st);
 }
 
-static const char *status_word(health_status_t s) {
-  return s == HEALTH_FAIL ? "fail" : "warn";
-}
-
 /* Status for a free amount against "below" thresholds (0 = off). */
 static health_status_t below(double v, double warn, double fail) {
   if (fail > 0 && v < fail) return HEALTH_FAIL;
@@ -103,10 +99,10 @@ static void disk_run(health_result_t *r, void *arg) {
     health__fmt_bytes(b, sizeof b, avail);
     if (s >= sb) {
       health__fmt_fixed(c, sizeof c, s == HEALTH_FAIL ? o->fail_free_percent : o->warn_free_percent, 1);
-      snprintf(msg, sizeof msg, "free space %s%% (%s), %s below %s%%", a, b, status_word(s), c);
+      snprintf(msg, sizeof msg, "free space %s%% (%s), %s below %s%%", a, b, health__status_word(s), c);
     } else {
       health__fmt_bytes(c, sizeof c, sb == HEALTH_FAIL ? o->fail_free_bytes : o->warn_free_bytes);
-      snprintf(msg, sizeof msg, "free space %s (%s%%), %s below %s", b, a, status_word(sb), c);
+      snprintf(msg, sizeof msg, "free space %s (%s%%), %s below %s", b, a, health__status_word(sb), c);
     }
     if (sb > s) s = sb;
   }
@@ -120,7 +116,7 @@ static void disk_run(health_result_t *r, void *arg) {
       health__fmt_fixed(c, sizeof c,
                         si == HEALTH_FAIL ? o->fail_free_inodes_percent : o->warn_free_inodes_percent, 1);
       snprintf(msg, sizeof msg, "free inodes %s%% (%llu), %s below %s%%", a,
-               (unsigned long long)sv.f_favail, status_word(si), c);
+               (unsigned long long)sv.f_favail, health__status_word(si), c);
       s = si;
     }
   }
@@ -143,6 +139,7 @@ HEALTH_EXPORT int health_add_disk(health_t *h, const char *name, const char *pat
   struct stat sb;
   if (!h || !name || !path)
     return health__err(err, HEALTH_EINVAL, "health_add_disk: handle, name and path are required");
+  if (disk && HEALTH__RESERVED_CHECK(disk, "health_disk_options", err)) return HEALTH_EINVAL;
   if (disk) o = *disk;
   else health_disk_options_init(&o);
   if (bad_pct(o.warn_free_percent) || bad_pct(o.fail_free_percent) ||

@@ -303,6 +303,7 @@ HEALTH_EXPORT int health_add_http(health_t *h, const char *name, const char *url
   int rc;
   if (!h || !name || !url)
     return health__err(err, HEALTH_EINVAL, "health_add_http: handle, name and url are required");
+  if (http && HEALTH__RESERVED_CHECK(http, "health_http_options", err)) return HEALTH_EINVAL;
   if (http) o = *http;
   else health_http_options_init(&o);
   const char *method = o.method ? o.method : "GET";
@@ -363,11 +364,7 @@ HEALTH_EXPORT int health_add_http(health_t *h, const char *name, const char *url
   }
   rc = health__checker_add(st->ck, http_run, st, http_free, opts, "component", err);
   if (rc) goto fail;
-  if (st->first.tls && !st->verify)
-    health__checker_log(st->ck, HEALTH_LOG_WARN, "http_tls_insecure", "check", name, "message",
-                        "TLS certificate verification is DISABLED (insecure_skip_verify): "
-                        "anyone on the path can impersonate the server",
-                        NULL);
+  if (st->first.tls && !st->verify) health__checker_warn_insecure(st->ck, "http_tls_insecure");
   return 0;
 fail:
   http_free(st);

@@ -161,7 +161,7 @@ static void mem_run(health_result_t *r, void *arg) {
       health__fmt_bytes(c, sizeof c, limit);
       health__fmt_fixed(d, sizeof d, s == HEALTH_FAIL ? st->o.fail_percent : st->o.warn_percent, 1);
       snprintf(msg, sizeof msg, "resident memory %s%% of the container limit (%s of %s), %s at %s%%",
-               a, b, c, s == HEALTH_FAIL ? "fail" : "warn", d);
+               a, b, c, health__status_word(s), d);
     }
   } else {
     health_result_observe(r, (double)rss, "bytes");
@@ -222,6 +222,7 @@ HEALTH_EXPORT int health_add_memory(health_t *h, const char *name,
                                     const health_check_options_t *opts, health_error_t *err) {
   health_memory_options_t o;
   if (!h || !name) return health__err(err, HEALTH_EINVAL, "health_add_memory: handle and name are required");
+  if (mem && HEALTH__RESERVED_CHECK(mem, "health_memory_options", err)) return HEALTH_EINVAL;
   if (mem) o = *mem;
   else health_memory_options_init(&o);
   if (bad_thresholds(o.warn_percent, o.fail_percent))
@@ -319,12 +320,13 @@ static void fds_run(health_result_t *r, void *arg) {
   health__fmt_fixed(a, sizeof a, pct, 1);
   health__fmt_fixed(d, sizeof d, s == HEALTH_FAIL ? st->o.fail_percent : st->o.warn_percent, 1);
   health_result_set(r, s, "%lu open file descriptors, %s%% of the limit %llu, %s at %s%%", n, a,
-                    (unsigned long long)rl.rlim_cur, s == HEALTH_FAIL ? "fail" : "warn", d);
+                    (unsigned long long)rl.rlim_cur, health__status_word(s), d);
 }
 
 HEALTH_EXPORT int health_add_fds(health_t *h, const char *name, const health_fds_options_t *fds,
                                  const health_check_options_t *opts, health_error_t *err) {
   if (!h || !name) return health__err(err, HEALTH_EINVAL, "health_add_fds: handle and name are required");
+  if (fds && HEALTH__RESERVED_CHECK(fds, "health_fds_options", err)) return HEALTH_EINVAL;
   fds_state_t *st = calloc(1, sizeof *st);
   if (!st) return health__err(err, HEALTH_ENOMEM, "out of memory");
   if (fds) st->o = *fds;

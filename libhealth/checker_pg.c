@@ -116,6 +116,7 @@ HEALTH_EXPORT int health_add_postgres(health_t *h, const char *name,
                                       health_error_t *err) {
   if (!h || !name || !conninfo)
     return health__err(err, HEALTH_EINVAL, "postgres check: handle, name and conninfo are required");
+  if (pg && HEALTH__RESERVED_CHECK(pg, "health_pg_options", err)) return HEALTH_EINVAL;
   if (pg && pg->require_writable != 0 && pg->require_writable != 1)
     return health__err(err, HEALTH_EINVAL, "check '%.64s': require_writable must be 0 or 1 (got %d)",
                        name, pg->require_writable);

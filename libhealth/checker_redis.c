@@ -153,6 +153,7 @@ HEALTH_EXPORT int health_add_redis(health_t *h, const char *name,
     return health__err(err, HEALTH_EINVAL, "health_add_redis: handle, name and url are required");
   if (redis) o = *redis;
   else health_redis_options_init(&o);
+  if (HEALTH__RESERVED_CHECK(&o, "health_redis_options", err)) return HEALTH_EINVAL;
   if ((o.insecure_skip_verify != 0 && o.insecure_skip_verify != 1) ||
       (o.require_master != 0 && o.require_master != 1))
     return health__err(err, HEALTH_EINVAL,
@@ -200,11 +201,7 @@ HEALTH_EXPORT int health_add_redis(health_t *h, const char *name,
   rc = health__checker_add(st->ck, redis_run, st, state_free, opts, "datastore", err);
   if (rc) goto fail;
 
-  if (st->url.tls && !st->verify)
-    health__checker_log(st->ck, HEALTH_LOG_WARN, "redis_tls_insecure", "check", name, "message",
-                        "TLS certificate verification is DISABLED (insecure_skip_verify): "
-                        "anyone on the path can impersonate the server",
-                        NULL);
+  if (st->url.tls && !st->verify) health__checker_warn_insecure(st->ck, "redis_tls_insecure");
   health__checker_log(st->ck, HEALTH_LOG_DEBUG, "redis_check_added", "check", name, "url",
                       st->display_url, NULL);
   return 0;

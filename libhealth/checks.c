@@ -98,6 +98,8 @@ int health__add_check(health_t *h, const char *name, health_check_fn fn,
   health_check_options_t o;
   if (opts) o = *opts;
   else health_check_options_init(&o);
+  int rrc = HEALTH__RESERVED_CHECK(&o, "health_check_options", err);
+  if (rrc) return rrc;
   if (o.endpoints == 0 || (o.endpoints & ~(HEALTH_READINESS | HEALTH_LIVENESS)))
     return health__err(err, HEALTH_EINVAL, "check '%s': endpoints must be HEALTH_READINESS and/or HEALTH_LIVENESS", name);
   unsigned interval = o.interval_ms ? o.interval_ms : h->opt.check_interval_ms;

@@ -44,3 +44,12 @@ int health__err(health_error_t *err, int code, const char *fmt, ...) {
   }
   return code;
 }
+
+int health__reserved_check(void *const *reserved, size_t n, const char *stem, health_error_t *err) {
+  for (size_t i = 0; i < n; i++)
+    if (reserved[i])
+      return health__err(err, HEALTH_EINVAL,
+                         "%s_t: reserved fields must stay zero (fill the struct with %s_init)", stem,
+                         stem);
+  return 0;
+}

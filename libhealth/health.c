@@ -23,7 +23,9 @@ HEALTH_EXPORT int health_new(health_t **out, const health_options_t *opts,
   health_options_t o;
   if (opts) o = *opts;
   else health_options_init(&o);
-  int rc = health__options_validate(&o, 0, err);
+  int rc = HEALTH__RESERVED_CHECK(&o, "health_options", err);
+  if (rc) return rc;
+  rc = health__options_validate(&o, 0, err);
   if (rc) return rc;
   /* Unset: the drain never ends early, whatever drain_ms was set to. */
   if (o.drain_min_ms == HEALTH_DRAIN_MIN_UNSET) o.drain_min_ms = o.drain_ms;

@@ -149,13 +149,9 @@ HEALTH_EXPORT int health_set_fleet(health_t *h, const health_fleet_options_t *op
   if (o.run_jitter_percent > RUN_PERCENT_MAX)
     return health__err(err, HEALTH_EINVAL, "run_jitter_percent must be 0 to %d (got %u)",
                        RUN_PERCENT_MAX, o.run_jitter_percent);
-  for (size_t i = 0; i < sizeof o.reserved / sizeof o.reserved[0]; i++)
-    if (o.reserved[i])
-      return health__err(err, HEALTH_EINVAL,
-                         "health_fleet_options_t: reserved fields must be zero "
-                         "(fill it with health_fleet_options_init)");
+  int rc = HEALTH__RESERVED_CHECK(&o, "health_fleet_options", err);
+  if (rc) return rc;
   pthread_mutex_lock(&h->lock);
-  int rc = 0;
   if (h->state != HEALTH__ST_NEW) {
     rc = health__err(err, HEALTH_ESTATE, "health_set_fleet must be called before health_start()");
   } else {

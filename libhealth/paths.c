@@ -65,7 +65,9 @@ HEALTH_EXPORT int health_serve_options_from_env(health_serve_options_t *o, healt
 HEALTH_EXPORT int health_set_serve_options(health_t *h, const health_serve_options_t *so,
                                            health_error_t *err) {
   if (!h || !so) return health__err(err, HEALTH_EINVAL, "health_set_serve_options: handle and options are required");
-  int rc = validate_paths(so, 0, err);
+  int rc = HEALTH__RESERVED_CHECK(so, "health_serve_options", err);
+  if (rc) return rc;
+  rc = validate_paths(so, 0, err);
   if (rc) return rc;
   /* NULL for a default path: the alias stays served with it. */
   char *r = strcmp(so->ready_path, "/ready") ? strdup(so->ready_path) : NULL;

@@ -332,6 +332,12 @@ HEALTH_EXPORT int health_probe_with(const char *url, const health_probe_options_
     say(&c, "out of memory");
     goto out;
   }
+  for (size_t i = 0; i < sizeof o->reserved / sizeof o->reserved[0]; i++)
+    if (o->reserved[i]) {
+      say(&c, "health_probe_options_t: reserved fields must stay zero (fill the struct with "
+              "health_probe_options_init)");
+      goto out;
+    }
   if (health__probe_parse_url(url, u, why, sizeof why) != 0) {
     say(&c, "%s", why);
     goto out;

@@ -74,22 +74,20 @@ HEALTH_EXPORT void health_inflight_end(health_t *h) {
 
 HEALTH_EXPORT int health_on_drain(health_t *h, void (*fn)(void *), void *arg) {
   if (!h) return HEALTH_EINVAL;
-  if (h->state != HEALTH__ST_NEW) return HEALTH_ESTATE;
-  h->sd.on_drain = fn;
-  h->sd.on_drain_arg = arg;
-  return 0;
+  int rc = 0;
+  pthread_mutex_lock(&h->lock); /* h->state moves under it (health_start) */
+  if (h->state != HEALTH__ST_NEW) {
+    rc = HEALTH_ESTATE;
+  } else {
+    h->sd.on_drain = fn;
+    h->sd.on_drain_arg = arg;
+  }
+  pthread_mutex_unlock(&h->lock);
+  return rc;
 }
 
-HEALTH_EXPORT int health_add_hook(health_t *h, const char *name, int order,
-                                  unsigned timeout_ms, health_hook_fn fn,
-                                  void *arg, health_error_t *err) {
-  if (!h || !name || !fn)
-    return health__err(err, HEALTH_EINVAL, "health_add_hook: a handle, a name and a function are required");
-  if (!health__valid_name(name))
-    return health__err(err, HEALTH_EINVAL, "hook name must be 1-%d characters of A-Z a-z 0-9 . _ -",
-                       HEALTH__NAME_MAX);
-  if (timeout_ms > 600000)
-    return health__err(err, HEALTH_EINVAL, "hook '%s': timeout must be at most 600000 ms", name);
+static int add_hook_locked(health_t *h, const char *name, int order, unsigned timeout_ms,
+                           health_hook_fn fn, void *arg, health_error_t *err) {
   if (h->state != HEALTH__ST_NEW)
     return health__err(err, HEALTH_ESTATE, "hooks must be added before health_start()");
   for (size_t i = 0; i < h->sd.nhooks; i++)
@@ -110,6 +108,22 @@ HEALTH_EXPORT int health_add_hook(health_t *h, const char *name, int order,
   k->seq = h->sd.nhooks;
   h->sd.hooks[h->sd.nhooks++] = k;
   return 0;
+}
+
+HEALTH_EXPORT int health_add_hook(health_t *h, const char *name, int order,
+                                  unsigned timeout_ms, health_hook_fn fn,
+                                  void *arg, health_error_t *err) {
+  if (!h || !name || !fn)
+    return health__err(err, HEALTH_EINVAL, "health_add_hook: a handle, a name and a function are required");
+  if (!health__valid_name(name))
+    return health__err(err, HEALTH_EINVAL, "hook name must be 1-%d characters of A-Z a-z 0-9 . _ -",
+                       HEALTH__NAME_MAX);
+  if (timeout_ms > 600000)
+    return health__err(err, HEALTH_EINVAL, "hook '%s': timeout must be at most 600000 ms", name);
+  pthread_mutex_lock(&h->lock); /* h->state moves under it (health_start) */
+  int rc = add_hook_locked(h, name, order, timeout_ms, fn, arg, err);
+  pthread_mutex_unlock(&h->lock);
+  return rc;
 }
 
 int health__shutdown_init(health_t *h) {

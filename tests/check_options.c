@@ -557,6 +557,124 @@ START_TEST(test_errors_and_version) {
 }
 END_TEST
 
+/* ---- the ABI policy: reserved space must stay zero ---- */
+
+/* Every public options struct an entry point takes: a set reserved field
+ * is a clear EINVAL naming the struct and its init function, and nothing
+ * is registered; the same call with the struct as init left it succeeds. */
+static void expect_reserved(int rc, const health_error_t *err, const char *stem) {
+  char want[96];
+  snprintf(want, sizeof want, "%s_t: reserved fields must stay zero", stem);
+  if (rc == HEALTH_ENOTSUP) return; /* a checker this build lacks */
+  ck_assert_msg(rc == HEALTH_EINVAL, "%s: rc %d (%s)", stem, rc, err->text);
+  ck_assert_msg(strstr(err->text, want) && strstr(err->text, "_init"), "%s", err->text);
+}
+
+START_TEST(test_reserved_rejected) {
+  health_error_t err;
+  for (int k = 0; k < 4; k++) {
+    void *mark = &err;
+    health_options_t o;
+    health_options_init(&o);
+    o.reserved[k] = mark;
+    health_t *h = (health_t *)mark;
+    expect_reserved(health_new(&h, &o, &err), &err, "health_options");
+    ck_assert_ptr_null(h);
+    health_options_init(&o);
+    ck_assert_int_eq(health_new(&h, &o, &err), 0);
+
+    health_check_options_t co, good;
+    health_check_options_init(&good);
+    co = good;
+    co.reserved[k] = mark;
+    expect_reserved(health_add_tcp(h, "t", "127.0.0.1:1", &co, &err), &err, "health_check_options");
+    expect_reserved(health_add_http(h, "hc", "http://127.0.0.1:1/", NULL, &co, &err), &err,
+                    "health_check_options");
+
+    health_pg_options_t pg;
+    health_pg_options_init(&pg);
+    pg.reserved[k] = mark;
+    expect_reserved(health_add_postgres(h, "pg", "host=127.0.0.1 port=1 dbname=x", &pg, &good, &err),
+                    &err, "health_pg_options");
+    health_redis_options_t ro;
+    health_redis_options_init(&ro);
+    ro.reserved[k] = mark;
+    expect_reserved(health_add_redis(h, "r", "rediss://127.0.0.1:1", &ro, &good, &err), &err,
+                    "health_redis_options");
+    health_http_options_t ho;
+    health_http_options_init(&ho);
+    ho.reserved[k] = mark;
+    expect_reserved(health_add_http(h, "h", "http://127.0.0.1:1/", &ho, &good, &err), &err,
+                    "health_http_options");
+    health_disk_options_t d;
+    health_disk_options_init(&d);
+    d.reserved[k] = mark;
+    expect_reserved(health_add_disk(h, "d", "/", &d, &good, &err), &err, "health_disk_options");
+    health_memory_options_t m;
+    health_memory_options_init(&m);
+    m.reserved[k] = mark;
+    expect_reserved(health_add_memory(h, "m", &m, &good, &err), &err, "health_memory_options");
+    health_fds_options_t f;
+    health_fds_options_init(&f);
+    f.reserved[k] = mark;
+    expect_reserved(health_add_fds(h, "f", &f, &good, &err), &err, "health_fds_options");
+    ck_assert_uint_eq(health__checks_count(h), 0);
+
+    health_serve_options_t so;
+    health_serve_options_init(&so);
+    so.ready_path = "/r";
+    so.reserved[k] = mark;
+    expect_reserved(health_set_serve_options(h, &so, &err), &err, "health_serve_options");
+    ck_assert_uint_ne(health__route(h, "/r"), HEALTH_READINESS); /* unchanged */
+    health_fleet_options_t fl;
+    health_fleet_options_init(&fl);
+    fl.keep_connections = 0;
+    fl.reserved[k] = mark;
+    expect_reserved(health_set_fleet(h, &fl, &err), &err, "health_fleet_options");
+    ck_assert_int_eq(h->fleet.keep_connections, 1); /* unchanged */
+    health_agent_options_t ao;
+    health_agent_options_init(&ao);
+    ao.reserved[k] = mark;
+    expect_reserved(health_set_agent(h, &ao, &err), &err, "health_agent_options");
+
+    /* The same calls, the structs as their init functions left them. */
+    ck_assert_int_eq(health_add_tcp(h, "t", "127.0.0.1:1", &good, &err), 0);
+    pg.reserved[k] = NULL;
+    int rc = health_add_postgres(h, "pg", "host=127.0.0.1 port=1 dbname=x", &pg, &good, &err);
+    ck_assert_msg(rc == 0 || rc == HEALTH_ENOTSUP, "%s", err.text);
+    ro.reserved[k] = NULL;
+    rc = health_add_redis(h, "r", "rediss://127.0.0.1:1", &ro, &good, &err);
+    ck_assert_msg(rc == 0 || rc == HEALTH_ENOTSUP, "%s", err.text);
+    ho.reserved[k] = NULL;
+    rc = health_add_http(h, "h", "http://127.0.0.1:1/", &ho, &good, &err);
+    ck_assert_msg(rc == 0 || rc == HEALTH_ENOTSUP, "%s", err.text);
+    d.reserved[k] = NULL;
+    ck_assert_msg(health_add_disk(h, "d", "/", &d, &good, &err) == 0, "%s", err.text);
+    m.reserved[k] = NULL;
+    ck_assert_msg(health_add_memory(h, "m", &m, &good, &err) == 0, "%s", err.text);
+    f.reserved[k] = NULL;
+    ck_assert_msg(health_add_fds(h, "f", &f, &good, &err) == 0, "%s", err.text);
+    ck_assert_uint_ge(health__checks_count(h), 5);
+    so.reserved[k] = NULL;
+    ck_assert_msg(health_set_serve_options(h, &so, &err) == 0, "%s", err.text);
+    ck_assert_uint_eq(health__route(h, "/r"), HEALTH_READINESS);
+    fl.reserved[k] = NULL;
+    ck_assert_msg(health_set_fleet(h, &fl, &err) == 0, "%s", err.text);
+    ck_assert_int_eq(h->fleet.keep_connections, 0);
+    ao.reserved[k] = NULL;
+    ck_assert_msg(health_set_agent(h, &ao, &err) == 0, "%s", err.text);
+    health_free(h);
+
+    health_probe_options_t po;
+    health_probe_options_init(&po);
+    po.reserved[k] = mark;
+    char why[256];
+    ck_assert_int_eq(health_probe_with("http://127.0.0.1:1/health", &po, why, sizeof why), 1);
+    ck_assert_msg(strstr(why, "health_probe_options_t: reserved fields must stay zero"), "%s", why);
+  }
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("options");
   TCase *t = tcase_create("options");
@@ -569,6 +687,7 @@ static Suite *suite(void) {
   tcase_add_test(t, test_env_malformed);
   tcase_add_test(t, test_new_rejects_invalid);
   tcase_add_test(t, test_errors_and_version);
+  tcase_add_test(t, test_reserved_rejected);
   tcase_add_test(t, test_drain_min_follows_drain);
   tcase_add_test(t, test_drain_min_above_drain_rejected);
   suite_add_tcase(s, t);
