@@ -53,6 +53,7 @@ static int backends(const char *app) {
 /* ---- handles ---- */
 
 static health_t *new_handle(void) {
+  th_threads_mark(); /* free_handle() waits for the threads started from here */
   health_options_t o;
   health_options_init(&o);
   o.port = 0;

@@ -261,6 +261,7 @@ static void servers_down(void) {
 /* A handle at full detail behind the token, which comes from the
  * environment as it would on ECS. */
 static health_t *new_handle(void) {
+  th_threads_mark(); /* free_handle() waits for the threads started from here */
   health_options_t o;
   health_error_t err = {0};
   health_t *h = NULL;

@@ -332,16 +332,43 @@ int th_status_is(void *arg) {
   return th_status(w->port, "GET", w->path) == w->want;
 }
 
-int th_single_thread(void *arg) {
-  (void)arg;
+/* The process's threads, or -1 when /proc cannot tell. */
+static int thread_count(void) {
   DIR *d = opendir("/proc/self/task");
-  if (!d) return 1; /* cannot tell: do not wait */
+  if (!d) return -1;
   int n = 0;
   struct dirent *e;
   while ((e = readdir(d)) != NULL)
     if (e->d_name[0] != '.') n++;
   closedir(d);
-  return n <= 1;
+  return n;
+}
+
+/* The count th_threads_mark() took, in the process that took it (Check
+ * forks a child per test: a mark of the parent does not hold there). */
+static int mark_count;
+static pid_t mark_pid;
+
+static void *no_op(void *arg) { return arg; }
+
+void th_threads_mark(void) {
+  if (mark_pid == getpid()) return; /* the first mark of a test holds */
+  /* ThreadSanitizer starts its background thread with a process's first
+   * thread: start and join one, so that the count includes it. */
+  pthread_t t;
+  if (pthread_create(&t, NULL, no_op, NULL) == 0) pthread_join(t, NULL);
+  mark_count = thread_count();
+  mark_pid = getpid();
+}
+
+int th_single_thread(void *arg) {
+  (void)arg;
+  int n = thread_count();
+  if (n < 0) return 1; /* cannot tell: do not wait */
+  /* The runtime's own threads (ThreadSanitizer's background thread, a
+   * timer's) were there at the mark and stay; without a mark, only the
+   * main thread may be left. */
+  return n <= (mark_pid == getpid() && mark_count > 0 ? mark_count : 1);
 }
 
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -466,6 +493,7 @@ int th_mount_file(const char *target, const char *content, char *why, size_t len
 }
 
 int th_hang_dns(char *why, size_t len) {
+  th_threads_mark(); /* th_dns_unhang() waits for the resolver threads only */
   if (th_private_mounts(why, len) != 0) return -1;
   /* A name server that receives every query and answers none. */
   int fd = -1;

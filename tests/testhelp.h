@@ -128,7 +128,16 @@ typedef struct th_want {
 /* th_wait_until() condition: GET arg->path answers arg->want (arg: th_want_t *). */
 int th_status_is(void *arg);
 
-/* th_wait_until() condition: the process has one thread left (or cannot tell). */
+/* Count the process's threads now: th_single_thread() then waits for the
+ * threads started after this call (the library's, a resolver's) to exit,
+ * not for the runtime's own (ThreadSanitizer keeps a background thread).
+ * Call it before a test creates its first handle or hung resolver; only
+ * the first call in a process counts. */
+void th_threads_mark(void);
+
+/* th_wait_until() condition: no thread is left but those counted by
+ * th_threads_mark() in this process (only the main thread when there is no
+ * mark), or /proc cannot tell. */
 int th_single_thread(void *arg);
 
 /* health_log_fn: append the line to the captured log (and stderr if HEALTH_TEST_LOG). */
