@@ -256,6 +256,14 @@ start_fake() {
   [ -n "$fake_port" ] || { fail "fake server $1 did not start"; fake_port=1; }
 }
 
+# Two parts, two tests that make check runs at once: "services"
+# (tests/probe.sh: sections 1-5, the demo-service instances) and "servers"
+# (tests/probe-servers.sh: sections 6-8, the misbehaving servers and the
+# name cases).  PROBE_PART=all runs both in one process.
+part=${PROBE_PART:-services}
+case $part in services|servers|all) ;; *) say "FAIL: PROBE_PART must be services, servers or all"; exit 1 ;; esac
+
+if [ "$part" != servers ]; then
 # ---------------------------------------------------------------------------
 # 1. No dependency beyond libc.
 if [ "$(head -c 4 "$probe" | od -An -c | tr -d ' ')" != '177ELF' ]; then
@@ -422,6 +430,10 @@ expect "draining /ready" "1" "HTTP 503" 2000 -- "http://127.0.0.1:$h1/ready"
 expect "draining /health" "0" "" 2000 -- "http://127.0.0.1:$h1/health"
 kill -TERM "$live" 2>/dev/null # a second signal ends the drain; hooks still run
 
+fi # services, sections 1-5
+
+if [ "$part" != services ]; then
+[ "$part" = all ] || closed=$(python3 "$srcdir/tests/free-ports.py" 1)
 # ---------------------------------------------------------------------------
 # 6. Closed port, misbehaving and hanging servers.
 expect "closed port" "1" "connect failed" 2000 -- --timeout 2000 "http://127.0.0.1:$closed/health"
@@ -599,6 +611,9 @@ EOF
   esac
 fi
 
+fi # servers, sections 6-8
+
+if [ "$part" != servers ]; then
 # The demo instances are gone (exit status of the drained one: 0).
 i=0
 while kill -0 "$live" 2>/dev/null && [ $i -lt 100 ]; do
@@ -609,6 +624,8 @@ done
 wait "$live"
 live_rc=$?
 [ "$live_rc" = 0 ] || fail "the drained demo-service exited with $live_rc"
+
+fi
 
 if [ "$failures" -gt 0 ]; then
   say "$failures of $checks checks failed"
