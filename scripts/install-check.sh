@@ -33,16 +33,30 @@ cc -static-libgcc -o "$stage/minimal-static" "$top/examples/minimal.c" \
   $(PKG_CONFIG_SYSROOT_DIR= pkg-config --libs $(pkg-config --print-requires-private libhealth)) -pthread \
   || fail "cannot link the static library (with its Requires.private as shared libraries)"
 # Run it: the health port must answer, then SIGTERM must exit it with 0.
-port=$(( 30000 + $(od -An -N2 -tu2 /dev/urandom | tr -d ' ') % 20000 ))
-LD_LIBRARY_PATH="$(dirname "$(ls "$stage$prefix"/lib*/libhealth.so | head -n1)")" \
-  HEALTH_PORT=$port HEALTH_ADDRESS=127.0.0.1 HEALTH_DRAIN_MS=0 HEALTH_LOG_LEVEL=warn "$stage/minimal" &
-pid=$!
+# The port comes from tests/free-ports.py; another process may still take
+# it before the program binds it (a client's ephemeral port), so a start
+# that fails with "Address already in use" is tried again on another port,
+# at most 5 times.
 ok=0
-for i in $(seq 1 100); do
-  if "$stage$prefix/bin/health-probe" --timeout 500 "http://127.0.0.1:$port/ready" 2>/dev/null; then ok=1; break; fi
-  sleep 0.05
+for attempt in 1 2 3 4 5; do
+  port=$(python3 "$top/tests/free-ports.py" 1) || fail "no free port"
+  LD_LIBRARY_PATH="$(dirname "$(ls "$stage$prefix"/lib*/libhealth.so | head -n1)")" \
+    HEALTH_PORT=$port HEALTH_ADDRESS=127.0.0.1 HEALTH_DRAIN_MS=0 HEALTH_LOG_LEVEL=warn \
+    "$stage/minimal" 2>"$stage/minimal.err" &
+  pid=$!
+  for i in $(seq 1 100); do
+    if "$stage$prefix/bin/health-probe" --timeout 500 "http://127.0.0.1:$port/ready" 2>/dev/null; then ok=1; break; fi
+    kill -0 $pid 2>/dev/null || break
+    sleep 0.05
+  done
+  [ $ok = 1 ] && break
+  kill -0 $pid 2>/dev/null && break # running but not answering: a failure
+  wait $pid || true
+  grep -q "already in use" "$stage/minimal.err" || break
+  echo "install-check: port $port was taken before the program bound it; another port"
 done
-kill -TERM $pid
+[ $ok = 1 ] || cat "$stage/minimal.err" >&2
+kill -TERM $pid 2>/dev/null || true
 rc=0; wait $pid || rc=$?
 [ $ok = 1 ] || fail "installed program did not answer /ready"
 [ $rc = 0 ] || fail "installed program exited $rc after SIGTERM"
