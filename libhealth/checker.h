@@ -120,11 +120,8 @@ uint64_t health__now_us(void); /* CLOCK_MONOTONIC, us (time.c) */
 const char *health__status_word(health_status_t s);
 /* Fill `err` (may be NULL) and return `code` (error.c). */
 int health__err(health_error_t *err, int code, const char *fmt, ...) HEALTH_PRINTF(3, 4);
-/* 0 when every reserved field of a public options struct is zero, else
- * HEALTH_EINVAL with `err` naming the struct (`stem`_t) and its init
- * function (`stem`_init).  The ABI policy: a field a later release adds
- * takes reserved space, so a program that sets it must not be silently
- * ignored by an older library. */
+/* 0, or HEALTH_EINVAL when a reserved field of an options struct is set
+ * (error.c; the ABI policy, base-int.h). */
 int health__reserved_check(void *const *reserved, size_t n, const char *stem, health_error_t *err);
 #ifndef HEALTH__RESERVED_CHECK
 #define HEALTH__RESERVED_CHECK(o, stem, err) \
