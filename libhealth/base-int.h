@@ -143,6 +143,9 @@ void health__repeat_flush(const health_t *h, health__repeat_t *r);
 
 /* ---- redaction (redact.c) ---- */
 /* Copy `url` to `out`, replacing any password (user:PASSWORD@) with "***". */
+/* accept.c: 1 when an Accept header prefers OpenMetrics 1.0.0 to the
+ * Prometheus text format 0.0.4 (RFC 9110 q-values); NULL: 0. */
+int health__accept_openmetrics(const char *accept);
 void health__redact_url(const char *url, char *out, size_t len);
 /* Copy `text` to `out`, replacing every occurrence of `secret` (if non-empty)
  * with "***". */

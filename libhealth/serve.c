@@ -240,10 +240,6 @@ static int find_check(const health_t *h, const char *name, size_t *idx) {
   return 0;
 }
 
-static int wants_om(const char *accept) {
-  return accept && strstr(accept, "application/openmetrics-text") != NULL;
-}
-
 /* The slot for a request; cache_lock held.  NULL with *code 403/404 for
  * the per-check view's refusals; with *adhoc set, the caller owns a
  * snapshot rendered outside the cache (per-check view before start). */
@@ -289,7 +285,9 @@ HEALTH_EXPORT int health_render(health_t *h, unsigned what, const char *check,
   unsigned code = 0;
   health__snap_t *s = NULL;
   pthread_mutex_lock(&o->cache_lock);
-  health__slot_t *slot = slot_for(h, route, check, status_only, wants_om(accept), &k, &code);
+  health__slot_t *slot = slot_for(h, route, check, status_only,
+                                  route == HEALTH__ROUTE_METRICS && health__accept_openmetrics(accept),
+                                  &k, &code);
   if (slot) {
     s = current(h, slot, &k);
     if (s) atomic_fetch_add(&s->refs, 1);
@@ -329,7 +327,8 @@ int health__serve_extra(health_t *h, struct MHD_Connection *conn, unsigned route
                           ? NULL
                           : MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "check");
   int om = route == HEALTH__ROUTE_METRICS &&
-           wants_om(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT));
+           health__accept_openmetrics(
+               MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT));
   key_t_ k;
   unsigned code = 0;
   enum MHD_Result ret = MHD_NO;

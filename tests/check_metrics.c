@@ -620,6 +620,57 @@ START_TEST(test_comma_locale) {
 }
 END_TEST
 
+/* Content negotiation by q-values (RFC 9110 12.5.1), with the Accept
+ * headers real scrapers send: 1 = OpenMetrics, 0 = the text format. */
+START_TEST(test_accept_q_values) {
+  static const struct {
+    const char *accept;
+    int om;
+  } cases[] = {
+      /* Prometheus 2.x, default scrape protocols */
+      {"application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+       "text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+       1},
+      /* Prometheus 3.x, default */
+      {"application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,"
+       "application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,"
+       "text/plain;version=0.0.4;q=0.2,*/*;q=0.1",
+       1},
+      /* Prometheus 3.x with scrape_protocols: [PrometheusText0.0.4, OpenMetricsText1.0.0] */
+      {"text/plain;version=0.0.4;q=0.3,application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.2,"
+       "*/*;q=0.1",
+       0},
+      /* Prometheus protobuf first: neither protobuf nor text 1.0.0 is served here */
+      {"application/vnd.google.protobuf;proto=io.prometheus.client.MetricFamily;encoding=delimited;q=0.5,"
+       "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.4,"
+       "application/openmetrics-text;version=0.0.1;q=0.3,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.2,"
+       "text/plain;version=0.0.4;q=0.1,*/*;q=0",
+       1},
+      {"text/plain;version=0.0.4;q=1,application/openmetrics-text;q=0.5", 0},
+      {"application/openmetrics-text;q=0", 0},
+      {"application/openmetrics-text;q=0, */*", 0},
+      {"application/openmetrics-text", 1},
+      {"Application/OpenMetrics-Text ; Q=0.9 , text/plain ; q=0.8", 1},
+      {"application/openmetrics-text;version=0.0.1", 0}, /* only 1.0.0 is written */
+      {"application/openmetrics-text;version=\"1.0.0\";q=0.7,text/plain;q=0.6", 1},
+      {"application/openmetrics-text, text/plain", 0}, /* a tie: the default */
+      {"application/*;q=0.9,text/*;q=0.5", 1},
+      {"application/openmetrics-text;q=0.2,application/*;q=0.9,text/plain;q=0.5", 0}, /* specific wins */
+      {"application/openmetrics-text;q=2,text/plain;q=0.1", 0},                       /* malformed q: ignored */
+      {"application/openmetrics-text;q=0.1234", 0},                                   /* four decimals: malformed */
+      {"application/openmetrics-text;q=abc,*/*;q=0.1", 0},
+      {"*/*", 0},
+      {"text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", 0}, /* a browser */
+      {"", 0},
+      {",,, ;;", 0},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+    ck_assert_msg(health__accept_openmetrics(cases[i].accept) == cases[i].om, "Accept: %s: expected %s",
+                  cases[i].accept, cases[i].om ? "OpenMetrics" : "the text format");
+  ck_assert_int_eq(health__accept_openmetrics(NULL), 0);
+}
+END_TEST
+
 static Suite *metrics_suite(void) {
   Suite *s = suite_create("metrics");
   TCase *tc = tcase_create("metrics");
@@ -634,6 +685,7 @@ static Suite *metrics_suite(void) {
   tcase_add_test(tc, test_paths);
   tcase_add_test(tc, test_port_off_app_serves);
   tcase_add_test(tc, test_comma_locale);
+  tcase_add_test(tc, test_accept_q_values);
   suite_add_tcase(s, tc);
   return s;
 }
