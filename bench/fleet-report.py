@@ -131,7 +131,7 @@ for j in ('off', 'on'):
     if not st or not rs:
         continue
     target = j == 'on'
-    cells = [j]
+    cells = ['%s (N=%d, interval %d ms steady / %d ms restart)' % (j, st['n'], st['iv'], rs['iv'])]
     if st['up']:
         steady(st)
         cells.append(fmt(st['pg']) + (mark(st['pg'] <= 2) if target else ''))
@@ -151,7 +151,6 @@ for j in ('off', 'on'):
         cells += ['not all up' + (mark(False) if target else ''), '-', '-', '-']
     cells.append('%d%s' % (max(st['left'], rs['left']), mark(max(st['left'], rs['left']) == 0)))
     print('| ' + ' | '.join(cells) + ' |')
-    print('|   (N=%d, interval %d ms steady / %d ms restart) |' % (st['n'], st['iv'], rs['iv']))
 
 nk, kp = runs.get('steady-on-nokeep'), runs.get('steady-on-keep')
 if nk and kp:
