@@ -80,12 +80,13 @@ int health__guard_env(health_t *h, health_error_t *err) {
     h->http.nofile_set = 1;
     return 0;
   }
-  char *end;
-  errno = 0;
-  unsigned long n = strtoul(v, &end, 10);
-  if (errno || *end || v[0] == '-' || n == HEALTH__NOFILE_HARD)
+  /* The strict parser every number of the environment goes through: digits
+   * only (no sign, no space, no hex); at most the kernel's own ceiling for
+   * a process's descriptors (fs.nr_open cannot exceed 1 << 30). */
+  unsigned n;
+  if (health__env_uint(v, 0, 1UL << 30, &n) != 0)
     return health__err(err, HEALTH_EINVAL,
-                       "HEALTH_NOFILE_MAX='%s': want a number of descriptors, 0 or 'hard'", v);
+                       "HEALTH_NOFILE_MAX='%s': want a number of descriptors (0-1073741824), 0 or 'hard'", v);
   h->http.nofile_max = n;
   h->http.nofile_set = 1;
   return 0;

@@ -298,11 +298,14 @@ START_TEST(test_nofile_raised) {
   teardown();
 
   /* The environment sets the ceiling; nonsense is refused by name. */
-  setenv("HEALTH_NOFILE_MAX", "lots", 1);
-  options(&o, 128, 10);
-  ck_assert_int_eq(start_h(&o, &err), HEALTH_EINVAL);
-  ck_assert_ptr_nonnull(strstr(err.text, "HEALTH_NOFILE_MAX"));
-  teardown();
+  static const char *bad[] = {"lots", "+5", " 5", "5 ", "0x10", "-1", "1073741825", "99999999999", "5k"};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+    setenv("HEALTH_NOFILE_MAX", bad[i], 1);
+    options(&o, 128, 10);
+    ck_assert_msg(start_h(&o, &err) == HEALTH_EINVAL, "HEALTH_NOFILE_MAX='%s' accepted", bad[i]);
+    ck_assert_ptr_nonnull(strstr(err.text, "HEALTH_NOFILE_MAX"));
+    teardown();
+  }
   setenv("HEALTH_NOFILE_MAX", "600", 1);
   options(&o, 1000, 10);
   start_with(&o);
