@@ -126,9 +126,22 @@ typedef void (*health_log_fn)(health_log_level_t level, const char *json_line,
  * Environment variable names are given beside each field; see
  * health_options_from_env().
  *
- * Every options struct of this header is filled by its *_init() function
- * and ends with reserved space that must stay zero: a function given a
- * struct with a reserved field set returns HEALTH_EINVAL (ABI policy).
+ * Every options struct of this header must be filled by its *_init()
+ * function before its fields are changed.  The init function sets
+ * `init_stamp` to a private value; every function taking the struct
+ * refuses one without it with HEALTH_EINVAL and a message naming the init
+ * function ("health_check_options_t was not initialised: call
+ * health_check_options_init() first").  A NULL pointer still means all
+ * defaults.  Why: several defaults are not zero (port 8081, handle_signals
+ * 1, a check's critical 1, the disk and memory thresholds...) and a zero
+ * there has a meaning of its own (pick a free port, no signals, a
+ * non-critical check, no threshold), so `= {0}` plus the fields one sets
+ * would silently run with different settings; refusing it is the only
+ * answer that stays true when a later release adds a field.  The struct
+ * may be copied once filled.  The reserved space after the stamp must stay
+ * zero: a function given a struct with a reserved field set returns
+ * HEALTH_EINVAL too (ABI policy: a later field takes reserved space, and an
+ * older library must not silently ignore it).
  */
 typedef struct health_options {
   /* HTTP endpoint */
@@ -162,7 +175,8 @@ typedef struct health_options {
   health_log_level_t log_level; /* HEALTH_LOG_LEVEL debug|info|warn|error|off, default info */
   health_log_fn log_fn;         /* default: stderr */
   void *log_arg;
-  void *reserved[4]; /* zeroed by the init function; room for later fields (ABI) */
+  uintptr_t init_stamp; /* set by the init function only (see health_options_t) */
+  void *reserved[3];    /* must stay zero: room for later fields (ABI) */
 } health_options_t;
 
 /**
@@ -295,7 +309,8 @@ typedef struct health_check_options {
   const char *component_type; /* "componentType", default "component" */
   const char *measurement;    /* key is "<name>:<measurement>", default "responseTime"; 1-64 of [A-Za-z0-9._-] (no ':') */
   const char *component_id;   /* "componentId", default none */
-  void *reserved[4];          /* zeroed by the init function; room for later fields (ABI) */
+  uintptr_t init_stamp;       /* set by the init function only (see health_options_t) */
+  void *reserved[3];          /* must stay zero: room for later fields (ABI) */
 } health_check_options_t;
 
 /** Fill `o` with the defaults. Any thread. */
@@ -353,7 +368,8 @@ HEALTH_EXPORT health_status_t health_status(health_t *h, unsigned endpoint);
 typedef struct health_pg_options {
   const char *query;    /* default "SELECT 1" */
   int require_writable; /* fail on a read-only node (replica / read-only) */
-  void *reserved[4];    /* zeroed by the init function; room for later fields (ABI) */
+  uintptr_t init_stamp; /* set by the init function only (see health_options_t) */
+  void *reserved[3];    /* must stay zero: room for later fields (ABI) */
 } health_pg_options_t;
 
 /** Fill `o` with the defaults. Any thread. */
@@ -388,7 +404,8 @@ typedef struct health_redis_options {
   const char *tls_server_name; /* name to verify and send as SNI; default the URL's host */
   int insecure_skip_verify;    /* do not verify the server (logged loudly) */
   int require_master;          /* fail unless ROLE says master */
-  void *reserved[4];           /* zeroed by the init function; room for later fields (ABI) */
+  uintptr_t init_stamp;        /* set by the init function only (see health_options_t) */
+  void *reserved[3];           /* must stay zero: room for later fields (ABI) */
 } health_redis_options_t;
 
 /** Fill `o` with the defaults. Any thread. */
@@ -537,7 +554,8 @@ typedef struct health_serve_options {
   const char *ready_path;   /* HEALTH_READY_PATH, default "/ready" */
   const char *live_path;    /* HEALTH_LIVE_PATH, default "/health" */
   const char *metrics_path; /* HEALTH_METRICS_PATH, default "/metrics"; "off" (or "") serves none */
-  void *reserved[4];        /* zeroed by init */
+  uintptr_t init_stamp;     /* set by the init function only (see health_options_t) */
+  void *reserved[3];        /* must stay zero: room for later fields (ABI) */
 } health_serve_options_t;
 
 /** Fill `o` with the defaults. Any thread. */
@@ -682,7 +700,8 @@ typedef struct health_fleet_options {
                                   check and close on every run */
   unsigned long long seed;     /* default 0: seeded from getrandom(); else a fixed
                                   seed for a reproducible schedule (tests) */
-  void *reserved[4];
+  uintptr_t init_stamp;        /* set by the init function only (see health_options_t) */
+  void *reserved[3];           /* must stay zero: room for later fields (ABI) */
 } health_fleet_options_t;
 
 /** Fill `o` with the defaults (all on, 10 %, seed 0). Any thread. */
@@ -729,7 +748,8 @@ typedef struct health_probe_options {
   const char *const *headers; /* NULL-terminated list of "Name: value" request headers,
                                * or NULL; Host, User-Agent, Accept, Connection replace
                                * the defaults, "Name:" (empty) removes one */
-  void *reserved[4];          /* zeroed by init; room for later options */
+  uintptr_t init_stamp;       /* set by the init function only (see health_options_t) */
+  void *reserved[3];          /* must stay zero: room for later fields (ABI) */
 } health_probe_options_t;
 
 /**
@@ -792,7 +812,8 @@ typedef struct health_http_options {
   const char *key_file;        /* https: client key */
   const char *tls_server_name; /* https: name to verify and send as SNI; default the URL's host */
   int insecure_skip_verify;    /* https: do not verify the server (logged loudly) */
-  void *reserved[4];           /* zeroed by init; room for later options */
+  uintptr_t init_stamp;        /* set by the init function only (see health_options_t) */
+  void *reserved[3];           /* must stay zero: room for later fields (ABI) */
 } health_http_options_t;
 
 /** Fill `o` with the defaults. Any thread. */
@@ -826,7 +847,8 @@ typedef struct health_disk_options {
   double warn_free_inodes_percent; /* warn below this % of free inodes; default 10 */
   double fail_free_inodes_percent; /* fail below; default 5 */
   int write_probe;                 /* create, write, remove a file there on every run */
-  void *reserved[4];               /* zeroed by init */
+  uintptr_t init_stamp;            /* set by the init function only (see health_options_t) */
+  void *reserved[3];               /* must stay zero: room for later fields (ABI) */
 } health_disk_options_t;
 
 /** Fill `o` with the defaults. Any thread. */
@@ -857,7 +879,8 @@ typedef struct health_memory_options {
   health_status_t oom_kill; /* status when memory.events counts a new OOM
                                kill since the previous run: HEALTH_WARN
                                (default), HEALTH_FAIL, or HEALTH_PASS to ignore */
-  void *reserved[4];        /* zeroed by init */
+  uintptr_t init_stamp;     /* set by the init function only (see health_options_t) */
+  void *reserved[3];        /* must stay zero: room for later fields (ABI) */
 } health_memory_options_t;
 
 /** Fill `o` with the defaults. Any thread. */
@@ -878,9 +901,10 @@ HEALTH_EXPORT int health_add_memory(health_t *h, const char *name,
 
 /* Options of a file descriptor check; fill with health_fds_options_init(). */
 typedef struct health_fds_options {
-  double warn_percent; /* warn at this % of RLIMIT_NOFILE; default 80 */
-  double fail_percent; /* fail at; default 90 */
-  void *reserved[4];   /* zeroed by init */
+  double warn_percent;  /* warn at this % of RLIMIT_NOFILE; default 80 */
+  double fail_percent;  /* fail at; default 90 */
+  uintptr_t init_stamp; /* set by the init function only (see health_options_t) */
+  void *reserved[3];    /* must stay zero: room for later fields (ABI) */
 } health_fds_options_t;
 
 /** Fill `o` with the defaults. Any thread. */
@@ -1014,13 +1038,15 @@ HEALTH_EXPORT int health_set_startup_deadline(health_t *h, unsigned deadline_ms,
  * agent port every agent-inter and reads one line: "up ready" (with " N%"
  * when a weight is set) while ready and alive, "down #<reason>" when not,
  * "drain #draining" during the drain window.  health_agent_options_init()
- * zeroes every field; reserved fields must stay zero.
+ * zeroes every field and sets the init stamp; reserved fields must stay
+ * zero.
  */
 typedef struct health_agent_options {
-  const char *address; /* HEALTH_AGENT_ADDRESS; NULL: the health port's address */
-  unsigned port;       /* HEALTH_AGENT_PORT; 0 picks a free port (health_agent_port()) */
-  unsigned weight;     /* HEALTH_AGENT_WEIGHT: percent sent with "up", 1-256; 0 sends none */
-  void *reserved[4];
+  const char *address;  /* HEALTH_AGENT_ADDRESS; NULL: the health port's address */
+  unsigned port;        /* HEALTH_AGENT_PORT; 0 picks a free port (health_agent_port()) */
+  unsigned weight;      /* HEALTH_AGENT_WEIGHT: percent sent with "up", 1-256; 0 sends none */
+  uintptr_t init_stamp; /* set by the init function only (see health_options_t) */
+  void *reserved[3];    /* must stay zero: room for later fields (ABI) */
 } health_agent_options_t;
 
 /** Fill `o` with the defaults. Any thread. */

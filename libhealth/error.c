@@ -45,7 +45,11 @@ int health__err(health_error_t *err, int code, const char *fmt, ...) {
   return code;
 }
 
-int health__reserved_check(void *const *reserved, size_t n, const char *stem, health_error_t *err) {
+int health__reserved_check(uintptr_t stamp, void *const *reserved, size_t n, const char *stem,
+                           health_error_t *err) {
+  if (stamp != HEALTH__INIT_STAMP)
+    return health__err(err, HEALTH_EINVAL, "%s_t was not initialised: call %s_init() first", stem,
+                       stem);
   for (size_t i = 0; i < n; i++)
     if (reserved[i])
       return health__err(err, HEALTH_EINVAL,
