@@ -131,8 +131,8 @@ typedef void (*health_log_fn)(health_log_level_t level, const char *json_line,
  * `init_stamp` to a private value; every function taking the struct
  * refuses one without it with HEALTH_EINVAL and a message naming the init
  * function ("health_check_options_t was not initialised: call
- * health_check_options_init() first").  A NULL pointer still means all
- * defaults.  Why: several defaults are not zero (port 8081, handle_signals
+ * health_check_options_init() first").  Where a function accepts NULL
+ * for the struct, NULL still means all defaults.  Why: several defaults are not zero (port 8081, handle_signals
  * 1, a check's critical 1, the disk and memory thresholds...) and a zero
  * there has a meaning of its own (pick a free port, no signals, a
  * non-critical check, no threshold), so `= {0}` plus the fields one sets
@@ -175,12 +175,15 @@ typedef struct health_options {
   health_log_level_t log_level; /* HEALTH_LOG_LEVEL debug|info|warn|error|off, default info */
   health_log_fn log_fn;         /* default: stderr */
   void *log_arg;
-  uintptr_t init_stamp; /* set by the init function only (see health_options_t) */
+  uintptr_t init_stamp; /* written by the init function; never set it */
   void *reserved[3];    /* must stay zero: room for later fields (ABI) */
 } health_options_t;
 
 /**
- * Fill `opts` with the defaults. Any thread.
+ * Fill `opts` with the defaults.
+ * It also sets `init_stamp`: every function taking the struct refuses one
+ * that did not go through here (HEALTH_EINVAL naming this function), so
+ * `= {0}` never stands for the defaults.  Any thread.
  */
 HEALTH_EXPORT void health_options_init(health_options_t *opts);
 
@@ -214,7 +217,15 @@ HEALTH_EXPORT int health_new(health_t **out, const health_options_t *opts,
 
 /**
  * Start the check scheduler, the HTTP server and (unless disabled) the
- * signal handling.  Options and the check list freeze here.  The shutdown
+ * signal handling.  Options and the check list freeze here.
+ *
+ * Signals: unless health_options_t.handle_signals is 0, this installs
+ * process-wide handlers for SIGTERM and SIGINT that start the shutdown
+ * sequence (as health_shutdown() does); what becomes of a handler the
+ * application installed before is set by the signal fields of
+ * health_options_t.  With handle_signals = 0 no signal disposition is
+ * touched and the application calls health_shutdown() itself.
+ *  The shutdown
  * plan (drain, early end, each hook's budget, deadline) is derived first:
  * an impossible one is HEALTH_EINVAL naming the fields and leaves the
  * handle unstarted; the plan is logged ("shutdown_plan"), with a warn line
@@ -309,11 +320,16 @@ typedef struct health_check_options {
   const char *component_type; /* "componentType", default "component" */
   const char *measurement;    /* key is "<name>:<measurement>", default "responseTime"; 1-64 of [A-Za-z0-9._-] (no ':') */
   const char *component_id;   /* "componentId", default none */
-  uintptr_t init_stamp;       /* set by the init function only (see health_options_t) */
+  uintptr_t init_stamp;       /* written by the init function; never set it */
   void *reserved[3];          /* must stay zero: room for later fields (ABI) */
 } health_check_options_t;
 
-/** Fill `o` with the defaults. Any thread. */
+/**
+ * Fill `o` with the defaults.
+ * It also sets `init_stamp`: every function taking the struct refuses one
+ * that did not go through here (HEALTH_EINVAL naming this function), so
+ * `= {0}` never stands for the defaults.  Any thread.
+ */
 HEALTH_EXPORT void health_check_options_init(health_check_options_t *o);
 
 /**
@@ -368,11 +384,16 @@ HEALTH_EXPORT health_status_t health_status(health_t *h, unsigned endpoint);
 typedef struct health_pg_options {
   const char *query;    /* default "SELECT 1" */
   int require_writable; /* fail on a read-only node (replica / read-only) */
-  uintptr_t init_stamp; /* set by the init function only (see health_options_t) */
+  uintptr_t init_stamp; /* written by the init function; never set it */
   void *reserved[3];    /* must stay zero: room for later fields (ABI) */
 } health_pg_options_t;
 
-/** Fill `o` with the defaults. Any thread. */
+/**
+ * Fill `o` with the defaults.
+ * It also sets `init_stamp`: every function taking the struct refuses one
+ * that did not go through here (HEALTH_EINVAL naming this function), so
+ * `= {0}` never stands for the defaults.  Any thread.
+ */
 HEALTH_EXPORT void health_pg_options_init(health_pg_options_t *o);
 
 /**
@@ -404,11 +425,16 @@ typedef struct health_redis_options {
   const char *tls_server_name; /* name to verify and send as SNI; default the URL's host */
   int insecure_skip_verify;    /* do not verify the server (logged loudly) */
   int require_master;          /* fail unless ROLE says master */
-  uintptr_t init_stamp;        /* set by the init function only (see health_options_t) */
+  uintptr_t init_stamp;        /* written by the init function; never set it */
   void *reserved[3];           /* must stay zero: room for later fields (ABI) */
 } health_redis_options_t;
 
-/** Fill `o` with the defaults. Any thread. */
+/**
+ * Fill `o` with the defaults.
+ * It also sets `init_stamp`: every function taking the struct refuses one
+ * that did not go through here (HEALTH_EINVAL naming this function), so
+ * `= {0}` never stands for the defaults.  Any thread.
+ */
 HEALTH_EXPORT void health_redis_options_init(health_redis_options_t *o);
 
 /**
@@ -458,21 +484,36 @@ HEALTH_EXPORT int health_add_hook(health_t *h, const char *name, int order,
                                   void *arg, health_error_t *err);
 
 /**
- * Called once on the shutdown thread when draining starts (readiness has
- * already flipped).  Must not block. Before start.
+ * Set the drain callback.  `fn(arg)` is called once on the shutdown thread
+ * when draining starts (readiness has already flipped).  It must not block
+ * and must not call health_stop() or health_free().  A second call
+ * replaces the callback.  A NULL `fn` is refused (the callback in place,
+ * if any, stays).  Before start.
+ * @return 0, HEALTH_EINVAL (`h` or `fn` NULL) or HEALTH_ESTATE (after
+ *         health_start(): the callback is not changed).
  */
 HEALTH_EXPORT int health_on_drain(health_t *h, void (*fn)(void *arg), void *arg);
 
 /**
  * A file descriptor that becomes readable when draining starts (and stays
- * readable).  Any thread, after health_new().
+ * readable), for an event loop to watch (poll, epoll, libevent...).  It is
+ * the read end of a non-blocking, close-on-exec pipe that belongs to the
+ * handle: the application must not close it, read from it or write to it
+ * (a read would take away the byte that keeps it readable for every other
+ * watcher).  It stays open and keeps its number until health_free(), which
+ * closes it: stop watching it before that.  Any thread, after health_new().
+ * @return the descriptor, or -1 when `h` is NULL.
  */
 HEALTH_EXPORT int health_drain_fd(const health_t *h);
 
 /**
  * Start the shutdown sequence, as SIGTERM would.  Async-signal-safe: an
  * application that owns its signals calls this from its own handler.
- * A call while the sequence runs counts as a repeated signal (see README).
+ * A call while the sequence runs counts as a repeated signal: the second
+ * ends the drain window at once (the hooks still run), the third exits
+ * at once with HEALTH_EXIT_FORCED, logging every hook it skips; one that
+ * comes within 1 s of the previous is logged and ignored (a supervisor's
+ * burst must not force an exit that skips the flush).
  */
 HEALTH_EXPORT void health_shutdown(health_t *h);
 
@@ -554,11 +595,16 @@ typedef struct health_serve_options {
   const char *ready_path;   /* HEALTH_READY_PATH, default "/ready" */
   const char *live_path;    /* HEALTH_LIVE_PATH, default "/health" */
   const char *metrics_path; /* HEALTH_METRICS_PATH, default "/metrics"; "off" (or "") serves none */
-  uintptr_t init_stamp;     /* set by the init function only (see health_options_t) */
+  uintptr_t init_stamp;     /* written by the init function; never set it */
   void *reserved[3];        /* must stay zero: room for later fields (ABI) */
 } health_serve_options_t;
 
-/** Fill `o` with the defaults. Any thread. */
+/**
+ * Fill `o` with the defaults.
+ * It also sets `init_stamp`: every function taking the struct refuses one
+ * that did not go through here (HEALTH_EINVAL naming this function), so
+ * `= {0}` never stands for the defaults.  Any thread.
+ */
 HEALTH_EXPORT void health_serve_options_init(health_serve_options_t *o);
 
 /**
@@ -700,11 +746,16 @@ typedef struct health_fleet_options {
                                   check and close on every run */
   unsigned long long seed;     /* default 0: seeded from getrandom(); else a fixed
                                   seed for a reproducible schedule (tests) */
-  uintptr_t init_stamp;        /* set by the init function only (see health_options_t) */
+  uintptr_t init_stamp;        /* written by the init function; never set it */
   void *reserved[3];           /* must stay zero: room for later fields (ABI) */
 } health_fleet_options_t;
 
-/** Fill `o` with the defaults (all on, 10 %, seed 0). Any thread. */
+/**
+ * Fill `o` with the defaults (all on, 10 %, seed 0).
+ * It also sets `init_stamp`: every function taking the struct refuses one
+ * that did not go through here (HEALTH_EINVAL naming this function), so
+ * `= {0}` never stands for the defaults.  Any thread.
+ */
 HEALTH_EXPORT void health_fleet_options_init(health_fleet_options_t *o);
 
 /**
@@ -730,8 +781,9 @@ HEALTH_EXPORT int health_fleet_options_from_env(health_fleet_options_t *o,
  * @param h   the handle.
  * @param o   the options (NULL = defaults).
  * @param err optional error detail.
- * @return 0, HEALTH_EINVAL (run_jitter_percent above 50, or a non-zero
- *         reserved field) or HEALTH_ESTATE (already started).
+ * @return 0, HEALTH_EINVAL (run_jitter_percent above 50, a struct not
+ *         filled by health_fleet_options_init(), or a non-zero reserved
+ *         field) or HEALTH_ESTATE (already started).
  */
 HEALTH_EXPORT int health_set_fleet(health_t *h, const health_fleet_options_t *o,
                                    health_error_t *err);
@@ -748,13 +800,15 @@ typedef struct health_probe_options {
   const char *const *headers; /* NULL-terminated list of "Name: value" request headers,
                                * or NULL; Host, User-Agent, Accept, Connection replace
                                * the defaults, "Name:" (empty) removes one */
-  uintptr_t init_stamp;       /* set by the init function only (see health_options_t) */
+  uintptr_t init_stamp;       /* written by the init function; never set it */
   void *reserved[3];          /* must stay zero: room for later fields (ABI) */
 } health_probe_options_t;
 
 /**
  * Fill `o` with the defaults (timeout 2000 ms, 200-299, no extra header).
- * Any thread.
+ * It also sets `init_stamp`: every function taking the struct refuses one
+ * that did not go through here (a reason naming this function), so
+ * `= {0}` never stands for the defaults.  Any thread.
  * @param o the options to fill.
  */
 HEALTH_EXPORT void health_probe_options_init(health_probe_options_t *o);
@@ -812,11 +866,16 @@ typedef struct health_http_options {
   const char *key_file;        /* https: client key */
   const char *tls_server_name; /* https: name to verify and send as SNI; default the URL's host */
   int insecure_skip_verify;    /* https: do not verify the server (logged loudly) */
-  uintptr_t init_stamp;        /* set by the init function only (see health_options_t) */
+  uintptr_t init_stamp;        /* written by the init function; never set it */
   void *reserved[3];           /* must stay zero: room for later fields (ABI) */
 } health_http_options_t;
 
-/** Fill `o` with the defaults. Any thread. */
+/**
+ * Fill `o` with the defaults.
+ * It also sets `init_stamp`: every function taking the struct refuses one
+ * that did not go through here (HEALTH_EINVAL naming this function), so
+ * `= {0}` never stands for the defaults.  Any thread.
+ */
 HEALTH_EXPORT void health_http_options_init(health_http_options_t *o);
 
 /**
@@ -847,11 +906,16 @@ typedef struct health_disk_options {
   double warn_free_inodes_percent; /* warn below this % of free inodes; default 10 */
   double fail_free_inodes_percent; /* fail below; default 5 */
   int write_probe;                 /* create, write, remove a file there on every run */
-  uintptr_t init_stamp;            /* set by the init function only (see health_options_t) */
+  uintptr_t init_stamp;            /* written by the init function; never set it */
   void *reserved[3];               /* must stay zero: room for later fields (ABI) */
 } health_disk_options_t;
 
-/** Fill `o` with the defaults. Any thread. */
+/**
+ * Fill `o` with the defaults.
+ * It also sets `init_stamp`: every function taking the struct refuses one
+ * that did not go through here (HEALTH_EINVAL naming this function), so
+ * `= {0}` never stands for the defaults.  Any thread.
+ */
 HEALTH_EXPORT void health_disk_options_init(health_disk_options_t *o);
 
 /**
@@ -879,11 +943,16 @@ typedef struct health_memory_options {
   health_status_t oom_kill; /* status when memory.events counts a new OOM
                                kill since the previous run: HEALTH_WARN
                                (default), HEALTH_FAIL, or HEALTH_PASS to ignore */
-  uintptr_t init_stamp;     /* set by the init function only (see health_options_t) */
+  uintptr_t init_stamp;     /* written by the init function; never set it */
   void *reserved[3];        /* must stay zero: room for later fields (ABI) */
 } health_memory_options_t;
 
-/** Fill `o` with the defaults. Any thread. */
+/**
+ * Fill `o` with the defaults.
+ * It also sets `init_stamp`: every function taking the struct refuses one
+ * that did not go through here (HEALTH_EINVAL naming this function), so
+ * `= {0}` never stands for the defaults.  Any thread.
+ */
 HEALTH_EXPORT void health_memory_options_init(health_memory_options_t *o);
 
 /**
@@ -903,11 +972,16 @@ HEALTH_EXPORT int health_add_memory(health_t *h, const char *name,
 typedef struct health_fds_options {
   double warn_percent;  /* warn at this % of RLIMIT_NOFILE; default 80 */
   double fail_percent;  /* fail at; default 90 */
-  uintptr_t init_stamp; /* set by the init function only (see health_options_t) */
+  uintptr_t init_stamp; /* written by the init function; never set it */
   void *reserved[3];    /* must stay zero: room for later fields (ABI) */
 } health_fds_options_t;
 
-/** Fill `o` with the defaults. Any thread. */
+/**
+ * Fill `o` with the defaults.
+ * It also sets `init_stamp`: every function taking the struct refuses one
+ * that did not go through here (HEALTH_EINVAL naming this function), so
+ * `= {0}` never stands for the defaults.  Any thread.
+ */
 HEALTH_EXPORT void health_fds_options_init(health_fds_options_t *o);
 
 /**
@@ -923,10 +997,25 @@ HEALTH_EXPORT int health_add_fds(health_t *h, const char *name,
 
 /**
  * Register the checks described by HEALTH_CHECK_* variables.  Each
- * HEALTH_CHECK_<NAME>=<target> is a check (see the README): the target's scheme picks the checker (tcp://,
- * http://, https://, disk:/path, memory:, fds:, postgresql:// or
- * postgres://, redis:// or rediss://), HEALTH_CHECK_<NAME>_<OPTION>
- * variables set its options, and the check is named <name> in lower case.
+ * HEALTH_CHECK_<NAME>=<target> is a check: the target's scheme picks the
+ * checker (tcp://, http://, https://, disk:/path, memory:, fds:,
+ * postgresql:// or postgres://, redis:// or rediss://),
+ * HEALTH_CHECK_<NAME>_<OPTION> variables set its options, and the check
+ * is named <name> in lower case.
+ *
+ * Options of every check: INTERVAL_MS, TIMEOUT_MS, FAILURE_THRESHOLD,
+ * SUCCESS_THRESHOLD (whole numbers), CRITICAL, READINESS, LIVENESS (1/0,
+ * true/false, yes/no, on/off).  http(s): METHOD (GET or HEAD), STATUS (200,
+ * 200-399 or 2xx), EXPECT (text), MAX_REDIRECTS (0-10).  https and
+ * rediss: CA_FILE, CA_DIR, CERT_FILE, KEY_FILE, SERVER_NAME,
+ * INSECURE_SKIP_VERIFY.  postgresql: QUERY, REQUIRE_WRITABLE.  redis:
+ * REQUIRE_MASTER.  disk: WARN and FAIL, a percentage of free space (10%)
+ * or a free size (bytes, or a number and one of K, M, G, T, powers of
+ * 1024: 500M, 1.5G; nothing else), INODES_WARN, INODES_FAIL (percent),
+ * WRITE_PROBE.  memory and fds: WARN and FAIL (percent); memory also
+ * CGROUP_DIR and OOM_KILL (warn, fail or ignore).  Given thresholds
+ * replace both defaults.
+ *
  * All or nothing: on any malformed variable nothing is registered and the
  * message names the variable (never echoing a URL that holds a password).
  * HEALTH_CHECK_INTERVAL_MS and HEALTH_CHECK_TIMEOUT_MS are the handle's
@@ -1045,11 +1134,16 @@ typedef struct health_agent_options {
   const char *address;  /* HEALTH_AGENT_ADDRESS; NULL: the health port's address */
   unsigned port;        /* HEALTH_AGENT_PORT; 0 picks a free port (health_agent_port()) */
   unsigned weight;      /* HEALTH_AGENT_WEIGHT: percent sent with "up", 1-256; 0 sends none */
-  uintptr_t init_stamp; /* set by the init function only (see health_options_t) */
+  uintptr_t init_stamp; /* written by the init function; never set it */
   void *reserved[3];    /* must stay zero: room for later fields (ABI) */
 } health_agent_options_t;
 
-/** Fill `o` with the defaults. Any thread. */
+/**
+ * Fill `o` with the defaults.
+ * It also sets `init_stamp`: every function taking the struct refuses one
+ * that did not go through here (HEALTH_EINVAL naming this function), so
+ * `= {0}` never stands for the defaults.  Any thread.
+ */
 HEALTH_EXPORT void health_agent_options_init(health_agent_options_t *o);
 
 /**
