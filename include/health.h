@@ -359,7 +359,7 @@ typedef struct health_check_info {
   double observed_value;
   char observed_unit[16];
   char output[HEALTH_ERROR_TEXT_LENGTH];
-  void *reserved[4]; /* zeroed by the init function; room for later fields (ABI) */
+  void *reserved[4]; /* zero; room for later fields (ABI) */
 } health_check_info_t;
 
 /**
