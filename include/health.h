@@ -132,12 +132,13 @@ typedef void (*health_log_fn)(health_log_level_t level, const char *json_line,
  * refuses one without it with HEALTH_EINVAL and a message naming the init
  * function ("health_check_options_t was not initialised: call
  * health_check_options_init() first").  Where a function accepts NULL
- * for the struct, NULL still means all defaults.  Why: several defaults are not zero (port 8081, handle_signals
- * 1, a check's critical 1, the disk and memory thresholds...) and a zero
- * there has a meaning of its own (pick a free port, no signals, a
- * non-critical check, no threshold), so `= {0}` plus the fields one sets
- * would silently run with different settings; refusing it is the only
- * answer that stays true when a later release adds a field.  The struct
+ * for the struct, NULL still means all defaults.  Why: several defaults
+ * are not zero (port 8081, handle_signals 1, a check's critical 1, the
+ * disk and memory thresholds...) and a zero there has a meaning of its own
+ * (pick a free port, no signals, a non-critical check, no threshold), so
+ * `= {0}` plus the fields one sets would silently run with different
+ * settings; refusing it is the only answer that stays true when a later
+ * release adds a field.  The struct
  * may be copied once filled.  The reserved space after the stamp must stay
  * zero: a function given a struct with a reserved field set returns
  * HEALTH_EINVAL too (ABI policy: a later field takes reserved space, and an
@@ -217,20 +218,20 @@ HEALTH_EXPORT int health_new(health_t **out, const health_options_t *opts,
 
 /**
  * Start the check scheduler, the HTTP server and (unless disabled) the
- * signal handling.  Options and the check list freeze here.
- *
- * Signals: unless health_options_t.handle_signals is 0, this installs
- * process-wide handlers for SIGTERM and SIGINT that start the shutdown
- * sequence (as health_shutdown() does); what becomes of a handler the
- * application installed before is set by the signal fields of
- * health_options_t.  With handle_signals = 0 no signal disposition is
- * touched and the application calls health_shutdown() itself.
- *  The shutdown
+ * signal handling.  Options and the check list freeze here.  The shutdown
  * plan (drain, early end, each hook's budget, deadline) is derived first:
  * an impossible one is HEALTH_EINVAL naming the fields and leaves the
  * handle unstarted; the plan is logged ("shutdown_plan"), with a warn line
  * ("shutdown_plan_risk") for each hook the deadline may cut.  Before
  * start; call once.
+ *
+ * Signals: unless health_options_t.handle_signals is 0, this installs
+ * process-wide handlers for SIGTERM and SIGINT that start the shutdown
+ * sequence (as health_shutdown() does); handle_signals and the signal
+ * options beside it in health_options_t say what becomes of a handler
+ * the application installed before.  With handle_signals = 0 no signal
+ * disposition is touched and the application calls health_shutdown()
+ * itself.
  * @return 0, HEALTH_EINVAL, HEALTH_ESTATE, HEALTH_EHTTP, HEALTH_ESYS or
  *         HEALTH_ENOMEM.
  */
