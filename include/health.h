@@ -126,9 +126,23 @@ typedef void (*health_log_fn)(health_log_level_t level, const char *json_line,
  * Environment variable names are given beside each field; see
  * health_options_from_env().
  *
- * Every options struct of this header is filled by its *_init() function
- * and ends with reserved space that must stay zero: a function given a
- * struct with a reserved field set returns HEALTH_EINVAL (ABI policy).
+ * Every options struct of this header must be filled by its *_init()
+ * function before its fields are changed.  The init function sets
+ * `init_stamp` to a private value; every function taking the struct
+ * refuses one without it with HEALTH_EINVAL and a message naming the init
+ * function ("health_check_options_t was not initialised: call
+ * health_check_options_init() first").  Where a function accepts NULL
+ * for the struct, NULL still means all defaults.  Why: several defaults
+ * are not zero (port 8081, handle_signals 1, a check's critical 1, the
+ * disk and memory thresholds...) and a zero there has a meaning of its own
+ * (pick a free port, no signals, a non-critical check, no threshold), so
+ * `= {0}` plus the fields one sets would silently run with different
+ * settings; refusing it is the only answer that stays true when a later
+ * release adds a field.  The struct
+ * may be copied once filled.  The reserved space after the stamp must stay
+ * zero: a function given a struct with a reserved field set returns
+ * HEALTH_EINVAL too (ABI policy: a later field takes reserved space, and an
+ * older library must not silently ignore it).
  */
 typedef struct health_options {
   /* HTTP endpoint */
@@ -162,11 +176,15 @@ typedef struct health_options {
   health_log_level_t log_level; /* HEALTH_LOG_LEVEL debug|info|warn|error|off, default info */
   health_log_fn log_fn;         /* default: stderr */
   void *log_arg;
-  void *reserved[4]; /* zeroed by the init function; room for later fields (ABI) */
+  uintptr_t init_stamp; /* written by the init function; never set it */
+  void *reserved[3];    /* must stay zero: room for later fields (ABI) */
 } health_options_t;
 
 /**
- * Fill `opts` with the defaults. Any thread.
+ * Fill `opts` with the defaults.
+ * It also sets `init_stamp`: every function taking the struct refuses one
+ * that did not go through here (HEALTH_EINVAL naming this function), so
+ * `= {0}` never stands for the defaults.  Any thread.
  */
 HEALTH_EXPORT void health_options_init(health_options_t *opts);
 
@@ -206,6 +224,14 @@ HEALTH_EXPORT int health_new(health_t **out, const health_options_t *opts,
  * handle unstarted; the plan is logged ("shutdown_plan"), with a warn line
  * ("shutdown_plan_risk") for each hook the deadline may cut.  Before
  * start; call once.
+ *
+ * Signals: unless health_options_t.handle_signals is 0, this installs
+ * process-wide handlers for SIGTERM and SIGINT that start the shutdown
+ * sequence (as health_shutdown() does); handle_signals and the signal
+ * options beside it in health_options_t say what becomes of a handler
+ * the application installed before.  With handle_signals = 0 no signal
+ * disposition is touched and the application calls health_shutdown()
+ * itself.
  * @return 0, HEALTH_EINVAL, HEALTH_ESTATE, HEALTH_EHTTP, HEALTH_ESYS or
  *         HEALTH_ENOMEM.
  */
@@ -295,10 +321,16 @@ typedef struct health_check_options {
   const char *component_type; /* "componentType", default "component" */
   const char *measurement;    /* key is "<name>:<measurement>", default "responseTime"; 1-64 of [A-Za-z0-9._-] (no ':') */
   const char *component_id;   /* "componentId", default none */
-  void *reserved[4];          /* zeroed by the init function; room for later fields (ABI) */
+  uintptr_t init_stamp;       /* written by the init function; never set it */
+  void *reserved[3];          /* must stay zero: room for later fields (ABI) */
 } health_check_options_t;
 
-/** Fill `o` with the defaults. Any thread. */
+/**
+ * Fill `o` with the defaults.
+ * It also sets `init_stamp`: every function taking the struct refuses one
+ * that did not go through here (HEALTH_EINVAL naming this function), so
+ * `= {0}` never stands for the defaults.  Any thread.
+ */
 HEALTH_EXPORT void health_check_options_init(health_check_options_t *o);
 
 /**
@@ -328,7 +360,7 @@ typedef struct health_check_info {
   double observed_value;
   char observed_unit[16];
   char output[HEALTH_ERROR_TEXT_LENGTH];
-  void *reserved[4]; /* zeroed by the init function; room for later fields (ABI) */
+  void *reserved[4]; /* zero; room for later fields (ABI) */
 } health_check_info_t;
 
 /**
@@ -353,10 +385,16 @@ HEALTH_EXPORT health_status_t health_status(health_t *h, unsigned endpoint);
 typedef struct health_pg_options {
   const char *query;    /* default "SELECT 1" */
   int require_writable; /* fail on a read-only node (replica / read-only) */
-  void *reserved[4];    /* zeroed by the init function; room for later fields (ABI) */
+  uintptr_t init_stamp; /* written by the init function; never set it */
+  void *reserved[3];    /* must stay zero: room for later fields (ABI) */
 } health_pg_options_t;
 
-/** Fill `o` with the defaults. Any thread. */
+/**
+ * Fill `o` with the defaults.
+ * It also sets `init_stamp`: every function taking the struct refuses one
+ * that did not go through here (HEALTH_EINVAL naming this function), so
+ * `= {0}` never stands for the defaults.  Any thread.
+ */
 HEALTH_EXPORT void health_pg_options_init(health_pg_options_t *o);
 
 /**
@@ -388,10 +426,16 @@ typedef struct health_redis_options {
   const char *tls_server_name; /* name to verify and send as SNI; default the URL's host */
   int insecure_skip_verify;    /* do not verify the server (logged loudly) */
   int require_master;          /* fail unless ROLE says master */
-  void *reserved[4];           /* zeroed by the init function; room for later fields (ABI) */
+  uintptr_t init_stamp;        /* written by the init function; never set it */
+  void *reserved[3];           /* must stay zero: room for later fields (ABI) */
 } health_redis_options_t;
 
-/** Fill `o` with the defaults. Any thread. */
+/**
+ * Fill `o` with the defaults.
+ * It also sets `init_stamp`: every function taking the struct refuses one
+ * that did not go through here (HEALTH_EINVAL naming this function), so
+ * `= {0}` never stands for the defaults.  Any thread.
+ */
 HEALTH_EXPORT void health_redis_options_init(health_redis_options_t *o);
 
 /**
@@ -441,21 +485,36 @@ HEALTH_EXPORT int health_add_hook(health_t *h, const char *name, int order,
                                   void *arg, health_error_t *err);
 
 /**
- * Called once on the shutdown thread when draining starts (readiness has
- * already flipped).  Must not block. Before start.
+ * Set the drain callback.  `fn(arg)` is called once on the shutdown thread
+ * when draining starts (readiness has already flipped).  It must not block
+ * and must not call health_stop() or health_free().  A second call
+ * replaces the callback.  A NULL `fn` is refused (the callback in place,
+ * if any, stays).  Before start.
+ * @return 0, HEALTH_EINVAL (`h` or `fn` NULL) or HEALTH_ESTATE (after
+ *         health_start(): the callback is not changed).
  */
 HEALTH_EXPORT int health_on_drain(health_t *h, void (*fn)(void *arg), void *arg);
 
 /**
  * A file descriptor that becomes readable when draining starts (and stays
- * readable).  Any thread, after health_new().
+ * readable), for an event loop to watch (poll, epoll, libevent...).  It is
+ * the read end of a non-blocking, close-on-exec pipe that belongs to the
+ * handle: the application must not close it, read from it or write to it
+ * (a read would take away the byte that keeps it readable for every other
+ * watcher).  It stays open and keeps its number until health_free(), which
+ * closes it: stop watching it before that.  Any thread, after health_new().
+ * @return the descriptor, or -1 when `h` is NULL.
  */
 HEALTH_EXPORT int health_drain_fd(const health_t *h);
 
 /**
  * Start the shutdown sequence, as SIGTERM would.  Async-signal-safe: an
  * application that owns its signals calls this from its own handler.
- * A call while the sequence runs counts as a repeated signal (see README).
+ * A call while the sequence runs counts as a repeated signal: the second
+ * ends the drain window at once (the hooks still run), the third exits
+ * at once with HEALTH_EXIT_FORCED, logging every hook it skips; one that
+ * comes within 1 s of the previous is logged and ignored (a supervisor's
+ * burst must not force an exit that skips the flush).
  */
 HEALTH_EXPORT void health_shutdown(health_t *h);
 
@@ -537,10 +596,16 @@ typedef struct health_serve_options {
   const char *ready_path;   /* HEALTH_READY_PATH, default "/ready" */
   const char *live_path;    /* HEALTH_LIVE_PATH, default "/health" */
   const char *metrics_path; /* HEALTH_METRICS_PATH, default "/metrics"; "off" (or "") serves none */
-  void *reserved[4];        /* zeroed by init */
+  uintptr_t init_stamp;     /* written by the init function; never set it */
+  void *reserved[3];        /* must stay zero: room for later fields (ABI) */
 } health_serve_options_t;
 
-/** Fill `o` with the defaults. Any thread. */
+/**
+ * Fill `o` with the defaults.
+ * It also sets `init_stamp`: every function taking the struct refuses one
+ * that did not go through here (HEALTH_EINVAL naming this function), so
+ * `= {0}` never stands for the defaults.  Any thread.
+ */
 HEALTH_EXPORT void health_serve_options_init(health_serve_options_t *o);
 
 /**
@@ -682,10 +747,16 @@ typedef struct health_fleet_options {
                                   check and close on every run */
   unsigned long long seed;     /* default 0: seeded from getrandom(); else a fixed
                                   seed for a reproducible schedule (tests) */
-  void *reserved[4];
+  uintptr_t init_stamp;        /* written by the init function; never set it */
+  void *reserved[3];           /* must stay zero: room for later fields (ABI) */
 } health_fleet_options_t;
 
-/** Fill `o` with the defaults (all on, 10 %, seed 0). Any thread. */
+/**
+ * Fill `o` with the defaults (all on, 10 %, seed 0).
+ * It also sets `init_stamp`: every function taking the struct refuses one
+ * that did not go through here (HEALTH_EINVAL naming this function), so
+ * `= {0}` never stands for the defaults.  Any thread.
+ */
 HEALTH_EXPORT void health_fleet_options_init(health_fleet_options_t *o);
 
 /**
@@ -711,8 +782,9 @@ HEALTH_EXPORT int health_fleet_options_from_env(health_fleet_options_t *o,
  * @param h   the handle.
  * @param o   the options (NULL = defaults).
  * @param err optional error detail.
- * @return 0, HEALTH_EINVAL (run_jitter_percent above 50, or a non-zero
- *         reserved field) or HEALTH_ESTATE (already started).
+ * @return 0, HEALTH_EINVAL (run_jitter_percent above 50, a struct not
+ *         filled by health_fleet_options_init(), or a non-zero reserved
+ *         field) or HEALTH_ESTATE (already started).
  */
 HEALTH_EXPORT int health_set_fleet(health_t *h, const health_fleet_options_t *o,
                                    health_error_t *err);
@@ -729,12 +801,15 @@ typedef struct health_probe_options {
   const char *const *headers; /* NULL-terminated list of "Name: value" request headers,
                                * or NULL; Host, User-Agent, Accept, Connection replace
                                * the defaults, "Name:" (empty) removes one */
-  void *reserved[4];          /* zeroed by init; room for later options */
+  uintptr_t init_stamp;       /* written by the init function; never set it */
+  void *reserved[3];          /* must stay zero: room for later fields (ABI) */
 } health_probe_options_t;
 
 /**
  * Fill `o` with the defaults (timeout 2000 ms, 200-299, no extra header).
- * Any thread.
+ * It also sets `init_stamp`: every function taking the struct refuses one
+ * that did not go through here (a reason naming this function), so
+ * `= {0}` never stands for the defaults.  Any thread.
  * @param o the options to fill.
  */
 HEALTH_EXPORT void health_probe_options_init(health_probe_options_t *o);
@@ -792,10 +867,16 @@ typedef struct health_http_options {
   const char *key_file;        /* https: client key */
   const char *tls_server_name; /* https: name to verify and send as SNI; default the URL's host */
   int insecure_skip_verify;    /* https: do not verify the server (logged loudly) */
-  void *reserved[4];           /* zeroed by init; room for later options */
+  uintptr_t init_stamp;        /* written by the init function; never set it */
+  void *reserved[3];           /* must stay zero: room for later fields (ABI) */
 } health_http_options_t;
 
-/** Fill `o` with the defaults. Any thread. */
+/**
+ * Fill `o` with the defaults.
+ * It also sets `init_stamp`: every function taking the struct refuses one
+ * that did not go through here (HEALTH_EINVAL naming this function), so
+ * `= {0}` never stands for the defaults.  Any thread.
+ */
 HEALTH_EXPORT void health_http_options_init(health_http_options_t *o);
 
 /**
@@ -826,10 +907,16 @@ typedef struct health_disk_options {
   double warn_free_inodes_percent; /* warn below this % of free inodes; default 10 */
   double fail_free_inodes_percent; /* fail below; default 5 */
   int write_probe;                 /* create, write, remove a file there on every run */
-  void *reserved[4];               /* zeroed by init */
+  uintptr_t init_stamp;            /* written by the init function; never set it */
+  void *reserved[3];               /* must stay zero: room for later fields (ABI) */
 } health_disk_options_t;
 
-/** Fill `o` with the defaults. Any thread. */
+/**
+ * Fill `o` with the defaults.
+ * It also sets `init_stamp`: every function taking the struct refuses one
+ * that did not go through here (HEALTH_EINVAL naming this function), so
+ * `= {0}` never stands for the defaults.  Any thread.
+ */
 HEALTH_EXPORT void health_disk_options_init(health_disk_options_t *o);
 
 /**
@@ -857,10 +944,16 @@ typedef struct health_memory_options {
   health_status_t oom_kill; /* status when memory.events counts a new OOM
                                kill since the previous run: HEALTH_WARN
                                (default), HEALTH_FAIL, or HEALTH_PASS to ignore */
-  void *reserved[4];        /* zeroed by init */
+  uintptr_t init_stamp;     /* written by the init function; never set it */
+  void *reserved[3];        /* must stay zero: room for later fields (ABI) */
 } health_memory_options_t;
 
-/** Fill `o` with the defaults. Any thread. */
+/**
+ * Fill `o` with the defaults.
+ * It also sets `init_stamp`: every function taking the struct refuses one
+ * that did not go through here (HEALTH_EINVAL naming this function), so
+ * `= {0}` never stands for the defaults.  Any thread.
+ */
 HEALTH_EXPORT void health_memory_options_init(health_memory_options_t *o);
 
 /**
@@ -878,12 +971,18 @@ HEALTH_EXPORT int health_add_memory(health_t *h, const char *name,
 
 /* Options of a file descriptor check; fill with health_fds_options_init(). */
 typedef struct health_fds_options {
-  double warn_percent; /* warn at this % of RLIMIT_NOFILE; default 80 */
-  double fail_percent; /* fail at; default 90 */
-  void *reserved[4];   /* zeroed by init */
+  double warn_percent;  /* warn at this % of RLIMIT_NOFILE; default 80 */
+  double fail_percent;  /* fail at; default 90 */
+  uintptr_t init_stamp; /* written by the init function; never set it */
+  void *reserved[3];    /* must stay zero: room for later fields (ABI) */
 } health_fds_options_t;
 
-/** Fill `o` with the defaults. Any thread. */
+/**
+ * Fill `o` with the defaults.
+ * It also sets `init_stamp`: every function taking the struct refuses one
+ * that did not go through here (HEALTH_EINVAL naming this function), so
+ * `= {0}` never stands for the defaults.  Any thread.
+ */
 HEALTH_EXPORT void health_fds_options_init(health_fds_options_t *o);
 
 /**
@@ -899,10 +998,25 @@ HEALTH_EXPORT int health_add_fds(health_t *h, const char *name,
 
 /**
  * Register the checks described by HEALTH_CHECK_* variables.  Each
- * HEALTH_CHECK_<NAME>=<target> is a check (see the README): the target's scheme picks the checker (tcp://,
- * http://, https://, disk:/path, memory:, fds:, postgresql:// or
- * postgres://, redis:// or rediss://), HEALTH_CHECK_<NAME>_<OPTION>
- * variables set its options, and the check is named <name> in lower case.
+ * HEALTH_CHECK_<NAME>=<target> is a check: the target's scheme picks the
+ * checker (tcp://, http://, https://, disk:/path, memory:, fds:,
+ * postgresql:// or postgres://, redis:// or rediss://),
+ * HEALTH_CHECK_<NAME>_<OPTION> variables set its options, and the check
+ * is named <name> in lower case.
+ *
+ * Options of every check: INTERVAL_MS, TIMEOUT_MS, FAILURE_THRESHOLD,
+ * SUCCESS_THRESHOLD (whole numbers), CRITICAL, READINESS, LIVENESS (1/0,
+ * true/false, yes/no, on/off).  http(s): METHOD (GET or HEAD), STATUS (200,
+ * 200-399 or 2xx), EXPECT (text), MAX_REDIRECTS (0-10).  https and
+ * rediss: CA_FILE, CA_DIR, CERT_FILE, KEY_FILE, SERVER_NAME,
+ * INSECURE_SKIP_VERIFY.  postgresql: QUERY, REQUIRE_WRITABLE.  redis:
+ * REQUIRE_MASTER.  disk: WARN and FAIL, a percentage of free space (10%)
+ * or a free size (bytes, or a number and one of K, M, G, T, powers of
+ * 1024: 500M, 1.5G; nothing else), INODES_WARN, INODES_FAIL (percent),
+ * WRITE_PROBE.  memory and fds: WARN and FAIL (percent); memory also
+ * CGROUP_DIR and OOM_KILL (warn, fail or ignore).  Given thresholds
+ * replace both defaults.
+ *
  * All or nothing: on any malformed variable nothing is registered and the
  * message names the variable (never echoing a URL that holds a password).
  * HEALTH_CHECK_INTERVAL_MS and HEALTH_CHECK_TIMEOUT_MS are the handle's
@@ -1014,16 +1128,23 @@ HEALTH_EXPORT int health_set_startup_deadline(health_t *h, unsigned deadline_ms,
  * agent port every agent-inter and reads one line: "up ready" (with " N%"
  * when a weight is set) while ready and alive, "down #<reason>" when not,
  * "drain #draining" during the drain window.  health_agent_options_init()
- * zeroes every field; reserved fields must stay zero.
+ * zeroes every field and sets the init stamp; reserved fields must stay
+ * zero.
  */
 typedef struct health_agent_options {
-  const char *address; /* HEALTH_AGENT_ADDRESS; NULL: the health port's address */
-  unsigned port;       /* HEALTH_AGENT_PORT; 0 picks a free port (health_agent_port()) */
-  unsigned weight;     /* HEALTH_AGENT_WEIGHT: percent sent with "up", 1-256; 0 sends none */
-  void *reserved[4];
+  const char *address;  /* HEALTH_AGENT_ADDRESS; NULL: the health port's address */
+  unsigned port;        /* HEALTH_AGENT_PORT; 0 picks a free port (health_agent_port()) */
+  unsigned weight;      /* HEALTH_AGENT_WEIGHT: percent sent with "up", 1-256; 0 sends none */
+  uintptr_t init_stamp; /* written by the init function; never set it */
+  void *reserved[3];    /* must stay zero: room for later fields (ABI) */
 } health_agent_options_t;
 
-/** Fill `o` with the defaults. Any thread. */
+/**
+ * Fill `o` with the defaults.
+ * It also sets `init_stamp`: every function taking the struct refuses one
+ * that did not go through here (HEALTH_EINVAL naming this function), so
+ * `= {0}` never stands for the defaults.  Any thread.
+ */
 HEALTH_EXPORT void health_agent_options_init(health_agent_options_t *o);
 
 /**

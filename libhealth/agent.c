@@ -35,6 +35,7 @@
 HEALTH_EXPORT void health_agent_options_init(health_agent_options_t *o) {
   if (!o) return;
   memset(o, 0, sizeof *o);
+  o->init_stamp = HEALTH__INIT_STAMP;
 }
 
 HEALTH_EXPORT int health_set_agent(health_t *h, const health_agent_options_t *o,

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "health.h"
+#include "stamp.h"  /* the options structs' init stamp */
 #include "thread.h" /* thread creation, monotonic condvars (thread.c) */
 
 struct health__check;
@@ -48,14 +49,18 @@ int health__options_validate(const health_options_t *o, int env, health_error_t 
 /* Fill `err` (may be NULL) and return `code`. */
 int health__err(health_error_t *err, int code, const char *fmt, ...)
     HEALTH_PRINTF(3, 4);
-/* 0 when every reserved field of a public options struct is zero, else
- * HEALTH_EINVAL with `err` naming the struct (`stem`_t) and its init
- * function (`stem`_init).  The ABI policy: a field a later release adds
+/* 0 when a public options struct went through its init function (its
+ * `init_stamp` is HEALTH__INIT_STAMP) and every reserved field is zero,
+ * else HEALTH_EINVAL with `err` naming the struct (`stem`_t) and its init
+ * function (`stem`_init).  The stamp: `= {0}` would silently change the
+ * defaults that are not zero.  The ABI policy: a field a later release adds
  * takes reserved space, so a program that sets it must not be silently
  * ignored by an older library. */
-int health__reserved_check(void *const *reserved, size_t n, const char *stem, health_error_t *err);
-#define HEALTH__RESERVED_CHECK(o, stem, err) \
-  health__reserved_check((o)->reserved, sizeof(o)->reserved / sizeof(o)->reserved[0], stem, err)
+int health__reserved_check(uintptr_t stamp, void *const *reserved, size_t n, const char *stem,
+                           health_error_t *err);
+#define HEALTH__RESERVED_CHECK(o, stem, err)             \
+  health__reserved_check((o)->init_stamp, (o)->reserved, \
+                         sizeof(o)->reserved / sizeof(o)->reserved[0], stem, err)
 
 /* ---- growable buffer (buf.c) ---- */
 typedef struct health__buf {

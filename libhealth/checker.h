@@ -34,6 +34,7 @@
 #include <stdint.h>
 
 #include "health.h"
+#include "stamp.h"
 
 #include "conn.h"
 
@@ -120,12 +121,15 @@ uint64_t health__now_us(void); /* CLOCK_MONOTONIC, us (time.c) */
 const char *health__status_word(health_status_t s);
 /* Fill `err` (may be NULL) and return `code` (error.c). */
 int health__err(health_error_t *err, int code, const char *fmt, ...) HEALTH_PRINTF(3, 4);
-/* 0, or HEALTH_EINVAL when a reserved field of an options struct is set
+/* 0, or HEALTH_EINVAL when an options struct missed its init function or
+ * a reserved field of it is set
  * (error.c; the ABI policy, base-int.h). */
-int health__reserved_check(void *const *reserved, size_t n, const char *stem, health_error_t *err);
+int health__reserved_check(uintptr_t stamp, void *const *reserved, size_t n, const char *stem,
+                           health_error_t *err);
 #ifndef HEALTH__RESERVED_CHECK
-#define HEALTH__RESERVED_CHECK(o, stem, err) \
-  health__reserved_check((o)->reserved, sizeof(o)->reserved / sizeof(o)->reserved[0], stem, err)
+#define HEALTH__RESERVED_CHECK(o, stem, err)             \
+  health__reserved_check((o)->init_stamp, (o)->reserved, \
+                         sizeof(o)->reserved / sizeof(o)->reserved[0], stem, err)
 #endif
 /* Copy `url` replacing the password with "***"; copy `text` replacing
  * every occurrence of `secret` with "***" (redact.c). */

@@ -23,6 +23,7 @@
 HEALTH_EXPORT void health_disk_options_init(health_disk_options_t *o) {
   if (!o) return;
   memset(o, 0, sizeof *o);
+  o->init_stamp = HEALTH__INIT_STAMP;
   o->warn_free_percent = 10;
   o->fail_free_percent = 5;
   o->warn_free_inodes_percent = 10;

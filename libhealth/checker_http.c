@@ -24,6 +24,7 @@
 HEALTH_EXPORT void health_http_options_init(health_http_options_t *o) {
   if (!o) return;
   memset(o, 0, sizeof *o);
+  o->init_stamp = HEALTH__INIT_STAMP;
   o->method = "GET";
   o->status_min = 200;
   o->status_max = 299;

@@ -24,6 +24,7 @@
 HEALTH_EXPORT void health_memory_options_init(health_memory_options_t *o) {
   if (!o) return;
   memset(o, 0, sizeof *o);
+  o->init_stamp = HEALTH__INIT_STAMP;
   o->warn_percent = 80;
   o->fail_percent = 90;
   o->oom_kill = HEALTH_WARN;
@@ -32,6 +33,7 @@ HEALTH_EXPORT void health_memory_options_init(health_memory_options_t *o) {
 HEALTH_EXPORT void health_fds_options_init(health_fds_options_t *o) {
   if (!o) return;
   memset(o, 0, sizeof *o);
+  o->init_stamp = HEALTH__INIT_STAMP;
   o->warn_percent = 80;
   o->fail_percent = 90;
 }

@@ -11,6 +11,7 @@
 HEALTH_EXPORT void health_pg_options_init(health_pg_options_t *o) {
   if (!o) return;
   memset(o, 0, sizeof *o);
+  o->init_stamp = HEALTH__INIT_STAMP;
   o->query = "SELECT 1";
 }
 

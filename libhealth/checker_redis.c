@@ -18,7 +18,9 @@
 #include "checker_redis.h"
 
 HEALTH_EXPORT void health_redis_options_init(health_redis_options_t *o) {
-  if (o) memset(o, 0, sizeof *o);
+  if (!o) return;
+  memset(o, 0, sizeof *o);
+  o->init_stamp = HEALTH__INIT_STAMP;
 }
 
 #ifndef HAVE_REDIS

@@ -27,6 +27,7 @@
 HEALTH_EXPORT void health_check_options_init(health_check_options_t *o) {
   if (!o) return;
   memset(o, 0, sizeof *o);
+  o->init_stamp = HEALTH__INIT_STAMP;
   o->critical = 1;
   o->endpoints = HEALTH_READINESS;
 }

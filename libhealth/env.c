@@ -16,6 +16,7 @@
 HEALTH_EXPORT void health_options_init(health_options_t *o) {
   if (!o) return;
   memset(o, 0, sizeof *o);
+  o->init_stamp = HEALTH__INIT_STAMP;
   o->address = "0.0.0.0";
   o->port = 8081;
   o->detail = HEALTH_DETAIL_FULL;
@@ -158,6 +159,8 @@ int health__options_validate(const health_options_t *o, int env, health_error_t 
 
 HEALTH_EXPORT int health_options_from_env(health_options_t *opts, health_error_t *err) {
   if (!opts) return health__err(err, HEALTH_EINVAL, "options are required");
+  int rrc = HEALTH__RESERVED_CHECK(opts, "health_options", err);
+  if (rrc) return rrc;
   health_options_t o = *opts; /* work on a copy: all or nothing */
   const char *v;
 

@@ -216,7 +216,8 @@ static int apply(spec_t *sp, const var_t *v, health_error_t *err) {
       uint64_t by = 0;
       int is_pct;
       if (health__env_amount(val, &d, &by, &is_pct))
-        return bad(err, v, "must be a percentage of free space (10%) or a free size (500M, 2G, 1048576)");
+        return bad(err, v, "must be a percentage of free space (10%) or a free size: bytes (1048576) or a number "
+                           "and one of K, M, G, T, powers of 1024 (500M, 1.5G; not GB, GiB or lower case)");
       if (is_pct) *(warn ? &sp->disk.warn_free_percent : &sp->disk.fail_free_percent) = d;
       else *(warn ? &sp->disk.warn_free_bytes : &sp->disk.fail_free_bytes) = by;
     } else {

@@ -65,8 +65,12 @@ int health__env_percent(const char *s, double *out) {
   return *e || *out > 100 ? -1 : 0;
 }
 
-/* A disk threshold: "10%" (percent) or bytes "1048576", "500M", "2GiB", "1.5G"
- * (K, M, G, T as powers of 1024, optional "i" and "B").  *is_pct says which. */
+/* A disk threshold: "10%" (percent of free space) or a free size, exactly
+ * as documented: a whole number of bytes ("1048576"), or a number (up to 3
+ * decimals) followed by one of K, M, G, T, powers of 1024 ("500M", "1.5G").
+ * Nothing else: "2GB" and "100GiB" are refused rather than guessed at (GB
+ * is 10^9 to many readers), and so are "1m" and a fraction of a byte.
+ * *is_pct says which. */
 int health__env_amount(const char *s, double *pct, uint64_t *bytes, int *is_pct) {
   const char *e;
   double v;
@@ -78,18 +82,12 @@ int health__env_amount(const char *s, double *pct, uint64_t *bytes, int *is_pct)
     return 0;
   }
   double mult = 1;
-  const char *units = "KMGT";
-  const char *u = *e ? strchr(units, *e >= 'a' && *e <= 'z' ? *e - 32 : *e) : NULL;
-  if (*e && !u) {
-    if (strcasecmp(e, "B") != 0) return -1;
-    e += 1;
-  } else if (u) {
-    for (const char *q = units; q <= u; q++) mult *= 1024;
-    e++;
-    if (*e == 'i') e++;
-    if (*e == 'B' || *e == 'b') e++;
-  }
-  if (*e) return -1;
+  const char *u = *e ? strchr("KMGT", *e) : NULL;
+  if (*e && (!u || e[1])) return -1;
+  if (u)
+    for (const char *q = "KMGT"; q <= u; q++) mult *= 1024;
+  else if (strchr(s, '.'))
+    return -1; /* a fraction of a byte */
   v *= mult;
   if (v > 1e18) return -1;
   *bytes = (uint64_t)v;

@@ -87,6 +87,7 @@ int health__keep_connections(const health_result_t *r) {
 HEALTH_EXPORT void health_fleet_options_init(health_fleet_options_t *o) {
   if (!o) return;
   memset(o, 0, sizeof *o);
+  o->init_stamp = HEALTH__INIT_STAMP;
   o->initial_offset = 1;
   o->run_jitter_percent = RUN_PERCENT_DEFAULT;
   o->backoff = 1;
@@ -112,6 +113,8 @@ static int parse_bool(const char *s, int *out) {
 HEALTH_EXPORT int health_fleet_options_from_env(health_fleet_options_t *opts,
                                                 health_error_t *err) {
   if (!opts) return health__err(err, HEALTH_EINVAL, "options are required");
+  int rc = HEALTH__RESERVED_CHECK(opts, "health_fleet_options", err);
+  if (rc) return rc;
   health_fleet_options_t o = *opts; /* all or nothing */
   const char *v = getenv("HEALTH_JITTER");
   if (v && *v) {
@@ -146,11 +149,11 @@ HEALTH_EXPORT int health_set_fleet(health_t *h, const health_fleet_options_t *op
   health_fleet_options_t o;
   if (opts) o = *opts;
   else health_fleet_options_init(&o);
+  int rc = HEALTH__RESERVED_CHECK(&o, "health_fleet_options", err);
+  if (rc) return rc;
   if (o.run_jitter_percent > RUN_PERCENT_MAX)
     return health__err(err, HEALTH_EINVAL, "run_jitter_percent must be 0 to %d (got %u)",
                        RUN_PERCENT_MAX, o.run_jitter_percent);
-  int rc = HEALTH__RESERVED_CHECK(&o, "health_fleet_options", err);
-  if (rc) return rc;
   pthread_mutex_lock(&h->lock);
   if (h->state != HEALTH__ST_NEW) {
     rc = health__err(err, HEALTH_ESTATE, "health_set_fleet must be called before health_start()");

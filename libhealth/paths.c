@@ -15,6 +15,7 @@
 HEALTH_EXPORT void health_serve_options_init(health_serve_options_t *o) {
   if (!o) return;
   memset(o, 0, sizeof *o);
+  o->init_stamp = HEALTH__INIT_STAMP;
   o->ready_path = "/ready";
   o->live_path = "/health";
   o->metrics_path = "/metrics";
@@ -52,12 +53,14 @@ static int validate_paths(const health_serve_options_t *o, int env, health_error
 
 HEALTH_EXPORT int health_serve_options_from_env(health_serve_options_t *o, health_error_t *err) {
   if (!o) return health__err(err, HEALTH_EINVAL, "options are required");
+  int rc = HEALTH__RESERVED_CHECK(o, "health_serve_options", err);
+  if (rc) return rc;
   health_serve_options_t n = *o;
   const char *v;
   if ((v = getenv("HEALTH_READY_PATH")) && *v) n.ready_path = v;
   if ((v = getenv("HEALTH_LIVE_PATH")) && *v) n.live_path = v;
   if ((v = getenv("HEALTH_METRICS_PATH")) && *v) n.metrics_path = v;
-  int rc = validate_paths(&n, 1, err);
+  rc = validate_paths(&n, 1, err);
   if (rc == 0) *o = n;
   return rc;
 }

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "health.h"
+#include "stamp.h"
 
 #define HEALTH__PROBE_URL_MAX 8192      /* a longer URL is refused */
 #define HEALTH__PROBE_REQUEST_MAX 16384 /* request line + headers */

@@ -309,6 +309,7 @@ static int exchange(ctx_t *c, int fd, const char *req, size_t rl, uint64_t deadl
 HEALTH_EXPORT void health_probe_options_init(health_probe_options_t *o) {
   if (!o) return;
   memset(o, 0, sizeof *o);
+  o->init_stamp = HEALTH__INIT_STAMP;
   o->timeout_ms = HEALTH__PROBE_DEFAULT_TIMEOUT;
 }
 
@@ -330,6 +331,11 @@ HEALTH_EXPORT int health_probe_with(const char *url, const health_probe_options_
   const char *expect_text = o->expect ? o->expect : "200-299";
   if (!u || !req) {
     say(&c, "out of memory");
+    goto out;
+  }
+  if (o->init_stamp != HEALTH__INIT_STAMP) {
+    say(&c, "health_probe_options_t was not initialised: call health_probe_options_init() "
+            "first");
     goto out;
   }
   for (size_t i = 0; i < sizeof o->reserved / sizeof o->reserved[0]; i++)

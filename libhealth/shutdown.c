@@ -73,7 +73,9 @@ HEALTH_EXPORT void health_inflight_end(health_t *h) {
 }
 
 HEALTH_EXPORT int health_on_drain(health_t *h, void (*fn)(void *), void *arg) {
-  if (!h) return HEALTH_EINVAL;
+  /* A NULL callback is refused like a NULL check or hook: a caller that
+   * meant to set one learns at once that it did not. */
+  if (!h || !fn) return HEALTH_EINVAL;
   int rc = 0;
   pthread_mutex_lock(&h->lock); /* h->state moves under it (health_start) */
   if (h->state != HEALTH__ST_NEW) {

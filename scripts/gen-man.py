@@ -221,7 +221,8 @@ def page(name, section, doc, proto, siblings, text, ver):
         out.append("None.")
     else:
         out.append("See the description.")
-    if "HEALTH_E" in ret:
+    # Only a function that takes a health_error_t writes a message into one.
+    if "HEALTH_E" in ret and "health_error_t *" in proto:
         out.append(".Pp")
         out.append("Where an")
         out.append(".Vt health_error_t *")

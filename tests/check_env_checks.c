@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "health.h"
+#include "health-int.h" /* health__env_amount */
 #include "httpd.h"
 #include "testhelp.h"
 
@@ -222,6 +222,16 @@ static const bad_case_t cases[] = {
     {{"HEALTH_CHECK_GOOD_READINESS=0"}, HEALTH_EINVAL, "HEALTH_CHECK_GOOD: with _READINESS=0 the check needs _LIVENESS=1"},
     {{"HEALTH_CHECK_D=disk:/tmp", "HEALTH_CHECK_D_WARN=10 lbs"}, HEALTH_EINVAL, "HEALTH_CHECK_D_WARN='10 lbs' must be"},
     {{"HEALTH_CHECK_D=disk:/tmp", "HEALTH_CHECK_D_FAIL=101%"}, HEALTH_EINVAL, "HEALTH_CHECK_D_FAIL='101%'"},
+    {{"HEALTH_CHECK_D=disk:/tmp", "HEALTH_CHECK_D_WARN=2GB"}, HEALTH_EINVAL, "HEALTH_CHECK_D_WARN='2GB' must be a percentage of free space (10%) or a free size"},
+    {{"HEALTH_CHECK_D=disk:/tmp", "HEALTH_CHECK_D_WARN=100GiB"}, HEALTH_EINVAL, "HEALTH_CHECK_D_WARN='100GiB' must be a percentage of free space (10%) or a free size"},
+    {{"HEALTH_CHECK_D=disk:/tmp", "HEALTH_CHECK_D_WARN=1m"}, HEALTH_EINVAL, "HEALTH_CHECK_D_WARN='1m' must be a percentage of free space (10%) or a free size"},
+    {{"HEALTH_CHECK_D=disk:/tmp", "HEALTH_CHECK_D_WARN=500MB"}, HEALTH_EINVAL, "HEALTH_CHECK_D_WARN='500MB' must be a percentage of free space (10%) or a free size"},
+    {{"HEALTH_CHECK_D=disk:/tmp", "HEALTH_CHECK_D_WARN=1048576B"}, HEALTH_EINVAL, "HEALTH_CHECK_D_WARN='1048576B' must be a percentage of free space (10%) or a free size"},
+    {{"HEALTH_CHECK_D=disk:/tmp", "HEALTH_CHECK_D_WARN=1.5"}, HEALTH_EINVAL, "HEALTH_CHECK_D_WARN='1.5' must be a percentage of free space (10%) or a free size"},
+    {{"HEALTH_CHECK_D=disk:/tmp", "HEALTH_CHECK_D_WARN=2 G"}, HEALTH_EINVAL, "HEALTH_CHECK_D_WARN='2 G' must be a percentage of free space (10%) or a free size"},
+    {{"HEALTH_CHECK_D=disk:/tmp", "HEALTH_CHECK_D_WARN=2Gi"}, HEALTH_EINVAL, "HEALTH_CHECK_D_WARN='2Gi' must be a percentage of free space (10%) or a free size"},
+    {{"HEALTH_CHECK_D=disk:/tmp", "HEALTH_CHECK_D_WARN=G"}, HEALTH_EINVAL, "HEALTH_CHECK_D_WARN='G' must be a percentage of free space (10%) or a free size"},
+    {{"HEALTH_CHECK_D=disk:/tmp", "HEALTH_CHECK_D_WARN=1.5G", "HEALTH_CHECK_D_FAIL=500M"}, 0, NULL},
     {{"HEALTH_CHECK_D=disk:tmp"}, HEALTH_EINVAL, "HEALTH_CHECK_D: expected disk:/absolute/path"},
     {{"HEALTH_CHECK_D=disk:/nonexistent/dir"}, HEALTH_EINVAL, "HEALTH_CHECK_D: check 'd': disk path"},
     {{"HEALTH_CHECK_M=memory:/x"}, HEALTH_EINVAL, "HEALTH_CHECK_M: expected just 'memory:'"},
@@ -292,6 +302,42 @@ START_TEST(test_nothing_and_after_start) {
 }
 END_TEST
 
+/* Every documented form of a disk size, with the value it stands for; what
+ * is not documented is refused (the bad cases above, through the variable). */
+START_TEST(test_disk_amounts) {
+  static const struct {
+    const char *s;
+    uint64_t bytes;
+  } ok[] = {{"0", 0},
+            {"1048576", 1048576},
+            {"10K", 10240},
+            {"500M", 500ull << 20},
+            {"2G", 2ull << 30},
+            {"1.5G", 3ull << 29},
+            {"0.25K", 256},
+            {"1T", 1ull << 40}};
+  for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+    double pct = -1;
+    uint64_t by = 1;
+    int is_pct = -1;
+    ck_assert_msg(health__env_amount(ok[i].s, &pct, &by, &is_pct) == 0, "%s refused", ok[i].s);
+    ck_assert_int_eq(is_pct, 0);
+    ck_assert_msg(by == ok[i].bytes, "%s: %llu", ok[i].s, (unsigned long long)by);
+  }
+  double pct = -1;
+  uint64_t by = 0;
+  int is_pct = 0;
+  ck_assert_int_eq(health__env_amount("12.5%", &pct, &by, &is_pct), 0);
+  ck_assert_int_eq(is_pct, 1);
+  ck_assert(pct == 12.5);
+  static const char *bad[] = {"2GB", "100GiB", "2g", "1m", "500MB", "1048576B", "1.5", "2 G",
+                              "2Gi", "G", "K", "1KK", "-1K", "+1", "1e3", "1,5G",
+                              "101%", "10%%", "2P", "1.G", "", " 1", "1 "};
+  for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+    ck_assert_msg(health__env_amount(bad[i], &pct, &by, &is_pct) == -1, "'%s' accepted", bad[i]);
+}
+END_TEST
+
 static Suite *env_suite(void) {
   Suite *s = suite_create("env_checks");
   TCase *tc = tcase_create("env");
@@ -300,6 +346,7 @@ static Suite *env_suite(void) {
   tcase_add_test(tc, test_every_checker);
   tcase_add_loop_test(tc, test_bad_values_change_nothing, 0, (int)(sizeof cases / sizeof cases[0]));
   tcase_add_test(tc, test_nothing_and_after_start);
+  tcase_add_test(tc, test_disk_amounts);
   suite_add_tcase(s, tc);
   return s;
 }

@@ -244,6 +244,34 @@ START_TEST(test_free_without_start) {
 }
 END_TEST
 
+/* health_on_drain(h, NULL, NULL) is refused and keeps the callback in
+ * place, which then runs once when the drain starts; after start nothing
+ * changes it. */
+static atomic_int drains;
+static void count_drain(void *arg) {
+  (void)arg;
+  atomic_fetch_add(&drains, 1);
+}
+
+START_TEST(test_on_drain_arguments) {
+  health_options_t o = test_options();
+  o.drain_ms = 50;
+  health_t *h = NULL;
+  health_error_t err = {0};
+  ck_assert_int_eq(health_new(&h, &o, &err), 0);
+  ck_assert_int_eq(health_on_drain(NULL, count_drain, NULL), HEALTH_EINVAL);
+  ck_assert_int_eq(health_on_drain(h, NULL, NULL), HEALTH_EINVAL);
+  ck_assert_int_eq(health_on_drain(h, count_drain, NULL), 0);
+  ck_assert_int_eq(health_on_drain(h, NULL, NULL), HEALTH_EINVAL); /* keeps count_drain */
+  ck_assert_int_eq(health_start(h, &err), 0);
+  ck_assert_int_eq(health_on_drain(h, count_drain, NULL), HEALTH_ESTATE);
+  health_shutdown(h);
+  ck_assert_int_eq(health_wait(h), HEALTH_EXIT_OK);
+  ck_assert_int_eq(atomic_load(&drains), 1);
+  health_free(h);
+}
+END_TEST
+
 START_TEST(test_stop_twice_start_twice) {
   int threads0 = thread_baseline(), fds0 = count_fds();
   health_options_t o = test_options();
@@ -499,6 +527,7 @@ static Suite *suite(void) {
   tcase_set_timeout(t, 60);
   tcase_add_test(t, test_start_stop_loop);
   tcase_add_test(t, test_free_without_start);
+  tcase_add_test(t, test_on_drain_arguments);
   tcase_add_test(t, test_stop_twice_start_twice);
   tcase_add_test(t, test_free_with_hung_check);
   if (!UNDER_SANITIZER) tcase_add_test(t, test_malloc_failures);

@@ -572,7 +572,7 @@ static void expect_reserved(int rc, const health_error_t *err, const char *stem)
 
 START_TEST(test_reserved_rejected) {
   health_error_t err;
-  for (int k = 0; k < 4; k++) {
+  for (int k = 0; k < 3; k++) { /* reserved[3] after the init stamp */
     void *mark = &err;
     health_options_t o;
     health_options_init(&o);
@@ -675,6 +675,159 @@ START_TEST(test_reserved_rejected) {
 }
 END_TEST
 
+/* ---- zero-initialised options: refused, never a silent different default ---- */
+
+static void expect_uninit(int rc, const health_error_t *err, const char *stem) {
+  char want[160];
+  snprintf(want, sizeof want, "%s_t was not initialised: call %s_init() first", stem, stem);
+  ck_assert_msg(rc == HEALTH_EINVAL, "%s: rc %d (%s)", stem, rc, err->text);
+  ck_assert_msg(strstr(err->text, want), "%s", err->text);
+}
+
+/* Every options struct, `= {0}` plus the fields a program would set and no
+ * init call: each function taking it refuses it naming the init function,
+ * and nothing is registered or changed; NULL still means the defaults. */
+START_TEST(test_zero_initialised_rejected) {
+  health_error_t err;
+  health_t *h = NULL;
+
+  health_options_t o = {0};
+  o.port = 0;
+  o.log_level = HEALTH_LOG_ERROR;
+  expect_uninit(health_new(&h, &o, &err), &err, "health_options");
+  ck_assert_ptr_null(h);
+  setenv("HEALTH_DRAIN_MS", "1000", 1);
+  expect_uninit(health_options_from_env(&o, &err), &err, "health_options");
+  ck_assert_uint_eq(o.drain_ms, 0); /* unchanged */
+  unsetenv("HEALTH_DRAIN_MS");
+  health_options_init(&o);
+  o.port = 0;
+  o.log_level = HEALTH_LOG_ERROR;
+  ck_assert_int_eq(health_new(&h, &o, &err), 0);
+
+  /* The case: a check that always fails, meant to be critical. */
+  health_check_options_t co = {.interval_ms = 500, .endpoints = HEALTH_READINESS};
+  expect_uninit(health_add_tcp(h, "t", "127.0.0.1:1", &co, &err), &err, "health_check_options");
+  expect_uninit(health_add_disk(h, "d", "/", NULL, &co, &err), &err, "health_check_options");
+  expect_uninit(health_add_memory(h, "m", NULL, &co, &err), &err, "health_check_options");
+  expect_uninit(health_add_fds(h, "f", NULL, &co, &err), &err, "health_check_options");
+
+  health_check_options_t good;
+  health_check_options_init(&good);
+  health_pg_options_t pg = {0};
+  pg.require_writable = 1;
+  int rc = health_add_postgres(h, "pg", "host=127.0.0.1 port=1 dbname=x", &pg, &good, &err);
+  if (rc != HEALTH_ENOTSUP) expect_uninit(rc, &err, "health_pg_options");
+  health_redis_options_t ro = {0};
+  ro.require_master = 1;
+  rc = health_add_redis(h, "r", "redis://127.0.0.1:1", &ro, &good, &err);
+  if (rc != HEALTH_ENOTSUP) expect_uninit(rc, &err, "health_redis_options");
+  health_http_options_t ho = {0};
+  ho.expect = "ok";
+  expect_uninit(health_add_http(h, "h", "http://127.0.0.1:1/", &ho, &good, &err), &err,
+                "health_http_options");
+  health_disk_options_t d = {0};
+  d.write_probe = 1;
+  expect_uninit(health_add_disk(h, "d", "/", &d, &good, &err), &err, "health_disk_options");
+  health_memory_options_t m = {0};
+  m.oom_kill = HEALTH_FAIL;
+  expect_uninit(health_add_memory(h, "m", &m, &good, &err), &err, "health_memory_options");
+  health_fds_options_t f = {0};
+  f.fail_percent = 95;
+  expect_uninit(health_add_fds(h, "f", &f, &good, &err), &err, "health_fds_options");
+  ck_assert_uint_eq(health__checks_count(h), 0);
+
+  health_serve_options_t so = {0};
+  so.ready_path = "/r";
+  so.live_path = "/l";
+  expect_uninit(health_set_serve_options(h, &so, &err), &err, "health_serve_options");
+  ck_assert_uint_ne(health__route(h, "/r"), HEALTH_READINESS); /* unchanged */
+  setenv("HEALTH_READY_PATH", "/rr", 1);
+  expect_uninit(health_serve_options_from_env(&so, &err), &err, "health_serve_options");
+  ck_assert_str_eq(so.ready_path, "/r");
+  unsetenv("HEALTH_READY_PATH");
+
+  health_fleet_options_t fl = {0};
+  fl.seed = 42;
+  expect_uninit(health_set_fleet(h, &fl, &err), &err, "health_fleet_options");
+  ck_assert_int_eq(h->fleet.keep_connections, 1); /* unchanged */
+  ck_assert_int_eq(h->fleet.backoff, 1);
+  setenv("HEALTH_JITTER", "20", 1);
+  expect_uninit(health_fleet_options_from_env(&fl, &err), &err, "health_fleet_options");
+  ck_assert_uint_eq(fl.run_jitter_percent, 0);
+  unsetenv("HEALTH_JITTER");
+
+  health_agent_options_t ao = {0};
+  ao.weight = 50;
+  expect_uninit(health_set_agent(h, &ao, &err), &err, "health_agent_options");
+
+  /* The same structs through their init functions (the fields set again),
+   * and NULL for defaults, are accepted. */
+  health_check_options_init(&co);
+  co.interval_ms = 500;
+  ck_assert_msg(health_add_tcp(h, "t", "127.0.0.1:1", &co, &err) == 0, "%s", err.text);
+  ck_assert_msg(health_add_disk(h, "d", "/", NULL, NULL, &err) == 0, "%s", err.text);
+  health_fds_options_init(&f);
+  f.fail_percent = 95;
+  ck_assert_msg(health_add_fds(h, "f", &f, &good, &err) == 0, "%s", err.text);
+  ck_assert_uint_eq(health__checks_count(h), 3);
+  health_serve_options_init(&so);
+  so.ready_path = "/r";
+  ck_assert_msg(health_set_serve_options(h, &so, &err) == 0, "%s", err.text);
+  ck_assert_uint_eq(health__route(h, "/r"), HEALTH_READINESS);
+  ck_assert_msg(health_set_fleet(h, NULL, &err) == 0, "%s", err.text);
+  health_agent_options_init(&ao);
+  ao.weight = 50;
+  ck_assert_msg(health_set_agent(h, &ao, &err) == 0, "%s", err.text);
+  health_free(h);
+
+  health_probe_options_t po = {0};
+  po.timeout_ms = 300;
+  char why[256];
+  ck_assert_int_eq(health_probe_with("http://127.0.0.1:1/health", &po, why, sizeof why), 1);
+  ck_assert_msg(strstr(why, "health_probe_options_t was not initialised: call "
+                            "health_probe_options_init() first"),
+                "%s", why);
+}
+END_TEST
+
+/* What the refusal prevents: the same check, registered through the init
+ * function, fails readiness when it fails (critical by default). */
+static void always_fail(health_result_t *r, void *arg) {
+  (void)arg;
+  health_result_set(r, HEALTH_FAIL, "down");
+}
+
+static int ran_once(void *arg) {
+  health_check_info_t info;
+  return health_check_get(arg, "inited", &info) == 0 && info.runs > 0;
+}
+
+START_TEST(test_zero_initialised_check_not_silently_noncritical) {
+  health_error_t err;
+  health_options_t o;
+  health_options_init(&o);
+  o.port = HEALTH_PORT_OFF;
+  o.handle_signals = 0;
+  o.log_level = HEALTH_LOG_OFF;
+  o.failure_threshold = 1;
+  health_t *h = NULL;
+  ck_assert_int_eq(health_new(&h, &o, &err), 0);
+  health_check_options_t co = {.interval_ms = 50, .endpoints = HEALTH_READINESS};
+  expect_uninit(health_add_check(h, "zero", always_fail, NULL, NULL, &co, &err), &err,
+                "health_check_options");
+  health_check_options_init(&co);
+  co.interval_ms = 50;
+  ck_assert_int_eq(health_add_check(h, "inited", always_fail, NULL, NULL, &co, &err), 0);
+  ck_assert_int_eq(health_start(h, &err), 0);
+  ck_assert(th_wait_until(ran_once, h, 5000));
+  ck_assert_int_eq(health_status(h, HEALTH_READINESS), HEALTH_FAIL);
+  health_check_info_t info;
+  ck_assert_int_eq(health_check_get(h, "zero", &info), HEALTH_ENOENT);
+  health_free(h);
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("options");
   TCase *t = tcase_create("options");
@@ -688,6 +841,8 @@ static Suite *suite(void) {
   tcase_add_test(t, test_new_rejects_invalid);
   tcase_add_test(t, test_errors_and_version);
   tcase_add_test(t, test_reserved_rejected);
+  tcase_add_test(t, test_zero_initialised_rejected);
+  tcase_add_test(t, test_zero_initialised_check_not_silently_noncritical);
   tcase_add_test(t, test_drain_min_follows_drain);
   tcase_add_test(t, test_drain_min_above_drain_rejected);
   suite_add_tcase(s, t);

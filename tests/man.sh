@@ -15,6 +15,13 @@ for f in "$man"/health_*.3; do
   grep -qx "$sym" "$srcdir/tests/exports.txt" || { echo "man: page $sym.3 documents no exported symbol" >&2; fail=1; }
 done
 
+# A page speaks of a health_error_t only when its function takes one.
+for f in "$man"/health_*.3; do
+  if grep -q 'Vt health_error_t' "$f" && ! grep -q '^\.Fa "health_error_t \*' "$f"; then
+    echo "man: $(basename "$f") explains a health_error_t its function does not take" >&2; fail=1
+  fi
+done
+
 if command -v python3 >/dev/null 2>&1; then
   tmp=${TMPDIR:-/tmp}/libhealth-man.$$
   trap 'rm -rf "$tmp"' EXIT INT TERM
