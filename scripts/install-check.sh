@@ -23,6 +23,7 @@ ls "$stage$prefix"/lib*/libhealth.a >/dev/null 2>&1 || fail "static library not 
 [ -x "$stage$prefix/bin/health-probe" ] || fail "health-probe not installed"
 for f in libhealthConfig.cmake libhealthConfigVersion.cmake; do
   ls "$stage$prefix"/lib*/cmake/libhealth/$f >/dev/null 2>&1 || fail "$f not installed"
+  if grep -n '@[A-Za-z_]*@' "$stage$prefix"/lib*/cmake/libhealth/$f; then fail "$f: a template word was not replaced"; fi
 done
 # The reference pages, as `man` finds them (MANPATH: the staged tree only).
 for page in man3/health_add_postgres.3 man3/libhealth.3 man1/health-probe.1; do
@@ -56,7 +57,7 @@ run_probe() {
   for attempt in 1 2 3 4 5; do
     port=$(python3 "$top/tests/free-ports.py" 1) || fail "no free port"
     LD_LIBRARY_PATH="$shlibdir" \
-      HEALTH_PORT=$port HEALTH_ADDRESS=127.0.0.1 HEALTH_DRAIN_MS=0 HEALTH_LOG_LEVEL=warn \
+      HEALTH_PORT=$port HEALTH_ADDRESS=127.0.0.1 HEALTH_DRAIN_MS=0 HEALTH_LOG_LEVEL=info \
       "$prog" 2>"$stage/$name.err" &
     pid=$!
     for i in $(seq 1 100); do
@@ -71,6 +72,12 @@ run_probe() {
     echo "install-check: port $port was taken before $name bound it; another port"
   done
   [ $ok = 1 ] || cat "$stage/$name.err" >&2
+  # health_start installs the SIGTERM handler after the health port answers:
+  # its "started" line says it returned (waited for at most 10 s).
+  i=0
+  while [ $ok = 1 ] && [ $((i += 1)) -le 200 ] && ! grep -q '"event":"started"' "$stage/$name.err"; do
+    sleep 0.05
+  done
   kill -TERM $pid 2>/dev/null || true
   rc=0; wait $pid || rc=$?
   [ $ok = 1 ] || fail "$name did not answer /ready"
@@ -110,13 +117,14 @@ built="pkg-config (shared and static)"
 # CMake: find_package(libhealth 0.2) + libhealth::libhealth, with the
 # prefix moved (the config file computes its paths from its own location).
 if command -v cmake >/dev/null 2>&1; then
+  want_mm=$(pkg-config --modversion libhealth | sed 's/^\([0-9]*\.[0-9]*\).*/\1/')
   mkdir "$stage/moved" "$stage/cmake"
   cp -a "$stage$prefix/." "$stage/moved/"
   cp "$top/tests/consumers/cmake/CMakeLists.txt" "$top/examples/minimal.c" "$stage/cmake/"
   for kind in shared static; do
     static=OFF; [ $kind = static ] && static=ON
     ( cd "$stage/cmake" && cmake -S . -B "build-$kind" -DCMAKE_PREFIX_PATH="$stage/moved" \
-        -Dlibhealth_USE_STATIC_LIBS=$static >cmake.out 2>&1 &&
+        -DLIBHEALTH_WANT="$want_mm" -Dlibhealth_USE_STATIC_LIBS=$static >cmake.out 2>&1 &&
       cmake --build "build-$kind" >>cmake.out 2>&1 ) || {
       # libpq's .pc names libraries Debian 12 does not ship (see above):
       # the static target then cannot link here.

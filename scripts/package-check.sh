@@ -85,7 +85,8 @@ LIBHEALTH_ROOT="$root" sh "$src/debian/tests/build-and-probe" || fail "the autop
 if command -v cmake >/dev/null 2>&1; then
   mkdir "$tmp/cmake"
   cp "$top/tests/consumers/cmake/CMakeLists.txt" "$top/examples/minimal.c" "$tmp/cmake/"
-  ( cd "$tmp/cmake" && cmake -S . -B build -DCMAKE_PREFIX_PATH="$root/usr" >cmake.out 2>&1 &&
+  ( cd "$tmp/cmake" && cmake -S . -B build -DCMAKE_PREFIX_PATH="$root/usr" \
+      -DLIBHEALTH_WANT="$(echo "$version" | sed 's/^\([0-9]*\.[0-9]*\).*/\1/')" >cmake.out 2>&1 &&
       cmake --build build >>cmake.out 2>&1 ) || { cat "$tmp/cmake/cmake.out" >&2; fail "CMake consumer of libhealth-dev"; }
   readelf -d "$tmp/cmake/build/minimal" | grep -q "libhealth\.so\.1" || fail "CMake consumer not linked to libhealth.so.1"
 fi
