@@ -3,11 +3,12 @@
 #   installs what is missing, bootstraps, checks the C formatting
 #   (scripts/format.sh --check), builds, runs `make check` with the
 #   real PostgreSQL and TLS Redis servers, `make distcheck` (a subset of the tests:
-#   see distcheck_tests below), then the suite
+#   see distcheck_tests below), builds the Debian packages and uses them
+#   (scripts/package-check.sh), then the suite
 #   again under ASan+UBSan and under TSan, the Check suites of the plain
 #   build under valgrind memcheck, then a bounded libFuzzer run of every
 #   fuzz target.  Prints the wall time of each stage and the total.
-# Usage: scripts/test.sh [format|plain|distcheck|asan|tsan|valgrind|fuzz ...]   (default: all)
+# Usage: scripts/test.sh [format|plain|distcheck|package|asan|tsan|valgrind|fuzz ...]   (default: all)
 # Environment: TEST_JOBS (tests at once in make check; default twice the
 # CPUs), VALGRIND_JOBS (suites at once under valgrind; default twice the
 # CPUs), DISTCHECK_TESTS, FUZZ_SECONDS, HEALTH_TEST_TIME_SCALE
@@ -15,7 +16,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 top=$(pwd)
-stages=${*:-"format plain distcheck asan tsan valgrind fuzz"}
+stages=${*:-"format plain distcheck package asan tsan valgrind fuzz"}
 jobs=$(nproc 2>/dev/null || echo 2)
 # Tests at once in `make check`: most of a test's time is spent waiting
 # (on deadlines, servers, child processes), not computing.  Measured on 2
@@ -117,6 +118,13 @@ for stage in $stages; do
         echo "==== distcheck: passed"
       else
         tail -60 build/plain/distcheck.out; failed="$failed distcheck"
+      fi ;;
+    package)
+      echo "==== package (scripts/package-check.sh: dpkg-buildpackage, lintian, the packages used)"
+      if scripts/package-check.sh; then
+        echo "==== package: passed"
+      else
+        failed="$failed package"
       fi ;;
     asan)
       ( export HEALTH_TEST_TIME_SCALE="$san_scale"
