@@ -18,6 +18,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -56,7 +57,8 @@ extern "C" {
   XX(ENOTSUP, -8, "feature not compiled into this build of libhealth") \
   XX(ETIMEDOUT, -9, "timed out")                                       \
   XX(EURL, -10, "malformed URL or connection string")                  \
-  XX(ETLS, -11, "TLS configuration error")
+  XX(ETLS, -11, "TLS configuration error")                             \
+  XX(EFORKED, -12, "the handle belongs to the parent process (called after fork())")
 
 enum health_errno {
   HEALTH_OK = 0,
@@ -151,7 +153,7 @@ typedef struct health_options {
   unsigned success_threshold; /* HEALTH_SUCCESS_THRESHOLD, default 1 */
 
   /* Shutdown */
-  int handle_signals;            /* HEALTH_HANDLE_SIGNALS 0|1, default 1: SIGTERM and SIGINT start the shutdown */
+  int handle_signals;            /* HEALTH_HANDLE_SIGNALS off|chain|replace (0|1|2), default chain: SIGTERM and SIGINT start the shutdown (HEALTH_SIGNALS_*) */
   unsigned drain_ms;             /* HEALTH_DRAIN_MS, readiness fails this long before hooks run, default 15000 */
   unsigned drain_min_ms;         /* HEALTH_DRAIN_MIN_MS, drain may end early after this once nothing is in flight; default HEALTH_DRAIN_MIN_UNSET = drain_ms (never early); above drain_ms: HEALTH_EINVAL */
   unsigned hook_timeout_ms;      /* HEALTH_HOOK_TIMEOUT_MS, default per-hook timeout, default 5000 */
@@ -164,6 +166,31 @@ typedef struct health_options {
   void *log_arg;
   void *reserved[4]; /* zeroed by the init function; room for later fields (ABI) */
 } health_options_t;
+
+/*
+ * handle_signals: what health_start() does with SIGTERM and SIGINT.
+ *   HEALTH_SIGNALS_OFF      leaves them alone: the application calls
+ *                           health_shutdown() (async-signal-safe) from its
+ *                           own handler, signalfd or event-loop callback.
+ *   HEALTH_SIGNALS_CHAIN    (default) installs the library's handler; a
+ *                           handler the application installed before is
+ *                           kept and runs after the library's (its
+ *                           sa_handler or, with SA_SIGINFO, sa_sigaction;
+ *                           SIG_DFL and SIG_IGN: nothing runs), logged as
+ *                           "signal_chained".
+ *   HEALTH_SIGNALS_REPLACE  installs the library's handler alone; a
+ *                           handler found is logged ("signal_replaced")
+ *                           and no longer runs.
+ * A handler installed after health_start() that replaces the library's is
+ * noticed within a second: one warn line ("signal_handler_replaced") and
+ * libhealth_signal_handler_replaced{signal="SIGTERM"} 1 in /metrics; from
+ * then on that signal starts no shutdown unless that handler calls
+ * health_shutdown().  health_stop() puts back what was there before start,
+ * unless the handler was replaced meanwhile (then it is left alone).
+ */
+#define HEALTH_SIGNALS_OFF 0
+#define HEALTH_SIGNALS_CHAIN 1
+#define HEALTH_SIGNALS_REPLACE 2
 
 /**
  * Fill `opts` with the defaults. Any thread.
@@ -962,6 +989,65 @@ HEALTH_EXPORT void health_heartbeat_beat(health_heartbeat_t *hb);
  * @return 0, HEALTH_EINVAL (NULL) or HEALTH_ENOENT.
  */
 HEALTH_EXPORT int health_heartbeat_remove(health_heartbeat_t *hb);
+
+/*
+ * Shared heartbeats, for pre-forked workers: a worker process proves it
+ * still makes progress to the master that owns the handle.  The master
+ * creates one before health_start() and before fork() (it is an anonymous
+ * shared mapping the workers inherit), with one slot per worker; after
+ * each fork() it attaches the worker's pid to the worker's slot; each
+ * worker beats its slot from its loop.  The master's liveness and
+ * readiness fail (check `name`, "<name>:workers" in the body) when an
+ * attached slot has not been beaten for longer than max_age_ms, or at once
+ * when its pid no longer exists (the worker exited and was reaped).  The
+ * master detaches a slot it stops on purpose (a worker being replaced, the
+ * end of the drain).  Slots not attached are not looked at.  The mapping
+ * is released with the handle (health_free() in the master, after the
+ * workers are gone).
+ */
+typedef struct health_heartbeat_shared health_heartbeat_shared_t;
+
+/**
+ * Create a shared heartbeat of `slots` slots, checked every max_age_ms/4.
+ * Before start, before fork().
+ * @param name the check's name (1-64 characters of [A-Za-z0-9._-], unique
+ *        among checks).
+ * @param slots 1 to 4096 (one per worker).
+ * @param max_age_ms 100 ms to 24 h.
+ * @param out receives the shared heartbeat, valid until health_free().
+ * @return 0, HEALTH_EINVAL, HEALTH_EEXIST, HEALTH_ESTATE (started),
+ *         HEALTH_EFORKED, HEALTH_ESYS (mmap) or HEALTH_ENOMEM.
+ */
+HEALTH_EXPORT int health_heartbeat_shared_add(health_t *h, const char *name,
+                                              unsigned slots, unsigned max_age_ms,
+                                              health_heartbeat_shared_t **out,
+                                              health_error_t *err);
+
+/**
+ * Beat slot `slot`: one relaxed atomic increment in shared memory, no lock,
+ * no system call.  In the worker process that owns the slot (one beating
+ * process per slot); async-signal-safe.  A NULL heartbeat or a slot out of
+ * range is ignored.
+ */
+HEALTH_EXPORT void health_heartbeat_shared_beat(health_heartbeat_shared_t *s,
+                                                unsigned slot);
+
+/**
+ * Watch slot `slot` as the worker `pid` (the master, right after fork()
+ * returned the pid).  Attaching a new pid starts its age afresh.  Any
+ * thread of the master; async-signal-safe (one atomic store).
+ * @return 0 or HEALTH_EINVAL (NULL, slot out of range, pid <= 0).
+ */
+HEALTH_EXPORT int health_heartbeat_shared_attach(health_heartbeat_shared_t *s,
+                                                 unsigned slot, pid_t pid);
+
+/**
+ * Stop watching slot `slot` (a worker stopped on purpose).  Any thread of
+ * the master; async-signal-safe.
+ * @return 0 or HEALTH_EINVAL.
+ */
+HEALTH_EXPORT int health_heartbeat_shared_detach(health_heartbeat_shared_t *s,
+                                                 unsigned slot);
 
 /**
  * Take the service out of readiness now, with a reason (cache warm-up, a
