@@ -130,7 +130,7 @@ HEALTH_EXPORT int health_heartbeat_shared_add(health_t *h, const char *name, uns
   health_check_options_t co;
   health_check_options_init(&co);
   co.interval_ms = max_age_ms / 4 < 10 ? 10 : max_age_ms / 4;
-  co.timeout_ms = 1000;
+  co.timeout_ms = co.interval_ms / 2 ? co.interval_ms / 2 : 1;
   co.failure_threshold = 1;
   co.success_threshold = 1;
   co.critical = 1;
