@@ -238,6 +238,31 @@ HEALTH_EXPORT int health_new(health_t **out, const health_options_t *opts,
  */
 HEALTH_EXPORT int health_start(health_t *h, health_error_t *err);
 
+/*
+ * fork().  A handle belongs to the process that created it.  In a child of
+ * fork() (a pre-fork worker, a helper process) the child's copy is inert:
+ * health_start(), health_wait(), health_render(), health_check_get(),
+ * health_check_foreach(), health_set_ready(), health_set_not_ready(), the
+ * registration and setting calls (health_add_*, health_set_*,
+ * health_heartbeat_add(), health_heartbeat_remove(), health_open_gate(),
+ * health_on_drain(), health_controls_from_env(),
+ * health_agent_set_weight()) return HEALTH_EFORKED; health_status()
+ * returns HEALTH_FAIL (the child has no checks of its own);
+ * health_drain_fd() returns -1; health_shutdown(), health_inflight_begin()
+ * and health_inflight_end(), health_stop() and health_free() do nothing
+ * (health_free() in a child releases nothing: the memory is a copy of the
+ * parent's, the threads, locks and checker connections are the parent's;
+ * the process's exit returns it).  None of them takes a lock, so a lock
+ * another parent thread held at fork() never blocks a child.  At fork()
+ * (a pthread_atfork handler) the child closes its copies of the health
+ * port's and the agent port's listening sockets and of the library's
+ * pipes, and gets back the SIGTERM/SIGINT dispositions the application had
+ * before health_start(): a signal to a child never reaches the parent.  A
+ * handle the child creates itself is an ordinary handle.  Pre-fork
+ * workers report their liveness through a shared heartbeat
+ * (health_heartbeat_shared_add()).
+ */
+
 /**
  * Stop everything the handle started: HTTP server, scheduler, signal
  * thread.  Waits for check runs in progress up to their deadlines; a run

@@ -49,7 +49,16 @@ static void on_signal(int sig, siginfo_t *si, void *uc) {
       while (n < 0 && errno == EINTR);
       if (h->opt.handle_signals == HEALTH_SIGNALS_CHAIN) run_prior(prior(h, sig), sig, si, uc);
     } else {
-      run_prior(prior(h, sig), sig, si, uc); /* the child's own handler */
+      /* A child of fork() before its atfork handler ran: the application's
+       * disposition, as if the library had never been there (SIG_DFL: put
+       * it back and raise again, delivered when this handler returns). */
+      const struct sigaction *p = prior(h, sig);
+      if (!(p->sa_flags & SA_SIGINFO) && p->sa_handler == SIG_DFL) {
+        sigaction(sig, p, NULL);
+        raise(sig);
+      } else {
+        run_prior(p, sig, si, uc);
+      }
     }
   }
   errno = saved;
@@ -121,11 +130,14 @@ void health__signals_watch(health_t *h) {
 }
 
 void health__signals_forked(void) {
-  health_t *h = atomic_exchange(&signal_target, NULL);
+  health_t *h = atomic_load(&signal_target);
   if (!h) return;
+  /* Dispositions first, the target last: a signal meanwhile still finds
+   * the handle and takes the child's path in on_signal. */
   for (int i = 0; i < 2; i++) {
     struct sigaction cur;
     sigaction(sigs[i], NULL, &cur);
     if (is_ours(&cur)) sigaction(sigs[i], prior(h, sigs[i]), NULL);
   }
+  atomic_store(&signal_target, NULL);
 }
