@@ -53,9 +53,6 @@ static int wait_child(pid_t pid, unsigned timeout_ms) {
     if (r == pid) return st;
     ck_assert_int_eq(r, 0);
     if (th_now_ms() > end) {
-      char cmd[128];
-      snprintf(cmd, sizeof cmd, "grep -E 'Sig|State' /proc/%d/status >&2; cat /proc/%d/stack >&2", (int)pid, (int)pid);
-      (void)!system(cmd);
       kill(pid, SIGKILL);
       waitpid(pid, &st, 0);
       ck_abort_msg("child %d did not end within %u ms (deadlock?)", (int)pid, timeout_ms);
