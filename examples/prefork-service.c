@@ -1,9 +1,9 @@
 /* prefork-service: a pre-fork server whose master owns libhealth and watches its workers through a shared heartbeat. */
 /*
- * The master binds the application port PORT (default 8080), starts the
- * library (health port HEALTH_PORT, default 8081, every HEALTH_* setting
- * from the environment) and forks WORKERS (default 2, 1-64) workers that
- * accept on the shared listening socket, one request at a time:
+ * The master binds the application port PORT (default 8080), forks WORKERS
+ * (default 2, 1-64) workers, then starts the library (health port
+ * HEALTH_PORT, default 8081, every HEALTH_* setting from the environment).
+ * The workers accept on the shared listening socket, one request at a time:
  *   GET  /            200 "ok"
  *   GET  /slow?ms=N   answers after N ms (N <= 60000; the worker keeps beating)
  *   POST /work        appends the body to FLUSH_FILE (O_APPEND, one write)
@@ -323,14 +323,17 @@ int main(void) {
     logj("error", "listen", "port %ld: %s", port, strerror(errno));
     return 1;
   }
-  if (health_start(health, &err) != 0) {
-    logj("error", "health_start", "%s", err.text);
-    return 1;
-  }
+  /* Workers first: readiness passes only once they are attached (and they
+   * never see the health port's socket). */
   pthread_mutex_lock(&workers_lock);
   for (unsigned i = 0; i < nworkers; i++)
     if (spawn(i) != 0) logj("error", "fork", "%s", strerror(errno));
   pthread_mutex_unlock(&workers_lock);
+  if (health_start(health, &err) != 0) {
+    logj("error", "health_start", "%s", err.text);
+    hook_stop_workers(NULL, 2000);
+    return 1;
+  }
   /* Replace exited workers until the drain starts; then the hooks own them. */
   struct pollfd p = {health_drain_fd(health), POLLIN, 0};
   for (;;) {

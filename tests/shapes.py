@@ -174,7 +174,7 @@ def run_prefork():
     p, port, hport = start(binary, {"FLUSH_FILE": flush, "WORKERS": "2", "HEALTH_DRAIN_MS": "1000",
                                     "WORKER_MAX_AGE_MS": "1000"}, log)
     first = worker_pids(log)
-    check(len(first) == 2, "expected 2 workers, log names %s" % first)
+    check(len(first) == 2, "expected 2 workers before readiness, log names %s" % first)
     # SIGTERM to a worker: an orderly stop, replaced; the master stays ready.
     os.kill(first[0], signal.SIGTERM)
     wait_for(lambda: len(worker_pids(log)) == 3, 3000, "the stopped worker was not replaced")
