@@ -164,6 +164,61 @@ START_TEST(test_handler_replaced_after_start) {
 }
 END_TEST
 
+static health_t *coop_handle;
+static void coop_on_term(int sig) {
+  (void)sig;
+  health_shutdown(coop_handle); /* async-signal-safe: the fastest wiring */
+}
+
+typedef struct {
+  health_t *h;
+  uint64_t t0, flip_ms, answered_ms;
+  int status;
+} coop_t;
+
+static void *coop_watch(void *arg) {
+  coop_t *c = arg;
+  if (th_wait_until(draining, c->h, TS(1000))) c->flip_ms = th_now_ms() - c->t0;
+  c->status = th_status(health_port(c->h), "GET", "/ready");
+  c->answered_ms = th_now_ms() - c->t0;
+  return NULL;
+}
+
+/* handle_signals = 0, the application's handler calls health_shutdown():
+ * readiness flips on the library's thread at once, while the thread that
+ * took the signal stays busy for 500 ms (a loop stuck behind a slow query). */
+START_TEST(test_cooperative_flip_is_immediate) {
+  health_t *h = start_handle(HEALTH_SIGNALS_OFF, NULL, 0);
+  coop_handle = h;
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sigemptyset(&sa.sa_mask);
+  sa.sa_handler = coop_on_term;
+  ck_assert_int_eq(sigaction(SIGTERM, &sa, NULL), 0);
+  coop_t c = {h, 0, UINT64_MAX, UINT64_MAX, -1};
+  /* The watcher blocks SIGTERM: this (busy) thread takes it. */
+  sigset_t term, old;
+  sigemptyset(&term);
+  sigaddset(&term, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &term, &old);
+  pthread_t t;
+  c.t0 = th_now_ms();
+  ck_assert_int_eq(pthread_create(&t, NULL, coop_watch, &c), 0);
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  ck_assert_int_eq(kill(getpid(), SIGTERM), 0);
+  while (th_now_ms() - c.t0 < 500) { /* busy: no call into the library */
+  }
+  pthread_join(t, NULL);
+  ck_assert_int_eq(c.status, 503);
+  ck_assert_msg(c.flip_ms <= TS(50) && c.answered_ms <= TS(100), "flip %llu ms, 503 answered %llu ms",
+                (unsigned long long)c.flip_ms, (unsigned long long)c.answered_ms);
+  printf("cooperative: draining %llu ms, /ready 503 answered %llu ms after the signal, loop busy\n",
+         (unsigned long long)c.flip_ms, (unsigned long long)c.answered_ms);
+  ck_assert_int_eq(health_wait(h), 0);
+  health_free(h);
+}
+END_TEST
+
 /* ---- fork() ---- */
 
 /* The child frees its copy and exits cleanly; the parent still answers and
@@ -409,6 +464,7 @@ static Suite *shapes_suite(void) {
   tcase_add_test(tc, test_prior_handler_chained);
   tcase_add_test(tc, test_prior_handler_replaced);
   tcase_add_test(tc, test_handler_replaced_after_start);
+  tcase_add_test(tc, test_cooperative_flip_is_immediate);
   suite_add_tcase(s, tc);
   tc = tcase_create("fork");
   tcase_set_timeout(tc, 60);
