@@ -82,7 +82,12 @@ int health__signals_install(health_t *h, health_error_t *err) {
   int chain = h->opt.handle_signals == HEALTH_SIGNALS_CHAIN;
   for (int i = 0; i < 2; i++) {
     /* The prior disposition is read in the handler: store it first. */
-    sigaction(sigs[i], NULL, prior(h, sigs[i]));
+    struct sigaction *p = prior(h, sigs[i]);
+    sigaction(sigs[i], NULL, p);
+    if (is_ours(p)) { /* left by an earlier handle: never chain to ourselves */
+      memset(p, 0, sizeof *p);
+      p->sa_handler = SIG_DFL;
+    }
     sigaction(sigs[i], &sa, NULL);
     if (is_function(prior(h, sigs[i])))
       health__log(h, chain ? HEALTH_LOG_INFO : HEALTH_LOG_WARN,
