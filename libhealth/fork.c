@@ -7,9 +7,17 @@
  * without a lock or a system call), closes the child's copies of the
  * listening sockets (so the health port is refused once the parent closes
  * it, even while children live) and of the library's pipes (a child never
- * wakes the parent's shutdown thread), empties the registry (the child owns
- * none of these handles), and puts back the application's SIGTERM/SIGINT
- * dispositions (signals.c).
+ * wakes the parent's shutdown thread), moves the handles from the registry
+ * (the child owns none of them) to a list that keeps them reachable, and
+ * puts back the application's SIGTERM/SIGINT dispositions (signals.c).
+ *
+ * Why a child never frees its copy: freeing means destroying condition
+ * variables whose waiter counts were copied from the parent (glibc's
+ * pthread_cond_destroy() waits for those waiters, who do not exist in the
+ * child) and calling the checkers' free callbacks, which end connections
+ * the parent still uses (PQfinish() sends Terminate, SSL_shutdown() sends
+ * close_notify on the parent's TLS session).  The memory goes with the
+ * child's exit() or exec().
  *
  * Why the prepare handler takes only the registry's lock: no call in a
  * child takes a handle's locks (they are inert before any lock), so a lock
@@ -25,6 +33,9 @@
 
 static pthread_mutex_t reg_lock = PTHREAD_MUTEX_INITIALIZER;
 static health_t *reg_first;
+/* In a child: the handles inherited through fork(), kept reachable (never
+ * freed: see health_free() in health.c). */
+static health_t *inherited;
 static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
 
 static void prepare(void) { pthread_mutex_lock(&reg_lock); }
@@ -45,6 +56,13 @@ static void child(void) {
       close_copy(&h->sd.wake_pipe[i]);
       close_copy(&h->sd.drain_pipe[i]);
     }
+  }
+  if (reg_first) {
+    health_t *last = reg_first;
+    while (last->fk.next) last = last->fk.next;
+    last->fk.next = inherited;
+    if (inherited) inherited->fk.prev = last;
+    inherited = reg_first;
   }
   reg_first = NULL;
   health__signals_forked();

@@ -140,7 +140,8 @@ HEALTH_EXPORT void health_free(health_t *h) {
   if (!h) return;
   /* In a child after fork(): its copies of the listening sockets and pipes
    * were closed at fork(); everything else (threads, locks, checker
-   * connections) is the parent's, so nothing is walked or freed. */
+   * connections) is the parent's, so nothing is walked or freed (fork.c
+   * keeps the copy reachable until the child exits). */
   if (health__forked(h)) return;
   health_stop(h);
   pthread_mutex_lock(&h->lock);
