@@ -334,22 +334,59 @@ static int connect_errno(unsigned port) {
   return e;
 }
 
+/* 1 if process `pid` holds a listening TCP socket on 127.0.0.1:port
+ * (/proc/net/tcp's inode among /proc/pid/fd's sockets). */
+static int holds_listener(pid_t pid, unsigned port) {
+  FILE *f = fopen("/proc/net/tcp", "r");
+  ck_assert_ptr_nonnull(f);
+  char line[512], want[64][32];
+  size_t n = 0;
+  while (fgets(line, sizeof line, f) && n < 64) {
+    unsigned lport, st;
+    unsigned long inode;
+    if (sscanf(line, " %*d: %*x:%x %*x:%*x %x %*x:%*x %*x:%*x %*x %*u %*u %lu", &lport, &st, &inode) == 3 &&
+        lport == port && st == 0x0A)
+      snprintf(want[n++], sizeof want[0], "socket:[%lu]", inode);
+  }
+  fclose(f);
+  int found = 0;
+  for (int fd = 0; fd < 1024 && !found; fd++) {
+    char path[64], target[64];
+    snprintf(path, sizeof path, "/proc/%d/fd/%d", (int)pid, fd);
+    ssize_t len = readlink(path, target, sizeof target - 1);
+    if (len <= 0) continue;
+    target[len] = 0;
+    for (size_t i = 0; i < n; i++)
+      if (strcmp(target, want[i]) == 0) found = 1;
+  }
+  return found;
+}
+
 /* Once the parent has released the health port, it is refused although a
- * child is still alive. */
+ * child is still alive: the child holds no copy of the listening socket. */
 START_TEST(test_port_refused_while_child_lives) {
   health_t *h = start_handle(HEALTH_SIGNALS_CHAIN, NULL, 0);
   unsigned port = health_port(h);
-  int go[2];
+  int go[2], up[2];
   ck_assert_int_eq(pipe(go), 0);
+  ck_assert_int_eq(pipe(up), 0);
   pid_t pid = fork();
   ck_assert_int_ge(pid, 0);
   if (pid == 0) {
     close(go[1]);
+    close(up[0]);
+    (void)!write(up[1], "u", 1); /* past fork(): the atfork handler has run */
     char c;
     (void)!read(go[0], &c, 1);
     _exit(0);
   }
   close(go[0]);
+  close(up[1]);
+  struct pollfd p = {up[0], POLLIN, 0};
+  ck_assert_int_eq(poll(&p, 1, (int)TS(5000)), 1);
+  close(up[0]);
+  ck_assert_int_eq(holds_listener(getpid(), port), 1); /* the probe works */
+  ck_assert_int_eq(holds_listener(pid, port), 0);
   health_free(h);
   ck_assert_int_eq(kill(pid, 0), 0); /* the child lives */
   ck_assert_int_eq(connect_errno(port), ECONNREFUSED);
