@@ -18,6 +18,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -56,7 +57,8 @@ extern "C" {
   XX(ENOTSUP, -8, "feature not compiled into this build of libhealth") \
   XX(ETIMEDOUT, -9, "timed out")                                       \
   XX(EURL, -10, "malformed URL or connection string")                  \
-  XX(ETLS, -11, "TLS configuration error")
+  XX(ETLS, -11, "TLS configuration error")                             \
+  XX(EFORKED, -12, "the handle belongs to the parent process (called after fork())")
 
 enum health_errno {
   HEALTH_OK = 0,
@@ -165,7 +167,7 @@ typedef struct health_options {
   unsigned success_threshold; /* HEALTH_SUCCESS_THRESHOLD, default 1 */
 
   /* Shutdown */
-  int handle_signals;            /* HEALTH_HANDLE_SIGNALS 0|1, default 1: SIGTERM and SIGINT start the shutdown */
+  int handle_signals;            /* HEALTH_HANDLE_SIGNALS off|chain|replace (0|1|2), default chain: SIGTERM and SIGINT start the shutdown (HEALTH_SIGNALS_*) */
   unsigned drain_ms;             /* HEALTH_DRAIN_MS, readiness fails this long before hooks run, default 15000 */
   unsigned drain_min_ms;         /* HEALTH_DRAIN_MIN_MS, drain may end early after this once nothing is in flight; default HEALTH_DRAIN_MIN_UNSET = drain_ms (never early); above drain_ms: HEALTH_EINVAL */
   unsigned hook_timeout_ms;      /* HEALTH_HOOK_TIMEOUT_MS, default per-hook timeout, default 5000 */
@@ -179,6 +181,31 @@ typedef struct health_options {
   uintptr_t init_stamp; /* written by the init function; never set it */
   void *reserved[3];    /* must stay zero: room for later fields (ABI) */
 } health_options_t;
+
+/*
+ * handle_signals: what health_start() does with SIGTERM and SIGINT.
+ *   HEALTH_SIGNALS_OFF      leaves them alone: the application calls
+ *                           health_shutdown() (async-signal-safe) from its
+ *                           own handler, signalfd or event-loop callback.
+ *   HEALTH_SIGNALS_CHAIN    (default) installs the library's handler; a
+ *                           handler the application installed before is
+ *                           kept and runs after the library's (its
+ *                           sa_handler or, with SA_SIGINFO, sa_sigaction;
+ *                           SIG_DFL and SIG_IGN: nothing runs), logged as
+ *                           "signal_chained".
+ *   HEALTH_SIGNALS_REPLACE  installs the library's handler alone; a
+ *                           handler found is logged ("signal_replaced")
+ *                           and no longer runs.
+ * A handler installed after health_start() that replaces the library's is
+ * noticed within a second: one warn line ("signal_handler_replaced") and
+ * libhealth_signal_handler_replaced{signal="SIGTERM"} 1 in /metrics; from
+ * then on that signal starts no shutdown unless that handler calls
+ * health_shutdown().  health_stop() puts back what was there before start,
+ * unless the handler was replaced meanwhile (then it is left alone).
+ */
+#define HEALTH_SIGNALS_OFF 0
+#define HEALTH_SIGNALS_CHAIN 1
+#define HEALTH_SIGNALS_REPLACE 2
 
 /**
  * Fill `opts` with the defaults.
@@ -236,6 +263,31 @@ HEALTH_EXPORT int health_new(health_t **out, const health_options_t *opts,
  *         HEALTH_ENOMEM.
  */
 HEALTH_EXPORT int health_start(health_t *h, health_error_t *err);
+
+/*
+ * fork().  A handle belongs to the process that created it.  In a child of
+ * fork() (a pre-fork worker, a helper process) the child's copy is inert:
+ * health_start(), health_wait(), health_render(), health_check_get(),
+ * health_check_foreach(), health_set_ready(), health_set_not_ready(), the
+ * registration and setting calls (health_add_*, health_set_*,
+ * health_heartbeat_add(), health_heartbeat_remove(), health_open_gate(),
+ * health_on_drain(), health_controls_from_env(),
+ * health_agent_set_weight()) return HEALTH_EFORKED; health_status()
+ * returns HEALTH_FAIL (the child has no checks of its own);
+ * health_drain_fd() returns -1; health_shutdown(), health_inflight_begin()
+ * and health_inflight_end(), health_stop() and health_free() do nothing
+ * (health_free() in a child releases nothing: the memory is a copy of the
+ * parent's, the threads, locks and checker connections are the parent's;
+ * the process's exit returns it).  None of them takes a lock, so a lock
+ * another parent thread held at fork() never blocks a child.  At fork()
+ * (a pthread_atfork handler) the child closes its copies of the health
+ * port's and the agent port's listening sockets and of the library's
+ * pipes, and gets back the SIGTERM/SIGINT dispositions the application had
+ * before health_start(): a signal to a child never reaches the parent.  A
+ * handle the child creates itself is an ordinary handle.  Pre-fork
+ * workers report their liveness through a shared heartbeat
+ * (health_heartbeat_shared_add()).
+ */
 
 /**
  * Stop everything the handle started: HTTP server, scheduler, signal
@@ -1076,6 +1128,65 @@ HEALTH_EXPORT void health_heartbeat_beat(health_heartbeat_t *hb);
  * @return 0, HEALTH_EINVAL (NULL) or HEALTH_ENOENT.
  */
 HEALTH_EXPORT int health_heartbeat_remove(health_heartbeat_t *hb);
+
+/*
+ * Shared heartbeats, for pre-forked workers: a worker process proves it
+ * still makes progress to the master that owns the handle.  The master
+ * creates one before health_start() and before fork() (it is an anonymous
+ * shared mapping the workers inherit), with one slot per worker; after
+ * each fork() it attaches the worker's pid to the worker's slot; each
+ * worker beats its slot from its loop.  The master's liveness and
+ * readiness fail (check `name`, "<name>:workers" in the body) when an
+ * attached slot has not been beaten for longer than max_age_ms, or at once
+ * when its pid no longer exists (the worker exited and was reaped).  The
+ * master detaches a slot it stops on purpose (a worker being replaced, the
+ * end of the drain).  Slots not attached are not looked at.  The mapping
+ * is released with the handle (health_free() in the master, after the
+ * workers are gone).
+ */
+typedef struct health_heartbeat_shared health_heartbeat_shared_t;
+
+/**
+ * Create a shared heartbeat of `slots` slots, checked every max_age_ms/4.
+ * Before start, before fork().
+ * @param name the check's name (1-64 characters of [A-Za-z0-9._-], unique
+ *        among checks).
+ * @param slots 1 to 4096 (one per worker).
+ * @param max_age_ms 100 ms to 24 h.
+ * @param out receives the shared heartbeat, valid until health_free().
+ * @return 0, HEALTH_EINVAL, HEALTH_EEXIST, HEALTH_ESTATE (started),
+ *         HEALTH_EFORKED, HEALTH_ESYS (mmap) or HEALTH_ENOMEM.
+ */
+HEALTH_EXPORT int health_heartbeat_shared_add(health_t *h, const char *name,
+                                              unsigned slots, unsigned max_age_ms,
+                                              health_heartbeat_shared_t **out,
+                                              health_error_t *err);
+
+/**
+ * Beat slot `slot`: one relaxed atomic increment in shared memory, no lock,
+ * no system call.  In the worker process that owns the slot (one beating
+ * process per slot); async-signal-safe.  A NULL heartbeat or a slot out of
+ * range is ignored.
+ */
+HEALTH_EXPORT void health_heartbeat_shared_beat(health_heartbeat_shared_t *s,
+                                                unsigned slot);
+
+/**
+ * Watch slot `slot` as the worker `pid` (the master, right after fork()
+ * returned the pid).  Attaching a new pid starts its age afresh.  Any
+ * thread of the master; async-signal-safe (one atomic store).
+ * @return 0 or HEALTH_EINVAL (NULL, slot out of range, pid <= 0).
+ */
+HEALTH_EXPORT int health_heartbeat_shared_attach(health_heartbeat_shared_t *s,
+                                                 unsigned slot, pid_t pid);
+
+/**
+ * Stop watching slot `slot` (a worker stopped on purpose).  Any thread of
+ * the master; async-signal-safe.
+ * @return 0 or HEALTH_EINVAL.
+ */
+HEALTH_EXPORT int health_heartbeat_shared_detach(health_heartbeat_shared_t *s,
+                                                 unsigned slot);
 
 /**
  * Take the service out of readiness now, with a reason (cache warm-up, a

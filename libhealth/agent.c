@@ -41,6 +41,7 @@ HEALTH_EXPORT void health_agent_options_init(health_agent_options_t *o) {
 HEALTH_EXPORT int health_set_agent(health_t *h, const health_agent_options_t *o,
                                    health_error_t *err) {
   if (!h || !o) return health__err(err, HEALTH_EINVAL, "health_set_agent: handle and options are required");
+  if (health__forked(h)) return health__err(err, HEALTH_EFORKED, "%s: the handle belongs to the parent process", __func__);
   int rc = HEALTH__RESERVED_CHECK(o, "health_agent_options", err);
   if (rc) return rc;
   if (o->port > 65535) return health__err(err, HEALTH_EINVAL, "agent port must be 0 to 65535 (got %u)", o->port);
@@ -71,6 +72,7 @@ HEALTH_EXPORT int health_set_agent(health_t *h, const health_agent_options_t *o,
 
 HEALTH_EXPORT int health_agent_set_weight(health_t *h, unsigned percent) {
   if (!h || percent > 256) return HEALTH_EINVAL;
+  if (health__forked(h)) return HEALTH_EFORKED; /* fork.c */
   atomic_store(&h->ctl->agent_weight, percent);
   return 0;
 }

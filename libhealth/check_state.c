@@ -77,6 +77,7 @@ void health__check_info_locked(health_t *h, const health__check_t *c,
 HEALTH_EXPORT int health_check_get(health_t *h, const char *name,
                                    health_check_info_t *out) {
   if (!h || !name || !out) return HEALTH_EINVAL;
+  if (health__forked(h)) return HEALTH_EFORKED; /* fork.c */
   int rc = HEALTH_ENOENT;
   pthread_mutex_lock(&h->lock);
   for (size_t i = 0; i < h->eng.nchecks; i++) {

@@ -92,6 +92,7 @@ int health__add_check(health_t *h, const char *name, health_check_fn fn,
                       const char *default_component_type, health_error_t *err) {
   if (!h || !name || !fn)
     return health__err(err, HEALTH_EINVAL, "health_add_check: handle, name and callback are required");
+  if (health__forked(h)) return health__err(err, HEALTH_EFORKED, "%s: the handle belongs to the parent process", name);
   if (!health__valid_name(name))
     return health__err(err, HEALTH_EINVAL,
                        "check name must be 1-%d characters of A-Z a-z 0-9 . _ -",

@@ -31,6 +31,7 @@ static int parse_uint(const char *var, const char *s, unsigned long max, unsigne
 
 HEALTH_EXPORT int health_controls_from_env(health_t *h, health_error_t *err) {
   if (!h) return health__err(err, HEALTH_EINVAL, "health_controls_from_env: handle is NULL");
+  if (health__forked(h)) return health__err(err, HEALTH_EFORKED, "%s: the handle belongs to the parent process", __func__);
   const char *v;
   unsigned long deadline = 0, port = 0, weight = 0;
   int has_deadline = 0, has_port = 0, has_weight = 0;

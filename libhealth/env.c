@@ -146,8 +146,9 @@ int health__options_validate(const health_options_t *o, int env, health_error_t 
                        "HEALTH_DRAIN_MS (%u) must be less than HEALTH_SHUTDOWN_DEADLINE_MS (%u), or the flush hooks never run",
                        o->drain_ms, o->shutdown_deadline_ms);
   /* Booleans are 0 or 1: 7 is a bug in the caller, not "true". */
-  if (o->handle_signals != 0 && o->handle_signals != 1)
-    return health__err(err, HEALTH_EINVAL, "HEALTH_HANDLE_SIGNALS (handle_signals) must be 0 or 1 (got %d)",
+  if (o->handle_signals < HEALTH_SIGNALS_OFF || o->handle_signals > HEALTH_SIGNALS_REPLACE)
+    return health__err(err, HEALTH_EINVAL,
+                       "HEALTH_HANDLE_SIGNALS (handle_signals) must be 0 (off), 1 (chain) or 2 (replace) (got %d)",
                        o->handle_signals);
   if (o->exit_on_shutdown != 0 && o->exit_on_shutdown != 1)
     return health__err(err, HEALTH_EINVAL, "HEALTH_EXIT (exit_on_shutdown) must be 0 or 1 (got %d)",
@@ -197,9 +198,17 @@ HEALTH_EXPORT int health_options_from_env(health_options_t *opts, health_error_t
       {"HEALTH_HANDLE_SIGNALS", &o.handle_signals}, {"HEALTH_EXIT", &o.exit_on_shutdown}};
   for (size_t i = 0; i < 2; i++) {
     if (!(v = getenv(bools[i].var)) || !*v) continue;
+    if (i == 0 && strcasecmp(v, "chain") == 0) {
+      o.handle_signals = HEALTH_SIGNALS_CHAIN;
+      continue;
+    }
+    if (i == 0 && (strcasecmp(v, "replace") == 0 || strcmp(v, "2") == 0)) {
+      o.handle_signals = HEALTH_SIGNALS_REPLACE;
+      continue;
+    }
     if (parse_bool(v, bools[i].field) < 0)
-      return health__err(err, HEALTH_EINVAL, "%s='%.40s' must be 1/0, true/false, yes/no or on/off",
-                         bools[i].var, v);
+      return health__err(err, HEALTH_EINVAL, "%s='%.40s' must be 1/0, true/false, yes/no or on/off%s",
+                         bools[i].var, v, i == 0 ? ", chain or replace" : "");
   }
   if ((v = getenv("HEALTH_LOG_LEVEL")) && *v) {
     static const char *names[] = {"debug", "info", "warn", "error", "off"};

@@ -348,6 +348,7 @@ HEALTH_EXPORT int health_add_checks_from_env(health_t *h, unsigned *added, healt
   int rc;
   if (added) *added = 0;
   if (!h) return health__err(err, HEALTH_EINVAL, "health_add_checks_from_env: handle is required");
+  if (health__forked(h)) return health__err(err, HEALTH_EFORKED, "%s: the handle belongs to the parent process", __func__);
   if (h->state != HEALTH__ST_NEW)
     return health__err(err, HEALTH_ESTATE, "checks must be added before health_start()");
   if (!(vars = calloc(MAX_VARS, sizeof *vars))) return health__err(err, HEALTH_ENOMEM, "out of memory");

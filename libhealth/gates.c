@@ -14,6 +14,7 @@
 
 HEALTH_EXPORT int health_add_gate(health_t *h, const char *name, health_error_t *err) {
   if (!h || !name) return health__err(err, HEALTH_EINVAL, "health_add_gate: handle and name are required");
+  if (health__forked(h)) return health__err(err, HEALTH_EFORKED, "health_add_gate: the handle belongs to the parent process");
   if (!health__valid_name(name))
     return health__err(err, HEALTH_EINVAL, "gate name must be 1-%d characters of A-Z a-z 0-9 . _ -",
                        HEALTH__NAME_MAX);
@@ -58,6 +59,7 @@ out:
 
 HEALTH_EXPORT int health_open_gate(health_t *h, const char *name) {
   if (!h || !name) return HEALTH_EINVAL;
+  if (health__forked(h)) return HEALTH_EFORKED; /* fork.c */
   int rc = HEALTH_ENOENT;
   pthread_mutex_lock(&h->lock);
   health__controls_t *c = h->ctl;
@@ -81,6 +83,7 @@ HEALTH_EXPORT int health_open_gate(health_t *h, const char *name) {
 HEALTH_EXPORT int health_set_startup_deadline(health_t *h, unsigned deadline_ms,
                                               health_error_t *err) {
   if (!h) return health__err(err, HEALTH_EINVAL, "health_set_startup_deadline: handle is NULL");
+  if (health__forked(h)) return health__err(err, HEALTH_EFORKED, "%s: the handle belongs to the parent process", __func__);
   if (deadline_ms > 86400000u)
     return health__err(err, HEALTH_EINVAL, "startup deadline must be 0 (none) to 86400000 ms");
   int rc = 0;

@@ -59,6 +59,7 @@ unsigned health__guard_fd_room(health_t *h, unsigned want) {
 HEALTH_EXPORT int health_set_nofile_max(health_t *h, unsigned long max_soft,
                                         health_error_t *err) {
   if (!h) return health__err(err, HEALTH_EINVAL, "health_set_nofile_max: handle is NULL");
+  if (health__forked(h)) return health__err(err, HEALTH_EFORKED, "%s: the handle belongs to the parent process", __func__);
   pthread_mutex_lock(&h->lock);
   int st = h->state;
   if (st == HEALTH__ST_NEW) {

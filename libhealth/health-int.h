@@ -25,6 +25,18 @@
 #include "notify-int.h"
 #include "http-int.h"
 
+#include <sys/types.h>
+
+/* fork() safety (fork.c): every handle is on a registry from health_new()
+ * to its final free; the atfork child handler marks the child's copies
+ * forked and closes the child's copies of the listening sockets and pipes. */
+typedef struct health__fork {
+  struct health *prev, *next; /* the registry, under fork.c's lock */
+  pid_t pid;                  /* the process that created the handle */
+  int listen_fd[2];           /* health port, agent port (-1: none) */
+  int forked;                 /* in a child: the handle is inert */
+} health__fork_t;
+
 struct health {
   health__core_t core;  /* version, observers (core.c) */
   pthread_mutex_t lock; /* the handle's lock (core.c): guards the engine's
@@ -44,6 +56,7 @@ struct health {
   health__fleet_t fleet;
   /* heartbeats, manual readiness, startup gates, agent (controls-int.h) */
   struct health__controls *ctl;
+  health__fork_t fk; /* fork.c */
 };
 
 /* The state version (core.c): cached answers are rendered again when it
@@ -58,6 +71,25 @@ static inline int health__draining(const health_t *h) {
 }
 static inline int health__inflight(const health_t *h) {
   return atomic_load(&((health_t *)h)->sd.inflight);
+}
+/* Bit 0 SIGTERM, bit 1 SIGINT: the library's handler was replaced after
+ * start (signals.c; /metrics shows it). */
+static inline int health__signals_lost(const health_t *h) {
+  return atomic_load(&((health_t *)h)->sd.signals_lost);
+}
+
+/* ---- fork() (fork.c) ---- */
+/* 1 in a child process that inherited the handle through fork(): every
+ * public call returns HEALTH_EFORKED or does nothing.  No lock, no system
+ * call (the atfork child handler set it before fork() returned). */
+static inline int health__forked(const health_t *h) { return h->fk.forked; }
+void health__fork_register(health_t *h);   /* health_new */
+void health__fork_unregister(health_t *h); /* the final free (not in a child) */
+/* The listening sockets a child must not keep (health_start, health_stop). */
+void health__fork_listening(health_t *h, int http_fd, int agent_fd);
+/* The agent port's listening socket, or -1 (for fork.c). */
+static inline int health__agent_listen_fd(const health_t *h) {
+  return h->ctl ? h->ctl->agent_fd : -1;
 }
 
 /* ==== checker interface (checker.c, checker.h) ==== */

@@ -39,6 +39,7 @@ HEALTH_EXPORT int health_new(health_t **out, const health_options_t *opts,
    * before it may. */
   health__notify_init(h);
   int sd_rc = health__shutdown_init(h);
+  health__fork_register(h); /* fork.c: from here on a child's copy is inert */
   health__fleet_init(h);
   if (copy_str(&h->address, o.address) || copy_str(&h->detail_token, o.detail_token) ||
       copy_str(&h->service_id, o.service_id) ||
@@ -67,6 +68,8 @@ nomem:
 
 HEALTH_EXPORT int health_start(health_t *h, health_error_t *err) {
   if (!h) return health__err(err, HEALTH_EINVAL, "health_start: handle is NULL");
+  if (health__forked(h))
+    return health__err(err, HEALTH_EFORKED, "health_start: the handle belongs to the parent process");
   pthread_mutex_lock(&h->lock);
   int st = h->state;
   pthread_mutex_unlock(&h->lock);
@@ -103,6 +106,8 @@ HEALTH_EXPORT int health_start(health_t *h, health_error_t *err) {
     health_stop(h);
     return rc;
   }
+  /* A child of fork() closes its copies of these (fork.c). */
+  health__fork_listening(h, health__http_listen_fd(h), health__agent_listen_fd(h));
   char n[24];
   snprintf(n, sizeof n, "%zu", h->eng.nchecks);
   health__log(h, HEALTH_LOG_INFO, "started", "version", HEALTH_VERSION_STRING,
@@ -114,12 +119,13 @@ HEALTH_EXPORT int health_start(health_t *h, health_error_t *err) {
 }
 
 HEALTH_EXPORT void health_stop(health_t *h) {
-  if (!h) return;
+  if (!h || health__forked(h)) return; /* the threads are the parent's */
   pthread_mutex_lock(&h->lock);
   int st = h->state;
   h->state = HEALTH__ST_STOPPED;
   pthread_mutex_unlock(&h->lock);
   if (st != HEALTH__ST_STARTED) return;
+  health__fork_listening(h, -1, -1); /* about to be closed: a child leaves them */
   /* The shutdown thread first: it may be using everything below. */
   health__shutdown_stop(h);
   health__notify_stop(h);
@@ -132,6 +138,11 @@ HEALTH_EXPORT void health_stop(health_t *h) {
 
 HEALTH_EXPORT void health_free(health_t *h) {
   if (!h) return;
+  /* In a child after fork(): its copies of the listening sockets and pipes
+   * were closed at fork(); everything else (threads, locks, checker
+   * connections) is the parent's, so nothing is walked or freed (fork.c
+   * keeps the copy reachable until the child exits). */
+  if (health__forked(h)) return;
   health_stop(h);
   pthread_mutex_lock(&h->lock);
   if (h->eng.nworkers > 0) {
@@ -145,7 +156,8 @@ HEALTH_EXPORT void health_free(health_t *h) {
 }
 
 static void free_final(health_t *h) {
-  health__obs_free(h); /* before the checks: cached answers name them */
+  health__fork_unregister(h); /* fork.c */
+  health__obs_free(h);        /* before the checks: cached answers name them */
   health__checks_free(h);
   health__shutdown_free(h);
   health__controls_free(h); /* readiness.c */

@@ -131,6 +131,7 @@ HEALTH_EXPORT int health_heartbeat_add(health_t *h, const char *name, unsigned m
   if (out) *out = NULL;
   if (!h || !name || !out)
     return health__err(err, HEALTH_EINVAL, "health_heartbeat_add: handle, name and out are required");
+  if (health__forked(h)) return health__err(err, HEALTH_EFORKED, "health_heartbeat_add: the handle belongs to the parent process");
   if (!health__valid_name(name))
     return health__err(err, HEALTH_EINVAL, "heartbeat name must be 1-%d characters of A-Z a-z 0-9 . _ -",
                        HEALTH__NAME_MAX);
@@ -204,6 +205,7 @@ HEALTH_EXPORT void health_heartbeat_beat(health_heartbeat_t *hb) {
 HEALTH_EXPORT int health_heartbeat_remove(health_heartbeat_t *hb) {
   if (!hb) return HEALTH_EINVAL;
   health_t *h = hb->h;
+  if (health__forked(h)) return HEALTH_EFORKED; /* fork.c */
   pthread_mutex_lock(&h->lock);
   health__controls_t *c = h->ctl;
   int found = 0;

@@ -46,6 +46,8 @@ unsigned health__render_locked(health_t *h, unsigned endpoint, int status_only,
 int health__bearer_ok(const health_t *h, const char *auth);
 int health__http_start(health_t *h, health_error_t *err);
 void health__http_quiesce(health_t *h);
+/* The health port's listening socket, or -1 (for fork.c). */
+int health__http_listen_fd(const health_t *h);
 void health__http_stop(health_t *h);
 /* The fixed error and OPTIONS answers (http_fixed.c): 0 or -1 (no memory). */
 int health__http_fixed_new(health_t *h);

@@ -399,6 +399,12 @@ int health__http_start(health_t *h, health_error_t *err) {
   return 0;
 }
 
+int health__http_listen_fd(const health_t *h) {
+  if (!h->http.daemon) return -1;
+  const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->http.daemon, MHD_DAEMON_INFO_LISTEN_FD);
+  return info ? (int)info->listen_fd : -1;
+}
+
 void health__http_quiesce(health_t *h) {
   /* Stop accepting; connections already open are still answered.  The
    * listening socket is then ours to close. */

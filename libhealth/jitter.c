@@ -146,6 +146,7 @@ HEALTH_EXPORT int health_fleet_options_from_env(health_fleet_options_t *opts,
 HEALTH_EXPORT int health_set_fleet(health_t *h, const health_fleet_options_t *opts,
                                    health_error_t *err) {
   if (!h) return health__err(err, HEALTH_EINVAL, "health_set_fleet: handle is required");
+  if (health__forked(h)) return health__err(err, HEALTH_EFORKED, "%s: the handle belongs to the parent process", __func__);
   health_fleet_options_t o;
   if (opts) o = *opts;
   else health_fleet_options_init(&o);

@@ -18,6 +18,7 @@
 HEALTH_EXPORT int health_add_listener(health_t *h, health_listener_fn fn, void *arg,
                                       health_error_t *err) {
   if (!h || !fn) return health__err(err, HEALTH_EINVAL, "health_add_listener: handle and function are required");
+  if (health__forked(h)) return health__err(err, HEALTH_EFORKED, "health_add_listener: the handle belongs to the parent process");
   pthread_mutex_lock(&h->lock);
   int rc = 0;
   if (h->state != HEALTH__ST_NEW)
@@ -177,6 +178,7 @@ HEALTH_EXPORT int health_check_foreach(health_t *h,
                                                  const health_check_info_t *info, void *arg),
                                        void *arg) {
   if (!h || !fn) return HEALTH_EINVAL;
+  if (health__forked(h)) return HEALTH_EFORKED; /* fork.c */
   health_check_info_t info;
   int n = 0;
   for (size_t i = 0;; i++) {

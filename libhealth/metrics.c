@@ -134,6 +134,12 @@ static void process_families(health_t *h, out_t *o, uint64_t now) {
   family(o, "libhealth_draining", "gauge", "1 once the shutdown sequence has started (readiness fails).");
   sample(o, "libhealth_draining", NULL, NULL, health__draining(h) ? "1" : "0", 1);
 
+  family(o, "libhealth_signal_handler_replaced", "gauge",
+         "1 while a handler installed after start has replaced the library's (the signal starts no shutdown).");
+  int lost = health__signals_lost(h);
+  sample(o, "libhealth_signal_handler_replaced", NULL, "signal=\"SIGTERM\"", lost & 1 ? "1" : "0", 1);
+  sample(o, "libhealth_signal_handler_replaced", NULL, "signal=\"SIGINT\"", lost & 2 ? "1" : "0", 1);
+
   family(o, "libhealth_shutdown_phase", "gauge",
          "Phase of the shutdown sequence: 1 for the current one.");
   static const char *const phases[4] = {"phase=\"running\"", "phase=\"draining\"",

@@ -68,6 +68,7 @@ HEALTH_EXPORT int health_serve_options_from_env(health_serve_options_t *o, healt
 HEALTH_EXPORT int health_set_serve_options(health_t *h, const health_serve_options_t *so,
                                            health_error_t *err) {
   if (!h || !so) return health__err(err, HEALTH_EINVAL, "health_set_serve_options: handle and options are required");
+  if (health__forked(h)) return health__err(err, HEALTH_EFORKED, "%s: the handle belongs to the parent process", __func__);
   int rc = HEALTH__RESERVED_CHECK(so, "health_serve_options", err);
   if (rc) return rc;
   rc = validate_paths(so, 0, err);

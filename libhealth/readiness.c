@@ -101,6 +101,7 @@ static void notify_status(health_t *h, const char *what, const char *reason) {
 
 HEALTH_EXPORT int health_set_not_ready(health_t *h, const char *reason, health_error_t *err) {
   if (!h) return health__err(err, HEALTH_EINVAL, "health_set_not_ready: handle is NULL");
+  if (health__forked(h)) return health__err(err, HEALTH_EFORKED, "health_set_not_ready: the handle belongs to the parent process");
   if (!reason || !*reason) reason = "not ready";
   if (!printable(reason, REASON_MAX))
     return health__err(err, HEALTH_EINVAL,
@@ -125,6 +126,7 @@ HEALTH_EXPORT int health_set_not_ready(health_t *h, const char *reason, health_e
 
 HEALTH_EXPORT int health_set_ready(health_t *h) {
   if (!h) return HEALTH_EINVAL;
+  if (health__forked(h)) return HEALTH_EFORKED; /* fork.c */
   pthread_mutex_lock(&h->lock);
   health__controls_t *c = h->ctl;
   if (c->not_ready) {

@@ -274,6 +274,7 @@ HEALTH_EXPORT int health_render(health_t *h, unsigned what, const char *check,
                                 health_answer_t *out) {
   if (!out) return HEALTH_EINVAL;
   memset(out, 0, sizeof *out);
+  if (h && health__forked(h)) return HEALTH_EFORKED; /* fork.c */
   if (!h || (what != HEALTH_READINESS && what != HEALTH_LIVENESS && what != HEALTH_METRICS) ||
       (check && what == HEALTH_METRICS))
     return HEALTH_EINVAL;

@@ -36,8 +36,9 @@ typedef struct health__shutdown {
   pthread_cond_t done_cond;
   int done; /* sequence finished */
   int exit_code;
-  struct sigaction old_term, old_int;
+  struct sigaction old_term, old_int; /* what the application had (signals.c) */
   int handlers_installed;
+  atomic_int signals_lost; /* bit 0 SIGTERM, bit 1 SIGINT replaced after start */
 } health__shutdown_t;
 
 /* ---- shutdown (shutdown.c) ---- */
@@ -46,6 +47,21 @@ int health__shutdown_start(health_t *h, health_error_t *err);
 void health__shutdown_stop(health_t *h);
 void health__shutdown_free(health_t *h);
 void *health__shutdown_main(void *h); /* the sequence's thread (shutdown_seq.c) */
+
+/* ---- signals (signals.c) ---- */
+/* How often the shutdown thread, while idle, looks whether the library's
+ * handlers are still installed (health__signals_watch). */
+#define HEALTH__SIGNAL_WATCH_MS 250
+/* Install the handlers as handle_signals says; HEALTH_ESTATE if another
+ * handle has them. */
+int health__signals_install(health_t *h, health_error_t *err);
+/* Put back what the application had, unless replaced meanwhile. */
+void health__signals_restore(health_t *h);
+/* Warn once when a handler replaced the library's (shutdown thread). */
+void health__signals_watch(health_t *h);
+/* In a child after fork(): the application's dispositions again, and the
+ * library's handler no longer reaches any handle (atfork child handler). */
+void health__signals_forked(void);
 
 /* ---- shutdown plan (plan.c) ---- */
 typedef struct health__plan_hook {

@@ -16,8 +16,10 @@
  * stop as a burst (the process group plus a forwarded copy), and a burst
  * must never turn into a forced exit that skips the flush.
  *
- * This file: the public calls, the signal handlers, the thread's start and
- * stop.  The sequence itself (drain, hooks, exit): shutdown_seq.c.
+ * This file: the public calls, the thread's start and stop.  The signal
+ * handlers: signals.c.  The sequence itself (drain, hooks, exit):
+ * shutdown_seq.c.  In a child after fork() every call here is inert
+ * (health__forked): the pipes and the thread are the parent's.
  */
 #include "health-int.h"
 
@@ -29,17 +31,6 @@
 #include <string.h>
 #include <unistd.h>
 
-/* The handle whose shutdown the process signals start (one at a time). */
-static _Atomic(health_t *) signal_target;
-
-static void on_signal(int sig) {
-  (void)sig;
-  int saved = errno;
-  health_t *h = atomic_load(&signal_target);
-  if (h) health_shutdown(h);
-  errno = saved;
-}
-
 static void wake(const health_t *h, char c) {
   ssize_t n;
   do n = write(h->sd.wake_pipe[1], &c, 1);
@@ -47,7 +38,7 @@ static void wake(const health_t *h, char c) {
 }
 
 HEALTH_EXPORT void health_shutdown(health_t *h) {
-  if (!h) return;
+  if (!h || health__forked(h)) return;
   wake(h, 's'); /* the sequence counts the requests it reads from the pipe */
 }
 
@@ -55,7 +46,9 @@ HEALTH_EXPORT int health_is_draining(const health_t *h) {
   return h ? atomic_load(&((health_t *)h)->sd.draining) : 0;
 }
 
-HEALTH_EXPORT int health_drain_fd(const health_t *h) { return h ? h->sd.drain_pipe[0] : -1; }
+HEALTH_EXPORT int health_drain_fd(const health_t *h) {
+  return h && !health__forked(h) ? h->sd.drain_pipe[0] : -1;
+}
 
 HEALTH_EXPORT void health_inflight_begin(health_t *h) {
   if (h) atomic_fetch_add_explicit(&h->sd.inflight, 1, memory_order_relaxed);
@@ -68,7 +61,8 @@ HEALTH_EXPORT void health_inflight_end(health_t *h) {
   /* Both seq_cst: the shutdown thread stores draining then loads inflight,
    * we do the reverse; weaker orders let both miss each other (no wake-up,
    * the drain runs its full window) on ARM. */
-  if (atomic_fetch_sub(&h->sd.inflight, 1) == 1 && atomic_load(&h->sd.draining))
+  if (atomic_fetch_sub(&h->sd.inflight, 1) == 1 && atomic_load(&h->sd.draining) &&
+      !health__forked(h))
     wake(h, 'i');
 }
 
@@ -76,6 +70,7 @@ HEALTH_EXPORT int health_on_drain(health_t *h, void (*fn)(void *), void *arg) {
   /* A NULL callback is refused like a NULL check or hook: a caller that
    * meant to set one learns at once that it did not. */
   if (!h || !fn) return HEALTH_EINVAL;
+  if (health__forked(h)) return HEALTH_EFORKED;
   int rc = 0;
   pthread_mutex_lock(&h->lock); /* h->state moves under it (health_start) */
   if (h->state != HEALTH__ST_NEW) {
@@ -122,6 +117,8 @@ HEALTH_EXPORT int health_add_hook(health_t *h, const char *name, int order,
                        HEALTH__NAME_MAX);
   if (timeout_ms > 600000)
     return health__err(err, HEALTH_EINVAL, "hook '%s': timeout must be at most 600000 ms", name);
+  if (health__forked(h))
+    return health__err(err, HEALTH_EFORKED, "health_add_hook: the handle belongs to the parent process");
   pthread_mutex_lock(&h->lock); /* h->state moves under it (health_start) */
   int rc = add_hook_locked(h, name, order, timeout_ms, fn, arg, err);
   pthread_mutex_unlock(&h->lock);
@@ -162,20 +159,8 @@ void health__shutdown_free(health_t *h) {
 
 /* ---- the sequence ---- */
 int health__shutdown_start(health_t *h, health_error_t *err) {
-  if (h->opt.handle_signals) {
-    health_t *expected = NULL;
-    if (!atomic_compare_exchange_strong(&signal_target, &expected, h))
-      return health__err(err, HEALTH_ESTATE,
-                         "another libhealth handle already handles SIGTERM/SIGINT; set handle_signals = 0");
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
-    sigaction(SIGTERM, &sa, &h->sd.old_term);
-    sigaction(SIGINT, &sa, &h->sd.old_int);
-    h->sd.handlers_installed = 1;
-  }
+  int rc = health__signals_install(h, err); /* signals.c */
+  if (rc) return rc;
   if (health__thread_create(&h->sd.shutdown_thread, health__shutdown_main, h, 0) != 0) {
     health__shutdown_stop(h);
     return health__err(err, HEALTH_ESYS, "could not start the shutdown thread: %s", strerror(errno));
@@ -185,18 +170,14 @@ int health__shutdown_start(health_t *h, health_error_t *err) {
 }
 
 void health__shutdown_stop(health_t *h) {
-  if (h->sd.handlers_installed) {
-    sigaction(SIGTERM, &h->sd.old_term, NULL);
-    sigaction(SIGINT, &h->sd.old_int, NULL);
-    h->sd.handlers_installed = 0;
-    health_t *expected = h;
-    atomic_compare_exchange_strong(&signal_target, &expected, NULL);
-  }
+  /* The thread first: it reads the handlers' state (health__signals_watch);
+   * a signal meanwhile only writes to the pipe, still open. */
   if (h->sd.shutdown_started) {
     wake(h, 'q');
     pthread_join(h->sd.shutdown_thread, NULL);
     h->sd.shutdown_started = 0;
   }
+  health__signals_restore(h);
   /* Anyone still in health_wait() gets an answer. */
   pthread_mutex_lock(&h->sd.done_lock);
   if (!h->sd.done) {
@@ -209,6 +190,7 @@ void health__shutdown_stop(health_t *h) {
 
 HEALTH_EXPORT int health_wait(health_t *h) {
   if (!h) return HEALTH_EINVAL;
+  if (health__forked(h)) return HEALTH_EFORKED; /* the sequence is the parent's */
   /* Before start nothing could ever finish the sequence: say so at once
    * rather than block forever. */
   pthread_mutex_lock(&h->lock);

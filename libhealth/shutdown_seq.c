@@ -213,7 +213,14 @@ void *health__shutdown_main(void *arg) {
   int started = 0;
   while (!started) {
     struct pollfd p = {h->sd.wake_pipe[0], POLLIN, 0};
-    if (poll(&p, 1, -1) < 0 && errno != EINTR) return NULL;
+    /* While idle, now and then: is the library's signal handler still the
+     * one installed (signals.c)?  Never on a request's path. */
+    int n = poll(&p, 1, h->sd.handlers_installed ? HEALTH__SIGNAL_WATCH_MS : -1);
+    if (n < 0 && errno != EINTR) return NULL;
+    if (n == 0) {
+      health__signals_watch(h);
+      continue;
+    }
     s.t0 = health__now_ms();
     drain_wake_pipe(h, &s, &started);
     if (s.quit) return NULL;

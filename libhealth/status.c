@@ -32,6 +32,7 @@ health_status_t health__aggregate_locked(health_t *h, unsigned endpoint,
 
 HEALTH_EXPORT health_status_t health_status(health_t *h, unsigned endpoint) {
   if (!h || (endpoint != HEALTH_READINESS && endpoint != HEALTH_LIVENESS)) return HEALTH_FAIL;
+  if (health__forked(h)) return HEALTH_FAIL; /* fork.c: the parent's state, not the child's */
   pthread_mutex_lock(&h->lock);
   health_status_t s = health__aggregate_locked(h, endpoint, health__now_ms(), NULL);
   pthread_mutex_unlock(&h->lock);

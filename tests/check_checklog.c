@@ -368,10 +368,10 @@ START_TEST(test_names_and_booleans) {
   ck_assert_uint_eq(h->sd.nhooks, 1);
   health_free(h);
 
-  /* Option booleans are 0 or 1. */
+  /* Option booleans are 0 or 1 (handle_signals 0, 1 or 2). */
   health_options_t o;
   health_options_init(&o);
-  o.handle_signals = 2;
+  o.handle_signals = 3;
   ck_assert_int_eq(health_new(&h, &o, &err), HEALTH_EINVAL);
   ck_assert_ptr_nonnull(strstr(err.text, "HEALTH_HANDLE_SIGNALS"));
   health_options_init(&o);

@@ -228,6 +228,9 @@ START_TEST(test_env_each_alone) {
       {"HEALTH_LOG_LEVEL", "info", offsetof(health_options_t, log_level), HEALTH_LOG_INFO},
       {"HEALTH_HANDLE_SIGNALS", "0", offsetof(health_options_t, handle_signals), 0},
       {"HEALTH_HANDLE_SIGNALS", "OFF", offsetof(health_options_t, handle_signals), 0},
+      {"HEALTH_HANDLE_SIGNALS", "replace", offsetof(health_options_t, handle_signals), HEALTH_SIGNALS_REPLACE},
+      {"HEALTH_HANDLE_SIGNALS", "2", offsetof(health_options_t, handle_signals), HEALTH_SIGNALS_REPLACE},
+      {"HEALTH_HANDLE_SIGNALS", "Chain", offsetof(health_options_t, handle_signals), HEALTH_SIGNALS_CHAIN},
       {"HEALTH_EXIT", "TRUE", offsetof(health_options_t, exit_on_shutdown), 1},
       {"HEALTH_EXIT", "off", offsetof(health_options_t, exit_on_shutdown), 0},
   };
@@ -315,7 +318,8 @@ START_TEST(test_env_malformed) {
 
   static const char *bad_bools[] = {"maybe", "2", "yes please", "-1", "tru"};
   for (size_t k = 0; k < sizeof bad_bools / sizeof bad_bools[0]; k++) {
-    expect_reject("HEALTH_HANDLE_SIGNALS", bad_bools[k], "HEALTH_HANDLE_SIGNALS");
+    if (strcmp(bad_bools[k], "2") != 0) /* HEALTH_SIGNALS_REPLACE */
+      expect_reject("HEALTH_HANDLE_SIGNALS", bad_bools[k], "HEALTH_HANDLE_SIGNALS");
     expect_reject("HEALTH_EXIT", bad_bools[k], "HEALTH_EXIT");
   }
   expect_reject("HEALTH_DETAIL", "verbose", "HEALTH_DETAIL");
@@ -536,7 +540,7 @@ START_TEST(test_errors_and_version) {
   }
   ck_assert_str_eq(health_err_name(HEALTH_OK), "HEALTH_OK");
   ck_assert_str_ne(health_strerror(HEALTH_OK), "unknown error");
-  static const int unknown[] = {1, 42, -12, -1000, INT_MIN, INT_MAX};
+  static const int unknown[] = {1, 42, -13, -1000, INT_MIN, INT_MAX};
   for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
     ck_assert_str_eq(health_strerror(unknown[i]), "unknown error");
     ck_assert_str_eq(health_err_name(unknown[i]), "HEALTH_UNKNOWN");
