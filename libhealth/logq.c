@@ -19,9 +19,10 @@
  * the application's, so its file status flags are left alone; each write
  * is preceded by poll(POLLOUT) with a timeout and carries at most
  * PIPE_BUF bytes, so a write to a pipe is atomic (a line of the library is
- * never cut by the application's own writes) and does not block once poll
- * has seen room (a slot of a pipe holds PIPE_BUF).  A socket gets
- * send(MSG_DONTWAIT | MSG_NOSIGNAL).  A reader that has gone gives EPIPE:
+ * never cut by the application's own writes).  The writer writes a pipe
+ * through its own O_NONBLOCK descriptor of it (writer_fd()), so even a
+ * race with another writer filling the pipe cannot block it.  A socket
+ * gets send(MSG_DONTWAIT | MSG_NOSIGNAL).  A reader that has gone gives EPIPE:
  * the writer blocks every signal, and the SIGPIPE the kernel raised on it
  * (thread-directed) is consumed.
  *
@@ -76,6 +77,9 @@ struct health__logq {
   health_log_fn fn; /* NULL: stderr */
   void *arg;
   int stderr_off;
+  int nb_fd; /* the writer's own descriptor of a stderr pipe, or -1 */
+  dev_t nb_dev;
+  ino_t nb_ino;
   atomic_ullong dropped;
 };
 
@@ -108,10 +112,8 @@ static void eat_sigpipe(int was_pending) {
  * only when the time runs out after part of it went out (a line longer
  * than PIPE_BUF, or a tty or socket that took part of a chunk).
  */
-static int write_stderr(const char *buf, size_t len, uint64_t until, health__logq_t *stop_q) {
-  struct stat st;
-  if (fstat(STDERR_FILENO, &st) != 0) return 0;
-  int sock = S_ISSOCK(st.st_mode);
+static int write_stderr(int fd, int sock, const char *buf, size_t len, uint64_t until,
+                        health__logq_t *stop_q) {
   sigset_t pipe_set, old;
   sigemptyset(&pipe_set);
   sigaddset(&pipe_set, SIGPIPE);
@@ -136,7 +138,7 @@ static int write_stderr(const char *buf, size_t len, uint64_t until, health__log
         timeout = (int)(until - now);
       }
     }
-    struct pollfd p = {STDERR_FILENO, POLLOUT, 0};
+    struct pollfd p = {fd, POLLOUT, 0};
     int r = poll(&p, 1, timeout);
     if (r < 0 && errno == EINTR) continue;
     if (r < 0 || (r > 0 && (p.revents & (POLLERR | POLLNVAL)) && !(p.revents & POLLOUT))) {
@@ -156,8 +158,7 @@ static int write_stderr(const char *buf, size_t len, uint64_t until, health__log
       continue;
     }
     size_t n = len - off < PIPE_BUF ? len - off : PIPE_BUF;
-    ssize_t w = sock ? send(STDERR_FILENO, buf + off, n, MSG_DONTWAIT | MSG_NOSIGNAL)
-                     : write(STDERR_FILENO, buf + off, n);
+    ssize_t w = sock ? send(fd, buf + off, n, MSG_DONTWAIT | MSG_NOSIGNAL) : write(fd, buf + off, n);
     if (w < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) continue;
     if (w <= 0) {
       ok = 0;
@@ -177,16 +178,45 @@ static void write_sync(health__logq_t *q, health_log_level_t level, char *line, 
     q->fn(level, line, q->arg);
     return;
   }
-  if (q ? q->stderr_off : fcntl(STDERR_FILENO, F_GETFD) < 0) return;
+  struct stat st;
+  if ((q && q->stderr_off) || fstat(STDERR_FILENO, &st) != 0) return;
   uint64_t wait = atomic_load(&sync_stuck) ? 0 : SYNC_POLL_MS;
   line[len] = '\n';
-  int ok = write_stderr(line, len + 1, health__now_ms() + wait, NULL);
+  /* A pipe through a descriptor of our own, O_NONBLOCK (see writer_fd()). */
+  int fd = S_ISFIFO(st.st_mode)
+               ? health__fd_hoist(open("/proc/self/fd/2", O_WRONLY | O_NONBLOCK | O_CLOEXEC))
+               : -1;
+  int ok = write_stderr(fd >= 0 ? fd : STDERR_FILENO, S_ISSOCK(st.st_mode), line, len + 1,
+                        health__now_ms() + wait, NULL);
+  if (fd >= 0) close(fd);
   line[len] = 0;
   atomic_store(&sync_stuck, !ok);
   if (!ok && q) atomic_fetch_add(&q->dropped, 1);
 }
 
 /* ---- the writer ---- */
+
+/*
+ * The descriptor the writer writes stderr's lines to.  A pipe or FIFO is
+ * opened again through /proc: a new open file description of the same
+ * pipe, which can be O_NONBLOCK without touching the application's fd 2.
+ * Then a write never blocks even when another writer (the application)
+ * fills the pipe between poll and write, so health_stop() can always join
+ * the writer.  Opened again when fd 2 has become another file (dup2).
+ * Regular files and ttys: fd 2 itself, behind poll.
+ */
+static int writer_fd(health__logq_t *q, int *sock) {
+  struct stat st;
+  if (fstat(STDERR_FILENO, &st) != 0) return -1;
+  *sock = S_ISSOCK(st.st_mode);
+  if (!S_ISFIFO(st.st_mode)) return STDERR_FILENO;
+  if (q->nb_fd >= 0 && q->nb_dev == st.st_dev && q->nb_ino == st.st_ino) return q->nb_fd;
+  if (q->nb_fd >= 0) close(q->nb_fd);
+  q->nb_fd = health__fd_hoist(open("/proc/self/fd/2", O_WRONLY | O_NONBLOCK | O_CLOEXEC));
+  q->nb_dev = st.st_dev;
+  q->nb_ino = st.st_ino;
+  return q->nb_fd >= 0 ? q->nb_fd : STDERR_FILENO;
+}
 
 /* Hand one line to the sink; 1 taken, 0 not. */
 static int deliver(health__logq_t *q, health_log_level_t level, char *line, size_t len) {
@@ -200,7 +230,8 @@ static int deliver(health__logq_t *q, health_log_level_t level, char *line, size
   pthread_mutex_lock(&q->mu);
   uint64_t until = q->stopping ? q->stop_until : 0;
   pthread_mutex_unlock(&q->mu);
-  int ok = write_stderr(line, len + 1, until, q);
+  int sock = 0, fd = writer_fd(q, &sock);
+  int ok = fd >= 0 && write_stderr(fd, sock, line, len + 1, until, q);
   line[len] = 0;
   return ok;
 }
@@ -268,6 +299,7 @@ health__logq_t *health__logq_new(health_log_fn fn, void *arg) {
   if (health__cond_init_monotonic(&q->idle) != 0) goto fail_work;
   q->fn = fn;
   q->arg = arg;
+  q->nb_fd = -1;
   q->stderr_off = !fn && fcntl(STDERR_FILENO, F_GETFD) < 0;
   return q;
 fail_work:
@@ -282,6 +314,7 @@ fail:
 void health__logq_free(health__logq_t *q) {
   if (!q) return;
   health__logq_stop(q);
+  if (q->nb_fd >= 0) close(q->nb_fd);
   pthread_cond_destroy(&q->idle);
   pthread_cond_destroy(&q->work);
   pthread_mutex_destroy(&q->mu);

@@ -196,9 +196,12 @@ static void finish(health_t *h, seq_t *s, int code) {
      * accepted while the process goes.  _exit: other threads are running
      * application code, so atexit handlers are not safe to run now. */
     health__http_quiesce(h);
-    /* The queued lines, but a stuck log sink holds the exit a second at most. */
-    uint64_t fl = health__now_ms() + 1000;
-    health__log_flush(h, fl < s->deadline ? fl : s->deadline);
+    /* The queued lines (a sink that keeps up takes them in microseconds),
+     * but a stuck one holds the exit a second at most, and never past the
+     * deadline by more than 100 ms (reached at the deadline, the last lines
+     * still get that long). */
+    uint64_t now = health__now_ms(), fl = s->deadline > now + 100 ? s->deadline : now + 100;
+    health__log_flush(h, fl < now + 1000 ? fl : now + 1000);
     fflush(NULL);
     _exit(code);
   }
