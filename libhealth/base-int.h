@@ -132,6 +132,9 @@ void health__logq_stop(health__logq_t *q);
 void health__logq_put(health__logq_t *q, health_log_level_t level, health__buf_t *b);
 int health__logq_flush(health__logq_t *q, uint64_t until_mono_ms);
 unsigned long long health__logq_dropped(const health__logq_t *q);
+/* health__logq_flush() of every started handle's queue (the test suites
+ * read their captured logs after it). */
+int health__log_flush_all(uint64_t until_mono_ms);
 
 /* ---- descriptors (fdsafe.c) ---- */
 /* Descriptors the library makes never take 0, 1 or 2, even when the

@@ -74,7 +74,8 @@ struct health__logq {
   uint64_t stop_until;
   unsigned long long unreported; /* drops not yet told by a log_dropped line */
   pthread_t thread;
-  health_log_fn fn; /* NULL: stderr */
+  health__logq_t *next_running; /* all_running's list, under all_mu */
+  health_log_fn fn;             /* NULL: stderr */
   void *arg;
   int stderr_off;
   int nb_fd; /* the writer's own descriptor of a stderr pipe, or -1 */
@@ -82,6 +83,10 @@ struct health__logq {
   ino_t nb_ino;
   atomic_ullong dropped;
 };
+
+/* Every running writer's queue, for health__log_flush_all(). */
+static pthread_mutex_t all_mu = PTHREAD_MUTEX_INITIALIZER;
+static health__logq_t *all_running;
 
 /* Callers' threads without a handle (h == NULL), and handles whose last
  * synchronous write timed out, do not wait again until one succeeds. */
@@ -332,6 +337,12 @@ int health__logq_start(health__logq_t *q) {
     if (rc == 0) q->running = 1;
   }
   pthread_mutex_unlock(&q->mu);
+  if (rc == 0) {
+    pthread_mutex_lock(&all_mu);
+    q->next_running = all_running;
+    all_running = q;
+    pthread_mutex_unlock(&all_mu);
+  }
   return rc;
 }
 
@@ -345,7 +356,15 @@ void health__logq_stop(health__logq_t *q) {
     pthread_cond_signal(&q->work);
   }
   pthread_mutex_unlock(&q->mu);
-  if (joinable) pthread_join(q->thread, NULL);
+  if (!joinable) return;
+  pthread_join(q->thread, NULL);
+  pthread_mutex_lock(&all_mu);
+  for (health__logq_t **p = &all_running; *p; p = &(*p)->next_running)
+    if (*p == q) {
+      *p = q->next_running;
+      break;
+    }
+  pthread_mutex_unlock(&all_mu);
 }
 
 void health__logq_put(health__logq_t *q, health_log_level_t level, health__buf_t *b) {
@@ -397,4 +416,13 @@ int health__logq_flush(health__logq_t *q, uint64_t until_mono_ms) {
 
 unsigned long long health__logq_dropped(const health__logq_t *q) {
   return q ? atomic_load(&((health__logq_t *)q)->dropped) : 0;
+}
+
+int health__log_flush_all(uint64_t until_mono_ms) {
+  int rc = 0;
+  pthread_mutex_lock(&all_mu);
+  for (health__logq_t *q = all_running; q; q = q->next_running)
+    if (health__logq_flush(q, until_mono_ms) != 0) rc = -1;
+  pthread_mutex_unlock(&all_mu);
+  return rc;
 }
