@@ -719,6 +719,66 @@ START_TEST(test_pause_is_not_staleness) {
 }
 END_TEST
 
+/* The same for a check's result: interval 500 ms, timeout 1 s, a run
+ * takes 300 ms, so after a 3 s stop no fresh result can come for 300 ms,
+ * and the old one must not be called stale for the pause. */
+static void slow_pass(health_result_t *r, void *arg) {
+  (void)arg;
+  sleep_ms(300);
+  health_result_set(r, HEALTH_PASS, NULL);
+}
+
+START_TEST(test_pause_does_not_age_checks) {
+  int p[2];
+  ck_assert_int_eq(pipe(p), 0);
+  fflush(NULL);
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    close(p[0]);
+    health_options_t o;
+    health_options_init(&o);
+    o.address = "127.0.0.1";
+    o.port = 0;
+    o.handle_signals = 0;
+    o.exit_on_shutdown = 0;
+    o.log_level = HEALTH_LOG_OFF;
+    health_check_options_t co;
+    health_check_options_init(&co);
+    co.interval_ms = 500;
+    co.timeout_ms = 1000;
+    health_t *h;
+    health_error_t err;
+    if (health_new(&h, &o, &err) || health_add_check(h, "slow", slow_pass, NULL, NULL, &co, &err) ||
+        health_start(h, &err))
+      _exit(1);
+    unsigned port = health_port(h);
+    if (write(p[1], &port, sizeof port) != (ssize_t)sizeof port) _exit(3);
+    for (;;) pause();
+  }
+  close(p[1]);
+  unsigned port = 0;
+  ck_assert_int_eq(read(p[0], &port, sizeof port), (ssize_t)sizeof port);
+  close(p[0]);
+  uint64_t until = th_now_ms() + TS(5000);
+  while (th_status(port, "GET", "/ready") != 200 && th_now_ms() < until) sleep_ms(5);
+  ck_assert_int_eq(th_status(port, "GET", "/ready"), 200);
+  kill(pid, SIGSTOP);
+  sleep_ms(3000); /* the pause itself: time must pass while stopped */
+  kill(pid, SIGCONT);
+  int first = th_status(port, "GET", "/ready");
+  int fails = first == 200 ? 0 : 1;
+  for (int i = 0; i < 20; i++) {
+    if (th_status(port, "GET", "/ready") != 200) fails++;
+    sleep_ms(10);
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, NULL, 0);
+  ck_assert_msg(first == 200 && fails == 0, "after SIGCONT: first answer %d, %d failures", first,
+                fails);
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("liveness");
   TCase *t = tcase_create("liveness");
@@ -734,6 +794,7 @@ static Suite *suite(void) {
   tcase_add_test(t, test_bad_input);
   tcase_add_test(t, test_stale_heartbeat_reason);
   tcase_add_test(t, test_pause_is_not_staleness);
+  tcase_add_test(t, test_pause_does_not_age_checks);
   suite_add_tcase(s, t);
   return s;
 }
