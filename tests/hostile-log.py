@@ -6,8 +6,8 @@ up, each case failing on a library that writes its log lines on the
 caller's thread (issue 23, items 1, 4 and 5):
 
   stuck     both into a pipe filled with 64 KiB that nobody reads: /ready
-            and /health answer within 1 s while readiness and liveness
-            change; an acknowledged POST /work; when the pipe is read
+            and /health answer within 1 s while a check, readiness and
+            liveness change; an acknowledged POST /work; when the pipe is read
             again, a log_dropped line and libhealth_log_lines_dropped_total
             > 0 on /metrics; pipe stuck again, SIGTERM: exit 0 before the
             deadline with the record in FLUSH_FILE.
@@ -111,12 +111,17 @@ class Demo:
         self.hport = free_port()
         while self.hport == self.port:
             self.hport = free_port()
-        self.flush = os.path.join(TMP, name + ".flush")
+        # The flush file in a directory of its own: the demo's "flush-file"
+        # check fails while the directory is renamed away (flip_check()).
+        self.flushdir = os.path.join(TMP, name + "-dir")
+        os.mkdir(self.flushdir)
+        self.flush = os.path.join(self.flushdir, "flush")
         env = dict(os.environ)
         env.update(PORT=str(self.port), HEALTH_PORT=str(self.hport), HEALTH_ADDRESS="127.0.0.1",
                    FLUSH_FILE=self.flush, HEALTH_DRAIN_MS=str(DRAIN_MS),
                    HEALTH_SHUTDOWN_DEADLINE_MS=str(DEADLINE_MS), WORK_MAX_AGE_MS="300",
-                   HEALTH_LOG_LEVEL="debug")
+                   HEALTH_LOG_LEVEL="debug", HEALTH_CHECK_INTERVAL_MS="100",
+                   HEALTH_FAILURE_THRESHOLD="1")
         env.pop("HEALTH_DRAIN_MIN_MS", None)
         env.update(extra or {})
         pre = None
@@ -166,6 +171,27 @@ class Demo:
                         raise Fail("%s: GET %s gave no answer within %.1f s (%s)" % (self.name, path, probe_limit, e))
                     check(st in (200, 503), "GET %s: %d" % (path, st))
 
+    def flip_check(self, n, probe_limit):
+        """The flush-file check fails and passes again n times (its lines
+        are logged by the library's check threads); /ready must follow
+        within 5 s, and every probe answer within probe_limit seconds."""
+        for i in range(n):
+            for want, src, dst in ((503, self.flushdir, self.flushdir + ".away"),
+                                   (200, self.flushdir + ".away", self.flushdir)):
+                os.rename(src, dst)
+                end = time.monotonic() + 5 * SCALE
+                while True:
+                    try:
+                        st, _, dt = request(self.hport, "GET", "/ready", timeout=probe_limit)
+                        request(self.hport, "GET", "/health", timeout=probe_limit)
+                    except OSError as e:
+                        raise Fail("%s: a probe gave no answer within %.1f s while the check changed (%s)" %
+                                   (self.name, probe_limit, e))
+                    if st == want:
+                        break
+                    check(time.monotonic() < end, "%s: /ready never became %d with the check flipped" % (self.name, want))
+                    time.sleep(0.02)
+
     def work(self, body):
         st = self.post("/work", body.encode())
         check(st == 200, "POST /work answered %d" % st)
@@ -213,6 +239,7 @@ def case_stuck():
     # Readiness and liveness change while nobody reads: every line the
     # library or the demo writes meets a full pipe.
     d.toggle(20, probe_limit=1.0)
+    d.flip_check(3, probe_limit=1.0)
     check(d.post("/stall?ms=700") == 202, "stall refused")
     end = time.monotonic() + 1.5 * SCALE
     while time.monotonic() < end:
@@ -315,15 +342,29 @@ def case_slow():
 
 def case_gone():
     r, w = os.pipe()
-    d = Demo("gone", w, w)
+    # The warm-up gate opens 1.5 s after start, on the demo's work loop
+    # thread, which logs the library's gate_open line: after the reader
+    # has gone (issue 23: rc 141 within 0.3 s).
+    d = Demo("gone", w, w, extra={"STARTUP_DELAY_MS": str(1500 * SCALE)})
     os.close(w)
     stop, got = threading.Event(), []
     t = threading.Thread(target=reader, args=(r, 0, stop, got))
     t.start()
-    d.wait_ready()
+    end = time.monotonic() + 10 * SCALE
+    while True:
+        check(d.p.poll() is None, "the demo exited early, status %s" % d.p.returncode)
+        try:
+            if request(d.hport, "GET", "/health")[0] == 200:
+                break
+        except OSError:
+            pass
+        check(time.monotonic() < end, "the demo's health port never answered")
+        time.sleep(0.05)
     stop.set()
     t.join()
     os.close(r)  # the reader is gone: every write now meets EPIPE
+    check(request(d.hport, "GET", "/ready")[0] == 503, "ready before the warm-up gate opened")
+    d.wait_ready()  # the gate opened, its line written into the broken pipe
     d.toggle(30)
     check(d.post("/stall?ms=500") == 202, "stall refused")
     time.sleep(0.3)  # not synchronisation: lines keep coming meanwhile
