@@ -29,12 +29,16 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <locale.h>
+#include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -55,6 +59,53 @@ static atomic_int app_inflight;
 static atomic_int app_closing;
 static const char *flush_file;
 
+/*
+ * The demo's own log lines never block and never raise SIGPIPE, as the
+ * library's do not: a log driver that stops reading (a full pipe) or goes
+ * away must not stall the work loop (its heartbeat), the flush hook or a
+ * request.  So no stdio (a thread blocked in fprintf holds stderr's lock,
+ * and the exit's fflush would wait for it): one write(2) of the whole
+ * line (well under PIPE_BUF: atomic on a pipe), only when poll says there
+ * is room now, through an O_NONBLOCK descriptor of our own when stderr is
+ * a pipe (reopened through /proc: fd 2's own flags stay as they are).  A
+ * line that does not fit now is dropped.  SIGPIPE is blocked around the
+ * write and one it raised is consumed.
+ */
+static int log_fd = STDERR_FILENO, log_sock;
+
+static void log_open(void) {
+  struct stat st;
+  if (fstat(STDERR_FILENO, &st) != 0) {
+    log_fd = -1; /* stderr closed: no log */
+    return;
+  }
+  log_sock = S_ISSOCK(st.st_mode);
+  if (S_ISFIFO(st.st_mode)) {
+    int fd = open("/proc/self/fd/2", O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd > 2) log_fd = fd;
+    else if (fd >= 0) close(fd);
+  }
+}
+
+static void log_write(const char *line, size_t n) {
+  if (log_fd < 0) return;
+  sigset_t pipe_set, old, pending;
+  sigemptyset(&pipe_set);
+  sigaddset(&pipe_set, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_set, &old);
+  int was_pending = sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE);
+  struct pollfd p = {log_fd, POLLOUT, 0};
+  if (poll(&p, 1, 0) == 1 && (p.revents & POLLOUT)) {
+    if (log_sock) (void)!send(log_fd, line, n, MSG_DONTWAIT | MSG_NOSIGNAL);
+    else (void)!write(log_fd, line, n);
+  }
+  if (!was_pending && sigpending(&pending) == 0 && sigismember(&pending, SIGPIPE)) {
+    struct timespec zero = {0, 0};
+    while (sigtimedwait(&pipe_set, NULL, &zero) < 0 && errno == EINTR) {}
+  }
+  pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
 static void logj(const char *level, const char *event, const char *fmt, ...) {
   char msg[512] = "";
   if (fmt) {
@@ -67,9 +118,19 @@ static void logj(const char *level, const char *event, const char *fmt, ...) {
     if (*p == '"' || *p == '\\' || (unsigned char)*p < 0x20) *p = ' ';
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
-  fprintf(stderr, "{\"mono_ms\":%lld.%03ld,\"level\":\"%s\",\"app\":\"demo-service\",\"event\":\"%s\",\"message\":\"%s\"}\n",
-          (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, (ts.tv_nsec / 1000) % 1000,
-          level, event, msg);
+  char line[768];
+  int n = snprintf(line, sizeof line,
+                   "{\"mono_ms\":%lld.%03ld,\"level\":\"%s\",\"app\":\"demo-service\",\"event\":\"%s\",\"message\":\"%s\"}\n",
+                   (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, (ts.tv_nsec / 1000) % 1000,
+                   level, event, msg);
+  if (n > 0) log_write(line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+}
+
+static void mhd_log(void *cls, const char *fmt, va_list ap) {
+  (void)cls;
+  char msg[256];
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  logj("warn", "http_server", "%s", msg);
 }
 
 /* 0 recorded, -1 closed (shutting down), -2 out of memory. */
@@ -470,6 +531,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: demo-service [--healthcheck]\n");
     return 2;
   }
+  log_open();
   health_error_t err;
   health_options_t opts;
   health_options_init(&opts);
@@ -538,9 +600,20 @@ int main(int argc, char **argv) {
 
   if (liveness_setup() != 0) return 2;
 
+  /* The library keeps its own descriptors off 0-2; ours (the server's
+   * sockets, the connections it accepts) are the application's business:
+   * started with stdio closed, occupy 0-2 with /dev/null first, so that no
+   * later printf of anyone writes into a connection. */
+  for (int fd = 0; fd < 3; fd++)
+    if (fcntl(fd, F_GETFD) < 0 && errno == EBADF) {
+      int n = open("/dev/null", O_RDWR);
+      if (n >= 0 && n != fd) close(n);
+    }
   app = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
                              MHD_USE_ITC | MHD_USE_ERROR_LOG,
                          (uint16_t)port, NULL, NULL, app_handler, NULL,
+                         /* not MHD's default logger: stdio, which blocks */
+                         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
                          MHD_OPTION_NOTIFY_COMPLETED, app_completed, NULL,
                          MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,

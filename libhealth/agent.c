@@ -136,7 +136,7 @@ static void *agent_main(void *arg) {
     if (p[1].revents) break;
     backoff = 0;
     for (int i = 0; i < ACCEPT_BATCH; i++) {
-      int fd = accept4(c->agent_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+      int fd = health__fd_hoist(accept4(c->agent_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK));
       if (fd >= 0) {
         answer(h, fd);
         continue;
@@ -159,7 +159,7 @@ int health__agent_start(health_t *h, health_error_t *err) {
   socklen_t sl;
   if (!health__sockaddr_literal(address, c->agent_port, &ss, &sl))
     return health__err(err, HEALTH_EINVAL, "agent address '%s' is not an IPv4 or IPv6 literal", address);
-  int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  int fd = health__fd_hoist(socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (fd < 0) return health__err(err, HEALTH_ESYS, "agent socket: %s", strerror(errno));
   int one = 1;
   setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
@@ -177,7 +177,7 @@ int health__agent_start(health_t *h, health_error_t *err) {
   getsockname(fd, (struct sockaddr *)&ss, &sl);
   c->agent_bound_port = ntohs(ss.ss_family == AF_INET ? ((struct sockaddr_in *)&ss)->sin_port
                                                       : ((struct sockaddr_in6 *)&ss)->sin6_port);
-  if (pipe2(c->agent_wake, O_CLOEXEC | O_NONBLOCK) != 0) {
+  if (health__pipe2(c->agent_wake, O_CLOEXEC | O_NONBLOCK) != 0) {
     close(fd);
     c->agent_wake[0] = c->agent_wake[1] = -1;
     c->agent_bound_port = 0;

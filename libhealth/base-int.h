@@ -97,22 +97,64 @@ size_t health__fmt_double(double v, char *buf, size_t len);
 /* Append health__fmt_double(v) to b. */
 void health__buf_double(health__buf_t *b, double v);
 
-/* ---- logging (log.c) ---- */
+/* ---- logging (log.c, logq.c) ---- */
 /*
  * One JSON log line: {"ts":...,"mono_ms":...,"level":...,"event":...,k:v...}.
  * The variadic part is key/value pairs of C strings ending with NULL; a key
  * starting with '#' has a raw JSON value (a number), the '#' is dropped.
- * `h` may be NULL (default sink, level info).
+ * `h` may be NULL (default sink, level info).  Any thread, any lock held:
+ * while the handle is started the line only goes into its queue (logq.c);
+ * otherwise it is written on the caller's thread, bounded (logq.c).
  */
 void health__log(const health_t *h, health_log_level_t level, const char *event,
                  ...);
-/* Same with an explicit sink (for code that has no handle). */
-void health__logv(health_log_level_t min, health_log_fn fn, void *arg,
-                  health_log_level_t level, const char *event, va_list ap);
+void health__logv(const health_t *h, health_log_level_t level, const char *event, va_list ap);
 /* Same, with `extra` (",\"key\":value...", or NULL) added at the end. */
-void health__logv_extra(health_log_level_t min, health_log_fn fn, void *arg,
-                        health_log_level_t level, const char *event, const char *extra,
-                        va_list ap);
+void health__logv_extra(const health_t *h, health_log_level_t level, const char *event,
+                        const char *extra, va_list ap);
+/* Append the line (no newline) to b: the formatter the calls above use. */
+void health__log_format(health__buf_t *b, health_log_level_t level, const char *event,
+                        const char *extra, ...);
+void health__log_formatv(health__buf_t *b, health_log_level_t level, const char *event,
+                         const char *extra, va_list ap);
+/* Wait until every line queued so far has gone to the sink, or until the
+ * monotonic time `until_mono_ms` passes.  0 written, -1 not (yet).  For the
+ * shutdown sequence before _exit; any thread but the writer. */
+int health__log_flush(health_t *h, uint64_t until_mono_ms);
+/* Lines the handle's sink did not take (queue full, sink stuck or gone). */
+unsigned long long health__log_dropped(const health_t *h);
+
+/* The log queue and its writer thread (logq.c).  new: NULL on no memory.
+ * start: 0, or -1 (no thread: lines keep going out synchronously).
+ * stop: waits up to a second for queued lines, then drops the rest and
+ * joins the writer.  put: the line in b (moved out of b when queued).  The
+ * sink (fn, arg) is called on the writer only while it runs. */
+typedef struct health__logq health__logq_t;
+health__logq_t *health__logq_new(health_log_fn fn, void *arg);
+void health__logq_free(health__logq_t *q);
+int health__logq_start(health__logq_t *q);
+void health__logq_stop(health__logq_t *q);
+void health__logq_put(health__logq_t *q, health_log_level_t level, health__buf_t *b);
+int health__logq_flush(health__logq_t *q, uint64_t until_mono_ms);
+unsigned long long health__logq_dropped(const health__logq_t *q);
+/* health__logq_flush() of every started handle's queue (the test suites
+ * read their captured logs after it). */
+int health__log_flush_all(uint64_t until_mono_ms);
+
+/* ---- descriptors (fdsafe.c) ---- */
+/* Descriptors the library makes never take 0, 1 or 2, even when the
+ * application's stdio is closed (a later printf would go into them).
+ * health__fd_hoist: fd itself when above 2 (or negative); otherwise a
+ * close-on-exec duplicate at 3 or above, fd closed; -1 (errno set, fd
+ * closed) if none can be had.  health__pipe2: pipe2() with both ends
+ * hoisted. */
+int health__fd_hoist(int fd);
+int health__pipe2(int fds[2], int flags);
+/* Around a call that makes descriptors the library cannot hoist
+ * (MHD_start_daemon): occupy whichever of 0-2 are closed with /dev/null,
+ * then free them again.  `plugged` is int[3]. */
+void health__stdio_plug(int plugged[3]);
+void health__stdio_unplug(const int plugged[3]);
 
 /* ---- identical log lines, once (logrepeat.c) ---- */
 /*
@@ -171,6 +213,8 @@ typedef struct health__core {
   health__check_observer_fn on_check[HEALTH__OBSERVERS];
   size_t nstate, ncheck;
   int inited; /* h->lock (core.c) */
+  /* the log queue and its writer (logq.c; created with h->lock) */
+  health__logq_t *logq;
   /* health.c's final free, for the last abandoned worker (check_sched.c) */
   void (*free_final)(health_t *h);
 } health__core_t;
@@ -182,6 +226,10 @@ enum { HEALTH__ST_NEW = 0,
 /* h->lock and the core (core.c): 0, or -1 (health_new() fails). */
 int health__core_init(health_t *h);
 void health__core_free(health_t *h);
+/* The log writer thread (logq.c), from health_start() and health_stop():
+ * start 0, or -1 with errno set. */
+int health__core_start_log(health_t *h);
+void health__core_stop_log(health_t *h);
 /* Register observers (either may be NULL), h->lock held; -1 if full. */
 int health__observe_locked(health_t *h, health__state_observer_fn on_state,
                            health__check_observer_fn on_check);

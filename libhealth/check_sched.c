@@ -73,7 +73,24 @@ static void *sched_main(void *arg) {
   pthread_mutex_lock(&h->lock);
   while (!h->eng.sched_stop) {
     uint64_t now = health__now_ms();
-    uint64_t next = UINT64_MAX;
+    uint64_t next = UINT64_MAX, planned = h->eng.sched_wake_ms;
+    if (planned && planned != UINT64_MAX && now > planned + HEALTH__STALE_GRACE_MS) {
+      /* Woken this late, the scheduler was not running: the process was
+       * paused (or starved).  The checks were too: the pause does not age
+       * their results (deadlines of runs in progress stay: a run that
+       * outlived its deadline is reported as such). */
+      uint64_t paused = now - planned;
+      for (size_t i = 0; i < h->eng.nchecks; i++) {
+        health__check_t *c = h->eng.checks[i];
+        if (!c->result_mono_ms) continue;
+        c->result_mono_ms += paused;
+        if (c->result_mono_ms > now) c->result_mono_ms = now;
+      }
+      char p[24];
+      snprintf(p, sizeof p, "%llu", (unsigned long long)paused);
+      health__log(h, HEALTH_LOG_INFO, "scheduler_paused", "#paused_ms", p, "action",
+                  "the pause does not age check results", NULL);
+    }
     for (size_t i = 0; i < h->eng.nchecks; i++) {
       health__check_t *c = h->eng.checks[i];
       if (c->effective != HEALTH_PENDING && !c->stale_reported) {

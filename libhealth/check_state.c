@@ -22,8 +22,16 @@ static const uint64_t bucket_us[HEALTH__BUCKETS] = {1000, 5000, 25000, 100000, 5
 health_status_t health__check_status_locked(const health_t *h,
                                             const health__check_t *c,
                                             uint64_t now, const char **why) {
-  (void)h;
   if (why) *why = NULL;
+  /* A result's age is known only up to the scheduler's planned wake-up
+   * plus the grace: after a pause of the whole process (SIGSTOP, a cgroup
+   * freeze; CLOCK_MONOTONIC runs on) an answer may be rendered before the
+   * scheduler has run again, and must not call results stale for the
+   * pause.  The scheduler then takes the pause out of their ages. */
+  uint64_t known = h->eng.sched_wake_ms;
+  if (h->state == HEALTH__ST_STARTED && known && known != UINT64_MAX &&
+      now > known + HEALTH__STALE_GRACE_MS)
+    now = known + HEALTH__STALE_GRACE_MS;
   if (c->effective == HEALTH_PENDING) {
     if (why) *why = "pending: no result yet";
     return HEALTH_PENDING;

@@ -112,7 +112,7 @@ void health__checker_log(const health__checker_t *ck, health_log_level_t level,
                          const char *event, ...) {
   va_list ap;
   va_start(ap, event);
-  health__logv(ck->h->opt.log_level, ck->h->opt.log_fn, ck->h->opt.log_arg, level, event, ap);
+  health__logv(ck->h, level, event, ap);
   va_end(ap);
 }
 

@@ -54,7 +54,7 @@ static health_status_t below(double v, double warn, double fail) {
 
 static int probe(disk_state_t *st, char *why, size_t len) {
   char eb[96];
-  int fd = open(st->probe, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600);
+  int fd = health__fd_hoist(open(st->probe, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
   if (fd < 0) {
     snprintf(why, len, "write probe failed: cannot create a file: %s",
              health__errno_text(errno, eb, sizeof eb));

@@ -112,7 +112,7 @@ ssize_t health__plain_read(health__conn_t *c, char *buf, size_t cap,
 
 int health__tcp_connect(const struct sockaddr *sa, socklen_t len, uint64_t deadline,
                         int *err) {
-  int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int fd = health__fd_hoist(socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   int one = 1, soerr = 0;
   socklen_t sl = sizeof soerr;
   if (fd < 0) {

@@ -111,4 +111,9 @@ int health__plain_write(health__conn_t *c, const char *p, size_t len, uint64_t d
 ssize_t health__plain_read(health__conn_t *c, char *buf, size_t cap, uint64_t deadline_ms,
                            char *err, size_t errlen);
 
+/* fd itself, or, when it is 0, 1 or 2, a close-on-exec copy at 3 or above
+ * (fd closed): the library's descriptors never take stdio's numbers
+ * (fdsafe.c; also declared in base-int.h). */
+int health__fd_hoist(int fd);
+
 #endif

@@ -42,6 +42,11 @@ typedef struct health__controls {
   pthread_cond_t cond; /* wakes the sampler: new heartbeat, stop */
   pthread_t sampler;
   int sampler_started, sampler_stop;
+  /* When the sampler last ran (0: it does not run) and the period it then
+   * set: evidence of a heartbeat's silence ends there (readiness.c), so a
+   * paused process (SIGSTOP, a cgroup freeze) is not judged by the pause. */
+  uint64_t sampled_ms;
+  unsigned sample_period_ms;
   /* manual readiness, guarded by h->lock */
   int not_ready;
   char *reason;
@@ -78,6 +83,12 @@ void health__controls_render_entries_locked(health_t *h, unsigned endpoint,
                                             uint64_t now, health__buf_t *b, int *first);
 /* The reason readiness or liveness fails, one line, h->lock held. */
 void health__controls_reason_locked(health_t *h, uint64_t now, char *out, size_t len);
+/* "heartbeat 'NAME': no beat for N ms (max M ms)" for the first stale
+ * heartbeat into out, and 1; 0 when none is stale.  h->lock held. */
+int health__controls_hb_reason_locked(health_t *h, uint64_t now, char *out, size_t len);
+/* A sampler that ran this much later than its period was not running:
+ * the process was paused (or starved) meanwhile (heartbeat.c). */
+#define HEALTH__SAMPLER_SLACK_MS 100
 /* heartbeat.c */
 int health__heartbeat_start_locked(health_t *h); /* h->lock held */
 void health__heartbeat_stop(health_t *h);

@@ -36,7 +36,12 @@ const char *health__status_word(health_status_t s) {
 }
 
 int health__core_init(health_t *h) {
-  if (pthread_mutex_init(&h->lock, NULL) != 0) return -1;
+  if (!(h->core.logq = health__logq_new(h->opt.log_fn, h->opt.log_arg))) return -1;
+  if (pthread_mutex_init(&h->lock, NULL) != 0) {
+    health__logq_free(h->core.logq);
+    h->core.logq = NULL;
+    return -1;
+  }
   h->core.inited = 1;
   return 0;
 }
@@ -44,7 +49,16 @@ int health__core_init(health_t *h) {
 void health__core_free(health_t *h) {
   if (h->core.inited) pthread_mutex_destroy(&h->lock);
   h->core.inited = 0;
+  health__logq_free(h->core.logq); /* lines logged from here go out synchronously */
+  h->core.logq = NULL;
 }
+
+int health__core_start_log(health_t *h) {
+  if (h->opt.log_level >= HEALTH_LOG_OFF) return 0; /* no lines: no writer */
+  return health__logq_start(h->core.logq);
+}
+
+void health__core_stop_log(health_t *h) { health__logq_stop(h->core.logq); }
 
 int health__observe_locked(health_t *h, health__state_observer_fn on_state,
                            health__check_observer_fn on_check) {

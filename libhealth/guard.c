@@ -240,7 +240,7 @@ void health__guard_closed(health__guard_t *g, void **socket_context) {
   g->free_list = s;
   /* A close makes libmicrohttpd accept again: no eviction owed. */
   g->emfile_pending = 0;
-  if (g->reserve_fd < 0) g->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  if (g->reserve_fd < 0) g->reserve_fd = health__fd_hoist(open("/dev/null", O_RDONLY | O_CLOEXEC));
   pthread_mutex_unlock(&g->lock);
   *socket_context = NULL;
 }

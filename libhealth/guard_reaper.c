@@ -82,7 +82,7 @@ health__guard_t *health__guard_new(health_t *h) {
     g->slots[i].next = g->free_list;
     g->free_list = &g->slots[i];
   }
-  g->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  g->reserve_fd = health__fd_hoist(open("/dev/null", O_RDONLY | O_CLOEXEC));
   if (health__cond_init_monotonic(&g->cond) != 0) goto fail;
   if (pthread_mutex_init(&g->lock, NULL) != 0) goto fail_cond;
   if (health__thread_create(&g->thread, reaper_main, g, 0) != 0) goto fail_mutex;

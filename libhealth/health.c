@@ -88,8 +88,11 @@ HEALTH_EXPORT int health_start(health_t *h, health_error_t *err) {
     return health__err(err, HEALTH_ESTATE, "health_start: already started or stopped");
   }
 
+  /* The log writer first: from here no line waits for the sink (logq.c). */
+  if (health__core_start_log(h) != 0)
+    rc = health__err(err, HEALTH_ESYS, "could not start the log writer thread: %s", strerror(errno));
   /* Listeners first: they must see the first transitions of the checks. */
-  rc = health__obs_start(h, err);                    /* serve.c: answer cache */
+  if (rc == 0) rc = health__obs_start(h, err);       /* serve.c: answer cache */
   if (rc == 0) rc = health__listeners_start(h, err); /* listeners.c */
   if (rc == 0) rc = health__controls_start(h, err);  /* readiness.c: sets the start time */
   if (rc == 0) rc = health__agent_start(h, err);     /* agent.c */
@@ -134,6 +137,7 @@ HEALTH_EXPORT void health_stop(health_t *h) {
   health__http_stop(h);
   health__checks_stop(h);
   health__listeners_stop(h); /* after the engine: every transition is told */
+  health__core_stop_log(h);  /* last: the lines of the stop are written */
 }
 
 HEALTH_EXPORT void health_free(health_t *h) {

@@ -79,8 +79,26 @@ static void *sampler_main(void *arg) {
   pthread_mutex_lock(&h->lock);
   while (!c->sampler_stop) {
     uint64_t now = health__now_ms();
+    if (c->sampled_ms && now > c->sampled_ms + c->sample_period_ms + HEALTH__SAMPLER_SLACK_MS) {
+      /* The sampler did not run for longer than its period: the process
+       * was paused (SIGSTOP, a cgroup freeze) or starved.  The beating
+       * threads were too; the pause is taken out of every age, so a
+       * heartbeat gets the time it had left, at least one period. */
+      uint64_t paused = now - c->sampled_ms - c->sample_period_ms;
+      for (struct health_heartbeat *hb = c->heartbeats; hb; hb = hb->next) {
+        hb->last_ms += paused;
+        if (hb->last_ms > now) hb->last_ms = now;
+      }
+      char p[24];
+      snprintf(p, sizeof p, "%llu", (unsigned long long)paused);
+      health__log(h, HEALTH_LOG_INFO, "heartbeat_sampler_paused", "#paused_ms", p, "action",
+                  "the pause does not count against heartbeats", NULL);
+    }
     uint64_t period = sample_locked(h, now);
+    c->sampled_ms = now;
+    c->sample_period_ms = (unsigned)period;
     if (!c->heartbeats) {
+      c->sampled_ms = 0; /* an unbounded wait is no pause */
       pthread_cond_wait(&c->cond, &h->lock);
     } else {
       uint64_t next = now + period;
@@ -100,6 +118,8 @@ int health__heartbeat_start_locked(health_t *h) {
     hb->seen = atomic_load_explicit(&hb->beats, memory_order_relaxed);
   }
   if (!c->heartbeats || c->sampler_started) return 0;
+  c->sampled_ms = c->started_ms;
+  c->sample_period_ms = SAMPLE_MAX_MS;
   c->sampler_stop = 0;
   if (health__thread_create(&c->sampler, sampler_main, h, 0) != 0) return -1;
   c->sampler_started = 1;
@@ -112,6 +132,7 @@ void health__heartbeat_stop(health_t *h) {
   int started = c->sampler_started;
   c->sampler_stop = 1;
   c->sampler_started = 0;
+  c->sampled_ms = 0;
   pthread_cond_signal(&c->cond);
   pthread_mutex_unlock(&h->lock);
   if (started) pthread_join(c->sampler, NULL);
@@ -173,6 +194,8 @@ HEALTH_EXPORT int health_heartbeat_add(health_t *h, const char *name, unsigned m
     }
   hb->last_ms = health__now_ms(); /* registering counts as the first beat */
   if (h->state == HEALTH__ST_STARTED && !c->sampler_started) {
+    c->sampled_ms = health__now_ms();
+    c->sample_period_ms = SAMPLE_MAX_MS;
     c->sampler_stop = 0;
     if (health__thread_create(&c->sampler, sampler_main, h, 0) != 0) {
       rc = health__err(err, HEALTH_ESYS, "could not start the heartbeat thread: %s", strerror(errno));

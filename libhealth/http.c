@@ -363,6 +363,8 @@ int health__http_start(health_t *h, health_error_t *err) {
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
+  int plugged[3]; /* its socket, epoll and eventfd above stdio (fdsafe.c) */
+  health__stdio_plug(plugged);
   h->http.daemon = MHD_start_daemon(
       flags, (uint16_t)h->opt.port, NULL, NULL, handler, h,
       /* first, or MHD complains through its default logger */
@@ -385,6 +387,7 @@ int health__http_start(health_t *h, health_error_t *err) {
        * failing.  MHD's default is SO_REUSEADDR (restart over TIME_WAIT). */
       MHD_OPTION_END);
   int saved = errno;
+  health__stdio_unplug(plugged);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   if (!h->http.daemon) {
     health__http_stop(h);

@@ -86,7 +86,14 @@ static void endpoint_reason(health_t *h, unsigned ep, health_status_t st, uint64
       return;
     }
   }
-  snprintf(buf, len, "every check passes");
+  /* No check explains a failing endpoint: a control does (a stale
+   * heartbeat, a closed gate, manual readiness). */
+  if (st == HEALTH_FAIL && health__controls_hb_reason_locked(h, now, buf, len)) return;
+  if (st == HEALTH_FAIL && ep == HEALTH_READINESS) {
+    health__controls_reason_locked(h, now, buf, len);
+    return;
+  }
+  snprintf(buf, len, st == HEALTH_PASS ? "every check passes" : "no check fails");
 }
 
 /* Something rendered changed (a state observer, core.c): endpoint

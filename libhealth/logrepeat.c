@@ -47,21 +47,18 @@ void health__log_repeatv(const health_t *h, health__repeat_t *r, const char *sub
   if (!hash) hash = 1;
   if (subject) snprintf(r->subject, sizeof r->subject, "%s", subject);
   uint64_t now = health__now_ms();
-  health_log_level_t min = h ? h->opt.log_level : HEALTH_LOG_INFO;
-  health_log_fn fn = h ? h->opt.log_fn : NULL;
-  void *arg = h ? h->opt.log_arg : NULL;
   int i = 0;
   while (i < HEALTH__REPEAT_SLOTS && r->slot[i].hash != hash) i++;
   if (i < HEALTH__REPEAT_SLOTS && now - r->slot[i].printed_ms < HEALTH__REPEAT_WINDOW_MS) {
     r->slot[i].suppressed++;
     if (level > HEALTH_LOG_DEBUG)
-      health__logv_extra(min, fn, arg, HEALTH_LOG_DEBUG, event, ",\"repeat\":true", ap);
+      health__logv_extra(h, HEALTH_LOG_DEBUG, event, ",\"repeat\":true", ap);
     return;
   }
   char extra[48] = "";
   if (i < HEALTH__REPEAT_SLOTS && r->slot[i].suppressed)
     snprintf(extra, sizeof extra, ",\"repeated\":%u", r->slot[i].suppressed);
-  health__logv_extra(min, fn, arg, level, event, extra[0] ? extra : NULL, ap);
+  health__logv_extra(h, level, event, extra[0] ? extra : NULL, ap);
   if (i == HEALTH__REPEAT_SLOTS) {
     i = (int)(r->next++ % HEALTH__REPEAT_SLOTS);
     if (r->slot[i].hash && r->slot[i].suppressed) { /* evicted with a count: say so */

@@ -161,6 +161,9 @@ static void process_families(health_t *h, out_t *o, uint64_t now) {
          "Status-listener events dropped because the listener queue was full.");
   sample_u64(o, "libhealth_listener_events_dropped_total", NULL, NULL,
              (uint64_t)atomic_load(&h->obs->dropped));
+  family(o, "libhealth_log_lines_dropped", "counter",
+         "Log lines dropped because the log sink did not keep up (queue full, sink stuck or gone).");
+  sample_u64(o, "libhealth_log_lines_dropped_total", NULL, NULL, health__log_dropped(h));
 
   /* The health port's guard (guard.c); zero when the port is off. */
   unsigned long evicted, reaped, emfile;

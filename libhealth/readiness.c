@@ -146,14 +146,25 @@ static int deadline_passed(const health__controls_t *c, uint64_t now) {
          now >= c->started_ms + c->startup_deadline_ms;
 }
 
-static uint64_t hb_age(const struct health_heartbeat *hb, uint64_t now) {
+/* A heartbeat's silence is known only up to the sampler's last run plus
+ * its period (and slack): after a pause of the whole process (SIGSTOP, a
+ * cgroup freeze; CLOCK_MONOTONIC keeps running) the first answer may come
+ * before the sampler has run again, and must not blame the heartbeat for
+ * the pause.  The sampler then takes the pause out of every age
+ * (heartbeat.c). */
+static uint64_t hb_age_c(const health__controls_t *c, const struct health_heartbeat *hb,
+                         uint64_t now) {
+  if (c->sampled_ms) {
+    uint64_t known = c->sampled_ms + c->sample_period_ms + HEALTH__SAMPLER_SLACK_MS;
+    if (now > known) now = known;
+  }
   return now > hb->last_ms ? now - hb->last_ms : 0;
 }
 
 /* Stale as of `now` (which may be the coarse clock, a tick behind the
  * sampler's: the age is then 0, never negative). */
 static int hb_stale(const health_t *h, const struct health_heartbeat *hb, uint64_t now) {
-  return h->state == HEALTH__ST_STARTED && hb_age(hb, now) > hb->max_age_ms;
+  return h->state == HEALTH__ST_STARTED && hb_age_c(h->ctl, hb, now) > hb->max_age_ms;
 }
 
 /* ---- folding into the endpoints ---- */
@@ -212,7 +223,7 @@ void health__controls_render_entries_locked(health_t *h, unsigned endpoint, uint
   int64_t wall = health__wall_ms();
   uint64_t mono = health__now_ms();
   for (const struct health_heartbeat *hb = c->heartbeats; hb; hb = hb->next) {
-    uint64_t age = h->state == HEALTH__ST_STARTED ? hb_age(hb, now) : 0;
+    uint64_t age = h->state == HEALTH__ST_STARTED ? hb_age_c(c, hb, now) : 0;
     int stale = hb_stale(h, hb, now);
     const char *word = !stale ? "pass" : (endpoint == HEALTH_LIVENESS && draining) ? "warn"
                                                                                    : "fail";
@@ -250,6 +261,17 @@ void health__controls_render_entries_locked(health_t *h, unsigned endpoint, uint
   }
 }
 
+int health__controls_hb_reason_locked(health_t *h, uint64_t now, char *out, size_t len) {
+  health__controls_t *c = h->ctl;
+  for (const struct health_heartbeat *hb = c->heartbeats; hb; hb = hb->next)
+    if (hb_stale(h, hb, now)) {
+      snprintf(out, len, "heartbeat '%s': no beat for %llu ms (max %u ms)", hb->name,
+               (unsigned long long)hb_age_c(c, hb, now), hb->max_age_ms);
+      return 1;
+    }
+  return 0;
+}
+
 void health__controls_reason_locked(health_t *h, uint64_t now, char *out, size_t len) {
   health__controls_t *c = h->ctl;
   out[0] = 0;
@@ -260,7 +282,7 @@ void health__controls_reason_locked(health_t *h, uint64_t now, char *out, size_t
   for (const struct health_heartbeat *hb = c->heartbeats; hb; hb = hb->next)
     if (hb_stale(h, hb, now)) {
       snprintf(out, len, "heartbeat %s: no beat for %llu ms", hb->name,
-               (unsigned long long)hb_age(hb, now));
+               (unsigned long long)hb_age_c(c, hb, now));
       return;
     }
   for (const health__gate_t *g = c->gates; g; g = g->next)

@@ -19,7 +19,7 @@ void health__notify_init(health_t *h) {
   const char *path = getenv("NOTIFY_SOCKET");
   if (!path || (path[0] != '/' && path[0] != '@') || strlen(path) >= sizeof h->notify.notify_path)
     return;
-  h->notify.notify_fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  h->notify.notify_fd = health__fd_hoist(socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0));
   if (h->notify.notify_fd < 0) return;
   memcpy(h->notify.notify_path, path, strlen(path) + 1);
   h->notify.notify_len = strlen(path);

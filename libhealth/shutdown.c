@@ -128,8 +128,8 @@ HEALTH_EXPORT int health_add_hook(health_t *h, const char *name, int order,
 int health__shutdown_init(health_t *h) {
   h->sd.drain_pipe[0] = h->sd.drain_pipe[1] = -1;
   h->sd.wake_pipe[0] = h->sd.wake_pipe[1] = -1;
-  if (pipe2(h->sd.drain_pipe, O_CLOEXEC | O_NONBLOCK) < 0) return -1;
-  if (pipe2(h->sd.wake_pipe, O_CLOEXEC | O_NONBLOCK) < 0) return -1;
+  if (health__pipe2(h->sd.drain_pipe, O_CLOEXEC | O_NONBLOCK) < 0) return -1;
+  if (health__pipe2(h->sd.wake_pipe, O_CLOEXEC | O_NONBLOCK) < 0) return -1;
   if (pthread_mutex_init(&h->sd.done_lock, NULL) != 0) return -1;
   if (pthread_cond_init(&h->sd.done_cond, NULL) != 0) {
     pthread_mutex_destroy(&h->sd.done_lock);

@@ -128,7 +128,7 @@ static int run_hook(health_t *h, seq_t *s, int *started, const health__hook_t *k
               "#timeout_ms", to, "#elapsed_ms", el, NULL);
   hook_run_t *r = calloc(1, sizeof *r);
   pthread_t t;
-  if (!r || pipe2(r->pipe, O_CLOEXEC) < 0) {
+  if (!r || health__pipe2(r->pipe, O_CLOEXEC) < 0) {
     free(r);
     health__log(h, HEALTH_LOG_ERROR, "hook_failed", "hook", k->name, "error", "out of resources", NULL);
     return HEALTH_EXIT_HOOK_FAILED;
@@ -196,6 +196,12 @@ static void finish(health_t *h, seq_t *s, int code) {
      * accepted while the process goes.  _exit: other threads are running
      * application code, so atexit handlers are not safe to run now. */
     health__http_quiesce(h);
+    /* The queued lines (a sink that keeps up takes them in microseconds),
+     * but a stuck one holds the exit a second at most, and never past the
+     * deadline by more than 100 ms (reached at the deadline, the last lines
+     * still get that long). */
+    uint64_t now = health__now_ms(), fl = s->deadline > now + 100 ? s->deadline : now + 100;
+    health__log_flush(h, fl < now + 1000 ? fl : now + 1000);
     fflush(NULL);
     _exit(code);
   }

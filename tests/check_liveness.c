@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -610,6 +611,174 @@ START_TEST(test_bad_input) {
 }
 END_TEST
 
+/* ---- a stale heartbeat names itself to listeners; a pause is no staleness ---- */
+
+static pthread_mutex_t reason_mu = PTHREAD_MUTEX_INITIALIZER;
+static char live_reason[256];
+
+static void reason_listener(const health_transition_t *t, void *arg) {
+  (void)arg;
+  pthread_mutex_lock(&reason_mu);
+  if (t->subject == HEALTH_LIVENESS && t->to == HEALTH_FAIL && !live_reason[0])
+    snprintf(live_reason, sizeof live_reason, "%s", t->reason ? t->reason : "");
+  pthread_mutex_unlock(&reason_mu);
+}
+
+static int live_failed(void *arg) {
+  (void)arg;
+  pthread_mutex_lock(&reason_mu);
+  int got = live_reason[0] != 0;
+  pthread_mutex_unlock(&reason_mu);
+  return got;
+}
+
+START_TEST(test_stale_heartbeat_reason) {
+  health_t *h = new_handle();
+  health_error_t err;
+  ck_assert_int_eq(health_add_listener(h, reason_listener, NULL, &err), 0);
+  health_heartbeat_t *hb;
+  ck_assert_int_eq(health_heartbeat_add(h, "loop", TS(200), &hb, &err), 0);
+  beater_t b;
+  beater_start(&b, hb);
+  start(h);
+  ck_assert(first_answer(h, "/health", 200, TS(3000), NULL, 0));
+  beater_pause(&b);
+  ck_assert(th_wait_until(live_failed, NULL, TS(3000)));
+  pthread_mutex_lock(&reason_mu);
+  ck_assert_msg(strstr(live_reason, "heartbeat 'loop'"), "reason: %s", live_reason);
+  pthread_mutex_unlock(&reason_mu);
+  beater_stop(&b);
+  health_free(h);
+}
+END_TEST
+
+/* The child's work loop: 200 ms of CPU time between beats.  CPU time does
+ * not pass while the process is stopped, so after SIGCONT the loop still
+ * owes the rest of its work before the next beat, as a real one would
+ * (a sleeping one would beat at once: its sleep ran out during the stop). */
+static void *cpu_beater(void *arg) {
+  health_heartbeat_t *hb = arg;
+  for (;;) {
+    health_heartbeat_beat(hb);
+    struct timespec t0, t;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t0);
+    do clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+    while ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000 < 200);
+  }
+  return NULL;
+}
+
+/* A child whose work loop beats a heartbeat (max age 1 s) is stopped for
+ * 2 s (SIGSTOP; CLOCK_MONOTONIC runs on) and continued: its first answers
+ * must not blame the heartbeat for the pause. */
+START_TEST(test_pause_is_not_staleness) {
+  int p[2];
+  ck_assert_int_eq(pipe(p), 0);
+  fflush(NULL);
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    close(p[0]);
+    health_options_t o;
+    health_options_init(&o);
+    o.address = "127.0.0.1";
+    o.port = 0;
+    o.handle_signals = 0;
+    o.exit_on_shutdown = 0;
+    o.log_level = HEALTH_LOG_OFF;
+    health_t *h;
+    health_error_t err;
+    health_heartbeat_t *hb;
+    if (health_new(&h, &o, &err) || health_heartbeat_add(h, "loop", 1000, &hb, &err)) _exit(1);
+    pthread_t t;
+    if (pthread_create(&t, NULL, cpu_beater, hb) || health_start(h, &err)) _exit(2);
+    unsigned port = health_port(h);
+    if (write(p[1], &port, sizeof port) != (ssize_t)sizeof port) _exit(3);
+    for (;;) pause();
+  }
+  close(p[1]);
+  unsigned port = 0;
+  ck_assert_int_eq(read(p[0], &port, sizeof port), (ssize_t)sizeof port);
+  close(p[0]);
+  uint64_t until = th_now_ms() + TS(3000);
+  while (th_status(port, "GET", "/health") != 200 && th_now_ms() < until) sleep_ms(5);
+  ck_assert_int_eq(th_status(port, "GET", "/health"), 200);
+  kill(pid, SIGSTOP);
+  sleep_ms(2000); /* the pause itself: time must pass while stopped */
+  kill(pid, SIGCONT);
+  int first = th_status(port, "GET", "/health");
+  int fails = first == 200 ? 0 : 1;
+  for (int i = 0; i < 20; i++) {
+    if (th_status(port, "GET", "/health") != 200) fails++;
+    sleep_ms(10);
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, NULL, 0);
+  ck_assert_msg(first == 200 && fails == 0, "after SIGCONT: first answer %d, %d failures", first,
+                fails);
+}
+END_TEST
+
+/* The same for a check's result: interval 500 ms, timeout 1 s, a run
+ * takes 300 ms, so after a 3 s stop no fresh result can come for 300 ms,
+ * and the old one must not be called stale for the pause. */
+static void slow_pass(health_result_t *r, void *arg) {
+  (void)arg;
+  sleep_ms(300);
+  health_result_set(r, HEALTH_PASS, NULL);
+}
+
+START_TEST(test_pause_does_not_age_checks) {
+  int p[2];
+  ck_assert_int_eq(pipe(p), 0);
+  fflush(NULL);
+  pid_t pid = fork();
+  ck_assert_int_ge(pid, 0);
+  if (pid == 0) {
+    close(p[0]);
+    health_options_t o;
+    health_options_init(&o);
+    o.address = "127.0.0.1";
+    o.port = 0;
+    o.handle_signals = 0;
+    o.exit_on_shutdown = 0;
+    o.log_level = HEALTH_LOG_OFF;
+    health_check_options_t co;
+    health_check_options_init(&co);
+    co.interval_ms = 500;
+    co.timeout_ms = 1000;
+    health_t *h;
+    health_error_t err;
+    if (health_new(&h, &o, &err) || health_add_check(h, "slow", slow_pass, NULL, NULL, &co, &err) ||
+        health_start(h, &err))
+      _exit(1);
+    unsigned port = health_port(h);
+    if (write(p[1], &port, sizeof port) != (ssize_t)sizeof port) _exit(3);
+    for (;;) pause();
+  }
+  close(p[1]);
+  unsigned port = 0;
+  ck_assert_int_eq(read(p[0], &port, sizeof port), (ssize_t)sizeof port);
+  close(p[0]);
+  uint64_t until = th_now_ms() + TS(5000);
+  while (th_status(port, "GET", "/ready") != 200 && th_now_ms() < until) sleep_ms(5);
+  ck_assert_int_eq(th_status(port, "GET", "/ready"), 200);
+  kill(pid, SIGSTOP);
+  sleep_ms(3000); /* the pause itself: time must pass while stopped */
+  kill(pid, SIGCONT);
+  int first = th_status(port, "GET", "/ready");
+  int fails = first == 200 ? 0 : 1;
+  for (int i = 0; i < 20; i++) {
+    if (th_status(port, "GET", "/ready") != 200) fails++;
+    sleep_ms(10);
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, NULL, 0);
+  ck_assert_msg(first == 200 && fails == 0, "after SIGCONT: first answer %d, %d failures", first,
+                fails);
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("liveness");
   TCase *t = tcase_create("liveness");
@@ -623,6 +792,9 @@ static Suite *suite(void) {
   tcase_add_test(t, test_heartbeat_from_signal_handler_and_removal);
   tcase_add_test(t, test_agent_replies);
   tcase_add_test(t, test_bad_input);
+  tcase_add_test(t, test_stale_heartbeat_reason);
+  tcase_add_test(t, test_pause_is_not_staleness);
+  tcase_add_test(t, test_pause_does_not_age_checks);
   suite_add_tcase(s, t);
   return s;
 }

@@ -392,7 +392,13 @@ void th_capture_log(health_log_level_t level, const char *line, void *arg) {
   pthread_mutex_unlock(&log_lock);
 }
 
+/* The library's log writers (logq.c) deliver lines asynchronously: what
+ * was logged before a call here has reached th_capture_log() after this. */
+int health__log_flush_all(uint64_t until_mono_ms);
+static void log_settle(void) { health__log_flush_all(th_now_ms() + TS(5000)); }
+
 int th_log_contains(const char *s) {
+  log_settle();
   pthread_mutex_lock(&log_lock);
   int found = log_text && strstr(log_text, s) != NULL;
   pthread_mutex_unlock(&log_lock);
@@ -400,6 +406,7 @@ int th_log_contains(const char *s) {
 }
 
 int th_log_count(const char *s) {
+  log_settle();
   int n = 0;
   pthread_mutex_lock(&log_lock);
   for (const char *p = log_text; p && (p = strstr(p, s)) != NULL; p++) n++;
@@ -408,15 +415,20 @@ int th_log_count(const char *s) {
 }
 
 size_t th_log_lines(void) {
+  log_settle();
   pthread_mutex_lock(&log_lock);
   size_t n = log_lines;
   pthread_mutex_unlock(&log_lock);
   return n;
 }
 
-const char *th_log_text(void) { return log_text; }
+const char *th_log_text(void) {
+  log_settle();
+  return log_text;
+}
 
 void th_log_clear(void) {
+  log_settle();
   pthread_mutex_lock(&log_lock);
   free(log_text);
   log_text = NULL;
