@@ -297,7 +297,7 @@ void lint_rules(lint_t *l, const unsigned *hooks, size_t nhooks) {
   for (size_t i = 0; i < l->nunits; i++) ecs |= l->units[i].ecs;
   /* Target groups without a task definition: the settings of --env. */
   if (l->ngroups && !ecs) {
-    lint_unit_t *u = lint_unit(l, l->group_files[0], "settings", "", 0);
+    lint_unit_t *u = lint_unit(l, l->group_files[0], "the --env settings", "", 0);
     u->ecs = 1;
   }
   for (size_t i = 0; i < l->nunits; i++) unit(l, &l->units[i], hooks, nhooks, l->units[i].ecs);
