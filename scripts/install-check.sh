@@ -16,8 +16,9 @@ fail() { echo "install-check: FAIL: $*" >&2; exit 1; }
 ls "$stage$prefix"/lib*/libhealth.so* >/dev/null 2>&1 || fail "shared library not installed"
 ls "$stage$prefix"/lib*/libhealth.a >/dev/null 2>&1 || fail "static library not installed"
 [ -x "$stage$prefix/bin/health-probe" ] || fail "health-probe not installed"
+[ -x "$stage$prefix/bin/health-lint" ] || fail "health-lint not installed"
 # The reference pages, as `man` finds them (MANPATH: the staged tree only).
-for page in man3/health_add_postgres.3 man3/libhealth.3 man1/health-probe.1; do
+for page in man3/health_add_postgres.3 man3/libhealth.3 man1/health-probe.1 man1/health-lint.1; do
   [ -f "$stage$prefix/share/man/$page" ] || fail "$page not installed"
 done
 if command -v man >/dev/null 2>&1; then

@@ -114,6 +114,7 @@ typedef struct {
 static void readiness(ctx_t *c, const lint_check_t *k, const char *file) {
   lint_t *l = c->k.l;
   const char *w = where(l, c->k.u), *what = k->what;
+  const char *of = strcmp(what, "target group") == 0 ? "for" : "of";
   const char *hp = setting(&c->k, "HEALTH_PORT", c->o.port);
   int line = k->line;
   /* HL001: the load balancer sees the 503 within the drain. */
@@ -121,34 +122,34 @@ static void readiness(ctx_t *c, const lint_check_t *k, const char *file) {
     long notice = (k->threshold + 1) * k->period_s;
     if ((unsigned long)notice * 1000 > c->o.drain_ms)
       lint_problem(l, file, line, "HL001",
-                   "%s of %s: %s=%ld s x (%s=%ld + 1) = %ld s to stop routing, longer than %s: requests still arrive after the drain\nraise HEALTH_DRAIN_MS to at least %ld (the deadline and the kill time with it), or check more often",
-                   what, w, k->period_name, k->period_s, k->threshold_name, k->threshold, notice,
+                   "%s %s %s: %s=%ld s x (%s=%ld + 1) = %ld s to stop routing, longer than %s: requests still arrive after the drain\nraise HEALTH_DRAIN_MS to at least %ld (the deadline and the kill time with it), or check more often",
+                   what, of, w, k->period_name, k->period_s, k->threshold_name, k->threshold, notice,
                    setting(&c->k, "HEALTH_DRAIN_MS", c->o.drain_ms), notice * 1000);
   }
   /* HL004: the readiness path on the health port. */
   if (k->tcp) {
     lint_problem(l, file, line, "HL004",
-                 "%s of %s checks TCP only: it cannot see /ready's 503, so the load balancer never drains the process\nuse an HTTP check of %s",
-                 what, w, c->so.ready_path);
+                 "%s %s %s checks TCP only: it cannot see /ready's 503, so the load balancer never drains the process\nuse an HTTP check of %s",
+                 what, of, w, c->so.ready_path);
     return;
   }
   if (k->path && !is_path(k->path, c->so.ready_path, "/ready", "/readyz"))
     lint_problem(l, file, line, "HL004",
-                 "%s of %s asks %s, not the readiness path %s: it does not turn 503 on SIGTERM or when a dependency fails\nask %s",
-                 what, w, k->path, c->so.ready_path, c->so.ready_path);
+                 "%s %s %s asks %s, not the readiness path %s: it does not turn 503 on SIGTERM or when a dependency fails\nask %s",
+                 what, of, w, k->path, c->so.ready_path, c->so.ready_path);
   const char *port = k->port;
   if (port && strcmp(port, "traffic-port") == 0) port = k->traffic_port;
   if (!port) return;
   long p = port_of(c->k.u, port);
   if (c->o.port == HEALTH_PORT_OFF)
-    lint_problem(l, file, line, "HL004", "%s of %s asks port %s, but %s: no health port serves %s\nset HEALTH_PORT",
-                 what, w, port, hp, c->so.ready_path);
+    lint_problem(l, file, line, "HL004", "%s %s %s asks port %s, but %s: no health port serves %s\nset HEALTH_PORT",
+                 what, of, w, port, hp, c->so.ready_path);
   else if (p == -2)
-    lint_problem(l, file, line, "HL004", "%s of %s asks port '%s', which is not one of the container's named ports\nname the health port (%s) in ports:",
-                 what, w, port, hp);
+    lint_problem(l, file, line, "HL004", "%s %s %s asks port '%s', which is not one of the container's named ports\nname the health port (%s) in ports:",
+                 what, of, w, port, hp);
   else if (p >= 0 && c->o.port && (unsigned long)p != c->o.port)
-    lint_problem(l, file, line, "HL004", "%s of %s asks port %ld, not the health port %s\nask port %u",
-                 what, w, p, hp, c->o.port);
+    lint_problem(l, file, line, "HL004", "%s %s %s asks port %ld, not the health port %s\nask port %u",
+                 what, of, w, p, hp, c->o.port);
 }
 
 static void check(ctx_t *c, const lint_check_t *k) {
