@@ -305,6 +305,10 @@ int lint_dockerfile(lint_t *l, const char *file, const char *data, char *msg, si
       const char *argv[64];
       size_t argc = 0;
       if (*rest == '[') {
+        if (lint_too_deep(rest, file, msg, msglen)) {
+          rc = -1;
+          break;
+        }
         if (exec_form(l, rest, argv, &argc) < 0) {
           snprintf(msg, msglen, "%s:%d: HEALTHCHECK CMD is not a JSON array of strings", file, v[i].line);
           rc = -1;

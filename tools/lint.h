@@ -102,6 +102,8 @@ void lint_env(lint_t *l, lint_unit_t *u, const char *name, const char *value, in
 
 /* lint-yaml.c: a read error is -1 with `msg` naming the line. */
 int lint_read_file(const char *path, char **data, size_t *len, char *msg, size_t msglen);
+/* 1 (and `msg`) when brackets nest deeper than libyaml reads in good time. */
+int lint_too_deep(const char *data, const char *file, char *msg, size_t msglen);
 int lint_yaml(lint_t *l, const char *file, const char *data, size_t len, char *msg, size_t msglen);
 yaml_node_t *ly_get(yaml_document_t *d, yaml_node_t *map, const char *key);
 const char *ly_str(yaml_node_t *n); /* a scalar's text, NULL otherwise */
