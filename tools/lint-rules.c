@@ -152,6 +152,11 @@ static void readiness(ctx_t *c, const lint_check_t *k, const char *file) {
                  what, of, w, p, hp, c->o.port);
 }
 
+/* "5 s", or "1500 ms" (no locale-dependent %g). */
+static const char *secs(lint_t *l, long ms) {
+  return ms % 1000 ? lint_printf(l, "%ld ms", ms) : lint_printf(l, "%ld s", ms / 1000);
+}
+
 static void check(ctx_t *c, const lint_check_t *k) {
   lint_t *l = c->k.l;
   lint_unit_t *u = c->k.u;
@@ -178,9 +183,9 @@ static void check(ctx_t *c, const lint_check_t *k) {
                    k->tool_timeout_name, k->timeout_ms / 1000 > 1 ? k->timeout_ms / 1000 - 1 : 1);
     else if (k->tool_timeout_ms >= k->timeout_ms)
       lint_problem(l, u->file, k->line, "HL005",
-                   "%s of %s: %s %s %ld ms is not below %s=%ld ms: the platform kills the probe before it can say why\nlower %s below %ld ms",
+                   "%s of %s: %s %s %ld ms is not below %s=%s: the platform kills the probe before it can say why\nlower %s below %ld ms",
                    k->what, w, k->tool, k->tool_timeout_name, k->tool_timeout_ms, k->timeout_name,
-                   k->timeout_ms, k->tool_timeout_name, k->timeout_ms);
+                   secs(l, k->timeout_ms), k->tool_timeout_name, k->timeout_ms);
   }
 }
 
@@ -245,11 +250,16 @@ static void shutdown_rule(ctx_t *c, const health__plan_t *p) {
     kill -= u->prestop_ms;
     snprintf(pre, sizeof pre, " minus preStop %ld ms", u->prestop_ms);
   }
-  if ((long)c->o.shutdown_deadline_ms >= kill)
-    lint_problem(l, u->file, u->kill_line, "HL002",
-                 "%s: %s is not below the kill: %s=%ld s%s%s%s leaves %ld ms before SIGKILL\nset %s to at least %u s (or lower the deadline, with the drain and hooks inside it)",
-                 w, dl, u->kill_name, u->kill_ms / 1000, u->kill_default ? " (default)" : "", capped, pre,
-                 kill, u->kill_name, (unsigned)((c->o.shutdown_deadline_ms + u->prestop_ms) / 1000 + 1));
+  if ((long)c->o.shutdown_deadline_ms < kill) return;
+  unsigned need_s = (unsigned)((c->o.shutdown_deadline_ms + u->prestop_ms) / 1000 + 1);
+  const char *fix = u->kill_max_ms && (long)need_s * 1000 > u->kill_max_ms
+                        ? lint_printf(l, "lower HEALTH_SHUTDOWN_DEADLINE_MS below %ld (%s cannot exceed %ld s), with the drain and hooks inside it",
+                                      kill, u->kill_name, u->kill_max_ms / 1000)
+                        : lint_printf(l, "set %s to at least %u s (or lower the deadline, with the drain and hooks inside it)",
+                                      u->kill_name, need_s);
+  lint_problem(l, u->file, u->kill_line, "HL002", "%s: %s is not below the kill: %s=%ld s%s%s%s leaves %ld ms before SIGKILL\n%s",
+               w, dl, u->kill_name, u->kill_ms / 1000, u->kill_default ? " (default)" : "", capped, pre,
+               kill, fix);
 }
 
 static void unit(lint_t *l, lint_unit_t *u, const unsigned *hooks, size_t nhooks, int groups) {
