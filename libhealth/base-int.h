@@ -47,6 +47,7 @@ int health__options_validate(const health_options_t *o, int env, health_error_t 
  * library's *_from_env() calls, a file's container environment for
  * health-lint, so both read settings through one parser. */
 typedef const char *(*health__lookup_fn)(const char *name, void *arg);
+const char *health__env_lookup(const char *name, void *arg); /* getenv(name) */
 /* health_options_from_env() with `lookup` in place of getenv(); the strings
  * the options point to are the lookup's, which must outlive them. */
 int health__options_from_lookup(health_options_t *opts, health__lookup_fn lookup, void *arg,

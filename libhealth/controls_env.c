@@ -29,13 +29,8 @@ static int parse_uint(const char *var, const char *s, unsigned long max, unsigne
   return 0;
 }
 
-static const char *env_lookup(const char *name, void *arg) {
-  (void)arg;
-  return getenv(name);
-}
-
 HEALTH_EXPORT int health_controls_from_env(health_t *h, health_error_t *err) {
-  return health__controls_from_lookup(h, env_lookup, NULL, err);
+  return health__controls_from_lookup(h, health__env_lookup, NULL, err);
 }
 
 int health__controls_from_lookup(health_t *h, health__lookup_fn lookup, void *arg,

@@ -156,13 +156,13 @@ int health__options_validate(const health_options_t *o, int env, health_error_t 
   return 0;
 }
 
-static const char *env_lookup(const char *name, void *arg) {
+const char *health__env_lookup(const char *name, void *arg) {
   (void)arg;
   return getenv(name);
 }
 
 HEALTH_EXPORT int health_options_from_env(health_options_t *opts, health_error_t *err) {
-  return health__options_from_lookup(opts, env_lookup, NULL, err);
+  return health__options_from_lookup(opts, health__env_lookup, NULL, err);
 }
 
 int health__options_from_lookup(health_options_t *opts, health__lookup_fn lookup, void *arg,

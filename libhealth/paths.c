@@ -50,13 +50,8 @@ static int validate_paths(const health_serve_options_t *o, int env, health_error
   return 0;
 }
 
-static const char *env_lookup(const char *name, void *arg) {
-  (void)arg;
-  return getenv(name);
-}
-
 HEALTH_EXPORT int health_serve_options_from_env(health_serve_options_t *o, health_error_t *err) {
-  return health__serve_options_from_lookup(o, env_lookup, NULL, err);
+  return health__serve_options_from_lookup(o, health__env_lookup, NULL, err);
 }
 
 int health__serve_options_from_lookup(health_serve_options_t *o, health__lookup_fn lookup,
