@@ -175,7 +175,7 @@ if len(stages) >= 2:
     runs = " ".join(r for w, r in build["ins"] if w == "RUN")
     for step in ("./bootstrap", "./configure", "make", "make install DESTDIR="):
         ok(step in runs, "Dockerfile: the build stage does not run %s" % step)
-    for pkg in ("libmicrohttpd-dev", "libpq-dev", "libhiredis-dev", "libssl-dev"):
+    for pkg in ("libmicrohttpd-dev", "libpq-dev", "libhiredis-dev", "libssl-dev", "libyaml-dev"):
         ok(pkg in runs, "Dockerfile: the build stage does not install %s" % pkg)
     ok(re.match(r"(gcr\.io/distroless/\S*debian12\S*|debian:12-slim)(\s|$)", final["from"]) is not None,
        "Dockerfile: the final stage is not distroless (Debian 12) or debian:12-slim: %s" % final["from"])
