@@ -44,6 +44,21 @@ void health__rfc3339(int64_t wall_ms, char *buf, size_t len);
 /* Range and cross-field checks shared by health_new() and
  * health_options_from_env(); `env` words messages for variables. */
 int health__options_validate(const health_options_t *o, int env, health_error_t *err);
+/* A variable's value by name, or NULL when unset: getenv() for the
+ * library's *_from_env() calls, a file's container environment for
+ * health-lint, so both read settings through one parser. */
+typedef const char *(*health__lookup_fn)(const char *name, void *arg);
+const char *health__env_lookup(const char *name, void *arg); /* getenv(name) */
+/* health_options_from_env() with `lookup` in place of getenv(); the strings
+ * the options point to are the lookup's, which must outlive them. */
+int health__options_from_lookup(health_options_t *opts, health__lookup_fn lookup, void *arg,
+                                health_error_t *err);
+/* health_serve_options_from_env() (paths.c) and health_controls_from_env()
+ * (controls_env.c) with `lookup` in place of getenv(). */
+int health__serve_options_from_lookup(health_serve_options_t *o, health__lookup_fn lookup,
+                                      void *arg, health_error_t *err);
+int health__controls_from_lookup(health_t *h, health__lookup_fn lookup, void *arg,
+                                 health_error_t *err);
 
 /* ---- errors (error.c) ---- */
 /* Fill `err` (may be NULL) and return `code`. */

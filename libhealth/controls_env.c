@@ -30,24 +30,29 @@ static int parse_uint(const char *var, const char *s, unsigned long max, unsigne
 }
 
 HEALTH_EXPORT int health_controls_from_env(health_t *h, health_error_t *err) {
+  return health__controls_from_lookup(h, health__env_lookup, NULL, err);
+}
+
+int health__controls_from_lookup(health_t *h, health__lookup_fn lookup, void *arg,
+                                 health_error_t *err) {
   if (!h) return health__err(err, HEALTH_EINVAL, "health_controls_from_env: handle is NULL");
   if (health__forked(h)) return health__err(err, HEALTH_EFORKED, "%s: the handle belongs to the parent process", __func__);
   const char *v;
   unsigned long deadline = 0, port = 0, weight = 0;
   int has_deadline = 0, has_port = 0, has_weight = 0;
-  if ((v = getenv("HEALTH_STARTUP_DEADLINE_MS")) && *v) {
+  if ((v = lookup("HEALTH_STARTUP_DEADLINE_MS", arg)) && *v) {
     if (parse_uint("HEALTH_STARTUP_DEADLINE_MS", v, 86400000ul, &deadline, err)) return HEALTH_EINVAL;
     has_deadline = 1;
   }
-  if ((v = getenv("HEALTH_AGENT_PORT")) && *v) {
+  if ((v = lookup("HEALTH_AGENT_PORT", arg)) && *v) {
     if (parse_uint("HEALTH_AGENT_PORT", v, 65535ul, &port, err)) return HEALTH_EINVAL;
     has_port = 1;
   }
-  if ((v = getenv("HEALTH_AGENT_WEIGHT")) && *v) {
+  if ((v = lookup("HEALTH_AGENT_WEIGHT", arg)) && *v) {
     if (parse_uint("HEALTH_AGENT_WEIGHT", v, 256ul, &weight, err)) return HEALTH_EINVAL;
     has_weight = 1;
   }
-  const char *address = getenv("HEALTH_AGENT_ADDRESS");
+  const char *address = lookup("HEALTH_AGENT_ADDRESS", arg);
   if (address && !*address) address = NULL;
   if ((has_weight || address) && !has_port && !h->ctl->agent_enabled)
     return health__err(err, HEALTH_EINVAL,

@@ -158,7 +158,17 @@ int health__options_validate(const health_options_t *o, int env, health_error_t 
   return 0;
 }
 
+const char *health__env_lookup(const char *name, void *arg) {
+  (void)arg;
+  return getenv(name);
+}
+
 HEALTH_EXPORT int health_options_from_env(health_options_t *opts, health_error_t *err) {
+  return health__options_from_lookup(opts, health__env_lookup, NULL, err);
+}
+
+int health__options_from_lookup(health_options_t *opts, health__lookup_fn lookup, void *arg,
+                                health_error_t *err) {
   if (!opts) return health__err(err, HEALTH_EINVAL, "options are required");
   int rrc = HEALTH__RESERVED_CHECK(opts, "health_options", err);
   if (rrc) return rrc;
@@ -167,7 +177,7 @@ HEALTH_EXPORT int health_options_from_env(health_options_t *opts, health_error_t
 
   for (size_t i = 0; i < sizeof num_opts / sizeof num_opts[0]; i++) {
     const num_opt_t *n = &num_opts[i];
-    if (!(v = getenv(n->var)) || !*v) continue;
+    if (!(v = lookup(n->var, arg)) || !*v) continue;
     if (n->offset == offsetof(health_options_t, port) && strcasecmp(v, "off") == 0) {
       o.port = HEALTH_PORT_OFF; /* no HTTP thread: the application serves health_render() */
       continue;
@@ -180,24 +190,24 @@ HEALTH_EXPORT int health_options_from_env(health_options_t *opts, health_error_t
     *num_field(&o, n) = (unsigned)x;
   }
 
-  if ((v = getenv("HEALTH_ADDRESS")) && *v) o.address = v;
-  if ((v = getenv("HEALTH_DETAIL")) && *v) {
+  if ((v = lookup("HEALTH_ADDRESS", arg)) && *v) o.address = v;
+  if ((v = lookup("HEALTH_DETAIL", arg)) && *v) {
     if (strcasecmp(v, "full") == 0) o.detail = HEALTH_DETAIL_FULL;
     else if (strcasecmp(v, "status") == 0) o.detail = HEALTH_DETAIL_STATUS;
     else if (strcasecmp(v, "token") == 0) o.detail = HEALTH_DETAIL_TOKEN;
     else return health__err(err, HEALTH_EINVAL, "HEALTH_DETAIL='%.40s' must be full, status or token", v);
   }
-  if ((v = getenv("HEALTH_DETAIL_TOKEN")) && *v) o.detail_token = v;
-  if ((v = getenv("HEALTH_SERVICE_ID")) && *v) o.service_id = v;
-  if ((v = getenv("HEALTH_SERVICE_VERSION")) && *v) o.service_version = v;
-  if ((v = getenv("HEALTH_DESCRIPTION")) && *v) o.description = v;
+  if ((v = lookup("HEALTH_DETAIL_TOKEN", arg)) && *v) o.detail_token = v;
+  if ((v = lookup("HEALTH_SERVICE_ID", arg)) && *v) o.service_id = v;
+  if ((v = lookup("HEALTH_SERVICE_VERSION", arg)) && *v) o.service_version = v;
+  if ((v = lookup("HEALTH_DESCRIPTION", arg)) && *v) o.description = v;
   const struct {
     const char *var;
     int *field;
   } bools[] = {
       {"HEALTH_HANDLE_SIGNALS", &o.handle_signals}, {"HEALTH_EXIT", &o.exit_on_shutdown}};
   for (size_t i = 0; i < 2; i++) {
-    if (!(v = getenv(bools[i].var)) || !*v) continue;
+    if (!(v = lookup(bools[i].var, arg)) || !*v) continue;
     if (i == 0 && strcasecmp(v, "chain") == 0) {
       o.handle_signals = HEALTH_SIGNALS_CHAIN;
       continue;
@@ -210,7 +220,7 @@ HEALTH_EXPORT int health_options_from_env(health_options_t *opts, health_error_t
       return health__err(err, HEALTH_EINVAL, "%s='%.40s' must be 1/0, true/false, yes/no or on/off%s",
                          bools[i].var, v, i == 0 ? ", chain or replace" : "");
   }
-  if ((v = getenv("HEALTH_LOG_LEVEL")) && *v) {
+  if ((v = lookup("HEALTH_LOG_LEVEL", arg)) && *v) {
     static const char *names[] = {"debug", "info", "warn", "error", "off"};
     int found = -1;
     for (int i = 0; i < 5; i++)

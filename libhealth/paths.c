@@ -52,14 +52,19 @@ static int validate_paths(const health_serve_options_t *o, int env, health_error
 }
 
 HEALTH_EXPORT int health_serve_options_from_env(health_serve_options_t *o, health_error_t *err) {
+  return health__serve_options_from_lookup(o, health__env_lookup, NULL, err);
+}
+
+int health__serve_options_from_lookup(health_serve_options_t *o, health__lookup_fn lookup,
+                                      void *arg, health_error_t *err) {
   if (!o) return health__err(err, HEALTH_EINVAL, "options are required");
   int rc = HEALTH__RESERVED_CHECK(o, "health_serve_options", err);
   if (rc) return rc;
   health_serve_options_t n = *o;
   const char *v;
-  if ((v = getenv("HEALTH_READY_PATH")) && *v) n.ready_path = v;
-  if ((v = getenv("HEALTH_LIVE_PATH")) && *v) n.live_path = v;
-  if ((v = getenv("HEALTH_METRICS_PATH")) && *v) n.metrics_path = v;
+  if ((v = lookup("HEALTH_READY_PATH", arg)) && *v) n.ready_path = v;
+  if ((v = lookup("HEALTH_LIVE_PATH", arg)) && *v) n.live_path = v;
+  if ((v = lookup("HEALTH_METRICS_PATH", arg)) && *v) n.metrics_path = v;
   rc = validate_paths(&n, 1, err);
   if (rc == 0) *o = n;
   return rc;

@@ -4,9 +4,9 @@
 # Usage: scripts/deps.sh [build|test|all]
 set -e
 what=${1:-all}
-build_pkgs="build-essential autoconf automake libtool pkg-config libmicrohttpd-dev libpq-dev libhiredis-dev libssl-dev check"
+build_pkgs="build-essential autoconf automake libtool pkg-config libmicrohttpd-dev libpq-dev libhiredis-dev libssl-dev libyaml-dev check"
 server_pkgs="postgresql redis-server openssl curl"
-test_pkgs="libevent-dev debhelper dh-autoreconf dpkg-dev fakeroot lintian cmake meson ninja-build mandoc clang-format locales python3-yaml clang libclang-rt-14-dev valgrind haproxy wrk hyperfine python3 procps iproute2 prometheus"
+test_pkgs="libevent-dev debhelper dh-autoreconf dpkg-dev fakeroot lintian cmake meson ninja-build mandoc clang-format locales python3-yaml python3-botocore clang libclang-rt-14-dev valgrind haproxy wrk hyperfine python3 procps iproute2 prometheus"
 case $what in
   build) pkgs="$build_pkgs" ;;
   demo) pkgs="$build_pkgs $server_pkgs" ;;

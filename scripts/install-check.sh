@@ -25,8 +25,9 @@ for f in libhealthConfig.cmake libhealthConfigVersion.cmake; do
   ls "$stage$prefix"/lib*/cmake/libhealth/$f >/dev/null 2>&1 || fail "$f not installed"
   if grep -n '@[A-Za-z_]*@' "$stage$prefix"/lib*/cmake/libhealth/$f; then fail "$f: a template word was not replaced"; fi
 done
+[ -x "$stage$prefix/bin/health-lint" ] || fail "health-lint not installed"
 # The reference pages, as `man` finds them (MANPATH: the staged tree only).
-for page in man3/health_add_postgres.3 man3/libhealth.3 man1/health-probe.1; do
+for page in man3/health_add_postgres.3 man3/libhealth.3 man1/health-probe.1 man1/health-lint.1; do
   [ -f "$stage$prefix/share/man/$page" ] || fail "$page not installed"
 done
 if command -v man >/dev/null 2>&1; then

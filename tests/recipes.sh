@@ -10,14 +10,12 @@
 #   deploy/k8s/deployment.yaml      probes, terminationGracePeriodSeconds
 #   deploy/README.md                the timing-budget table
 #
-#   drain >= the load balancer's time to notice and act: (ALB unhealthy
-#            threshold + 1) x interval; (readiness failureThreshold + 1) x
-#            periodSeconds.  The threshold's checks fail by threshold x
-#            interval; one more interval is the margin for the load balancer
-#            to stop routing (without it, requests still arrive as the
-#            listener closes).
-#   drain + the demo's hook timeouts <= shutdown deadline
-#   shutdown deadline < stopTimeout / terminationGracePeriodSeconds
+# The timing budget itself (drain >= the load balancer's notice time, drain
+# + the demo's hook timeouts <= shutdown deadline < stopTimeout /
+# terminationGracePeriodSeconds, probe paths and timeouts) is health-lint's
+# (tools/, rules HL001-HL008), run here over each recipe with the demo's
+# hooks (--hook), so this test and users' CI apply the same arithmetic, the
+# library's own.
 #
 # Needs python3; the Kubernetes YAML needs PyYAML (Debian: python3-yaml),
 # without which that part is skipped (a failure with
@@ -29,10 +27,12 @@ if ! command -v python3 >/dev/null 2>&1; then
   echo "recipes: SKIP: python3 not found"
   exit 77
 fi
-exec python3 - "$srcdir" "${HEALTH_TEST_REQUIRE_SERVERS:-0}" <<'PYEOF'
-import json, os, re, shlex, sys
+lint=${top_builddir:-.}/health-lint
+[ -x "$lint" ] || { echo "recipes: FAIL: $lint not built"; exit 1; }
+exec python3 - "$srcdir" "${HEALTH_TEST_REQUIRE_SERVERS:-0}" "$lint" <<'PYEOF'
+import json, os, re, shlex, subprocess, sys
 
-src, require = sys.argv[1], sys.argv[2] == "1"
+src, require, lint_tool = sys.argv[1], sys.argv[2] == "1", sys.argv[3]
 failures = []
 passed = [0]
 
@@ -103,10 +103,6 @@ def effective(env):
     return eff
 
 
-def hooks_total(eff):
-    return sum(int(t) if int(t) else eff["HEALTH_HOOK_TIMEOUT_MS"] for _, t in hooks)
-
-
 def check_env(where, env):
     """Timing variables set in a recipe spell out the library defaults."""
     for k, v in env.items():
@@ -119,16 +115,15 @@ def check_env(where, env):
         ok(secret not in env, "%s: %s is a plain environment value; it must come from a secret" % (where, secret))
 
 
-def check_relations(where, eff, kill_s, lb_notice_s, lb_what):
-    drain, deadline = eff["HEALTH_DRAIN_MS"], eff["HEALTH_SHUTDOWN_DEADLINE_MS"]
-    ok(drain < deadline, "%s: drain %d ms is not below the shutdown deadline %d ms" % (where, drain, deadline))
-    ok(drain + hooks_total(eff) <= deadline,
-       "%s: drain %d ms + the demo's hook timeouts %d ms exceed the deadline %d ms"
-       % (where, drain, hooks_total(eff), deadline))
-    ok(deadline < kill_s * 1000,
-       "%s: shutdown deadline %d ms is not below SIGKILL at %d s" % (where, deadline, kill_s))
-    ok(drain >= lb_notice_s * 1000,
-       "%s: drain %d ms is shorter than the %s (%d s)" % (where, drain, lb_what, lb_notice_s))
+def lint(where, rels):
+    """health-lint over recipe files, with the demo's flush hooks."""
+    args = [lint_tool]
+    for _, t in hooks:
+        args += ["--hook", t]
+    p = subprocess.run(args + [os.path.join(src, r) for r in rels], capture_output=True, text=True,
+                       timeout=120)
+    ok(p.returncode == 0, "%s: health-lint %s exits %d:\n%s%s" % (where, " ".join(rels), p.returncode,
+                                                                 p.stdout, p.stderr))
 
 
 def probe_argv(argv, where):
@@ -180,7 +175,7 @@ if len(stages) >= 2:
     runs = " ".join(r for w, r in build["ins"] if w == "RUN")
     for step in ("./bootstrap", "./configure", "make", "make install DESTDIR="):
         ok(step in runs, "Dockerfile: the build stage does not run %s" % step)
-    for pkg in ("libmicrohttpd-dev", "libpq-dev", "libhiredis-dev", "libssl-dev"):
+    for pkg in ("libmicrohttpd-dev", "libpq-dev", "libhiredis-dev", "libssl-dev", "libyaml-dev"):
         ok(pkg in runs, "Dockerfile: the build stage does not install %s" % pkg)
     ok(re.match(r"(gcr\.io/distroless/\S*debian12\S*|debian:12-slim)(\s|$)", final["from"]) is not None,
        "Dockerfile: the final stage is not distroless (Debian 12) or debian:12-slim: %s" % final["from"])
@@ -233,6 +228,7 @@ if len(stages) >= 2:
     ents = [r for w, r in fins if w in ("ENTRYPOINT", "CMD")]
     ok(any("demo-service" in e for e in ents), "Dockerfile: the final stage does not run demo-service")
     docker_volumes = vols
+    lint("Dockerfile", ["deploy/Dockerfile"])
 else:
     docker_volumes, flush_dir = [], ""
 
@@ -248,7 +244,6 @@ except ValueError as e:
     tg = None
     ok(False, "deploy/ecs/target-group.json is not valid JSON: %s" % e)
 
-alb_notice = None
 if tg is not None:
     res = [r for r in tg.get("Resources", {}).values()
            if r.get("Type") == "AWS::ElasticLoadBalancingV2::TargetGroup"]
@@ -269,9 +264,6 @@ if tg is not None:
         dd = attrs.get("deregistration_delay.timeout_seconds")
         ok(dd is not None and str(dd).isdigit() and 0 <= int(dd) <= 3600,
            "ALB: deregistration_delay.timeout_seconds missing or outside 0-3600")
-        alb_notice = (ut + 1) * iv
-        print("recipes: ALB stops routing to a draining target within (%d + 1) x %d s = %d s"
-              % (ut, iv, alb_notice))
 
 if td is not None:
     cds = td.get("containerDefinitions", [])
@@ -301,9 +293,8 @@ if td is not None:
            "ECS: %s does not come from a Secrets Manager ARN" % name)
     check_env("ECS environment", env)
     ok(str(env.get("HEALTH_PORT", health_port)) == str(health_port), "ECS: HEALTH_PORT is not %d" % health_port)
-    eff = effective(env)
-    if isinstance(stop, int) and alb_notice is not None:
-        check_relations("ECS", eff, stop, alb_notice, "ALB's (unhealthy threshold + 1) x interval")
+    effective(env)
+    lint("ECS", ["deploy/ecs/task-definition.json", "deploy/ecs/target-group.json"])
     mounts = [m.get("containerPath") for m in c.get("mountPoints", [])]
     fdir = os.path.dirname(env.get("FLUSH_FILE", ""))
     ok(fdir in mounts, "ECS: FLUSH_FILE's directory is not a mounted volume (readonlyRootFilesystem)")
@@ -332,7 +323,6 @@ else:
     if deps:
         spec = deps[0]["spec"]["template"]["spec"]
         c = spec["containers"][0]
-        grace = spec.get("terminationGracePeriodSeconds", 30)
         named = {p.get("name"): p.get("containerPort") for p in c.get("ports", [])}
         ok(app_port in named.values() and health_port in named.values(),
            "k8s: container ports %s lack %d or %d" % (sorted(named.values()), app_port, health_port))
@@ -349,23 +339,21 @@ else:
             return pr
 
         probe("livenessProbe", "/health")
-        rp = probe("readinessProbe", "/ready")
+        probe("readinessProbe", "/ready")
         probe("startupProbe", "/health")
         env = {e["name"]: e.get("value") for e in c.get("env", []) if "value" in e}
         for name in ("DATABASE_URL", "REDIS_URL"):
             ok(any(e["name"] == name and "secretKeyRef" in e.get("valueFrom", {}) for e in c.get("env", [])),
                "k8s: %s does not come from a Secret" % name)
         check_env("k8s env", env)
-        eff = effective(env)
-        notice = rp.get("periodSeconds", 10) * (rp.get("failureThreshold", 3) + 1)
+        effective(env)
         pre = c.get("lifecycle", {}).get("preStop")
         ok(pre is None, "k8s: a preStop hook is set; the library drains itself (see the comment in the file)")
-        check_relations("k8s", eff, grace, notice, "readiness (failureThreshold + 1) x periodSeconds")
+        lint("k8s", ["deploy/k8s/deployment.yaml"])
         ok(spec.get("securityContext", {}).get("runAsNonRoot") is True, "k8s: runAsNonRoot is not true")
         mounts = [m.get("mountPath") for m in c.get("volumeMounts", [])]
         ok(os.path.dirname(env.get("FLUSH_FILE", "")) in mounts,
            "k8s: FLUSH_FILE's directory is not a mounted volume (readOnlyRootFilesystem)")
-        print("recipes: k8s: the endpoints drop a draining pod within (failureThreshold + 1) x periodSeconds = %d s; grace %d s" % (notice, grace))
 
 # ------------------------------------------------------- deploy/README.md
 doc = read("README.md")
