@@ -21,6 +21,7 @@ struct health__checker {
   unsigned timeout_ms;       /* as the engine resolved it, after _add */
   health__backoff_t backoff; /* failed connection attempts (backoff.c) */
   health__repeat_t logrep;   /* the same line every run is logged once */
+  health__dns_slot_t *dns;   /* a lookup left running by a run (resolve.c) */
 };
 
 health__checker_t *health__checker_new(health_t *h, const char *name) {
@@ -36,8 +37,13 @@ health__checker_t *health__checker_new(health_t *h, const char *name) {
 
 void health__checker_free(health__checker_t *ck) {
   if (!ck) return;
+  health__resolve_slot_free(&ck->dns);
   free(ck->name);
   free(ck);
+}
+
+health__dns_slot_t **health__checker_dns(health__checker_t *ck) {
+  return ck ? &ck->dns : NULL;
 }
 
 int health__checker_add(health__checker_t *ck, health_check_fn run, void *state,

@@ -91,6 +91,7 @@ static int io_fail(run_t *r, int rc, const char *why) {
   if (rc == HEALTH__IO_TIMEOUT) {
     char t[96];
     health__checker_timeout_text(r->st->ck, r->phase, t, sizeof t);
+    if (strcmp(r->phase, "dns") == 0 && why[0]) return fail(r, rc, "%s: %s", t, why);
     return fail(r, rc, "%s", t);
   }
   /* A TLS 1.3 server checks the client certificate after our side of the
@@ -187,7 +188,7 @@ static int find_text(run_t *r) {
 static int exchange(run_t *r, const target_t *t) {
   http_state_t *st = r->st;
   char why[200] = "", hostport[300];
-  int fd = health__net_connect(&t->hp, r->deadline, &r->phase, why, sizeof why);
+  int fd = health__net_connect(st->ck, &t->hp, r->deadline, &r->phase, why, sizeof why);
   if (fd == HEALTH__IO_TIMEOUT) return io_fail(r, fd, why);
   if (fd < 0) return fail(r, fd, "%s", why);
   r->conn.fd = fd;

@@ -118,7 +118,7 @@ int health__pg_resolve(pg_state_t *s, health_result_t *r, pg_resolved_t *p) {
     if (health__now_ms() >= s->deadline) goto timeout;
     struct addrinfo *res = NULL;
     const char *e = NULL;
-    int rc = health__resolve(name, NULL, s->deadline, &res, &e);
+    int rc = health__resolve(health__checker_dns(s->ck), name, NULL, s->deadline, &res, &e);
     if (rc == 1) goto timeout;
     if (rc != 0) {
       why = e;

@@ -46,8 +46,15 @@ static int resolve(redis_state_t *st, struct addrinfo **out) {
     return 0;
   }
   const char *why;
-  int rc = health__resolve(st->url.host, port, st->deadline, out, &why);
-  if (rc == 1) return timed_out(st);
+  int rc = health__resolve(health__checker_dns(st->ck), st->url.host, port, st->deadline, out, &why);
+  if (rc == 1) {
+    timed_out(st);
+    if (why) {
+      size_t n = strlen(st->out);
+      snprintf(st->out + n, sizeof st->out - n, ": %s", why);
+    }
+    return HEALTH__IO_TIMEOUT;
+  }
   if (rc) return health__redis_fail(st, HEALTH__IO_ERROR, "DNS resolution failed: %s", why);
   return 0;
 }
