@@ -136,3 +136,20 @@ void health__checker_warn_insecure(const health__checker_t *ck, const char *even
                       "anyone on the path can impersonate the server",
                       NULL);
 }
+
+struct ssl_ctx_st *health__checker_tls_ctx(const health__checker_t *ck, health__tls_files_t *f) {
+  struct ssl_ctx_st *ctx;
+  char why[300] = "", msg[400];
+  int rc = health__tls_files_ctx(f, &ctx, why, sizeof why);
+  if (rc > 0) {
+    health__checker_log(ck, HEALTH_LOG_INFO, "tls_files_reloaded", "check", ck->name, "message",
+                        "a CA, client certificate or key file changed: new connections use "
+                        "the files as they are now",
+                        NULL);
+  } else if (rc < 0) {
+    snprintf(msg, sizeof msg, "%s; new connections keep the previous TLS files", why);
+    health__checker_log(ck, HEALTH_LOG_WARN, "tls_files_reload_failed", "check", ck->name,
+                        "message", msg, NULL);
+  }
+  return ctx;
+}

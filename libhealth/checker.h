@@ -95,6 +95,12 @@ void health__checker_connected(health__checker_t *ck);
 /* 0: close the connection after this run (health_set_fleet). */
 int health__checker_keep_connection(const health_result_t *r);
 
+/* The TLS context for a new connection (conn_tls_files.c): rebuilt when a
+ * CA, certificate or key file changed, logged as tls_files_reloaded; a
+ * rebuild that fails keeps the old context and is logged once as
+ * tls_files_reload_failed (a warning). */
+struct ssl_ctx_st *health__checker_tls_ctx(const health__checker_t *ck, health__tls_files_t *f);
+
 /* ---- logs (any thread; never with a secret in a field) ---- */
 
 /* One JSON log line through the handle's sink: key/value C strings ending

@@ -39,7 +39,7 @@ typedef struct http_state {
   char *method, *expect, *server_name;
   unsigned status_min, status_max, max_redirects;
   int verify, client_cert;
-  struct ssl_ctx_st *ctx;
+  health__tls_files_t *tls; /* https: the context and its files */
   char head[HEAD_MAX + 1];
   char body[BODY_MAX + 1];
 } http_state_t;
@@ -55,7 +55,7 @@ static void http_free(void *arg) {
     health__wipe(st->auth, strlen(st->auth));
     free(st->auth);
   }
-  health__tls_ctx_free(st->ctx);
+  health__tls_files_free(st->tls);
   free(st->display_url);
   free(st->method);
   free(st->expect);
@@ -195,7 +195,8 @@ static int exchange(run_t *r, const target_t *t) {
   if (t->tls) {
     const char *vn = st->server_name && t == &st->first ? st->server_name : t->hp.host;
     r->phase = "tls handshake";
-    int rc = health__tls_handshake(&r->conn, st->ctx, vn, st->verify, r->deadline, why, sizeof why);
+    struct ssl_ctx_st *ctx = health__checker_tls_ctx(st->ck, st->tls);
+    int rc = health__tls_handshake(&r->conn, ctx, vn, st->verify, r->deadline, why, sizeof why);
     if (rc == HEALTH__IO_TIMEOUT) return io_fail(r, rc, why);
     if (rc) return fail(r, rc, "%s", why);
   }
@@ -225,7 +226,7 @@ static int redirect_target(run_t *r, const target_t *cur, target_t *next) {
   if (strncasecmp(r->location, "http://", 7) == 0 || strncasecmp(r->location, "https://", 8) == 0) {
     if (parse_url(r->location, next, NULL, &why) != 0)
       return fail(r, HEALTH__IO_ERROR, "HTTP %u: invalid redirect location (%s)", r->status, why);
-    if (next->tls && !r->st->ctx) {
+    if (next->tls && !r->st->tls) {
       target_free(next);
       return fail(r, HEALTH__IO_ERROR, "HTTP %u: redirect from http to https not followed", r->status);
     }
@@ -339,8 +340,8 @@ HEALTH_EXPORT int health_add_http(health_t *h, const char *name, const char *url
     goto fail;
   }
   if (st->first.tls) {
-    rc = health__tls_ctx_new(&st->ctx, o.ca_file, o.ca_dir, o.cert_file, o.key_file, st->verify,
-                             ebuf, sizeof ebuf);
+    rc = health__tls_files_new(&st->tls, o.ca_file, o.ca_dir, o.cert_file, o.key_file,
+                               st->verify, ebuf, sizeof ebuf);
     if (rc) {
       rc = health__err(err, rc, "check '%.64s': %s", name, ebuf);
       goto fail;
