@@ -464,6 +464,106 @@ START_TEST(test_https_ca_name_client_cert) {
 }
 END_TEST
 
+/* ---- HTTPS: certificate files that rotate ---- */
+
+static size_t slurp(const char *path, char *buf, size_t len) {
+  FILE *f = fopen(path, "rb");
+  ck_assert_msg(f != NULL, "cannot read %s", path);
+  size_t n = fread(buf, 1, len - 1, f);
+  fclose(f);
+  ck_assert_msg(n > 0 && n < len - 1, "%s: empty or too large", path);
+  buf[n] = 0;
+  return n;
+}
+
+/* Replace `dst` the way cert-manager does: a new file renamed over it. */
+static void put_atomic(const char *dst, const char *data, size_t n) {
+  char tmp[1100];
+  snprintf(tmp, sizeof tmp, "%s.tmp", dst);
+  FILE *f = fopen(tmp, "wb");
+  ck_assert_msg(f != NULL, "cannot write %s", tmp);
+  ck_assert_uint_eq(fwrite(data, 1, n, f), n);
+  ck_assert_int_eq(fclose(f), 0);
+  ck_assert_int_eq(rename(tmp, dst), 0);
+}
+
+static void copy_atomic(const char *src, const char *dst) {
+  static char buf[16384];
+  put_atomic(dst, buf, slurp(src, buf, sizeof buf));
+}
+
+/* Every run is a new connection: a CA file renamed over, then a client
+ * certificate and key replaced one after the other, are followed within
+ * three intervals without a restart; a file caught half-written, or a
+ * certificate whose key has not arrived yet, keeps the context that works
+ * and is said once. */
+START_TEST(test_https_rotation) {
+  enum { INTERVAL = 200 };
+  char ca[1024], crt[1024], key[1024], good[16384];
+  snprintf(ca, sizeof ca, "%s", cert("rot-ca.pem"));
+  snprintf(crt, sizeof crt, "%s", cert("rot-client.crt"));
+  snprintf(key, sizeof key, "%s", cert("rot-client.key"));
+  unsigned port;
+  th_httpd_t *s = th_httpd_start(cert("server.crt"), cert("server.key"), NULL, &port);
+  ck_assert_ptr_nonnull(s);
+
+  /* the CA: the wrong one, then the right one */
+  copy_atomic(cert("wrongca.crt"), ca);
+  health_http_options_t ho;
+  health_http_options_init(&ho);
+  ho.ca_file = ca;
+  health_t *h = http_handle(fmt("https://localhost:%u/", port), &ho, INTERVAL, 2000);
+  expect(h, HEALTH_FAIL, "TLS certificate verify failed", 5000);
+  uint64_t t0 = th_now_ms();
+  copy_atomic(cert("ca.crt"), ca);
+  expect(h, HEALTH_PASS, NULL, 3 * INTERVAL);
+  ck_assert_msg(th_now_ms() - t0 <= TS(3 * INTERVAL), "passed only after %llu ms",
+                (unsigned long long)(th_now_ms() - t0));
+  ck_assert_int_eq(th_log_count("\"tls_files_reloaded\""), 1);
+
+  /* half a file: the working context stays, one warning */
+  size_t n = slurp(cert("ca.crt"), good, sizeof good);
+  put_atomic(ca, good, n / 2);
+  uint64_t runs = info(h).runs;
+  waiter_t w = {h, runs + 4, HEALTH_PASS, NULL};
+  ck_assert(th_wait_until(cond_runs, &w, TS(20 * INTERVAL)));
+  health_check_info_t i = info(h);
+  ck_assert_msg(i.last_status == HEALTH_PASS, "%s", i.output);
+  ck_assert_int_eq(th_log_count("\"tls_files_reload_failed\""), 1);
+  ck_assert(th_log_contains("cannot load CA file"));
+  put_atomic(ca, good, n);
+  health_free(h);
+  th_httpd_stop(s);
+
+  /* a server that requires a client certificate: first a certificate it
+   * rejects (a server certificate), then the client's, cert before key */
+  th_log_clear();
+  s = th_httpd_start(cert("server.crt"), cert("server.key"), cert("ca.crt"), &port);
+  ck_assert_ptr_nonnull(s);
+  copy_atomic(cert("other.crt"), crt);
+  copy_atomic(cert("other.key"), key);
+  ho.cert_file = crt;
+  ho.key_file = key;
+  h = http_handle(fmt("https://localhost:%u/", port), &ho, INTERVAL, 2000);
+  i = expect(h, HEALTH_FAIL, NULL, 5000);
+  copy_atomic(cert("client.crt"), crt);
+  runs = info(h).runs;
+  w.runs = runs + 2;
+  ck_assert(th_wait_until(cond_runs, &w, TS(20 * INTERVAL)));
+  ck_assert_int_eq(info(h).last_status, HEALTH_FAIL); /* still the old pair */
+  ck_assert_int_eq(th_log_count("\"tls_files_reload_failed\""), 1);
+  ck_assert(th_log_contains("does not match certificate"));
+  t0 = th_now_ms();
+  copy_atomic(cert("client.key"), key);
+  expect(h, HEALTH_PASS, NULL, 3 * INTERVAL);
+  ck_assert_msg(th_now_ms() - t0 <= TS(3 * INTERVAL), "passed only after %llu ms",
+                (unsigned long long)(th_now_ms() - t0));
+  ck_assert_int_eq(th_log_count("\"tls_files_reloaded\""), 1);
+  health_free(h);
+  th_httpd_stop(s);
+}
+END_TEST
+
 START_TEST(test_https_hangs) {
   /* accepts TCP, never speaks TLS */
   unsigned port;
@@ -788,6 +888,7 @@ static Suite *checkers_suite(void) {
     tcase_add_checked_fixture(tc, th_log_clear, NULL);
     tcase_add_test(tc, test_https_ca_name_client_cert);
     tcase_add_test(tc, test_https_hangs);
+    tcase_add_test(tc, test_https_rotation);
     suite_add_tcase(s, tc);
   }
   tc = tcase_create("resources");
