@@ -208,8 +208,6 @@ int health__resolve(health__dns_slot_t **slot, const char *host, const char *por
                     uint64_t deadline, struct addrinfo **out, const char **why);
 /* Drop the slot's lookup (it finishes and frees itself); NULL is fine. */
 void health__resolve_slot_free(health__dns_slot_t **slot);
-/* Lookup threads alive in the process now (tests, metrics). */
-unsigned health__resolve_running(void);
 
 /* Option values (env_values.c), 0 or -1: a boolean (1/0, true/false,
  * yes/no, on/off); a whole number in [lo, hi]; a percentage "85" or "85%";

@@ -31,13 +31,6 @@ typedef struct health__dns_slot resolve_job_t;
 static unsigned running;
 static pthread_mutex_t running_lock = PTHREAD_MUTEX_INITIALIZER;
 
-unsigned health__resolve_running(void) {
-  pthread_mutex_lock(&running_lock);
-  unsigned n = running;
-  pthread_mutex_unlock(&running_lock);
-  return n;
-}
-
 static void job_release(resolve_job_t *j) {
   pthread_mutex_lock(&j->lock);
   int last = --j->refs == 0;
@@ -145,6 +138,7 @@ int health__resolve(health__dns_slot_t **slot, const char *host, const char *por
   }
   if (!j) {
     if (!(j = job_start(host, port, why))) return -1;
+    *why = NULL;
     if (slot) *slot = j;
   }
   pthread_mutex_lock(&j->lock);
