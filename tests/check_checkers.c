@@ -551,8 +551,8 @@ START_TEST(test_https_rotation) {
   h = http_handle(fmt("https://localhost:%u/", port), &ho, INTERVAL, 2000);
   i = expect(h, HEALTH_FAIL, NULL, 5000);
   copy_atomic(cert("client.crt"), crt);
-  runs = info(h).runs;
-  w.runs = runs + 2;
+  w.h = h; /* the second handle */
+  w.runs = info(h).runs + 2;
   ck_assert(th_wait_until(cond_runs, &w, TS(20 * INTERVAL)));
   ck_assert_int_eq(info(h).last_status, HEALTH_FAIL); /* still the old pair */
   ck_assert_int_eq(th_log_count("\"tls_files_reload_failed\""), 1);
