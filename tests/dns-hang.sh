@@ -123,4 +123,6 @@ grep -q '"timeout after [0-9]* ms (dns): previous lookup still running"' "$TMP/r
 kill -TERM "$PID"
 wait "$PID" 2>/dev/null
 PID=
+# sanitizer builds: a report in the service's output is a failure
+grep -q 'Sanitizer' "$TMP/service.log" && fail "sanitizer report in the service's output"
 exit 0
