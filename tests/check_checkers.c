@@ -989,6 +989,8 @@ START_TEST(test_memory_cgroup_v1_real) {
       }
     }
     ssize_t w = write(fds[1], out, strlen(out));
+    health_free(h);
+    free(cg);
     _exit(w > 0 ? 0 : 1);
   }
   close(fds[1]);
