@@ -990,9 +990,11 @@ HEALTH_EXPORT int health_add_disk(health_t *h, const char *name,
 typedef struct health_memory_options {
   double warn_percent;      /* warn at this % of the limit; default 80 */
   double fail_percent;      /* fail at; default 90 */
-  const char *cgroup_dir;   /* cgroup v2 directory to read memory.max and
-                               memory.events from; default this process's
-                               cgroup (and the lowest limit of its parents) */
+  const char *cgroup_dir;   /* cgroup directory to read memory.max and
+                               memory.events from (cgroup v1:
+                               memory.limit_in_bytes, memory.oom_control);
+                               default this process's memory cgroup, v1 or
+                               v2 (and the lowest limit of its parents) */
   health_status_t oom_kill; /* status when memory.events counts a new OOM
                                kill since the previous run: HEALTH_WARN
                                (default), HEALTH_FAIL, or HEALTH_PASS to ignore */
@@ -1010,9 +1012,11 @@ HEALTH_EXPORT void health_memory_options_init(health_memory_options_t *o);
 
 /**
  * Register a memory check against the container's limit.  This process's
- * resident memory is compared with cgroup v2 memory.max, and new OOM kills
- * in the container (memory.events oom_kill) are reported.  Without a limit
- * it passes and reports the resident size.  componentType "system", measurement "utilization",
+ * resident memory is compared with cgroup v2 memory.max (cgroup v1:
+ * memory.limit_in_bytes), and new OOM kills in the container
+ * (memory.events or memory.oom_control oom_kill) are reported.  Without a
+ * limit it passes and reports the resident size; when no memory cgroup can
+ * be found its output says why the limit cannot be seen.  componentType "system", measurement "utilization",
  * observedValue percent of the limit.  Before start.
  * @return 0, HEALTH_EINVAL, HEALTH_EEXIST, HEALTH_ESTATE or HEALTH_ENOMEM.
  */

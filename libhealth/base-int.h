@@ -265,10 +265,20 @@ int health__valid_name(const char *n);
 /* Resolve `host` (and `port`, may be NULL) for a TCP connection, giving
  * up at `deadline` (monotonic ms) while the lookup finishes on its own
  * thread (resolve.c).  0: *out is the list (freeaddrinfo it); 1: timed
- * out; -1: failed, *why says why (static text). */
+ * out (*why is "previous lookup still running" when the lookup waited for
+ * was started by an earlier call, else NULL); -1: failed, *why says why
+ * (static text).  `slot` (the caller's, NULL-initialised; may be NULL)
+ * keeps a lookup the caller walked away from: the next call with the same
+ * name waits for it instead of starting another (with another name it
+ * fails at once).  At most HEALTH__RESOLVE_MAX lookup threads run in the
+ * process; past that a call fails at once. */
+#define HEALTH__RESOLVE_MAX 32
 struct addrinfo;
-int health__resolve(const char *host, const char *port, uint64_t deadline,
-                    struct addrinfo **out, const char **why);
+typedef struct health__dns_slot health__dns_slot_t;
+int health__resolve(health__dns_slot_t **slot, const char *host, const char *port,
+                    uint64_t deadline, struct addrinfo **out, const char **why);
+/* Drop the slot's lookup (it finishes and frees itself); NULL is fine. */
+void health__resolve_slot_free(health__dns_slot_t **slot);
 
 /* Option values (env_values.c), 0 or -1: a boolean (1/0, true/false,
  * yes/no, on/off); a whole number in [lo, hi]; a percentage "85" or "85%";

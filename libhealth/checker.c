@@ -21,6 +21,7 @@ struct health__checker {
   unsigned timeout_ms;       /* as the engine resolved it, after _add */
   health__backoff_t backoff; /* failed connection attempts (backoff.c) */
   health__repeat_t logrep;   /* the same line every run is logged once */
+  health__dns_slot_t *dns;   /* a lookup left running by a run (resolve.c) */
 };
 
 health__checker_t *health__checker_new(health_t *h, const char *name) {
@@ -36,8 +37,13 @@ health__checker_t *health__checker_new(health_t *h, const char *name) {
 
 void health__checker_free(health__checker_t *ck) {
   if (!ck) return;
+  health__resolve_slot_free(&ck->dns);
   free(ck->name);
   free(ck);
+}
+
+health__dns_slot_t **health__checker_dns(health__checker_t *ck) {
+  return ck ? &ck->dns : NULL;
 }
 
 int health__checker_add(health__checker_t *ck, health_check_fn run, void *state,
@@ -129,4 +135,21 @@ void health__checker_warn_insecure(const health__checker_t *ck, const char *even
                       "TLS certificate verification is DISABLED (insecure_skip_verify): "
                       "anyone on the path can impersonate the server",
                       NULL);
+}
+
+struct ssl_ctx_st *health__checker_tls_ctx(const health__checker_t *ck, health__tls_files_t *f) {
+  struct ssl_ctx_st *ctx;
+  char why[300] = "", msg[400];
+  int rc = health__tls_files_ctx(f, &ctx, why, sizeof why);
+  if (rc > 0) {
+    health__checker_log(ck, HEALTH_LOG_INFO, "tls_files_reloaded", "check", ck->name, "message",
+                        "a CA, client certificate or key file changed: new connections use "
+                        "the files as they are now",
+                        NULL);
+  } else if (rc < 0) {
+    snprintf(msg, sizeof msg, "%s; new connections keep the previous TLS files", why);
+    health__checker_log(ck, HEALTH_LOG_WARN, "tls_files_reload_failed", "check", ck->name,
+                        "message", msg, NULL);
+  }
+  return ctx;
 }

@@ -96,6 +96,12 @@ void health__checker_connected(health__checker_t *ck);
 /* 0: close the connection after this run (health_set_fleet). */
 int health__checker_keep_connection(const health_result_t *r);
 
+/* The TLS context for a new connection (conn_tls_files.c): rebuilt when a
+ * CA, certificate or key file changed, logged as tls_files_reloaded; a
+ * rebuild that fails keeps the old context and is logged once as
+ * tls_files_reload_failed (a warning). */
+struct ssl_ctx_st *health__checker_tls_ctx(const health__checker_t *ck, health__tls_files_t *f);
+
 /* ---- logs (any thread; never with a secret in a field) ---- */
 
 /* One JSON log line through the handle's sink: key/value C strings ending
@@ -136,10 +142,18 @@ int health__reserved_check(uintptr_t stamp, void *const *reserved, size_t n, con
 void health__redact_url(const char *url, char *out, size_t len);
 void health__redact_secret(const char *text, const char *secret, char *out, size_t len);
 /* Resolve on a thread the run can walk away from; 0: *out (freeaddrinfo
- * it), 1: timed out at `deadline`, -1: *why says why (resolve.c). */
+ * it), 1: timed out at `deadline` (*why: a note or NULL), -1: *why says
+ * why.  Pass the check's slot, health__checker_dns(ck): a lookup still
+ * running from an earlier run is waited for, never doubled (resolve.c,
+ * base-int.h). */
+#define HEALTH__RESOLVE_MAX 32
 struct addrinfo;
-int health__resolve(const char *host, const char *port, uint64_t deadline,
-                    struct addrinfo **out, const char **why);
+typedef struct health__dns_slot health__dns_slot_t;
+int health__resolve(health__dns_slot_t **slot, const char *host, const char *port,
+                    uint64_t deadline, struct addrinfo **out, const char **why);
+void health__resolve_slot_free(health__dns_slot_t **slot);
+/* The check's lookup slot (only its runs use it: they never overlap). */
+health__dns_slot_t **health__checker_dns(health__checker_t *ck);
 /* Overwrite `n` bytes in a way the compiler may not drop (url.c). */
 void health__wipe(void *p, size_t n);
 

@@ -40,7 +40,7 @@ typedef struct http_state {
   char *method, *expect, *server_name;
   unsigned status_min, status_max, max_redirects;
   int verify, client_cert;
-  struct ssl_ctx_st *ctx;
+  health__tls_files_t *tls; /* https: the context and its files */
   char head[HEAD_MAX + 1];
   char body[BODY_MAX + 1];
 } http_state_t;
@@ -56,7 +56,7 @@ static void http_free(void *arg) {
     health__wipe(st->auth, strlen(st->auth));
     free(st->auth);
   }
-  health__tls_ctx_free(st->ctx);
+  health__tls_files_free(st->tls);
   free(st->display_url);
   free(st->method);
   free(st->expect);
@@ -92,6 +92,7 @@ static int io_fail(run_t *r, int rc, const char *why) {
   if (rc == HEALTH__IO_TIMEOUT) {
     char t[96];
     health__checker_timeout_text(r->st->ck, r->phase, t, sizeof t);
+    if (strcmp(r->phase, "dns") == 0 && why[0]) return fail(r, rc, "%s: %s", t, why);
     return fail(r, rc, "%s", t);
   }
   /* A TLS 1.3 server checks the client certificate after our side of the
@@ -188,14 +189,15 @@ static int find_text(run_t *r) {
 static int exchange(run_t *r, const target_t *t) {
   http_state_t *st = r->st;
   char why[200] = "", hostport[300];
-  int fd = health__net_connect(&t->hp, r->deadline, &r->phase, why, sizeof why);
+  int fd = health__net_connect(st->ck, &t->hp, r->deadline, &r->phase, why, sizeof why);
   if (fd == HEALTH__IO_TIMEOUT) return io_fail(r, fd, why);
   if (fd < 0) return fail(r, fd, "%s", why);
   r->conn.fd = fd;
   if (t->tls) {
     const char *vn = st->server_name && t == &st->first ? st->server_name : t->hp.host;
     r->phase = "tls handshake";
-    int rc = health__tls_handshake(&r->conn, st->ctx, vn, st->verify, r->deadline, why, sizeof why);
+    struct ssl_ctx_st *ctx = health__checker_tls_ctx(st->ck, st->tls);
+    int rc = health__tls_handshake(&r->conn, ctx, vn, st->verify, r->deadline, why, sizeof why);
     if (rc == HEALTH__IO_TIMEOUT) return io_fail(r, rc, why);
     if (rc) return fail(r, rc, "%s", why);
   }
@@ -225,7 +227,7 @@ static int redirect_target(run_t *r, const target_t *cur, target_t *next) {
   if (strncasecmp(r->location, "http://", 7) == 0 || strncasecmp(r->location, "https://", 8) == 0) {
     if (parse_url(r->location, next, NULL, &why) != 0)
       return fail(r, HEALTH__IO_ERROR, "HTTP %u: invalid redirect location (%s)", r->status, why);
-    if (next->tls && !r->st->ctx) {
+    if (next->tls && !r->st->tls) {
       target_free(next);
       return fail(r, HEALTH__IO_ERROR, "HTTP %u: redirect from http to https not followed", r->status);
     }
@@ -339,8 +341,8 @@ HEALTH_EXPORT int health_add_http(health_t *h, const char *name, const char *url
     goto fail;
   }
   if (st->first.tls) {
-    rc = health__tls_ctx_new(&st->ctx, o.ca_file, o.ca_dir, o.cert_file, o.key_file, st->verify,
-                             ebuf, sizeof ebuf);
+    rc = health__tls_files_new(&st->tls, o.ca_file, o.ca_dir, o.cert_file, o.key_file,
+                               st->verify, ebuf, sizeof ebuf);
     if (rc) {
       rc = health__err(err, rc, "check '%.64s': %s", name, ebuf);
       goto fail;

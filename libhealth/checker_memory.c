@@ -1,15 +1,17 @@
 /*
  * Resource checkers: resident memory against the container's limit
- * (cgroup v2 memory.max, and OOM kills counted in memory.events), and open
- * file descriptors against RLIMIT_NOFILE.  A container close to its memory
+ * (cgroup v2 memory.max and the OOM kills counted in memory.events; under
+ * cgroup v1, memory.limit_in_bytes and memory.oom_control), and open file
+ * descriptors against RLIMIT_NOFILE.  A container close to its memory
  * limit is killed without a word in the service's own logs; this check
  * says so while there is still time.
  *
- * The effective limit is the lowest memory.max of the process's cgroup and
- * its ancestors up to the cgroup2 mount (a task's limit is often set one
- * level up, on the task's cgroup, not the container's).
+ * The effective limit is the lowest limit of the process's cgroup and its
+ * ancestors up to the mount (a task's limit is often set one level up, on
+ * the task's cgroup, not the container's).  Which cgroup that is:
+ * checker_memory_cgroup.c.
  */
-#include "checker.h"
+#include "checker_memory.h"
 
 #include "checker_net.h"
 
@@ -51,12 +53,18 @@ static health_status_t at_or_above(double pct, double warn, double fail) {
 
 /* ---- memory ---- */
 
+/* cgroup v1 has no "max": no limit is the largest page counter, about
+ * 2^63; anything from 2^62 up is taken as none. */
+#define V1_NO_LIMIT (1ULL << 62)
+
 typedef struct mem_state {
   health__checker_t *ck;
   char *dir; /* the cgroup directory (memory.events) */
   char *top; /* walk memory.max up to here (== dir when given) */
   health_memory_options_t o;
-  int given; /* cgroup_dir was given: its memory.max must exist */
+  int given;       /* cgroup_dir was given: its memory.max must exist */
+  int v1;          /* cgroup v1 file names */
+  const char *why; /* no cgroup found: why the limit cannot be seen */
   int have_oom;
   unsigned long long oom_seen;
 } mem_state_t;
@@ -85,6 +93,10 @@ static int slurp(const char *path, char *buf, size_t len) {
   return 0;
 }
 
+static const char *limit_file(const mem_state_t *st) {
+  return st->v1 ? "memory.limit_in_bytes" : "memory.max";
+}
+
 /* The lowest memory.max from dir up to top; 0 for none ("max" all the way
  * or no file), -1 when unreadable (errno set). */
 static long long limit_of(const mem_state_t *st, uint64_t *limit) {
@@ -94,17 +106,18 @@ static long long limit_of(const mem_state_t *st, uint64_t *limit) {
   snprintf(path, sizeof path, "%s", st->dir);
   for (;;) {
     size_t pl = strlen(path);
-    snprintf(path + pl, sizeof path - pl, "/memory.max");
+    snprintf(path + pl, sizeof path - pl, "/%s", limit_file(st));
     if (slurp(path, buf, sizeof buf) == 0) {
       if (strncmp(buf, "max", 3) != 0) {
         char *end;
         errno = 0;
         unsigned long long v = strtoull(buf, &end, 10);
-        if (errno || end == buf) {
+        if (errno || end == buf || buf[0] == '-') {
           errno = EINVAL;
           return -1;
         }
-        if (!best || v < best) best = v;
+        if (st->v1 && v >= V1_NO_LIMIT) v = 0;
+        if (v && (!best || v < best)) best = v;
       }
     } else if (errno != ENOENT || st->given) {
       return -1;
@@ -121,9 +134,9 @@ static long long limit_of(const mem_state_t *st, uint64_t *limit) {
 
 static int oom_kills(const mem_state_t *st, unsigned long long *n) {
   char path[4096], buf[1024];
-  snprintf(path, sizeof path, "%s/memory.events", st->dir);
+  snprintf(path, sizeof path, "%s/%s", st->dir, st->v1 ? "memory.oom_control" : "memory.events");
   if (slurp(path, buf, sizeof buf) != 0) return -1;
-  const char *p = strstr(buf, "oom_kill ");
+  const char *p = strstr(buf, "oom_kill "); /* v1: since kernel 4.13 */
   if (!p || (p != buf && p[-1] != '\n')) return -1;
   *n = strtoull(p + 9, NULL, 10);
   return 0;
@@ -147,7 +160,7 @@ static void mem_run(health_result_t *r, void *arg) {
     return;
   }
   if (limit_of(st, &limit) != 0) {
-    health_result_set(r, HEALTH_FAIL, "cannot read memory.max: %s",
+    health_result_set(r, HEALTH_FAIL, "cannot read %s: %s", limit_file(st),
                       health__errno_text(errno, eb, sizeof eb));
     return;
   }
@@ -165,6 +178,10 @@ static void mem_run(health_result_t *r, void *arg) {
       snprintf(msg, sizeof msg, "resident memory %s%% of the container limit (%s of %s), %s at %s%%",
                a, b, c, health__status_word(s), d);
     }
+  } else if (st->why) {
+    health_result_observe(r, (double)rss, "bytes");
+    snprintf(msg, sizeof msg, "cannot see the container's memory limit (%s); resident memory %s",
+             st->why, b);
   } else {
     health_result_observe(r, (double)rss, "bytes");
     snprintf(msg, sizeof msg, "no memory limit; resident memory %s", b);
@@ -185,38 +202,6 @@ static void mem_run(health_result_t *r, void *arg) {
     }
   }
   health_result_set(r, s, msg[0] ? "%s" : NULL, msg);
-}
-
-/* This process's cgroup v2 directory and the cgroup2 mount point, or -1. */
-static int own_cgroup(char **dir, char **top) {
-  char line[4096], path[4096] = "", mnt[4096] = "";
-  FILE *f = fopen("/proc/self/cgroup", "re");
-  if (!f) return -1;
-  while (fgets(line, sizeof line, f))
-    if (strncmp(line, "0::", 3) == 0) {
-      snprintf(path, sizeof path, "%s", line + 3);
-      path[strcspn(path, "\n")] = 0;
-    }
-  fclose(f);
-  if (!path[0] || !(f = fopen("/proc/self/mountinfo", "re"))) return -1;
-  while (fgets(line, sizeof line, f)) {
-    /* ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS... - FSTYPE SOURCE SUPER */
-    char root[1024], mp[1024];
-    const char *dash = strstr(line, " - ");
-    if (!dash || strncmp(dash + 3, "cgroup2 ", 8) != 0) continue;
-    if (sscanf(line, "%*s %*s %*s %1023s %1023s", root, mp) != 2) continue;
-    /* A namespaced cgroup2 mount shows its own root: "/" inside a container. */
-    if (strcmp(root, "/") == 0) snprintf(mnt, sizeof mnt, "%s", mp);
-    break;
-  }
-  fclose(f);
-  if (!mnt[0]) return -1;
-  if (asprintf(dir, "%s%s", mnt, strcmp(path, "/") == 0 ? "" : path) < 0) return -1;
-  if (!(*top = strdup(mnt))) {
-    free(*dir);
-    return -1;
-  }
-  return 0;
 }
 
 HEALTH_EXPORT int health_add_memory(health_t *h, const char *name,
@@ -250,13 +235,29 @@ HEALTH_EXPORT int health_add_memory(health_t *h, const char *name,
     st->given = 1;
     st->dir = strdup(o.cgroup_dir);
     st->top = strdup(o.cgroup_dir);
-  } else if (own_cgroup(&st->dir, &st->top) != 0) {
-    /* No cgroup v2: no container limit to compare with; the check still
-     * reports the resident size (and says why). */
-    health__checker_log(st->ck, HEALTH_LOG_INFO, "memory_no_cgroup2", "check", name, "message",
-                        "no cgroup v2 hierarchy found: no container memory limit known", NULL);
-    st->dir = strdup("/nonexistent-cgroup2");
-    st->top = strdup("/");
+    /* cgroup v1 when its limit file is there and memory.max is not */
+    char p[4096];
+    snprintf(p, sizeof p, "%s/memory.max", o.cgroup_dir);
+    if (access(p, F_OK) != 0) {
+      snprintf(p, sizeof p, "%s/memory.limit_in_bytes", o.cgroup_dir);
+      st->v1 = access(p, F_OK) == 0;
+    }
+  } else {
+    health__memcg_t cg;
+    const char *why = NULL;
+    if (health__memcg_find("/proc/self/cgroup", "/proc/self/mountinfo", &cg, &why) == 0) {
+      st->dir = cg.dir;
+      st->top = cg.top;
+      st->v1 = cg.v1;
+    } else {
+      /* No container limit to compare with: the check still reports the
+       * resident size, and says why it sees no limit. */
+      health__checker_log(st->ck, HEALTH_LOG_INFO, "memory_no_cgroup", "check", name, "message",
+                          why, NULL);
+      st->why = why;
+      st->dir = strdup("/nonexistent-cgroup");
+      st->top = strdup("/");
+    }
   }
   if (!st->dir || !st->top) {
     mem_free(st);

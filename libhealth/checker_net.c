@@ -119,7 +119,7 @@ void health__hostport_free(health__hostport_t *hp) {
   memset(hp, 0, sizeof *hp);
 }
 
-int health__net_connect(const health__hostport_t *hp, uint64_t deadline,
+int health__net_connect(health__checker_t *ck, const health__hostport_t *hp, uint64_t deadline,
                         const char **phase, char *why, size_t len) {
   struct addrinfo hints, *res = NULL, *ai;
   char port[8], eb[96];
@@ -136,8 +136,11 @@ int health__net_connect(const health__hostport_t *hp, uint64_t deadline,
     }
   } else {
     const char *w;
-    rc = health__resolve(hp->host, port, deadline, &res, &w);
-    if (rc == 1) return HEALTH__IO_TIMEOUT;
+    rc = health__resolve(health__checker_dns(ck), hp->host, port, deadline, &res, &w);
+    if (rc == 1) {
+      snprintf(why, len, "%s", w ? w : "");
+      return HEALTH__IO_TIMEOUT;
+    }
     if (rc) {
       snprintf(why, len, "DNS resolution failed: %s", w);
       return HEALTH__IO_ERROR;

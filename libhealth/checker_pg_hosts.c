@@ -118,7 +118,15 @@ int health__pg_resolve(pg_state_t *s, health_result_t *r, pg_resolved_t *p) {
     if (health__now_ms() >= s->deadline) goto timeout;
     struct addrinfo *res = NULL;
     const char *e = NULL;
-    int rc = health__resolve(name, NULL, s->deadline, &res, &e);
+    int rc = health__resolve(health__checker_dns(s->ck), name, NULL, s->deadline, &res, &e);
+    if (rc == 1 && e) { /* waited for the lookup an earlier run started */
+      char t[96];
+      health__pg_resolved_free(p);
+      health__pg_log(s, "dns", "deadline reached");
+      health__checker_timeout_text(s->ck, "dns", t, sizeof t);
+      health_result_set(r, HEALTH_FAIL, "%s: %s", t, e);
+      return -1;
+    }
     if (rc == 1) goto timeout;
     if (rc != 0) {
       why = e;

@@ -49,7 +49,7 @@ static void state_free(void *arg) {
   redis_state_t *st = arg;
   if (!st) return;
   health__redis_drop(st);
-  health__tls_ctx_free(st->ctx);
+  health__tls_files_free(st->tls);
   health__redis_url_free(&st->url);
   free(st->client_name);
   free(st->display_url);
@@ -179,8 +179,8 @@ HEALTH_EXPORT int health_add_redis(health_t *h, const char *name,
     goto fail;
   }
   if (st->url.tls) {
-    rc = health__tls_ctx_new(&st->ctx, o.ca_file, o.ca_dir, o.cert_file, o.key_file,
-                             st->verify, ebuf, sizeof ebuf);
+    rc = health__tls_files_new(&st->tls, o.ca_file, o.ca_dir, o.cert_file, o.key_file,
+                               st->verify, ebuf, sizeof ebuf);
     if (rc) {
       rc = health__err(err, rc, "check '%.64s': %s", name, ebuf);
       goto fail;

@@ -37,7 +37,7 @@ typedef struct redis_state {
   char *verify_name; /* tls_server_name or the URL host */
   health__redis_url_t url;
   int verify, require_master, client_cert;
-  struct ssl_ctx_st *ctx;
+  health__tls_files_t *tls; /* rediss://: the context and its files */
 
   health__conn_t conn;
   redisReader *reader;

@@ -46,8 +46,15 @@ static int resolve(redis_state_t *st, struct addrinfo **out) {
     return 0;
   }
   const char *why;
-  int rc = health__resolve(st->url.host, port, st->deadline, out, &why);
-  if (rc == 1) return timed_out(st);
+  int rc = health__resolve(health__checker_dns(st->ck), st->url.host, port, st->deadline, out, &why);
+  if (rc == 1) {
+    timed_out(st);
+    if (why) {
+      size_t n = strlen(st->out);
+      snprintf(st->out + n, sizeof st->out - n, ": %s", why);
+    }
+    return HEALTH__IO_TIMEOUT;
+  }
   if (rc) return health__redis_fail(st, HEALTH__IO_ERROR, "DNS resolution failed: %s", why);
   return 0;
 }
@@ -172,17 +179,18 @@ static int handshake(redis_state_t *st) {
   uint64_t quiet = st->deadline > now ? (st->deadline - now) / 2 : 0;
   st->phase = "tls handshake";
   if (quiet > PROBE_AFTER_MS) quiet = PROBE_AFTER_MS;
+  struct ssl_ctx_st *ctx = health__checker_tls_ctx(st->ck, st->tls);
   /* A TLS server answers the ClientHello within a round trip; a plaintext
    * Redis waits silently for a newline (the ClientHello has NULs before
    * any '\n').  After a quiet spell, ask the same address in plaintext. */
-  int rc = health__tls_handshake(&st->conn, st->ctx, st->verify_name, st->verify,
+  int rc = health__tls_handshake(&st->conn, ctx, st->verify_name, st->verify,
                                  now + quiet, why, sizeof why);
   if (rc == HEALTH__IO_TIMEOUT && st->conn.npeek == 0 && plaintext_probe(st)) {
     snprintf(st->detail, sizeof st->detail, "no TLS reply; a plaintext PING was answered");
     return health__redis_fail(st, rc, PLAIN_HINT);
   }
   if (rc == HEALTH__IO_TIMEOUT)
-    rc = health__tls_handshake(&st->conn, st->ctx, st->verify_name, st->verify,
+    rc = health__tls_handshake(&st->conn, ctx, st->verify_name, st->verify,
                                st->deadline, why, sizeof why);
   if (rc == 0) return 0;
   snprintf(st->detail, sizeof st->detail, "%s", why);

@@ -33,14 +33,19 @@ static void tcp_run(health_result_t *r, void *arg) {
   uint64_t t0 = health__now_us();
   const char *phase = "dns";
   char why[160] = "";
-  int fd = health__net_connect(&st->hp, deadline, &phase, why, sizeof why);
+  int fd = health__net_connect(st->ck, &st->hp, deadline, &phase, why, sizeof why);
   if (fd >= 0) {
     double ms = (double)(health__now_us() - t0) / 1000.0;
     close(fd);
     health__checker_pass(r, ms);
     return;
   }
-  if (fd == HEALTH__IO_TIMEOUT) health__checker_timeout_text(st->ck, phase, why, sizeof why);
+  if (fd == HEALTH__IO_TIMEOUT) {
+    char note[64];
+    snprintf(note, sizeof note, "%s", why);
+    health__checker_timeout_text(st->ck, phase, why, sizeof why);
+    if (note[0]) snprintf(why + strlen(why), sizeof why - strlen(why), ": %s", note);
+  }
   health__checker_log(st->ck, HEALTH_LOG_DEBUG, "tcp_check_failed", "check",
                       health__checker_name(st->ck), "phase", phase, "output", why, NULL);
   health_result_set(r, HEALTH_FAIL, "%s", why);

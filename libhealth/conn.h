@@ -1,5 +1,5 @@
 /*
- * The connection layer (conn.c, conn_tls.c): a TCP connection made under a
+ * The connection layer (conn.c, conn_tls.c, conn_tls_files.c): a TCP connection made under a
  * deadline, and a client stream over a socket the caller owns, optionally
  * wrapped in TLS (OpenSSL), with every operation bounded by a monotonic
  * deadline.  OpenSSL types are only named here, so this header compiles
@@ -46,6 +46,24 @@ int health__tls_ctx_new(struct ssl_ctx_st **out, const char *ca_file,
                         const char *key_file, int verify, char *err,
                         size_t errlen);
 void health__tls_ctx_free(struct ssl_ctx_st *ctx);
+
+/*
+ * TLS material that follows rotation (conn_tls_files.c): a context and the
+ * files it was built from.  _new takes the arguments and errors of
+ * health__tls_ctx_new.  _ctx gives the context for a new connection,
+ * rebuilt first when a file changed (stat: device, inode, size, mtime,
+ * ctime; the CA directory's own entry for ca_dir): 0 unchanged, 1 rebuilt,
+ * -1 the rebuild failed (err says why; the old context is kept, and the
+ * same files are not tried, nor reported, again).  The system trust store
+ * is read once.  One caller at a time (a check's runs).
+ */
+typedef struct health__tls_files health__tls_files_t;
+int health__tls_files_new(health__tls_files_t **out, const char *ca_file, const char *ca_dir,
+                          const char *cert_file, const char *key_file, int verify, char *err,
+                          size_t errlen);
+int health__tls_files_ctx(health__tls_files_t *f, struct ssl_ctx_st **ctx, char *err,
+                          size_t errlen);
+void health__tls_files_free(health__tls_files_t *f);
 
 /**
  * An IPv4 or IPv6 literal (no host name, no brackets) and a port as a

@@ -487,7 +487,9 @@ START_TEST(test_dns_deadline) {
   ck_assert_msg(took <= TS(500) + TS(150), "result after %llu ms", (unsigned long long)took);
   /* The second run of 500 ms starts 100 ms after the first ends: about
    * 1.1 s in all, not the resolver's 30 s. */
-  wait_result(h, "pg-dns", 2, HEALTH_FAIL, "(dns)", TS(4000));
+  i = wait_result(h, "pg-dns", 2, HEALTH_FAIL, "(dns)", TS(4000));
+  /* ... and waits for the first run's lookup instead of starting another */
+  ck_assert_msg(strstr(i.output, "(dns): previous lookup still running"), "output: %s", i.output);
   health_free(h);
   th_dns_unhang(dns, TS(2000));
   close(dns);

@@ -29,7 +29,7 @@ typedef struct server {
   unsigned tls, plain;
 } server_t;
 
-static server_t g_main, g_replica, g_mtls;
+static server_t g_main, g_replica, g_mtls, g_rot; /* g_rot: rotation test only */
 
 /* ---- servers ---- */
 
@@ -633,6 +633,103 @@ START_TEST(test_dns_deadline) {
 }
 END_TEST
 
+/* ---- certificate rotation ---- */
+
+static size_t slurp(const char *path, char *buf, size_t len) {
+  FILE *f = fopen(path, "rb");
+  ck_assert_msg(f != NULL, "cannot read %s", path);
+  size_t n = fread(buf, 1, len - 1, f);
+  fclose(f);
+  ck_assert_msg(n > 0 && n < len - 1, "%s: empty or too large", path);
+  buf[n] = 0;
+  return n;
+}
+
+/* Replace `path` the way cert-manager does: a new file renamed over it. */
+static void put_atomic(const char *path, const char *data, size_t n) {
+  char tmp[640];
+  snprintf(tmp, sizeof tmp, "%s.tmp", path);
+  FILE *f = fopen(tmp, "wb");
+  ck_assert_msg(f != NULL, "cannot write %s", tmp);
+  ck_assert_uint_eq(fwrite(data, 1, n, f), n);
+  ck_assert_int_eq(fclose(f), 0);
+  ck_assert_int_eq(rename(tmp, path), 0);
+}
+
+/* Close the checker's connection from the server side. */
+static void kill_clients(const server_t *s) {
+  char out[256];
+  ck_assert_int_eq(srv_cmd(s, "cli", "CLIENT KILL TYPE normal", out, sizeof out), 0);
+}
+
+/* A run that started after now passes within `within_ms`. */
+static void expect_pass_again(health_t *h, unsigned within_ms, const char *what) {
+  health_check_info_t i;
+  ck_assert_int_eq(health_check_get(h, "r", &i), 0);
+  waiter_t w = {h, i.runs + 2, HEALTH_PASS}; /* run runs+1 may be in flight */
+  uint64_t t0 = th_now_ms();
+  int ok = th_wait_until(cond_runs, &w, TS(within_ms + 3000)) && th_wait_until(cond_last, &w, 1);
+  ck_assert_int_eq(health_check_get(h, "r", &i), 0);
+  ck_assert_msg(ok && i.last_status == HEALTH_PASS, "%s: no pass (runs %llu): %s", what,
+                (unsigned long long)i.runs, i.output);
+  ck_assert_msg(th_now_ms() - t0 <= TS(within_ms), "%s: passed again only after %llu ms", what,
+                (unsigned long long)(th_now_ms() - t0));
+}
+
+/* The CA file is rewritten with the old and the new CA, the server moves
+ * to a certificate from the new CA and drops its clients: the check
+ * passes again within three intervals, without a restart.  A CA file
+ * caught half-written keeps the context that works, said once. */
+START_TEST(test_ca_rotation) {
+  enum { INTERVAL = 500 };
+  health_redis_options_t ro;
+  char ca_a[512], ca_b[512], cafile[600], a[8192], b[8192], both[16384], cmd[1400], out[256];
+  srv_file(&g_rot, "ca.crt", ca_a, sizeof ca_a);
+  snprintf(cafile, sizeof cafile, "%s/client-ca.pem", g_rot.dir);
+  size_t na = slurp(ca_a, a, sizeof a);
+  put_atomic(cafile, a, na);
+  health_redis_options_init(&ro);
+  ro.ca_file = cafile;
+  health_t *h = start_one(url("rediss://:" PW "@localhost:%u", g_rot.tls), &ro, INTERVAL, 2000);
+  expect_pass(h);
+
+  /* CA B, a server certificate from it; the client trusts A and B. */
+  ck_assert_int_eq(srv_cmd(&g_rot, "newca", "b", out, sizeof out), 0);
+  srv_file(&g_rot, "b.crt", ca_b, sizeof ca_b);
+  size_t nb = slurp(ca_b, b, sizeof b);
+  memcpy(both, a, na);
+  memcpy(both + na, b, nb);
+  put_atomic(cafile, both, na + nb);
+  snprintf(cmd, sizeof cmd, "CONFIG SET tls-cert-file '%s/server-b.crt' tls-key-file '%s/server-b.key'",
+           g_rot.dir, g_rot.dir);
+  ck_assert_int_eq(srv_cmd(&g_rot, "cli", cmd, out, sizeof out), 0);
+  ck_assert_msg(strstr(out, "OK"), "CONFIG SET: %s", out);
+  kill_clients(&g_rot);
+  expect_pass_again(h, 3 * INTERVAL, "after the rotation");
+  ck_assert_int_eq(th_log_count("\"tls_files_reloaded\""), 1);
+
+  /* The server really moved: a check that trusts only A fails. */
+  health_redis_options_t only_a;
+  health_redis_options_init(&only_a);
+  only_a.ca_file = ca_a;
+  health_t *h2 = start_one(url("rediss://:" PW "@localhost:%u", g_rot.tls), &only_a, 1000, 2000);
+  health_check_info_t i = first_result(h2, 5000);
+  ck_assert_int_eq(i.last_status, HEALTH_FAIL);
+  ck_assert_msg(strstr(i.output, "TLS certificate verify failed"), "%s", i.output);
+  health_free(h2);
+
+  /* Half a file: the rebuild fails, reconnects keep A+B, one warning. */
+  put_atomic(cafile, both, na + nb / 2);
+  for (int k = 0; k < 2; k++) {
+    kill_clients(&g_rot);
+    expect_pass_again(h, 3 * INTERVAL, "with a half-written CA file");
+  }
+  ck_assert_int_eq(th_log_count("\"tls_files_reload_failed\""), 1);
+  ck_assert(th_log_contains("new connections keep the previous TLS files"));
+  health_free(h);
+}
+END_TEST
+
 /* ---- replica, connection reuse ---- */
 
 START_TEST(test_replica) {
@@ -774,14 +871,20 @@ static Suite *redis_suite(int servers) {
   tcase_add_checked_fixture(tc, th_log_clear, NULL);
   tcase_add_test(tc, test_outage_and_recovery);
   suite_add_tcase(s, tc);
+
+  tc = tcase_create("rotation");
+  tcase_set_timeout(tc, 60);
+  tcase_add_checked_fixture(tc, th_log_clear, NULL);
+  tcase_add_test(tc, test_ca_rotation);
+  suite_add_tcase(s, tc);
   return s;
 }
 
 /* Stop every server; remove their directories unless a test failed (the
  * logs and certificates help then). */
 static void stop_all(int keep) {
-  server_t *all[] = {&g_replica, &g_mtls, &g_main};
-  for (size_t k = 0; k < 3; k++) {
+  server_t *all[] = {&g_replica, &g_mtls, &g_main, &g_rot};
+  for (size_t k = 0; k < 4; k++) {
     if (!all[k]->dir) continue;
     srv_cmd(all[k], "stop", NULL, NULL, 0);
     if (keep) fprintf(stderr, "check_redis: server files kept in %s\n", all[k]->dir);
@@ -810,6 +913,7 @@ int main(void) {
   int rc = srv_start(&g_main, "redis", NULL);
   if (rc == 0) rc = srv_start(&g_mtls, "redis-mtls", "--tls-auth-clients yes");
   if (rc == 0) rc = srv_start(&g_replica, "redis-replica", NULL);
+  if (rc == 0) rc = srv_start(&g_rot, "redis-rotation", NULL);
   if (rc == 0) {
     snprintf(extra, sizeof extra, "CONFIG SET masterauth '%s'", PW);
     rc = srv_cmd(&g_replica, "cli", extra, sink, sizeof sink);

@@ -6,6 +6,9 @@
 #   redis-server.sh stop DIR             stop it (waits until it is gone)
 #   redis-server.sh restart DIR          stop + start on the same ports and ARGS
 #   redis-server.sh cli DIR ARGS...      redis-cli on the plaintext port as "default"
+#   redis-server.sh newca DIR NAME       a second CA NAME.crt in DIR and a server
+#                                        certificate from it, server-NAME.crt/.key
+#                                        (for rotation tests: CONFIG SET tls-cert-file)
 #
 # Each instance lives in its own DIR (certificates are made there if missing).
 # Exit status 77 means "skip": redis-server, redis-cli or openssl is missing,
@@ -86,6 +89,18 @@ subjectAltName=DNS:other.example"
   make_cert "$d" client ca "/CN=libhealth-test-client" 'basicConstraints=CA:FALSE
 keyUsage=critical,digitalSignature
 extendedKeyUsage=clientAuth'
+  chmod 600 "$d"/*.key
+}
+
+cmd_newca() {
+  d=$1 name=$2
+  have openssl || skip "openssl not found"
+  [ -f "$d/ca.crt" ] || die "$d has no certificates"
+  make_ca "$d" "$name"
+  make_cert "$d" "server-$name" "$name" "/CN=localhost" 'basicConstraints=CA:FALSE
+keyUsage=critical,digitalSignature,keyEncipherment
+extendedKeyUsage=serverAuth
+subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1'
   chmod 600 "$d"/*.key
 }
 
@@ -197,7 +212,7 @@ cmd_restart() {
   echo "$tp $pp"
 }
 
-[ $# -ge 2 ] || die "usage: $0 certs|start|stop|restart|cli DIR [ARGS...]"
+[ $# -ge 2 ] || die "usage: $0 certs|start|stop|restart|cli|newca DIR [ARGS...]"
 cmd=$1 dir=$2
 shift 2
 case $cmd in
@@ -206,5 +221,6 @@ case $cmd in
   stop) cmd_stop "$dir" ;;
   restart) cmd_restart "$dir" ;;
   cli) need_tools; cli "$dir" "$@" ;;
+  newca) [ $# -ge 1 ] || die "usage: $0 newca DIR NAME"; cmd_newca "$dir" "$1" ;;
   *) die "unknown command $cmd" ;;
 esac
