@@ -7,6 +7,7 @@
 #ifndef HEALTH_SHUTDOWN_INT_H
 #define HEALTH_SHUTDOWN_INT_H
 
+#include <semaphore.h>
 #include <signal.h>
 
 #include "base-int.h"
@@ -19,6 +20,11 @@ typedef struct health__hook {
   void *arg;
   size_t seq;
 } health__hook_t;
+
+/* The hook runner (shutdown_seq.c): a thread made at start that runs one
+ * hook at a time, so that SIGTERM needs no descriptor or thread.  Shared by
+ * the sequence and the thread; the last of the two frees it. */
+typedef struct health__hook_runner health__hook_runner_t;
 
 typedef struct health__shutdown {
   int inited; /* done_lock, done_cond (shutdown.c) */
@@ -38,6 +44,19 @@ typedef struct health__shutdown {
   int exit_code;
   struct sigaction old_term, old_int;
   int handlers_installed;
+  /* The deadline, enforced by a watchdog thread of its own (shutdown_seq.c)
+   * so that a blocked sequence (a log sink, a lock, a listener) cannot hold
+   * the exit up.  health_shutdown() stamps the first request and posts the
+   * semaphore (both async-signal-safe); the watchdog then waits on
+   * done_cond (monotonic) until the deadline. */
+  _Atomic uint64_t requested_ms; /* health__now_ms() of the first request, 0: none */
+  atomic_int final_code;         /* the code the sequence decided, -1 before */
+  sem_t wd_sem;
+  int wd_sem_inited;
+  int wd_quit; /* under done_lock */
+  pthread_t wd_thread;
+  int wd_started;
+  health__hook_runner_t *runner; /* the reserved runner, NULL once abandoned */
 } health__shutdown_t;
 
 /* ---- shutdown (shutdown.c) ---- */
@@ -46,6 +65,10 @@ int health__shutdown_start(health_t *h, health_error_t *err);
 void health__shutdown_stop(health_t *h);
 void health__shutdown_free(health_t *h);
 void *health__shutdown_main(void *h); /* the sequence's thread (shutdown_seq.c) */
+/* What the sequence needs, made at start (shutdown_seq.c): the watchdog
+ * thread and a hook runner thread.  0 or an error; undone by _release. */
+int health__seq_reserve(health_t *h, health_error_t *err);
+void health__seq_release(health_t *h);
 
 /* ---- shutdown plan (plan.c) ---- */
 typedef struct health__plan_hook {
