@@ -1,6 +1,7 @@
 /*
  * The shutdown subsystem's private header (shutdown.c: public calls,
- * signals, thread; shutdown_seq.c: the sequence; plan.c: the plan).
+ * signals, thread; shutdown_seq.c: the sequence; shutdown_reserve.c: the
+ * hook runner and the watchdog; plan.c: the plan).
  * Above the HTTP server (the sequence quiesces it at exit); other files
  * read only health__draining() and health__inflight().
  */
@@ -69,6 +70,15 @@ void *health__shutdown_main(void *h); /* the sequence's thread (shutdown_seq.c) 
  * thread and a hook runner thread.  0 or an error; undone by _release. */
 int health__seq_reserve(health_t *h, health_error_t *err);
 void health__seq_release(health_t *h);
+/* The hook runner (shutdown_reserve.c), on the sequence thread only: the
+ * reserved runner, or a new one if it was abandoned, or NULL (no thread). */
+health__hook_runner_t *health__runner_get(health_t *h);
+void health__runner_submit(health__hook_runner_t *r, health_hook_fn fn, void *arg, unsigned budget);
+/* 1 and *rc once the hook returned (the runner writes 'h' to the wake pipe). */
+int health__runner_done(health__hook_runner_t *r, int *rc);
+/* Give up on the hook: 1 and *rc if it returned after all; otherwise 0,
+ * and the runner belongs to its thread (h->sd.runner is NULL). */
+int health__runner_abandon(health_t *h, health__hook_runner_t *r, int *rc);
 
 /* ---- shutdown plan (plan.c) ---- */
 typedef struct health__plan_hook {

@@ -4,17 +4,9 @@
  * (each under its timeout, all under the deadline), then the exit code (and
  * _exit() if asked).  Repeated signals and their debounce: see shutdown.c.
  *
- * What SIGTERM needs is made at start (health__seq_reserve), so a process
- * out of descriptors, threads or address space still runs every hook:
- *  - a hook runner thread, waiting on a condition variable; a hook that
- *    returns writes 'h' to the wake pipe (made at health_new).  A hook
- *    abandoned at its timeout keeps the runner; the next hook gets a new one,
- *    or, if no thread can be made, runs on the sequence thread itself;
- *  - a watchdog thread that holds the deadline whatever the sequence is
- *    blocked in (a log sink, a lock, a listener, a hook run inline): at the
- *    deadline + WATCHDOG_GRACE_MS it _exit()s with the code the sequence
- *    decided, or HEALTH_EXIT_DEADLINE (without exit_on_shutdown it makes
- *    health_wait() return that code instead).
+ * Hooks run on the runner made at start, and a watchdog holds the deadline
+ * whatever this thread is blocked in: shutdown_reserve.c.  With no thread
+ * for a hook (one was abandoned and none can be made), it runs here.
  */
 #include "health-int.h"
 
@@ -97,159 +89,6 @@ static int wait_until(health_t *h, seq_t *s, int *started, int fd, uint64_t unti
   }
 }
 
-/* ---- the hook runner ---- */
-
-struct health__hook_runner {
-  pthread_mutex_t lock;
-  pthread_cond_t cond; /* a job, or quit */
-  pthread_t thread;
-  int wake_fd; /* the wake pipe's write end: 'h' when a hook returns */
-  health_hook_fn fn;
-  void *arg;
-  unsigned budget;
-  int job, done, rc;
-  int quit;      /* the owner stops an idle runner (joined) */
-  int abandoned; /* the sequence gave up on the hook: the thread frees */
-};
-
-static void runner_free(health__hook_runner_t *r) {
-  pthread_mutex_destroy(&r->lock);
-  pthread_cond_destroy(&r->cond);
-  free(r);
-}
-
-static void *runner_main(void *arg) {
-  health__hook_runner_t *r = arg;
-  pthread_mutex_lock(&r->lock);
-  for (;;) {
-    while (!r->job && !r->quit) pthread_cond_wait(&r->cond, &r->lock);
-    if (!r->job) break;
-    health_hook_fn fn = r->fn;
-    void *a = r->arg;
-    unsigned budget = r->budget;
-    pthread_mutex_unlock(&r->lock);
-    int rc = fn(a, budget);
-    pthread_mutex_lock(&r->lock);
-    r->job = 0;
-    r->done = 1;
-    r->rc = rc;
-    if (r->abandoned) break;
-    /* Under r->lock: until it is abandoned, the handle (and the pipe) lives.
-     * The pipe is non-blocking: a full one already wakes the sequence. */
-    ssize_t n;
-    do n = write(r->wake_fd, "h", 1);
-    while (n < 0 && errno == EINTR);
-  }
-  int mine = r->abandoned;
-  pthread_mutex_unlock(&r->lock);
-  if (mine) runner_free(r);
-  return NULL;
-}
-
-/* A joinable runner thread, or NULL (no memory, no thread). */
-static health__hook_runner_t *runner_new(health_t *h) {
-  health__hook_runner_t *r = calloc(1, sizeof *r);
-  if (!r) return NULL;
-  if (pthread_mutex_init(&r->lock, NULL) != 0) {
-    free(r);
-    return NULL;
-  }
-  if (pthread_cond_init(&r->cond, NULL) != 0) {
-    pthread_mutex_destroy(&r->lock);
-    free(r);
-    return NULL;
-  }
-  r->wake_fd = h->sd.wake_pipe[1];
-  if (health__thread_create(&r->thread, runner_main, r, 0) != 0) {
-    runner_free(r);
-    return NULL;
-  }
-  return r;
-}
-
-/* Stop an idle runner the handle still owns, and free it. */
-static void runner_stop(health__hook_runner_t *r) {
-  pthread_mutex_lock(&r->lock);
-  r->quit = 1;
-  pthread_cond_signal(&r->cond);
-  pthread_mutex_unlock(&r->lock);
-  pthread_join(r->thread, NULL);
-  runner_free(r);
-}
-
-/* ---- the watchdog ---- */
-
-/* After the deadline the sequence gets this long to finish on its own (its
- * deadline lines, _exit) before the watchdog ends the process. */
-#define WATCHDOG_GRACE_MS 100
-
-static void *watchdog_main(void *arg) {
-  health_t *h = arg;
-  uint64_t req;
-  for (;;) { /* until the first shutdown request, or stop */
-    if (sem_wait(&h->sd.wd_sem) != 0 && errno != EINTR) return NULL;
-    pthread_mutex_lock(&h->sd.done_lock);
-    int quit = h->sd.wd_quit;
-    pthread_mutex_unlock(&h->sd.done_lock);
-    if (quit) return NULL;
-    if ((req = atomic_load(&h->sd.requested_ms)) != 0) break;
-  }
-  uint64_t fire = req + h->opt.shutdown_deadline_ms + WATCHDOG_GRACE_MS;
-  pthread_mutex_lock(&h->sd.done_lock);
-  while (!h->sd.done && !h->sd.wd_quit && health__now_ms() < fire) {
-    struct timespec ts = health__timespec_ms(fire);
-    pthread_cond_timedwait(&h->sd.done_cond, &h->sd.done_lock, &ts);
-  }
-  if (h->sd.done || h->sd.wd_quit) {
-    pthread_mutex_unlock(&h->sd.done_lock);
-    return NULL;
-  }
-  /* The sequence is stuck (a log sink, a lock, a listener, a hook run on
-   * its own thread): the code it decided, or the deadline's.  Nothing here
-   * may block: no log line, no flush, no quiesce. */
-  int code = atomic_load(&h->sd.final_code);
-  if (code < 0) code = HEALTH_EXIT_DEADLINE;
-  if (h->opt.exit_on_shutdown) _exit(code);
-  h->sd.exit_code = code;
-  h->sd.done = 1;
-  pthread_cond_broadcast(&h->sd.done_cond);
-  pthread_mutex_unlock(&h->sd.done_lock);
-  return NULL;
-}
-
-int health__seq_reserve(health_t *h, health_error_t *err) {
-  /* A request made before start counts from now: the sequence starts now. */
-  uint64_t req = atomic_load(&h->sd.requested_ms);
-  if (req) atomic_compare_exchange_strong(&h->sd.requested_ms, &req, health__now_ms());
-  h->sd.runner = runner_new(h);
-  if (!h->sd.runner)
-    return health__err(err, HEALTH_ESYS, "could not start the shutdown hook thread: %s", strerror(errno));
-  if (health__thread_create(&h->sd.wd_thread, watchdog_main, h, 0) != 0) {
-    int e = errno;
-    runner_stop(h->sd.runner);
-    h->sd.runner = NULL;
-    return health__err(err, HEALTH_ESYS, "could not start the shutdown watchdog thread: %s", strerror(e));
-  }
-  h->sd.wd_started = 1;
-  return 0;
-}
-
-void health__seq_release(health_t *h) {
-  if (h->sd.wd_started) {
-    pthread_mutex_lock(&h->sd.done_lock);
-    h->sd.wd_quit = 1;
-    pthread_cond_broadcast(&h->sd.done_cond);
-    pthread_mutex_unlock(&h->sd.done_lock);
-    sem_post(&h->sd.wd_sem);
-    pthread_join(h->sd.wd_thread, NULL);
-    h->sd.wd_started = 0;
-  }
-  if (h->sd.runner) {
-    runner_stop(h->sd.runner);
-    h->sd.runner = NULL;
-  }
-}
-
 /* ---- hooks ---- */
 
 /* Run the hook on the reserved runner (or a new one if that was abandoned);
@@ -258,8 +97,7 @@ void health__seq_release(health_t *h) {
  * abandoned at its timeout, and the watchdog still holds the deadline. */
 static int hook_on_runner(health_t *h, seq_t *s, int *started, const health__hook_t *k,
                           unsigned budget, uint64_t until, int *rc) {
-  health__hook_runner_t *r = h->sd.runner;
-  if (!r) r = h->sd.runner = runner_new(h);
+  health__hook_runner_t *r = health__runner_get(h);
   if (!r) {
     health__log(h, HEALTH_LOG_WARN, "hook_inline", "hook", k->name, "reason",
                 "no thread for the hook: it runs on the shutdown thread, its timeout cannot cut it, the deadline still does",
@@ -267,36 +105,13 @@ static int hook_on_runner(health_t *h, seq_t *s, int *started, const health__hoo
     *rc = k->fn(k->arg, budget);
     return 1;
   }
-  pthread_mutex_lock(&r->lock);
-  r->fn = k->fn;
-  r->arg = k->arg;
-  r->budget = budget;
-  r->done = 0;
-  r->job = 1;
-  pthread_cond_signal(&r->cond);
-  pthread_mutex_unlock(&r->lock);
+  health__runner_submit(r, k->fn, k->arg, budget);
   for (;;) {
-    pthread_mutex_lock(&r->lock);
-    int done = r->done;
-    *rc = r->rc;
-    if (done) r->done = 0;
-    pthread_mutex_unlock(&r->lock);
-    if (done) return 1;
+    if (health__runner_done(r, rc)) return 1;
     if (s->quit || s->forced || health__now_ms() >= until) break;
     wait_until(h, s, started, -1, until); /* 'h' on the wake pipe: re-check */
   }
-  pthread_mutex_lock(&r->lock);
-  int done = r->done;
-  *rc = r->rc;
-  r->done = 0;
-  if (!done) {
-    /* It keeps its thread, which frees the runner when the hook returns. */
-    r->abandoned = 1;
-    pthread_detach(r->thread);
-    h->sd.runner = NULL;
-  }
-  pthread_mutex_unlock(&r->lock);
-  return done;
+  return health__runner_abandon(h, r, rc);
 }
 
 /* Run one hook; returns the exit code it implies. */
