@@ -75,7 +75,10 @@ static void *runner_main(void *arg) {
 /* A joinable runner thread, or NULL (no memory, no thread). */
 static health__hook_runner_t *runner_new(health_t *h) {
   health__hook_runner_t *r = calloc(1, sizeof *r);
-  if (!r) return NULL;
+  if (!r) {
+    errno = ENOMEM;
+    return NULL;
+  }
   if (pthread_mutex_init(&r->lock, NULL) != 0) {
     free(r);
     return NULL;
@@ -87,7 +90,9 @@ static health__hook_runner_t *runner_new(health_t *h) {
   }
   r->wake_fd = h->sd.wake_pipe[1];
   if (health__thread_create(&r->thread, runner_main, r, 0) != 0) {
+    int e = errno;
     runner_free(r);
+    errno = e;
     return NULL;
   }
   return r;
@@ -191,8 +196,11 @@ int health__seq_reserve(health_t *h, health_error_t *err) {
   uint64_t req = atomic_load(&h->sd.requested_ms);
   if (req) atomic_compare_exchange_strong(&h->sd.requested_ms, &req, health__now_ms());
   h->sd.runner = runner_new(h);
-  if (!h->sd.runner)
-    return health__err(err, HEALTH_ESYS, "could not start the shutdown hook thread: %s", strerror(errno));
+  if (!h->sd.runner) {
+    int e = errno;
+    return health__err(err, e == ENOMEM ? HEALTH_ENOMEM : HEALTH_ESYS,
+                       "could not start the shutdown hook thread: %s", strerror(e));
+  }
   if (health__thread_create(&h->sd.wd_thread, watchdog_main, h, 0) != 0) {
     int e = errno;
     runner_stop(h->sd.runner);
