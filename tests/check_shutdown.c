@@ -88,7 +88,9 @@ static uint64_t mono_us(void) {
 /* ------------------------------------------------------------------ */
 
 static int c_rep = -1, c_ctl = -1, c_log = -1, c_stuck = -1;
-static int c_log_block;
+static int c_log_block; /* under c_block_mu */
+static pthread_mutex_t c_block_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t c_block_cv = PTHREAD_COND_INITIALIZER;
 static const char *c_order_path;
 static health_t *c_h;
 static volatile sig_atomic_t c_handler_runs, c_handler_off_main;
@@ -110,9 +112,13 @@ static void report(const char *fmt, ...) {
 
 static void child_log(health_log_level_t level, const char *line, void *arg) {
   (void)level, (void)arg;
-  /* A sink that stops, as a container log driver in blocking mode does. */
-  if (c_log_block && health_is_draining(c_h))
-    for (;;) pause(); /* a library thread: every signal is blocked */
+  /* A sink that stops, as a container log driver in blocking mode does,
+   * until the application lets it go (only with exit_on_shutdown = 0). */
+  if (health_is_draining(c_h)) {
+    pthread_mutex_lock(&c_block_mu);
+    while (c_log_block) pthread_cond_wait(&c_block_cv, &c_block_mu);
+    pthread_mutex_unlock(&c_block_mu);
+  }
   size_t n = strlen(line);
   char *b = malloc(n + 1);
   if (!b) return;
@@ -345,8 +351,12 @@ static void child_main(scen_t *s) {
   int code = health_wait(c_h);
   /* Only with exit_on_shutdown = 0. */
   report("wait %d %llu", code, (unsigned long long)th_now_ms());
-  /* health_free() would join the sequence, blocked in the log sink. */
-  if (s->log_block) _exit(40 + code);
+  /* health_free() joins the sequence, still blocked in the log sink: let
+   * the sink go first. */
+  pthread_mutex_lock(&c_block_mu);
+  c_log_block = 0;
+  pthread_cond_broadcast(&c_block_cv);
+  pthread_mutex_unlock(&c_block_mu);
   if (s->drain_watch) pthread_join(watch, NULL);
   health_free(c_h);
   exit(40 + code);
@@ -1096,6 +1106,20 @@ END_TEST
 START_TEST(test_stdout_stuck_log_off) { stdout_stuck_case(1); }
 END_TEST
 
+/* TSan's own _exit() interceptor flushes stdout (OnExit -> FlushStreams in
+ * tsan_interceptors_posix.cpp) and blocks there: these two cannot pass
+ * under it.  ASan's does not. */
+#if defined(__SANITIZE_THREAD__)
+#define UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UNDER_TSAN 1
+#endif
+#endif
+#ifndef UNDER_TSAN
+#define UNDER_TSAN 0
+#endif
+
 /* A log sink that never returns, and a hook that never returns: the
  * watchdog ends the process at the deadline (+100 ms grace). */
 START_TEST(test_watchdog_deadline) {
@@ -1252,8 +1276,10 @@ static Suite *shutdown_suite(void) {
   tcase_add_test(tc, test_no_exit_drain_fd);
   tcase_add_test(tc, test_sd_notify);
   tcase_add_test(tc, test_sd_notify_never_blocks);
-  tcase_add_test(tc, test_stdout_stuck);
-  tcase_add_test(tc, test_stdout_stuck_log_off);
+  if (!UNDER_TSAN) {
+    tcase_add_test(tc, test_stdout_stuck);
+    tcase_add_test(tc, test_stdout_stuck_log_off);
+  }
   tcase_add_test(tc, test_watchdog_deadline);
   tcase_add_test(tc, test_watchdog_wait);
   tcase_add_test(tc, test_hooks_without_threads);
