@@ -249,8 +249,11 @@ HEALTH_EXPORT int health_new(health_t **out, const health_options_t *opts,
  * plan (drain, early end, each hook's budget, deadline) is derived first:
  * an impossible one is HEALTH_EINVAL naming the fields and leaves the
  * handle unstarted; the plan is logged ("shutdown_plan"), with a warn line
- * ("shutdown_plan_risk") for each hook the deadline may cut.  Before
- * start; call once.
+ * ("shutdown_plan_risk") for each hook the deadline may cut.  What the
+ * shutdown needs is made here (a hook thread and a deadline watchdog
+ * thread), so SIGTERM needs no free descriptor, thread or memory.  The
+ * checks start last: a start that fails has run no check, told no listener
+ * and left no thread.
  *
  * Signals: unless health_options_t.handle_signals is 0, this installs
  * process-wide handlers for SIGTERM and SIGINT that start the shutdown
@@ -258,7 +261,7 @@ HEALTH_EXPORT int health_new(health_t **out, const health_options_t *opts,
  * options beside it in health_options_t say what becomes of a handler
  * the application installed before.  With handle_signals = 0 no signal
  * disposition is touched and the application calls health_shutdown()
- * itself.
+ * itself.  Before start; call once.
  * @return 0, HEALTH_EINVAL, HEALTH_ESTATE, HEALTH_EHTTP, HEALTH_ESYS or
  *         HEALTH_ENOMEM.
  */
@@ -514,12 +517,15 @@ HEALTH_EXPORT int health_add_redis(health_t *h, const char *name,
 #define HEALTH_EXIT_OK 0           /* drained, every hook succeeded */
 #define HEALTH_EXIT_HOOK_FAILED 3  /* a hook returned non-zero */
 #define HEALTH_EXIT_HOOK_TIMEOUT 4 /* a hook overran its timeout and was abandoned */
-#define HEALTH_EXIT_DEADLINE 5     /* the hard deadline fired */
+#define HEALTH_EXIT_DEADLINE 5     /* the hard deadline fired (held by a watchdog thread, whatever blocks) */
 #define HEALTH_EXIT_FORCED 6       /* a third signal forced an immediate exit */
 
 /**
- * A flush hook.  Runs on a library thread after the drain.  Return 0 on
- * success, non-zero on failure.  `remaining_ms` is this hook's budget.
+ * A flush hook.  Runs on a library thread made at start, after the drain.
+ * If a hook before it was abandoned at its timeout (it keeps that thread)
+ * and no new thread can be made, it runs on the shutdown thread: then its
+ * timeout cannot cut it, the deadline still does.  Return 0 on success,
+ * non-zero on failure.  `remaining_ms` is this hook's budget.
  */
 typedef int (*health_hook_fn)(void *arg, unsigned remaining_ms);
 
@@ -582,8 +588,11 @@ HEALTH_EXPORT void health_inflight_end(health_t *h);
 
 /**
  * Block until the shutdown sequence has finished (only returns when
- * exit_on_shutdown is 0), then return its exit code.  Any thread except
- * the library's own.
+ * exit_on_shutdown is 0), then return its exit code.  If the sequence is
+ * still blocked 100 ms after the deadline (in a log sink, a listener, a
+ * lock), returns the code it had decided or HEALTH_EXIT_DEADLINE then;
+ * health_stop() and health_free() still wait for the sequence.  Any thread
+ * except the library's own.
  * @return the exit code (HEALTH_EXIT_*), 0 after health_stop(), or
  *         HEALTH_ESTATE at once before health_start() (nothing could end
  *         the wait), HEALTH_EINVAL for NULL.

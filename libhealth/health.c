@@ -88,22 +88,26 @@ HEALTH_EXPORT int health_start(health_t *h, health_error_t *err) {
     return health__err(err, HEALTH_ESTATE, "health_start: already started or stopped");
   }
 
-  /* The log writer first: from here no line waits for the sink (logq.c). */
+  /* The log writer first: from here no line waits for the sink (logq.c).
+   * Listeners next: they must see the first transitions of the checks.
+   * The checks last: a start that fails has run none (and so told no
+   * listener anything), and health_stop() joins every thread made. */
   if (health__core_start_log(h) != 0)
     rc = health__err(err, HEALTH_ESYS, "could not start the log writer thread: %s", strerror(errno));
-  /* Listeners first: they must see the first transitions of the checks. */
   if (rc == 0) rc = health__obs_start(h, err);       /* serve.c: answer cache */
   if (rc == 0) rc = health__listeners_start(h, err); /* listeners.c */
   if (rc == 0) rc = health__controls_start(h, err);  /* readiness.c: sets the start time */
+  /* The signal handlers before any port opens: a supervisor that sends
+   * SIGTERM as soon as the port answers must find them installed. */
+  if (rc == 0) rc = health__shutdown_start(h, err); /* + the hook runner and the watchdog */
   if (rc == 0) rc = health__agent_start(h, err);     /* agent.c */
   if (rc == 0 && h->opt.port != HEALTH_PORT_OFF) rc = health__http_start(h, err);
   else if (rc == 0)
     health__log(h, HEALTH_LOG_INFO, "http_off", "reason",
                 "HEALTH_PORT=off: no health port; the application serves health_render()", NULL);
-  if (rc == 0) rc = health__checks_start(h, err);
-  if (rc == 0) rc = health__shutdown_start(h, err);
   if (rc == 0 && health__notify_start(h) != 0)
     rc = health__err(err, HEALTH_ESYS, "could not start the systemd watchdog thread");
+  if (rc == 0) rc = health__checks_start(h, err);
   if (rc != 0) {
     health__plan_free(&plan);
     health_stop(h);

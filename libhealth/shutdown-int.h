@@ -1,12 +1,14 @@
 /*
  * The shutdown subsystem's private header (shutdown.c: public calls,
- * signals, thread; shutdown_seq.c: the sequence; plan.c: the plan).
+ * signals, thread; shutdown_seq.c: the sequence; shutdown_reserve.c: the
+ * hook runner and the watchdog; plan.c: the plan).
  * Above the HTTP server (the sequence quiesces it at exit); other files
  * read only health__draining() and health__inflight().
  */
 #ifndef HEALTH_SHUTDOWN_INT_H
 #define HEALTH_SHUTDOWN_INT_H
 
+#include <semaphore.h>
 #include <signal.h>
 
 #include "base-int.h"
@@ -19,6 +21,11 @@ typedef struct health__hook {
   void *arg;
   size_t seq;
 } health__hook_t;
+
+/* The hook runner (shutdown_seq.c): a thread made at start that runs one
+ * hook at a time, so that SIGTERM needs no descriptor or thread.  Shared by
+ * the sequence and the thread; the last of the two frees it. */
+typedef struct health__hook_runner health__hook_runner_t;
 
 typedef struct health__shutdown {
   int inited; /* done_lock, done_cond (shutdown.c) */
@@ -39,6 +46,19 @@ typedef struct health__shutdown {
   struct sigaction old_term, old_int; /* what the application had (signals.c) */
   int handlers_installed;
   atomic_int signals_lost; /* bit 0 SIGTERM, bit 1 SIGINT replaced after start */
+  /* The deadline, enforced by a watchdog thread of its own (shutdown_seq.c)
+   * so that a blocked sequence (a log sink, a lock, a listener) cannot hold
+   * the exit up.  health_shutdown() stamps the first request and posts the
+   * semaphore (both async-signal-safe); the watchdog then waits on
+   * done_cond (monotonic) until the deadline. */
+  _Atomic uint64_t requested_ms; /* health__now_ms() of the first request, 0: none */
+  atomic_int final_code;         /* the code the sequence decided, -1 before */
+  sem_t wd_sem;
+  int wd_sem_inited;
+  int wd_quit; /* under done_lock */
+  pthread_t wd_thread;
+  int wd_started;
+  health__hook_runner_t *runner; /* the reserved runner, NULL once abandoned */
 } health__shutdown_t;
 
 /* ---- shutdown (shutdown.c) ---- */
@@ -47,6 +67,19 @@ int health__shutdown_start(health_t *h, health_error_t *err);
 void health__shutdown_stop(health_t *h);
 void health__shutdown_free(health_t *h);
 void *health__shutdown_main(void *h); /* the sequence's thread (shutdown_seq.c) */
+/* What the sequence needs, made at start (shutdown_seq.c): the watchdog
+ * thread and a hook runner thread.  0 or an error; undone by _release. */
+int health__seq_reserve(health_t *h, health_error_t *err);
+void health__seq_release(health_t *h);
+/* The hook runner (shutdown_reserve.c), on the sequence thread only: the
+ * reserved runner, or a new one if it was abandoned, or NULL (no thread). */
+health__hook_runner_t *health__runner_get(health_t *h);
+void health__runner_submit(health__hook_runner_t *r, health_hook_fn fn, void *arg, unsigned budget);
+/* 1 and *rc once the hook returned (the runner writes 'h' to the wake pipe). */
+int health__runner_done(health__hook_runner_t *r, int *rc);
+/* Give up on the hook: 1 and *rc if it returned after all; otherwise 0,
+ * and the runner belongs to its thread (h->sd.runner is NULL). */
+int health__runner_abandon(health_t *h, health__hook_runner_t *r, int *rc);
 
 /* ---- signals (signals.c) ---- */
 /* How often the shutdown thread, while idle, looks whether the library's

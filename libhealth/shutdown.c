@@ -4,8 +4,10 @@
  *
  * The signal handler only writes a byte to a self-pipe (async-signal-safe,
  * errno saved); everything else happens on the library's shutdown thread.
- * Hooks run on threads of their own so that one that hangs can be
- * abandoned at its timeout while the sequence goes on.
+ * Hooks run on a runner thread made at start (a new one only after one was
+ * abandoned at a hook's timeout), and a watchdog thread made at start
+ * enforces the deadline whatever the sequence is blocked in: see
+ * shutdown_seq.c.
  *
  * Repeated signals (documented in the README):
  *   1st  starts the sequence;
@@ -39,6 +41,11 @@ static void wake(const health_t *h, char c) {
 
 HEALTH_EXPORT void health_shutdown(health_t *h) {
   if (!h || health__forked(h)) return;
+  /* The first request starts the watchdog's clock, whatever the sequence
+   * thread is doing: both calls are async-signal-safe. */
+  uint64_t none = 0, now = health__now_ms();
+  if (atomic_compare_exchange_strong(&h->sd.requested_ms, &none, now ? now : 1) && h->sd.wd_sem_inited)
+    sem_post(&h->sd.wd_sem);
   wake(h, 's'); /* the sequence counts the requests it reads from the pipe */
 }
 
@@ -130,12 +137,16 @@ int health__shutdown_init(health_t *h) {
   h->sd.wake_pipe[0] = h->sd.wake_pipe[1] = -1;
   if (health__pipe2(h->sd.drain_pipe, O_CLOEXEC | O_NONBLOCK) < 0) return -1;
   if (health__pipe2(h->sd.wake_pipe, O_CLOEXEC | O_NONBLOCK) < 0) return -1;
+  atomic_init(&h->sd.final_code, -1);
   if (pthread_mutex_init(&h->sd.done_lock, NULL) != 0) return -1;
-  if (pthread_cond_init(&h->sd.done_cond, NULL) != 0) {
+  /* Monotonic: the watchdog waits on it until the deadline. */
+  if (health__cond_init_monotonic(&h->sd.done_cond) != 0) {
     pthread_mutex_destroy(&h->sd.done_lock);
     return -1;
   }
   h->sd.inited = 1;
+  if (sem_init(&h->sd.wd_sem, 0, 0) != 0) return -1;
+  h->sd.wd_sem_inited = 1;
   return 0;
 }
 
@@ -155,11 +166,15 @@ void health__shutdown_free(health_t *h) {
     pthread_mutex_destroy(&h->sd.done_lock);
     pthread_cond_destroy(&h->sd.done_cond);
   }
+  if (h->sd.wd_sem_inited) sem_destroy(&h->sd.wd_sem);
 }
 
 /* ---- the sequence ---- */
 int health__shutdown_start(health_t *h, health_error_t *err) {
-  int rc = health__signals_install(h, err); /* signals.c */
+  /* Everything the sequence will need, before any signal can start it. */
+  int rc = health__seq_reserve(h, err);
+  if (rc) return rc;
+  rc = health__signals_install(h, err); /* signals.c */
   if (rc) return rc;
   if (health__thread_create(&h->sd.shutdown_thread, health__shutdown_main, h, 0) != 0) {
     health__shutdown_stop(h);
@@ -178,6 +193,7 @@ void health__shutdown_stop(health_t *h) {
     h->sd.shutdown_started = 0;
   }
   health__signals_restore(h);
+  health__seq_release(h); /* after the sequence: it uses the runner */
   /* Anyone still in health_wait() gets an answer. */
   pthread_mutex_lock(&h->sd.done_lock);
   if (!h->sd.done) {

@@ -1,9 +1,12 @@
 /*
  * The shutdown sequence, on the library's shutdown thread (started by
- * shutdown.c): readiness 503 at once, the drain window, the flush hooks on
- * threads of their own (each under its timeout, all under the deadline),
- * then the exit code (and _exit() if asked).  Repeated signals and their
- * debounce: see shutdown.c.
+ * shutdown.c): readiness 503 at once, the drain window, the flush hooks
+ * (each under its timeout, all under the deadline), then the exit code (and
+ * _exit() if asked).  Repeated signals and their debounce: see shutdown.c.
+ *
+ * Hooks run on the runner made at start, and a watchdog holds the deadline
+ * whatever this thread is blocked in: shutdown_reserve.c.  With no thread
+ * for a hook (one was abandoned and none can be made), it runs here.
  */
 #include "health-int.h"
 
@@ -86,31 +89,29 @@ static int wait_until(health_t *h, seq_t *s, int *started, int fd, uint64_t unti
   }
 }
 
-typedef struct {
-  health_hook_fn fn;
-  void *arg;
-  unsigned budget;
-  atomic_int rc; /* published before the pipe write, which is only polled */
-  int pipe[2];
-  atomic_int refs; /* the sequence and the hook thread */
-} hook_run_t;
+/* ---- hooks ---- */
 
-static void hook_run_release(hook_run_t *r) {
-  if (atomic_fetch_sub(&r->refs, 1) == 1) {
-    close(r->pipe[0]);
-    close(r->pipe[1]);
-    free(r);
+/* Run the hook on the reserved runner (or a new one if that was abandoned);
+ * 1 and *rc if it returned by `until`, 0 if it was abandoned.  With no
+ * runner to be had, the hook runs here, on the sequence thread: it cannot be
+ * abandoned at its timeout, and the watchdog still holds the deadline. */
+static int hook_on_runner(health_t *h, seq_t *s, int *started, const health__hook_t *k,
+                          unsigned budget, uint64_t until, int *rc) {
+  health__hook_runner_t *r = health__runner_get(h);
+  if (!r) {
+    health__log(h, HEALTH_LOG_WARN, "hook_inline", "hook", k->name, "reason",
+                "no thread for the hook: it runs on the shutdown thread, its timeout cannot cut it, the deadline still does",
+                NULL);
+    *rc = k->fn(k->arg, budget);
+    return 1;
   }
-}
-
-static void *hook_main(void *arg) {
-  hook_run_t *r = arg;
-  atomic_store_explicit(&r->rc, r->fn(r->arg, r->budget), memory_order_release);
-  ssize_t n;
-  do n = write(r->pipe[1], "d", 1);
-  while (n < 0 && errno == EINTR);
-  hook_run_release(r);
-  return NULL;
+  health__runner_submit(r, k->fn, k->arg, budget);
+  for (;;) {
+    if (health__runner_done(r, rc)) return 1;
+    if (s->quit || s->forced || health__now_ms() >= until) break;
+    wait_until(h, s, started, -1, until); /* 'h' on the wake pipe: re-check */
+  }
+  return health__runner_abandon(h, r, rc);
 }
 
 /* Run one hook; returns the exit code it implies. */
@@ -126,29 +127,12 @@ static int run_hook(health_t *h, seq_t *s, int *started, const health__hook_t *k
   ms_str(bu, sizeof bu, until > begin ? until - begin : 0);
   health__log(h, HEALTH_LOG_INFO, "hook_started", "hook", k->name, "#budget_ms", bu,
               "#timeout_ms", to, "#elapsed_ms", el, NULL);
-  hook_run_t *r = calloc(1, sizeof *r);
-  pthread_t t;
-  if (!r || health__pipe2(r->pipe, O_CLOEXEC) < 0) {
-    free(r);
-    health__log(h, HEALTH_LOG_ERROR, "hook_failed", "hook", k->name, "error", "out of resources", NULL);
-    return HEALTH_EXIT_HOOK_FAILED;
-  }
-  r->fn = k->fn;
-  r->arg = k->arg;
-  r->budget = (unsigned)(until - begin);
-  atomic_init(&r->refs, 2);
-  if (health__thread_create(&t, hook_main, r, 1) != 0) {
-    atomic_store(&r->refs, 1);
-    hook_run_release(r);
-    health__log(h, HEALTH_LOG_ERROR, "hook_failed", "hook", k->name, "error", "could not start a thread", NULL);
-    return HEALTH_EXIT_HOOK_FAILED;
-  }
-  int done = wait_until(h, s, started, r->pipe[0], until);
+  int hook_rc = 0;
+  int done = hook_on_runner(h, s, started, k, (unsigned)(until > begin ? until - begin : 0), until, &hook_rc);
   ms_str(dur, sizeof dur, health__now_ms() - begin);
   ms_str(el, sizeof el, health__now_ms() - s->t0);
   int code = HEALTH_EXIT_OK;
   if (done) {
-    int hook_rc = atomic_load_explicit(&r->rc, memory_order_acquire);
     char rc[16];
     snprintf(rc, sizeof rc, "%d", hook_rc);
     if (hook_rc == 0) {
@@ -170,7 +154,6 @@ static int run_hook(health_t *h, seq_t *s, int *started, const health__hook_t *k
                 "#duration_ms", dur, "#elapsed_ms", el, NULL);
     code = HEALTH_EXIT_FORCED;
   }
-  hook_run_release(r);
   return code;
 }
 
@@ -181,6 +164,8 @@ static int worse(int a, int b) {
 
 static void finish(health_t *h, seq_t *s, int code) {
   char c[16], el[24];
+  /* Decided: if what follows blocks, the watchdog exits with this code. */
+  atomic_store(&h->sd.final_code, code);
   health__obs_phase(h, HEALTH__PHASE_DONE);
   snprintf(c, sizeof c, "%d", code);
   ms_str(el, sizeof el, health__now_ms() - s->t0);
@@ -194,7 +179,11 @@ static void finish(health_t *h, seq_t *s, int code) {
   if (h->opt.exit_on_shutdown) {
     /* The health server stayed up to here; quiesce it so nothing new is
      * accepted while the process goes.  _exit: other threads are running
-     * application code, so atexit handlers are not safe to run now. */
+     * application code, so atexit handlers are not safe to run now.  No
+     * fflush(NULL): it waits for every stdio lock, and an application
+     * thread blocked writing to a pipe nobody reads holds its stream's lock
+     * forever.  The library writes no stdio; the application's streams are
+     * its flush hooks' to flush. */
     health__http_quiesce(h);
     /* The queued lines (a sink that keeps up takes them in microseconds),
      * but a stuck one holds the exit a second at most, and never past the
@@ -202,11 +191,10 @@ static void finish(health_t *h, seq_t *s, int code) {
      * still get that long). */
     uint64_t now = health__now_ms(), fl = s->deadline > now + 100 ? s->deadline : now + 100;
     health__log_flush(h, fl < now + 1000 ? fl : now + 1000);
-    fflush(NULL);
     _exit(code);
   }
   pthread_mutex_lock(&h->sd.done_lock);
-  h->sd.exit_code = code;
+  if (!h->sd.done) h->sd.exit_code = code; /* else the watchdog answered */
   h->sd.done = 1;
   pthread_cond_broadcast(&h->sd.done_cond);
   pthread_mutex_unlock(&h->sd.done_lock);
@@ -227,7 +215,9 @@ void *health__shutdown_main(void *arg) {
       health__signals_watch(h);
       continue;
     }
-    s.t0 = health__now_ms();
+    /* The watchdog counts from the same instant. */
+    uint64_t req = atomic_load(&h->sd.requested_ms);
+    s.t0 = req ? req : health__now_ms();
     drain_wake_pipe(h, &s, &started);
     if (s.quit) return NULL;
   }

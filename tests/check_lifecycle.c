@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "health-int.h"
@@ -521,6 +523,71 @@ START_TEST(test_malloc_failures) {
 }
 END_TEST
 
+/* ---- a failed start is atomic ---- */
+
+static atomic_int told;
+static void count_listener(const health_transition_t *t, void *arg) {
+  (void)t, (void)arg;
+  atomic_fetch_add(&told, 1);
+}
+
+/* A handle with two checks due at once and a listener, whose start must
+ * fail with want_rc; afterwards no check has run, no listener was called,
+ * and no thread is left. */
+static void failed_start(health_options_t *o, int want_rc, int threads0) {
+  atomic_store(&pass_runs, 0);
+  atomic_store(&told, 0);
+  health_t *h = NULL;
+  health_error_t err = {0};
+  ck_assert_int_eq(health_new(&h, o, &err), 0);
+  ck_assert_int_eq(add_checks(h, &err), 0);
+  ck_assert_int_eq(health_add_listener(h, count_listener, NULL, &err), 0);
+  ck_assert_int_eq(health_start(h, &err), want_rc);
+  /* health_start() joined what it made: the count is back at once. */
+  ck_assert_int_eq(count_threads(), threads0);
+  ck_assert_int_eq(aload(&pass_runs), 0);
+  ck_assert_int_eq(aload(&told), 0);
+  health_free(h);
+  ck_assert_int_eq(aload(&pass_runs), 0);
+  ck_assert_int_eq(aload(&told), 0);
+  ck_assert_int_eq(count_threads(), threads0);
+}
+
+START_TEST(test_failed_start_is_atomic) {
+  int threads0 = thread_baseline();
+  /* 1. The health port is taken. */
+  int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ck_assert_int_ge(s, 0);
+  struct sockaddr_in a;
+  memset(&a, 0, sizeof a);
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t al = sizeof a;
+  ck_assert_int_eq(bind(s, (struct sockaddr *)&a, sizeof a), 0);
+  ck_assert_int_eq(listen(s, 1), 0);
+  ck_assert_int_eq(getsockname(s, (struct sockaddr *)&a, &al), 0);
+  health_options_t o = test_options();
+  o.port = ntohs(a.sin_port);
+  failed_start(&o, HEALTH_EHTTP, threads0);
+  close(s);
+
+  /* 2. Another handle owns SIGTERM: the last step of the start fails (it
+   * once came after the checks had started). */
+  health_options_t o1 = test_options();
+  o1.handle_signals = 1;
+  health_t *h1 = NULL;
+  health_error_t err = {0};
+  ck_assert_int_eq(health_new(&h1, &o1, &err), 0);
+  ck_assert_msg(health_start(h1, &err) == 0, "%s", err.text);
+  int threads1 = count_threads();
+  health_options_t o2 = test_options();
+  o2.handle_signals = 1;
+  failed_start(&o2, HEALTH_ESTATE, threads1);
+  health_free(h1);
+  wait_threads(threads0, TS(5000));
+}
+END_TEST
+
 static Suite *suite(void) {
   Suite *s = suite_create("lifecycle");
   TCase *t = tcase_create("lifecycle");
@@ -530,6 +597,7 @@ static Suite *suite(void) {
   tcase_add_test(t, test_on_drain_arguments);
   tcase_add_test(t, test_stop_twice_start_twice);
   tcase_add_test(t, test_free_with_hung_check);
+  tcase_add_test(t, test_failed_start_is_atomic);
   if (!UNDER_SANITIZER) tcase_add_test(t, test_malloc_failures);
   suite_add_tcase(s, t);
   return s;

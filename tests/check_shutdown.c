@@ -16,7 +16,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
@@ -52,6 +54,10 @@ typedef struct {
   unsigned check_delay_ms;    /* > 0: a readiness check whose first run takes this long */
   unsigned check_interval_ms; /* its interval (default 60 s) */
   const char *notify_path;    /* NOTIFY_SOCKET for the child (WATCHDOG_USEC=200000) */
+  int stdout_stuck;           /* stdout is a pipe nobody reads; an app thread writes to it */
+  int log_off;                /* log_level HEALTH_LOG_OFF */
+  int log_block;              /* the log sink blocks forever once draining */
+  int no_threads;             /* after start: no new thread can be made (RLIMIT_NPROC) */
   size_t nhooks;
   hook_spec_t hooks[6];
 } scen_t;
@@ -81,7 +87,10 @@ static uint64_t mono_us(void) {
 /* The child: a service linking the library                           */
 /* ------------------------------------------------------------------ */
 
-static int c_rep = -1, c_ctl = -1, c_log = -1;
+static int c_rep = -1, c_ctl = -1, c_log = -1, c_stuck = -1;
+static int c_log_block; /* under c_block_mu */
+static pthread_mutex_t c_block_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t c_block_cv = PTHREAD_COND_INITIALIZER;
 static const char *c_order_path;
 static health_t *c_h;
 static volatile sig_atomic_t c_handler_runs, c_handler_off_main;
@@ -103,6 +112,13 @@ static void report(const char *fmt, ...) {
 
 static void child_log(health_log_level_t level, const char *line, void *arg) {
   (void)level, (void)arg;
+  /* A sink that stops, as a container log driver in blocking mode does,
+   * until the application lets it go (only with exit_on_shutdown = 0). */
+  if (health_is_draining(c_h)) {
+    pthread_mutex_lock(&c_block_mu);
+    while (c_log_block) pthread_cond_wait(&c_block_cv, &c_block_mu);
+    pthread_mutex_unlock(&c_block_mu);
+  }
   size_t n = strlen(line);
   char *b = malloc(n + 1);
   if (!b) return;
@@ -216,6 +232,23 @@ static void slow_first_check(health_result_t *r, void *arg) {
   health_result_set(r, HEALTH_PASS, NULL);
 }
 
+/* An application thread writing to stdout until the pipe is full, then
+ * blocked in write() holding stdout's lock, forever. */
+static void *stdout_main(void *arg) {
+  (void)arg;
+  static const char line[] = "application output, nobody reads it\n";
+  for (;;) fputs(line, stdout);
+  return NULL;
+}
+
+/* No new thread or process for this user from now on.  Root ignores
+ * RLIMIT_NPROC: become nobody first (the descriptors stay open). */
+static int forbid_threads(void) {
+  if (geteuid() == 0 && setresuid(65534, 65534, 65534) != 0) return -1;
+  struct rlimit rl = {1, 1};
+  return setrlimit(RLIMIT_NPROC, &rl);
+}
+
 /* App threads block the signals too, so that only the main thread takes
  * them (and so they do not count as library threads in report_sigblk). */
 static int app_thread(pthread_t *t, void *(*fn)(void *)) {
@@ -250,7 +283,12 @@ static void child_main(scen_t *s) {
   o.drain_min_ms = s->drain_min_ms;
   o.shutdown_deadline_ms = s->deadline_ms;
   o.log_fn = child_log;
-  o.log_level = HEALTH_LOG_DEBUG;
+  o.log_level = s->log_off ? HEALTH_LOG_OFF : HEALTH_LOG_DEBUG;
+  c_log_block = s->log_block;
+  if (s->stdout_stuck) {
+    dup2(c_stuck, STDOUT_FILENO);
+    close(c_stuck);
+  }
   health_error_t err;
   if (health_new(&c_h, &o, &err) != 0) {
     report("error health_new %s", err.text);
@@ -294,6 +332,16 @@ static void child_main(scen_t *s) {
   }
   if (s->drain_watch && app_thread(&watch, drain_watch_main) != 0) _exit(104);
   if (s->inflight && app_thread(&ctl, ctl_main) != 0) _exit(105);
+  pthread_t out;
+  if (s->stdout_stuck && app_thread(&out, stdout_main) != 0) _exit(106);
+  if (s->no_threads) {
+    if (forbid_threads() != 0) {
+      report("error forbid_threads %s", strerror(errno));
+      _exit(107);
+    }
+    pthread_t t;
+    report("nproc %s", app_thread(&t, ctl_main) == 0 ? "ignored" : "enforced");
+  }
   struct sigaction cur;
   sigaction(SIGTERM, NULL, &cur);
   report("sigterm_handler %d", cur.sa_handler != SIG_DFL);
@@ -303,6 +351,12 @@ static void child_main(scen_t *s) {
   int code = health_wait(c_h);
   /* Only with exit_on_shutdown = 0. */
   report("wait %d %llu", code, (unsigned long long)th_now_ms());
+  /* health_free() joins the sequence, still blocked in the log sink: let
+   * the sink go first. */
+  pthread_mutex_lock(&c_block_mu);
+  c_log_block = 0;
+  pthread_cond_broadcast(&c_block_cv);
+  pthread_mutex_unlock(&c_block_mu);
   if (s->drain_watch) pthread_join(watch, NULL);
   health_free(c_h);
   exit(40 + code);
@@ -324,6 +378,7 @@ typedef struct {
   unsigned port;
   char *dir;
   char log_path[256], order_path[256];
+  int stuck; /* the read end of the child's stdout (stdout_stuck), never read */
 } child_t;
 
 static child_t g_child;
@@ -402,6 +457,8 @@ static void spawn(const scen_t *s, child_t *c) {
   ck_assert_int_eq(pipe2(ctl, O_CLOEXEC), 0);
   int log = open(c->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
   ck_assert_int_ge(log, 0);
+  int stuck[2] = {-1, -1};
+  if (s->stdout_stuck) ck_assert_int_eq(pipe2(stuck, O_CLOEXEC), 0);
   fflush(NULL);
   pid_t parent = getpid();
   pid_t pid = fork();
@@ -415,6 +472,7 @@ static void spawn(const scen_t *s, child_t *c) {
     c_rep = rep[1];
     c_ctl = ctl[0];
     c_log = log;
+    c_stuck = stuck[1];
     c_order_path = c->order_path;
     child_main((scen_t *)s);
     _exit(98);
@@ -422,6 +480,8 @@ static void spawn(const scen_t *s, child_t *c) {
   close(rep[1]);
   close(ctl[0]);
   close(log);
+  if (s->stdout_stuck) close(stuck[1]);
+  c->stuck = stuck[0];
   c->pid = pid;
   c->rep = rep[0];
   c->ctl = ctl[1];
@@ -513,6 +573,7 @@ static void child_cleanup(void) {
   }
   if (c->rep > 0) close(c->rep);
   if (c->ctl > 0) close(c->ctl);
+  if (c->stuck > 0) close(c->stuck);
   for (size_t i = 0; i < c->nlines; i++) free(c->lines[i]);
   if (c->dir) {
     unlink(c->log_path);
@@ -1006,6 +1067,177 @@ START_TEST(test_sd_notify_never_blocks) {
 }
 END_TEST
 
+/* ---- a hostile process around the library (issue 23) ---- */
+
+static int pipe_full(void *arg) {
+  child_t *c = arg;
+  int n = 0;
+  /* Less than one stdio buffer (4096) left: the next write blocks. */
+  return ioctl(c->stuck, FIONREAD, &n) == 0 && n > 65536 - 4096;
+}
+
+/* The application's stdout is a pipe nobody reads, an application thread
+ * blocked in it holding stdout's lock: the exit must not wait for stdio
+ * (once fflush(NULL) before _exit() waited forever). */
+static void stdout_stuck_case(int log_off) {
+  scen_t s;
+  scen_init(&s);
+  s.stdout_stuck = 1;
+  s.log_off = log_off;
+  s.deadline_ms = 3000;
+  scen_hook(&s, "flush", 1, 0, HK_OK);
+  child_t *c = &g_child;
+  spawn(&s, c);
+  wait_ready(c);
+  ck_assert_msg(th_wait_until(pipe_full, c, TS(5000)), "the child's stdout pipe never filled");
+  uint64_t t_sig = th_now_ms(), t_exit = 0;
+  ck_assert_int_eq(kill(c->pid, SIGTERM), 0);
+  int rc = wait_exit(c, TS(3000) + 3000, &t_exit);
+  ck_assert_msg(rc == HEALTH_EXIT_OK, "exit %d (-1: still running %llu ms after SIGTERM)", rc,
+                (unsigned long long)(th_now_ms() - t_sig));
+  ck_assert(has_line(c, "hook flush "));
+  ck_assert_msg(t_exit < t_sig + 3000 + TS(1000), "exit after %llu ms", (unsigned long long)(t_exit - t_sig));
+  if (!log_off) ck_assert(log_has(c, "\"event\":\"shutdown_complete\",\"exit_code\":0"));
+}
+
+START_TEST(test_stdout_stuck) { stdout_stuck_case(0); }
+END_TEST
+
+START_TEST(test_stdout_stuck_log_off) { stdout_stuck_case(1); }
+END_TEST
+
+/* TSan's own _exit() interceptor flushes stdout (OnExit -> FlushStreams in
+ * tsan_interceptors_posix.cpp) and blocks there: these two cannot pass
+ * under it.  ASan's does not. */
+#if defined(__SANITIZE_THREAD__)
+#define UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UNDER_TSAN 1
+#endif
+#endif
+#ifndef UNDER_TSAN
+#define UNDER_TSAN 0
+#endif
+
+/* A log sink that never returns, and a hook that never returns: the
+ * watchdog ends the process at the deadline (+100 ms grace). */
+START_TEST(test_watchdog_deadline) {
+  scen_t s;
+  scen_init(&s);
+  s.log_block = 1;
+  s.deadline_ms = 1000;
+  scen_hook(&s, "hang", 1, 60000, HK_HANG);
+  child_t *c = &g_child;
+  spawn(&s, c);
+  wait_ready(c);
+  uint64_t t_sig = th_now_ms(), t_exit = 0;
+  ck_assert_int_eq(kill(c->pid, SIGTERM), 0);
+  int rc = wait_exit(c, TS(3000) + 3000, &t_exit);
+  ck_assert_msg(rc == HEALTH_EXIT_DEADLINE, "exit %d (-1: still running %llu ms after SIGTERM)", rc,
+                (unsigned long long)(th_now_ms() - t_sig));
+  /* Not before the deadline; after it by the grace and the machine's load. */
+  ck_assert_msg(t_exit >= t_sig + 1000 && t_exit < t_sig + 1100 + TS(1000), "exit after %llu ms",
+                (unsigned long long)(t_exit - t_sig));
+}
+END_TEST
+
+/* The same without exit_on_shutdown: health_wait() returns the deadline's
+ * code while the sequence is still blocked in the sink. */
+START_TEST(test_watchdog_wait) {
+  scen_t s;
+  scen_init(&s);
+  s.log_block = 1;
+  s.exit_on_shutdown = 0;
+  s.deadline_ms = 1000;
+  scen_hook(&s, "hang", 1, 60000, HK_HANG);
+  child_t *c = &g_child;
+  spawn(&s, c);
+  wait_ready(c);
+  uint64_t t_sig = th_now_ms();
+  ck_assert_int_eq(kill(c->pid, SIGTERM), 0);
+  const char *l = wait_line(c, "wait ", TS(3000) + 3000);
+  ck_assert_msg(l != NULL, "health_wait() did not return %llu ms after SIGTERM",
+                (unsigned long long)(th_now_ms() - t_sig));
+  int code = -1;
+  unsigned long long t = 0;
+  ck_assert_int_eq(sscanf(l, "wait %d %llu", &code, &t), 2);
+  ck_assert_int_eq(code, HEALTH_EXIT_DEADLINE);
+  ck_assert_msg(t >= t_sig + 1000 && t < t_sig + 1100 + TS(1000), "health_wait() returned after %llu ms",
+                t - t_sig);
+  ck_assert_int_eq(wait_exit(c, TS(5000), NULL), 40 + HEALTH_EXIT_DEADLINE);
+}
+END_TEST
+
+/* No thread can be made after start (RLIMIT_NPROC): the first hook runs on
+ * the runner reserved at start; one that hangs keeps it at its timeout; the
+ * next runs on the sequence thread.  Exit 4: a hook timed out, none
+ * "failed". */
+START_TEST(test_hooks_without_threads) {
+  scen_t s;
+  scen_init(&s);
+  s.no_threads = 1;
+  s.deadline_ms = 5000;
+  scen_hook(&s, "first", 1, 0, HK_OK);
+  scen_hook(&s, "hang", 2, 300, HK_HANG);
+  scen_hook(&s, "last", 3, 0, HK_OK);
+  child_t *c = &g_child;
+  spawn(&s, c);
+  const char *l = wait_line(c, "nproc ", TS(5000));
+  ck_assert_ptr_nonnull(l);
+  ck_assert_msg(strcmp(l, "nproc enforced") == 0, "RLIMIT_NPROC is not enforced here: %s", l);
+  wait_ready(c);
+  ck_assert_int_eq(kill(c->pid, SIGTERM), 0);
+  int rc = wait_exit(c, TS(5000), NULL);
+  ck_assert(has_line(c, "hook first "));
+  ck_assert(has_line(c, "hook hang "));
+  ck_assert(has_line(c, "hook last "));
+  ck_assert_int_eq(rc, HEALTH_EXIT_HOOK_TIMEOUT);
+  ck_assert(log_has(c, "\"event\":\"hook_done\",\"hook\":\"first\",\"result\":\"ok\""));
+  ck_assert(log_has(c, "\"event\":\"hook_inline\",\"hook\":\"last\""));
+  ck_assert(log_has(c, "\"event\":\"hook_done\",\"hook\":\"last\",\"result\":\"ok\""));
+  ck_assert(!log_has(c, "\"event\":\"hook_failed\""));
+}
+END_TEST
+
+/* Every hook runs with no descriptor left: none is needed at SIGTERM. */
+START_TEST(test_hooks_without_fds) {
+  scen_t s;
+  scen_init(&s);
+  s.deadline_ms = 5000;
+  s.drain_watch = 0;
+  scen_hook(&s, "first", 1, 0, HK_OK);
+  scen_hook(&s, "second", 2, 0, HK_OK);
+  child_t *c = &g_child;
+  spawn(&s, c);
+  wait_ready(c);
+  /* Fill the child's descriptor table from outside: lower its limit to
+   * what it has open now. */
+  char path[64];
+  snprintf(path, sizeof path, "/proc/%d/fd", (int)c->pid);
+  DIR *d = opendir(path);
+  ck_assert_ptr_nonnull(d);
+  char open_fd[1024] = {0};
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL) {
+    int fd = atoi(e->d_name);
+    if (e->d_name[0] != '.' && fd >= 0 && fd < (int)sizeof open_fd) open_fd[fd] = 1;
+  }
+  closedir(d);
+  /* The limit at the lowest free descriptor: no free slot at all. */
+  int lowest = 0;
+  while (lowest < (int)sizeof open_fd && open_fd[lowest]) lowest++;
+  ck_assert_int_gt(lowest, 3);
+  struct rlimit rl = {(rlim_t)lowest, (rlim_t)lowest};
+  ck_assert_int_eq(prlimit(c->pid, RLIMIT_NOFILE, &rl, NULL), 0);
+  ck_assert_int_eq(kill(c->pid, SIGTERM), 0);
+  int rc = wait_exit(c, TS(5000), NULL);
+  ck_assert(has_line(c, "hook first "));
+  ck_assert(has_line(c, "hook second "));
+  ck_assert_int_eq(rc, HEALTH_EXIT_OK);
+}
+END_TEST
+
 static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
   (void)st, (void)flag, (void)ftw;
   remove(path);
@@ -1044,6 +1276,14 @@ static Suite *shutdown_suite(void) {
   tcase_add_test(tc, test_no_exit_drain_fd);
   tcase_add_test(tc, test_sd_notify);
   tcase_add_test(tc, test_sd_notify_never_blocks);
+  if (!UNDER_TSAN) {
+    tcase_add_test(tc, test_stdout_stuck);
+    tcase_add_test(tc, test_stdout_stuck_log_off);
+  }
+  tcase_add_test(tc, test_watchdog_deadline);
+  tcase_add_test(tc, test_watchdog_wait);
+  tcase_add_test(tc, test_hooks_without_threads);
+  tcase_add_test(tc, test_hooks_without_fds);
   suite_add_tcase(s, tc);
   return s;
 }
