@@ -100,7 +100,7 @@ HEALTH_EXPORT int health_start(health_t *h, health_error_t *err) {
   /* The signal handlers before any port opens: a supervisor that sends
    * SIGTERM as soon as the port answers must find them installed. */
   if (rc == 0) rc = health__shutdown_start(h, err); /* + the hook runner and the watchdog */
-  if (rc == 0) rc = health__agent_start(h, err);     /* agent.c */
+  if (rc == 0) rc = health__agent_start(h, err);    /* agent.c */
   if (rc == 0 && h->opt.port != HEALTH_PORT_OFF) rc = health__http_start(h, err);
   else if (rc == 0)
     health__log(h, HEALTH_LOG_INFO, "http_off", "reason",
