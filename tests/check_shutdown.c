@@ -1096,6 +1096,8 @@ static void stdout_stuck_case(int log_off) {
   ck_assert_msg(rc == HEALTH_EXIT_OK, "exit %d (-1: still running %llu ms after SIGTERM)", rc,
                 (unsigned long long)(th_now_ms() - t_sig));
   ck_assert(has_line(c, "hook flush "));
+  fprintf(stderr, "check_shutdown: stdout stuck%s: exit 0 after %llu ms (deadline 3000 ms)\n",
+          log_off ? ", log off" : "", (unsigned long long)(t_exit - t_sig));
   ck_assert_msg(t_exit < t_sig + 3000 + TS(1000), "exit after %llu ms", (unsigned long long)(t_exit - t_sig));
   if (!log_off) ck_assert(log_has(c, "\"event\":\"shutdown_complete\",\"exit_code\":0"));
 }
@@ -1138,6 +1140,8 @@ START_TEST(test_watchdog_deadline) {
   int rc = wait_exit(c, TS(3000) + 3000, &t_exit);
   ck_assert_msg(rc == HEALTH_EXIT_DEADLINE, "exit %d (-1: still running %llu ms after SIGTERM)", rc,
                 (unsigned long long)(th_now_ms() - t_sig));
+  fprintf(stderr, "check_shutdown: sink and hook blocked: exit %d after %llu ms (deadline 1000 ms)\n", rc,
+          (unsigned long long)(t_exit - t_sig));
   /* Not before the deadline; after it by the grace and the machine's load. */
   ck_assert_msg(t_exit >= t_sig + 1000 && t_exit < t_sig + 1100 + TS(1000), "exit after %llu ms",
                 (unsigned long long)(t_exit - t_sig));
