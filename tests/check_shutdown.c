@@ -1096,6 +1096,8 @@ static void stdout_stuck_case(int log_off) {
   ck_assert_msg(rc == HEALTH_EXIT_OK, "exit %d (-1: still running %llu ms after SIGTERM)", rc,
                 (unsigned long long)(th_now_ms() - t_sig));
   ck_assert(has_line(c, "hook flush "));
+  fprintf(stderr, "check_shutdown: stdout stuck%s: exit 0 after %llu ms (deadline 3000 ms)\n",
+          log_off ? ", log off" : "", (unsigned long long)(t_exit - t_sig));
   ck_assert_msg(t_exit < t_sig + 3000 + TS(1000), "exit after %llu ms", (unsigned long long)(t_exit - t_sig));
   if (!log_off) ck_assert(log_has(c, "\"event\":\"shutdown_complete\",\"exit_code\":0"));
 }
@@ -1106,9 +1108,11 @@ END_TEST
 START_TEST(test_stdout_stuck_log_off) { stdout_stuck_case(1); }
 END_TEST
 
-/* TSan's own _exit() interceptor flushes stdout (OnExit -> FlushStreams in
- * tsan_interceptors_posix.cpp) and blocks there: these two cannot pass
- * under it.  ASan's does not. */
+/* These two cannot pass under tools whose own exit waits for the stuck
+ * stream: TSan's _exit() interceptor flushes stdout (OnExit ->
+ * FlushStreams in tsan_interceptors_posix.cpp), and valgrind never ends a
+ * process with a thread blocked writing to a full pipe (a plain program
+ * doing that and _exit(0) hangs under it too).  ASan's exit does not wait. */
 #if defined(__SANITIZE_THREAD__)
 #define UNDER_TSAN 1
 #elif defined(__has_feature)
@@ -1136,6 +1140,8 @@ START_TEST(test_watchdog_deadline) {
   int rc = wait_exit(c, TS(3000) + 3000, &t_exit);
   ck_assert_msg(rc == HEALTH_EXIT_DEADLINE, "exit %d (-1: still running %llu ms after SIGTERM)", rc,
                 (unsigned long long)(th_now_ms() - t_sig));
+  fprintf(stderr, "check_shutdown: sink and hook blocked: exit %d after %llu ms (deadline 1000 ms)\n", rc,
+          (unsigned long long)(t_exit - t_sig));
   /* Not before the deadline; after it by the grace and the machine's load. */
   ck_assert_msg(t_exit >= t_sig + 1000 && t_exit < t_sig + 1100 + TS(1000), "exit after %llu ms",
                 (unsigned long long)(t_exit - t_sig));
@@ -1276,7 +1282,7 @@ static Suite *shutdown_suite(void) {
   tcase_add_test(tc, test_no_exit_drain_fd);
   tcase_add_test(tc, test_sd_notify);
   tcase_add_test(tc, test_sd_notify_never_blocks);
-  if (!UNDER_TSAN) {
+  if (!UNDER_TSAN && !th_under_valgrind()) {
     tcase_add_test(tc, test_stdout_stuck);
     tcase_add_test(tc, test_stdout_stuck_log_off);
   }
