@@ -9,7 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "conn.h" /* HEALTH__IO_*, health__errno_text */
+#include "checker.h" /* health__checker_t */
+#include "conn.h"    /* HEALTH__IO_*, health__errno_text */
 
 typedef struct health__hostport {
   char *host;     /* name or IP literal, IPv6 without brackets */
