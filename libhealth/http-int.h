@@ -18,6 +18,16 @@ typedef struct health__view {
   _Atomic(struct MHD_Response *) response;
 } health__view_t;
 
+/* The guard's counters, published for /metrics: written only by the guard
+ * (guard.c, guard_reaper.c), read by the views (metrics.c, serve.c) with
+ * atomic loads, so a view never calls up into the guard.  They live in the
+ * handle, not in the guard: zero while the port is off, kept after stop. */
+typedef struct health__guard_counts {
+  atomic_ulong evicted; /* closed to make room at the connection cap */
+  atomic_ulong reaped;  /* closed for a request head not complete in time */
+  atomic_ulong emfile;  /* accept() ran out of descriptors */
+} health__guard_counts_t;
+
 typedef struct health__http {
   struct MHD_Daemon *daemon;
   unsigned bound_port;
@@ -27,9 +37,10 @@ typedef struct health__http {
   health__view_t views[2][2];
   struct MHD_Response *resp_404, *resp_405, *resp_413, *resp_400, *resp_501, *resp_options;
   /* connection guard (guard.c) */
-  struct health__guard *guard; /* slow clients, eviction at the cap, fd headroom */
-  unsigned long nofile_max;    /* ceiling for the soft RLIMIT_NOFILE (if nofile_set) */
-  int nofile_set;              /* else: up to the hard limit */
+  struct health__guard *guard;         /* slow clients, eviction at the cap, fd headroom */
+  health__guard_counts_t guard_counts; /* the guard's, for the views */
+  unsigned long nofile_max;            /* ceiling for the soft RLIMIT_NOFILE (if nofile_set) */
+  int nofile_set;                      /* else: up to the hard limit */
 } health__http_t;
 
 /* ---- rendering (render.c) ---- */
@@ -74,8 +85,6 @@ int health__guard_claim(health__guard_t *g, void *socket_context);
 void health__guard_answered(health__guard_t *g, void *socket_context, int closing);
 /* accept() hit a descriptor limit: free the reserve, evict one. */
 void health__guard_emfile(health__guard_t *g);
-void health__guard_stats(health__guard_t *g, unsigned long *evicted, unsigned long *reaped,
-                         unsigned long *emfile);
 
 /* ---- observability (metrics.c, listeners.c, serve.c) ---- */
 /* Internal routes beside HEALTH_READINESS / HEALTH_LIVENESS. */

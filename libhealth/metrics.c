@@ -165,9 +165,11 @@ static void process_families(health_t *h, out_t *o, uint64_t now) {
          "Log lines dropped because the log sink did not keep up (queue full, sink stuck or gone).");
   sample_u64(o, "libhealth_log_lines_dropped_total", NULL, NULL, health__log_dropped(h));
 
-  /* The health port's guard (guard.c); zero when the port is off. */
-  unsigned long evicted, reaped, emfile;
-  health__guard_stats(h->http.guard, &evicted, &reaped, &emfile);
+  /* The health port guard's published counters (http-int.h); zero when the
+   * port is off. */
+  const health__guard_counts_t *gc = &h->http.guard_counts;
+  unsigned long evicted = atomic_load(&gc->evicted), reaped = atomic_load(&gc->reaped),
+                emfile = atomic_load(&gc->emfile);
   family(o, "libhealth_http_connections_evicted", "counter",
          "Health-port connections closed to make room at the connection cap.");
   sample_u64(o, "libhealth_http_connections_evicted_total", NULL, NULL, evicted);

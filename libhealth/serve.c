@@ -147,12 +147,12 @@ typedef struct {
 
 static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
 
-/* The guard's counters and the dropped log lines summed: /metrics is
- * rendered again when the sum moved. */
+/* The guard's published counters and the dropped log lines summed:
+ * /metrics is rendered again when the sum moved. */
 static unsigned long guard_events_now(health_t *h) {
-  unsigned long e, r, f;
-  health__guard_stats(h->http.guard, &e, &r, &f);
-  return e + r + f + (unsigned long)health__log_dropped(h);
+  const health__guard_counts_t *gc = &h->http.guard_counts;
+  return atomic_load(&gc->evicted) + atomic_load(&gc->reaped) + atomic_load(&gc->emfile) +
+         (unsigned long)health__log_dropped(h);
 }
 
 static int refresh(health_t *h, health__slot_t *s, const key_t_ *k, uint64_t now) {
