@@ -103,7 +103,7 @@ void health__obs_free(health_t *h) {
       slot_clear(&o->ep[i][j]);
     }
   if (o->per_check)
-    for (size_t i = 0; i < 2 * h->eng.nchecks; i++) slot_clear(&o->per_check[i]);
+    for (size_t i = 0; i < 2 * health__checks_count_locked(h); i++) slot_clear(&o->per_check[i]);
   free(o->per_check);
   if (o->resp_403) MHD_destroy_response(o->resp_403);
   if (o->resp_404) MHD_destroy_response(o->resp_404);
@@ -122,8 +122,9 @@ void health__obs_free(health_t *h) {
 
 int health__obs_start(health_t *h, health_error_t *err) {
   struct health__obs *o = h->obs;
-  if (h->eng.nchecks) {
-    health__slot_t *pc = calloc(2 * h->eng.nchecks, sizeof *pc);
+  size_t nchecks = health__checks_count_locked(h);
+  if (nchecks) {
+    health__slot_t *pc = calloc(2 * nchecks, sizeof *pc);
     if (!pc) return health__err(err, HEALTH_ENOMEM, "out of memory starting the answer cache");
     pthread_mutex_lock(&o->cache_lock);
     o->per_check = pc;
@@ -185,7 +186,7 @@ static int refresh(health_t *h, health__slot_t *s, const key_t_ *k, uint64_t now
       health__metrics_render_locked(h, k->om, k->status_only, now, &b);
       ct = k->om ? CT_OM : CT_PROM;
     } else {
-      const health__check_t *c = h->eng.checks[k->check];
+      const health__check_t *c = health__check_at_locked(h, k->check);
       health_status_t st = health__shown_status(health__check_status_locked(h, c, now, NULL),
                                                 c->critical);
       health__buf_adds(&b, st == HEALTH_PASS   ? "{\"status\":\"pass\",\"checks\":{"
@@ -233,12 +234,7 @@ int health__bearer_ok(const health_t *h, const char *auth) {
 }
 
 static int find_check(const health_t *h, const char *name, size_t *idx) {
-  for (size_t i = 0; i < h->eng.nchecks; i++)
-    if (strcmp(h->eng.checks[i]->name, name) == 0) {
-      *idx = i;
-      return 1;
-    }
-  return 0;
+  return health__check_find_locked(h, name, 0, idx) != NULL;
 }
 
 /* The slot for a request; cache_lock held.  NULL with *code 403/404 for
