@@ -287,8 +287,7 @@ fi
 [ -f "$map" ] || { echo "layers: no layer map $map" >&2; exit 99; }
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/layers.XXXXXX") || exit 99
 trap 'rm -rf "$tmp"' EXIT
-out=$(coverage "$map" "$src" "$shown/${map##*/}")
-if [ $? -ne 0 ]; then
+if ! out=$(coverage "$map" "$src" "$shown/${map##*/}"); then
   echo "layers: FAIL: the layer map and the sources differ:"
   echo "$out" | sed 's/^/  /'
   failed=1
