@@ -9,7 +9,9 @@
 
 #include "checks-int.h"
 
-/* A pre-rendered answer for one endpoint at one detail level. */
+/* The health port's handle on one endpoint's answer at one detail level:
+ * a response made from the answer cache's snapshot (serve.c), so a cached
+ * answer costs no lock; the body itself is the cache's. */
 typedef struct health__view {
   uint64_t version;        /* state version it was rendered from */
   uint64_t valid_until_ms; /* re-render after this (a result goes stale) */
@@ -116,5 +118,11 @@ void health__metrics_render_locked(health_t *h, int openmetrics, int status_only
 struct MHD_Connection;
 int health__serve_extra(health_t *h, struct MHD_Connection *conn, unsigned route,
                         int status_only);
+/* Bring the port's view of /ready or /health (`endpoint`) up to date from
+ * the one answer cache (serve.c, the endpoint's slot): a new response made
+ * from the slot's current snapshot (holding a reference to it), with the
+ * slot's version and valid-until.  MHD's thread only; -1 (the view is left
+ * as it was) when nothing could be rendered. */
+int health__serve_view(health_t *h, unsigned endpoint, int status_only, health__view_t *v);
 
 #endif /* HEALTH_HTTP_INT_H */

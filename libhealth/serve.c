@@ -71,6 +71,21 @@ static health__snap_t *snap_const(const char *body, unsigned code) {
   return snap_end(&b, code, "application/json");
 }
 
+/* A response made from a snapshot, holding a reference to it (dropped by
+ * snap_free_cb when libmicrohttpd frees the response); NULL: no memory. */
+static struct MHD_Response *snap_response(health__snap_t *s) {
+  struct MHD_Response *r =
+      MHD_create_response_from_buffer_with_free_callback(s->len, s->body, snap_free_cb);
+  if (!r) return NULL;
+  atomic_fetch_add(&s->refs, 1);
+  if (MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, s->content_type) != MHD_YES ||
+      MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store") != MHD_YES) {
+    MHD_destroy_response(r); /* drops the reference */
+    return NULL;
+  }
+  return r;
+}
+
 /* ---- handle lifecycle ---- */
 
 int health__obs_new(health_t *h) {
@@ -337,22 +352,30 @@ int health__serve_extra(health_t *h, struct MHD_Connection *conn, unsigned route
     if (!*r) *r = const_response(code == 403 ? msg_403 : msg_404);
     if (*r) ret = MHD_queue_response(conn, code, *r);
   } else if (current(h, slot, &k)) {
-    if (!slot->resp) {
-      health__snap_t *s = slot->snap;
-      struct MHD_Response *r =
-          MHD_create_response_from_buffer_with_free_callback(s->len, s->body, snap_free_cb);
-      if (r) {
-        atomic_fetch_add(&s->refs, 1); /* dropped by snap_free_cb */
-        if (MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, s->content_type) != MHD_YES ||
-            MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store") != MHD_YES) {
-          MHD_destroy_response(r);
-          r = NULL;
-        }
-      }
-      slot->resp = r;
-    }
+    if (!slot->resp) slot->resp = snap_response(slot->snap);
     if (slot->resp) ret = MHD_queue_response(conn, slot->snap->code, slot->resp);
   }
   pthread_mutex_unlock(&o->cache_lock);
   return ret;
+}
+
+int health__serve_view(health_t *h, unsigned endpoint, int status_only, health__view_t *v) {
+  struct health__obs *o = h->obs;
+  key_t_ k;
+  unsigned code = 0;
+  int rc = -1;
+  pthread_mutex_lock(&o->cache_lock);
+  health__slot_t *slot = slot_for(h, endpoint, NULL, status_only, 0, &k, &code);
+  health__snap_t *s = current(h, slot, &k);
+  struct MHD_Response *r = s ? snap_response(s) : NULL;
+  if (r) {
+    if (v->response) MHD_destroy_response(v->response);
+    v->response = r;
+    v->version = slot->version;
+    v->valid_until_ms = slot->valid_until_ms;
+    v->code = s->code;
+    rc = 0;
+  }
+  pthread_mutex_unlock(&o->cache_lock);
+  return rc;
 }
