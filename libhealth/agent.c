@@ -70,6 +70,18 @@ HEALTH_EXPORT int health_set_agent(health_t *h, const health_agent_options_t *o,
   return 0;
 }
 
+int health__agent_settings(health_t *h, health_agent_options_t *o) {
+  health_agent_options_init(o);
+  pthread_mutex_lock(&h->lock);
+  const health__controls_t *c = h->ctl;
+  o->address = c->agent_address;
+  o->port = c->agent_port;
+  o->weight = atomic_load(&c->agent_weight);
+  int on = c->agent_enabled;
+  pthread_mutex_unlock(&h->lock);
+  return on;
+}
+
 HEALTH_EXPORT int health_agent_set_weight(health_t *h, unsigned percent) {
   if (!h || percent > 256) return HEALTH_EINVAL;
   if (health__forked(h)) return HEALTH_EFORKED; /* fork.c */

@@ -204,6 +204,14 @@ static void *worker_main(void *arg) {
   return NULL;
 }
 
+int health__engine_defer_free(health_t *h) {
+  pthread_mutex_lock(&h->lock);
+  int deferred = h->eng.nworkers > 0;
+  if (deferred) h->eng.free_pending = 1; /* the last worker frees (worker_main) */
+  pthread_mutex_unlock(&h->lock);
+  return deferred;
+}
+
 int health__engine_init(health_t *h) {
   if (health__cond_init_monotonic(&h->eng.sched_cond)) return -1;
   if (health__cond_init_monotonic(&h->eng.work_cond)) {

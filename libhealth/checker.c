@@ -2,7 +2,7 @@
  * The adapter between the checker interface (checker.h) and the engine:
  * the only checker-side file that sees struct health.  What it reads of the
  * engine, and nothing more: the check's resolved timeout after
- * registration (h->lock, h->eng.checks, h->eng.nchecks, check->arg,
+ * registration (h->lock, health__check_at_locked, check->arg,
  * check->timeout_ms), the handle's log settings (h->opt.log_level, log_fn,
  * log_arg); and it calls health__add_check, health__logv,
  * health__log_repeatv and the backoff helpers (backoff.c).
@@ -55,8 +55,9 @@ int health__checker_add(health__checker_t *ck, health_check_fn run, void *state,
   /* The timeout as the engine resolved it: one rule, the engine's.  Checks
    * are added before start only, so no run reads it yet. */
   pthread_mutex_lock(&h->lock);
-  for (size_t i = 0; i < h->eng.nchecks; i++)
-    if (h->eng.checks[i]->arg == state) ck->timeout_ms = h->eng.checks[i]->timeout_ms;
+  const health__check_t *c;
+  for (size_t i = 0; (c = health__check_at_locked(h, i)); i++)
+    if (c->arg == state) ck->timeout_ms = c->timeout_ms;
   pthread_mutex_unlock(&h->lock);
   return 0;
 }

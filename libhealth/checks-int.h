@@ -162,6 +162,10 @@ void health__check_view_locked(const health_t *h, const health__check_t *c, uint
 
 /* The condition variables (health_new()): 0 or -1; freed by _free. */
 int health__engine_init(health_t *h);
+/* health_free(), after health_stop(): 1 if a worker still runs a hung
+ * check, which then frees the handle (h->core.free_final) when the last one
+ * leaves; 0 if none does and the caller frees it now. */
+int health__engine_defer_free(health_t *h);
 /* ---- fleet scale (jitter.c, backoff.c) ---- */
 /* Defaults and a random seed, from health_new(). */
 void health__fleet_init(health_t *h);
@@ -219,9 +223,23 @@ health_status_t health__check_status_locked(const health_t *h,
  * with h->lock held; *valid_until_ms receives when it may go stale. */
 health_status_t health__aggregate_locked(health_t *h, unsigned endpoint,
                                          uint64_t now, uint64_t *valid_until_ms);
+/* ---- the registry, read by the layers above (checks.c) ----
+ * Nothing outside the engine walks h->eng.checks: it calls these.  The
+ * registry grows only before start, so after start an index stays valid
+ * and a check pointer lives until the handle is freed.  The *_locked ones
+ * want h->lock, or a registry that cannot change (after start). */
+/* The i-th check in registration order, or NULL when i >= the count:
+ *   for (size_t i = 0; (c = health__check_at_locked(h, i)); i++) */
+const health__check_t *health__check_at_locked(const health_t *h, size_t i);
+size_t health__checks_count_locked(const health_t *h);
+/* The check whose name (key: 0) or body key (key: 1) is `s`, or NULL;
+ * *idx (may be NULL) receives its index. */
+const health__check_t *health__check_find_locked(const health_t *h, const char *s, int key,
+                                                 size_t *idx);
+
 /* ---- ready-made checkers configured from the environment (env_checks.c) ---- */
-/* Number of registered checks, and dropping those after the first `keep`
- * (before start; checks.c). */
+/* Number of registered checks (takes h->lock), and dropping those after
+ * the first `keep` (before start; checks.c). */
 size_t health__checks_count(health_t *h);
 void health__checks_truncate(health_t *h, size_t keep);
 

@@ -225,3 +225,21 @@ size_t health__checks_count(health_t *h) {
   pthread_mutex_unlock(&h->lock);
   return n;
 }
+
+const health__check_t *health__check_at_locked(const health_t *h, size_t i) {
+  return i < h->eng.nchecks ? h->eng.checks[i] : NULL;
+}
+
+size_t health__checks_count_locked(const health_t *h) {
+  return h->eng.nchecks;
+}
+
+const health__check_t *health__check_find_locked(const health_t *h, const char *s, int key,
+                                                 size_t *idx) {
+  for (size_t i = 0; i < h->eng.nchecks; i++)
+    if (strcmp(key ? h->eng.checks[i]->key : h->eng.checks[i]->name, s) == 0) {
+      if (idx) *idx = i;
+      return h->eng.checks[i];
+    }
+  return NULL;
+}

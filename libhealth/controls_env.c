@@ -54,7 +54,9 @@ int health__controls_from_lookup(health_t *h, health__lookup_fn lookup, void *ar
   }
   const char *address = lookup("HEALTH_AGENT_ADDRESS", arg);
   if (address && !*address) address = NULL;
-  if ((has_weight || address) && !has_port && !h->ctl->agent_enabled)
+  health_agent_options_t o;
+  int agent_on = health__agent_settings(h, &o); /* agent.c owns them */
+  if ((has_weight || address) && !has_port && !agent_on)
     return health__err(err, HEALTH_EINVAL,
                        "HEALTH_AGENT_WEIGHT and HEALTH_AGENT_ADDRESS need HEALTH_AGENT_PORT (the agent is off)");
   pthread_mutex_lock(&h->lock);
@@ -64,11 +66,9 @@ int health__controls_from_lookup(health_t *h, health__lookup_fn lookup, void *ar
     return health__err(err, HEALTH_ESTATE, "health_controls_from_env must be called before health_start()");
   /* Validate the agent's settings before changing anything. */
   if (has_port || has_weight || address) {
-    health_agent_options_t o;
-    health_agent_options_init(&o);
-    o.address = address ? address : h->ctl->agent_address;
-    o.port = has_port ? (unsigned)port : h->ctl->agent_port;
-    o.weight = has_weight ? (unsigned)weight : atomic_load(&h->ctl->agent_weight);
+    if (address) o.address = address;
+    if (has_port) o.port = (unsigned)port;
+    if (has_weight) o.weight = (unsigned)weight;
     int rc = health_set_agent(h, &o, err);
     if (rc) {
       if (err && rc == HEALTH_EINVAL && strncmp(err->text, "HEALTH_", 7) != 0) {

@@ -36,11 +36,10 @@ HEALTH_EXPORT int health_add_gate(health_t *h, const char *name, health_error_t 
       rc = health__err(err, HEALTH_EEXIST, "a gate named '%s' already exists", name);
       goto out;
     }
-  for (size_t i = 0; i < h->eng.nchecks; i++)
-    if (strcmp(h->eng.checks[i]->key, g->key) == 0) {
-      rc = health__err(err, HEALTH_EEXIST, "gate '%s' would have the key of a check", name);
-      goto out;
-    }
+  if (health__check_find_locked(h, g->key, 1, NULL)) {
+    rc = health__err(err, HEALTH_EEXIST, "gate '%s' would have the key of a check", name);
+    goto out;
+  }
   if (c->gates_tail) c->gates_tail->next = g;
   else c->gates = g;
   c->gates_tail = g;

@@ -51,7 +51,7 @@ struct health__guard {
   glist_t list[2];
   gslot_t *free_list;
   health_t *h;
-  atomic_ulong evicted, reaped, emfile;
+  health__guard_counts_t *counts; /* &h->http.guard_counts: written here only */
   gslot_t slots[];
 };
 

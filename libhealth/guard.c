@@ -208,12 +208,12 @@ void health__guard_opened(health__guard_t *g, int fd, void **socket_context) {
   if (g->live >= g->cap && s) {
     drain(g);               /* (victim() wants the lists in order) */
     gslot_t *v = victim(g); /* (on MHD's thread: nothing can claim it meanwhile) */
-    if (!v || !cut(g, v, &g->evicted))
+    if (!v || !cut(g, v, &g->counts->evicted))
       s = NULL; /* every connection is being answered: the newcomer goes */
   }
   if (!s) { /* (the free list is never empty: MHD's limit is the table size) */
     pthread_mutex_unlock(&g->lock);
-    atomic_fetch_add(&g->evicted, 1);
+    atomic_fetch_add(&g->counts->evicted, 1);
     shutdown(fd, SHUT_RDWR);
     return;
   }
@@ -299,7 +299,7 @@ void health__guard_emfile_evict_locked(health__guard_t *g, uint64_t now, uint64_
       if (next && since + EMFILE_MIN_AGE_MS < *next) *next = since + EMFILE_MIN_AGE_MS;
       return;
     }
-    if (cut(g, v, &g->evicted)) {
+    if (cut(g, v, &g->counts->evicted)) {
       g->emfile_pending = 0;
       return;
     }
@@ -310,20 +310,13 @@ void health__guard_emfile_evict_locked(health__guard_t *g, uint64_t now, uint64_
 void health__guard_emfile(health__guard_t *g) {
   pthread_mutex_lock(&g->lock);
   drain(g);
-  atomic_fetch_add(&g->emfile, 1);
+  atomic_fetch_add(&g->counts->emfile, 1);
   if (g->reserve_fd >= 0) close(g->reserve_fd);
   g->reserve_fd = -1;
   g->emfile_pending = 1;
   health__guard_emfile_evict_locked(g, health__now_ms_coarse(), NULL);
   if (g->emfile_pending) pthread_cond_signal(&g->cond);
   pthread_mutex_unlock(&g->lock);
-}
-
-void health__guard_stats(health__guard_t *g, unsigned long *evicted, unsigned long *reaped,
-                         unsigned long *emfile) {
-  if (evicted) *evicted = g ? atomic_load(&g->evicted) : 0;
-  if (reaped) *reaped = g ? atomic_load(&g->reaped) : 0;
-  if (emfile) *emfile = g ? atomic_load(&g->emfile) : 0;
 }
 
 unsigned health__guard_slots(const health__guard_t *g) {

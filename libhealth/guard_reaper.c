@@ -25,7 +25,7 @@ static void *reaper_main(void *arg) {
     for (int l = 0; l < 2; l++) {
       gslot_t *s;
       while ((s = g->list[l].first) && s->deadline_ms <= now)
-        health__guard_cut_locked(g, s, &g->reaped); /* (if claimed meanwhile: left to its answer) */
+        health__guard_cut_locked(g, s, &g->counts->reaped); /* (if claimed meanwhile: left to its answer) */
       if (s && s->deadline_ms < next) next = s->deadline_ms;
     }
     if (g->emfile_pending) health__guard_emfile_evict_locked(g, now, &next);
@@ -73,6 +73,7 @@ health__guard_t *health__guard_new(health_t *h) {
   health__guard_t *g = calloc(1, sizeof *g + n * sizeof g->slots[0]);
   if (!g) return NULL;
   g->h = h;
+  g->counts = &h->http.guard_counts;
   g->timeout_ms = (uint64_t)h->opt.connection_timeout_s * 1000u;
   g->cap = cap;
   g->nslots = n;

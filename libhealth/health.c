@@ -116,7 +116,7 @@ HEALTH_EXPORT int health_start(health_t *h, health_error_t *err) {
   /* A child of fork() closes its copies of these (fork.c). */
   health__fork_listening(h, health__http_listen_fd(h), health__agent_listen_fd(h));
   char n[24];
-  snprintf(n, sizeof n, "%zu", h->eng.nchecks);
+  snprintf(n, sizeof n, "%zu", health__checks_count_locked(h));
   health__log(h, HEALTH_LOG_INFO, "started", "version", HEALTH_VERSION_STRING,
               "#checks", n, NULL);
   health__plan_log(h, &plan, 0);
@@ -152,14 +152,8 @@ HEALTH_EXPORT void health_free(health_t *h) {
    * keeps the copy reachable until the child exits). */
   if (health__forked(h)) return;
   health_stop(h);
-  pthread_mutex_lock(&h->lock);
-  if (h->eng.nworkers > 0) {
-    /* A hung check still runs on a worker: the last worker frees. */
-    h->eng.free_pending = 1;
-    pthread_mutex_unlock(&h->lock);
-    return;
-  }
-  pthread_mutex_unlock(&h->lock);
+  /* A hung check still runs on a worker: the last worker frees. */
+  if (health__engine_defer_free(h)) return; /* check_sched.c */
   free_final(h);
 }
 

@@ -187,11 +187,10 @@ HEALTH_EXPORT int health_heartbeat_add(health_t *h, const char *name, unsigned m
       rc = health__err(err, HEALTH_EEXIST, "a heartbeat named '%s' already exists", name);
       goto out;
     }
-  for (size_t i = 0; i < h->eng.nchecks; i++)
-    if (strcmp(h->eng.checks[i]->key, hb->key) == 0) {
-      rc = health__err(err, HEALTH_EEXIST, "heartbeat '%s' would have the key of a check", name);
-      goto out;
-    }
+  if (health__check_find_locked(h, hb->key, 1, NULL)) {
+    rc = health__err(err, HEALTH_EEXIST, "heartbeat '%s' would have the key of a check", name);
+    goto out;
+  }
   hb->last_ms = health__now_ms(); /* registering counts as the first beat */
   if (h->state == HEALTH__ST_STARTED && !c->sampler_started) {
     c->sampled_ms = health__now_ms();

@@ -9,7 +9,9 @@
 
 #include "checks-int.h"
 
-/* A pre-rendered answer for one endpoint at one detail level. */
+/* The health port's handle on one endpoint's answer at one detail level:
+ * a response made from the answer cache's snapshot (serve.c), so a cached
+ * answer costs no lock; the body itself is the cache's. */
 typedef struct health__view {
   uint64_t version;        /* state version it was rendered from */
   uint64_t valid_until_ms; /* re-render after this (a result goes stale) */
@@ -17,6 +19,16 @@ typedef struct health__view {
   /* (atomic for the tests only, which look at it from their own thread) */
   _Atomic(struct MHD_Response *) response;
 } health__view_t;
+
+/* The guard's counters, published for /metrics: written only by the guard
+ * (guard.c, guard_reaper.c), read by the views (metrics.c, serve.c) with
+ * atomic loads, so a view never calls up into the guard.  They live in the
+ * handle, not in the guard: zero while the port is off, kept after stop. */
+typedef struct health__guard_counts {
+  atomic_ulong evicted; /* closed to make room at the connection cap */
+  atomic_ulong reaped;  /* closed for a request head not complete in time */
+  atomic_ulong emfile;  /* accept() ran out of descriptors */
+} health__guard_counts_t;
 
 typedef struct health__http {
   struct MHD_Daemon *daemon;
@@ -27,9 +39,10 @@ typedef struct health__http {
   health__view_t views[2][2];
   struct MHD_Response *resp_404, *resp_405, *resp_413, *resp_400, *resp_501, *resp_options;
   /* connection guard (guard.c) */
-  struct health__guard *guard; /* slow clients, eviction at the cap, fd headroom */
-  unsigned long nofile_max;    /* ceiling for the soft RLIMIT_NOFILE (if nofile_set) */
-  int nofile_set;              /* else: up to the hard limit */
+  struct health__guard *guard;         /* slow clients, eviction at the cap, fd headroom */
+  health__guard_counts_t guard_counts; /* the guard's, for the views */
+  unsigned long nofile_max;            /* ceiling for the soft RLIMIT_NOFILE (if nofile_set) */
+  int nofile_set;                      /* else: up to the hard limit */
 } health__http_t;
 
 /* ---- rendering (render.c) ---- */
@@ -74,8 +87,6 @@ int health__guard_claim(health__guard_t *g, void *socket_context);
 void health__guard_answered(health__guard_t *g, void *socket_context, int closing);
 /* accept() hit a descriptor limit: free the reserve, evict one. */
 void health__guard_emfile(health__guard_t *g);
-void health__guard_stats(health__guard_t *g, unsigned long *evicted, unsigned long *reaped,
-                         unsigned long *emfile);
 
 /* ---- observability (metrics.c, listeners.c, serve.c) ---- */
 /* Internal routes beside HEALTH_READINESS / HEALTH_LIVENESS. */
@@ -107,5 +118,11 @@ void health__metrics_render_locked(health_t *h, int openmetrics, int status_only
 struct MHD_Connection;
 int health__serve_extra(health_t *h, struct MHD_Connection *conn, unsigned route,
                         int status_only);
+/* Bring the port's view of /ready or /health (`endpoint`) up to date from
+ * the one answer cache (serve.c, the endpoint's slot): a new response made
+ * from the slot's current snapshot (holding a reference to it), with the
+ * slot's version and valid-until.  MHD's thread only; -1 (the view is left
+ * as it was) when nothing could be rendered. */
+int health__serve_view(health_t *h, unsigned endpoint, int status_only, health__view_t *v);
 
 #endif /* HEALTH_HTTP_INT_H */

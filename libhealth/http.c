@@ -22,7 +22,6 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define CONTENT_TYPE "application/health+json"
 #define MEMORY_LIMIT (16 * 1024) /* per connection: request line + headers */
 
 /* *con_cls after the first call: the route, decided once per request and
@@ -42,42 +41,6 @@ static int token_ok(const health_t *h, struct MHD_Connection *conn) {
                                                           MHD_HTTP_HEADER_AUTHORIZATION));
 }
 
-/* Refresh a view if the state moved on.  The views need no lock: only
- * MHD's one thread answers (MHD_USE_INTERNAL_POLLING_THREAD, no thread
- * pool, no thread per connection), and health__http_stop() frees them
- * after MHD_stop_daemon() has joined it. */
-static int refresh_view(health_t *h, health__view_t *v, unsigned endpoint,
-                        int status_only, uint64_t now) {
-  health__buf_t b;
-  health__buf_init(&b);
-  uint64_t valid_until;
-  pthread_mutex_lock(&h->lock);
-  uint64_t version = health__version(h);
-  unsigned code = health__render_locked(h, endpoint, status_only, now, &b, &valid_until);
-  pthread_mutex_unlock(&h->lock);
-  if (b.failed) {
-    health__buf_free(&b);
-    return -1;
-  }
-  struct MHD_Response *r =
-      MHD_create_response_from_buffer(b.len, b.data, MHD_RESPMEM_MUST_FREE);
-  if (!r) {
-    health__buf_free(&b);
-    return -1;
-  }
-  if (MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, CONTENT_TYPE) != MHD_YES ||
-      MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store") != MHD_YES) {
-    MHD_destroy_response(r);
-    return -1;
-  }
-  if (v->response) MHD_destroy_response(v->response);
-  v->response = r;
-  v->version = version;
-  v->valid_until_ms = valid_until;
-  v->code = code;
-  return 0;
-}
-
 static enum MHD_Result answer(health_t *h, struct MHD_Connection *conn,
                               unsigned endpoint, int extra) {
   int status_only = h->opt.detail == HEALTH_DETAIL_STATUS ||
@@ -85,13 +48,18 @@ static enum MHD_Result answer(health_t *h, struct MHD_Connection *conn,
   /* /metrics and /ready?check=NAME: the shared answer cache (serve.c). */
   if (extra)
     return health__serve_extra(h, conn, endpoint, status_only) ? MHD_YES : MHD_NO;
+  /* The views need no lock: only MHD's one thread answers
+   * (MHD_USE_INTERNAL_POLLING_THREAD, no thread pool, no thread per
+   * connection), and health__http_stop() frees them after
+   * MHD_stop_daemon() has joined it.  A miss takes the answer cache's
+   * lock (serve.c), where health_render() finds the same body. */
   int ei = endpoint == HEALTH_READINESS ? 0 : 1;
   health__view_t *v = &h->http.views[ei][status_only];
   /* The coarse clock (no TSC read) is enough to notice a stale result: it
    * never runs ahead of CLOCK_MONOTONIC and lags it by at most one tick. */
   uint64_t now = health__now_ms_coarse();
   if (!v->response || v->version != health__version(h) || now >= v->valid_until_ms) {
-    if (refresh_view(h, v, endpoint, status_only, now) < 0 && !v->response)
+    if (health__serve_view(h, endpoint, status_only, v) < 0 && !v->response)
       return MHD_NO; /* out of memory and nothing cached: drop the connection */
   }
   return MHD_queue_response(conn, v->code, v->response);

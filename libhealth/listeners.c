@@ -75,8 +75,8 @@ static void endpoint_reason(health_t *h, unsigned ep, health_status_t st, uint64
     snprintf(buf, len, "draining");
     return;
   }
-  for (size_t i = 0; i < h->eng.nchecks; i++) {
-    const health__check_t *c = h->eng.checks[i];
+  const health__check_t *c;
+  for (size_t i = 0; (c = health__check_at_locked(h, i)); i++) {
     if (!(c->endpoints & ep)) continue;
     health_status_t s = health__check_status_locked(h, c, now, NULL);
     s = health__shown_status(s, c->critical);
@@ -190,13 +190,13 @@ HEALTH_EXPORT int health_check_foreach(health_t *h,
   int n = 0;
   for (size_t i = 0;; i++) {
     pthread_mutex_lock(&h->lock);
-    if (i >= h->eng.nchecks) {
+    if (i >= health__checks_count_locked(h)) {
       pthread_mutex_unlock(&h->lock);
       break;
     }
     /* Checks are never removed and their names never change, so the
      * name stays valid after the lock is dropped. */
-    const health__check_t *c = h->eng.checks[i];
+    const health__check_t *c = health__check_at_locked(h, i);
     health__check_info_locked(h, c, &info);
     pthread_mutex_unlock(&h->lock);
     n++;

@@ -165,9 +165,11 @@ static void process_families(health_t *h, out_t *o, uint64_t now) {
          "Log lines dropped because the log sink did not keep up (queue full, sink stuck or gone).");
   sample_u64(o, "libhealth_log_lines_dropped_total", NULL, NULL, health__log_dropped(h));
 
-  /* The health port's guard (guard.c); zero when the port is off. */
-  unsigned long evicted, reaped, emfile;
-  health__guard_stats(h->http.guard, &evicted, &reaped, &emfile);
+  /* The health port guard's published counters (http-int.h); zero when the
+   * port is off. */
+  const health__guard_counts_t *gc = &h->http.guard_counts;
+  unsigned long evicted = atomic_load(&gc->evicted), reaped = atomic_load(&gc->reaped),
+                emfile = atomic_load(&gc->emfile);
   family(o, "libhealth_http_connections_evicted", "counter",
          "Health-port connections closed to make room at the connection cap.");
   sample_u64(o, "libhealth_http_connections_evicted_total", NULL, NULL, evicted);
@@ -253,11 +255,11 @@ static void per_check(health_t *h, out_t *o, const char *fam, const char *type, 
                       piece_t prefix, val_t what) {
   family(o, fam, type, help);
   health__buf_t *b = o->b;
-  char *p0 = reserve(b, h->eng.nchecks * (prefix.n + NAME_ROOM)), *p = p0;
+  char *p0 = reserve(b, health__checks_count_locked(h) * (prefix.n + NAME_ROOM)), *p = p0;
   if (!p) return;
   static const piece_t close = PIECE("\"} ");
-  for (size_t i = 0; i < h->eng.nchecks; i++) {
-    const health__check_t *c = h->eng.checks[i];
+  const health__check_t *c;
+  for (size_t i = 0; (c = health__check_at_locked(h, i)); i++) {
     p = line(p, prefix, c->name, name_len(c), close);
     switch (what) {
       case V_CRITICAL: p = end_u64(p, c->critical ? 1 : 0); break;
@@ -273,7 +275,7 @@ static void per_check(health_t *h, out_t *o, const char *fam, const char *type, 
 }
 
 static void check_families(health_t *h, out_t *o, uint64_t now) {
-  size_t nc = h->eng.nchecks;
+  size_t nc = health__checks_count_locked(h);
   health__buf_t *b = o->b;
   char *p0, *p;
 
@@ -284,7 +286,7 @@ static void check_families(health_t *h, out_t *o, uint64_t now) {
                                     PIECE("\",status=\"fail\"} "), PIECE("\",status=\"pending\"} ")};
   if ((p0 = p = reserve(b, nc * 4 * (st_prefix.n + NAME_ROOM)))) {
     for (size_t i = 0; i < nc; i++) {
-      const health__check_t *c = h->eng.checks[i];
+      const health__check_t *c = health__check_at_locked(h, i);
       size_t nl = name_len(c);
       health_status_t s = health__check_status_locked(h, c, now, NULL);
       for (int k = 0; k < 4; k++) {
@@ -317,7 +319,7 @@ static void check_families(health_t *h, out_t *o, uint64_t now) {
   static const piece_t close = PIECE("\"} ");
   if ((p0 = p = reserve(b, nc * (ls_prefix.n + NAME_ROOM)))) {
     for (size_t i = 0; i < nc; i++) {
-      const health__check_t *c = h->eng.checks[i];
+      const health__check_t *c = health__check_at_locked(h, i);
       int64_t ms = c->obs.last_success_wall_ms;
       if (ms <= 0) continue;
       p = line(p, ls_prefix, c->name, name_len(c), close);
@@ -338,7 +340,7 @@ static void check_families(health_t *h, out_t *o, uint64_t now) {
       PIECE("\",le=\"10.0\"} "), PIECE("\",le=\"+Inf\"} ")};
   if ((p0 = p = reserve(b, nc * (HEALTH__BUCKETS + 3) * (bk_prefix.n + NAME_ROOM)))) {
     for (size_t i = 0; i < nc; i++) {
-      const health__check_t *c = h->eng.checks[i];
+      const health__check_t *c = health__check_at_locked(h, i);
       const health__check_obs_t *ob = &c->obs;
       size_t nl = name_len(c);
       uint64_t cum = 0;

@@ -290,8 +290,8 @@ void health__controls_reason_locked(health_t *h, uint64_t now, char *out, size_t
       snprintf(out, len, "%s %s", deadline_passed(c, now) ? "startup deadline passed, gate closed:" : "starting: waiting for gate", g->name);
       return;
     }
-  for (size_t i = 0; i < h->eng.nchecks; i++) {
-    const health__check_t *k = h->eng.checks[i];
+  const health__check_t *k;
+  for (size_t i = 0; (k = health__check_at_locked(h, i)); i++) {
     health_status_t s = health__check_status_locked(h, k, now, NULL);
     if (k->critical && (s == HEALTH_FAIL || s == HEALTH_PENDING)) {
       snprintf(out, len, "check %s: %s", k->name, s == HEALTH_PENDING ? "pending" : "fail");

@@ -67,8 +67,8 @@ unsigned health__render_locked(health_t *h, unsigned endpoint, int status_only,
   if (!status_only) {
     health__buf_adds(b, ",\"checks\":{");
     int first = 1;
-    for (size_t i = 0; i < h->eng.nchecks; i++) {
-      const health__check_t *c = h->eng.checks[i];
+    const health__check_t *c;
+    for (size_t i = 0; (c = health__check_at_locked(h, i)); i++) {
       if (!(c->endpoints & endpoint)) continue;
       if (!first) health__buf_adds(b, ",");
       first = 0;

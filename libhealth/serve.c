@@ -71,6 +71,21 @@ static health__snap_t *snap_const(const char *body, unsigned code) {
   return snap_end(&b, code, "application/json");
 }
 
+/* A response made from a snapshot, holding a reference to it (dropped by
+ * snap_free_cb when libmicrohttpd frees the response); NULL: no memory. */
+static struct MHD_Response *snap_response(health__snap_t *s) {
+  struct MHD_Response *r =
+      MHD_create_response_from_buffer_with_free_callback(s->len, s->body, snap_free_cb);
+  if (!r) return NULL;
+  atomic_fetch_add(&s->refs, 1);
+  if (MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, s->content_type) != MHD_YES ||
+      MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store") != MHD_YES) {
+    MHD_destroy_response(r); /* drops the reference */
+    return NULL;
+  }
+  return r;
+}
+
 /* ---- handle lifecycle ---- */
 
 int health__obs_new(health_t *h) {
@@ -103,7 +118,7 @@ void health__obs_free(health_t *h) {
       slot_clear(&o->ep[i][j]);
     }
   if (o->per_check)
-    for (size_t i = 0; i < 2 * h->eng.nchecks; i++) slot_clear(&o->per_check[i]);
+    for (size_t i = 0; i < 2 * health__checks_count_locked(h); i++) slot_clear(&o->per_check[i]);
   free(o->per_check);
   if (o->resp_403) MHD_destroy_response(o->resp_403);
   if (o->resp_404) MHD_destroy_response(o->resp_404);
@@ -122,8 +137,9 @@ void health__obs_free(health_t *h) {
 
 int health__obs_start(health_t *h, health_error_t *err) {
   struct health__obs *o = h->obs;
-  if (h->eng.nchecks) {
-    health__slot_t *pc = calloc(2 * h->eng.nchecks, sizeof *pc);
+  size_t nchecks = health__checks_count_locked(h);
+  if (nchecks) {
+    health__slot_t *pc = calloc(2 * nchecks, sizeof *pc);
     if (!pc) return health__err(err, HEALTH_ENOMEM, "out of memory starting the answer cache");
     pthread_mutex_lock(&o->cache_lock);
     o->per_check = pc;
@@ -147,12 +163,12 @@ typedef struct {
 
 static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
 
-/* The guard's counters and the dropped log lines summed: /metrics is
- * rendered again when the sum moved. */
+/* The guard's published counters and the dropped log lines summed:
+ * /metrics is rendered again when the sum moved. */
 static unsigned long guard_events_now(health_t *h) {
-  unsigned long e, r, f;
-  health__guard_stats(h->http.guard, &e, &r, &f);
-  return e + r + f + (unsigned long)health__log_dropped(h);
+  const health__guard_counts_t *gc = &h->http.guard_counts;
+  return atomic_load(&gc->evicted) + atomic_load(&gc->reaped) + atomic_load(&gc->emfile) +
+         (unsigned long)health__log_dropped(h);
 }
 
 static int refresh(health_t *h, health__slot_t *s, const key_t_ *k, uint64_t now) {
@@ -185,7 +201,7 @@ static int refresh(health_t *h, health__slot_t *s, const key_t_ *k, uint64_t now
       health__metrics_render_locked(h, k->om, k->status_only, now, &b);
       ct = k->om ? CT_OM : CT_PROM;
     } else {
-      const health__check_t *c = h->eng.checks[k->check];
+      const health__check_t *c = health__check_at_locked(h, k->check);
       health_status_t st = health__shown_status(health__check_status_locked(h, c, now, NULL),
                                                 c->critical);
       health__buf_adds(&b, st == HEALTH_PASS   ? "{\"status\":\"pass\",\"checks\":{"
@@ -233,12 +249,7 @@ int health__bearer_ok(const health_t *h, const char *auth) {
 }
 
 static int find_check(const health_t *h, const char *name, size_t *idx) {
-  for (size_t i = 0; i < h->eng.nchecks; i++)
-    if (strcmp(h->eng.checks[i]->name, name) == 0) {
-      *idx = i;
-      return 1;
-    }
-  return 0;
+  return health__check_find_locked(h, name, 0, idx) != NULL;
 }
 
 /* The slot for a request; cache_lock held.  NULL with *code 403/404 for
@@ -341,22 +352,30 @@ int health__serve_extra(health_t *h, struct MHD_Connection *conn, unsigned route
     if (!*r) *r = const_response(code == 403 ? msg_403 : msg_404);
     if (*r) ret = MHD_queue_response(conn, code, *r);
   } else if (current(h, slot, &k)) {
-    if (!slot->resp) {
-      health__snap_t *s = slot->snap;
-      struct MHD_Response *r =
-          MHD_create_response_from_buffer_with_free_callback(s->len, s->body, snap_free_cb);
-      if (r) {
-        atomic_fetch_add(&s->refs, 1); /* dropped by snap_free_cb */
-        if (MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, s->content_type) != MHD_YES ||
-            MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-store") != MHD_YES) {
-          MHD_destroy_response(r);
-          r = NULL;
-        }
-      }
-      slot->resp = r;
-    }
+    if (!slot->resp) slot->resp = snap_response(slot->snap);
     if (slot->resp) ret = MHD_queue_response(conn, slot->snap->code, slot->resp);
   }
   pthread_mutex_unlock(&o->cache_lock);
   return ret;
+}
+
+int health__serve_view(health_t *h, unsigned endpoint, int status_only, health__view_t *v) {
+  struct health__obs *o = h->obs;
+  key_t_ k;
+  unsigned code = 0;
+  int rc = -1;
+  pthread_mutex_lock(&o->cache_lock);
+  health__slot_t *slot = slot_for(h, endpoint, NULL, status_only, 0, &k, &code);
+  health__snap_t *s = current(h, slot, &k);
+  struct MHD_Response *r = s ? snap_response(s) : NULL;
+  if (r) {
+    if (v->response) MHD_destroy_response(v->response);
+    v->response = r;
+    v->version = slot->version;
+    v->valid_until_ms = slot->valid_until_ms;
+    v->code = s->code;
+    rc = 0;
+  }
+  pthread_mutex_unlock(&o->cache_lock);
+  return rc;
 }

@@ -173,7 +173,7 @@ START_TEST(test_eviction_order) {
   ck_assert_msg(still_open(b) && still_open(e) && still_open(f) && still_open(g),
                 "the wrong connection went");
   unsigned long evicted;
-  health__guard_stats(g_h->http.guard, &evicted, NULL, NULL);
+  evicted = atomic_load(&g_h->http.guard_counts.evicted);
   ck_assert_uint_eq(evicted, 3);
   /* ... and /metrics says so, though no check changed since it was last
    * rendered. */
@@ -229,7 +229,7 @@ START_TEST(test_slowloris_many_addresses) {
   double ok = attack(args, line, sizeof line);
   ck_assert_msg(ok >= 99.0, "probes under %u slow clients: %s", n, line);
   unsigned long evicted;
-  health__guard_stats(g_h->http.guard, &evicted, NULL, NULL);
+  evicted = atomic_load(&g_h->http.guard_counts.evicted);
   ck_assert_msg(evicted > 0, "nothing evicted: %s", line);
   ck_assert_uint_le(mhd_connections(), health__guard_slots(g_h->http.guard));
 }
@@ -340,7 +340,7 @@ START_TEST(test_emfile) {
   for (int i = 0; i < 4; i++) close(hog[--nh]);
   double ok = attack(args, line, sizeof line);
   unsigned long emfile;
-  health__guard_stats(g_h->http.guard, NULL, NULL, &emfile);
+  emfile = atomic_load(&g_h->http.guard_counts.emfile);
   for (int i = 0; i < nh; i++) close(hog[i]);
   ck_assert_msg(ok >= 99.0, "probes with no descriptors left: %s", line);
   ck_assert_msg(emfile > 0, "EMFILE never seen: %s", line);

@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "health-int.h" /* h->version and h->http.views: the render cache */
+#include "obs.h"        /* h->obs->ep: the one answer cache */
 #include "testhelp.h"
 
 #define TOKEN "t0ken-Kq83-secret"
@@ -520,6 +521,37 @@ START_TEST(test_rendered_once_per_state) {
 }
 END_TEST
 
+/* The port's answer and health_render()'s are one body in one cache: the
+ * port's request fills the cache's slot, and health_render() then hands out
+ * that very snapshot rather than rendering a copy of its own. */
+START_TEST(test_one_answer_cache) {
+  atomic_store(&g_want, HEALTH_PASS);
+  health_options_t o;
+  base_options(&o);
+  o.drain_ms = 30000;
+  o.shutdown_deadline_ms = 60000;
+  health_t *h = start(&o, 60000); /* one result, then no change for a minute */
+  unsigned port = health_port(h);
+  wait_status(port, "/ready", 200);
+  th_response_t r;
+  th_http(port, "GET", "/ready", &r);
+  ck_assert_int_eq(r.status, 200);
+  int status_only = h->opt.detail != HEALTH_DETAIL_FULL;
+  pthread_mutex_lock(&h->obs->cache_lock);
+  const health__snap_t *cached = h->obs->ep[0][status_only].snap;
+  pthread_mutex_unlock(&h->obs->cache_lock);
+  ck_assert_msg(cached != NULL, "the port's answer is not in the answer cache");
+  health_answer_t a;
+  ck_assert_int_eq(health_render(h, HEALTH_READINESS, NULL, NULL, NULL, &a), 0);
+  ck_assert_ptr_eq(a.reserved[0], cached);
+  ck_assert_uint_eq(a.code, 200);
+  ck_assert_uint_eq(a.body_len, r.body_len);
+  ck_assert(memcmp(a.body, r.body, r.body_len) == 0);
+  health_answer_release(&a);
+  th_response_free(&r);
+}
+END_TEST
+
 /* ---- connection limits and timeouts ---- */
 
 START_TEST(test_idle_flood) {
@@ -709,6 +741,7 @@ static Suite *http_suite(void) {
   tcase_add_test(tc, test_detail_token);
   tcase_add_test(tc, test_keep_alive);
   tcase_add_test(tc, test_rendered_once_per_state);
+  tcase_add_test(tc, test_one_answer_cache);
   tcase_add_test(tc, test_idle_flood);
   tcase_add_test(tc, test_port_and_bind_errors);
   tcase_add_test(tc, test_half_close_after_request);
