@@ -220,6 +220,15 @@ health_status_t health__check_status_locked(const health_t *h,
 health_status_t health__aggregate_locked(health_t *h, unsigned endpoint,
                                          uint64_t now, uint64_t *valid_until_ms);
 /* ---- ready-made checkers configured from the environment (env_checks.c) ---- */
+/* HEALTH_CHECK_* parsed (the values are `lookup`'s, which must outlive
+ * the result; `names` as environ: "NAME" or "NAME=VALUE", NULL-ended), then
+ * registered all or nothing (a failure removes what it added). */
+typedef struct health__checks_env health__checks_env_t;
+int health__checks_env_parse(health__lookup_fn lookup, void *arg, const char *const *names,
+                             health__checks_env_t **out, health_error_t *err);
+int health__checks_env_add(health_t *h, health__checks_env_t *ce, unsigned *added,
+                           health_error_t *err);
+void health__checks_env_free(health__checks_env_t *ce);
 /* Number of registered checks, and dropping those after the first `keep`
  * (before start; checks.c). */
 size_t health__checks_count(health_t *h);
