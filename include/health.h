@@ -245,8 +245,8 @@ HEALTH_EXPORT int health_new(health_t **out, const health_options_t *opts,
                              health_error_t *err);
 
 /**
- * Configure the handle from every HEALTH_* environment variable the library
- * knows, in one call: the options of health_options_t (applied to the
+ * Configure the handle from every HEALTH_* environment variable it knows.
+ * One call reads them all: the options of health_options_t (applied to the
  * handle's options and validated again as health_new() does), the fleet
  * (HEALTH_JITTER, HEALTH_KEEP_CONNECTIONS), the paths (HEALTH_READY_PATH,
  * HEALTH_LIVE_PATH, HEALTH_METRICS_PATH), the controls
