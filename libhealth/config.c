@@ -4,6 +4,7 @@
  * family (env.c, jitter.c, paths.c, controls_env.c, env_checks.c,
  * guard_nofile.c): everything is parsed and validated first, then applied;
  * a variable with the prefix that no one reads is logged (warn), by name.
+ * Also health_add_checks_from_env(), the same for HEALTH_CHECK_* alone.
  */
 #include "health-int.h"
 
@@ -66,6 +67,21 @@ static void warn_unknown(health_t *h, const char *const *names) {
     health__log(h, HEALTH_LOG_WARN, "env_unknown", "variable", name, "reason",
                 "not a variable of libhealth (a typo?); ignored", NULL);
   }
+}
+
+/* HEALTH_CHECK_* alone (env_checks.c parses, checks.c registers). */
+HEALTH_EXPORT int health_add_checks_from_env(health_t *h, unsigned *added, health_error_t *err) {
+  if (added) *added = 0;
+  if (!h) return health__err(err, HEALTH_EINVAL, "health_add_checks_from_env: handle is required");
+  if (health__forked(h)) return health__err(err, HEALTH_EFORKED, "%s: the handle belongs to the parent process", __func__);
+  if (h->state != HEALTH__ST_NEW)
+    return health__err(err, HEALTH_ESTATE, "checks must be added before health_start()");
+  health__checks_env_t *ce;
+  int rc = health__checks_env_parse(health__env_lookup, NULL, (const char *const *)environ, &ce, err);
+  if (rc) return rc;
+  rc = health__checks_env_add(h, ce, added, err);
+  health__checks_env_free(ce);
+  return rc;
 }
 
 HEALTH_EXPORT int health_config_from_env(health_t *h, health_error_t *err) {

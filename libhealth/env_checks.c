@@ -17,8 +17,6 @@
 #include <string.h>
 #include <strings.h>
 
-extern char **environ;
-
 #define KEY_MAX 128 /* HEALTH_CHECK_ + a 64-character name + the longest option */
 #define PREFIX "HEALTH_CHECK_"
 #define PREFIX_LEN 13
@@ -250,8 +248,7 @@ static int find_target(const var_t *vars, size_t n, const char *rest, size_t len
   return -1;
 }
 
-/* `names`: "NAME" or "NAME=VALUE" entries (environ's shape), NULL-ended;
- * the values come from `lookup`. */
+/* `names` as environ ("NAME" or "NAME=VALUE"); values from `lookup`. */
 static int collect(var_t *vars, size_t *count, health__lookup_fn lookup, void *arg,
                    const char *const *names, health_error_t *err) {
   size_t n = 0;
@@ -358,7 +355,7 @@ static int add_one(health_t *h, spec_t *sp, const var_t *v, health_error_t *err)
 struct health__checks_env {
   var_t *vars;
   spec_t *specs;
-  size_t n, nspecs;
+  size_t nspecs;
 };
 
 void health__checks_env_free(health__checks_env_t *ce) {
@@ -373,18 +370,14 @@ int health__checks_env_parse(health__lookup_fn lookup, void *arg, const char *co
   int rc;
   *out = NULL;
   health__checks_env_t *ce = calloc(1, sizeof *ce);
-  if (!ce || !(ce->vars = calloc(MAX_VARS, sizeof *ce->vars))) {
+  if (!ce || !(ce->vars = calloc(MAX_VARS, sizeof *ce->vars)) ||
+      !(ce->specs = calloc(MAX_VARS, sizeof *ce->specs))) {
     health__checks_env_free(ce);
     return health__err(err, HEALTH_ENOMEM, "out of memory");
   }
   var_t *vars = ce->vars;
   size_t n = 0;
   if ((rc = collect(vars, &n, lookup, arg, names, err)) != 0) goto out;
-  ce->n = n;
-  if (!(ce->specs = calloc(n ? n : 1, sizeof *ce->specs))) {
-    rc = health__err(err, HEALTH_ENOMEM, "out of memory");
-    goto out;
-  }
   /* Parse everything before registering anything. */
   for (size_t i = 0; i < n; i++) {
     const var_t *v = &vars[i];
@@ -454,18 +447,4 @@ int health__checks_env_add(health_t *h, health__checks_env_t *ce, unsigned *adde
                 kind_word(ce->specs[i].kind), NULL);
   if (added) *added = (unsigned)ce->nspecs;
   return 0;
-}
-
-HEALTH_EXPORT int health_add_checks_from_env(health_t *h, unsigned *added, health_error_t *err) {
-  if (added) *added = 0;
-  if (!h) return health__err(err, HEALTH_EINVAL, "health_add_checks_from_env: handle is required");
-  if (health__forked(h)) return health__err(err, HEALTH_EFORKED, "%s: the handle belongs to the parent process", __func__);
-  if (h->state != HEALTH__ST_NEW)
-    return health__err(err, HEALTH_ESTATE, "checks must be added before health_start()");
-  health__checks_env_t *ce;
-  int rc = health__checks_env_parse(health__env_lookup, NULL, (const char *const *)environ, &ce, err);
-  if (rc) return rc;
-  rc = health__checks_env_add(h, ce, added, err);
-  health__checks_env_free(ce);
-  return rc;
 }
