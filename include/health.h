@@ -265,8 +265,8 @@ HEALTH_EXPORT int health_new(health_t **out, const health_options_t *opts,
  * handle is then as before the call.  Unset or empty variables change
  * nothing.  A HEALTH_* variable the library does not know (a typo such as
  * HEALTH_DRAIN_MSS) is not an error, since other software may use the
- * prefix: it is logged at warn level by name ("env_unknown").  Strings are
- * copied.  Before start; from the thread that configures the handle.
+ * prefix: a successful call logs it at warn level by name ("env_unknown").
+ * Strings are copied.  Before start; from the thread that configures the handle.
  * @return 0, HEALTH_EINVAL, HEALTH_EURL, HEALTH_ETLS, HEALTH_EEXIST,
  *         HEALTH_ESTATE, HEALTH_EFORKED, HEALTH_ENOMEM or HEALTH_ENOTSUP.
  */

@@ -13,53 +13,33 @@
 
 extern char **environ;
 
-/* Every variable read here, except HEALTH_CHECK_<NAME>[_<OPTION>]. */
-static const char *const known[] = {
-    "HEALTH_PORT",
-    "HEALTH_ADDRESS",
-    "HEALTH_MAX_CONNECTIONS",
-    "HEALTH_MAX_CONNECTIONS_PER_IP",
-    "HEALTH_CONNECTION_TIMEOUT",
-    "HEALTH_MAX_OUTPUT",
-    "HEALTH_CHECK_INTERVAL_MS",
-    "HEALTH_CHECK_TIMEOUT_MS",
-    "HEALTH_FAILURE_THRESHOLD",
-    "HEALTH_SUCCESS_THRESHOLD",
-    "HEALTH_DRAIN_MS",
-    "HEALTH_DRAIN_MIN_MS",
-    "HEALTH_HOOK_TIMEOUT_MS",
-    "HEALTH_SHUTDOWN_DEADLINE_MS",
-    "HEALTH_DETAIL",
-    "HEALTH_DETAIL_TOKEN",
-    "HEALTH_SERVICE_ID",
-    "HEALTH_SERVICE_VERSION",
-    "HEALTH_DESCRIPTION",
-    "HEALTH_HANDLE_SIGNALS",
-    "HEALTH_EXIT",
-    "HEALTH_LOG_LEVEL",
-    "HEALTH_JITTER",
-    "HEALTH_KEEP_CONNECTIONS",
-    "HEALTH_READY_PATH",
-    "HEALTH_LIVE_PATH",
-    "HEALTH_METRICS_PATH",
-    "HEALTH_STARTUP_DEADLINE_MS",
-    "HEALTH_AGENT_PORT",
-    "HEALTH_AGENT_WEIGHT",
-    "HEALTH_AGENT_ADDRESS",
-    "HEALTH_NOFILE_MAX",
-};
+/* The parsers' lookup, noting every name they ask for: a HEALTH_* variable
+ * none asked for (and not HEALTH_CHECK_*, env_checks.c's) is unknown, with
+ * no list of names to keep in step with the parsers. */
+typedef struct {
+  health__lookup_fn fn;
+  void *arg;
+  const char *asked[64]; /* the parsers' names: string literals */
+  size_t n;
+} spy_t;
 
-static int is_known(const char *name, size_t len) {
-  if (len > 13 && strncmp(name, "HEALTH_CHECK_", 13) == 0) return 1; /* env_checks.c */
-  for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
-    if (strlen(known[i]) == len && strncmp(known[i], name, len) == 0) return 1;
+static const char *spy(const char *name, void *arg) {
+  spy_t *s = arg;
+  if (s->n < sizeof s->asked / sizeof s->asked[0]) s->asked[s->n++] = name;
+  return s->fn(name, s->arg);
+}
+
+static int asked(const spy_t *s, const char *name, size_t len) {
+  if (len > 13 && strncmp(name, "HEALTH_CHECK_", 13) == 0) return 1;
+  for (size_t i = 0; i < s->n; i++)
+    if (strlen(s->asked[i]) == len && strncmp(s->asked[i], name, len) == 0) return 1;
   return 0;
 }
 
-static void warn_unknown(health_t *h, const char *const *names) {
+static void warn_unknown(health_t *h, const spy_t *s, const char *const *names) {
   for (const char *const *e = names; e && *e; e++) {
     size_t len = strcspn(*e, "=");
-    if (len <= 7 || strncmp(*e, "HEALTH_", 7) != 0 || is_known(*e, len)) continue;
+    if (len <= 7 || strncmp(*e, "HEALTH_", 7) != 0 || asked(s, *e, len)) continue;
     char name[128];
     if (len >= sizeof name) len = sizeof name - 1;
     memcpy(name, *e, len);
@@ -100,10 +80,11 @@ int health__config_from_lookup(health_t *h, health__lookup_fn lookup, void *arg,
     return health__err(err, HEALTH_ESTATE, "health_config_from_env must be called before health_start()");
 
   /* 1. Parse and validate everything; nothing changes. */
+  spy_t sp = {.fn = lookup, .arg = arg};
   /* health_new() made an unset drain minimum equal to the drain: keep it
    * following the drain, which HEALTH_DRAIN_MS may move. */
   if (o.drain_min_ms == o.drain_ms) o.drain_min_ms = HEALTH_DRAIN_MIN_UNSET;
-  int rc = health__options_from_lookup(&o, lookup, arg, err); /* validates as health_new */
+  int rc = health__options_from_lookup(&o, spy, &sp, err); /* validates as health_new */
   if (rc) return rc;
   if (o.drain_min_ms == HEALTH_DRAIN_MIN_UNSET) o.drain_min_ms = o.drain_ms;
 
@@ -115,11 +96,11 @@ int health__config_from_lookup(health_t *h, health__lookup_fn lookup, void *arg,
   fo.backoff = h->fleet.backoff;
   fo.keep_connections = h->fleet.keep_connections;
   pthread_mutex_unlock(&h->lock);
-  if ((rc = health__fleet_options_from_lookup(&fo, lookup, arg, err)) != 0) return rc;
+  if ((rc = health__fleet_options_from_lookup(&fo, spy, &sp, err)) != 0) return rc;
 
   health_serve_options_t so;
   health__serve_options_get(h, &so);
-  if ((rc = health__serve_options_from_lookup(&so, lookup, arg, err)) != 0) return rc;
+  if ((rc = health__serve_options_from_lookup(&so, spy, &sp, err)) != 0) return rc;
   const char *pv;
   int set_paths = 0;
   for (int i = 0; i < 3; i++)
@@ -130,11 +111,11 @@ int health__config_from_lookup(health_t *h, health__lookup_fn lookup, void *arg,
       set_paths = 1;
 
   health__controls_env_t ctl;
-  if ((rc = health__controls_env_parse(h, lookup, arg, &ctl, err)) != 0) return rc;
+  if ((rc = health__controls_env_parse(h, spy, &sp, &ctl, err)) != 0) return rc;
 
   int nofile_set;
   unsigned long nofile_max = 0;
-  if ((rc = health__nofile_from_lookup(lookup, arg, &nofile_set, &nofile_max, err)) != 0) return rc;
+  if ((rc = health__nofile_from_lookup(spy, &sp, &nofile_set, &nofile_max, err)) != 0) return rc;
 
   health__checks_env_t *ce;
   if ((rc = health__checks_env_parse(lookup, arg, names, &ce, err)) != 0) return rc;
@@ -174,13 +155,12 @@ int health__config_from_lookup(health_t *h, health__lookup_fn lookup, void *arg,
     pthread_mutex_unlock(&h->lock);
     for (int i = 0; i < 5; i++) free(s[i]);
     health__checks_env_free(ce);
-    warn_unknown(h, names);
     return rc;
   }
   for (int i = 0; i < 5; i++) free(olds[i]);
   health__checks_env_free(ce);
   if (rc == 0) rc = health_set_fleet(h, &fo, err);
   if (rc == 0 && nofile_set) rc = health_set_nofile_max(h, nofile_max, err);
-  warn_unknown(h, names);
+  if (rc == 0) warn_unknown(h, &sp, names);
   return rc;
 }
