@@ -22,7 +22,7 @@ int main(void) {
   health_error_t err;
   health_t *h;
   health_options_init(&opts);
-  if (health_options_from_env(&opts, &err) != 0 || health_new(&h, &opts, &err) != 0) {
+  if (health_new(&h, &opts, &err) != 0 || health_config_from_env(h, &err) != 0) {
     fprintf(stderr, "custom-check: %s\n", err.text);
     return 1;
   }

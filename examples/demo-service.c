@@ -271,15 +271,14 @@ static void *work_loop(void *arg) {
   return NULL;
 }
 
-/* Before health_start(): heartbeat, gate and the library's env settings. */
+/* Before health_start(): heartbeat and gate. */
 static int liveness_setup(void) {
   health_error_t err;
   long max_age = env_ms("WORK_MAX_AGE_MS", 1000, 86400000);
   long delay = env_ms("STARTUP_DELAY_MS", 0, 3600000);
   if (max_age < 0 || delay < 0) return -1;
   startup_delay_ms = (unsigned long)delay;
-  if (health_controls_from_env(health, &err) != 0 ||
-      health_heartbeat_add(health, "work-loop", (unsigned)max_age, &work_hb, &err) != 0 ||
+  if (health_heartbeat_add(health, "work-loop", (unsigned)max_age, &work_hb, &err) != 0 ||
       health_add_gate(health, "warm-up", &err) != 0) {
     logj("error", "bad_config", "%s", err.text);
     return -1;
@@ -537,10 +536,6 @@ int main(int argc, char **argv) {
   health_options_init(&opts);
   opts.description = "libhealth demo service";
   opts.service_id = "demo-service";
-  if (health_options_from_env(&opts, &err) != 0) {
-    logj("error", "bad_config", "%s", err.text);
-    return 2;
-  }
   unsigned port;
   if (env_port("PORT", 8080, &port) < 0) return 2;
   flush_file = getenv("FLUSH_FILE");
@@ -550,9 +545,11 @@ int main(int argc, char **argv) {
     logj("error", "health_new", "%s", err.text);
     return 2;
   }
-  health_serve_options_t so; /* HEALTH_READY_PATH, HEALTH_LIVE_PATH, HEALTH_METRICS_PATH */
-  health_serve_options_init(&so);
-  if (health_serve_options_from_env(&so, &err) != 0 || health_set_serve_options(health, &so, &err) != 0) {
+  /* Every HEALTH_* variable, all or nothing: the options, fleet, paths,
+   * controls, HEALTH_NOFILE_MAX and the checks an operator adds without
+   * recompiling: HEALTH_CHECK_<NAME>=<target> (tcp://, http(s)://,
+   * disk:/path, memory:, fds:, postgresql://, redis(s)://). */
+  if (health_config_from_env(health, &err) != 0) {
     logj("error", "bad_config", "%s", err.text);
     return 2;
   }
@@ -584,12 +581,6 @@ int main(int argc, char **argv) {
   }
   if (health_add_listener(health, on_transition, NULL, &err) != 0) {
     logj("error", "add_listener", "%s", err.text);
-    return 2;
-  }
-  /* Checks an operator adds without recompiling: HEALTH_CHECK_<NAME>=<target>
-   * (tcp://, http(s)://, disk:/path, memory:, fds:, postgresql://, redis(s)://). */
-  if (health_add_checks_from_env(health, NULL, &err) != 0) {
-    logj("error", "add_checks_from_env", "%s", err.text);
     return 2;
   }
   if (health_add_hook(health, "stop-app-server", 0, 2000, hook_stop_app, NULL, &err) != 0 ||

@@ -312,7 +312,7 @@ int main(void) {
   health_error_t err;
   health_options_init(&opts);
   opts.exit_on_shutdown = 0; /* main() returns once the workers are gone */
-  if (health_options_from_env(&opts, &err) != 0 || health_new(&health, &opts, &err) != 0 ||
+  if (health_new(&health, &opts, &err) != 0 || health_config_from_env(health, &err) != 0 ||
       health_heartbeat_shared_add(health, "workers", nworkers, (unsigned)max_age, &beats, &err) != 0 ||
       health_add_hook(health, "stop-workers", 0, 10000, hook_stop_workers, NULL, &err) != 0 ||
       health_add_hook(health, "flush", 1, 5000, hook_flush, NULL, &err) != 0) {

@@ -220,7 +220,8 @@ HEALTH_EXPORT void health_options_init(health_options_t *opts);
  * empty variables leave fields unchanged.  A malformed value is rejected with
  * HEALTH_EINVAL and a message naming the variable; `opts` is then left
  * entirely unchanged.  String fields point into the environment (copied later
- * by health_new()).  Before start (reads the environment).
+ * by health_new()).  Before start (reads the environment).  Prefer
+ * health_config_from_env(), which reads every family of variables.
  * @param opts options filled by health_options_init().
  * @param err  optional error detail.
  * @return 0 or HEALTH_EINVAL.
@@ -242,6 +243,34 @@ typedef struct health health_t;
  */
 HEALTH_EXPORT int health_new(health_t **out, const health_options_t *opts,
                              health_error_t *err);
+
+/**
+ * Configure the handle from every HEALTH_* environment variable it knows.
+ * One call reads them all: the options of health_options_t (applied to the
+ * handle's options and validated again as health_new() does), the fleet
+ * (HEALTH_JITTER, HEALTH_KEEP_CONNECTIONS), the paths (HEALTH_READY_PATH,
+ * HEALTH_LIVE_PATH, HEALTH_METRICS_PATH), the controls
+ * (HEALTH_STARTUP_DEADLINE_MS, HEALTH_AGENT_*), the checks (HEALTH_CHECK_*,
+ * as health_add_checks_from_env()) and HEALTH_NOFILE_MAX.  This is the one
+ * to use: the library reads no variable on its own, and the older
+ * *_from_env() calls each read one family.  Call it right after
+ * health_new(), before adding checks and hooks: the defaults it sets
+ * (check interval, timeout, thresholds, hook timeout) apply to those added
+ * after it.  A variable overrides what the program set before the call; a
+ * setter called after it overrides the variable.
+ *
+ * All or nothing: every variable is parsed and validated before anything
+ * changes; a malformed or out-of-range value (or a failed check
+ * registration) is an error whose message names the variable, and the
+ * handle is then as before the call.  Unset or empty variables change
+ * nothing.  A HEALTH_* variable the library does not know (a typo such as
+ * HEALTH_DRAIN_MSS) is not an error, since other software may use the
+ * prefix: a successful call logs it at warn level by name ("env_unknown").
+ * Strings are copied.  Before start; from the thread that configures the handle.
+ * @return 0, HEALTH_EINVAL, HEALTH_EURL, HEALTH_ETLS, HEALTH_EEXIST,
+ *         HEALTH_ESTATE, HEALTH_EFORKED, HEALTH_ENOMEM or HEALTH_ENOTSUP.
+ */
+HEALTH_EXPORT int health_config_from_env(health_t *h, health_error_t *err);
 
 /**
  * Start the check scheduler, the HTTP server and (unless disabled) the
@@ -274,7 +303,7 @@ HEALTH_EXPORT int health_start(health_t *h, health_error_t *err);
  * health_check_foreach(), health_set_ready(), health_set_not_ready(), the
  * registration and setting calls (health_add_*, health_set_*,
  * health_heartbeat_add(), health_heartbeat_remove(), health_open_gate(),
- * health_on_drain(), health_controls_from_env(),
+ * health_on_drain(), health_config_from_env(), health_controls_from_env(),
  * health_agent_set_weight()) return HEALTH_EFORKED; health_status()
  * returns HEALTH_FAIL (the child has no checks of its own);
  * health_drain_fd() returns -1; health_shutdown(), health_inflight_begin()
@@ -674,6 +703,7 @@ HEALTH_EXPORT void health_serve_options_init(health_serve_options_t *o);
  * HEALTH_METRICS_PATH (unset or empty: unchanged).  A malformed value is
  * rejected naming the variable and `o` is left unchanged.  Strings point
  * into the environment.  Before start (reads the environment).
+ * health_config_from_env() reads these with every other variable.
  * @return 0 or HEALTH_EINVAL.
  */
 HEALTH_EXPORT int health_serve_options_from_env(health_serve_options_t *o,
@@ -828,7 +858,8 @@ HEALTH_EXPORT void health_fleet_options_init(health_fleet_options_t *o);
  * HEALTH_KEEP_CONNECTIONS = 1/0, true/false, yes/no or on/off.
  * Unset or empty variables change nothing; a malformed value is rejected
  * with HEALTH_EINVAL naming the variable and `o` is left unchanged.
- * Before start (reads the environment).
+ * Before start (reads the environment).  health_config_from_env() reads
+ * these with every other variable.
  * @param o   options filled by health_fleet_options_init().
  * @param err optional error detail.
  * @return 0 or HEALTH_EINVAL.
@@ -1086,6 +1117,7 @@ HEALTH_EXPORT int health_add_fds(health_t *h, const char *name,
  * message names the variable (never echoing a URL that holds a password).
  * HEALTH_CHECK_INTERVAL_MS and HEALTH_CHECK_TIMEOUT_MS are the handle's
  * defaults (health_options_from_env()), not checks.  Before start.
+ * health_config_from_env() does this with every other variable.
  * @param added optional: receives the number of checks registered.
  * @return 0, HEALTH_EINVAL, HEALTH_EURL, HEALTH_ETLS, HEALTH_EEXIST,
  *         HEALTH_ESTATE, HEALTH_ENOMEM or HEALTH_ENOTSUP.
@@ -1298,7 +1330,8 @@ HEALTH_EXPORT unsigned health_agent_port(const health_t *h);
  * HEALTH_AGENT_ADDRESS and HEALTH_AGENT_WEIGHT (these two need the agent
  * on).  Unset or empty variables change nothing; a malformed value is
  * HEALTH_EINVAL naming the variable, and then nothing changes.  Before
- * start (reads the environment).
+ * start (reads the environment).  health_config_from_env() reads these
+ * with every other variable.
  * @return 0, HEALTH_EINVAL, HEALTH_ESTATE or HEALTH_ENOMEM.
  */
 HEALTH_EXPORT int health_controls_from_env(health_t *h, health_error_t *err);
@@ -1313,9 +1346,9 @@ HEALTH_EXPORT int health_controls_from_env(health_t *h, health_error_t *err);
  * is lower it raises it as far as needed, never above the hard limit nor
  * above `max_soft`.  If the room stays too small, the connection cap
  * shrinks to fit and a warning is logged ("connections_capped").
- * Without this call, the environment variable HEALTH_NOFILE_MAX (a number,
- * 0, or "hard") sets the ceiling; without either, the ceiling is the hard
- * limit.  Pass 0 to never change the limit (for instance in a process that
+ * health_config_from_env() sets it from HEALTH_NOFILE_MAX (a number,
+ * 0, or "hard"; the library no longer reads it at start); without either,
+ * the ceiling is the hard limit.  Pass 0 to never change the limit (for instance in a process that
  * still uses select(), which fails on descriptors above 1023).
  * Before start.
  * @param max_soft the highest soft limit the library may set; 0: never raise.

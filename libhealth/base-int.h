@@ -59,6 +59,30 @@ int health__serve_options_from_lookup(health_serve_options_t *o, health__lookup_
                                       void *arg, health_error_t *err);
 int health__controls_from_lookup(health_t *h, health__lookup_fn lookup, void *arg,
                                  health_error_t *err);
+/* health__controls_from_lookup() in two steps: parse and validate
+ * (nothing changes), then apply (fails only out of memory or after start). */
+typedef struct {
+  unsigned deadline, port, weight;
+  int has_deadline, has_port, has_weight;
+  const char *address; /* the lookup's, or NULL */
+} health__controls_env_t;
+int health__controls_env_parse(const health_t *h, health__lookup_fn lookup, void *arg,
+                               health__controls_env_t *c, health_error_t *err);
+int health__controls_env_apply(health_t *h, const health__controls_env_t *c, health_error_t *err);
+/* health_fleet_options_from_env() (jitter.c) with `lookup`. */
+int health__fleet_options_from_lookup(health_fleet_options_t *opts, health__lookup_fn lookup,
+                                      void *arg, health_error_t *err);
+/* HEALTH_NOFILE_MAX (guard_nofile.c): *set 0 when unset, else *max as
+ * health_set_nofile_max() takes it. */
+int health__nofile_from_lookup(health__lookup_fn lookup, void *arg, int *set, unsigned long *max,
+                               health_error_t *err);
+/* The handle's current paths as serve options (paths.c). */
+void health__serve_options_get(const health_t *h, health_serve_options_t *o);
+/* health_config_from_env() (config.c) with `lookup` for the values and
+ * `names` (environ's shape: "NAME" or "NAME=VALUE", NULL-ended) for the
+ * variables there are: HEALTH_CHECK_* and the unknown ones. */
+int health__config_from_lookup(health_t *h, health__lookup_fn lookup, void *arg,
+                               const char *const *names, health_error_t *err);
 
 /* ---- errors (error.c) ---- */
 /* Fill `err` (may be NULL) and return `code`. */

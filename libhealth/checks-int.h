@@ -238,8 +238,17 @@ const health__check_t *health__check_find_locked(const health_t *h, const char *
                                                  size_t *idx);
 
 /* ---- ready-made checkers configured from the environment (env_checks.c) ---- */
-/* Number of registered checks (takes h->lock), and dropping those after
- * the first `keep` (before start; checks.c). */
+/* HEALTH_CHECK_* parsed (the values are `lookup`'s, which must outlive
+ * the result; `names` as environ: "NAME" or "NAME=VALUE", NULL-ended), then
+ * registered all or nothing (a failure removes what it added). */
+typedef struct health__checks_env health__checks_env_t;
+int health__checks_env_parse(health__lookup_fn lookup, void *arg, const char *const *names,
+                             health__checks_env_t **out, health_error_t *err);
+int health__checks_env_add(health_t *h, health__checks_env_t *ce, unsigned *added,
+                           health_error_t *err);
+void health__checks_env_free(health__checks_env_t *ce);
+/* Number of registered checks (takes h->lock), and dropping those after the first `keep`
+ * (before start; checks.c). */
 size_t health__checks_count(health_t *h);
 void health__checks_truncate(health_t *h, size_t keep);
 

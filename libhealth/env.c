@@ -7,8 +7,6 @@
 #include "health-int.h"
 
 #include <arpa/inet.h>
-#include <errno.h>
-#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -66,34 +64,6 @@ static const num_opt_t num_opts[] = {
 
 static unsigned *num_field(health_options_t *o, const num_opt_t *n) {
   return (unsigned *)((char *)o + n->offset);
-}
-
-/* Strict unsigned decimal: digits only, no sign, no spaces, no overflow. */
-static int parse_uint(const char *s, unsigned long *out) {
-  if (!*s || strlen(s) > 10) return -1;
-  for (const char *p = s; *p; p++)
-    if (*p < '0' || *p > '9') return -1;
-  errno = 0;
-  unsigned long v = strtoul(s, NULL, 10);
-  if (errno) return -1;
-  *out = v;
-  return 0;
-}
-
-static int parse_bool(const char *s, int *out) {
-  static const char *yes[] = {"1", "true", "yes", "on"};
-  static const char *no[] = {"0", "false", "no", "off"};
-  for (size_t i = 0; i < 4; i++) {
-    if (strcasecmp(s, yes[i]) == 0) {
-      *out = 1;
-      return 0;
-    }
-    if (strcasecmp(s, no[i]) == 0) {
-      *out = 0;
-      return 0;
-    }
-  }
-  return -1;
 }
 
 static int printable(const char *s, size_t max) {
@@ -182,12 +152,12 @@ int health__options_from_lookup(health_options_t *opts, health__lookup_fn lookup
       o.port = HEALTH_PORT_OFF; /* no HTTP thread: the application serves health_render() */
       continue;
     }
-    unsigned long x;
-    if (parse_uint(v, &x) < 0 || x < n->min || x > n->max)
+    unsigned x;
+    if (health__env_uint(v, n->min, n->max, &x) < 0)
       return health__err(err, HEALTH_EINVAL, "%s='%.40s' is not a whole number from %u to %u%s",
                          n->var, v, n->min, n->max,
                          n->offset == offsetof(health_options_t, port) ? " (or off)" : "");
-    *num_field(&o, n) = (unsigned)x;
+    *num_field(&o, n) = x;
   }
 
   if ((v = lookup("HEALTH_ADDRESS", arg)) && *v) o.address = v;
@@ -216,7 +186,7 @@ int health__options_from_lookup(health_options_t *opts, health__lookup_fn lookup
       o.handle_signals = HEALTH_SIGNALS_REPLACE;
       continue;
     }
-    if (parse_bool(v, bools[i].field) < 0)
+    if (health__env_bool(v, bools[i].field) < 0)
       return health__err(err, HEALTH_EINVAL, "%s='%.40s' must be 1/0, true/false, yes/no or on/off%s",
                          bools[i].var, v, i == 0 ? ", chain or replace" : "");
   }

@@ -17,8 +17,7 @@
 #include <string.h>
 #include <strings.h>
 
-extern char **environ;
-
+#define KEY_MAX 128 /* HEALTH_CHECK_ + a 64-character name + the longest option */
 #define PREFIX "HEALTH_CHECK_"
 #define PREFIX_LEN 13
 #define MAX_VARS 256
@@ -89,9 +88,9 @@ static const struct {
 #define NOPTIONS (sizeof options / sizeof options[0])
 
 typedef struct var {
-  const char *env;  /* "HEALTH_CHECK_X=..." */
-  size_t keylen;    /* length of "HEALTH_CHECK_X" */
-  const char *rest; /* "X..." (not NUL-terminated at keylen) */
+  char env[KEY_MAX]; /* "HEALTH_CHECK_X" */
+  size_t keylen;     /* its length */
+  const char *rest;  /* "X..." (in env) */
   size_t restlen;
   const char *value;
   int owner;  /* index of the target var this option belongs to, -1: a target */
@@ -249,20 +248,33 @@ static int find_target(const var_t *vars, size_t n, const char *rest, size_t len
   return -1;
 }
 
-static int collect(var_t *vars, size_t *count, health_error_t *err) {
+/* `names` as environ ("NAME" or "NAME=VALUE"); values from `lookup`. */
+static int collect(var_t *vars, size_t *count, health__lookup_fn lookup, void *arg,
+                   const char *const *names, health_error_t *err) {
   size_t n = 0;
-  for (char **e = environ; e && *e; e++) {
-    const char *s = *e, *eq = strchr(s, '=');
-    if (strncmp(s, PREFIX, PREFIX_LEN) != 0 || !eq || !eq[1]) continue;
-    size_t keylen = (size_t)(eq - s);
+  for (const char *const *e = names; e && *e; e++) {
+    const char *s = *e;
+    size_t keylen = strcspn(s, "=");
+    if (strncmp(s, PREFIX, PREFIX_LEN) != 0) continue;
+    if (keylen >= KEY_MAX)
+      return health__err(err, HEALTH_EINVAL, "%.*s...: a variable name has at most %d characters",
+                         KEY_MAX - 1, s, KEY_MAX - 1);
+    if (n == MAX_VARS)
+      return health__err(err, HEALTH_EINVAL, "more than %d HEALTH_CHECK_* variables", MAX_VARS);
+    memcpy(vars[n].env, s, keylen);
+    vars[n].env[keylen] = 0;
+    s = vars[n].env;
+    const char *value = lookup(s, arg);
+    if (!value || !*value) continue;
+    int dup = 0; /* a name given twice (a lint's file and --env) counts once */
+    for (size_t i = 0; i < n && !dup; i++) dup = strcmp(vars[i].env, s) == 0;
+    if (dup) continue;
     const char *rest = s + PREFIX_LEN;
     size_t restlen = keylen - PREFIX_LEN;
     /* The handle's defaults (health_options_from_env()), not checks. */
     if ((restlen == 11 && !strncmp(rest, "INTERVAL_MS", 11)) ||
         (restlen == 10 && !strncmp(rest, "TIMEOUT_MS", 10)))
       continue;
-    if (n == MAX_VARS)
-      return health__err(err, HEALTH_EINVAL, "more than %d HEALTH_CHECK_* variables", MAX_VARS);
     if (restlen == 0 || rest[0] == '_' || rest[restlen - 1] == '_')
       return health__err(err, HEALTH_EINVAL, "%.*s: expected HEALTH_CHECK_<NAME>", (int)keylen, s);
     for (size_t i = 0; i < restlen; i++)
@@ -270,11 +282,10 @@ static int collect(var_t *vars, size_t *count, health_error_t *err) {
         return health__err(err, HEALTH_EINVAL,
                            "%.*s: the name after HEALTH_CHECK_ must be upper-case letters, digits and '_'",
                            (int)keylen, s);
-    vars[n].env = s;
     vars[n].keylen = keylen;
     vars[n].rest = rest;
     vars[n].restlen = restlen;
-    vars[n].value = eq + 1;
+    vars[n].value = value;
     vars[n].owner = -1;
     vars[n].option = -1;
     n++;
@@ -341,27 +352,37 @@ static int add_one(health_t *h, spec_t *sp, const var_t *v, health_error_t *err)
   }
 }
 
-HEALTH_EXPORT int health_add_checks_from_env(health_t *h, unsigned *added, health_error_t *err) {
-  var_t *vars = NULL;
-  spec_t *specs = NULL;
-  size_t n = 0, nspecs = 0;
+struct health__checks_env {
+  var_t *vars;
+  spec_t *specs;
+  size_t nspecs;
+};
+
+void health__checks_env_free(health__checks_env_t *ce) {
+  if (!ce) return;
+  free(ce->specs);
+  free(ce->vars);
+  free(ce);
+}
+
+int health__checks_env_parse(health__lookup_fn lookup, void *arg, const char *const *names,
+                             health__checks_env_t **out, health_error_t *err) {
   int rc;
-  if (added) *added = 0;
-  if (!h) return health__err(err, HEALTH_EINVAL, "health_add_checks_from_env: handle is required");
-  if (health__forked(h)) return health__err(err, HEALTH_EFORKED, "%s: the handle belongs to the parent process", __func__);
-  if (h->state != HEALTH__ST_NEW)
-    return health__err(err, HEALTH_ESTATE, "checks must be added before health_start()");
-  if (!(vars = calloc(MAX_VARS, sizeof *vars))) return health__err(err, HEALTH_ENOMEM, "out of memory");
-  if ((rc = collect(vars, &n, err)) != 0) goto out;
-  if (!(specs = calloc(n ? n : 1, sizeof *specs))) {
-    rc = health__err(err, HEALTH_ENOMEM, "out of memory");
-    goto out;
+  *out = NULL;
+  health__checks_env_t *ce = calloc(1, sizeof *ce);
+  if (!ce || !(ce->vars = calloc(MAX_VARS, sizeof *ce->vars)) ||
+      !(ce->specs = calloc(MAX_VARS, sizeof *ce->specs))) {
+    health__checks_env_free(ce);
+    return health__err(err, HEALTH_ENOMEM, "out of memory");
   }
+  var_t *vars = ce->vars;
+  size_t n = 0;
+  if ((rc = collect(vars, &n, lookup, arg, names, err)) != 0) goto out;
   /* Parse everything before registering anything. */
   for (size_t i = 0; i < n; i++) {
     const var_t *v = &vars[i];
     if (v->owner >= 0) continue;
-    spec_t *sp = &specs[nspecs++];
+    spec_t *sp = &ce->specs[ce->nspecs++];
     sp->var = (int)i;
     if (!(sp->kind = scheme_of(v))) {
       rc = unknown_scheme(vars, n, v, err);
@@ -401,23 +422,29 @@ HEALTH_EXPORT int health_add_checks_from_env(health_t *h, unsigned *added, healt
       goto out;
     }
   }
+  *out = ce;
+  return 0;
+out:
+  health__checks_env_free(ce);
+  return rc;
+}
+
+int health__checks_env_add(health_t *h, health__checks_env_t *ce, unsigned *added,
+                           health_error_t *err) {
   size_t before = health__checks_count(h);
-  for (size_t i = 0; i < nspecs; i++) {
-    const var_t *v = &vars[specs[i].var];
+  if (added) *added = 0;
+  for (size_t i = 0; i < ce->nspecs; i++) {
+    const var_t *v = &ce->vars[ce->specs[i].var];
     health_error_t e;
-    if ((rc = add_one(h, &specs[i], v, &e)) != 0) {
+    int rc = add_one(h, &ce->specs[i], v, &e);
+    if (rc != 0) {
       health__checks_truncate(h, before);
-      rc = health__err(err, rc, "%.*s: %s", (int)v->keylen, v->env, e.text);
-      goto out;
+      return health__err(err, rc, "%.*s: %s", (int)v->keylen, v->env, e.text);
     }
   }
-  for (size_t i = 0; i < nspecs; i++)
-    health__log(h, HEALTH_LOG_INFO, "check_from_env", "check", specs[i].name, "checker",
-                kind_word(specs[i].kind), NULL);
-  if (added) *added = (unsigned)nspecs;
-  rc = 0;
-out:
-  free(specs);
-  free(vars);
-  return rc;
+  for (size_t i = 0; i < ce->nspecs; i++)
+    health__log(h, HEALTH_LOG_INFO, "check_from_env", "check", ce->specs[i].name, "checker",
+                kind_word(ce->specs[i].kind), NULL);
+  if (added) *added = (unsigned)ce->nspecs;
+  return 0;
 }

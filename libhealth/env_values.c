@@ -1,4 +1,4 @@
-/* Values of HEALTH_CHECK_* option variables: strict and locale-free (a
+/* Values of HEALTH_* variables, one parser per kind: strict and locale-free (a
  * comma-decimal LC_NUMERIC must not change what "12.5%" means). */
 #include "health-int.h"
 
@@ -21,12 +21,13 @@ int health__env_bool(const char *s, int *out) {
   return -1;
 }
 
+/* Strict unsigned decimal: digits only (no sign, space or hex), lo to hi. */
 int health__env_uint(const char *s, unsigned long lo, unsigned long hi, unsigned *out) {
-  unsigned long v = 0;
+  unsigned long long v = 0; /* 10 digits fit, even where long has 32 bits */
   if (!*s || strlen(s) > 10) return -1;
   for (const char *p = s; *p; p++) {
     if (*p < '0' || *p > '9') return -1;
-    v = v * 10 + (unsigned long)(*p - '0');
+    v = v * 10 + (unsigned long long)(*p - '0');
   }
   if (v < lo || v > hi) return -1;
   *out = (unsigned)v;

@@ -2,7 +2,7 @@
  * Descriptors for the health port's connections (the connection guard,
  * guard.c): the soft RLIMIT_NOFILE is raised as far as the guard's table
  * needs, never above the hard limit nor the application's ceiling
- * (health_set_nofile_max(), HEALTH_NOFILE_MAX).
+ * (health_set_nofile_max(), HEALTH_NOFILE_MAX through health_config_from_env()).
  */
 #include "health-int.h"
 
@@ -72,13 +72,15 @@ HEALTH_EXPORT int health_set_nofile_max(health_t *h, unsigned long max_soft,
   return 0;
 }
 
-/* HEALTH_NOFILE_MAX, unless the application set the ceiling itself. */
-int health__guard_env(health_t *h, health_error_t *err) {
-  const char *v = getenv("HEALTH_NOFILE_MAX");
-  if (h->http.nofile_set || !v || !*v) return 0;
+/* HEALTH_NOFILE_MAX (read by health_config_from_env, config.c). */
+int health__nofile_from_lookup(health__lookup_fn lookup, void *arg, int *set, unsigned long *max,
+                               health_error_t *err) {
+  const char *v = lookup("HEALTH_NOFILE_MAX", arg);
+  *set = 0;
+  if (!v || !*v) return 0;
   if (strcmp(v, "hard") == 0) {
-    h->http.nofile_max = HEALTH__NOFILE_HARD;
-    h->http.nofile_set = 1;
+    *max = HEALTH__NOFILE_HARD;
+    *set = 1;
     return 0;
   }
   /* The strict parser every number of the environment goes through: digits
@@ -87,8 +89,8 @@ int health__guard_env(health_t *h, health_error_t *err) {
   unsigned n;
   if (health__env_uint(v, 0, 1UL << 30, &n) != 0)
     return health__err(err, HEALTH_EINVAL,
-                       "HEALTH_NOFILE_MAX='%s': want a number of descriptors (0-1073741824), 0 or 'hard'", v);
-  h->http.nofile_max = n;
-  h->http.nofile_set = 1;
+                       "HEALTH_NOFILE_MAX='%.40s': want a number of descriptors (0-1073741824), 0 or 'hard'", v);
+  *max = n;
+  *set = 1;
   return 0;
 }

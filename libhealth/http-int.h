@@ -72,7 +72,6 @@ void health__http_fixed_free(health_t *h);
  * new/free/env runs on libmicrohttpd's thread. */
 typedef struct health__guard health__guard_t;
 #define HEALTH__NOFILE_HARD ((unsigned long)-1)
-int health__guard_env(health_t *h, health_error_t *err); /* HEALTH_NOFILE_MAX (guard_nofile.c) */
 /* Room for `want` connections: raises the soft RLIMIT_NOFILE as far as
  * needed and allowed; returns how many descriptors connections may use
  * (guard_nofile.c). */

@@ -315,11 +315,6 @@ int health__http_start(health_t *h, health_error_t *err) {
     return health__err(err, HEALTH_ENOMEM, "out of memory creating HTTP responses");
   }
 
-  int rc = health__guard_env(h, err);
-  if (rc != 0) {
-    health__http_stop(h);
-    return rc;
-  }
   h->http.guard = health__guard_new(h);
   if (!h->http.guard) {
     health__http_stop(h);

@@ -94,48 +94,37 @@ HEALTH_EXPORT void health_fleet_options_init(health_fleet_options_t *o) {
   o->keep_connections = 1;
 }
 
-static int parse_bool(const char *s, int *out) {
-  static const char *yes[] = {"1", "true", "yes", "on"};
-  static const char *no[] = {"0", "false", "no", "off"};
-  for (size_t i = 0; i < 4; i++) {
-    if (strcasecmp(s, yes[i]) == 0) {
-      *out = 1;
-      return 0;
-    }
-    if (strcasecmp(s, no[i]) == 0) {
-      *out = 0;
-      return 0;
-    }
-  }
-  return -1;
-}
-
 HEALTH_EXPORT int health_fleet_options_from_env(health_fleet_options_t *opts,
                                                 health_error_t *err) {
+  return health__fleet_options_from_lookup(opts, health__env_lookup, NULL, err);
+}
+
+int health__fleet_options_from_lookup(health_fleet_options_t *opts, health__lookup_fn lookup,
+                                      void *arg, health_error_t *err) {
   if (!opts) return health__err(err, HEALTH_EINVAL, "options are required");
   int rc = HEALTH__RESERVED_CHECK(opts, "health_fleet_options", err);
   if (rc) return rc;
   health_fleet_options_t o = *opts; /* all or nothing */
-  const char *v = getenv("HEALTH_JITTER");
+  const char *v = lookup("HEALTH_JITTER", arg);
   if (v && *v) {
-    size_t n = strspn(v, "0123456789");
+    unsigned pct;
     if (strcasecmp(v, "on") == 0) {
       o.initial_offset = o.backoff = 1;
       o.run_jitter_percent = RUN_PERCENT_DEFAULT;
     } else if (strcasecmp(v, "off") == 0) {
       o.initial_offset = o.backoff = 0;
       o.run_jitter_percent = 0;
-    } else if (n > 0 && n <= 2 && v[n] == 0 && atoi(v) <= RUN_PERCENT_MAX) {
+    } else if (strlen(v) <= 2 && health__env_uint(v, 0, RUN_PERCENT_MAX, &pct) == 0) {
       o.initial_offset = o.backoff = 1;
-      o.run_jitter_percent = (unsigned)atoi(v);
+      o.run_jitter_percent = pct;
     } else {
       return health__err(err, HEALTH_EINVAL,
                          "HEALTH_JITTER='%.40s' must be on, off or a whole number from 0 to %d",
                          v, RUN_PERCENT_MAX);
     }
   }
-  v = getenv("HEALTH_KEEP_CONNECTIONS");
-  if (v && *v && parse_bool(v, &o.keep_connections) < 0)
+  v = lookup("HEALTH_KEEP_CONNECTIONS", arg);
+  if (v && *v && health__env_bool(v, &o.keep_connections) < 0)
     return health__err(err, HEALTH_EINVAL,
                        "HEALTH_KEEP_CONNECTIONS='%.40s' must be 1/0, true/false, yes/no or on/off",
                        v);

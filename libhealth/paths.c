@@ -55,6 +55,15 @@ HEALTH_EXPORT int health_serve_options_from_env(health_serve_options_t *o, healt
   return health__serve_options_from_lookup(o, health__env_lookup, NULL, err);
 }
 
+void health__serve_options_get(const health_t *h, health_serve_options_t *o) {
+  const struct health__obs *b = h->obs;
+  health_serve_options_init(o);
+  if (b->ready_path) o->ready_path = b->ready_path;
+  if (b->live_path) o->live_path = b->live_path;
+  if (b->metrics_off) o->metrics_path = "off";
+  else if (b->metrics_path) o->metrics_path = b->metrics_path;
+}
+
 int health__serve_options_from_lookup(health_serve_options_t *o, health__lookup_fn lookup,
                                       void *arg, health_error_t *err) {
   if (!o) return health__err(err, HEALTH_EINVAL, "options are required");

@@ -297,18 +297,30 @@ START_TEST(test_nofile_raised) {
   ck_assert_uint_lt(health__guard_slots(g_h->http.guard), 256);
   teardown();
 
-  /* The environment sets the ceiling; nonsense is refused by name. */
+  /* The environment sets the ceiling through health_config_from_env();
+   * nonsense is refused by name. */
   static const char *bad[] = {"lots", "+5", " 5", "5 ", "0x10", "-1", "1073741825", "99999999999", "5k"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     setenv("HEALTH_NOFILE_MAX", bad[i], 1);
     options(&o, 128, 10);
-    ck_assert_msg(start_h(&o, &err) == HEALTH_EINVAL, "HEALTH_NOFILE_MAX='%s' accepted", bad[i]);
+    ck_assert_int_eq(health_new(&g_h, &o, &err), 0);
+    ck_assert_msg(health_config_from_env(g_h, &err) == HEALTH_EINVAL, "HEALTH_NOFILE_MAX='%s' accepted", bad[i]);
     ck_assert_ptr_nonnull(strstr(err.text, "HEALTH_NOFILE_MAX"));
     teardown();
   }
+  /* Nothing reads it implicitly any more: health_start() alone ignores it. */
+  setenv("HEALTH_NOFILE_MAX", "lots", 1);
+  options(&o, 128, 10);
+  start_with(&o);
+  teardown();
+  rl.rlim_cur = 256;
+  ck_assert_int_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
   setenv("HEALTH_NOFILE_MAX", "600", 1);
   options(&o, 1000, 10);
-  start_with(&o);
+  ck_assert_int_eq(health_new(&g_h, &o, &err), 0);
+  ck_assert_msg(health_config_from_env(g_h, &err) == 0, "%s", err.text);
+  ck_assert_int_eq(health_add_check(g_h, "ok", pass_check, NULL, NULL, NULL, &err), 0);
+  ck_assert_msg(health_start(g_h, &err) == 0, "%s", err.text);
   ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
   ck_assert_uint_eq(rl.rlim_cur, 600);
   unsetenv("HEALTH_NOFILE_MAX");

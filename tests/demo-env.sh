@@ -2,12 +2,17 @@
 # The demo service configured through HEALTH_CHECK_<NAME> variables only:
 # every built-in checker shows up in /ready, passwords in target URLs never
 # appear in the body or the log, and a malformed variable stops the start
-# with a message naming it.  Needs curl (skips without it).
+# with a message naming it.  The demo reads every HEALTH_* variable through
+# health_config_from_env(): a bad one of each family (options, fleet,
+# paths, controls, checks, HEALTH_NOFILE_MAX) stops the start naming it,
+# and HEALTH_KEEP_CONNECTIONS=0 takes effect (a real Redis sees a new
+# connection per run).  Needs curl (skips without it).
 set -u
 
 command -v curl >/dev/null 2>&1 || { echo "demo-env.sh: curl not found, skipping" >&2; exit 77; }
 
 : "${top_builddir:=.}"
+: "${top_srcdir:=$(cd "$(dirname "$0")/.." && pwd)}"
 DEMO="$top_builddir/examples/demo-service"
 [ -x "$DEMO" ] || { echo "demo-env.sh: $DEMO not built" >&2; exit 1; }
 SECRET='Demo-env-Secret-93q'
@@ -17,8 +22,10 @@ TMP=$(mktemp -d "${TMPDIR:-/tmp}/libhealth-demo-env-XXXXXX") || exit 1
 FLUSH_FILE="$TMP/flush.log"
 export FLUSH_FILE
 PID=
+REDIS=
 cleanup() {
   [ -n "$PID" ] && kill -9 "$PID" 2>/dev/null
+  [ -n "$REDIS" ] && sh "$top_srcdir/tests/redis-server.sh" stop "$TMP/redis" >/dev/null 2>&1
   wait 2>/dev/null
   rm -rf "$TMP"
 }
@@ -127,5 +134,56 @@ rc=$?
 grep -q 'HEALTH_CHECK_BROKEN: check .broken.: invalid HTTP URL: port out of range' "$TMP/service.log" ||
   fail "the error does not name the variable"
 grep -q "$SECRET" "$TMP/service.log" && fail "the error echoes the password"
+
+# ---- one bad variable of each family: refused by name, nothing applied ----
+for bad in HEALTH_JITTER=51 HEALTH_DRAIN_MS=5s HEALTH_READY_PATH=ready HEALTH_AGENT_WEIGHT=300 \
+  HEALTH_CHECK_BROKEN=ftp://x HEALTH_NOFILE_MAX=+5; do
+  name=${bad%%=*}
+  # (bounded: a demo that ignored the variable would serve until killed)
+  timeout 10 env "$bad" PORT=$PORT HEALTH_PORT=$HPORT HEALTH_ADDRESS=127.0.0.1 "$DEMO" >"$TMP/service.log" 2>&1
+  rc=$?
+  [ $rc = 2 ] || fail "$bad gave exit code $rc, not 2"
+  grep -q "\"bad_config\".*$name" "$TMP/service.log" || fail "$bad: the error does not name $name"
+  grep -q '"check_from_env"' "$TMP/service.log" && fail "$bad: checks were registered anyway"
+  grep -q '"started"' "$TMP/service.log" && fail "$bad: the service started anyway"
+done
+
+# ---- HEALTH_KEEP_CONNECTIONS=0 takes effect: a connection per run ----
+for v in $(env | sed -n 's/^\(HEALTH_CHECK_[A-Z0-9_]*\)=.*/\1/p'); do unset "$v"; done
+if have HAVE_REDIS; then
+  ports=$(sh "$top_srcdir/tests/redis-server.sh" start "$TMP/redis" 2>"$TMP/redis.err")
+  rrc=$?
+  if [ $rrc = 0 ]; then
+    REDIS=1
+    RPORT=${ports#* }
+    conns() {
+      sh "$top_srcdir/tests/redis-server.sh" cli "$TMP/redis" INFO stats 2>/dev/null |
+        sed -n 's/^total_connections_received:\([0-9]*\).*/\1/p'
+    }
+    before=$(conns)
+    [ -n "$before" ] || fail "cannot read Redis's connection count"
+    HEALTH_CHECK_CACHE="redis://:dflt-Xq7-secret-pw@127.0.0.1:$RPORT" HEALTH_KEEP_CONNECTIONS=0 \
+      HEALTH_CHECK_INTERVAL_MS=100 HEALTH_JITTER=off PORT=$PORT HEALTH_PORT=$HPORT \
+      HEALTH_ADDRESS=127.0.0.1 "$DEMO" >"$TMP/service.log" 2>&1 &
+    PID=$!
+    # With connections kept, the check's runs share one connection; with
+    # HEALTH_KEEP_CONNECTIONS=0 each run opens its own: wait for 6 more.
+    # Each INFO counts its own redis-cli connection: i of them are taken off.
+    i=0
+    seen=0
+    while [ $i -lt 200 ] && [ $seen -lt 6 ]; do # up to ~10 s
+      sleep 0.05
+      now=$(conns)
+      i=$((i + 1))
+      [ -n "$now" ] && seen=$((now - before - i))
+    done
+    kill -TERM "$PID"
+    wait "$PID" 2>/dev/null
+    PID=
+    [ $seen -ge 6 ] || fail "HEALTH_KEEP_CONNECTIONS=0 had no effect: $seen connections in ~10 s"
+  elif [ $rrc != 77 ]; then
+    fail "redis-server.sh start failed: $(cat "$TMP/redis.err")"
+  fi
+fi
 echo "demo-env.sh: every checker configured from the environment"
 exit 0

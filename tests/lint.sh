@@ -115,6 +115,12 @@ rc, out, _ = run([os.path.join(corpus, "hl008-malformed.yaml")])
 # The library's own message (env.c), not the tool's.
 ok("HEALTH_DRAIN_MS='15s' is not a whole number from 0 to 600000" in out and ":12: HL008:" in out,
    "HL008 does not carry the library's message and the line: %r" % out)
+# The families health_config_from_env() reads beside the options: the fleet
+# and HEALTH_NOFILE_MAX go through the same parsers.
+for bad in ("HEALTH_JITTER=51", "HEALTH_NOFILE_MAX=+5"):
+    rc, out, _ = run(["--env", bad, os.path.join(corpus, "good-k8s.yaml")])
+    ok(rc == 1 and "HL008" in out and bad.split("=")[0] + "='" in out,
+       "--env %s: no HL008 naming it: %r" % (bad, out))
 # Tabs: a JSON task definition indented with tabs reads (libyaml alone
 # refuses a tab where YAML indents).
 for name in ("good-task-definition.json",):

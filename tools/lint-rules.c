@@ -58,7 +58,7 @@ static void malformed(look_t *k, const char *text) {
   char name[64] = "";
   if (h) snprintf(name, sizeof name, "%.*s", (int)strspn(h, "ABCDEFGHIJKLMNOPQRSTUVWXYZ_0123456789"), h);
   lint_problem(k->l, k->u->file, *name ? var_line(k, name) : k->u->line, "HL008",
-               "%s: the library refuses its settings (health_start would fail): %s\n"
+               "%s: the library refuses its settings (health_config_from_env would fail): %s\n"
                "give %s a value the library accepts (README: configuration)",
                where(k->l, k->u), text, *name ? name : "the variable");
 }
@@ -272,6 +272,16 @@ static void unit(lint_t *l, lint_unit_t *u, const unsigned *hooks, size_t nhooks
     return;
   }
   if (health__serve_options_from_lookup(&c.so, lookup, &c.k, &err)) {
+    malformed(&c.k, err.text);
+    return;
+  }
+  /* The other families health_config_from_env() parses without a handle. */
+  health_fleet_options_t fo;
+  health_fleet_options_init(&fo);
+  int nofile_set;
+  unsigned long nofile_max;
+  if (health__fleet_options_from_lookup(&fo, lookup, &c.k, &err) ||
+      health__nofile_from_lookup(lookup, &c.k, &nofile_set, &nofile_max, &err)) {
     malformed(&c.k, err.text);
     return;
   }
