@@ -818,7 +818,7 @@ HEALTH_EXPORT int health_check_foreach(health_t *h,
  * fields, pass to health_set_fleet().  Environment variables are given
  * beside each field; see health_fleet_options_from_env().
  *
- * Bounds, for a check of interval I (see the README, "Fleets"):
+ * Bounds, for a check of interval I (see docs/operations.md, "Fleets"):
  *  - every check's first run is at start (readiness is not delayed); its
  *    second run comes at a random point of (0, I] after the first, so
  *    replicas started together fall out of step at once;

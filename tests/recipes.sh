@@ -2,13 +2,14 @@
 # The deploy recipes parse, and their numbers agree with each other and with
 # the library's defaults, read from libhealth/env.c (health_options_init) and
 # the demo's source, so that changing a default breaks this test until the
-# recipes and deploy/README.md follow:
+# recipes and the docs follow:
 #
 #   deploy/Dockerfile               stages, non-root USER, HEALTHCHECK with health-probe
 #   deploy/ecs/task-definition.json healthCheck in ECS's ranges, stopTimeout, secrets
 #   deploy/ecs/target-group.json    ALB health check on /ready, port 8081
 #   deploy/k8s/deployment.yaml      probes, terminationGracePeriodSeconds
-#   deploy/README.md                the timing-budget table
+#   docs/operations.md              the timing-budget table
+#   docs/environment.md             the defaults of the variables table
 #
 # The timing budget itself (drain >= the load balancer's notice time, drain
 # + the demo's hook timeouts <= shutdown deadline < stopTimeout /
@@ -81,16 +82,16 @@ ok(len(hooks) > 0, "no health_add_hook() calls found in examples/demo-service.c"
 print("recipes: library defaults: " + ", ".join("%s=%d" % kv for kv in sorted(defaults.items()))
       + "; demo PORT=%d; demo hooks: %s" % (app_port, ", ".join("%s %s ms" % h for h in hooks)))
 
-# The main README's configuration table, where it lists a variable, agrees.
-try:
-    readme = read("README.md")
-except OSError:
-    readme = ""
+# The environment reference table, where it lists a variable, agrees.
+readme = read("docs/environment.md")
+listed = 0
 for var, val in defaults.items():
     row = re.search(r"^\|\s*`%s`\s*\|\s*`?(\d+)`?\s*\|" % var, readme, re.M)
     if row:
+        listed += 1
         ok(int(row.group(1)) == val,
-           "README.md says %s defaults to %s, libhealth/env.c says %d" % (var, row.group(1), val))
+           "docs/environment.md says %s defaults to %s, libhealth/env.c says %d" % (var, row.group(1), val))
+ok(listed > 0, "docs/environment.md: no table row gives a default of libhealth/env.c")
 
 
 def effective(env):
@@ -108,7 +109,7 @@ def check_env(where, env):
     for k, v in env.items():
         if k in defaults and re.fullmatch(r"\d+", str(v)):
             ok(int(v) == defaults[k],
-               "%s sets %s=%s but the library default is %d (update the recipe and the README together)"
+               "%s sets %s=%s but the library default is %d (update the recipe and docs/environment.md together)"
                % (where, k, v, defaults[k]))
     ok(str(env.get("PORT", app_port)) == str(app_port), "%s: PORT is not %d" % (where, app_port))
     for secret in ("DATABASE_URL", "REDIS_URL"):
@@ -355,19 +356,19 @@ else:
         ok(os.path.dirname(env.get("FLUSH_FILE", "")) in mounts,
            "k8s: FLUSH_FILE's directory is not a mounted volume (readOnlyRootFilesystem)")
 
-# ------------------------------------------------------- deploy/README.md
-doc = read("README.md")
+# ------------------------------------------------------- docs/operations.md
+doc = read("docs/operations.md")
 for var, val in defaults.items():
     rows = [ln for ln in doc.splitlines() if ln.startswith("|") and "`%s`" % var in ln]
     forms = {str(val)}
     if var.endswith("_MS"):
         forms |= {"%g s" % (val / 1000.0), "%d ms" % val}
     ok(any(any(re.search(r"(?<![\d.])%s(?![\d.])" % re.escape(f), ln) for f in forms) for ln in rows),
-       "README.md (Running on ECS / Kubernetes / Docker): no table row gives `%s` its default %d" % (var, val))
+       "docs/operations.md (Running on ECS / Kubernetes / Docker): no table row gives `%s` its default %d" % (var, val))
 if td is not None and isinstance(td["containerDefinitions"][0].get("stopTimeout"), int):
     st = td["containerDefinitions"][0]["stopTimeout"]
     ok(re.search(r"stopTimeout[^|\n]*\|[^\n]*\b%d s\b" % st, doc) is not None,
-       "README.md (Running on ECS / Kubernetes / Docker): the table does not give stopTimeout as %d s" % st)
+       "docs/operations.md (Running on ECS / Kubernetes / Docker): the table does not give stopTimeout as %d s" % st)
 
 if failures:
     print("recipes: %d of %d checks failed" % (len(failures), len(failures) + passed[0]))
