@@ -9,7 +9,7 @@
  * another library (MHD_start_daemon) run between health__stdio_plug()
  * and health__stdio_unplug().  Descriptors such a library makes later
  * (connections libmicrohttpd accepts, libpq's sockets) cannot be moved
- * from here: README, "Stdio, descriptors and signals".
+ * from here: docs/guide.md, "Log sink, stdio and signals".
  */
 #include "health-int.h"
 

@@ -9,7 +9,7 @@
  * enforces the deadline whatever the sequence is blocked in: see
  * shutdown_seq.c.
  *
- * Repeated signals (documented in the README):
+ * Repeated signals (documented in docs/guide.md, "Shutdown"):
  *   1st  starts the sequence;
  *   2nd  ends the drain window now (logged); hooks still run;
  *   3rd+ exits at once with HEALTH_EXIT_FORCED, logging every hook skipped.

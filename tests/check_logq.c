@@ -208,7 +208,7 @@ static int closed_child(void *arg) {
   if (th_http(health_port(h), "GET", "/ready", &r) != 0 || r.status != 200) return 17;
   th_response_free(&r);
   /* Connections libmicrohttpd accepts take the lowest free number, which
-   * the library cannot move (README): here our client took 0 and the
+   * the library cannot move (docs/guide.md): here our client took 0 and the
    * server's side of it 1.  Nothing else may be there: no pipe, no
    * eventfd, no listening socket. */
   for (int fd = 0; fd < 3; fd++) {

@@ -1,7 +1,7 @@
 /* A real Prometheus server (Debian package prometheus), started here on
  * loopback with a throwaway storage directory and a 1 s scrape interval,
  * scrapes /metrics through a bearer token (HEALTH_DETAIL=token, as in the
- * README's scrape config); its query API must return the series with the
+ * scrape config of docs/operations.md); its query API must return the series with the
  * right values after a check fails.  Prometheus asks for OpenMetrics, so
  * its parser also checks that format.  Bounded in time; skipped (or failed
  * under HEALTH_TEST_REQUIRE_SERVERS) without the prometheus binary. */

@@ -4,7 +4,7 @@
  * deadline that may cut them, 1-3 signals, options from the API or from
  * HEALTH_* variables), a real child process runs a real shutdown at a
  * small time scale, and what its JSON log and exit code show is compared
- * with a model written here from the documented rules (README "Shutdown"):
+ * with a model written here from the documented rules (docs/guide.md, "Shutdown"):
  *
  *   drain end   = the 2nd signal if it comes first; else drain_min once
  *                 nothing is in flight (only when drain_min < drain); else

@@ -59,7 +59,7 @@ static void malformed(look_t *k, const char *text) {
   if (h) snprintf(name, sizeof name, "%.*s", (int)strspn(h, "ABCDEFGHIJKLMNOPQRSTUVWXYZ_0123456789"), h);
   lint_problem(k->l, k->u->file, *name ? var_line(k, name) : k->u->line, "HL008",
                "%s: the library refuses its settings (health_config_from_env would fail): %s\n"
-               "give %s a value the library accepts (README: configuration)",
+               "give %s a value the library accepts (docs/environment.md)",
                where(k->l, k->u), text, *name ? name : "the variable");
 }
 
