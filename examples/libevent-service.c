@@ -10,7 +10,7 @@
  * readiness fails at once, on the library's thread, whatever the loop is
  * doing; the loop sees health_drain_fd() readable and answers with
  * "Connection: close" from then on; after the drain the hook "stop-loop"
- * ends the loop (event_base_loopexit is thread-safe once
+ * waits for the answers the loop still owes (within its budget) and ends the loop (event_base_loopexit is thread-safe once
  * evthread_use_pthreads() was called), the hook "flush" writes every
  * recorded body to FLUSH_FILE (one per line, fsynced), and main() returns
  * health_wait()'s exit code.
@@ -106,6 +106,12 @@ typedef struct {
   struct event *ev;
 } slow_t;
 
+/* Requests the loop still owes an answer (the /slow timers): the hook that
+ * ends the loop waits for them, within its budget. */
+static pthread_mutex_t pending_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t pending_cond = PTHREAD_COND_INITIALIZER;
+static unsigned pending;
+
 static void slow_done(evutil_socket_t fd, short what, void *arg) {
   (void)fd;
   (void)what;
@@ -113,6 +119,9 @@ static void slow_done(evutil_socket_t fd, short what, void *arg) {
   reply(s->req, 200, "slow\n");
   event_free(s->ev);
   free(s);
+  pthread_mutex_lock(&pending_lock);
+  if (--pending == 0) pthread_cond_broadcast(&pending_cond);
+  pthread_mutex_unlock(&pending_lock);
   health_inflight_end(health);
 }
 
@@ -134,6 +143,9 @@ static void on_request(struct evhttp_request *req, void *arg) {
     s->ev = evtimer_new(base, slow_done, s);
     struct timeval tv = {ms / 1000, (ms % 1000) * 1000};
     health_inflight_begin(health); /* ended when answered */
+    pthread_mutex_lock(&pending_lock);
+    pending++;
+    pthread_mutex_unlock(&pending_lock);
     evtimer_add(s->ev, &tv);
   } else if (m == EVHTTP_REQ_POST && strcmp(path, "/work") == 0) {
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
@@ -169,10 +181,21 @@ static void on_drain(evutil_socket_t fd, short what, void *arg) {
   logj("info", "draining", "readiness fails; answering with Connection: close");
 }
 
-/* Hook 1, after the drain: end the loop (from a library thread). */
+/* Hook 1, after the drain: end the loop (from a library thread) once the
+ * requests it still owes are answered, or when the hook's budget is spent
+ * (a drain cut short by a second signal, a loop slower than the window). */
 static int hook_stop_loop(void *arg, unsigned budget_ms) {
   (void)arg;
-  (void)budget_ms;
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  unsigned wait_ms = budget_ms > 100 ? budget_ms - 100 : 0; /* leave time to exit the loop */
+  until.tv_sec += (time_t)(wait_ms / 1000);
+  until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+  if (until.tv_nsec >= 1000000000L) until.tv_sec++, until.tv_nsec -= 1000000000L;
+  pthread_mutex_lock(&pending_lock);
+  while (pending > 0 && pthread_cond_timedwait(&pending_cond, &pending_lock, &until) == 0) {
+  }
+  pthread_mutex_unlock(&pending_lock);
   return event_base_loopexit(base, NULL) == 0 ? 0 : 1;
 }
 
@@ -210,7 +233,7 @@ int main(void) {
   health_options_init(&opts);
   opts.exit_on_shutdown = 0; /* main() returns; the loop's code after dispatch runs */
   if (health_new(&health, &opts, &err) != 0 || health_config_from_env(health, &err) != 0 ||
-      health_add_hook(health, "stop-loop", 0, 1000, hook_stop_loop, NULL, &err) != 0 ||
+      health_add_hook(health, "stop-loop", 0, 3000, hook_stop_loop, NULL, &err) != 0 ||
       health_add_hook(health, "flush", 1, 5000, hook_flush, NULL, &err) != 0) {
     logj("error", "health", err.text);
     return 1;

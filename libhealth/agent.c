@@ -70,15 +70,16 @@ HEALTH_EXPORT int health_set_agent(health_t *h, const health_agent_options_t *o,
   return 0;
 }
 
-int health__agent_settings(health_t *h, health_agent_options_t *o) {
+int health__agent_settings(const health_t *h, health_agent_options_t *o) {
   health_agent_options_init(o);
-  pthread_mutex_lock(&h->lock);
+  pthread_mutex_t *lock = (pthread_mutex_t *)&h->lock; /* only read under it */
+  pthread_mutex_lock(lock);
   const health__controls_t *c = h->ctl;
   o->address = c->agent_address;
   o->port = c->agent_port;
   o->weight = atomic_load(&c->agent_weight);
   int on = c->agent_enabled;
-  pthread_mutex_unlock(&h->lock);
+  pthread_mutex_unlock(lock);
   return on;
 }
 

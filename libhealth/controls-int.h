@@ -100,7 +100,7 @@ void health__agent_stop(health_t *h);
  * (controls_env.c): *o filled as health_set_agent would take it back (the
  * address is the handle's copy, valid until the next health_set_agent);
  * returns 1 if the agent is on. */
-int health__agent_settings(health_t *h, health_agent_options_t *o);
+int health__agent_settings(const health_t *h, health_agent_options_t *o);
 /* names of heartbeats and gates follow health__valid_name() (checks.c) */
 /* ==== end of liveness and readiness controls ==== */
 
