@@ -668,6 +668,32 @@ static void *cpu_beater(void *arg) {
   return NULL;
 }
 
+/* The parent's side of the pause tests: the child writes its health port
+ * to `fd`; once `path` answers 200 (within ready_ms) the child is stopped
+ * for pause_ms, continued, and every answer after SIGCONT must be 200. */
+static void stop_and_probe(pid_t pid, int fd, const char *path, unsigned ready_ms,
+                           unsigned pause_ms) {
+  unsigned port = 0;
+  ck_assert_int_eq(read(fd, &port, sizeof port), (ssize_t)sizeof port);
+  close(fd);
+  uint64_t until = th_now_ms() + ready_ms;
+  while (th_status(port, "GET", path) != 200 && th_now_ms() < until) sleep_ms(5);
+  ck_assert_int_eq(th_status(port, "GET", path), 200);
+  kill(pid, SIGSTOP);
+  sleep_ms(pause_ms); /* the pause itself: time must pass while stopped */
+  kill(pid, SIGCONT);
+  int first = th_status(port, "GET", path);
+  int fails = first == 200 ? 0 : 1;
+  for (int i = 0; i < 20; i++) {
+    if (th_status(port, "GET", path) != 200) fails++;
+    sleep_ms(10);
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, NULL, 0);
+  ck_assert_msg(first == 200 && fails == 0, "after SIGCONT: first answer %d, %d failures", first,
+                fails);
+}
+
 /* A child whose work loop beats a heartbeat (max age 1 s) is stopped for
  * 2 s (SIGSTOP; CLOCK_MONOTONIC runs on) and continued: its first answers
  * must not blame the heartbeat for the pause. */
@@ -697,25 +723,7 @@ START_TEST(test_pause_is_not_staleness) {
     for (;;) pause();
   }
   close(p[1]);
-  unsigned port = 0;
-  ck_assert_int_eq(read(p[0], &port, sizeof port), (ssize_t)sizeof port);
-  close(p[0]);
-  uint64_t until = th_now_ms() + TS(3000);
-  while (th_status(port, "GET", "/health") != 200 && th_now_ms() < until) sleep_ms(5);
-  ck_assert_int_eq(th_status(port, "GET", "/health"), 200);
-  kill(pid, SIGSTOP);
-  sleep_ms(2000); /* the pause itself: time must pass while stopped */
-  kill(pid, SIGCONT);
-  int first = th_status(port, "GET", "/health");
-  int fails = first == 200 ? 0 : 1;
-  for (int i = 0; i < 20; i++) {
-    if (th_status(port, "GET", "/health") != 200) fails++;
-    sleep_ms(10);
-  }
-  kill(pid, SIGKILL);
-  waitpid(pid, NULL, 0);
-  ck_assert_msg(first == 200 && fails == 0, "after SIGCONT: first answer %d, %d failures", first,
-                fails);
+  stop_and_probe(pid, p[0], "/health", TS(3000), 2000);
 }
 END_TEST
 
@@ -757,25 +765,7 @@ START_TEST(test_pause_does_not_age_checks) {
     for (;;) pause();
   }
   close(p[1]);
-  unsigned port = 0;
-  ck_assert_int_eq(read(p[0], &port, sizeof port), (ssize_t)sizeof port);
-  close(p[0]);
-  uint64_t until = th_now_ms() + TS(5000);
-  while (th_status(port, "GET", "/ready") != 200 && th_now_ms() < until) sleep_ms(5);
-  ck_assert_int_eq(th_status(port, "GET", "/ready"), 200);
-  kill(pid, SIGSTOP);
-  sleep_ms(3000); /* the pause itself: time must pass while stopped */
-  kill(pid, SIGCONT);
-  int first = th_status(port, "GET", "/ready");
-  int fails = first == 200 ? 0 : 1;
-  for (int i = 0; i < 20; i++) {
-    if (th_status(port, "GET", "/ready") != 200) fails++;
-    sleep_ms(10);
-  }
-  kill(pid, SIGKILL);
-  waitpid(pid, NULL, 0);
-  ck_assert_msg(first == 200 && fails == 0, "after SIGCONT: first answer %d, %d failures", first,
-                fails);
+  stop_and_probe(pid, p[0], "/ready", TS(5000), 3000);
 }
 END_TEST
 
