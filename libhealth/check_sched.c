@@ -106,8 +106,16 @@ static void *sched_main(void *arg) {
       if (c->running) {
         if (c->timed_out) continue; /* waits for its worker to return */
         if (now >= c->deadline_ms) {
-          char msg[64];
-          snprintf(msg, sizeof msg, "timeout after %u ms", c->timeout_ms);
+          /* The run's memory stays the worker's until it returns, which
+           * it does under this lock: the phase is read safely. */
+          const char *phase = c->run_result ? atomic_load_explicit(&c->run_result->phase,
+                                                                   memory_order_acquire)
+                                            : NULL;
+          char msg[96];
+          if (phase)
+            snprintf(msg, sizeof msg, "timeout after %u ms (%s)", c->timeout_ms, phase);
+          else
+            snprintf(msg, sizeof msg, "timeout after %u ms", c->timeout_ms);
           c->timed_out = 1;
           health__publish_locked(h, c, HEALTH_FAIL, msg, NULL);
         } else if (c->deadline_ms < next) {
@@ -165,11 +173,13 @@ static void *worker_main(void *arg) {
     r->max_output = h->opt.max_output_bytes;
     r->h = h;
     r->interval_ms = c->interval_ms;
+    c->run_result = r;
     pthread_mutex_unlock(&h->lock);
 
     c->fn(r, c->arg);
 
     pthread_mutex_lock(&h->lock);
+    c->run_result = NULL;
     uint64_t now = health__now_ms();
     if (h->eng.free_pending) {
       /* health_free() has returned: the application may have torn down

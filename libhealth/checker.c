@@ -88,6 +88,10 @@ uint64_t health__checker_deadline(const health_result_t *r) {
   return health__checker_deadline_slack(r, 10, 100);
 }
 
+void health__checker_phase(health_result_t *r, const char *phase) {
+  health__result_phase(r, phase);
+}
+
 void health__checker_timeout_text(const health__checker_t *ck, const char *phase, char *buf,
                                   size_t len) {
   snprintf(buf, len, "timeout after %u ms (%s)", ck->timeout_ms, phase);

@@ -76,6 +76,13 @@ health_t *health__checker_handle(const health__checker_t *ck);
  * keep theirs: a twentieth, at most 25 ms).
  */
 uint64_t health__checker_deadline(const health_result_t *r);
+/*
+ * Say which step the run is in ("dns", "connect", "tls handshake", a static
+ * string).  Should the run outlive its deadline, the engine's own timeout
+ * then names it too, so a slow machine that delays the checker past its
+ * slack changes nothing in the message.
+ */
+void health__checker_phase(health_result_t *r, const char *phase);
 uint64_t health__checker_deadline_slack(const health_result_t *r, unsigned fraction,
                                         unsigned max_ms);
 /* The standard timeout message, "timeout after N ms (phase)", into buf. */

@@ -72,12 +72,18 @@ typedef struct run {
   health__conn_t conn;
   uint64_t deadline;
   const char *phase;
+  health_result_t *res; /* the engine's run, told each phase */
   char out[HEALTH_ERROR_TEXT_LENGTH];
   size_t hlen, blen; /* bytes in st->head / st->body */
   unsigned status;
   long long content_length; /* -1: until close */
   char location[HEALTH__HTTP_PATH_MAX + 1];
 } run_t;
+
+static void set_phase(run_t *r, const char *phase) {
+  r->phase = phase;
+  health__checker_phase(r->res, phase);
+}
 
 static int fail(run_t *r, int rc, const char *fmt, ...) HEALTH_PRINTF(3, 4);
 static int fail(run_t *r, int rc, const char *fmt, ...) {
@@ -126,7 +132,7 @@ static int header(const char *head, const char *name, char *buf, size_t len) {
 static int read_head(run_t *r) {
   http_state_t *st = r->st;
   char why[200] = "";
-  r->phase = "response";
+  set_phase(r, "response");
   r->hlen = r->blen = 0;
   for (;;) {
     if (r->hlen >= HEAD_MAX) return fail(r, HEALTH__IO_ERROR, "response headers larger than 16 KiB");
@@ -169,7 +175,7 @@ static int find_text(run_t *r) {
   http_state_t *st = r->st;
   size_t el = strlen(st->expect);
   char why[200] = "";
-  r->phase = "body";
+  set_phase(r, "body");
   for (;;) {
     if (memmem(st->body, r->blen, st->expect, el)) return 0;
     if ((r->content_length >= 0 && (long long)r->blen >= r->content_length) ||
@@ -189,13 +195,13 @@ static int find_text(run_t *r) {
 static int exchange(run_t *r, const target_t *t) {
   http_state_t *st = r->st;
   char why[200] = "", hostport[300];
-  int fd = health__net_connect(st->ck, &t->hp, r->deadline, &r->phase, why, sizeof why);
+  int fd = health__net_connect(st->ck, r->res, &t->hp, r->deadline, &r->phase, why, sizeof why);
   if (fd == HEALTH__IO_TIMEOUT) return io_fail(r, fd, why);
   if (fd < 0) return fail(r, fd, "%s", why);
   r->conn.fd = fd;
   if (t->tls) {
     const char *vn = st->server_name && t == &st->first ? st->server_name : t->hp.host;
-    r->phase = "tls handshake";
+    set_phase(r, "tls handshake");
     struct ssl_ctx_st *ctx = health__checker_tls_ctx(st->ck, st->tls);
     int rc = health__tls_handshake(&r->conn, ctx, vn, st->verify, r->deadline, why, sizeof why);
     if (rc == HEALTH__IO_TIMEOUT) return io_fail(r, rc, why);
@@ -209,7 +215,7 @@ static int exchange(run_t *r, const target_t *t) {
                            "Accept: */*\r\nConnection: close\r\n%s\r\n",
                      st->method, t->path, hostport, HEALTH_VERSION_STRING,
                      st->auth && t == &st->first ? st->auth : "");
-  r->phase = "request";
+  set_phase(r, "request");
   int rc = len < 0 ? fail(r, HEALTH__IO_ERROR, "out of memory")
                    : health__conn_write(&r->conn, req, (size_t)len, r->deadline, why, sizeof why);
   if (len >= 0) {
@@ -253,7 +259,8 @@ static void http_run(health_result_t *res, void *arg) {
   memset(&r, 0, sizeof r);
   r.st = st;
   r.deadline = health__checker_deadline(res);
-  r.phase = "dns";
+  r.res = res;
+  set_phase(&r, "dns");
   health__conn_init(&r.conn);
   uint64_t t0 = health__now_us();
   target_t hop, *cur = &st->first;

@@ -119,13 +119,14 @@ void health__hostport_free(health__hostport_t *hp) {
   memset(hp, 0, sizeof *hp);
 }
 
-int health__net_connect(health__checker_t *ck, const health__hostport_t *hp, uint64_t deadline,
-                        const char **phase, char *why, size_t len) {
+int health__net_connect(health__checker_t *ck, health_result_t *r, const health__hostport_t *hp,
+                        uint64_t deadline, const char **phase, char *why, size_t len) {
   struct addrinfo hints, *res = NULL, *ai;
   char port[8], eb[96];
   int rc, fd = -1, e = 0;
   snprintf(port, sizeof port, "%u", hp->port);
   *phase = "dns";
+  health__checker_phase(r, *phase);
   if (hp->host_is_ip) {
     memset(&hints, 0, sizeof hints);
     hints.ai_socktype = SOCK_STREAM;
@@ -147,6 +148,7 @@ int health__net_connect(health__checker_t *ck, const health__hostport_t *hp, uin
     }
   }
   *phase = "connect";
+  health__checker_phase(r, *phase);
   for (ai = res; ai; ai = ai->ai_next) {
     fd = health__tcp_connect(ai->ai_addr, ai->ai_addrlen, deadline, &e);
     if (fd >= 0 || health__now_ms() >= deadline) break;

@@ -30,15 +30,16 @@ void health__hostport_free(health__hostport_t *hp);
 /**
  * Resolve (on a thread the run can walk away from) and connect, trying
  * every address, until `deadline` (monotonic ms).  *phase is set to the
- * phase that failed ("dns" or "connect").
+ * phase that failed ("dns" or "connect"), and each phase is published to
+ * the run `r` as it begins (health__checker_phase).
  * @return a connected non-blocking socket (TCP_NODELAY), or
  *         HEALTH__IO_TIMEOUT / HEALTH__IO_ERROR with a reason in why
  *         ("connect failed: connection refused", "DNS resolution failed: ...").
  *         A timeout in "dns" may leave a note in why ("previous lookup
  *         still running": the check's own lookup is reused, resolve.c).
  */
-int health__net_connect(health__checker_t *ck, const health__hostport_t *hp, uint64_t deadline,
-                        const char **phase, char *why, size_t len);
+int health__net_connect(health__checker_t *ck, health_result_t *r, const health__hostport_t *hp,
+                        uint64_t deadline, const char **phase, char *why, size_t len);
 
 #define HEALTH__HTTP_PATH_MAX 2048
 

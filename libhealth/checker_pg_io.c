@@ -30,6 +30,7 @@ static int pg_wait(const pg_state_t *s, PGconn *c, short events) {
 int health__pg_exec(pg_state_t *s, health_result_t *r, const char *sql, const char *phase,
                     PGresult **keep) {
   PGconn *c = s->conn;
+  health__checker_phase(r, phase);
   if (!PQsendQuery(c, sql)) {
     health__pg_query_failed(s, r, phase, NULL);
     return -1;
@@ -101,7 +102,9 @@ int health__pg_connect(pg_state_t *s, health_result_t *r) {
   /* Start anew each time so that the host name is resolved again: after a
    * failover the same name points at another server. */
   pg_resolved_t rv;
+  health__checker_phase(r, "dns");
   if (health__pg_resolve(s, r, &rv) != 0) return -1;
+  health__checker_phase(r, "connect");
   PGconn *c = PQconnectStartParams(rv.keys ? rv.keys : s->keys, rv.keys ? rv.vals : s->vals, 0);
   health__pg_resolved_free(&rv);
   if (!c || PQstatus(c) == CONNECTION_BAD) {

@@ -67,7 +67,7 @@ static int ping_and_role(redis_state_t *st, double *rtt_ms) {
   int rc;
   uint64_t t0 = health__now_us();
 
-  st->phase = "ping";
+  health__redis_phase(st, "ping");
   if ((rc = health__redis_expect_ok(st, "PING", 1, ping, plen, &rep)) != 0) return rc;
   *rtt_ms = (double)(health__now_us() - t0) / 1000.0;
   int pong = rep->type == REDIS_REPLY_STATUS && strcmp(rep->str, "PONG") == 0;
@@ -75,7 +75,7 @@ static int ping_and_role(redis_state_t *st, double *rtt_ms) {
   if (!pong) return health__redis_fail(st, IO_PROTOCOL, "unexpected reply to PING");
   if (!st->require_master) return 0;
 
-  st->phase = "role";
+  health__redis_phase(st, "role");
   if ((rc = health__redis_expect_ok(st, "ROLE", 1, role, plen, &rep)) != 0) return rc;
   if (rep->type != REDIS_REPLY_ARRAY || rep->elements < 1 ||
       rep->element[0]->type != REDIS_REPLY_STRING) {
@@ -98,9 +98,10 @@ static void redis_run(health_result_t *r, void *arg) {
   /* Finish a little early (a twentieth, at most 25 ms): a result published
    * after the deadline is discarded in favour of the scheduler's plain
    * "timeout". */
+  st->r = r;
   st->deadline = health__checker_deadline_slack(r, 20, 25);
   st->out[0] = st->detail[0] = 0;
-  st->phase = "ping";
+  health__redis_phase(st, "ping");
   if (st->conn.fd >= 0 && health__conn_stale(&st->conn)) {
     health__checker_log(st->ck, HEALTH_LOG_DEBUG, "redis_reconnect", "check", name,
                         "reason", "connection closed while idle", NULL);

@@ -50,6 +50,7 @@ typedef struct redis_state {
   char out[HEALTH_ERROR_TEXT_LENGTH]; /* curated, for the result */
   char detail[512];                   /* for the debug log */
   const char *phase;
+  health_result_t *r; /* the run in progress (redis_run), for its phase */
 } redis_state_t;
 
 /* Close the connection and forget its parser. */
@@ -63,6 +64,13 @@ int health__redis_expect_ok(redis_state_t *st, const char *what, int argc, const
                             const size_t *lens, redisReply **keep);
 /* st->out = the formatted message; returns rc. */
 int health__redis_fail(redis_state_t *st, int rc, const char *fmt, ...) HEALTH_PRINTF(3, 4);
+
+/* The step the run is in: kept for the checker's messages and published
+ * to the engine (health__checker_phase). */
+static inline void health__redis_phase(redis_state_t *st, const char *phase) {
+  st->phase = phase;
+  health__checker_phase(st->r, phase);
+}
 
 #endif /* HAVE_REDIS */
 #endif

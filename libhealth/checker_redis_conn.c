@@ -36,7 +36,7 @@ static int resolve(redis_state_t *st, struct addrinfo **out) {
   char port[8];
   snprintf(port, sizeof port, "%u", st->url.port);
   *out = NULL;
-  st->phase = "dns";
+  health__redis_phase(st, "dns");
   if (st->url.host_is_ip) {
     memset(&hints, 0, sizeof hints);
     hints.ai_socktype = SOCK_STREAM;
@@ -177,7 +177,7 @@ static int handshake(redis_state_t *st) {
   char why[200] = "";
   uint64_t now = health__now_ms();
   uint64_t quiet = st->deadline > now ? (st->deadline - now) / 2 : 0;
-  st->phase = "tls handshake";
+  health__redis_phase(st, "tls handshake");
   if (quiet > PROBE_AFTER_MS) quiet = PROBE_AFTER_MS;
   struct ssl_ctx_st *ctx = health__checker_tls_ctx(st->ck, st->tls);
   /* A TLS server answers the ClientHello within a round trip; a plaintext
@@ -208,7 +208,7 @@ int health__redis_connect(redis_state_t *st) {
   uint64_t t0 = health__now_ms();
 
   if ((rc = resolve(st, &res)) != 0) return rc;
-  st->phase = "connect";
+  health__redis_phase(st, "connect");
   for (ai = res; ai; ai = ai->ai_next) {
     st->conn.fd = health__tcp_connect(ai->ai_addr, ai->ai_addrlen, st->deadline, &e);
     if (st->conn.fd >= 0) {
@@ -236,7 +236,7 @@ int health__redis_connect(redis_state_t *st) {
   if (st->url.password) {
     const char *argv[3] = {"AUTH", st->url.user, st->url.password};
     size_t lens[3] = {4, 0, strlen(st->url.password)};
-    st->phase = "auth";
+    health__redis_phase(st, "auth");
     if (st->url.user) {
       lens[1] = strlen(st->url.user);
       rc = health__redis_expect_ok(st, "authentication", 3, argv, lens, NULL);
@@ -252,7 +252,7 @@ int health__redis_connect(redis_state_t *st) {
     const char *argv[3] = {"CLIENT", "SETNAME", st->client_name};
     size_t lens[3] = {6, 7, strlen(st->client_name)};
     redisReply *rep;
-    st->phase = "client setname";
+    health__redis_phase(st, "client setname");
     if ((rc = command(st, 3, argv, lens, &rep)) != 0) return rc;
     if (rep->type == REDIS_REPLY_ERROR)
       health__checker_log(st->ck, HEALTH_LOG_DEBUG, "redis_setname_refused", "check", name,
@@ -264,7 +264,7 @@ int health__redis_connect(redis_state_t *st) {
     const char *argv[2] = {"SELECT", db};
     size_t lens[2] = {6, 0};
     lens[1] = (size_t)snprintf(db, sizeof db, "%u", st->url.db);
-    st->phase = "select";
+    health__redis_phase(st, "select");
     if ((rc = health__redis_expect_ok(st, "SELECT", 2, argv, lens, NULL)) != 0) return rc;
   }
   char ms[32];

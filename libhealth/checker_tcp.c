@@ -33,7 +33,7 @@ static void tcp_run(health_result_t *r, void *arg) {
   uint64_t t0 = health__now_us();
   const char *phase = "dns";
   char why[160] = "";
-  int fd = health__net_connect(st->ck, &st->hp, deadline, &phase, why, sizeof why);
+  int fd = health__net_connect(st->ck, r, &st->hp, deadline, &phase, why, sizeof why);
   if (fd >= 0) {
     double ms = (double)(health__now_us() - t0) / 1000.0;
     close(fd);

@@ -39,6 +39,11 @@ struct health_result {
    * after the start of this one (health__backoff_failed) */
   int retry_set;
   unsigned retry_ms;
+  /* The step the run is in ("dns", "tls handshake", ...; a static string,
+   * NULL: none said), set by the checker (health__result_phase) and read
+   * by the scheduler when the run outlives its deadline, so the engine's
+   * timeout names the same phase the checker's own would have. */
+  _Atomic(const char *) phase;
 };
 
 /* ---- observability: per-check counters for /metrics (metrics.c) ---- */
@@ -66,8 +71,9 @@ typedef struct health__check {
   unsigned endpoints;
 
   /* Scheduler state, guarded by health_t.lock. */
-  int running;   /* a worker is executing fn */
-  int timed_out; /* the current run passed its deadline */
+  int running;                 /* a worker is executing fn */
+  int timed_out;               /* the current run passed its deadline */
+  health_result_t *run_result; /* the worker's result while running */
   uint64_t started_ms, deadline_ms, next_due_ms;
 
   /* Published result, guarded by health_t.lock. */
@@ -179,6 +185,8 @@ uint64_t health__first_due_locked(health_t *h, const struct health__check *c,
 uint64_t health__next_due_locked(health_t *h, const struct health__check *c,
                                  const health_result_t *r, uint64_t now);
 /* A connection attempt failed: ask the engine for a jittered retry. */
+/* Publish the step a run is in (checks.c; see struct health_result). */
+void health__result_phase(health_result_t *r, const char *phase);
 void health__backoff_failed(health__backoff_t *b, health_result_t *r);
 /* A connection attempt succeeded. */
 void health__backoff_reset(health__backoff_t *b);

@@ -65,6 +65,10 @@ HEALTH_EXPORT unsigned health_result_remaining_ms(const health_result_t *r) {
   return now >= r->deadline_ms ? 0 : (unsigned)(r->deadline_ms - now);
 }
 
+void health__result_phase(health_result_t *r, const char *phase) {
+  if (r) atomic_store_explicit(&r->phase, phase, memory_order_release);
+}
+
 /* ---- registry ---- */
 
 static void check_free(health__check_t *c) {
