@@ -120,15 +120,15 @@ int main(int argc, char **argv) {
     o.failure_threshold = 1;
     if ((rc = health_options_from_env(&o, &err))) die("environment", rc, &err);
     if ((rc = health_new(&hs[i], &o, &err))) die("health_new", rc, &err);
-    if ((rc = health_set_fleet(hs[i], &fo, &err))) die("health_set_fleet", rc, &err);
+    if ((rc = health_fleet_set(hs[i], &fo, &err))) die("health_fleet_set", rc, &err);
     health_check_options_t co;
     health_check_options_init(&co);
     co.interval_ms = interval;
     co.timeout_ms = timeout;
     char kv[1024];
     snprintf(kv, sizeof kv, "%s application_name=fleet-%u", pg, i);
-    if ((rc = health_add_postgres(hs[i], "pg", kv, NULL, &co, &err))) die("postgres", rc, &err);
-    if ((rc = health_add_redis(hs[i], "redis", redis, NULL, &co, &err))) die("redis", rc, &err);
+    if ((rc = health_postgres_add(hs[i], "pg", kv, NULL, &co, &err))) die("postgres", rc, &err);
+    if ((rc = health_redis_add(hs[i], "redis", redis, NULL, &co, &err))) die("redis", rc, &err);
   }
   /* Replicas of a deployment start together: start the handles from
    * several threads at once, so that the start itself spreads them as
@@ -150,8 +150,8 @@ int main(int argc, char **argv) {
     unsigned pg_ok = 0, redis_ok = 0;
     for (unsigned i = 0; i < n; i++) {
       health_check_info_t info;
-      if (health_check_get(hs[i], "pg", &info) == 0 && info.last_status == HEALTH_PASS) pg_ok++;
-      if (health_check_get(hs[i], "redis", &info) == 0 && info.last_status == HEALTH_PASS)
+      if (health_check_find(hs[i], "pg", &info, NULL) == 0 && info.last_status == HEALTH_PASS) pg_ok++;
+      if (health_check_find(hs[i], "redis", &info, NULL) == 0 && info.last_status == HEALTH_PASS)
         redis_ok++;
     }
     printf("STATUS %llu %u %u\n", mono_ms(), pg_ok, redis_ok);

@@ -149,7 +149,7 @@ int main(int argc, char **argv) {
    * sleeps without a timeout): the difference is the sampler's. */
   double cpu1, wk1, cpu0, wk0;
   idle(idle_s, &cpu1, &wk1);
-  health_heartbeat_remove(hb);
+  health_heartbeat_remove(hb, NULL);
   hb = NULL;
   idle(idle_s, &cpu0, &wk0);
   printf("idle process, 1 heartbeat (max age 1000 ms): %.1f wake-ups/s, CPU %.4f %% of a core\n", wk1, cpu1);

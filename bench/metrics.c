@@ -11,7 +11,7 @@
  *           body again: the cost when checks ran since the last scrape,
  *           which is the usual case for a Prometheus scraping every 15 s.
  *   cached: nothing changes between scrapes: the body is handed out as is.
- *   render: health_render(HEALTH_METRICS) alone, fresh and cached.
+ *   render: health_answer_render(HEALTH_METRICS) alone, fresh and cached.
  *
  * usage: metrics [--checks N] [--scrapes K]
  * Prints "name value" lines for bench/metrics.sh.
@@ -86,7 +86,7 @@ int main(int argc, char **argv) {
   for (unsigned i = 0; i < nchecks; i++) {
     char name[32];
     snprintf(name, sizeof name, "c%04u", i);
-    if (health_add_check(h, name, pass_check, NULL, NULL, &co, &err))
+    if (health_check_add(h, name, pass_check, NULL, NULL, &co, &err))
       return fprintf(stderr, "metrics: %s\n", err.text), 1;
   }
   if (health_start(h, &err)) return fprintf(stderr, "metrics: %s\n", err.text), 1;
@@ -123,7 +123,7 @@ int main(int argc, char **argv) {
     for (unsigned i = 0; i < n; i++) {
       if (fresh) (i % 2 ? health_inflight_end : health_inflight_begin)(h);
       health_answer_t a;
-      if (health_render(h, HEALTH_METRICS, NULL, NULL, NULL, &a)) return 1;
+      if (health_answer_render(h, HEALTH_METRICS, NULL, NULL, NULL, &a, NULL)) return 1;
       health_answer_release(&a);
     }
     double t1 = cpu_s(CLOCK_THREAD_CPUTIME_ID);

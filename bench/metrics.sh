@@ -15,7 +15,7 @@
 #   fresh / cached scrape, server CPU us: bench/metrics.c, in one process,
 #     every scrape after a change of state (the body rendered again) or
 #     none (the cached body handed out);
-#   render us: health_render(HEALTH_METRICS) alone;
+#   render us: health_answer_render(HEALTH_METRICS) alone;
 #   wrk: libhealth's /metrics (checks running every 5 s) against the floor
 #     (bench/floor.c, a bare libmicrohttpd server answering the same bytes
 #     from memory): server CPU per scrape and the ratio.
@@ -102,6 +102,6 @@ printf '%-62s %-18s %-10s %s\n' figure value target result
 printf '%-62s %-18s %-10s %s\n' "/metrics body, $CHECKS checks, bytes" "$bytes" "" ""
 printf '%-62s %-18s %-10s %s\n' "scrape after a change of state: server CPU us" "$fresh" "< 50" "$(verdict "$fresh" 50)"
 printf '%-62s %-18s %-10s %s\n' "scrape, state unchanged (cached body): server CPU us" "$cached" "< 50" "$(verdict "$cached" 50)"
-printf '%-62s %-18s %-10s %s\n' "render alone (health_render), new state / cached: us" "$rfresh / $rcached" "" "info"
+printf '%-62s %-18s %-10s %s\n' "render alone (health_answer_render), new state / cached: us" "$rfresh / $rcached" "" "info"
 printf '%-62s %-18s %-10s %s\n' "wrk keep-alive, server CPU us/scrape: floor / lib (5 s checks)" "$wf / $wl" "" ""
 printf '%-62s %-18s %-10s %s\n' "wrk keep-alive, CPU per scrape ratio lib / floor" "$wr" "" "info"

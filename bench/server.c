@@ -131,7 +131,7 @@ int main(int argc, char **argv) {
   for (unsigned i = 0; i < nchecks; i++) {
     char name[32];
     snprintf(name, sizeof name, "c%04u", i);
-    if (health_add_check(h, name, pass_check, NULL, NULL, &co, &err) != 0) {
+    if (health_check_add(h, name, pass_check, NULL, NULL, &co, &err) != 0) {
       fprintf(stderr, "server: %s\n", err.text);
       return 1;
     }
@@ -143,7 +143,7 @@ int main(int argc, char **argv) {
     ho.interval_ms = hang_timeout_ms + 50;
     ho.failure_threshold = 1;
     ho.success_threshold = 1;
-    if (health_add_check(h, "hang", hang_check, NULL, NULL, &ho, &err) != 0) {
+    if (health_check_add(h, "hang", hang_check, NULL, NULL, &ho, &err) != 0) {
       fprintf(stderr, "server: %s\n", err.text);
       return 1;
     }

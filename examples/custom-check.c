@@ -31,12 +31,12 @@ int main(void) {
   co.component_type = "system";
   co.measurement = "utilization";
   co.interval_ms = 10000;
-  if (health_add_check(h, "disk", disk_space, (void *)"/", NULL, &co, &err) != 0) {
+  if (health_check_add(h, "disk", disk_space, (void *)"/", NULL, &co, &err) != 0) {
     fprintf(stderr, "custom-check: %s\n", err.text);
     return 1;
   }
   co.critical = 0; /* a full /tmp is worth a warning, not an outage */
-  if (health_add_check(h, "tmp-disk", disk_space, (void *)"/tmp", NULL, &co, &err) != 0 ||
+  if (health_check_add(h, "tmp-disk", disk_space, (void *)"/tmp", NULL, &co, &err) != 0 ||
       health_start(h, &err) != 0) {
     fprintf(stderr, "custom-check: %s\n", err.text);
     return 1;

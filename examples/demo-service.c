@@ -5,7 +5,7 @@
  *   POST /work        records the body, answers 200 once recorded
  *   GET  /slow?ms=N   answers after N ms (N <= 60000)
  *   GET  /ready, /health, /metrics: the library's answers, rendered by
- *        health_render() (for a load balancer that probes the one port)
+ *        health_answer_render() (for a load balancer that probes the one port)
  *   POST /stall?ms=N  blocks the work loop for N ms (N <= 60000): its
  *                     heartbeat goes stale after WORK_MAX_AGE_MS
  *   POST /admin/not-ready[?reason=TEXT], POST /admin/ready
@@ -174,7 +174,7 @@ static enum MHD_Result reply(struct MHD_Connection *c, unsigned code, const char
   return ret;
 }
 
-/* The library's answers on the application's port: health_render() hands
+/* The library's answers on the application's port: health_answer_render() hands
  * out the body rendered once per change of state (the same bytes the
  * health port sends); the detail policy and the Accept header apply. */
 static unsigned health_route(const char *url) {
@@ -191,9 +191,9 @@ static enum MHD_Result serve_health(struct MHD_Connection *c, unsigned what) {
   health_answer_t a;
   const char *check = what == HEALTH_METRICS ? NULL
                                              : MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "check");
-  if (health_render(health, what, check,
-                    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
-                    MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT), &a) != 0)
+  if (health_answer_render(health, what, check,
+                           MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
+                           MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT), &a, NULL) != 0)
     return MHD_NO;
   struct MHD_Response *r =
       MHD_create_response_from_buffer(a.body_len, (void *)a.body, MHD_RESPMEM_MUST_COPY);
@@ -254,7 +254,7 @@ static void *work_loop(void *arg) {
       clock_gettime(CLOCK_MONOTONIC, &now);
       long long el = (long long)(now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
       if (el >= (long long)startup_delay_ms) {
-        health_open_gate(health, "warm-up");
+        health_gate_open(health, "warm-up", NULL);
         gate_open = 1;
         logj("info", "warmed_up", "startup gate opened after %lld ms", el);
       }
@@ -279,7 +279,7 @@ static int liveness_setup(void) {
   if (max_age < 0 || delay < 0) return -1;
   startup_delay_ms = (unsigned long)delay;
   if (health_heartbeat_add(health, "work-loop", (unsigned)max_age, &work_hb, &err) != 0 ||
-      health_add_gate(health, "warm-up", &err) != 0) {
+      health_gate_add(health, "warm-up", &err) != 0) {
     logj("error", "bad_config", "%s", err.text);
     return -1;
   }
@@ -318,13 +318,13 @@ static int liveness_route(struct MHD_Connection *c, const char *url, const char 
   } else if (nr) {
     const char *why = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "reason");
     health_error_t err;
-    if (health_set_not_ready(health, why && *why ? why : "maintenance", &err) != 0) {
+    if (health_ready_hold(health, why && *why ? why : "maintenance", &err) != 0) {
       *ret = reply(c, 400, "reason must be 1-256 printable characters\n");
       return 1;
     }
     *ret = reply(c, 200, "not ready\n");
   } else {
-    health_set_ready(health);
+    health_ready_release(health, NULL);
     *ret = reply(c, 200, "ready\n");
   }
   return 1;
@@ -558,12 +558,12 @@ int main(int argc, char **argv) {
   co.endpoints = HEALTH_READINESS;
   co.component_type = "system";
   co.measurement = "records";
-  if (health_add_check(health, "flush-file", check_flush_dir, NULL, NULL, &co, &err) != 0) {
+  if (health_check_add(health, "flush-file", check_flush_dir, NULL, NULL, &co, &err) != 0) {
     logj("error", "add_check", "%s", err.text);
     return 2;
   }
   const char *db = getenv("DATABASE_URL");
-  if (db && *db && health_add_postgres(health, "postgres", db, NULL, NULL, &err) != 0) {
+  if (db && *db && health_postgres_add(health, "postgres", db, NULL, NULL, &err) != 0) {
     logj("error", "add_postgres", "%s", err.text);
     return 2;
   }
@@ -574,17 +574,17 @@ int main(int argc, char **argv) {
     ro.ca_file = getenv("REDIS_CA_FILE");
     ro.cert_file = getenv("REDIS_CERT_FILE");
     ro.key_file = getenv("REDIS_KEY_FILE");
-    if (health_add_redis(health, "redis", redis, &ro, NULL, &err) != 0) {
+    if (health_redis_add(health, "redis", redis, &ro, NULL, &err) != 0) {
       logj("error", "add_redis", "%s", err.text);
       return 2;
     }
   }
-  if (health_add_listener(health, on_transition, NULL, &err) != 0) {
+  if (health_listener_add(health, on_transition, NULL, &err) != 0) {
     logj("error", "add_listener", "%s", err.text);
     return 2;
   }
-  if (health_add_hook(health, "stop-app-server", 0, 2000, hook_stop_app, NULL, &err) != 0 ||
-      health_add_hook(health, "flush-work", 10, 0, hook_flush, NULL, &err) != 0) {
+  if (health_hook_add(health, "stop-app-server", 0, 2000, hook_stop_app, NULL, &err) != 0 ||
+      health_hook_add(health, "flush-work", 10, 0, hook_flush, NULL, &err) != 0) {
     logj("error", "add_hook", "%s", err.text);
     return 2;
   }

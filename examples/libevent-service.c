@@ -233,8 +233,8 @@ int main(void) {
   health_options_init(&opts);
   opts.exit_on_shutdown = 0; /* main() returns; the loop's code after dispatch runs */
   if (health_new(&health, &opts, &err) != 0 || health_config_from_env(health, &err) != 0 ||
-      health_add_hook(health, "stop-loop", 0, 3000, hook_stop_loop, NULL, &err) != 0 ||
-      health_add_hook(health, "flush", 1, 5000, hook_flush, NULL, &err) != 0) {
+      health_hook_add(health, "stop-loop", 0, 3000, hook_stop_loop, NULL, &err) != 0 ||
+      health_hook_add(health, "flush", 1, 5000, hook_flush, NULL, &err) != 0) {
     logj("error", "health", err.text);
     return 1;
   }

@@ -50,8 +50,8 @@ int main() {
   health_check_options_init(&co);
   co.interval_ms = 1000;
   if (health_new(&h, &opts, &err) != 0 || health_config_from_env(h, &err) != 0 ||
-      health_add_check(h, "service", &Service::check, &service, nullptr, &co, &err) != 0 ||
-      health_add_hook(h, "flush", 0, 1000, &Service::flush, &service, &err) != 0 ||
+      health_check_add(h, "service", &Service::check, &service, nullptr, &co, &err) != 0 ||
+      health_hook_add(h, "flush", 0, 1000, &Service::flush, &service, &err) != 0 ||
       health_start(h, &err) != 0) {
     std::fprintf(stderr, "minimal-cpp: %s\n", err.text);
     return 1;

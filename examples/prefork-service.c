@@ -203,7 +203,7 @@ static int spawn(unsigned slot) {
   pid_t pid = fork();
   if (pid < 0) return -1;
   if (pid == 0) worker_main(slot);
-  health_heartbeat_shared_attach(beats, slot, pid);
+  health_heartbeat_shared_attach(beats, slot, pid, NULL);
   workers[slot] = pid;
   logj("info", "worker_started", "slot %u pid %d", slot, (int)pid);
   return 0;
@@ -217,7 +217,7 @@ static void reap(void) {
     pthread_mutex_lock(&workers_lock);
     for (unsigned i = 0; i < nworkers; i++) {
       if (workers[i] != pid) continue;
-      health_heartbeat_shared_detach(beats, i);
+      health_heartbeat_shared_detach(beats, i, NULL);
       workers[i] = 0;
       logj("warn", "worker_exited", "slot %u pid %d status %d", i, (int)pid, st);
       if (!stopping && spawn(i) != 0) logj("error", "fork", "%s", strerror(errno));
@@ -233,7 +233,7 @@ static int hook_stop_workers(void *arg, unsigned budget_ms) {
   pthread_mutex_lock(&workers_lock);
   stopping = 1;
   for (unsigned i = 0; i < nworkers; i++) {
-    health_heartbeat_shared_detach(beats, i);
+    health_heartbeat_shared_detach(beats, i, NULL);
     if (workers[i] > 0) kill(workers[i], SIGTERM);
   }
   uint64_t end = now_ms() + (budget_ms > 200 ? budget_ms - 200 : budget_ms / 2);
@@ -314,8 +314,8 @@ int main(void) {
   opts.exit_on_shutdown = 0; /* main() returns once the workers are gone */
   if (health_new(&health, &opts, &err) != 0 || health_config_from_env(health, &err) != 0 ||
       health_heartbeat_shared_add(health, "workers", nworkers, (unsigned)max_age, &beats, &err) != 0 ||
-      health_add_hook(health, "stop-workers", 0, 10000, hook_stop_workers, NULL, &err) != 0 ||
-      health_add_hook(health, "flush", 1, 5000, hook_flush, NULL, &err) != 0) {
+      health_hook_add(health, "stop-workers", 0, 10000, hook_stop_workers, NULL, &err) != 0 ||
+      health_hook_add(health, "flush", 1, 5000, hook_flush, NULL, &err) != 0) {
     logj("error", "health", "%s", err.text);
     return 1;
   }

@@ -9,9 +9,25 @@
  *   - "any thread":   from any thread, at any time while the handle exists;
  *   - "async-signal-safe": also from inside a signal handler.
  *
- * Functions return 0 on success or a negative HEALTH_E* code; where a
- * health_error_t pointer is accepted (it may be NULL), a human-readable
- * message is written into it.
+ * Names: health_<verb> acts on the handle (health_new, health_start,
+ * health_wait...); health_<family>_<verb> acts on one family of things
+ * (health_check_add, health_gate_open, health_answer_render,
+ * health_redis_options_init).  docs/guide.md, "Naming", lists the families;
+ * tests/names.sh holds every export to it.
+ *
+ * Functions that can fail return 0 on success or a negative HEALTH_E* code
+ * and take a health_error_t pointer last (it may be NULL) into which a
+ * readable message is written.  The few other conventions: health_probe()
+ * and health_probe_with() return an exit status (0 or 1, with a reason
+ * buffer); health_wait() returns the shutdown's exit code;
+ * health_check_foreach() returns a count; health_drain_fd() a descriptor;
+ * health_status(), health_port(), health_agent_port() and
+ * health_drain_active() return what they name.
+ *
+ * The header is in sections, in this order: core (errors, options, the
+ * handle), checks, built-in checkers, shutdown, liveness and readiness
+ * controls, observability (the answers, listeners, the health port's
+ * descriptors), probe, deprecated names.
  */
 #ifndef HEALTH_H
 #define HEALTH_H
@@ -41,8 +57,15 @@ extern "C" {
 #define HEALTH_PRINTF(f, a)
 #endif
 
+/* Marks a name kept for one minor release (see "Deprecated names"). */
+#if defined(__GNUC__) && !defined(HEALTH_COMPAT_BUILDING)
+#define HEALTH_DEPRECATED(msg) __attribute__((deprecated(msg)))
+#else
+#define HEALTH_DEPRECATED(msg)
+#endif
+
 /* ------------------------------------------------------------------ */
-/* Errors                                                              */
+/* Core: errors and version                                           */
 /* ------------------------------------------------------------------ */
 
 /* One list generates the codes, health_strerror() and health_err_name(). */
@@ -95,8 +118,15 @@ HEALTH_EXPORT const char *health_err_name(int code);
 HEALTH_EXPORT const char *health_version(void);
 
 /* ------------------------------------------------------------------ */
-/* Options                                                             */
+/* Core: options                                                      */
 /* ------------------------------------------------------------------ */
+
+/*
+ * `health_options_t.port = HEALTH_PORT_OFF` (HEALTH_PORT=off) runs without
+ * the library's HTTP thread: the application serves the answers itself
+ * through health_answer_render().  health_port() then returns 0.
+ */
+#define HEALTH_PORT_OFF 65536u
 
 /** How much a response body says. The status code is always right. */
 typedef enum health_detail {
@@ -229,8 +259,16 @@ HEALTH_EXPORT void health_options_init(health_options_t *opts);
 HEALTH_EXPORT int health_options_from_env(health_options_t *opts,
                                           health_error_t *err);
 
+/**
+ * The default of health_options_t.drain_min_ms: "not set", so the drain
+ * never ends early and lasts drain_ms, whatever drain_ms is set to (by the
+ * program or by HEALTH_DRAIN_MS).  Any other value must not exceed
+ * drain_ms (HEALTH_EINVAL otherwise).
+ */
+#define HEALTH_DRAIN_MIN_UNSET 0xFFFFFFFFu
+
 /* ------------------------------------------------------------------ */
-/* Handle                                                              */
+/* Core: the handle                                                   */
 /* ------------------------------------------------------------------ */
 
 typedef struct health health_t;
@@ -251,7 +289,7 @@ HEALTH_EXPORT int health_new(health_t **out, const health_options_t *opts,
  * (HEALTH_JITTER, HEALTH_KEEP_CONNECTIONS), the paths (HEALTH_READY_PATH,
  * HEALTH_LIVE_PATH, HEALTH_METRICS_PATH), the controls
  * (HEALTH_STARTUP_DEADLINE_MS, HEALTH_AGENT_*), the checks (HEALTH_CHECK_*,
- * as health_add_checks_from_env()) and HEALTH_NOFILE_MAX.  This is the one
+ * as health_check_add_from_env()) and HEALTH_NOFILE_MAX.  This is the one
  * to use: the library reads no variable on its own, and the older
  * *_from_env() calls each read one family.  Call it right after
  * health_new(), before adding checks and hooks: the defaults it sets
@@ -299,11 +337,11 @@ HEALTH_EXPORT int health_start(health_t *h, health_error_t *err);
 /*
  * fork().  A handle belongs to the process that created it.  In a child of
  * fork() (a pre-fork worker, a helper process) the child's copy is inert:
- * health_start(), health_wait(), health_render(), health_check_get(),
- * health_check_foreach(), health_set_ready(), health_set_not_ready(), the
+ * health_start(), health_wait(), health_answer_render(), health_check_find(),
+ * health_check_foreach(), health_ready_release(), health_ready_hold(), the
  * registration and setting calls (health_add_*, health_set_*,
- * health_heartbeat_add(), health_heartbeat_remove(), health_open_gate(),
- * health_on_drain(), health_config_from_env(), health_controls_from_env(),
+ * health_heartbeat_add(), health_heartbeat_remove(), health_gate_open(),
+ * health_drain_notify(), health_config_from_env(), health_controls_from_env(),
  * health_agent_set_weight()) return HEALTH_EFORKED; health_status()
  * returns HEALTH_FAIL (the child has no checks of its own);
  * health_drain_fd() returns -1; health_shutdown(), health_inflight_begin()
@@ -343,14 +381,14 @@ HEALTH_EXPORT void health_free(health_t *h);
 HEALTH_EXPORT unsigned health_port(const health_t *h);
 
 /* ------------------------------------------------------------------ */
-/* Checks                                                              */
+/* Checks                                                             */
 /* ------------------------------------------------------------------ */
 
 typedef enum health_status {
   HEALTH_PASS = 0,
   HEALTH_WARN = 1,
   HEALTH_FAIL = 2,
-  HEALTH_PENDING = 3 /* reported by health_check_get() before the first result */
+  HEALTH_PENDING = 3 /* reported by health_check_find() before the first result */
 } health_status_t;
 
 /** Which endpoints a check belongs to (a bit set). */
@@ -426,13 +464,13 @@ HEALTH_EXPORT void health_check_options_init(health_check_options_t *o);
  *        that worker thread once the run returns, after health_free().
  * @return 0, HEALTH_EINVAL, HEALTH_EEXIST, HEALTH_ESTATE or HEALTH_ENOMEM.
  */
-HEALTH_EXPORT int health_add_check(health_t *h, const char *name,
+HEALTH_EXPORT int health_check_add(health_t *h, const char *name,
                                    health_check_fn fn, void *arg,
                                    void (*free_arg)(void *arg),
                                    const health_check_options_t *opts,
                                    health_error_t *err);
 
-/* What health_check_get() reports about one check. */
+/* What health_check_find() reports about one check. */
 typedef struct health_check_info {
   health_status_t status;      /* effective status after thresholds */
   health_status_t last_status; /* raw status of the last completed run */
@@ -451,8 +489,8 @@ typedef struct health_check_info {
  * Copy the current state of one check.  Any thread.
  * @return 0 or HEALTH_ENOENT.
  */
-HEALTH_EXPORT int health_check_get(health_t *h, const char *name,
-                                   health_check_info_t *out);
+HEALTH_EXPORT int health_check_find(health_t *h, const char *name,
+                                    health_check_info_t *out, health_error_t *err);
 
 /**
  * Overall readiness and liveness as the endpoints would report them.
@@ -462,16 +500,28 @@ HEALTH_EXPORT int health_check_get(health_t *h, const char *name,
  */
 HEALTH_EXPORT health_status_t health_status(health_t *h, unsigned endpoint);
 
+/**
+ * Call `fn` for every registered check in registration order, with a copy
+ * of its state taken just before the call (no lock is held during it).
+ * `fn` returns 0 to go on, non-zero to stop.  Any thread.
+ * @return the number of checks visited, or HEALTH_EINVAL.
+ */
+HEALTH_EXPORT int health_check_foreach(health_t *h,
+                                       int (*fn)(const char *name,
+                                                 const health_check_info_t *info,
+                                                 void *arg),
+                                       void *arg);
+
 /* ------------------------------------------------------------------ */
-/* Built-in checkers                                                   */
+/* Built-in checkers                                                  */
 /* ------------------------------------------------------------------ */
 
-typedef struct health_pg_options {
+typedef struct health_postgres_options {
   const char *query;    /* default "SELECT 1" */
   int require_writable; /* fail on a read-only node (replica / read-only) */
   uintptr_t init_stamp; /* written by the init function; never set it */
   void *reserved[3];    /* must stay zero: room for later fields (ABI) */
-} health_pg_options_t;
+} health_postgres_options_t;
 
 /**
  * Fill `o` with the defaults.
@@ -479,13 +529,13 @@ typedef struct health_pg_options {
  * that did not go through here (HEALTH_EINVAL naming this function), so
  * `= {0}` never stands for the defaults.  Any thread.
  */
-HEALTH_EXPORT void health_pg_options_init(health_pg_options_t *o);
+HEALTH_EXPORT void health_postgres_options_init(health_postgres_options_t *o);
 
 /**
  * Register a PostgreSQL check.  `conninfo` is a libpq keyword/value string
  * or a postgres:// / postgresql:// URL; it is parsed (and rejected if
  * malformed) now, and the password never appears in any output.  One
- * connection is kept and reused between runs (health_set_fleet() can make
+ * connection is kept and reused between runs (health_fleet_set() can make
  * every run connect, check and close instead); failed connection attempts
  * are retried with jittered backoff, never later than one interval.  componentType "datastore",
  * observedValue the round trip in ms.  Every phase ends at the check's
@@ -496,9 +546,9 @@ HEALTH_EXPORT void health_pg_options_init(health_pg_options_t *o);
  * @return 0, HEALTH_EURL, HEALTH_EINVAL, HEALTH_EEXIST, HEALTH_ESTATE,
  *         HEALTH_ENOMEM or HEALTH_ENOTSUP (built without libpq).
  */
-HEALTH_EXPORT int health_add_postgres(health_t *h, const char *name,
+HEALTH_EXPORT int health_postgres_add(health_t *h, const char *name,
                                       const char *conninfo,
-                                      const health_pg_options_t *pg,
+                                      const health_postgres_options_t *pg,
                                       const health_check_options_t *opts,
                                       health_error_t *err);
 
@@ -526,169 +576,56 @@ HEALTH_EXPORT void health_redis_options_init(health_redis_options_t *o);
  * Register a Redis check.  `url` is redis://[[user]:password@]host[:port][/db]
  * or rediss:// for TLS.  Malformed URLs and unreadable TLS files are
  * rejected now.  Runs PING (and ROLE if required) over one kept connection
- * (or a new one per run: health_set_fleet()); failed connection attempts
+ * (or a new one per run: health_fleet_set()); failed connection attempts
  * are retried with jittered backoff, never later than one interval.
  * Before start.
  * @return 0, HEALTH_EURL, HEALTH_ETLS, HEALTH_EINVAL, HEALTH_EEXIST,
  *         HEALTH_ESTATE, HEALTH_ENOMEM or HEALTH_ENOTSUP.
  */
-HEALTH_EXPORT int health_add_redis(health_t *h, const char *name,
+HEALTH_EXPORT int health_redis_add(health_t *h, const char *name,
                                    const char *url,
                                    const health_redis_options_t *redis,
                                    const health_check_options_t *opts,
                                    health_error_t *err);
 
-/* ------------------------------------------------------------------ */
-/* Shutdown                                                            */
-/* ------------------------------------------------------------------ */
-
-/* Exit codes of the shutdown sequence. */
-#define HEALTH_EXIT_OK 0           /* drained, every hook succeeded */
-#define HEALTH_EXIT_HOOK_FAILED 3  /* a hook returned non-zero */
-#define HEALTH_EXIT_HOOK_TIMEOUT 4 /* a hook overran its timeout and was abandoned */
-#define HEALTH_EXIT_DEADLINE 5     /* the hard deadline fired (held by a watchdog thread, whatever blocks) */
-#define HEALTH_EXIT_FORCED 6       /* a third signal forced an immediate exit */
-
-/**
- * A flush hook.  Runs on a library thread made at start, after the drain.
- * If a hook before it was abandoned at its timeout (it keeps that thread)
- * and no new thread can be made, it runs on the shutdown thread: then its
- * timeout cannot cut it, the deadline still does.  Return 0 on success,
- * non-zero on failure.  `remaining_ms` is this hook's budget.
- */
-typedef int (*health_hook_fn)(void *arg, unsigned remaining_ms);
-
-/**
- * Register a flush hook.  Hooks run in ascending `order` (ties in
- * registration order), each under `timeout_ms` (0 = the handle's default),
- * cut by the shutdown deadline (the hook's `remaining_ms` says how much it
- * really gets; health_start() logs a warning for each hook the deadline
- * may cut).  `name` follows the check-name rules (1-64 characters of
- * [A-Za-z0-9._-]) and is unique among hooks.  Before start.
- * @return 0, HEALTH_EINVAL, HEALTH_EEXIST, HEALTH_ESTATE or HEALTH_ENOMEM.
- */
-HEALTH_EXPORT int health_add_hook(health_t *h, const char *name, int order,
-                                  unsigned timeout_ms, health_hook_fn fn,
-                                  void *arg, health_error_t *err);
-
-/**
- * Set the drain callback.  `fn(arg)` is called once on the shutdown thread
- * when draining starts (readiness has already flipped).  It must not block
- * and must not call health_stop() or health_free().  A second call
- * replaces the callback.  A NULL `fn` is refused (the callback in place,
- * if any, stays).  Before start.
- * @return 0, HEALTH_EINVAL (`h` or `fn` NULL) or HEALTH_ESTATE (after
- *         health_start(): the callback is not changed).
- */
-HEALTH_EXPORT int health_on_drain(health_t *h, void (*fn)(void *arg), void *arg);
-
-/**
- * A file descriptor that becomes readable when draining starts (and stays
- * readable), for an event loop to watch (poll, epoll, libevent...).  It is
- * the read end of a non-blocking, close-on-exec pipe that belongs to the
- * handle: the application must not close it, read from it or write to it
- * (a read would take away the byte that keeps it readable for every other
- * watcher).  It stays open and keeps its number until health_free(), which
- * closes it: stop watching it before that.  Any thread, after health_new().
- * @return the descriptor, or -1 when `h` is NULL.
- */
-HEALTH_EXPORT int health_drain_fd(const health_t *h);
-
-/**
- * Start the shutdown sequence, as SIGTERM would.  Async-signal-safe: an
- * application that owns its signals calls this from its own handler.
- * A call while the sequence runs counts as a repeated signal: the second
- * ends the drain window at once (the hooks still run), the third exits
- * at once with HEALTH_EXIT_FORCED, logging every hook it skips; one that
- * comes within 1 s of the previous is logged and ignored (a supervisor's
- * burst must not force an exit that skips the flush).
- */
-HEALTH_EXPORT void health_shutdown(health_t *h);
-
-/** 1 once draining has started. Any thread; async-signal-safe. */
-HEALTH_EXPORT int health_is_draining(const health_t *h);
-
-/**
- * Report a request starting / ending, so the drain may end early once
- * nothing is in flight.  Any thread; a single atomic operation each.
- */
-HEALTH_EXPORT void health_inflight_begin(health_t *h);
-HEALTH_EXPORT void health_inflight_end(health_t *h);
-
-/**
- * Block until the shutdown sequence has finished (only returns when
- * exit_on_shutdown is 0), then return its exit code.  If the sequence is
- * still blocked 100 ms after the deadline (in a log sink, a listener, a
- * lock), returns the code it had decided or HEALTH_EXIT_DEADLINE then;
- * health_stop() and health_free() still wait for the sequence.  Any thread
- * except the library's own.
- * @return the exit code (HEALTH_EXIT_*), 0 after health_stop(), or
- *         HEALTH_ESTATE at once before health_start() (nothing could end
- *         the wait), HEALTH_EINVAL for NULL.
- */
-HEALTH_EXPORT int health_wait(health_t *h);
-
-/* ------------------------------------------------------------------ */
-/* Probe                                                               */
-/* ------------------------------------------------------------------ */
-
-/**
- * GET `url` (http://host[:port][/path][?query], IPv4/IPv6 literal or name)
- * with one timeout that bounds everything: the name lookup, connecting
- * (each address in turn), sending and the whole answer.  For a service
- * binary that is its own container HEALTHCHECK.  Same as
- * health_probe_with() with default options and this timeout.  Any thread.
- * @param url        an http:// URL (https:// and user@ are refused).
- * @param timeout_ms the total time allowed; 0 means 2000.
- * @param reason     optional buffer for a one-line reason ("HTTP 200 OK",
- *                   "HTTP 503 Service Unavailable (expected 200-299)",
- *                   "timeout after 2000 ms (dns)", ...).
- * @param reason_len its size.
- * @return 0 on a 2xx answer, 1 otherwise (usable as an exit status).
- */
-HEALTH_EXPORT int health_probe(const char *url, unsigned timeout_ms,
-                               char *reason, size_t reason_len);
-
-/* ------------------------------------------------------------------ */
-/* Shutdown plan and strict inputs                                     */
-/* ------------------------------------------------------------------ */
-
-/**
- * The default of health_options_t.drain_min_ms: "not set", so the drain
- * never ends early and lasts drain_ms, whatever drain_ms is set to (by the
- * program or by HEALTH_DRAIN_MS).  Any other value must not exceed
- * drain_ms (HEALTH_EINVAL otherwise).
- */
-#define HEALTH_DRAIN_MIN_UNSET 0xFFFFFFFFu
-
-/* ------------------------------------------------------------------ */
-/* Observability: Prometheus metrics, status listeners, render API    */
-/* ------------------------------------------------------------------ */
-
 /*
- * `health_options_t.port = HEALTH_PORT_OFF` (HEALTH_PORT=off) runs without
- * the library's HTTP thread: the application serves the answers itself
- * through health_render().  health_port() then returns 0.
+ * Every checker below bounds every phase of a run by the check's timeout,
+ * the name lookup included, and says which phase failed and why
+ * ("timeout after 2000 ms (connect)", "connect failed: connection refused",
+ * "HTTP 503 (expected 200-299)").  Outputs never contain host names, paths
+ * or credentials; the debug log has the target with any password masked.
  */
-#define HEALTH_PORT_OFF 65536u
 
-/** health_render(): the Prometheus answer (/metrics on the health port). */
-#define HEALTH_METRICS 4u
-
-/*
- * Paths on the health port.  Fill with health_serve_options_init(), change
- * fields, pass to health_set_serve_options(), which copies the strings.
- * A path is 1-128 printable characters starting with '/', without '?',
- * '#', spaces or '%'; the three must differ.  While a path keeps its
- * default, its alias (/readyz, /livez) is served too.
+/**
+ * Register a TCP check.  A connection to `target` is opened and closed on
+ * every run: it proves that something accepts connections on the port.
+ * componentType "component", observedValue the connect time in ms.
+ * Before start.
+ * @param target "host:port", "[v6]:port" or "tcp://host:port".
+ * @return 0, HEALTH_EURL, HEALTH_EINVAL, HEALTH_EEXIST, HEALTH_ESTATE or
+ *         HEALTH_ENOMEM.
  */
-typedef struct health_serve_options {
-  const char *ready_path;   /* HEALTH_READY_PATH, default "/ready" */
-  const char *live_path;    /* HEALTH_LIVE_PATH, default "/health" */
-  const char *metrics_path; /* HEALTH_METRICS_PATH, default "/metrics"; "off" (or "") serves none */
-  uintptr_t init_stamp;     /* written by the init function; never set it */
-  void *reserved[3];        /* must stay zero: room for later fields (ABI) */
-} health_serve_options_t;
+HEALTH_EXPORT int health_tcp_add(health_t *h, const char *name,
+                                 const char *target,
+                                 const health_check_options_t *opts,
+                                 health_error_t *err);
+
+/* Options of an HTTP(S) check; fill with health_http_options_init(). */
+typedef struct health_http_options {
+  const char *method;          /* "GET" (default) or "HEAD" */
+  unsigned status_min;         /* accepted status range, default 200 */
+  unsigned status_max;         /* default 299 */
+  const char *expect;          /* text the body must contain (GET only); default none */
+  unsigned max_redirects;      /* redirects followed (0-10); default 0: a 3xx is judged by the range */
+  const char *ca_file;         /* https: PEM bundle to verify the server; default system store */
+  const char *ca_dir;          /* https: hashed CA directory */
+  const char *cert_file;       /* https: client certificate (mutual TLS) */
+  const char *key_file;        /* https: client key */
+  const char *tls_server_name; /* https: name to verify and send as SNI; default the URL's host */
+  int insecure_skip_verify;    /* https: do not verify the server (logged loudly) */
+  uintptr_t init_stamp;        /* written by the init function; never set it */
+  void *reserved[3];           /* must stay zero: room for later fields (ABI) */
+} health_http_options_t;
 
 /**
  * Fill `o` with the defaults.
@@ -696,126 +633,170 @@ typedef struct health_serve_options {
  * that did not go through here (HEALTH_EINVAL naming this function), so
  * `= {0}` never stands for the defaults.  Any thread.
  */
-HEALTH_EXPORT void health_serve_options_init(health_serve_options_t *o);
+HEALTH_EXPORT void health_http_options_init(health_http_options_t *o);
 
 /**
- * Override fields of `o` from HEALTH_READY_PATH, HEALTH_LIVE_PATH and
- * HEALTH_METRICS_PATH (unset or empty: unchanged).  A malformed value is
- * rejected naming the variable and `o` is left unchanged.  Strings point
- * into the environment.  Before start (reads the environment).
- * health_config_from_env() reads these with every other variable.
- * @return 0 or HEALTH_EINVAL.
+ * Register an HTTP(S) upstream check.  One request per run on a fresh
+ * connection (HTTP/1.0 with Host, so never chunked), the status must be
+ * in the range and, with `expect`, the body (its first 64 KiB) must
+ * contain the text.  user:password in the URL is sent as Basic
+ * authentication and never shown.  componentType "component",
+ * observedValue the response time in ms.  Before start.
+ * @param url http://[user:password@]host[:port][/path][?query] or https://.
+ * @return 0, HEALTH_EURL, HEALTH_ETLS, HEALTH_EINVAL, HEALTH_EEXIST,
+ *         HEALTH_ESTATE, HEALTH_ENOMEM or HEALTH_ENOTSUP (https:// in a
+ *         build without OpenSSL).
  */
-HEALTH_EXPORT int health_serve_options_from_env(health_serve_options_t *o,
-                                                health_error_t *err);
+HEALTH_EXPORT int health_http_add(health_t *h, const char *name,
+                                  const char *url,
+                                  const health_http_options_t *http,
+                                  const health_check_options_t *opts,
+                                  health_error_t *err);
+
+/* Options of a disk check; fill with health_disk_options_init().  A
+ * threshold of 0 is off; the status is the worst of all thresholds. */
+typedef struct health_disk_options {
+  double warn_free_percent;        /* warn below this % of free space; default 10 */
+  double fail_free_percent;        /* fail below; default 5 */
+  uint64_t warn_free_bytes;        /* warn below this many free bytes; default 0 */
+  uint64_t fail_free_bytes;        /* fail below; default 0 */
+  double warn_free_inodes_percent; /* warn below this % of free inodes; default 10 */
+  double fail_free_inodes_percent; /* fail below; default 5 */
+  int write_probe;                 /* create, write, remove a file there on every run */
+  uintptr_t init_stamp;            /* written by the init function; never set it */
+  void *reserved[3];               /* must stay zero: room for later fields (ABI) */
+} health_disk_options_t;
 
 /**
- * Set the paths served on the health port.  Before start.
- * @param o options filled by health_serve_options_init().
- * @return 0, HEALTH_EINVAL, HEALTH_ESTATE or HEALTH_ENOMEM.
+ * Fill `o` with the defaults.
+ * It also sets `init_stamp`: every function taking the struct refuses one
+ * that did not go through here (HEALTH_EINVAL naming this function), so
+ * `= {0}` never stands for the defaults.  Any thread.
  */
-HEALTH_EXPORT int health_set_serve_options(health_t *h,
-                                           const health_serve_options_t *o,
-                                           health_error_t *err);
-
-/*
- * One answer rendered by health_render(): what the health port would send
- * for the same request.  The body is a snapshot shared with other callers;
- * it stays valid (and unchanged) until health_answer_release().
- */
-typedef struct health_answer {
-  unsigned code;            /* HTTP status: 200, 503, 403 or 404 */
-  const char *content_type; /* static string */
-  const char *body;         /* body_len bytes, NUL-terminated */
-  size_t body_len;
-  void *reserved[4]; /* the library's reference to the snapshot */
-} health_answer_t;
+HEALTH_EXPORT void health_disk_options_init(health_disk_options_t *o);
 
 /**
- * Render the current answer of an endpoint, for an application that serves
- * /ready, /health or /metrics on its own server (with or without the
- * library's HTTP thread).  Cheap enough to call per request: bodies are
- * rendered once per change of state and shared by reference (a call that
- * finds the state unchanged takes a lock, bumps a reference count and
- * allocates nothing).  The handle's detail policy applies as on the health
- * port.  Any thread, after health_new().
- * @param what HEALTH_READINESS, HEALTH_LIVENESS or HEALTH_METRICS.
- * @param check NULL, or a check's name for the per-check view of
- *        readiness/liveness (like GET /ready?check=NAME), after start: 404
- *        for an unknown check, 403 without full detail.
- * @param authorization the request's Authorization header, or NULL (it
- *        unlocks full detail under HEALTH_DETAIL_TOKEN).
- * @param accept the request's Accept header, or NULL: metrics are in
- *        OpenMetrics 1.0 when it names application/openmetrics-text, in
- *        the Prometheus text format 0.0.4 otherwise.
- * @param out receives the answer; release it with health_answer_release().
- * @return 0, HEALTH_EINVAL or HEALTH_ENOMEM.
- */
-HEALTH_EXPORT int health_render(health_t *h, unsigned what, const char *check,
-                                const char *authorization, const char *accept,
-                                health_answer_t *out);
-
-/**
- * Release an answer from health_render() (idempotent; zeroes `a`).
- * Any thread; an answer may also be released after health_free().
- */
-HEALTH_EXPORT void health_answer_release(health_answer_t *a);
-
-/* What changed, as told to a status listener. */
-typedef struct health_transition {
-  unsigned subject;         /* 0: a check; HEALTH_READINESS or HEALTH_LIVENESS: an endpoint */
-  const char *check;        /* the check's name; NULL for an endpoint */
-  health_status_t from, to; /* a check's first result comes from HEALTH_PENDING */
-  const char *reason;       /* the run's output, or why the endpoint changed; never NULL */
-  uint64_t seq;             /* 1, 2, 3...; a gap means events were dropped */
-  int64_t wall_ms;          /* when it happened, ms since the epoch */
-  void *reserved[4];
-} health_transition_t;
-
-/**
- * A status listener.  Called on the library's notifier thread, one event
- * at a time, in the order the transitions happened.  `t` and its strings
- * are valid during the call only.  Must not call health_stop() or
- * health_free(); other calls are fine.  A slow listener delays only later
- * events: the engine queues them (256 at most) and never waits; when the
- * queue is full new events are dropped and counted (the next delivered
- * event's seq jumps, the metric libhealth_listener_events_dropped_total
- * grows, and a warn log line says so).
- */
-typedef void (*health_listener_fn)(const health_transition_t *t, void *arg);
-
-/**
- * Register a listener for every transition of a check's effective status
- * and of the readiness and liveness answers (draining included).  At most
- * 16 listeners.  If this fails, `fn` will never be called.  Listeners run
- * on the library's notifier thread, one event (a health_transition_t) at a
- * time, in order; the engine never waits for them: a queue holds 256
- * events, and on a full queue new events are dropped and counted (a gap in
- * `seq`).  health_stop() returns once every queued event was told.
+ * Register a disk check on the file system holding `path`.  It reads
+ * statvfs(): the space and inodes available to unprivileged users.  componentType "system",
+ * measurement "utilization", observedValue the free space in percent.
+ * A file system that hangs is reported at the check's deadline.
  * Before start.
- * @return 0, HEALTH_EINVAL, HEALTH_ESTATE or HEALTH_ENOMEM.
+ * @return 0, HEALTH_EINVAL (no such directory, bad thresholds),
+ *         HEALTH_EEXIST, HEALTH_ESTATE or HEALTH_ENOMEM.
  */
-HEALTH_EXPORT int health_add_listener(health_t *h, health_listener_fn fn,
-                                      void *arg, health_error_t *err);
+HEALTH_EXPORT int health_disk_add(health_t *h, const char *name,
+                                  const char *path,
+                                  const health_disk_options_t *disk,
+                                  const health_check_options_t *opts,
+                                  health_error_t *err);
+
+/* Options of a memory check; fill with health_memory_options_init(). */
+typedef struct health_memory_options {
+  double warn_percent;      /* warn at this % of the limit; default 80 */
+  double fail_percent;      /* fail at; default 90 */
+  const char *cgroup_dir;   /* cgroup directory to read memory.max and
+                               memory.events from (cgroup v1:
+                               memory.limit_in_bytes, memory.oom_control);
+                               default this process's memory cgroup, v1 or
+                               v2 (and the lowest limit of its parents) */
+  health_status_t oom_kill; /* status when memory.events counts a new OOM
+                               kill since the previous run: HEALTH_WARN
+                               (default), HEALTH_FAIL, or HEALTH_PASS to ignore */
+  uintptr_t init_stamp;     /* written by the init function; never set it */
+  void *reserved[3];        /* must stay zero: room for later fields (ABI) */
+} health_memory_options_t;
 
 /**
- * Call `fn` for every registered check in registration order, with a copy
- * of its state taken just before the call (no lock is held during it).
- * `fn` returns 0 to go on, non-zero to stop.  Any thread.
- * @return the number of checks visited, or HEALTH_EINVAL.
+ * Fill `o` with the defaults.
+ * It also sets `init_stamp`: every function taking the struct refuses one
+ * that did not go through here (HEALTH_EINVAL naming this function), so
+ * `= {0}` never stands for the defaults.  Any thread.
  */
-HEALTH_EXPORT int health_check_foreach(health_t *h,
-                                       int (*fn)(const char *name,
-                                                 const health_check_info_t *info,
-                                                 void *arg),
-                                       void *arg);
-/* Fleet scale: schedule jitter, reconnect backoff, kept connections   */
+HEALTH_EXPORT void health_memory_options_init(health_memory_options_t *o);
+
+/**
+ * Register a memory check against the container's limit.  This process's
+ * resident memory is compared with cgroup v2 memory.max (cgroup v1:
+ * memory.limit_in_bytes), and new OOM kills in the container
+ * (memory.events or memory.oom_control oom_kill) are reported.  Without a
+ * limit it passes and reports the resident size; when no memory cgroup can
+ * be found its output says why the limit cannot be seen.  componentType "system", measurement "utilization",
+ * observedValue percent of the limit.  Before start.
+ * @return 0, HEALTH_EINVAL, HEALTH_EEXIST, HEALTH_ESTATE or HEALTH_ENOMEM.
+ */
+HEALTH_EXPORT int health_memory_add(health_t *h, const char *name,
+                                    const health_memory_options_t *mem,
+                                    const health_check_options_t *opts,
+                                    health_error_t *err);
+
+/* Options of a file descriptor check; fill with health_fds_options_init(). */
+typedef struct health_fds_options {
+  double warn_percent;  /* warn at this % of RLIMIT_NOFILE; default 80 */
+  double fail_percent;  /* fail at; default 90 */
+  uintptr_t init_stamp; /* written by the init function; never set it */
+  void *reserved[3];    /* must stay zero: room for later fields (ABI) */
+} health_fds_options_t;
+
+/**
+ * Fill `o` with the defaults.
+ * It also sets `init_stamp`: every function taking the struct refuses one
+ * that did not go through here (HEALTH_EINVAL naming this function), so
+ * `= {0}` never stands for the defaults.  Any thread.
+ */
+HEALTH_EXPORT void health_fds_options_init(health_fds_options_t *o);
+
+/**
+ * Register a check of this process's open file descriptors against its
+ * soft RLIMIT_NOFILE.  componentType "system", measurement "utilization",
+ * observedValue percent of the limit.  Before start.
+ * @return 0, HEALTH_EINVAL, HEALTH_EEXIST, HEALTH_ESTATE or HEALTH_ENOMEM.
+ */
+HEALTH_EXPORT int health_fds_add(health_t *h, const char *name,
+                                 const health_fds_options_t *fds,
+                                 const health_check_options_t *opts,
+                                 health_error_t *err);
+
+/**
+ * Register the checks described by HEALTH_CHECK_* variables.  Each
+ * HEALTH_CHECK_<NAME>=<target> is a check: the target's scheme picks the
+ * checker (tcp://, http://, https://, disk:/path, memory:, fds:,
+ * postgresql:// or postgres://, redis:// or rediss://),
+ * HEALTH_CHECK_<NAME>_<OPTION> variables set its options, and the check
+ * is named <name> in lower case.
+ *
+ * Options of every check: INTERVAL_MS, TIMEOUT_MS, FAILURE_THRESHOLD,
+ * SUCCESS_THRESHOLD (whole numbers), CRITICAL, READINESS, LIVENESS (1/0,
+ * true/false, yes/no, on/off).  http(s): METHOD (GET or HEAD), STATUS (200,
+ * 200-399 or 2xx), EXPECT (text), MAX_REDIRECTS (0-10).  https and
+ * rediss: CA_FILE, CA_DIR, CERT_FILE, KEY_FILE, SERVER_NAME,
+ * INSECURE_SKIP_VERIFY.  postgresql: QUERY, REQUIRE_WRITABLE.  redis:
+ * REQUIRE_MASTER.  disk: WARN and FAIL, a percentage of free space (10%)
+ * or a free size (bytes, or a number and one of K, M, G, T, powers of
+ * 1024: 500M, 1.5G; nothing else), INODES_WARN, INODES_FAIL (percent),
+ * WRITE_PROBE.  memory and fds: WARN and FAIL (percent); memory also
+ * CGROUP_DIR and OOM_KILL (warn, fail or ignore).  Given thresholds
+ * replace both defaults.
+ *
+ * All or nothing: on any malformed variable nothing is registered and the
+ * message names the variable (never echoing a URL that holds a password).
+ * HEALTH_CHECK_INTERVAL_MS and HEALTH_CHECK_TIMEOUT_MS are the handle's
+ * defaults (health_options_from_env()), not checks.  Before start.
+ * health_config_from_env() does this with every other variable.
+ * @param added optional: receives the number of checks registered.
+ * @return 0, HEALTH_EINVAL, HEALTH_EURL, HEALTH_ETLS, HEALTH_EEXIST,
+ *         HEALTH_ESTATE, HEALTH_ENOMEM or HEALTH_ENOTSUP.
+ */
+HEALTH_EXPORT int health_check_add_from_env(health_t *h, unsigned *added,
+                                            health_error_t *err);
+
+/* ------------------------------------------------------------------ */
+/* Built-in checkers: fleets (jitter, backoff, kept connections)      */
 /* ------------------------------------------------------------------ */
 
 /**
  * How one replica of a fleet spreads its load on shared dependencies.
  * Fill with health_fleet_options_init() (the defaults below), change
- * fields, pass to health_set_fleet().  Environment variables are given
+ * fields, pass to health_fleet_set().  Environment variables are given
  * beside each field; see health_fleet_options_from_env().
  *
  * Bounds, for a check of interval I (see docs/operations.md, "Fleets"):
@@ -878,255 +859,101 @@ HEALTH_EXPORT int health_fleet_options_from_env(health_fleet_options_t *o,
  *         filled by health_fleet_options_init(), or a non-zero reserved
  *         field) or HEALTH_ESTATE (already started).
  */
-HEALTH_EXPORT int health_set_fleet(health_t *h, const health_fleet_options_t *o,
+HEALTH_EXPORT int health_fleet_set(health_t *h, const health_fleet_options_t *o,
                                    health_error_t *err);
 
 /* ------------------------------------------------------------------ */
-/* Probe options: accepted status codes, request headers               */
+/* Shutdown                                                           */
 /* ------------------------------------------------------------------ */
 
-/** Options of health_probe_with(); fill with health_probe_options_init(). */
-typedef struct health_probe_options {
-  unsigned timeout_ms;        /* total time for everything; default 2000 (0 = default) */
-  const char *expect;         /* accepted status codes: "200-299" (NULL, the default),
-                               * "200-399" (as Kubernetes), "200,204", "2xx,3xx" */
-  const char *const *headers; /* NULL-terminated list of "Name: value" request headers,
-                               * or NULL; Host, User-Agent, Accept, Connection replace
-                               * the defaults, "Name:" (empty) removes one */
-  uintptr_t init_stamp;       /* written by the init function; never set it */
-  void *reserved[3];          /* must stay zero: room for later fields (ABI) */
-} health_probe_options_t;
+/* Exit codes of the shutdown sequence. */
+#define HEALTH_EXIT_OK 0           /* drained, every hook succeeded */
+#define HEALTH_EXIT_HOOK_FAILED 3  /* a hook returned non-zero */
+#define HEALTH_EXIT_HOOK_TIMEOUT 4 /* a hook overran its timeout and was abandoned */
+#define HEALTH_EXIT_DEADLINE 5     /* the hard deadline fired (held by a watchdog thread, whatever blocks) */
+#define HEALTH_EXIT_FORCED 6       /* a third signal forced an immediate exit */
 
 /**
- * Fill `o` with the defaults (timeout 2000 ms, 200-299, no extra header).
- * It also sets `init_stamp`: every function taking the struct refuses one
- * that did not go through here (a reason naming this function), so
- * `= {0}` never stands for the defaults.  Any thread.
- * @param o the options to fill.
+ * A flush hook.  Runs on a library thread made at start, after the drain.
+ * If a hook before it was abandoned at its timeout (it keeps that thread)
+ * and no new thread can be made, it runs on the shutdown thread: then its
+ * timeout cannot cut it, the deadline still does.  Return 0 on success,
+ * non-zero on failure.  `remaining_ms` is this hook's budget.
  */
-HEALTH_EXPORT void health_probe_options_init(health_probe_options_t *o);
+typedef int (*health_hook_fn)(void *arg, unsigned remaining_ms);
 
 /**
- * health_probe() with options.  The strings are only read during the call.
- * Any thread; one short-lived thread per call does a name lookup (none
- * for an IP literal), and is left to finish on its own if the timeout
- * comes first.
- * @param url        an http:// URL.
- * @param o          options, or NULL for the defaults.
- * @param reason     optional buffer for a one-line reason (also says what
- *                   is wrong with a bad URL, status list or header).
- * @param reason_len its size.
- * @return 0 when the answer's status is accepted, 1 otherwise, bad input
- *         included (usable as an exit status).
- */
-HEALTH_EXPORT int health_probe_with(const char *url, const health_probe_options_t *o,
-                                    char *reason, size_t reason_len);
-/* Ready-made checkers and checks from HEALTH_CHECK_* variables       */
-/* ------------------------------------------------------------------ */
-
-/*
- * Every checker below bounds every phase of a run by the check's timeout,
- * the name lookup included, and says which phase failed and why
- * ("timeout after 2000 ms (connect)", "connect failed: connection refused",
- * "HTTP 503 (expected 200-299)").  Outputs never contain host names, paths
- * or credentials; the debug log has the target with any password masked.
- */
-
-/**
- * Register a TCP check.  A connection to `target` is opened and closed on
- * every run: it proves that something accepts connections on the port.
- * componentType "component", observedValue the connect time in ms.
- * Before start.
- * @param target "host:port", "[v6]:port" or "tcp://host:port".
- * @return 0, HEALTH_EURL, HEALTH_EINVAL, HEALTH_EEXIST, HEALTH_ESTATE or
- *         HEALTH_ENOMEM.
- */
-HEALTH_EXPORT int health_add_tcp(health_t *h, const char *name,
-                                 const char *target,
-                                 const health_check_options_t *opts,
-                                 health_error_t *err);
-
-/* Options of an HTTP(S) check; fill with health_http_options_init(). */
-typedef struct health_http_options {
-  const char *method;          /* "GET" (default) or "HEAD" */
-  unsigned status_min;         /* accepted status range, default 200 */
-  unsigned status_max;         /* default 299 */
-  const char *expect;          /* text the body must contain (GET only); default none */
-  unsigned max_redirects;      /* redirects followed (0-10); default 0: a 3xx is judged by the range */
-  const char *ca_file;         /* https: PEM bundle to verify the server; default system store */
-  const char *ca_dir;          /* https: hashed CA directory */
-  const char *cert_file;       /* https: client certificate (mutual TLS) */
-  const char *key_file;        /* https: client key */
-  const char *tls_server_name; /* https: name to verify and send as SNI; default the URL's host */
-  int insecure_skip_verify;    /* https: do not verify the server (logged loudly) */
-  uintptr_t init_stamp;        /* written by the init function; never set it */
-  void *reserved[3];           /* must stay zero: room for later fields (ABI) */
-} health_http_options_t;
-
-/**
- * Fill `o` with the defaults.
- * It also sets `init_stamp`: every function taking the struct refuses one
- * that did not go through here (HEALTH_EINVAL naming this function), so
- * `= {0}` never stands for the defaults.  Any thread.
- */
-HEALTH_EXPORT void health_http_options_init(health_http_options_t *o);
-
-/**
- * Register an HTTP(S) upstream check.  One request per run on a fresh
- * connection (HTTP/1.0 with Host, so never chunked), the status must be
- * in the range and, with `expect`, the body (its first 64 KiB) must
- * contain the text.  user:password in the URL is sent as Basic
- * authentication and never shown.  componentType "component",
- * observedValue the response time in ms.  Before start.
- * @param url http://[user:password@]host[:port][/path][?query] or https://.
- * @return 0, HEALTH_EURL, HEALTH_ETLS, HEALTH_EINVAL, HEALTH_EEXIST,
- *         HEALTH_ESTATE, HEALTH_ENOMEM or HEALTH_ENOTSUP (https:// in a
- *         build without OpenSSL).
- */
-HEALTH_EXPORT int health_add_http(health_t *h, const char *name,
-                                  const char *url,
-                                  const health_http_options_t *http,
-                                  const health_check_options_t *opts,
-                                  health_error_t *err);
-
-/* Options of a disk check; fill with health_disk_options_init().  A
- * threshold of 0 is off; the status is the worst of all thresholds. */
-typedef struct health_disk_options {
-  double warn_free_percent;        /* warn below this % of free space; default 10 */
-  double fail_free_percent;        /* fail below; default 5 */
-  uint64_t warn_free_bytes;        /* warn below this many free bytes; default 0 */
-  uint64_t fail_free_bytes;        /* fail below; default 0 */
-  double warn_free_inodes_percent; /* warn below this % of free inodes; default 10 */
-  double fail_free_inodes_percent; /* fail below; default 5 */
-  int write_probe;                 /* create, write, remove a file there on every run */
-  uintptr_t init_stamp;            /* written by the init function; never set it */
-  void *reserved[3];               /* must stay zero: room for later fields (ABI) */
-} health_disk_options_t;
-
-/**
- * Fill `o` with the defaults.
- * It also sets `init_stamp`: every function taking the struct refuses one
- * that did not go through here (HEALTH_EINVAL naming this function), so
- * `= {0}` never stands for the defaults.  Any thread.
- */
-HEALTH_EXPORT void health_disk_options_init(health_disk_options_t *o);
-
-/**
- * Register a disk check on the file system holding `path`.  It reads
- * statvfs(): the space and inodes available to unprivileged users.  componentType "system",
- * measurement "utilization", observedValue the free space in percent.
- * A file system that hangs is reported at the check's deadline.
- * Before start.
- * @return 0, HEALTH_EINVAL (no such directory, bad thresholds),
- *         HEALTH_EEXIST, HEALTH_ESTATE or HEALTH_ENOMEM.
- */
-HEALTH_EXPORT int health_add_disk(health_t *h, const char *name,
-                                  const char *path,
-                                  const health_disk_options_t *disk,
-                                  const health_check_options_t *opts,
-                                  health_error_t *err);
-
-/* Options of a memory check; fill with health_memory_options_init(). */
-typedef struct health_memory_options {
-  double warn_percent;      /* warn at this % of the limit; default 80 */
-  double fail_percent;      /* fail at; default 90 */
-  const char *cgroup_dir;   /* cgroup directory to read memory.max and
-                               memory.events from (cgroup v1:
-                               memory.limit_in_bytes, memory.oom_control);
-                               default this process's memory cgroup, v1 or
-                               v2 (and the lowest limit of its parents) */
-  health_status_t oom_kill; /* status when memory.events counts a new OOM
-                               kill since the previous run: HEALTH_WARN
-                               (default), HEALTH_FAIL, or HEALTH_PASS to ignore */
-  uintptr_t init_stamp;     /* written by the init function; never set it */
-  void *reserved[3];        /* must stay zero: room for later fields (ABI) */
-} health_memory_options_t;
-
-/**
- * Fill `o` with the defaults.
- * It also sets `init_stamp`: every function taking the struct refuses one
- * that did not go through here (HEALTH_EINVAL naming this function), so
- * `= {0}` never stands for the defaults.  Any thread.
- */
-HEALTH_EXPORT void health_memory_options_init(health_memory_options_t *o);
-
-/**
- * Register a memory check against the container's limit.  This process's
- * resident memory is compared with cgroup v2 memory.max (cgroup v1:
- * memory.limit_in_bytes), and new OOM kills in the container
- * (memory.events or memory.oom_control oom_kill) are reported.  Without a
- * limit it passes and reports the resident size; when no memory cgroup can
- * be found its output says why the limit cannot be seen.  componentType "system", measurement "utilization",
- * observedValue percent of the limit.  Before start.
+ * Register a flush hook.  Hooks run in ascending `order` (ties in
+ * registration order), each under `timeout_ms` (0 = the handle's default),
+ * cut by the shutdown deadline (the hook's `remaining_ms` says how much it
+ * really gets; health_start() logs a warning for each hook the deadline
+ * may cut).  `name` follows the check-name rules (1-64 characters of
+ * [A-Za-z0-9._-]) and is unique among hooks.  Before start.
  * @return 0, HEALTH_EINVAL, HEALTH_EEXIST, HEALTH_ESTATE or HEALTH_ENOMEM.
  */
-HEALTH_EXPORT int health_add_memory(health_t *h, const char *name,
-                                    const health_memory_options_t *mem,
-                                    const health_check_options_t *opts,
-                                    health_error_t *err);
-
-/* Options of a file descriptor check; fill with health_fds_options_init(). */
-typedef struct health_fds_options {
-  double warn_percent;  /* warn at this % of RLIMIT_NOFILE; default 80 */
-  double fail_percent;  /* fail at; default 90 */
-  uintptr_t init_stamp; /* written by the init function; never set it */
-  void *reserved[3];    /* must stay zero: room for later fields (ABI) */
-} health_fds_options_t;
+HEALTH_EXPORT int health_hook_add(health_t *h, const char *name, int order,
+                                  unsigned timeout_ms, health_hook_fn fn,
+                                  void *arg, health_error_t *err);
 
 /**
- * Fill `o` with the defaults.
- * It also sets `init_stamp`: every function taking the struct refuses one
- * that did not go through here (HEALTH_EINVAL naming this function), so
- * `= {0}` never stands for the defaults.  Any thread.
+ * Set the drain callback.  `fn(arg)` is called once on the shutdown thread
+ * when draining starts (readiness has already flipped).  It must not block
+ * and must not call health_stop() or health_free().  A second call
+ * replaces the callback.  A NULL `fn` is refused (the callback in place,
+ * if any, stays).  Before start.
+ * @return 0, HEALTH_EINVAL (`h` or `fn` NULL) or HEALTH_ESTATE (after
+ *         health_start(): the callback is not changed).
  */
-HEALTH_EXPORT void health_fds_options_init(health_fds_options_t *o);
+HEALTH_EXPORT int health_drain_notify(health_t *h, void (*fn)(void *arg), void *arg, health_error_t *err);
 
 /**
- * Register a check of this process's open file descriptors against its
- * soft RLIMIT_NOFILE.  componentType "system", measurement "utilization",
- * observedValue percent of the limit.  Before start.
- * @return 0, HEALTH_EINVAL, HEALTH_EEXIST, HEALTH_ESTATE or HEALTH_ENOMEM.
+ * A file descriptor that becomes readable when draining starts (and stays
+ * readable), for an event loop to watch (poll, epoll, libevent...).  It is
+ * the read end of a non-blocking, close-on-exec pipe that belongs to the
+ * handle: the application must not close it, read from it or write to it
+ * (a read would take away the byte that keeps it readable for every other
+ * watcher).  It stays open and keeps its number until health_free(), which
+ * closes it: stop watching it before that.  Any thread, after health_new().
+ * @return the descriptor, or -1 when `h` is NULL.
  */
-HEALTH_EXPORT int health_add_fds(health_t *h, const char *name,
-                                 const health_fds_options_t *fds,
-                                 const health_check_options_t *opts,
-                                 health_error_t *err);
+HEALTH_EXPORT int health_drain_fd(const health_t *h);
 
 /**
- * Register the checks described by HEALTH_CHECK_* variables.  Each
- * HEALTH_CHECK_<NAME>=<target> is a check: the target's scheme picks the
- * checker (tcp://, http://, https://, disk:/path, memory:, fds:,
- * postgresql:// or postgres://, redis:// or rediss://),
- * HEALTH_CHECK_<NAME>_<OPTION> variables set its options, and the check
- * is named <name> in lower case.
- *
- * Options of every check: INTERVAL_MS, TIMEOUT_MS, FAILURE_THRESHOLD,
- * SUCCESS_THRESHOLD (whole numbers), CRITICAL, READINESS, LIVENESS (1/0,
- * true/false, yes/no, on/off).  http(s): METHOD (GET or HEAD), STATUS (200,
- * 200-399 or 2xx), EXPECT (text), MAX_REDIRECTS (0-10).  https and
- * rediss: CA_FILE, CA_DIR, CERT_FILE, KEY_FILE, SERVER_NAME,
- * INSECURE_SKIP_VERIFY.  postgresql: QUERY, REQUIRE_WRITABLE.  redis:
- * REQUIRE_MASTER.  disk: WARN and FAIL, a percentage of free space (10%)
- * or a free size (bytes, or a number and one of K, M, G, T, powers of
- * 1024: 500M, 1.5G; nothing else), INODES_WARN, INODES_FAIL (percent),
- * WRITE_PROBE.  memory and fds: WARN and FAIL (percent); memory also
- * CGROUP_DIR and OOM_KILL (warn, fail or ignore).  Given thresholds
- * replace both defaults.
- *
- * All or nothing: on any malformed variable nothing is registered and the
- * message names the variable (never echoing a URL that holds a password).
- * HEALTH_CHECK_INTERVAL_MS and HEALTH_CHECK_TIMEOUT_MS are the handle's
- * defaults (health_options_from_env()), not checks.  Before start.
- * health_config_from_env() does this with every other variable.
- * @param added optional: receives the number of checks registered.
- * @return 0, HEALTH_EINVAL, HEALTH_EURL, HEALTH_ETLS, HEALTH_EEXIST,
- *         HEALTH_ESTATE, HEALTH_ENOMEM or HEALTH_ENOTSUP.
+ * Start the shutdown sequence, as SIGTERM would.  Async-signal-safe: an
+ * application that owns its signals calls this from its own handler.
+ * A call while the sequence runs counts as a repeated signal: the second
+ * ends the drain window at once (the hooks still run), the third exits
+ * at once with HEALTH_EXIT_FORCED, logging every hook it skips; one that
+ * comes within 1 s of the previous is logged and ignored (a supervisor's
+ * burst must not force an exit that skips the flush).
  */
-HEALTH_EXPORT int health_add_checks_from_env(health_t *h, unsigned *added,
-                                             health_error_t *err);
+HEALTH_EXPORT void health_shutdown(health_t *h);
+
+/** 1 once draining has started. Any thread; async-signal-safe. */
+HEALTH_EXPORT int health_drain_active(const health_t *h);
+
+/**
+ * Report a request starting / ending, so the drain may end early once
+ * nothing is in flight.  Any thread; a single atomic operation each.
+ */
+HEALTH_EXPORT void health_inflight_begin(health_t *h);
+HEALTH_EXPORT void health_inflight_end(health_t *h);
+
+/**
+ * Block until the shutdown sequence has finished (only returns when
+ * exit_on_shutdown is 0), then return its exit code.  If the sequence is
+ * still blocked 100 ms after the deadline (in a log sink, a listener, a
+ * lock), returns the code it had decided or HEALTH_EXIT_DEADLINE then;
+ * health_stop() and health_free() still wait for the sequence.  Any thread
+ * except the library's own.
+ * @return the exit code (HEALTH_EXIT_*), 0 after health_stop(), or
+ *         HEALTH_ESTATE at once before health_start() (nothing could end
+ *         the wait), HEALTH_EINVAL for NULL.
+ */
+HEALTH_EXPORT int health_wait(health_t *h);
 
 /* ------------------------------------------------------------------ */
-/* Liveness and readiness controls                                     */
+/* Liveness and readiness controls                                    */
 /* ------------------------------------------------------------------ */
 
 /* Heartbeats, manual readiness, startup gates, HAProxy agent-check. */
@@ -1172,7 +999,7 @@ HEALTH_EXPORT void health_heartbeat_beat(health_heartbeat_t *hb);
  * nobody may beat it afterwards.  Any thread.
  * @return 0, HEALTH_EINVAL (NULL) or HEALTH_ENOENT.
  */
-HEALTH_EXPORT int health_heartbeat_remove(health_heartbeat_t *hb);
+HEALTH_EXPORT int health_heartbeat_remove(health_heartbeat_t *hb, health_error_t *err);
 
 /*
  * Shared heartbeats, for pre-forked workers: a worker process proves it
@@ -1223,7 +1050,7 @@ HEALTH_EXPORT void health_heartbeat_shared_beat(health_heartbeat_shared_t *s,
  * @return 0 or HEALTH_EINVAL (NULL, slot out of range, pid <= 0).
  */
 HEALTH_EXPORT int health_heartbeat_shared_attach(health_heartbeat_shared_t *s,
-                                                 unsigned slot, pid_t pid);
+                                                 unsigned slot, pid_t pid, health_error_t *err);
 
 /**
  * Stop watching slot `slot` (a worker stopped on purpose).  Any thread of
@@ -1231,7 +1058,7 @@ HEALTH_EXPORT int health_heartbeat_shared_attach(health_heartbeat_shared_t *s,
  * @return 0 or HEALTH_EINVAL.
  */
 HEALTH_EXPORT int health_heartbeat_shared_detach(health_heartbeat_shared_t *s,
-                                                 unsigned slot);
+                                                 unsigned slot, health_error_t *err);
 
 /**
  * Take the service out of readiness now, with a reason (cache warm-up, a
@@ -1242,33 +1069,33 @@ HEALTH_EXPORT int health_heartbeat_shared_detach(health_heartbeat_shared_t *s,
  * @param reason up to 256 printable characters; NULL or "" for "not ready".
  * @return 0, HEALTH_EINVAL or HEALTH_ENOMEM.
  */
-HEALTH_EXPORT int health_set_not_ready(health_t *h, const char *reason,
-                                       health_error_t *err);
+HEALTH_EXPORT int health_ready_hold(health_t *h, const char *reason,
+                                    health_error_t *err);
 
 /**
- * Undo health_set_not_ready(): readiness is again what the checks, gates
+ * Undo health_ready_hold(): readiness is again what the checks, gates
  * and heartbeats say.  Any thread.
  * @return 0 or HEALTH_EINVAL (NULL handle).
  */
-HEALTH_EXPORT int health_set_ready(health_t *h);
+HEALTH_EXPORT int health_ready_release(health_t *h, health_error_t *err);
 
 /**
  * Add a startup gate: readiness fails ("<name>:startup" in the body) until
- * health_open_gate() opens it (migrations done, cache loaded).  With a
+ * health_gate_open() opens it (migrations done, cache loaded).  With a
  * startup deadline, a gate still closed that long after health_start() also
  * fails liveness, so the platform restarts a service that never finishes
  * starting.  Before start.
  * @param name 1-64 characters of [A-Za-z0-9._-], unique among gates.
  * @return 0, HEALTH_EINVAL, HEALTH_EEXIST, HEALTH_ESTATE or HEALTH_ENOMEM.
  */
-HEALTH_EXPORT int health_add_gate(health_t *h, const char *name,
+HEALTH_EXPORT int health_gate_add(health_t *h, const char *name,
                                   health_error_t *err);
 
 /**
  * Open a gate (opening an open gate does nothing).  Any thread.
  * @return 0, HEALTH_EINVAL or HEALTH_ENOENT.
  */
-HEALTH_EXPORT int health_open_gate(health_t *h, const char *name);
+HEALTH_EXPORT int health_gate_open(health_t *h, const char *name, health_error_t *err);
 
 /**
  * How long after health_start() every gate must be open before liveness
@@ -1276,7 +1103,7 @@ HEALTH_EXPORT int health_open_gate(health_t *h, const char *name);
  * @param deadline_ms 0 (none, the default) to 86400000.
  * @return 0, HEALTH_EINVAL or HEALTH_ESTATE.
  */
-HEALTH_EXPORT int health_set_startup_deadline(health_t *h, unsigned deadline_ms,
+HEALTH_EXPORT int health_startup_set_deadline(health_t *h, unsigned deadline_ms,
                                               health_error_t *err);
 
 /*
@@ -1307,7 +1134,7 @@ HEALTH_EXPORT void health_agent_options_init(health_agent_options_t *o);
  * Turn the agent responder on (the options are copied).  Before start.
  * @return 0, HEALTH_EINVAL, HEALTH_ESTATE or HEALTH_ENOMEM.
  */
-HEALTH_EXPORT int health_set_agent(health_t *h, const health_agent_options_t *o,
+HEALTH_EXPORT int health_agent_set(health_t *h, const health_agent_options_t *o,
                                    health_error_t *err);
 
 /**
@@ -1316,7 +1143,7 @@ HEALTH_EXPORT int health_set_agent(health_t *h, const health_agent_options_t *o,
  * @param percent 0 (send none) or 1-256.
  * @return 0 or HEALTH_EINVAL.
  */
-HEALTH_EXPORT int health_agent_set_weight(health_t *h, unsigned percent);
+HEALTH_EXPORT int health_agent_set_weight(health_t *h, unsigned percent, health_error_t *err);
 
 /**
  * The TCP port the agent listens on.  Any thread, after start.
@@ -1335,8 +1162,136 @@ HEALTH_EXPORT unsigned health_agent_port(const health_t *h);
  * @return 0, HEALTH_EINVAL, HEALTH_ESTATE or HEALTH_ENOMEM.
  */
 HEALTH_EXPORT int health_controls_from_env(health_t *h, health_error_t *err);
-/* Connection guard: descriptors for the health port                  */
+
 /* ------------------------------------------------------------------ */
+/* Observability: the answers, listeners, the health port             */
+/* ------------------------------------------------------------------ */
+
+/** health_answer_render(): the Prometheus answer (/metrics on the health port). */
+#define HEALTH_METRICS 4u
+
+/*
+ * Paths on the health port.  Fill with health_serve_options_init(), change
+ * fields, pass to health_serve_set(), which copies the strings.
+ * A path is 1-128 printable characters starting with '/', without '?',
+ * '#', spaces or '%'; the three must differ.  While a path keeps its
+ * default, its alias (/readyz, /livez) is served too.
+ */
+typedef struct health_serve_options {
+  const char *ready_path;   /* HEALTH_READY_PATH, default "/ready" */
+  const char *live_path;    /* HEALTH_LIVE_PATH, default "/health" */
+  const char *metrics_path; /* HEALTH_METRICS_PATH, default "/metrics"; "off" (or "") serves none */
+  uintptr_t init_stamp;     /* written by the init function; never set it */
+  void *reserved[3];        /* must stay zero: room for later fields (ABI) */
+} health_serve_options_t;
+
+/**
+ * Fill `o` with the defaults.
+ * It also sets `init_stamp`: every function taking the struct refuses one
+ * that did not go through here (HEALTH_EINVAL naming this function), so
+ * `= {0}` never stands for the defaults.  Any thread.
+ */
+HEALTH_EXPORT void health_serve_options_init(health_serve_options_t *o);
+
+/**
+ * Override fields of `o` from HEALTH_READY_PATH, HEALTH_LIVE_PATH and
+ * HEALTH_METRICS_PATH (unset or empty: unchanged).  A malformed value is
+ * rejected naming the variable and `o` is left unchanged.  Strings point
+ * into the environment.  Before start (reads the environment).
+ * health_config_from_env() reads these with every other variable.
+ * @return 0 or HEALTH_EINVAL.
+ */
+HEALTH_EXPORT int health_serve_options_from_env(health_serve_options_t *o,
+                                                health_error_t *err);
+
+/**
+ * Set the paths served on the health port.  Before start.
+ * @param o options filled by health_serve_options_init().
+ * @return 0, HEALTH_EINVAL, HEALTH_ESTATE or HEALTH_ENOMEM.
+ */
+HEALTH_EXPORT int health_serve_set(health_t *h,
+                                   const health_serve_options_t *o,
+                                   health_error_t *err);
+
+/*
+ * One answer rendered by health_answer_render(): what the health port would send
+ * for the same request.  The body is a snapshot shared with other callers;
+ * it stays valid (and unchanged) until health_answer_release().
+ */
+typedef struct health_answer {
+  unsigned code;            /* HTTP status: 200, 503, 403 or 404 */
+  const char *content_type; /* static string */
+  const char *body;         /* body_len bytes, NUL-terminated */
+  size_t body_len;
+  void *reserved[4]; /* the library's reference to the snapshot */
+} health_answer_t;
+
+/**
+ * Render the current answer of an endpoint, for an application that serves
+ * /ready, /health or /metrics on its own server (with or without the
+ * library's HTTP thread).  Cheap enough to call per request: bodies are
+ * rendered once per change of state and shared by reference (a call that
+ * finds the state unchanged takes a lock, bumps a reference count and
+ * allocates nothing).  The handle's detail policy applies as on the health
+ * port.  Any thread, after health_new().
+ * @param what HEALTH_READINESS, HEALTH_LIVENESS or HEALTH_METRICS.
+ * @param check NULL, or a check's name for the per-check view of
+ *        readiness/liveness (like GET /ready?check=NAME), after start: 404
+ *        for an unknown check, 403 without full detail.
+ * @param authorization the request's Authorization header, or NULL (it
+ *        unlocks full detail under HEALTH_DETAIL_TOKEN).
+ * @param accept the request's Accept header, or NULL: metrics are in
+ *        OpenMetrics 1.0 when it names application/openmetrics-text, in
+ *        the Prometheus text format 0.0.4 otherwise.
+ * @param out receives the answer; release it with health_answer_release().
+ * @return 0, HEALTH_EINVAL or HEALTH_ENOMEM.
+ */
+HEALTH_EXPORT int health_answer_render(health_t *h, unsigned what, const char *check,
+                                       const char *authorization, const char *accept,
+                                       health_answer_t *out, health_error_t *err);
+
+/**
+ * Release an answer from health_answer_render() (idempotent; zeroes `a`).
+ * Any thread; an answer may also be released after health_free().
+ */
+HEALTH_EXPORT void health_answer_release(health_answer_t *a);
+
+/* What changed, as told to a status listener. */
+typedef struct health_transition {
+  unsigned subject;         /* 0: a check; HEALTH_READINESS or HEALTH_LIVENESS: an endpoint */
+  const char *check;        /* the check's name; NULL for an endpoint */
+  health_status_t from, to; /* a check's first result comes from HEALTH_PENDING */
+  const char *reason;       /* the run's output, or why the endpoint changed; never NULL */
+  uint64_t seq;             /* 1, 2, 3...; a gap means events were dropped */
+  int64_t wall_ms;          /* when it happened, ms since the epoch */
+  void *reserved[4];
+} health_transition_t;
+
+/**
+ * A status listener.  Called on the library's notifier thread, one event
+ * at a time, in the order the transitions happened.  `t` and its strings
+ * are valid during the call only.  Must not call health_stop() or
+ * health_free(); other calls are fine.  A slow listener delays only later
+ * events: the engine queues them (256 at most) and never waits; when the
+ * queue is full new events are dropped and counted (the next delivered
+ * event's seq jumps, the metric libhealth_listener_events_dropped_total
+ * grows, and a warn log line says so).
+ */
+typedef void (*health_listener_fn)(const health_transition_t *t, void *arg);
+
+/**
+ * Register a listener for every transition of a check's effective status
+ * and of the readiness and liveness answers (draining included).  At most
+ * 16 listeners.  If this fails, `fn` will never be called.  Listeners run
+ * on the library's notifier thread, one event (a health_transition_t) at a
+ * time, in order; the engine never waits for them: a queue holds 256
+ * events, and on a full queue new events are dropped and counted (a gap in
+ * `seq`).  health_stop() returns once every queued event was told.
+ * Before start.
+ * @return 0, HEALTH_EINVAL, HEALTH_ESTATE or HEALTH_ENOMEM.
+ */
+HEALTH_EXPORT int health_listener_add(health_t *h, health_listener_fn fn,
+                                      void *arg, health_error_t *err);
 
 /**
  * Ceiling for the soft RLIMIT_NOFILE.  At health_start() the library makes
@@ -1354,8 +1309,158 @@ HEALTH_EXPORT int health_controls_from_env(health_t *h, health_error_t *err);
  * @param max_soft the highest soft limit the library may set; 0: never raise.
  * @return 0, HEALTH_EINVAL (h NULL), HEALTH_ESTATE (already started).
  */
-HEALTH_EXPORT int health_set_nofile_max(health_t *h, unsigned long max_soft,
-                                        health_error_t *err);
+HEALTH_EXPORT int health_fds_set_limit(health_t *h, unsigned long max_soft,
+                                       health_error_t *err);
+
+/* ------------------------------------------------------------------ */
+/* Probe                                                              */
+/* ------------------------------------------------------------------ */
+
+/**
+ * GET `url` (http://host[:port][/path][?query], IPv4/IPv6 literal or name)
+ * with one timeout that bounds everything: the name lookup, connecting
+ * (each address in turn), sending and the whole answer.  For a service
+ * binary that is its own container HEALTHCHECK.  Same as
+ * health_probe_with() with default options and this timeout.  Any thread.
+ * @param url        an http:// URL (https:// and user@ are refused).
+ * @param timeout_ms the total time allowed; 0 means 2000.
+ * @param reason     optional buffer for a one-line reason ("HTTP 200 OK",
+ *                   "HTTP 503 Service Unavailable (expected 200-299)",
+ *                   "timeout after 2000 ms (dns)", ...).
+ * @param reason_len its size.
+ * @return 0 on a 2xx answer, 1 otherwise (usable as an exit status).
+ */
+HEALTH_EXPORT int health_probe(const char *url, unsigned timeout_ms,
+                               char *reason, size_t reason_len);
+
+/** Options of health_probe_with(); fill with health_probe_options_init(). */
+typedef struct health_probe_options {
+  unsigned timeout_ms;        /* total time for everything; default 2000 (0 = default) */
+  const char *expect;         /* accepted status codes: "200-299" (NULL, the default),
+                               * "200-399" (as Kubernetes), "200,204", "2xx,3xx" */
+  const char *const *headers; /* NULL-terminated list of "Name: value" request headers,
+                               * or NULL; Host, User-Agent, Accept, Connection replace
+                               * the defaults, "Name:" (empty) removes one */
+  uintptr_t init_stamp;       /* written by the init function; never set it */
+  void *reserved[3];          /* must stay zero: room for later fields (ABI) */
+} health_probe_options_t;
+
+/**
+ * Fill `o` with the defaults (timeout 2000 ms, 200-299, no extra header).
+ * It also sets `init_stamp`: every function taking the struct refuses one
+ * that did not go through here (a reason naming this function), so
+ * `= {0}` never stands for the defaults.  Any thread.
+ * @param o the options to fill.
+ */
+HEALTH_EXPORT void health_probe_options_init(health_probe_options_t *o);
+
+/**
+ * health_probe() with options.  The strings are only read during the call.
+ * Any thread; one short-lived thread per call does a name lookup (none
+ * for an IP literal), and is left to finish on its own if the timeout
+ * comes first.
+ * @param url        an http:// URL.
+ * @param o          options, or NULL for the defaults.
+ * @param reason     optional buffer for a one-line reason (also says what
+ *                   is wrong with a bad URL, status list or header).
+ * @param reason_len its size.
+ * @return 0 when the answer's status is accepted, 1 otherwise, bad input
+ *         included (usable as an exit status).
+ */
+HEALTH_EXPORT int health_probe_with(const char *url, const health_probe_options_t *o,
+                                    char *reason, size_t reason_len);
+
+/* ------------------------------------------------------------------ */
+/* Deprecated names                                                   */
+/* ------------------------------------------------------------------ */
+
+/*
+ * The names 0.2.0 replaced (docs/guide.md, "Naming"; NEWS).  Each is the
+ * same function under its old name and signature; a call warns at compile
+ * time and still works.  They are removed in 0.3.0.  Define
+ * HEALTH_NO_DEPRECATED before including this header to hide them.
+ */
+#ifndef HEALTH_NO_DEPRECATED
+
+/** Deprecated name of health_postgres_options_t. */
+typedef health_postgres_options_t health_pg_options_t HEALTH_DEPRECATED("use health_postgres_options_t");
+
+/** Deprecated: the old name of health_check_add(). */
+HEALTH_EXPORT int health_add_check(health_t *h, const char *name, health_check_fn fn, void *arg, void (*free_arg)(void *arg), const health_check_options_t *opts, health_error_t *err) HEALTH_DEPRECATED("use health_check_add()");
+
+/** Deprecated: the old name of health_check_find(), without its health_error_t. */
+HEALTH_EXPORT int health_check_get(health_t *h, const char *name, health_check_info_t *out) HEALTH_DEPRECATED("use health_check_find()");
+
+/** Deprecated: the old name of health_check_add_from_env(). */
+HEALTH_EXPORT int health_add_checks_from_env(health_t *h, unsigned *added, health_error_t *err) HEALTH_DEPRECATED("use health_check_add_from_env()");
+
+/** Deprecated: the old name of health_postgres_options_init(). */
+HEALTH_EXPORT void health_pg_options_init(health_postgres_options_t *o) HEALTH_DEPRECATED("use health_postgres_options_init()");
+
+/** Deprecated: the old name of health_postgres_add(). */
+HEALTH_EXPORT int health_add_postgres(health_t *h, const char *name, const char *conninfo, const health_postgres_options_t *pg, const health_check_options_t *opts, health_error_t *err) HEALTH_DEPRECATED("use health_postgres_add()");
+
+/** Deprecated: the old name of health_redis_add(). */
+HEALTH_EXPORT int health_add_redis(health_t *h, const char *name, const char *url, const health_redis_options_t *redis, const health_check_options_t *opts, health_error_t *err) HEALTH_DEPRECATED("use health_redis_add()");
+
+/** Deprecated: the old name of health_tcp_add(). */
+HEALTH_EXPORT int health_add_tcp(health_t *h, const char *name, const char *target, const health_check_options_t *opts, health_error_t *err) HEALTH_DEPRECATED("use health_tcp_add()");
+
+/** Deprecated: the old name of health_http_add(). */
+HEALTH_EXPORT int health_add_http(health_t *h, const char *name, const char *url, const health_http_options_t *http, const health_check_options_t *opts, health_error_t *err) HEALTH_DEPRECATED("use health_http_add()");
+
+/** Deprecated: the old name of health_disk_add(). */
+HEALTH_EXPORT int health_add_disk(health_t *h, const char *name, const char *path, const health_disk_options_t *disk, const health_check_options_t *opts, health_error_t *err) HEALTH_DEPRECATED("use health_disk_add()");
+
+/** Deprecated: the old name of health_memory_add(). */
+HEALTH_EXPORT int health_add_memory(health_t *h, const char *name, const health_memory_options_t *mem, const health_check_options_t *opts, health_error_t *err) HEALTH_DEPRECATED("use health_memory_add()");
+
+/** Deprecated: the old name of health_fds_add(). */
+HEALTH_EXPORT int health_add_fds(health_t *h, const char *name, const health_fds_options_t *fds, const health_check_options_t *opts, health_error_t *err) HEALTH_DEPRECATED("use health_fds_add()");
+
+/** Deprecated: the old name of health_fds_set_limit(). */
+HEALTH_EXPORT int health_set_nofile_max(health_t *h, unsigned long max_soft, health_error_t *err) HEALTH_DEPRECATED("use health_fds_set_limit()");
+
+/** Deprecated: the old name of health_hook_add(). */
+HEALTH_EXPORT int health_add_hook(health_t *h, const char *name, int order, unsigned timeout_ms, health_hook_fn fn, void *arg, health_error_t *err) HEALTH_DEPRECATED("use health_hook_add()");
+
+/** Deprecated: the old name of health_drain_notify(), without its health_error_t. */
+HEALTH_EXPORT int health_on_drain(health_t *h, void (*fn)(void *arg), void *arg) HEALTH_DEPRECATED("use health_drain_notify()");
+
+/** Deprecated: the old name of health_drain_active(). */
+HEALTH_EXPORT int health_is_draining(const health_t *h) HEALTH_DEPRECATED("use health_drain_active()");
+
+/** Deprecated: the old name of health_answer_render(), without its health_error_t. */
+HEALTH_EXPORT int health_render(health_t *h, unsigned what, const char *check, const char *authorization, const char *accept, health_answer_t *out) HEALTH_DEPRECATED("use health_answer_render()");
+
+/** Deprecated: the old name of health_listener_add(). */
+HEALTH_EXPORT int health_add_listener(health_t *h, health_listener_fn fn, void *arg, health_error_t *err) HEALTH_DEPRECATED("use health_listener_add()");
+
+/** Deprecated: the old name of health_fleet_set(). */
+HEALTH_EXPORT int health_set_fleet(health_t *h, const health_fleet_options_t *o, health_error_t *err) HEALTH_DEPRECATED("use health_fleet_set()");
+
+/** Deprecated: the old name of health_serve_set(). */
+HEALTH_EXPORT int health_set_serve_options(health_t *h, const health_serve_options_t *o, health_error_t *err) HEALTH_DEPRECATED("use health_serve_set()");
+
+/** Deprecated: the old name of health_agent_set(). */
+HEALTH_EXPORT int health_set_agent(health_t *h, const health_agent_options_t *o, health_error_t *err) HEALTH_DEPRECATED("use health_agent_set()");
+
+/** Deprecated: the old name of health_ready_hold(). */
+HEALTH_EXPORT int health_set_not_ready(health_t *h, const char *reason, health_error_t *err) HEALTH_DEPRECATED("use health_ready_hold()");
+
+/** Deprecated: the old name of health_ready_release(), without its health_error_t. */
+HEALTH_EXPORT int health_set_ready(health_t *h) HEALTH_DEPRECATED("use health_ready_release()");
+
+/** Deprecated: the old name of health_gate_add(). */
+HEALTH_EXPORT int health_add_gate(health_t *h, const char *name, health_error_t *err) HEALTH_DEPRECATED("use health_gate_add()");
+
+/** Deprecated: the old name of health_gate_open(), without its health_error_t. */
+HEALTH_EXPORT int health_open_gate(health_t *h, const char *name) HEALTH_DEPRECATED("use health_gate_open()");
+
+/** Deprecated: the old name of health_startup_set_deadline(). */
+HEALTH_EXPORT int health_set_startup_deadline(health_t *h, unsigned deadline_ms, health_error_t *err) HEALTH_DEPRECATED("use health_startup_set_deadline()");
+
+#endif /* HEALTH_NO_DEPRECATED */
 
 #ifdef __cplusplus
 }

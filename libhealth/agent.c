@@ -38,9 +38,9 @@ HEALTH_EXPORT void health_agent_options_init(health_agent_options_t *o) {
   o->init_stamp = HEALTH__INIT_STAMP;
 }
 
-HEALTH_EXPORT int health_set_agent(health_t *h, const health_agent_options_t *o,
+HEALTH_EXPORT int health_agent_set(health_t *h, const health_agent_options_t *o,
                                    health_error_t *err) {
-  if (!h || !o) return health__err(err, HEALTH_EINVAL, "health_set_agent: handle and options are required");
+  if (!h || !o) return health__err(err, HEALTH_EINVAL, "health_agent_set: handle and options are required");
   if (health__forked(h)) return health__err(err, HEALTH_EFORKED, "%s: the handle belongs to the parent process", __func__);
   int rc = HEALTH__RESERVED_CHECK(o, "health_agent_options", err);
   if (rc) return rc;
@@ -83,9 +83,11 @@ int health__agent_settings(const health_t *h, health_agent_options_t *o) {
   return on;
 }
 
-HEALTH_EXPORT int health_agent_set_weight(health_t *h, unsigned percent) {
-  if (!h || percent > 256) return HEALTH_EINVAL;
-  if (health__forked(h)) return HEALTH_EFORKED; /* fork.c */
+HEALTH_EXPORT int health_agent_set_weight(health_t *h, unsigned percent, health_error_t *err) {
+  if (!h) return health__err(err, HEALTH_EINVAL, "handle is NULL");
+  if (percent > 256)
+    return health__err(err, HEALTH_EINVAL, "weight %u%% out of range (0-256)", percent);
+  if (health__forked(h)) return health__err(err, HEALTH_EFORKED, "%s: the handle belongs to the parent process", __func__);
   atomic_store(&h->ctl->agent_weight, percent);
   return 0;
 }

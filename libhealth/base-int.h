@@ -73,7 +73,7 @@ int health__controls_env_apply(health_t *h, const health__controls_env_t *c, hea
 int health__fleet_options_from_lookup(health_fleet_options_t *opts, health__lookup_fn lookup,
                                       void *arg, health_error_t *err);
 /* HEALTH_NOFILE_MAX (guard_nofile.c): *set 0 when unset, else *max as
- * health_set_nofile_max() takes it. */
+ * health_fds_set_limit() takes it. */
 int health__nofile_from_lookup(health__lookup_fn lookup, void *arg, int *set, unsigned long *max,
                                health_error_t *err);
 /* The handle's current paths as serve options (paths.c). */

@@ -2,7 +2,7 @@
  * A check's published state (check engine): applying a run's result
  * (thresholds, output, counters for /metrics), the status it renders as
  * (stale results count as failed), its "check_status" log transitions, and
- * health_check_get().  Everything here runs with h->lock held.  The
+ * health_check_find().  Everything here runs with h->lock held.  The
  * engine tells the layers above through the observers of core.c, never
  * by calling them.
  */
@@ -82,10 +82,12 @@ void health__check_info_locked(health_t *h, const health__check_t *c,
                                                                         : "");
 }
 
-HEALTH_EXPORT int health_check_get(health_t *h, const char *name,
-                                   health_check_info_t *out) {
-  if (!h || !name || !out) return HEALTH_EINVAL;
-  if (health__forked(h)) return HEALTH_EFORKED; /* fork.c */
+HEALTH_EXPORT int health_check_find(health_t *h, const char *name,
+                                    health_check_info_t *out, health_error_t *err) {
+  if (!h || !name || !out)
+    return health__err(err, HEALTH_EINVAL, "%s is NULL", !h ? "handle" : !name ? "name"
+                                                                               : "out");
+  if (health__forked(h)) return health__err(err, HEALTH_EFORKED, "%s: the handle belongs to the parent process", __func__);
   int rc = HEALTH_ENOENT;
   pthread_mutex_lock(&h->lock);
   for (size_t i = 0; i < h->eng.nchecks; i++) {
@@ -96,7 +98,8 @@ HEALTH_EXPORT int health_check_get(health_t *h, const char *name,
     break;
   }
   pthread_mutex_unlock(&h->lock);
-  return rc;
+  if (rc) return health__err(err, rc, "no check named \"%s\"", name);
+  return 0;
 }
 
 /* Two outputs tell the same news if they differ only in digits

@@ -100,7 +100,7 @@ void health__checker_pass(health_result_t *r, double elapsed_ms);
 void health__checker_connect_failed(health__checker_t *ck, health_result_t *r);
 /* a connection attempt succeeded. */
 void health__checker_connected(health__checker_t *ck);
-/* 0: close the connection after this run (health_set_fleet). */
+/* 0: close the connection after this run (health_fleet_set). */
 int health__checker_keep_connection(const health_result_t *r);
 
 /* The TLS context for a new connection (conn_tls_files.c): rebuilt when a

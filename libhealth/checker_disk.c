@@ -133,13 +133,13 @@ static void disk_run(health_result_t *r, void *arg) {
 
 static int bad_pct(double v) { return !(v >= 0 && v <= 100); }
 
-HEALTH_EXPORT int health_add_disk(health_t *h, const char *name, const char *path,
+HEALTH_EXPORT int health_disk_add(health_t *h, const char *name, const char *path,
                                   const health_disk_options_t *disk,
                                   const health_check_options_t *opts, health_error_t *err) {
   health_disk_options_t o;
   struct stat sb;
   if (!h || !name || !path)
-    return health__err(err, HEALTH_EINVAL, "health_add_disk: handle, name and path are required");
+    return health__err(err, HEALTH_EINVAL, "health_disk_add: handle, name and path are required");
   if (disk && HEALTH__RESERVED_CHECK(disk, "health_disk_options", err)) return HEALTH_EINVAL;
   if (disk) o = *disk;
   else health_disk_options_init(&o);

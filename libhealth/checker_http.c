@@ -304,7 +304,7 @@ static void http_run(health_result_t *res, void *arg) {
 
 /* ---- registration ---- */
 
-HEALTH_EXPORT int health_add_http(health_t *h, const char *name, const char *url,
+HEALTH_EXPORT int health_http_add(health_t *h, const char *name, const char *url,
                                   const health_http_options_t *http,
                                   const health_check_options_t *opts, health_error_t *err) {
   health_http_options_t o;
@@ -312,7 +312,7 @@ HEALTH_EXPORT int health_add_http(health_t *h, const char *name, const char *url
   char ebuf[200];
   int rc;
   if (!h || !name || !url)
-    return health__err(err, HEALTH_EINVAL, "health_add_http: handle, name and url are required");
+    return health__err(err, HEALTH_EINVAL, "health_http_add: handle, name and url are required");
   if (http && HEALTH__RESERVED_CHECK(http, "health_http_options", err)) return HEALTH_EINVAL;
   if (http) o = *http;
   else health_http_options_init(&o);

@@ -204,11 +204,11 @@ static void mem_run(health_result_t *r, void *arg) {
   health_result_set(r, s, msg[0] ? "%s" : NULL, msg);
 }
 
-HEALTH_EXPORT int health_add_memory(health_t *h, const char *name,
+HEALTH_EXPORT int health_memory_add(health_t *h, const char *name,
                                     const health_memory_options_t *mem,
                                     const health_check_options_t *opts, health_error_t *err) {
   health_memory_options_t o;
-  if (!h || !name) return health__err(err, HEALTH_EINVAL, "health_add_memory: handle and name are required");
+  if (!h || !name) return health__err(err, HEALTH_EINVAL, "health_memory_add: handle and name are required");
   if (mem && HEALTH__RESERVED_CHECK(mem, "health_memory_options", err)) return HEALTH_EINVAL;
   if (mem) o = *mem;
   else health_memory_options_init(&o);
@@ -326,9 +326,9 @@ static void fds_run(health_result_t *r, void *arg) {
                     (unsigned long long)rl.rlim_cur, health__status_word(s), d);
 }
 
-HEALTH_EXPORT int health_add_fds(health_t *h, const char *name, const health_fds_options_t *fds,
+HEALTH_EXPORT int health_fds_add(health_t *h, const char *name, const health_fds_options_t *fds,
                                  const health_check_options_t *opts, health_error_t *err) {
-  if (!h || !name) return health__err(err, HEALTH_EINVAL, "health_add_fds: handle and name are required");
+  if (!h || !name) return health__err(err, HEALTH_EINVAL, "health_fds_add: handle and name are required");
   if (fds && HEALTH__RESERVED_CHECK(fds, "health_fds_options", err)) return HEALTH_EINVAL;
   fds_state_t *st = calloc(1, sizeof *st);
   if (!st) return health__err(err, HEALTH_ENOMEM, "out of memory");

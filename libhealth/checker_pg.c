@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-HEALTH_EXPORT void health_pg_options_init(health_pg_options_t *o) {
+HEALTH_EXPORT void health_postgres_options_init(health_postgres_options_t *o) {
   if (!o) return;
   memset(o, 0, sizeof *o);
   o->init_stamp = HEALTH__INIT_STAMP;
@@ -17,9 +17,9 @@ HEALTH_EXPORT void health_pg_options_init(health_pg_options_t *o) {
 
 #ifndef HAVE_LIBPQ
 
-HEALTH_EXPORT int health_add_postgres(health_t *h, const char *name,
+HEALTH_EXPORT int health_postgres_add(health_t *h, const char *name,
                                       const char *conninfo,
-                                      const health_pg_options_t *pg,
+                                      const health_postgres_options_t *pg,
                                       const health_check_options_t *opts,
                                       health_error_t *err) {
   (void)h, (void)name, (void)conninfo, (void)pg, (void)opts;
@@ -100,7 +100,7 @@ static void pg_run(health_result_t *r, void *arg) {
    * "timeout" (10 ms was not enough under valgrind). */
   s->deadline = health__checker_deadline_slack(r, 20, 25);
   pg_check(s, r);
-  /* Without kept connections (health_set_fleet) every run connects,
+  /* Without kept connections (health_fleet_set) every run connects,
    * checks and closes: no server slot is held between runs. */
   if (!health__checker_keep_connection(r)) health__pg_drop(s);
 }
@@ -110,14 +110,14 @@ static int pg_nomem(pg_state_t *s, health_error_t *err) {
   return health__err(err, HEALTH_ENOMEM, "postgres check: out of memory");
 }
 
-HEALTH_EXPORT int health_add_postgres(health_t *h, const char *name,
+HEALTH_EXPORT int health_postgres_add(health_t *h, const char *name,
                                       const char *conninfo,
-                                      const health_pg_options_t *pg,
+                                      const health_postgres_options_t *pg,
                                       const health_check_options_t *opts,
                                       health_error_t *err) {
   if (!h || !name || !conninfo)
     return health__err(err, HEALTH_EINVAL, "postgres check: handle, name and conninfo are required");
-  if (pg && HEALTH__RESERVED_CHECK(pg, "health_pg_options", err)) return HEALTH_EINVAL;
+  if (pg && HEALTH__RESERVED_CHECK(pg, "health_postgres_options", err)) return HEALTH_EINVAL;
   if (pg && pg->require_writable != 0 && pg->require_writable != 1)
     return health__err(err, HEALTH_EINVAL, "check '%.64s': require_writable must be 0 or 1 (got %d)",
                        name, pg->require_writable);

@@ -25,7 +25,7 @@ HEALTH_EXPORT void health_redis_options_init(health_redis_options_t *o) {
 
 #ifndef HAVE_REDIS
 
-HEALTH_EXPORT int health_add_redis(health_t *h, const char *name,
+HEALTH_EXPORT int health_redis_add(health_t *h, const char *name,
                                    const char *url,
                                    const health_redis_options_t *redis,
                                    const health_check_options_t *opts,
@@ -116,7 +116,7 @@ static void redis_run(health_result_t *r, void *arg) {
   if (rc == 0) rc = ping_and_role(st, &rtt);
   if (rc == 0) {
     health__checker_pass(r, rtt);
-    /* Without kept connections (health_set_fleet): connect, check, close. */
+    /* Without kept connections (health_fleet_set): connect, check, close. */
     if (!health__checker_keep_connection(r)) health__redis_drop(st);
     return;
   }
@@ -142,7 +142,7 @@ static char *display_url(const health__redis_url_t *u) {
   return s;
 }
 
-HEALTH_EXPORT int health_add_redis(health_t *h, const char *name,
+HEALTH_EXPORT int health_redis_add(health_t *h, const char *name,
                                    const char *url,
                                    const health_redis_options_t *redis,
                                    const health_check_options_t *opts,
@@ -153,7 +153,7 @@ HEALTH_EXPORT int health_add_redis(health_t *h, const char *name,
   int rc;
 
   if (!h || !name || !url)
-    return health__err(err, HEALTH_EINVAL, "health_add_redis: handle, name and url are required");
+    return health__err(err, HEALTH_EINVAL, "health_redis_add: handle, name and url are required");
   if (redis) o = *redis;
   else health_redis_options_init(&o);
   if (HEALTH__RESERVED_CHECK(&o, "health_redis_options", err)) return HEALTH_EINVAL;

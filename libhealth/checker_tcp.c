@@ -51,10 +51,10 @@ static void tcp_run(health_result_t *r, void *arg) {
   health_result_set(r, HEALTH_FAIL, "%s", why);
 }
 
-HEALTH_EXPORT int health_add_tcp(health_t *h, const char *name, const char *target,
+HEALTH_EXPORT int health_tcp_add(health_t *h, const char *name, const char *target,
                                  const health_check_options_t *opts, health_error_t *err) {
   if (!h || !name || !target)
-    return health__err(err, HEALTH_EINVAL, "health_add_tcp: handle, name and target are required");
+    return health__err(err, HEALTH_EINVAL, "health_tcp_add: handle, name and target are required");
   const char *t = target, *why = NULL;
   if (strncasecmp(t, "tcp://", 6) == 0) t += 6;
   else if (strstr(t, "://"))

@@ -198,7 +198,7 @@ unsigned health__backoff_cap(unsigned interval_ms, unsigned failures);
 
 /*
  * Register a check with a library-owned argument.  Used by the public
- * health_add_check() and by built-in checkers (which pass their own
+ * health_check_add() and by built-in checkers (which pass their own
  * default component type).  On failure `free_arg(arg)` has NOT been called.
  */
 int health__add_check(health_t *h, const char *name, health_check_fn fn,
@@ -218,7 +218,7 @@ void health__check_report_locked(health_t *h, health__check_t *c, uint64_t now,
 void health__publish_locked(health_t *h, health__check_t *c, health_status_t status,
                             const char *output, const health_result_t *r);
 
-/* What health_check_get() reports about `c`, with h->lock held (also used
+/* What health_check_find() reports about `c`, with h->lock held (also used
  * by health_check_foreach()). */
 void health__check_info_locked(health_t *h, const health__check_t *c,
                                health_check_info_t *out);

@@ -95,7 +95,7 @@ int health__add_check(health_t *h, const char *name, health_check_fn fn,
                       const health_check_options_t *opts,
                       const char *default_component_type, health_error_t *err) {
   if (!h || !name || !fn)
-    return health__err(err, HEALTH_EINVAL, "health_add_check: handle, name and callback are required");
+    return health__err(err, HEALTH_EINVAL, "health_check_add: handle, name and callback are required");
   if (health__forked(h)) return health__err(err, HEALTH_EFORKED, "%s: the handle belongs to the parent process", name);
   if (!health__valid_name(name))
     return health__err(err, HEALTH_EINVAL,
@@ -188,7 +188,7 @@ out:
   return rc;
 }
 
-HEALTH_EXPORT int health_add_check(health_t *h, const char *name,
+HEALTH_EXPORT int health_check_add(health_t *h, const char *name,
                                    health_check_fn fn, void *arg,
                                    void (*free_arg)(void *),
                                    const health_check_options_t *opts,

@@ -4,7 +4,7 @@
  * family (env.c, jitter.c, paths.c, controls_env.c, env_checks.c,
  * guard_nofile.c): everything is parsed and validated first, then applied;
  * a variable with the prefix that no one reads is logged (warn), by name.
- * Also health_add_checks_from_env(), the same for HEALTH_CHECK_* alone.
+ * Also health_check_add_from_env(), the same for HEALTH_CHECK_* alone.
  */
 #include "health-int.h"
 
@@ -50,9 +50,9 @@ static void warn_unknown(health_t *h, const spy_t *s, const char *const *names) 
 }
 
 /* HEALTH_CHECK_* alone (env_checks.c parses, checks.c registers). */
-HEALTH_EXPORT int health_add_checks_from_env(health_t *h, unsigned *added, health_error_t *err) {
+HEALTH_EXPORT int health_check_add_from_env(health_t *h, unsigned *added, health_error_t *err) {
   if (added) *added = 0;
-  if (!h) return health__err(err, HEALTH_EINVAL, "health_add_checks_from_env: handle is required");
+  if (!h) return health__err(err, HEALTH_EINVAL, "health_check_add_from_env: handle is required");
   if (health__forked(h)) return health__err(err, HEALTH_EFORKED, "%s: the handle belongs to the parent process", __func__);
   if (h->state != HEALTH__ST_NEW)
     return health__err(err, HEALTH_ESTATE, "checks must be added before health_start()");
@@ -143,7 +143,7 @@ int health__config_from_lookup(health_t *h, health__lookup_fn lookup, void *arg,
 
   size_t before = health__checks_count(h);
   rc = health__checks_env_add(h, ce, NULL, err);
-  if (rc == 0 && set_paths) rc = health_set_serve_options(h, &so, err);
+  if (rc == 0 && set_paths) rc = health_serve_set(h, &so, err);
   /* Validated above: only out of memory (or a racing health_start) fails. */
   if (rc == 0) rc = health__controls_env_apply(h, &ctl, err);
   if (rc != 0) {
@@ -159,8 +159,8 @@ int health__config_from_lookup(health_t *h, health__lookup_fn lookup, void *arg,
   }
   for (int i = 0; i < 5; i++) free(olds[i]);
   health__checks_env_free(ce);
-  if (rc == 0) rc = health_set_fleet(h, &fo, err);
-  if (rc == 0 && nofile_set) rc = health_set_nofile_max(h, nofile_max, err);
+  if (rc == 0) rc = health_fleet_set(h, &fo, err);
+  if (rc == 0 && nofile_set) rc = health_fds_set_limit(h, nofile_max, err);
   if (rc == 0) warn_unknown(h, &sp, names);
   return rc;
 }

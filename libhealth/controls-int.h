@@ -97,8 +97,8 @@ void health__heartbeat_free_all(health_t *h);
 int health__agent_start(health_t *h, health_error_t *err);
 void health__agent_stop(health_t *h);
 /* The agent's settings so far, for a caller that changes some of them
- * (controls_env.c): *o filled as health_set_agent would take it back (the
- * address is the handle's copy, valid until the next health_set_agent);
+ * (controls_env.c): *o filled as health_agent_set would take it back (the
+ * address is the handle's copy, valid until the next health_agent_set);
  * returns 1 if the agent is on. */
 int health__agent_settings(const health_t *h, health_agent_options_t *o);
 /* names of heartbeats and gates follow health__valid_name() (checks.c) */

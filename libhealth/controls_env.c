@@ -60,7 +60,7 @@ int health__controls_env_apply(health_t *h, const health__controls_env_t *c, hea
     if (c->address) o.address = c->address;
     if (c->has_port) o.port = c->port;
     if (c->has_weight) o.weight = c->weight;
-    int rc = health_set_agent(h, &o, err);
+    int rc = health_agent_set(h, &o, err);
     if (rc) {
       if (err && rc == HEALTH_EINVAL && strncmp(err->text, "HEALTH_", 7) != 0) {
         char tmp[HEALTH_ERROR_TEXT_LENGTH];
@@ -70,7 +70,7 @@ int health__controls_env_apply(health_t *h, const health__controls_env_t *c, hea
       return rc;
     }
   }
-  if (c->has_deadline) return health_set_startup_deadline(h, c->deadline, err);
+  if (c->has_deadline) return health_startup_set_deadline(h, c->deadline, err);
   return 0;
 }
 

@@ -149,7 +149,7 @@ int health__options_from_lookup(health_options_t *opts, health__lookup_fn lookup
     const num_opt_t *n = &num_opts[i];
     if (!(v = lookup(n->var, arg)) || !*v) continue;
     if (n->offset == offsetof(health_options_t, port) && strcasecmp(v, "off") == 0) {
-      o.port = HEALTH_PORT_OFF; /* no HTTP thread: the application serves health_render() */
+      o.port = HEALTH_PORT_OFF; /* no HTTP thread: the application serves health_answer_render() */
       continue;
     }
     unsigned x;

@@ -106,7 +106,7 @@ typedef struct spec {
   health_disk_options_t disk;
   health_memory_options_t mem;
   health_fds_options_t fds;
-  health_pg_options_t pg;
+  health_postgres_options_t pg;
   health_redis_options_t redis;
   int liveness, readiness, levels_given;
 } spec_t;
@@ -342,13 +342,13 @@ static int unknown_scheme(const var_t *vars, size_t n, const var_t *v, health_er
 static int add_one(health_t *h, spec_t *sp, const var_t *v, health_error_t *err) {
   const char *t = v->value;
   switch (sp->kind) {
-    case K_TCP: return health_add_tcp(h, sp->name, t, &sp->co, err);
-    case K_HTTP: return health_add_http(h, sp->name, t, &sp->http, &sp->co, err);
-    case K_DISK: return health_add_disk(h, sp->name, t + 5, &sp->disk, &sp->co, err);
-    case K_MEMORY: return health_add_memory(h, sp->name, &sp->mem, &sp->co, err);
-    case K_FDS: return health_add_fds(h, sp->name, &sp->fds, &sp->co, err);
-    case K_PG: return health_add_postgres(h, sp->name, t, &sp->pg, &sp->co, err);
-    default: return health_add_redis(h, sp->name, t, &sp->redis, &sp->co, err);
+    case K_TCP: return health_tcp_add(h, sp->name, t, &sp->co, err);
+    case K_HTTP: return health_http_add(h, sp->name, t, &sp->http, &sp->co, err);
+    case K_DISK: return health_disk_add(h, sp->name, t + 5, &sp->disk, &sp->co, err);
+    case K_MEMORY: return health_memory_add(h, sp->name, &sp->mem, &sp->co, err);
+    case K_FDS: return health_fds_add(h, sp->name, &sp->fds, &sp->co, err);
+    case K_PG: return health_postgres_add(h, sp->name, t, &sp->pg, &sp->co, err);
+    default: return health_redis_add(h, sp->name, t, &sp->redis, &sp->co, err);
   }
 }
 
@@ -410,7 +410,7 @@ int health__checks_env_parse(health__lookup_fn lookup, void *arg, const char *co
     health_disk_options_init(&sp->disk);
     health_memory_options_init(&sp->mem);
     health_fds_options_init(&sp->fds);
-    health_pg_options_init(&sp->pg);
+    health_postgres_options_init(&sp->pg);
     health_redis_options_init(&sp->redis);
     sp->readiness = 1;
     for (size_t j = 0; j < n; j++)

@@ -56,7 +56,7 @@ int health__err(health_error_t *err, int code, const char *fmt, ...) {
                  #t ": init_stamp must take exactly one reserved slot")
 HEALTH__STAMP_LAYOUT(health_options_t);
 HEALTH__STAMP_LAYOUT(health_check_options_t);
-HEALTH__STAMP_LAYOUT(health_pg_options_t);
+HEALTH__STAMP_LAYOUT(health_postgres_options_t);
 HEALTH__STAMP_LAYOUT(health_redis_options_t);
 HEALTH__STAMP_LAYOUT(health_serve_options_t);
 HEALTH__STAMP_LAYOUT(health_fleet_options_t);

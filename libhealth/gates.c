@@ -12,9 +12,9 @@
 
 /* ---- startup gates ---- */
 
-HEALTH_EXPORT int health_add_gate(health_t *h, const char *name, health_error_t *err) {
-  if (!h || !name) return health__err(err, HEALTH_EINVAL, "health_add_gate: handle and name are required");
-  if (health__forked(h)) return health__err(err, HEALTH_EFORKED, "health_add_gate: the handle belongs to the parent process");
+HEALTH_EXPORT int health_gate_add(health_t *h, const char *name, health_error_t *err) {
+  if (!h || !name) return health__err(err, HEALTH_EINVAL, "health_gate_add: handle and name are required");
+  if (health__forked(h)) return health__err(err, HEALTH_EFORKED, "health_gate_add: the handle belongs to the parent process");
   if (!health__valid_name(name))
     return health__err(err, HEALTH_EINVAL, "gate name must be 1-%d characters of A-Z a-z 0-9 . _ -",
                        HEALTH__NAME_MAX);
@@ -56,9 +56,9 @@ out:
   return rc;
 }
 
-HEALTH_EXPORT int health_open_gate(health_t *h, const char *name) {
-  if (!h || !name) return HEALTH_EINVAL;
-  if (health__forked(h)) return HEALTH_EFORKED; /* fork.c */
+HEALTH_EXPORT int health_gate_open(health_t *h, const char *name, health_error_t *err) {
+  if (!h || !name) return health__err(err, HEALTH_EINVAL, "%s is NULL", !h ? "handle" : "name");
+  if (health__forked(h)) return health__err(err, HEALTH_EFORKED, "%s: the handle belongs to the parent process", __func__);
   int rc = HEALTH_ENOENT;
   pthread_mutex_lock(&h->lock);
   health__controls_t *c = h->ctl;
@@ -76,12 +76,13 @@ HEALTH_EXPORT int health_open_gate(health_t *h, const char *name) {
     break;
   }
   pthread_mutex_unlock(&h->lock);
-  return rc;
+  if (rc) return health__err(err, rc, "no gate named \"%s\"", name);
+  return 0;
 }
 
-HEALTH_EXPORT int health_set_startup_deadline(health_t *h, unsigned deadline_ms,
+HEALTH_EXPORT int health_startup_set_deadline(health_t *h, unsigned deadline_ms,
                                               health_error_t *err) {
-  if (!h) return health__err(err, HEALTH_EINVAL, "health_set_startup_deadline: handle is NULL");
+  if (!h) return health__err(err, HEALTH_EINVAL, "health_startup_set_deadline: handle is NULL");
   if (health__forked(h)) return health__err(err, HEALTH_EFORKED, "%s: the handle belongs to the parent process", __func__);
   if (deadline_ms > 86400000u)
     return health__err(err, HEALTH_EINVAL, "startup deadline must be 0 (none) to 86400000 ms");

@@ -2,7 +2,7 @@
  * Descriptors for the health port's connections (the connection guard,
  * guard.c): the soft RLIMIT_NOFILE is raised as far as the guard's table
  * needs, never above the hard limit nor the application's ceiling
- * (health_set_nofile_max(), HEALTH_NOFILE_MAX through health_config_from_env()).
+ * (health_fds_set_limit(), HEALTH_NOFILE_MAX through health_config_from_env()).
  */
 #include "health-int.h"
 
@@ -56,9 +56,9 @@ unsigned health__guard_fd_room(health_t *h, unsigned want) {
   return (unsigned)room;
 }
 
-HEALTH_EXPORT int health_set_nofile_max(health_t *h, unsigned long max_soft,
-                                        health_error_t *err) {
-  if (!h) return health__err(err, HEALTH_EINVAL, "health_set_nofile_max: handle is NULL");
+HEALTH_EXPORT int health_fds_set_limit(health_t *h, unsigned long max_soft,
+                                       health_error_t *err) {
+  if (!h) return health__err(err, HEALTH_EINVAL, "health_fds_set_limit: handle is NULL");
   if (health__forked(h)) return health__err(err, HEALTH_EFORKED, "%s: the handle belongs to the parent process", __func__);
   pthread_mutex_lock(&h->lock);
   int st = h->state;
@@ -68,7 +68,7 @@ HEALTH_EXPORT int health_set_nofile_max(health_t *h, unsigned long max_soft,
   }
   pthread_mutex_unlock(&h->lock);
   if (st != HEALTH__ST_NEW)
-    return health__err(err, HEALTH_ESTATE, "health_set_nofile_max: only before health_start");
+    return health__err(err, HEALTH_ESTATE, "health_fds_set_limit: only before health_start");
   return 0;
 }
 

@@ -104,7 +104,7 @@ HEALTH_EXPORT int health_start(health_t *h, health_error_t *err) {
   if (rc == 0 && h->opt.port != HEALTH_PORT_OFF) rc = health__http_start(h, err);
   else if (rc == 0)
     health__log(h, HEALTH_LOG_INFO, "http_off", "reason",
-                "HEALTH_PORT=off: no health port; the application serves health_render()", NULL);
+                "HEALTH_PORT=off: no health port; the application serves health_answer_render()", NULL);
   if (rc == 0 && health__notify_start(h) != 0)
     rc = health__err(err, HEALTH_ESYS, "could not start the systemd watchdog thread");
   if (rc == 0) rc = health__checks_start(h, err);

@@ -224,10 +224,10 @@ HEALTH_EXPORT void health_heartbeat_beat(health_heartbeat_t *hb) {
   atomic_store_explicit(&hb->beats, n + 1, memory_order_relaxed);
 }
 
-HEALTH_EXPORT int health_heartbeat_remove(health_heartbeat_t *hb) {
-  if (!hb) return HEALTH_EINVAL;
+HEALTH_EXPORT int health_heartbeat_remove(health_heartbeat_t *hb, health_error_t *err) {
+  if (!hb) return health__err(err, HEALTH_EINVAL, "heartbeat is NULL");
   health_t *h = hb->h;
-  if (health__forked(h)) return HEALTH_EFORKED; /* fork.c */
+  if (health__forked(h)) return health__err(err, HEALTH_EFORKED, "%s: the handle belongs to the parent process", __func__);
   pthread_mutex_lock(&h->lock);
   health__controls_t *c = h->ctl;
   int found = 0;
@@ -240,7 +240,7 @@ HEALTH_EXPORT int health_heartbeat_remove(health_heartbeat_t *hb) {
     }
   if (found && h->state == HEALTH__ST_STARTED) health__state_changed_locked(h);
   pthread_mutex_unlock(&h->lock);
-  if (!found) return HEALTH_ENOENT;
+  if (!found) return health__err(err, HEALTH_ENOENT, "heartbeat already removed");
   hb_free(hb);
   return 0;
 }

@@ -137,7 +137,7 @@ HEALTH_EXPORT int health_heartbeat_shared_add(health_t *h, const char *name, uns
   co.endpoints = HEALTH_LIVENESS | HEALTH_READINESS;
   co.component_type = "system";
   co.measurement = "workers";
-  int rc = health_add_check(h, name, shared_check, s, shared_free, &co, err);
+  int rc = health_check_add(h, name, shared_check, s, shared_free, &co, err);
   if (rc) {
     shared_free(s);
     return rc;
@@ -155,14 +155,20 @@ HEALTH_EXPORT void health_heartbeat_shared_beat(health_heartbeat_shared_t *s, un
 }
 
 HEALTH_EXPORT int health_heartbeat_shared_attach(health_heartbeat_shared_t *s, unsigned slot,
-                                                 pid_t pid) {
-  if (!s || slot >= s->nslots || pid <= 0) return HEALTH_EINVAL;
+                                                 pid_t pid, health_error_t *err) {
+  if (!s) return health__err(err, HEALTH_EINVAL, "shared heartbeat is NULL");
+  if (slot >= s->nslots)
+    return health__err(err, HEALTH_EINVAL, "slot %u out of range (%u slots)", slot, s->nslots);
+  if (pid <= 0) return health__err(err, HEALTH_EINVAL, "pid must be positive");
   atomic_store(&s->slots[slot].pid, (int)pid);
   return 0;
 }
 
-HEALTH_EXPORT int health_heartbeat_shared_detach(health_heartbeat_shared_t *s, unsigned slot) {
-  if (!s || slot >= s->nslots) return HEALTH_EINVAL;
+HEALTH_EXPORT int health_heartbeat_shared_detach(health_heartbeat_shared_t *s, unsigned slot,
+                                                 health_error_t *err) {
+  if (!s) return health__err(err, HEALTH_EINVAL, "shared heartbeat is NULL");
+  if (slot >= s->nslots)
+    return health__err(err, HEALTH_EINVAL, "slot %u out of range (%u slots)", slot, s->nslots);
   atomic_store(&s->slots[slot].pid, 0);
   return 0;
 }

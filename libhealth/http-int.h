@@ -54,7 +54,7 @@ unsigned health__render_locked(health_t *h, unsigned endpoint, int status_only,
 
 /* ---- HTTP (http.c) ---- */
 /* "Bearer <token>" (NULL: none) against the detail token, in constant
- * time; one rule for the health port, /metrics and health_render()
+ * time; one rule for the health port, /metrics and health_answer_render()
  * (serve.c). */
 int health__bearer_ok(const health_t *h, const char *auth);
 int health__http_start(health_t *h, health_error_t *err);

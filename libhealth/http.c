@@ -52,7 +52,7 @@ static enum MHD_Result answer(health_t *h, struct MHD_Connection *conn,
    * (MHD_USE_INTERNAL_POLLING_THREAD, no thread pool, no thread per
    * connection), and health__http_stop() frees them after
    * MHD_stop_daemon() has joined it.  A miss takes the answer cache's
-   * lock (serve.c), where health_render() finds the same body. */
+   * lock (serve.c), where health_answer_render() finds the same body. */
   int ei = endpoint == HEALTH_READINESS ? 0 : 1;
   health__view_t *v = &h->http.views[ei][status_only];
   /* The coarse clock (no TSC read) is enough to notice a stale result: it

@@ -132,9 +132,9 @@ int health__fleet_options_from_lookup(health_fleet_options_t *opts, health__look
   return 0;
 }
 
-HEALTH_EXPORT int health_set_fleet(health_t *h, const health_fleet_options_t *opts,
+HEALTH_EXPORT int health_fleet_set(health_t *h, const health_fleet_options_t *opts,
                                    health_error_t *err) {
-  if (!h) return health__err(err, HEALTH_EINVAL, "health_set_fleet: handle is required");
+  if (!h) return health__err(err, HEALTH_EINVAL, "health_fleet_set: handle is required");
   if (health__forked(h)) return health__err(err, HEALTH_EFORKED, "%s: the handle belongs to the parent process", __func__);
   health_fleet_options_t o;
   if (opts) o = *opts;
@@ -146,7 +146,7 @@ HEALTH_EXPORT int health_set_fleet(health_t *h, const health_fleet_options_t *op
                        RUN_PERCENT_MAX, o.run_jitter_percent);
   pthread_mutex_lock(&h->lock);
   if (h->state != HEALTH__ST_NEW) {
-    rc = health__err(err, HEALTH_ESTATE, "health_set_fleet must be called before health_start()");
+    rc = health__err(err, HEALTH_ESTATE, "health_fleet_set must be called before health_start()");
   } else {
     h->fleet.initial_offset = o.initial_offset ? 1 : 0;
     h->fleet.run_percent = o.run_jitter_percent;

@@ -15,10 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-HEALTH_EXPORT int health_add_listener(health_t *h, health_listener_fn fn, void *arg,
+HEALTH_EXPORT int health_listener_add(health_t *h, health_listener_fn fn, void *arg,
                                       health_error_t *err) {
-  if (!h || !fn) return health__err(err, HEALTH_EINVAL, "health_add_listener: handle and function are required");
-  if (health__forked(h)) return health__err(err, HEALTH_EFORKED, "health_add_listener: the handle belongs to the parent process");
+  if (!h || !fn) return health__err(err, HEALTH_EINVAL, "health_listener_add: handle and function are required");
+  if (health__forked(h)) return health__err(err, HEALTH_EFORKED, "health_listener_add: the handle belongs to the parent process");
   pthread_mutex_lock(&h->lock);
   int rc = 0;
   if (h->state != HEALTH__ST_NEW)

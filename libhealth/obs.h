@@ -1,7 +1,7 @@
 /* Private state of the observability files: metrics.c (Prometheus),
  * listeners.c (status listeners, check enumeration), paths.c (the
  * configurable paths) and serve.c (the per-version answer cache shared by
- * the health port and health_render(), and this struct's lifecycle). */
+ * the health port and health_answer_render(), and this struct's lifecycle). */
 #ifndef HEALTH_OBS_H
 #define HEALTH_OBS_H
 
@@ -71,7 +71,7 @@ struct health__obs {
   /* answer cache (serve.c) */
   pthread_mutex_t cache_lock;
   health__slot_t metrics[2][2]; /* [openmetrics][status_only] */
-  health__slot_t ep[2][2];      /* [0 ready, 1 live][status_only]: health_render, the port's views */
+  health__slot_t ep[2][2];      /* [0 ready, 1 live][status_only]: health_answer_render, the port's views */
   health__slot_t *per_check;    /* [check * 2 + (live)], full detail, after start */
   size_t last_metrics_len;      /* to size the next render's buffer */
   struct MHD_Response *resp_403, *resp_404;

@@ -2,7 +2,7 @@
  * Paths on the health port: /ready, /health and /metrics by default (with
  * the /readyz and /livez aliases while the defaults stand), configurable
  * through HEALTH_READY_PATH, HEALTH_LIVE_PATH, HEALTH_METRICS_PATH or
- * health_set_serve_options(); routing of a request's path.
+ * health_serve_set(); routing of a request's path.
  */
 #include "obs.h"
 
@@ -79,9 +79,9 @@ int health__serve_options_from_lookup(health_serve_options_t *o, health__lookup_
   return rc;
 }
 
-HEALTH_EXPORT int health_set_serve_options(health_t *h, const health_serve_options_t *so,
-                                           health_error_t *err) {
-  if (!h || !so) return health__err(err, HEALTH_EINVAL, "health_set_serve_options: handle and options are required");
+HEALTH_EXPORT int health_serve_set(health_t *h, const health_serve_options_t *so,
+                                   health_error_t *err) {
+  if (!h || !so) return health__err(err, HEALTH_EINVAL, "health_serve_set: handle and options are required");
   if (health__forked(h)) return health__err(err, HEALTH_EFORKED, "%s: the handle belongs to the parent process", __func__);
   int rc = HEALTH__RESERVED_CHECK(so, "health_serve_options", err);
   if (rc) return rc;

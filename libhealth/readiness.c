@@ -99,13 +99,13 @@ static void notify_status(health_t *h, const char *what, const char *reason) {
   health__notify(h, msg);
 }
 
-HEALTH_EXPORT int health_set_not_ready(health_t *h, const char *reason, health_error_t *err) {
-  if (!h) return health__err(err, HEALTH_EINVAL, "health_set_not_ready: handle is NULL");
-  if (health__forked(h)) return health__err(err, HEALTH_EFORKED, "health_set_not_ready: the handle belongs to the parent process");
+HEALTH_EXPORT int health_ready_hold(health_t *h, const char *reason, health_error_t *err) {
+  if (!h) return health__err(err, HEALTH_EINVAL, "health_ready_hold: handle is NULL");
+  if (health__forked(h)) return health__err(err, HEALTH_EFORKED, "health_ready_hold: the handle belongs to the parent process");
   if (!reason || !*reason) reason = "not ready";
   if (!printable(reason, REASON_MAX))
     return health__err(err, HEALTH_EINVAL,
-                       "health_set_not_ready: the reason must be 1-%d printable characters", REASON_MAX);
+                       "health_ready_hold: the reason must be 1-%d printable characters", REASON_MAX);
   char *copy = strdup(reason);
   if (!copy) return health__err(err, HEALTH_ENOMEM, "out of memory");
   pthread_mutex_lock(&h->lock);
@@ -124,9 +124,9 @@ HEALTH_EXPORT int health_set_not_ready(health_t *h, const char *reason, health_e
   return 0;
 }
 
-HEALTH_EXPORT int health_set_ready(health_t *h) {
-  if (!h) return HEALTH_EINVAL;
-  if (health__forked(h)) return HEALTH_EFORKED; /* fork.c */
+HEALTH_EXPORT int health_ready_release(health_t *h, health_error_t *err) {
+  if (!h) return health__err(err, HEALTH_EINVAL, "handle is NULL");
+  if (health__forked(h)) return health__err(err, HEALTH_EFORKED, "%s: the handle belongs to the parent process", __func__);
   pthread_mutex_lock(&h->lock);
   health__controls_t *c = h->ctl;
   if (c->not_ready) {

@@ -1,13 +1,13 @@
 /*
  * The answers beyond /health and /ready's defaults: /metrics, the per-check
- * view (/ready?check=NAME), configurable paths, and health_render() for an
+ * view (/ready?check=NAME), configurable paths, and health_answer_render() for an
  * application that serves them on its own port.
  *
- * One cache serves both the health port and health_render(): each answer
+ * One cache serves both the health port and health_answer_render(): each answer
  * is a reference-counted snapshot rendered once per state version (and
  * again when a result goes stale or, for metrics, when the in-flight count
  * moved).  The health port hands libmicrohttpd a response made once from
- * the snapshot (its free callback drops the reference); health_render()
+ * the snapshot (its free callback drops the reference); health_answer_render()
  * hands out a reference.  A request whose answer is cached takes the cache
  * lock, bumps a count and allocates nothing.
  */
@@ -281,15 +281,18 @@ static const char msg_403[] =
     "{\"status\":\"fail\",\"output\":\"the per-check view needs full detail (HEALTH_DETAIL=full, or the bearer token)\"}\n";
 static const char msg_404[] = "{\"status\":\"fail\",\"output\":\"no such check\"}\n";
 
-HEALTH_EXPORT int health_render(health_t *h, unsigned what, const char *check,
-                                const char *authorization, const char *accept,
-                                health_answer_t *out) {
-  if (!out) return HEALTH_EINVAL;
+HEALTH_EXPORT int health_answer_render(health_t *h, unsigned what, const char *check,
+                                       const char *authorization, const char *accept,
+                                       health_answer_t *out, health_error_t *err) {
+  if (!out) return health__err(err, HEALTH_EINVAL, "out is NULL");
   memset(out, 0, sizeof *out);
-  if (h && health__forked(h)) return HEALTH_EFORKED; /* fork.c */
-  if (!h || (what != HEALTH_READINESS && what != HEALTH_LIVENESS && what != HEALTH_METRICS) ||
-      (check && what == HEALTH_METRICS))
-    return HEALTH_EINVAL;
+  if (!h) return health__err(err, HEALTH_EINVAL, "handle is NULL");
+  if (health__forked(h)) return health__err(err, HEALTH_EFORKED, "%s: the handle belongs to the parent process", __func__);
+  if (what != HEALTH_READINESS && what != HEALTH_LIVENESS && what != HEALTH_METRICS)
+    return health__err(err, HEALTH_EINVAL,
+                       "what is HEALTH_READINESS, HEALTH_LIVENESS or HEALTH_METRICS");
+  if (check && what == HEALTH_METRICS)
+    return health__err(err, HEALTH_EINVAL, "a per-check view exists for readiness and liveness");
   int status_only = h->opt.detail == HEALTH_DETAIL_STATUS ||
                     (h->opt.detail == HEALTH_DETAIL_TOKEN && !health__bearer_ok(h, authorization));
   unsigned route = what == HEALTH_METRICS ? HEALTH__ROUTE_METRICS : what;
@@ -307,7 +310,7 @@ HEALTH_EXPORT int health_render(health_t *h, unsigned what, const char *check,
   }
   pthread_mutex_unlock(&o->cache_lock);
   if (!slot) s = snap_const(code == 403 ? msg_403 : msg_404, code); /* rare: not cached */
-  if (!s) return HEALTH_ENOMEM;
+  if (!s) return health__err(err, HEALTH_ENOMEM, "out of memory");
   out->code = s->code;
   out->content_type = s->content_type;
   out->body = s->body;

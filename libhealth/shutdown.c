@@ -49,7 +49,7 @@ HEALTH_EXPORT void health_shutdown(health_t *h) {
   wake(h, 's'); /* the sequence counts the requests it reads from the pipe */
 }
 
-HEALTH_EXPORT int health_is_draining(const health_t *h) {
+HEALTH_EXPORT int health_drain_active(const health_t *h) {
   return h ? atomic_load(&((health_t *)h)->sd.draining) : 0;
 }
 
@@ -73,15 +73,15 @@ HEALTH_EXPORT void health_inflight_end(health_t *h) {
     wake(h, 'i');
 }
 
-HEALTH_EXPORT int health_on_drain(health_t *h, void (*fn)(void *), void *arg) {
+HEALTH_EXPORT int health_drain_notify(health_t *h, void (*fn)(void *), void *arg, health_error_t *err) {
   /* A NULL callback is refused like a NULL check or hook: a caller that
    * meant to set one learns at once that it did not. */
-  if (!h || !fn) return HEALTH_EINVAL;
-  if (health__forked(h)) return HEALTH_EFORKED;
+  if (!h || !fn) return health__err(err, HEALTH_EINVAL, "%s is NULL", !h ? "handle" : "callback");
+  if (health__forked(h)) return health__err(err, HEALTH_EFORKED, "%s: the handle belongs to the parent process", __func__);
   int rc = 0;
   pthread_mutex_lock(&h->lock); /* h->state moves under it (health_start) */
   if (h->state != HEALTH__ST_NEW) {
-    rc = HEALTH_ESTATE;
+    rc = health__err(err, HEALTH_ESTATE, "the drain callback is set before health_start()");
   } else {
     h->sd.on_drain = fn;
     h->sd.on_drain_arg = arg;
@@ -114,18 +114,18 @@ static int add_hook_locked(health_t *h, const char *name, int order, unsigned ti
   return 0;
 }
 
-HEALTH_EXPORT int health_add_hook(health_t *h, const char *name, int order,
+HEALTH_EXPORT int health_hook_add(health_t *h, const char *name, int order,
                                   unsigned timeout_ms, health_hook_fn fn,
                                   void *arg, health_error_t *err) {
   if (!h || !name || !fn)
-    return health__err(err, HEALTH_EINVAL, "health_add_hook: a handle, a name and a function are required");
+    return health__err(err, HEALTH_EINVAL, "health_hook_add: a handle, a name and a function are required");
   if (!health__valid_name(name))
     return health__err(err, HEALTH_EINVAL, "hook name must be 1-%d characters of A-Z a-z 0-9 . _ -",
                        HEALTH__NAME_MAX);
   if (timeout_ms > 600000)
     return health__err(err, HEALTH_EINVAL, "hook '%s': timeout must be at most 600000 ms", name);
   if (health__forked(h))
-    return health__err(err, HEALTH_EFORKED, "health_add_hook: the handle belongs to the parent process");
+    return health__err(err, HEALTH_EFORKED, "health_hook_add: the handle belongs to the parent process");
   pthread_mutex_lock(&h->lock); /* h->state moves under it (health_start) */
   int rc = add_hook_locked(h, name, order, timeout_ms, fn, arg, err);
   pthread_mutex_unlock(&h->lock);

@@ -72,6 +72,7 @@ def parse(text):
         else:
             proto = " ".join(m.group("proto").split())
             proto = proto.replace("HEALTH_EXPORT ", "")
+            proto = re.sub(r'\s*HEALTH_DEPRECATED\("[^"]*"\)', "", proto)
             between = text[last_comment_end:m.start()] if last_comment else ""
             # A comment applies to the prototypes that follow it directly.
             if last_comment and re.fullmatch(r"(\s|HEALTH_EXPORT[^;]*;)*", between):

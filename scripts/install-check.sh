@@ -27,12 +27,12 @@ for f in libhealthConfig.cmake libhealthConfigVersion.cmake; do
 done
 [ -x "$stage$prefix/bin/health-lint" ] || fail "health-lint not installed"
 # The reference pages, as `man` finds them (MANPATH: the staged tree only).
-for page in man3/health_add_postgres.3 man3/libhealth.3 man1/health-probe.1 man1/health-lint.1; do
+for page in man3/health_postgres_add.3 man3/libhealth.3 man1/health-probe.1 man1/health-lint.1; do
   [ -f "$stage$prefix/share/man/$page" ] || fail "$page not installed"
 done
 if command -v man >/dev/null 2>&1; then
-  MANPATH="$stage$prefix/share/man" man -P cat health_add_postgres 2>/dev/null | grep -q "health_add_postgres" \
-    || fail "man health_add_postgres does not show the page"
+  MANPATH="$stage$prefix/share/man" man -P cat health_postgres_add 2>/dev/null | grep -q "health_postgres_add" \
+    || fail "man health_postgres_add does not show the page"
 fi
 shlibdir=$(dirname "$(ls "$stage$prefix"/lib*/libhealth.so | head -n1)")
 export PKG_CONFIG_SYSROOT_DIR="$stage" PKG_CONFIG_PATH="$libdir"

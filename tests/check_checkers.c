@@ -71,19 +71,19 @@ typedef struct waiter {
 static int cond_runs(void *arg) {
   waiter_t *w = arg;
   health_check_info_t i;
-  return health_check_get(w->h, "c", &i) == 0 && i.runs >= w->runs;
+  return health_check_find(w->h, "c", &i, NULL) == 0 && i.runs >= w->runs;
 }
 
 static int cond_state(void *arg) {
   waiter_t *w = arg;
   health_check_info_t i;
-  return health_check_get(w->h, "c", &i) == 0 && i.runs > 0 && i.last_status == w->last &&
+  return health_check_find(w->h, "c", &i, NULL) == 0 && i.runs > 0 && i.last_status == w->last &&
          (!w->text || strstr(i.output, w->text));
 }
 
 static health_check_info_t info(health_t *h) {
   health_check_info_t i;
-  ck_assert_int_eq(health_check_get(h, "c", &i), 0);
+  ck_assert_int_eq(health_check_find(h, "c", &i, NULL), 0);
   return i;
 }
 
@@ -146,7 +146,7 @@ static health_t *tcp_handle(const char *target, unsigned interval, unsigned time
   health_check_options_t co;
   health_error_t err;
   check_opts(&co, interval, timeout);
-  ck_assert_msg(health_add_tcp(h, "c", target, &co, &err) == 0, "health_add_tcp: %s", err.text);
+  ck_assert_msg(health_tcp_add(h, "c", target, &co, &err) == 0, "health_tcp_add: %s", err.text);
   start(h);
   return h;
 }
@@ -213,12 +213,12 @@ START_TEST(test_tcp_bad_targets) {
   health_t *h = new_handle();
   health_error_t err;
   for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
-    int rc = health_add_tcp(h, "c", bad[k], NULL, &err);
+    int rc = health_tcp_add(h, "c", bad[k], NULL, &err);
     ck_assert_msg(rc == HEALTH_EURL, "%s: rc %d", bad[k], rc);
     ck_assert_msg(strstr(err.text, "check 'c'"), "%s: %s", bad[k], err.text);
   }
-  ck_assert_int_eq(health_add_tcp(h, "c", "tcp://[::1]:80", NULL, &err), 0);
-  ck_assert_int_eq(health_add_tcp(h, "d", "localhost:5432", NULL, &err), 0);
+  ck_assert_int_eq(health_tcp_add(h, "c", "tcp://[::1]:80", NULL, &err), 0);
+  ck_assert_int_eq(health_tcp_add(h, "d", "localhost:5432", NULL, &err), 0);
   health_free(h);
 }
 END_TEST
@@ -231,7 +231,7 @@ static health_t *http_handle(const char *url, const health_http_options_t *ho,
   health_check_options_t co;
   health_error_t err;
   check_opts(&co, interval, timeout);
-  ck_assert_msg(health_add_http(h, "c", url, ho, &co, &err) == 0, "health_add_http: %s", err.text);
+  ck_assert_msg(health_http_add(h, "c", url, ho, &co, &err) == 0, "health_http_add: %s", err.text);
   start(h);
   return h;
 }
@@ -377,22 +377,22 @@ START_TEST(test_http_bad_options) {
   static const char *urls[] = {"ftp://x/", "http://", "http://h:0/", "http://h/ a", "https//h/",
                                "http://u:%zz@h/"};
   for (size_t k = 0; k < sizeof urls / sizeof urls[0]; k++)
-    ck_assert_msg(health_add_http(h, "c", urls[k], NULL, NULL, &err) == HEALTH_EURL, "%s", urls[k]);
+    ck_assert_msg(health_http_add(h, "c", urls[k], NULL, NULL, &err) == HEALTH_EURL, "%s", urls[k]);
   ck_assert(!strstr(err.text, "%zz"));
   health_http_options_init(&ho);
   ho.method = "POST";
-  ck_assert_int_eq(health_add_http(h, "c", "http://h/", &ho, NULL, &err), HEALTH_EINVAL);
+  ck_assert_int_eq(health_http_add(h, "c", "http://h/", &ho, NULL, &err), HEALTH_EINVAL);
   health_http_options_init(&ho);
   ho.status_min = 300;
   ho.status_max = 200;
-  ck_assert_int_eq(health_add_http(h, "c", "http://h/", &ho, NULL, &err), HEALTH_EINVAL);
+  ck_assert_int_eq(health_http_add(h, "c", "http://h/", &ho, NULL, &err), HEALTH_EINVAL);
   health_http_options_init(&ho);
   ho.method = "HEAD";
   ho.expect = "x";
-  ck_assert_int_eq(health_add_http(h, "c", "http://h/", &ho, NULL, &err), HEALTH_EINVAL);
+  ck_assert_int_eq(health_http_add(h, "c", "http://h/", &ho, NULL, &err), HEALTH_EINVAL);
   health_http_options_init(&ho);
   ho.ca_file = "/nonexistent/ca.pem";
-  ck_assert_int_eq(health_add_http(h, "c", "https://h/", &ho, NULL, &err), HEALTH_ETLS);
+  ck_assert_int_eq(health_http_add(h, "c", "https://h/", &ho, NULL, &err), HEALTH_ETLS);
   ck_assert_msg(strstr(err.text, "cannot read CA file"), "%s", err.text);
   health_free(h);
 }
@@ -630,7 +630,7 @@ START_TEST(test_disk_space_inodes_probe) {
   d.write_probe = 1;
   health_t *h = new_handle();
   check_opts(&co, 50, 1000);
-  ck_assert_msg(health_add_disk(h, "c", g_mnt, &d, &co, &err) == 0, "%s", err.text);
+  ck_assert_msg(health_disk_add(h, "c", g_mnt, &d, &co, &err) == 0, "%s", err.text);
   start(h);
   health_check_info_t i = expect(h, HEALTH_PASS, NULL, 5000);
   ck_assert_str_eq(i.observed_unit, "%");
@@ -681,7 +681,7 @@ START_TEST(test_disk_bytes_thresholds) {
   d.fail_free_bytes = 256 * 1024;
   health_t *h = new_handle();
   check_opts(&co, 50, 1000);
-  ck_assert_msg(health_add_disk(h, "c", g_mnt, &d, &co, &err) == 0, "%s", err.text);
+  ck_assert_msg(health_disk_add(h, "c", g_mnt, &d, &co, &err) == 0, "%s", err.text);
   start(h);
   expect(h, HEALTH_PASS, NULL, 5000);
   fill("big", 640);
@@ -698,8 +698,8 @@ START_TEST(test_disk_bytes_thresholds) {
   h = new_handle();
   health_disk_options_init(&d);
   d.fail_free_percent = 20; /* above warn (10) */
-  ck_assert_int_eq(health_add_disk(h, "c", g_mnt, &d, NULL, &err), HEALTH_EINVAL);
-  ck_assert_int_eq(health_add_disk(h, "c", "/nonexistent/dir", NULL, NULL, &err), HEALTH_EINVAL);
+  ck_assert_int_eq(health_disk_add(h, "c", g_mnt, &d, NULL, &err), HEALTH_EINVAL);
+  ck_assert_int_eq(health_disk_add(h, "c", "/nonexistent/dir", NULL, NULL, &err), HEALTH_EINVAL);
   ck_assert_msg(strstr(err.text, "not a directory"), "%s", err.text);
   health_free(h);
   umount(g_mnt);
@@ -748,7 +748,7 @@ START_TEST(test_memory_limit_oom) {
   m.fail_percent = 95;
   health_t *h = new_handle();
   check_opts(&co, 50, 1000);
-  ck_assert_msg(health_add_memory(h, "c", &m, &co, &err) == 0, "%s", err.text);
+  ck_assert_msg(health_memory_add(h, "c", &m, &co, &err) == 0, "%s", err.text);
   start(h);
   health_check_info_t i = expect(h, HEALTH_PASS, "no memory limit", 5000);
   ck_assert_str_eq(i.observed_unit, "bytes");
@@ -792,7 +792,7 @@ START_TEST(test_memory_limit_oom) {
   m.cgroup_dir = dir;
   m.oom_kill = HEALTH_FAIL;
   h = new_handle();
-  ck_assert_int_eq(health_add_memory(h, "c", &m, &co, &err), 0);
+  ck_assert_int_eq(health_memory_add(h, "c", &m, &co, &err), 0);
   start(h);
   expect(h, HEALTH_PASS, NULL, 5000);
   put(dir, "memory.events", "oom 3\noom_kill 3\n");
@@ -805,12 +805,12 @@ START_TEST(test_memory_limit_oom) {
   health_memory_options_init(&m);
   m.warn_percent = 95;
   m.fail_percent = 90;
-  ck_assert_int_eq(health_add_memory(h, "c", &m, NULL, &err), HEALTH_EINVAL);
+  ck_assert_int_eq(health_memory_add(h, "c", &m, NULL, &err), HEALTH_EINVAL);
   health_memory_options_init(&m);
   m.cgroup_dir = "/nonexistent/cgroup";
-  ck_assert_int_eq(health_add_memory(h, "c", &m, NULL, &err), HEALTH_EINVAL);
+  ck_assert_int_eq(health_memory_add(h, "c", &m, NULL, &err), HEALTH_EINVAL);
   /* this machine's own cgroup, whatever it is: a result, not an error */
-  ck_assert_int_eq(health_add_memory(h, "c", NULL, &co, &err), 0);
+  ck_assert_int_eq(health_memory_add(h, "c", NULL, &co, &err), 0);
   start(h);
   i = next_result(h, 5000);
   ck_assert_msg(i.last_status != HEALTH_FAIL, "%s", i.output);
@@ -837,7 +837,7 @@ START_TEST(test_memory_cgroup_v1_files) {
   m.fail_percent = 95;
   health_t *h = new_handle();
   check_opts(&co, 50, 1000);
-  ck_assert_msg(health_add_memory(h, "c", &m, &co, &err) == 0, "%s", err.text);
+  ck_assert_msg(health_memory_add(h, "c", &m, &co, &err) == 0, "%s", err.text);
   start(h);
   health_check_info_t i = expect(h, HEALTH_PASS, "no memory limit", 5000);
   ck_assert_str_eq(i.observed_unit, "bytes");
@@ -984,11 +984,11 @@ START_TEST(test_memory_cgroup_v1_real) {
       fputs(limit_at(40), f);
       int ok = fclose(f) == 0 && (f = fopen(fmt("%s/cgroup.procs", cg), "w")) != NULL;
       if (ok) fprintf(f, "%ld\n", (long)getpid());
-      if (ok && fclose(f) == 0 && health_add_memory(h, "c", &m, &co, NULL) == 0 &&
+      if (ok && fclose(f) == 0 && health_memory_add(h, "c", &m, &co, NULL) == 0 &&
           health_start(h, NULL) == 0) {
         health_check_info_t i = {0};
         waiter_t w = {h, 1, HEALTH_PASS, NULL};
-        if (th_wait_until(cond_runs, &w, TS(5000)) && health_check_get(h, "c", &i) == 0)
+        if (th_wait_until(cond_runs, &w, TS(5000)) && health_check_find(h, "c", &i, NULL) == 0)
           snprintf(out, sizeof out, "%d %s", (int)i.last_status, i.output);
       }
     }
@@ -1036,10 +1036,10 @@ START_TEST(test_fds_limit) {
   health_error_t err;
   health_t *h = new_handle();
   /* The health port raises the soft limit toward the hard one at start
-   * (health_set_nofile_max): keep the 100 this test measures against. */
-  ck_assert_int_eq(health_set_nofile_max(h, 0, &err), 0);
+   * (health_fds_set_limit): keep the 100 this test measures against. */
+  ck_assert_int_eq(health_fds_set_limit(h, 0, &err), 0);
   check_opts(&co, 50, 1000);
-  ck_assert_int_eq(health_add_fds(h, "c", NULL, &co, &err), 0);
+  ck_assert_int_eq(health_fds_add(h, "c", NULL, &co, &err), 0);
   start(h);
   health_check_info_t i = expect(h, HEALTH_PASS, NULL, 5000);
   ck_assert_str_eq(i.observed_unit, "%");
@@ -1108,7 +1108,7 @@ static int have_tls(void) {
   health_options_init(&o);
   o.handle_signals = 0;
   if (health_new(&h, &o, NULL) != 0) return 1;
-  int rc = health_add_http(h, "probe", "https://localhost/", NULL, NULL, NULL);
+  int rc = health_http_add(h, "probe", "https://localhost/", NULL, NULL, NULL);
   health_free(h);
   return rc != HEALTH_ENOTSUP;
 }

@@ -122,7 +122,7 @@ START_TEST(test_hung_check_logged_with_first_cause) {
   co.interval_ms = iv;
   co.timeout_ms = to; /* failure threshold: the default 2 */
   health_error_t err = {0};
-  ck_assert_int_eq(health_add_check(h, "hung", hang_after_first, NULL, NULL, &co, &err), 0);
+  ck_assert_int_eq(health_check_add(h, "hung", hang_after_first, NULL, NULL, &co, &err), 0);
   ck_assert_int_eq(health_start(h, &err), 0);
 
   /* The timeout: a line naming the check and the timeout, within
@@ -157,7 +157,7 @@ START_TEST(test_hung_check_logged_with_first_cause) {
                     line_ms("\"to\":\"fail\"", "\"cause\":\"timeout\"") > 0,
                 "the line to fail names no cause: %s", th_log_text());
   health_check_info_t info;
-  ck_assert_int_eq(health_check_get(h, "hung", &info), 0);
+  ck_assert_int_eq(health_check_find(h, "hung", &info, NULL), 0);
   ck_assert_int_eq(info.status, HEALTH_FAIL);
   ck_assert_str_eq(info.output, msg);
   /* The endpoint renders with the coarse clock: one tick behind at most. */
@@ -199,7 +199,7 @@ START_TEST(test_flapping_logged_once_then_summarized) {
   co.failure_threshold = 1;
   co.success_threshold = 1;
   health_error_t err = {0};
-  ck_assert_int_eq(health_add_check(h, "flappy", flap, NULL, NULL, &co, &err), 0);
+  ck_assert_int_eq(health_check_add(h, "flappy", flap, NULL, NULL, &co, &err), 0);
   ck_assert_int_eq(health_start(h, &err), 0);
   ck_assert(th_wait_until(enough_flaps, NULL, TS(10000)));
   health_stop(h);
@@ -224,7 +224,7 @@ START_TEST(test_repeats_visible_at_debug) {
   co.timeout_ms = TS(1000) < 10000 ? TS(1000) : 10000;
   co.failure_threshold = 1;
   health_error_t err = {0};
-  ck_assert_int_eq(health_add_check(h, "flappy", flap, NULL, NULL, &co, &err), 0);
+  ck_assert_int_eq(health_check_add(h, "flappy", flap, NULL, NULL, &co, &err), 0);
   ck_assert_int_eq(health_start(h, &err), 0);
   ck_assert(th_wait_until(enough_flaps, NULL, TS(10000)));
   health_stop(h);
@@ -255,9 +255,9 @@ START_TEST(test_plan_logged_with_risks) {
   health_error_t err = {0};
   ck_assert_int_eq(health_new(&h, &o, &err), 0);
   th_log_clear();
-  ck_assert_int_eq(health_add_hook(h, "late", 20, 500, noop_hook, NULL, &err), 0);
-  ck_assert_int_eq(health_add_hook(h, "second", 10, 1000, noop_hook, NULL, &err), 0);
-  ck_assert_int_eq(health_add_hook(h, "first", 0, 1500, noop_hook, NULL, &err), 0);
+  ck_assert_int_eq(health_hook_add(h, "late", 20, 500, noop_hook, NULL, &err), 0);
+  ck_assert_int_eq(health_hook_add(h, "second", 10, 1000, noop_hook, NULL, &err), 0);
+  ck_assert_int_eq(health_hook_add(h, "first", 0, 1500, noop_hook, NULL, &err), 0);
   ck_assert_int_eq(health_start(h, &err), 0);
   ck_assert_int_eq(th_log_count("\"event\":\"shutdown_plan\""), 1);
   ck_assert(th_log_contains("\"drain_ms\":1000,\"drain_min_ms\":1000,\"drain_early_end\":\"never\",\"deadline_ms\":3000"));
@@ -326,43 +326,43 @@ START_TEST(test_names_and_booleans) {
   for (size_t i = 0; i < sizeof bad_measurements / sizeof *bad_measurements; i++) {
     health_check_options_init(&co);
     co.measurement = bad_measurements[i];
-    ck_assert_msg(health_add_check(h, "m", pass_check, NULL, NULL, &co, &err) == HEALTH_EINVAL,
+    ck_assert_msg(health_check_add(h, "m", pass_check, NULL, NULL, &co, &err) == HEALTH_EINVAL,
                   "measurement '%s' accepted", bad_measurements[i]);
     ck_assert_ptr_nonnull(strstr(err.text, "measurement"));
   }
-  ck_assert_int_eq(health_add_check(h, "a:b", pass_check, NULL, NULL, NULL, &err), HEALTH_EINVAL);
+  ck_assert_int_eq(health_check_add(h, "a:b", pass_check, NULL, NULL, NULL, &err), HEALTH_EINVAL);
   /* critical is a boolean. */
   static const int bad_critical[] = {7, -1, 2};
   for (size_t i = 0; i < 3; i++) {
     health_check_options_init(&co);
     co.critical = bad_critical[i];
-    ck_assert_int_eq(health_add_check(h, "c", pass_check, NULL, NULL, &co, &err), HEALTH_EINVAL);
+    ck_assert_int_eq(health_check_add(h, "c", pass_check, NULL, NULL, &co, &err), HEALTH_EINVAL);
     ck_assert_ptr_nonnull(strstr(err.text, "critical must be 0 or 1"));
   }
   ck_assert_uint_eq(h->eng.nchecks, 0); /* nothing was registered */
   health_check_options_init(&co);
   co.measurement = "queue.depth_1-x";
-  ck_assert_int_eq(health_add_check(h, "ok", pass_check, NULL, NULL, &co, &err), 0);
+  ck_assert_int_eq(health_check_add(h, "ok", pass_check, NULL, NULL, &co, &err), 0);
   ck_assert_str_eq(h->eng.checks[0]->key, "ok:queue.depth_1-x");
 
   /* A timeout not below the interval: kept, with a warning saying so. */
   health_check_options_init(&co);
   co.interval_ms = 1000;
   co.timeout_ms = 1000;
-  ck_assert_int_eq(health_add_check(h, "slowish", pass_check, NULL, NULL, &co, &err), 0);
+  ck_assert_int_eq(health_check_add(h, "slowish", pass_check, NULL, NULL, &co, &err), 0);
   ck_assert(th_log_contains("\"event\":\"check_timeout_not_below_interval\",\"check\":\"slowish\",\"timeout_ms\":1000,\"interval_ms\":1000"));
 
   /* Hooks: the check-name grammar, unique. */
   static const char *bad_hooks[] = {"", "a:b", "with space", "x/y"};
   for (size_t i = 0; i < sizeof bad_hooks / sizeof *bad_hooks; i++)
-    ck_assert_msg(health_add_hook(h, bad_hooks[i], 0, 0, noop_hook, NULL, &err) == HEALTH_EINVAL,
+    ck_assert_msg(health_hook_add(h, bad_hooks[i], 0, 0, noop_hook, NULL, &err) == HEALTH_EINVAL,
                   "hook name '%s' accepted", bad_hooks[i]);
   char longname[70];
   memset(longname, 'k', 65);
   longname[65] = 0;
-  ck_assert_int_eq(health_add_hook(h, longname, 0, 0, noop_hook, NULL, &err), HEALTH_EINVAL);
-  ck_assert_int_eq(health_add_hook(h, "flush", 0, 0, noop_hook, NULL, &err), 0);
-  ck_assert_int_eq(health_add_hook(h, "flush", 5, 100, noop_hook, NULL, &err), HEALTH_EEXIST);
+  ck_assert_int_eq(health_hook_add(h, longname, 0, 0, noop_hook, NULL, &err), HEALTH_EINVAL);
+  ck_assert_int_eq(health_hook_add(h, "flush", 0, 0, noop_hook, NULL, &err), 0);
+  ck_assert_int_eq(health_hook_add(h, "flush", 5, 100, noop_hook, NULL, &err), HEALTH_EEXIST);
   ck_assert_int_eq(err.code, HEALTH_EEXIST);
   ck_assert_ptr_nonnull(strstr(err.text, "flush"));
   ck_assert_uint_eq(h->sd.nhooks, 1);
@@ -381,15 +381,15 @@ START_TEST(test_names_and_booleans) {
 
   /* The checkers' booleans too. */
   h = new_handle(HEALTH_LOG_OFF);
-  health_pg_options_t pg;
-  health_pg_options_init(&pg);
+  health_postgres_options_t pg;
+  health_postgres_options_init(&pg);
   pg.require_writable = 3;
-  int rc = health_add_postgres(h, "db", "postgres://u:p@127.0.0.1/x", &pg, NULL, &err);
+  int rc = health_postgres_add(h, "db", "postgres://u:p@127.0.0.1/x", &pg, NULL, &err);
   ck_assert_msg(rc == HEALTH_EINVAL || rc == HEALTH_ENOTSUP, "rc %d", rc);
   health_redis_options_t ro;
   health_redis_options_init(&ro);
   ro.require_master = 5;
-  rc = health_add_redis(h, "cache", "redis://127.0.0.1:6379", &ro, NULL, &err);
+  rc = health_redis_add(h, "cache", "redis://127.0.0.1:6379", &ro, NULL, &err);
   ck_assert_msg(rc == HEALTH_EINVAL || rc == HEALTH_ENOTSUP, "rc %d", rc);
   ck_assert_uint_eq(h->eng.nchecks, 0);
   health_free(h);

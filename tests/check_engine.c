@@ -95,7 +95,7 @@ typedef struct {
 static int cond_runs(void *p) {
   wait_t *w = p;
   health_check_info_t i;
-  return health_check_get(w->h, w->name, &i) == 0 && i.runs >= w->runs;
+  return health_check_find(w->h, w->name, &i, NULL) == 0 && i.runs >= w->runs;
 }
 
 static int cond_started(void *p) {
@@ -116,7 +116,7 @@ static void wait_started(script_t *s, unsigned n) {
 
 static health_check_info_t info_of(health_t *h, const char *name) {
   health_check_info_t i;
-  ck_assert_int_eq(health_check_get(h, name, &i), 0);
+  ck_assert_int_eq(health_check_find(h, name, &i, NULL), 0);
   return i;
 }
 
@@ -148,7 +148,7 @@ static void add(health_t *h, const char *name, script_t *s, unsigned interval,
   co.critical = critical;
   co.endpoints = endpoints;
   health_error_t err = {0};
-  ck_assert_msg(health_add_check(h, name, scripted, s, NULL, &co, &err) == 0, "%s", err.text);
+  ck_assert_msg(health_check_add(h, name, scripted, s, NULL, &co, &err) == 0, "%s", err.text);
 }
 
 static void start(health_t *h) {
@@ -463,9 +463,9 @@ START_TEST(test_no_status_fails_and_observed) {
   i = info_of(h, "plain");
   ck_assert_int_eq(i.has_observed, 0);
 
-  ck_assert_int_eq(health_check_get(h, "nope", &i), HEALTH_ENOENT);
-  ck_assert_int_eq(health_check_get(h, NULL, &i), HEALTH_EINVAL);
-  ck_assert_int_eq(health_check_get(h, "obs", NULL), HEALTH_EINVAL);
+  ck_assert_int_eq(health_check_find(h, "nope", &i, NULL), HEALTH_ENOENT);
+  ck_assert_int_eq(health_check_find(h, NULL, &i, NULL), HEALTH_EINVAL);
+  ck_assert_int_eq(health_check_find(h, "obs", NULL, NULL), HEALTH_EINVAL);
   health_free(h);
 }
 END_TEST
@@ -537,7 +537,7 @@ static void ok_free(void *arg) {
 static void expect_add(health_t *h, const char *name, health_check_fn fn,
                        const health_check_options_t *co, int want) {
   health_error_t err = {0};
-  int rc = health_add_check(h, name, fn, NULL, never_free, co, &err);
+  int rc = health_check_add(h, name, fn, NULL, never_free, co, &err);
   ck_assert_msg(rc == want, "add '%s': %s (%d), want %d", name ? name : "(null)",
                 health_err_name(rc), rc, want);
   ck_assert_int_eq(err.code, want);
@@ -553,7 +553,7 @@ START_TEST(test_registration_rules) {
   health_check_options_init(&co);
   co.interval_ms = 20;
   health_error_t err = {0};
-  ck_assert_int_eq(health_add_check(h, "ok", scripted, &s, ok_free, &co, &err), 0);
+  ck_assert_int_eq(health_check_add(h, "ok", scripted, &s, ok_free, &co, &err), 0);
 
   /* Duplicate names. */
   expect_add(h, "ok", never_cb, NULL, HEALTH_EEXIST);
@@ -570,8 +570,8 @@ START_TEST(test_registration_rules) {
   expect_add(h, "nofn", NULL, NULL, HEALTH_EINVAL);
   /* The longest valid name, and every allowed character. */
   longname[HEALTH__NAME_MAX] = 0;
-  ck_assert_int_eq(health_add_check(h, longname, scripted, &s, NULL, &co, &err), 0);
-  ck_assert_int_eq(health_add_check(h, "Az09._-", scripted, &s, NULL, &co, &err), 0);
+  ck_assert_int_eq(health_check_add(h, longname, scripted, &s, NULL, &co, &err), 0);
+  ck_assert_int_eq(health_check_add(h, "Az09._-", scripted, &s, NULL, &co, &err), 0);
 
   /* Invalid options. */
   char toolong[HEALTH__NAME_MAX + 2];
@@ -599,7 +599,7 @@ START_TEST(test_registration_rules) {
   BAD("measure-long", op->measurement = toolong);
 #undef BAD
   ck_assert_uint_eq(nbad, 10);
-  ck_assert_int_eq(health_add_check(NULL, "x", never_cb, NULL, NULL, NULL, &err), HEALTH_EINVAL);
+  ck_assert_int_eq(health_check_add(NULL, "x", never_cb, NULL, NULL, NULL, &err), HEALTH_EINVAL);
 
   start(h);
   expect_add(h, "late", never_cb, NULL, HEALTH_ESTATE);

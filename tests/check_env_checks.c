@@ -62,9 +62,9 @@ static void clear_env(void) {
 /* Which optional checkers this build has. */
 static int have(const char *url) {
   health_t *h = new_handle();
-  int rc = strncmp(url, "redis", 5) == 0   ? health_add_redis(h, "p", url, NULL, NULL, NULL)
-           : strncmp(url, "https", 5) == 0 ? health_add_http(h, "p", url, NULL, NULL, NULL)
-                                           : health_add_postgres(h, "p", url, NULL, NULL, NULL);
+  int rc = strncmp(url, "redis", 5) == 0   ? health_redis_add(h, "p", url, NULL, NULL, NULL)
+           : strncmp(url, "https", 5) == 0 ? health_http_add(h, "p", url, NULL, NULL, NULL)
+                                           : health_postgres_add(h, "p", url, NULL, NULL, NULL);
   health_free(h);
   return rc != HEALTH_ENOTSUP;
 }
@@ -78,14 +78,14 @@ typedef struct w {
 static int cond(void *arg) {
   w_t *w = arg;
   health_check_info_t i;
-  return health_check_get(w->h, w->name, &i) == 0 && i.runs > 0 && i.last_status == w->st;
+  return health_check_find(w->h, w->name, &i, NULL) == 0 && i.runs > 0 && i.last_status == w->st;
 }
 
 static health_check_info_t wait_for(health_t *h, const char *name, health_status_t st) {
   w_t w = {h, name, st};
   health_check_info_t i;
   int ok = th_wait_until(cond, &w, TS(8000));
-  ck_assert_int_eq(health_check_get(h, name, &i), 0);
+  ck_assert_int_eq(health_check_find(h, name, &i, NULL), 0);
   ck_assert_msg(ok, "%s: wanted %d, last %d \"%s\"", name, st, i.last_status, i.output);
   return i;
 }
@@ -156,7 +156,7 @@ START_TEST(test_every_checker) {
   health_t *h = new_handle();
   health_error_t err;
   unsigned added = 0;
-  ck_assert_msg(health_add_checks_from_env(h, &added, &err) == 0, "%s", err.text);
+  ck_assert_msg(health_check_add_from_env(h, &added, &err) == 0, "%s", err.text);
   ck_assert_uint_eq(added, want);
   ck_assert_msg(health_start(h, &err) == 0, "%s", err.text);
 
@@ -252,7 +252,7 @@ START_TEST(test_bad_values_change_nothing) {
   const bad_case_t *c = &cases[_i];
   health_t *h = new_handle();
   health_error_t err;
-  ck_assert_int_eq(health_add_tcp(h, "pre", "127.0.0.1:1", NULL, &err), 0);
+  ck_assert_int_eq(health_tcp_add(h, "pre", "127.0.0.1:1", NULL, &err), 0);
   clear_env();
   setenv("HEALTH_CHECK_GOOD", "tcp://127.0.0.1:9", 1); /* valid, must not stay */
   for (int k = 0; k < 5 && c->vars[k]; k++) {
@@ -263,7 +263,7 @@ START_TEST(test_bad_values_change_nothing) {
   }
   unsigned added = 99;
   memset(&err, 0, sizeof err);
-  int rc = health_add_checks_from_env(h, &added, &err);
+  int rc = health_check_add_from_env(h, &added, &err);
   if (!c->msg) { /* a valid case */
     ck_assert_msg(rc == 0, "%s", err.text);
     ck_assert_uint_eq(added, 2);
@@ -273,11 +273,11 @@ START_TEST(test_bad_values_change_nothing) {
     ck_assert_msg(strstr(err.text, c->msg), "case %d: \"%s\", want \"%s\"", _i, err.text, c->msg);
     ck_assert_uint_eq(added, 0);
     health_check_info_t i;
-    ck_assert_int_eq(health_check_get(h, "good", &i), HEALTH_ENOENT);
+    ck_assert_int_eq(health_check_find(h, "good", &i, NULL), HEALTH_ENOENT);
     static const char *names[] = {"x", "d", "m", "w", "r", "p", "s", "lower"};
     for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
-      ck_assert_int_eq(health_check_get(h, names[k], &i), HEALTH_ENOENT);
-    ck_assert_int_eq(health_check_get(h, "pre", &i), 0);
+      ck_assert_int_eq(health_check_find(h, names[k], &i, NULL), HEALTH_ENOENT);
+    ck_assert_int_eq(health_check_find(h, "pre", &i, NULL), 0);
   }
   ck_assert_msg(!strstr(err.text, SECRET), "%s", err.text);
   ck_assert_msg(!th_log_contains(SECRET), "%s", th_log_text());
@@ -293,11 +293,11 @@ START_TEST(test_nothing_and_after_start) {
   setenv("HEALTH_CHECK_INTERVAL_MS", "100", 1);
   setenv("HEALTH_CHECK_TIMEOUT_MS", "50", 1);
   setenv("HEALTH_CHECK_EMPTY", "", 1); /* empty: unset */
-  ck_assert_int_eq(health_add_checks_from_env(h, &added, &err), 0);
+  ck_assert_int_eq(health_check_add_from_env(h, &added, &err), 0);
   ck_assert_uint_eq(added, 0);
   ck_assert_int_eq(health_start(h, &err), 0);
   setenv("HEALTH_CHECK_LATE", "tcp://127.0.0.1:1", 1);
-  ck_assert_int_eq(health_add_checks_from_env(h, NULL, &err), HEALTH_ESTATE);
+  ck_assert_int_eq(health_check_add_from_env(h, NULL, &err), HEALTH_ESTATE);
   health_free(h);
 }
 END_TEST

@@ -44,7 +44,7 @@ static health_t *new_handle(const health_fleet_options_t *fo) {
   health_t *h = NULL;
   health_error_t err = {0};
   ck_assert_msg(health_new(&h, &o, &err) == 0, "health_new: %s", err.text);
-  if (fo) ck_assert_msg(health_set_fleet(h, fo, &err) == 0, "health_set_fleet: %s", err.text);
+  if (fo) ck_assert_msg(health_fleet_set(h, fo, &err) == 0, "health_fleet_set: %s", err.text);
   return h;
 }
 
@@ -55,7 +55,7 @@ static void add(health_t *h, const char *name, rec_t *c, unsigned interval) {
   co.timeout_ms = interval / 2;
   c->mu = &g_mu;
   health_error_t err = {0};
-  ck_assert_msg(health_add_check(h, name, record, c, NULL, &co, &err) == 0, "%s", err.text);
+  ck_assert_msg(health_check_add(h, name, record, c, NULL, &co, &err) == 0, "%s", err.text);
 }
 
 typedef struct {
@@ -356,25 +356,25 @@ START_TEST(test_options_and_env) {
   unsetenv("HEALTH_KEEP_CONNECTIONS");
   ck_assert_int_eq(health_fleet_options_from_env(NULL, &err), HEALTH_EINVAL);
 
-  /* health_set_fleet: range, reserved space, before start only. */
+  /* health_fleet_set: range, reserved space, before start only. */
   health_t *h = new_handle(NULL);
   health_fleet_options_init(&o);
   o.run_jitter_percent = 51;
-  ck_assert_int_eq(health_set_fleet(h, &o, &err), HEALTH_EINVAL);
+  ck_assert_int_eq(health_fleet_set(h, &o, &err), HEALTH_EINVAL);
   ck_assert_msg(strstr(err.text, "run_jitter_percent"), "%s", err.text);
   ck_assert_uint_eq(h->fleet.run_percent, 10); /* unchanged */
   health_fleet_options_init(&o);
   o.reserved[2] = &o;
-  ck_assert_int_eq(health_set_fleet(h, &o, &err), HEALTH_EINVAL);
-  ck_assert_int_eq(health_set_fleet(NULL, NULL, &err), HEALTH_EINVAL);
+  ck_assert_int_eq(health_fleet_set(h, &o, &err), HEALTH_EINVAL);
+  ck_assert_int_eq(health_fleet_set(NULL, NULL, &err), HEALTH_EINVAL);
   health_fleet_options_init(&o);
   o.keep_connections = 0;
-  ck_assert_int_eq(health_set_fleet(h, &o, &err), 0);
+  ck_assert_int_eq(health_fleet_set(h, &o, &err), 0);
   ck_assert_int_eq(h->fleet.keep_connections, 0);
-  ck_assert_int_eq(health_set_fleet(h, NULL, &err), 0); /* back to defaults */
+  ck_assert_int_eq(health_fleet_set(h, NULL, &err), 0); /* back to defaults */
   ck_assert_int_eq(h->fleet.keep_connections, 1);
   ck_assert_int_eq(health_start(h, &err), 0);
-  ck_assert_int_eq(health_set_fleet(h, &o, &err), HEALTH_ESTATE);
+  ck_assert_int_eq(health_fleet_set(h, &o, &err), HEALTH_ESTATE);
   ck_assert_int_eq(h->fleet.keep_connections, 1);
   health_stop(h);
   health_free(h);

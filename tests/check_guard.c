@@ -48,7 +48,7 @@ static void options(health_options_t *o, unsigned max_conns, unsigned timeout_s)
 static int start_h(health_options_t *o, health_error_t *err) {
   int rc = health_new(&g_h, o, err);
   if (rc) return rc;
-  ck_assert_int_eq(health_add_check(g_h, "ok", pass_check, NULL, NULL, NULL, err), 0);
+  ck_assert_int_eq(health_check_add(g_h, "ok", pass_check, NULL, NULL, NULL, err), 0);
   rc = health_start(g_h, err);
   if (rc) return rc;
   g_port = health_port(g_h);
@@ -144,7 +144,7 @@ START_TEST(test_eviction_order) {
   options(&o, 4, 10);
   start_with(&o);
   health_answer_t m;
-  ck_assert_int_eq(health_render(g_h, HEALTH_METRICS, NULL, NULL, NULL, &m), 0);
+  ck_assert_int_eq(health_answer_render(g_h, HEALTH_METRICS, NULL, NULL, NULL, &m, NULL), 0);
   ck_assert_msg(strstr(m.body, "\nlibhealth_http_connections_evicted_total 0\n") != NULL,
                 "/metrics lacks the eviction count:\n%.*s", (int)m.body_len, m.body);
   health_answer_release(&m);
@@ -177,7 +177,7 @@ START_TEST(test_eviction_order) {
   ck_assert_uint_eq(evicted, 3);
   /* ... and /metrics says so, though no check changed since it was last
    * rendered. */
-  ck_assert_int_eq(health_render(g_h, HEALTH_METRICS, NULL, NULL, NULL, &m), 0);
+  ck_assert_int_eq(health_answer_render(g_h, HEALTH_METRICS, NULL, NULL, NULL, &m, NULL), 0);
   ck_assert_msg(strstr(m.body, "\nlibhealth_http_connections_evicted_total 3\n") != NULL,
                 "/metrics lacks the eviction count:\n%.*s", (int)m.body_len, m.body);
   health_answer_release(&m);
@@ -287,10 +287,10 @@ START_TEST(test_nofile_raised) {
   th_log_clear();
   health_error_t err;
   ck_assert_int_eq(health_new(&g_h, &o, &err), 0);
-  ck_assert_int_eq(health_set_nofile_max(g_h, 0, &err), 0);
-  ck_assert_int_eq(health_add_check(g_h, "ok", pass_check, NULL, NULL, NULL, &err), 0);
+  ck_assert_int_eq(health_fds_set_limit(g_h, 0, &err), 0);
+  ck_assert_int_eq(health_check_add(g_h, "ok", pass_check, NULL, NULL, NULL, &err), 0);
   ck_assert_int_eq(health_start(g_h, &err), 0);
-  ck_assert_int_eq(health_set_nofile_max(g_h, 0, &err), HEALTH_ESTATE);
+  ck_assert_int_eq(health_fds_set_limit(g_h, 0, &err), HEALTH_ESTATE);
   ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
   ck_assert_uint_eq(rl.rlim_cur, 256);
   ck_assert(th_log_contains("connections_capped"));
@@ -319,7 +319,7 @@ START_TEST(test_nofile_raised) {
   options(&o, 1000, 10);
   ck_assert_int_eq(health_new(&g_h, &o, &err), 0);
   ck_assert_msg(health_config_from_env(g_h, &err) == 0, "%s", err.text);
-  ck_assert_int_eq(health_add_check(g_h, "ok", pass_check, NULL, NULL, NULL, &err), 0);
+  ck_assert_int_eq(health_check_add(g_h, "ok", pass_check, NULL, NULL, NULL, &err), 0);
   ck_assert_msg(health_start(g_h, &err) == 0, "%s", err.text);
   ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
   ck_assert_uint_eq(rl.rlim_cur, 600);

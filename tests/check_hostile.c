@@ -218,7 +218,7 @@ static int ready_passes(void *arg) {
 static void start_with(health_options_t *o) {
   health_error_t err;
   ck_assert_int_eq(health_new(&g_h, o, &err), 0);
-  ck_assert_int_eq(health_add_check(g_h, "ok", pass_check, NULL, NULL, NULL, &err), 0);
+  ck_assert_int_eq(health_check_add(g_h, "ok", pass_check, NULL, NULL, NULL, &err), 0);
   int rc = health_start(g_h, &err);
   ck_assert_msg(rc == 0, "health_start: %s", err.text);
   g_port = health_port(g_h);

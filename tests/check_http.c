@@ -62,7 +62,7 @@ static health_t *start(health_options_t *o, unsigned interval_ms) {
   co.timeout_ms = 1000;
   co.failure_threshold = 1;
   co.success_threshold = 1;
-  ck_assert_int_eq(health_add_check(h, "ctl", ctl_check, NULL, NULL, &co, &err), 0);
+  ck_assert_int_eq(health_check_add(h, "ctl", ctl_check, NULL, NULL, &co, &err), 0);
   int rc = health_start(h, &err);
   ck_assert_msg(rc == 0, "health_start: %s", err.text);
   ck_assert_uint_ne(health_port(h), 0);
@@ -345,7 +345,7 @@ START_TEST(test_status_follows_check) {
     atomic_store(&g_want, HEALTH_WARN);
     wait_status(port, "/ready", 200);
     health_check_info_t info;
-    ck_assert_int_eq(health_check_get(h, "ctl", &info), 0);
+    ck_assert_int_eq(health_check_find(h, "ctl", &info, NULL), 0);
     ck_assert_int_eq(info.status, HEALTH_WARN);
     th_http(port, "GET", "/ready", &r);
     ck_assert_int_eq(r.status, 200);
@@ -521,8 +521,8 @@ START_TEST(test_rendered_once_per_state) {
 }
 END_TEST
 
-/* The port's answer and health_render()'s are one body in one cache: the
- * port's request fills the cache's slot, and health_render() then hands out
+/* The port's answer and health_answer_render()'s are one body in one cache: the
+ * port's request fills the cache's slot, and health_answer_render() then hands out
  * that very snapshot rather than rendering a copy of its own. */
 START_TEST(test_one_answer_cache) {
   atomic_store(&g_want, HEALTH_PASS);
@@ -542,7 +542,7 @@ START_TEST(test_one_answer_cache) {
   pthread_mutex_unlock(&h->obs->cache_lock);
   ck_assert_msg(cached != NULL, "the port's answer is not in the answer cache");
   health_answer_t a;
-  ck_assert_int_eq(health_render(h, HEALTH_READINESS, NULL, NULL, NULL, &a), 0);
+  ck_assert_int_eq(health_answer_render(h, HEALTH_READINESS, NULL, NULL, NULL, &a, NULL), 0);
   ck_assert_ptr_eq(a.reserved[0], cached);
   ck_assert_uint_eq(a.code, 200);
   ck_assert_uint_eq(a.body_len, r.body_len);

@@ -165,11 +165,11 @@ static int add_checks(health_t *h, health_error_t *err) {
   health_check_options_init(&co);
   co.interval_ms = 20;
   co.timeout_ms = 1000;
-  int rc = health_add_check(h, "alpha", pass_check, NULL, count_free, &co, err);
+  int rc = health_check_add(h, "alpha", pass_check, NULL, count_free, &co, err);
   if (rc) return rc;
   co.endpoints = HEALTH_LIVENESS | HEALTH_READINESS;
   co.component_id = "beta-1";
-  return health_add_check(h, "beta", pass_check, NULL, count_free, &co, err);
+  return health_check_add(h, "beta", pass_check, NULL, count_free, &co, err);
 }
 
 typedef struct {
@@ -178,7 +178,7 @@ typedef struct {
 static int both_ran(void *p) {
   hwait_t *w = p;
   health_check_info_t a, b;
-  return health_check_get(w->h, "alpha", &a) == 0 && health_check_get(w->h, "beta", &b) == 0 &&
+  return health_check_find(w->h, "alpha", &a, NULL) == 0 && health_check_find(w->h, "beta", &b, NULL) == 0 &&
          a.runs > 0 && b.runs > 0;
 }
 
@@ -230,9 +230,9 @@ START_TEST(test_free_without_start) {
   health_error_t err = {0};
   ck_assert_int_eq(health_new(&h, &o, &err), 0);
   ck_assert_int_eq(add_checks(h, &err), 0);
-  ck_assert_int_eq(health_add_hook(h, "flush", 0, 100, NULL, NULL, &err), HEALTH_EINVAL);
+  ck_assert_int_eq(health_hook_add(h, "flush", 0, 100, NULL, NULL, &err), HEALTH_EINVAL);
   ck_assert_uint_eq(health_port(h), 0);
-  ck_assert_int_eq(health_is_draining(h), 0);
+  ck_assert_int_eq(health_drain_active(h), 0);
   ck_assert_int_ge(health_drain_fd(h), 0);
   ck_assert_int_gt(count_fds(), fds0);
   health_stop(h); /* harmless before start */
@@ -246,7 +246,7 @@ START_TEST(test_free_without_start) {
 }
 END_TEST
 
-/* health_on_drain(h, NULL, NULL) is refused and keeps the callback in
+/* health_drain_notify(h, NULL, NULL, NULL) is refused and keeps the callback in
  * place, which then runs once when the drain starts; after start nothing
  * changes it. */
 static atomic_int drains;
@@ -261,12 +261,12 @@ START_TEST(test_on_drain_arguments) {
   health_t *h = NULL;
   health_error_t err = {0};
   ck_assert_int_eq(health_new(&h, &o, &err), 0);
-  ck_assert_int_eq(health_on_drain(NULL, count_drain, NULL), HEALTH_EINVAL);
-  ck_assert_int_eq(health_on_drain(h, NULL, NULL), HEALTH_EINVAL);
-  ck_assert_int_eq(health_on_drain(h, count_drain, NULL), 0);
-  ck_assert_int_eq(health_on_drain(h, NULL, NULL), HEALTH_EINVAL); /* keeps count_drain */
+  ck_assert_int_eq(health_drain_notify(NULL, count_drain, NULL, NULL), HEALTH_EINVAL);
+  ck_assert_int_eq(health_drain_notify(h, NULL, NULL, NULL), HEALTH_EINVAL);
+  ck_assert_int_eq(health_drain_notify(h, count_drain, NULL, NULL), 0);
+  ck_assert_int_eq(health_drain_notify(h, NULL, NULL, NULL), HEALTH_EINVAL); /* keeps count_drain */
   ck_assert_int_eq(health_start(h, &err), 0);
-  ck_assert_int_eq(health_on_drain(h, count_drain, NULL), HEALTH_ESTATE);
+  ck_assert_int_eq(health_drain_notify(h, count_drain, NULL, NULL), HEALTH_ESTATE);
   health_shutdown(h);
   ck_assert_int_eq(health_wait(h), HEALTH_EXIT_OK);
   ck_assert_int_eq(atomic_load(&drains), 1);
@@ -288,8 +288,8 @@ START_TEST(test_stop_twice_start_twice) {
    * still pending (not ready) afterwards. */
   for (uint64_t until = th_now_ms() + TS(5000); th_now_ms() < until;) {
     health_check_info_t a, b;
-    if (health_check_get(h, "alpha", &a) == 0 && a.runs > 0 &&
-        health_check_get(h, "beta", &b) == 0 && b.runs > 0)
+    if (health_check_find(h, "alpha", &a, NULL) == 0 && a.runs > 0 &&
+        health_check_find(h, "beta", &b, NULL) == 0 && b.runs > 0)
       break;
     usleep(1000);
   }
@@ -311,7 +311,7 @@ START_TEST(test_stop_twice_start_twice) {
   ck_assert_int_eq(health_start(h, &err), HEALTH_ESTATE);            /* no restart after stop */
   ck_assert_int_eq(health_status(h, HEALTH_READINESS), HEALTH_PASS); /* still readable */
   health_check_info_t i;
-  ck_assert_int_eq(health_check_get(h, "alpha", &i), 0);
+  ck_assert_int_eq(health_check_find(h, "alpha", &i, NULL), 0);
   ck_assert_uint_gt(i.runs, 0);
   ck_assert_int_eq(i.running, 0);
   ck_assert_int_eq(aload(&pass_runs), runs); /* nothing runs after stop */
@@ -368,9 +368,9 @@ START_TEST(test_free_with_hung_check) {
   health_check_options_init(&co);
   co.interval_ms = 50;
   co.timeout_ms = timeout;
-  ck_assert_int_eq(health_add_check(h, "stuck", hang_check, NULL, count_free, &co, &err), 0);
+  ck_assert_int_eq(health_check_add(h, "stuck", hang_check, NULL, count_free, &co, &err), 0);
   co.interval_ms = 20;
-  ck_assert_int_eq(health_add_check(h, "fine", pass_check, NULL, count_free, &co, &err), 0);
+  ck_assert_int_eq(health_check_add(h, "fine", pass_check, NULL, count_free, &co, &err), 0);
   ck_assert_int_eq(health_start(h, &err), 0);
   ck_assert(th_wait_until(hang_flag, &hang_entered, TS(5000)));
 
@@ -409,7 +409,7 @@ static MAYBE_UNUSED int rc_ok(int rc, const int *allowed, size_t n) {
 static MAYBE_UNUSED int either_ran(void *p) {
   hwait_t *w = p;
   health_check_info_t a;
-  return health_check_get(w->h, "alpha", &a) == 0 && a.runs > 0;
+  return health_check_find(w->h, "alpha", &a, NULL) == 0 && a.runs > 0;
 }
 
 START_TEST(test_malloc_failures) {
@@ -481,7 +481,7 @@ START_TEST(test_malloc_failures) {
       ck_assert(e_new.text[0] != 0);
       nomem_new++;
     } else {
-      ck_assert_msg(rc_ok(rc_add, add_codes, 1), "k=%ld: health_add_check returned %d", k, rc_add);
+      ck_assert_msg(rc_ok(rc_add, add_codes, 1), "k=%ld: health_check_add returned %d", k, rc_add);
       if (rc_add) ck_assert(e_add.code == rc_add && e_add.text[0]);
       /* free_arg ran once for each registered check, never for the one
        * whose registration failed. */
@@ -541,7 +541,7 @@ static void failed_start(health_options_t *o, int want_rc, int threads0) {
   health_error_t err = {0};
   ck_assert_int_eq(health_new(&h, o, &err), 0);
   ck_assert_int_eq(add_checks(h, &err), 0);
-  ck_assert_int_eq(health_add_listener(h, count_listener, NULL, &err), 0);
+  ck_assert_int_eq(health_listener_add(h, count_listener, NULL, &err), 0);
   ck_assert_int_eq(health_start(h, &err), want_rc);
   /* health_start() joined what it made: the count is back at once. */
   ck_assert_int_eq(count_threads(), threads0);

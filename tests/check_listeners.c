@@ -104,12 +104,12 @@ static health_t *start(unsigned interval_ms) {
   co.timeout_ms = 1000;
   co.failure_threshold = 1;
   co.success_threshold = 1;
-  ck_assert_int_eq(health_add_check(h, "ctl", ctl_check, NULL, NULL, &co, &err), 0);
+  ck_assert_int_eq(health_check_add(h, "ctl", ctl_check, NULL, NULL, &co, &err), 0);
   co.endpoints = HEALTH_LIVENESS | HEALTH_READINESS;
   co.critical = 0;
-  ck_assert_int_eq(health_add_check(h, "aux", pass_check, NULL, NULL, &co, &err), 0);
-  ck_assert_int_eq(health_add_listener(h, listener, NULL, &err), 0);
-  ck_assert_int_eq(health_add_listener(h, counting_listener, &second_calls, &err), 0);
+  ck_assert_int_eq(health_check_add(h, "aux", pass_check, NULL, NULL, &co, &err), 0);
+  ck_assert_int_eq(health_listener_add(h, listener, NULL, &err), 0);
+  ck_assert_int_eq(health_listener_add(h, counting_listener, &second_calls, &err), 0);
   ck_assert_int_eq(health_start(h, &err), 0);
   return h;
 }
@@ -200,7 +200,7 @@ END_TEST
 
 static uint64_t runs_of(health_t *h, const char *name) {
   health_check_info_t info;
-  ck_assert_int_eq(health_check_get(h, name, &info), 0);
+  ck_assert_int_eq(health_check_find(h, name, &info, NULL), 0);
   return info.runs;
 }
 
@@ -223,7 +223,7 @@ static int drained(void *arg) {
 
 static int ctl_passes(void *arg) {
   health_check_info_t info;
-  return health_check_get(arg, "ctl", &info) == 0 && info.status == HEALTH_PASS;
+  return health_check_find(arg, "ctl", &info, NULL) == 0 && info.status == HEALTH_PASS;
 }
 
 START_TEST(test_slow_listener_never_blocks) {
@@ -237,7 +237,7 @@ START_TEST(test_slow_listener_never_blocks) {
                 (unsigned long long)runs_of(h, "ctl"));
   ck_assert(atomic_load(&g_in_listener));
   health_answer_t a;
-  ck_assert_int_eq(health_render(h, HEALTH_METRICS, NULL, NULL, NULL, &a), 0);
+  ck_assert_int_eq(health_answer_render(h, HEALTH_METRICS, NULL, NULL, NULL, &a, NULL), 0);
   const char *p = strstr(a.body, "\nlibhealth_listener_events_dropped_total ");
   ck_assert_ptr_nonnull(p);
   ck_assert_msg(strtod(p + 41, NULL) > 100, "dropped: %.60s", p);
@@ -300,7 +300,7 @@ START_TEST(test_foreach) {
   ck_assert_int_eq(health_check_foreach(NULL, collect, &l), HEALTH_EINVAL);
   ck_assert_int_eq(health_check_foreach(h, NULL, NULL), HEALTH_EINVAL);
   health_error_t err;
-  ck_assert_int_eq(health_add_listener(h, listener, NULL, &err), HEALTH_ESTATE);
+  ck_assert_int_eq(health_listener_add(h, listener, NULL, &err), HEALTH_ESTATE);
   atomic_store(&g_want, HEALTH_PASS);
 }
 END_TEST
@@ -310,10 +310,10 @@ START_TEST(test_listener_errors) {
   health_error_t err;
   ck_assert_int_eq(health_new(&h, NULL, &err), 0);
   g_h = h;
-  ck_assert_int_eq(health_add_listener(h, NULL, NULL, &err), HEALTH_EINVAL);
-  ck_assert_int_eq(health_add_listener(NULL, listener, NULL, &err), HEALTH_EINVAL);
-  for (int i = 0; i < 16; i++) ck_assert_int_eq(health_add_listener(h, listener, NULL, &err), 0);
-  ck_assert_int_eq(health_add_listener(h, listener, NULL, &err), HEALTH_EINVAL);
+  ck_assert_int_eq(health_listener_add(h, NULL, NULL, &err), HEALTH_EINVAL);
+  ck_assert_int_eq(health_listener_add(NULL, listener, NULL, &err), HEALTH_EINVAL);
+  for (int i = 0; i < 16; i++) ck_assert_int_eq(health_listener_add(h, listener, NULL, &err), 0);
+  ck_assert_int_eq(health_listener_add(h, listener, NULL, &err), HEALTH_EINVAL);
   ck_assert_ptr_nonnull(strstr(err.text, "16"));
 }
 END_TEST

@@ -267,7 +267,7 @@ START_TEST(test_watchdog_stops_during_stall) {
 
   /* Manual readiness is reported as STATUS=. */
   int seen = 0;
-  ck_assert_int_eq(health_set_not_ready(h, "maintenance switch", &err), 0);
+  ck_assert_int_eq(health_ready_hold(h, "maintenance switch", &err), 0);
   count_pings(fd, th_now_ms() + TS(100), NULL, "STATUS=not ready: maintenance switch", &seen);
   ck_assert_int_eq(seen, 1);
   beater_stop(&b);
@@ -293,14 +293,14 @@ START_TEST(test_manual_toggle) {
   uint64_t took[40];
   for (int i = 0; i < 20; i++) {
     uint64_t t0 = th_now_ms();
-    ck_assert_int_eq(health_set_not_ready(h, "warming cache", &err), 0);
+    ck_assert_int_eq(health_ready_hold(h, "warming cache", &err), 0);
     ck_assert_int_eq(get(h, "/ready", body, sizeof body), 503);
     took[2 * i] = th_now_ms() - t0;
     ck_assert_msg(strstr(body, "\"output\":\"not ready: warming cache\""), "%s", body);
     ck_assert_int_eq(get(h, "/health", NULL, 0), 200);
     ck_assert_int_eq(health_status(h, HEALTH_READINESS), HEALTH_FAIL);
     t0 = th_now_ms();
-    ck_assert_int_eq(health_set_ready(h), 0);
+    ck_assert_int_eq(health_ready_release(h, NULL), 0);
     ck_assert_int_eq(get(h, "/ready", body, sizeof body), 200);
     took[2 * i + 1] = th_now_ms() - t0;
     ck_assert_ptr_null(strstr(body, "not ready"));
@@ -314,20 +314,20 @@ START_TEST(test_manual_toggle) {
   ck_assert_msg(took[20] <= TS(10), "toggle to answer: median %llu ms, max %llu ms",
                 (unsigned long long)took[20], (unsigned long long)took[39]);
   /* Bad reasons are refused and change nothing. */
-  ck_assert_int_eq(health_set_not_ready(h, "two\nlines", &err), HEALTH_EINVAL);
+  ck_assert_int_eq(health_ready_hold(h, "two\nlines", &err), HEALTH_EINVAL);
   ck_assert_msg(strstr(err.text, "printable"), "%s", err.text);
   char big[300];
   memset(big, 'x', sizeof big - 1);
   big[sizeof big - 1] = 0;
-  ck_assert_int_eq(health_set_not_ready(h, big, &err), HEALTH_EINVAL);
+  ck_assert_int_eq(health_ready_hold(h, big, &err), HEALTH_EINVAL);
   ck_assert_int_eq(get(h, "/ready", NULL, 0), 200);
-  ck_assert_int_eq(health_set_not_ready(NULL, "x", &err), HEALTH_EINVAL);
-  ck_assert_int_eq(health_set_ready(NULL), HEALTH_EINVAL);
+  ck_assert_int_eq(health_ready_hold(NULL, "x", &err), HEALTH_EINVAL);
+  ck_assert_int_eq(health_ready_release(NULL, NULL), HEALTH_EINVAL);
   /* No reason: "not ready"; a new reason replaces the old one. */
-  ck_assert_int_eq(health_set_not_ready(h, NULL, &err), 0);
+  ck_assert_int_eq(health_ready_hold(h, NULL, &err), 0);
   ck_assert_int_eq(get(h, "/ready", body, sizeof body), 503);
   ck_assert_msg(strstr(body, "\"output\":\"not ready: not ready\""), "%s", body);
-  ck_assert_int_eq(health_set_not_ready(h, "queue \"full\"", &err), 0);
+  ck_assert_int_eq(health_ready_hold(h, "queue \"full\"", &err), 0);
   ck_assert_int_eq(get(h, "/ready", body, sizeof body), 503);
   ck_assert_msg(strstr(body, "\"output\":\"not ready: queue \\\"full\\\"\""), "%s", body);
   /* Draining says so first. */
@@ -349,9 +349,9 @@ START_TEST(test_gate_never_opened) {
   health_t *h = new_handle();
   health_error_t err;
   unsigned deadline = TS(600);
-  ck_assert_int_eq(health_add_gate(h, "migrations", &err), 0);
-  ck_assert_int_eq(health_add_gate(h, "cache", &err), 0);
-  ck_assert_int_eq(health_set_startup_deadline(h, deadline, &err), 0);
+  ck_assert_int_eq(health_gate_add(h, "migrations", &err), 0);
+  ck_assert_int_eq(health_gate_add(h, "cache", &err), 0);
+  ck_assert_int_eq(health_startup_set_deadline(h, deadline, &err), 0);
   uint64_t t_start = th_now_ms();
   start(h);
   char body[4096];
@@ -360,8 +360,8 @@ START_TEST(test_gate_never_opened) {
   ck_assert_msg(strstr(body, "startup gate 'cache' not open yet"), "%s", body);
   ck_assert_int_eq(get(h, "/health", body, sizeof body), 200);
   ck_assert_ptr_null(strstr(body, "startup"));
-  ck_assert_int_eq(health_open_gate(h, "cache"), 0);
-  ck_assert_int_eq(health_open_gate(h, "cache"), 0); /* again: nothing */
+  ck_assert_int_eq(health_gate_open(h, "cache", NULL), 0);
+  ck_assert_int_eq(health_gate_open(h, "cache", NULL), 0); /* again: nothing */
   ck_assert_int_eq(get(h, "/ready", body, sizeof body), 503);
   ck_assert_msg(strstr(body, "\"cache:startup\":[{\"componentType\":\"startup-gate\",\"status\":\"pass\",\"time\""), "%s", body);
 
@@ -380,7 +380,7 @@ START_TEST(test_gate_never_opened) {
   ck_assert_int_eq(get(h, "/ready", NULL, 0), 503);
 
   /* Opening it late fixes both at once. */
-  ck_assert_int_eq(health_open_gate(h, "migrations"), 0);
+  ck_assert_int_eq(health_gate_open(h, "migrations", NULL), 0);
   ck_assert_int_eq(get(h, "/health", NULL, 0), 200);
   ck_assert_int_eq(get(h, "/ready", NULL, 0), 200);
   ck_assert(th_log_contains("\"event\":\"gate_open\""));
@@ -391,14 +391,14 @@ END_TEST
 START_TEST(test_gate_without_deadline_and_pending_check) {
   health_t *h = new_handle();
   health_error_t err;
-  ck_assert_int_eq(health_add_gate(h, "warm", &err), 0);
-  ck_assert_int_eq(health_open_gate(h, "warm"), 0); /* before start: fine */
-  ck_assert_int_eq(health_open_gate(h, "cold"), HEALTH_ENOENT);
-  ck_assert_int_eq(health_open_gate(h, NULL), HEALTH_EINVAL);
+  ck_assert_int_eq(health_gate_add(h, "warm", &err), 0);
+  ck_assert_int_eq(health_gate_open(h, "warm", NULL), 0); /* before start: fine */
+  ck_assert_int_eq(health_gate_open(h, "cold", NULL), HEALTH_ENOENT);
+  ck_assert_int_eq(health_gate_open(h, NULL, NULL), HEALTH_EINVAL);
   start(h);
   ck_assert_int_eq(get(h, "/ready", NULL, 0), 200);
-  ck_assert_int_eq(health_add_gate(h, "late", &err), HEALTH_ESTATE);
-  ck_assert_int_eq(health_set_startup_deadline(h, 100, &err), HEALTH_ESTATE);
+  ck_assert_int_eq(health_gate_add(h, "late", &err), HEALTH_ESTATE);
+  ck_assert_int_eq(health_startup_set_deadline(h, 100, &err), HEALTH_ESTATE);
   health_free(h);
 }
 END_TEST
@@ -460,11 +460,11 @@ START_TEST(test_heartbeat_from_signal_handler_and_removal) {
   setitimer(ITIMER_REAL, &it, NULL);
   ck_assert(first_answer(h, "/health", 503, TS(2000), NULL, 0));
   /* Removing the stale heartbeat removes it from both endpoints. */
-  ck_assert_int_eq(health_heartbeat_remove(g_sig_hb), 0);
+  ck_assert_int_eq(health_heartbeat_remove(g_sig_hb, NULL), 0);
   ck_assert_int_eq(get(h, "/health", body, sizeof body), 200);
   ck_assert_ptr_null(strstr(body, "timer:heartbeat"));
   ck_assert_int_eq(get(h, "/ready", NULL, 0), 200);
-  ck_assert_int_eq(health_heartbeat_remove(NULL), HEALTH_EINVAL);
+  ck_assert_int_eq(health_heartbeat_remove(NULL, NULL), HEALTH_EINVAL);
   health_heartbeat_beat(NULL); /* ignored */
   health_free(h);
 }
@@ -494,8 +494,8 @@ START_TEST(test_agent_replies) {
   health_agent_options_t ao;
   health_agent_options_init(&ao);
   ao.address = "127.0.0.1";
-  ck_assert_msg(health_set_agent(h, &ao, &err) == 0, "%s", err.text);
-  ck_assert_int_eq(health_add_gate(h, "warm", &err), 0);
+  ck_assert_msg(health_agent_set(h, &ao, &err) == 0, "%s", err.text);
+  ck_assert_int_eq(health_gate_add(h, "warm", &err), 0);
   health_heartbeat_t *hb;
   ck_assert_int_eq(health_heartbeat_add(h, "loop", TS(200), &hb, &err), 0);
   ck_assert_uint_eq(health_agent_port(h), 0);
@@ -507,17 +507,17 @@ START_TEST(test_agent_replies) {
   char line[256];
   agent_line(h, line, sizeof line);
   ck_assert_str_eq(line, "down #starting: waiting for gate warm\n");
-  ck_assert_int_eq(health_open_gate(h, "warm"), 0);
+  ck_assert_int_eq(health_gate_open(h, "warm", NULL), 0);
   agent_line(h, line, sizeof line);
   ck_assert_str_eq(line, "up ready\n");
-  ck_assert_int_eq(health_agent_set_weight(h, 50), 0);
+  ck_assert_int_eq(health_agent_set_weight(h, 50, NULL), 0);
   agent_line(h, line, sizeof line);
   ck_assert_str_eq(line, "up ready 50%\n");
-  ck_assert_int_eq(health_agent_set_weight(h, 257), HEALTH_EINVAL);
-  ck_assert_int_eq(health_set_not_ready(h, "caf\xc3\xa9 closed", &err), 0);
+  ck_assert_int_eq(health_agent_set_weight(h, 257, NULL), HEALTH_EINVAL);
+  ck_assert_int_eq(health_ready_hold(h, "caf\xc3\xa9 closed", &err), 0);
   agent_line(h, line, sizeof line);
   ck_assert_str_eq(line, "down #not ready: caf?? closed\n");
-  ck_assert_int_eq(health_set_ready(h), 0);
+  ck_assert_int_eq(health_ready_release(h, NULL), 0);
   beater_pause(&b);
   ck_assert(first_answer(h, "/health", 503, TS(2000), NULL, 0));
   agent_line(h, line, sizeof line);
@@ -552,24 +552,24 @@ START_TEST(test_bad_input) {
   ck_assert_int_eq(health_heartbeat_add(h, "x", 86400000u, &hb, &err), 0); /* never stale here */
   health_heartbeat_t *dup;
   ck_assert_int_eq(health_heartbeat_add(h, "x", 1000, &dup, &err), HEALTH_EEXIST);
-  ck_assert_int_eq(health_add_gate(h, "bad/name", &err), HEALTH_EINVAL);
-  ck_assert_int_eq(health_add_gate(h, "g", &err), 0);
-  ck_assert_int_eq(health_add_gate(h, "g", &err), HEALTH_EEXIST);
-  ck_assert_int_eq(health_set_startup_deadline(h, 86400001u, &err), HEALTH_EINVAL);
+  ck_assert_int_eq(health_gate_add(h, "bad/name", &err), HEALTH_EINVAL);
+  ck_assert_int_eq(health_gate_add(h, "g", &err), 0);
+  ck_assert_int_eq(health_gate_add(h, "g", &err), HEALTH_EEXIST);
+  ck_assert_int_eq(health_startup_set_deadline(h, 86400001u, &err), HEALTH_EINVAL);
 
   health_agent_options_t ao;
   health_agent_options_init(&ao);
   ao.weight = 257;
-  ck_assert_int_eq(health_set_agent(h, &ao, &err), HEALTH_EINVAL);
+  ck_assert_int_eq(health_agent_set(h, &ao, &err), HEALTH_EINVAL);
   health_agent_options_init(&ao);
   ao.address = "localhost";
-  ck_assert_int_eq(health_set_agent(h, &ao, &err), HEALTH_EINVAL);
+  ck_assert_int_eq(health_agent_set(h, &ao, &err), HEALTH_EINVAL);
   health_agent_options_init(&ao);
   ao.reserved[0] = &ao;
-  ck_assert_int_eq(health_set_agent(h, &ao, &err), HEALTH_EINVAL);
+  ck_assert_int_eq(health_agent_set(h, &ao, &err), HEALTH_EINVAL);
   health_agent_options_init(&ao);
   ao.port = 70000;
-  ck_assert_int_eq(health_set_agent(h, &ao, &err), HEALTH_EINVAL);
+  ck_assert_int_eq(health_agent_set(h, &ao, &err), HEALTH_EINVAL);
 
   /* From the environment: a bad value names its variable, changes nothing. */
   setenv("HEALTH_STARTUP_DEADLINE_MS", "500", 1);
@@ -600,11 +600,11 @@ START_TEST(test_bad_input) {
   ck_assert_uint_gt(health_agent_port(h), 0);
   ck_assert_int_eq(health_controls_from_env(h, &err), HEALTH_ESTATE);
   char line[64];
-  ck_assert_int_eq(health_open_gate(h, "g"), 0);
+  ck_assert_int_eq(health_gate_open(h, "g", NULL), 0);
   agent_line(h, line, sizeof line);
   ck_assert_str_eq(line, "up ready 25%\n");
   health_agent_options_init(&ao);
-  ck_assert_int_eq(health_set_agent(h, &ao, &err), HEALTH_ESTATE);
+  ck_assert_int_eq(health_agent_set(h, &ao, &err), HEALTH_ESTATE);
   health_stop(h);
   ck_assert_int_eq(health_heartbeat_add(h, "y", 1000, &dup, &err), HEALTH_ESTATE);
   health_free(h);
@@ -635,7 +635,7 @@ static int live_failed(void *arg) {
 START_TEST(test_stale_heartbeat_reason) {
   health_t *h = new_handle();
   health_error_t err;
-  ck_assert_int_eq(health_add_listener(h, reason_listener, NULL, &err), 0);
+  ck_assert_int_eq(health_listener_add(h, reason_listener, NULL, &err), 0);
   health_heartbeat_t *hb;
   ck_assert_int_eq(health_heartbeat_add(h, "loop", TS(200), &hb, &err), 0);
   beater_t b;
@@ -757,7 +757,7 @@ START_TEST(test_pause_does_not_age_checks) {
     co.timeout_ms = 1000;
     health_t *h;
     health_error_t err;
-    if (health_new(&h, &o, &err) || health_add_check(h, "slow", slow_pass, NULL, NULL, &co, &err) ||
+    if (health_new(&h, &o, &err) || health_check_add(h, "slow", slow_pass, NULL, NULL, &co, &err) ||
         health_start(h, &err))
       _exit(1);
     unsigned port = health_port(h);

@@ -54,14 +54,14 @@ START_TEST(test_sink_on_writer_without_lock) {
   o.log_fn = locking_sink;
   health_error_t err;
   ck_assert_int_eq(health_new(&g_h, &o, &err), 0);
-  ck_assert_int_eq(health_add_gate(g_h, "warm", &err), 0);
+  ck_assert_int_eq(health_gate_add(g_h, "warm", &err), 0);
   ck_assert_int_eq(health_start(g_h, &err), 0);
   int before = atomic_load(&g_sink_lines);
   atomic_store(&g_sink_on_main, 0);
   /* gate_open is logged by the call, on this thread, with the lock held. */
-  ck_assert_int_eq(health_open_gate(g_h, "warm"), 0);
-  ck_assert_int_eq(health_set_not_ready(g_h, "test", &err), 0);
-  health_set_ready(g_h);
+  ck_assert_int_eq(health_gate_open(g_h, "warm", NULL), 0);
+  ck_assert_int_eq(health_ready_hold(g_h, "test", &err), 0);
+  health_ready_release(g_h, NULL);
   int want = before + 1;
   ck_assert(th_wait_until(sink_got, &want, TS(3000)));
   ck_assert_int_eq(atomic_load(&g_sink_on_main), 0);
@@ -111,15 +111,15 @@ static int stuck_child(void *arg) {
   health_t *h;
   health_error_t err;
   if (health_new(&h, &o, &err) != 0) return 11;
-  if (health_add_gate(h, "warm", &err) != 0) return 12;
+  if (health_gate_add(h, "warm", &err) != 0) return 12;
   if (health_start(h, &err) != 0) return 13;
   unsigned port = health_port(h);
   /* Every call below logs; none may wait for the pipe. */
   uint64_t t0 = th_now_ms();
-  if (health_open_gate(h, "warm") != 0) return 14;
+  if (health_gate_open(h, "warm", NULL) != 0) return 14;
   for (int i = 0; i < 3000; i++) {
-    if (health_set_not_ready(h, "test", &err) != 0) return 15;
-    health_set_ready(h);
+    if (health_ready_hold(h, "test", &err) != 0) return 15;
+    health_ready_release(h, NULL);
   }
   if (th_now_ms() - t0 > TS(2000)) return 16;
   th_response_t r;
@@ -157,12 +157,12 @@ static int gone_child(void *arg) {
   health_error_t err;
   /* Before start: the lines go out on this thread. */
   if (health_new(&h, &o, &err) != 0) return 11;
-  if (health_add_gate(h, "warm", &err) != 0) return 12;
+  if (health_gate_add(h, "warm", &err) != 0) return 12;
   if (health_start(h, &err) != 0) return 13;
-  if (health_open_gate(h, "warm") != 0) return 14;
+  if (health_gate_open(h, "warm", NULL) != 0) return 14;
   for (int i = 0; i < 50; i++) {
-    health_set_not_ready(h, "test", &err);
-    health_set_ready(h);
+    health_ready_hold(h, "test", &err);
+    health_ready_release(h, NULL);
   }
   health_free(h); /* after stop: on this thread again */
   health__log(NULL, HEALTH_LOG_WARN, "no_handle", NULL);
@@ -197,9 +197,9 @@ static int closed_child(void *arg) {
   health_t *h;
   health_error_t err;
   if (health_new(&h, &o, &err) != 0) return 10;
-  if (health_add_gate(h, "warm", &err) != 0) return 11;
+  if (health_gate_add(h, "warm", &err) != 0) return 11;
   if (health_start(h, &err) != 0) return 12;
-  health_open_gate(h, "warm"); /* lines for a closed stderr: nowhere */
+  health_gate_open(h, "warm", NULL); /* lines for a closed stderr: nowhere */
   for (int fd = 0; fd < 3; fd++)
     if (fcntl(fd, F_GETFD) >= 0) return 13 + fd;
   struct pollfd p = {health_drain_fd(h), POLLIN, 0};

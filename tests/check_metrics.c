@@ -69,10 +69,10 @@ static health_t *start(health_options_t *o, unsigned interval_ms, unsigned timeo
   co.timeout_ms = timeout_ms;
   co.failure_threshold = 1;
   co.success_threshold = 1;
-  ck_assert_int_eq(health_add_check(h, "ctl", ctl_check, NULL, NULL, &co, &err), 0);
+  ck_assert_int_eq(health_check_add(h, "ctl", ctl_check, NULL, NULL, &co, &err), 0);
   co.endpoints = HEALTH_LIVENESS | HEALTH_READINESS;
   co.critical = 0;
-  ck_assert_int_eq(health_add_check(h, "aux", pass_check, NULL, NULL, &co, &err), 0);
+  ck_assert_int_eq(health_check_add(h, "aux", pass_check, NULL, NULL, &co, &err), 0);
   int rc = health_start(h, &err);
   ck_assert_msg(rc == 0, "health_start: %s", err.text);
   g_h = h;
@@ -247,7 +247,7 @@ START_TEST(test_counters_histogram_timeouts) {
   WAIT_HAS(port, "libhealth_check_status{check=\"ctl\",status=\"pass\"} 1\n");
   health_stop(h); /* the counters stand still from here */
   health_answer_t a;
-  ck_assert_int_eq(health_render(h, HEALTH_METRICS, NULL, NULL, NULL, &a), 0);
+  ck_assert_int_eq(health_answer_render(h, HEALTH_METRICS, NULL, NULL, NULL, &a, NULL), 0);
   const char *b = a.body;
   double runs = value_of(b, "libhealth_check_runs_total{check=\"ctl\"} ");
   double fails = value_of(b, "libhealth_check_failures_total{check=\"ctl\"} ");
@@ -300,18 +300,18 @@ START_TEST(test_detail_policy) {
   ck_assert_int_eq(r.status, 200);
   th_response_free(&r);
   health_answer_t a;
-  ck_assert_int_eq(health_render(h, HEALTH_METRICS, NULL, NULL, NULL, &a), 0);
+  ck_assert_int_eq(health_answer_render(h, HEALTH_METRICS, NULL, NULL, NULL, &a, NULL), 0);
   ck_assert_ptr_null(strstr(a.body, "check=\""));
   health_answer_release(&a);
-  ck_assert_int_eq(health_render(h, HEALTH_METRICS, NULL, "Bearer " TOKEN, NULL, &a), 0);
+  ck_assert_int_eq(health_answer_render(h, HEALTH_METRICS, NULL, "Bearer " TOKEN, NULL, &a, NULL), 0);
   ck_assert_ptr_nonnull(strstr(a.body, "check=\"ctl\""));
   health_answer_release(&a);
   /* More than one space after the scheme is valid (RFC 9110 11.4), on
-   * /metrics and through health_render() as on /ready. */
+   * /metrics and through health_answer_render() as on /ready. */
   ck_assert_int_eq(get(port, "/metrics", "Authorization: Bearer   " TOKEN "\r\n", &r), 0);
   ck_assert_ptr_nonnull(strstr(r.body, "check=\"ctl\""));
   th_response_free(&r);
-  ck_assert_int_eq(health_render(h, HEALTH_METRICS, NULL, "Bearer  " TOKEN, NULL, &a), 0);
+  ck_assert_int_eq(health_answer_render(h, HEALTH_METRICS, NULL, "Bearer  " TOKEN, NULL, &a, NULL), 0);
   ck_assert_ptr_nonnull(strstr(a.body, "check=\"ctl\""));
   health_answer_release(&a);
 }
@@ -339,12 +339,12 @@ START_TEST(test_cached_per_version) {
   th_want_t w = {health_port(h), "/ready", 200};
   ck_assert(th_wait_until(th_status_is, &w, TS(5000)));
   health_answer_t a, b, c;
-  ck_assert_int_eq(health_render(h, HEALTH_METRICS, NULL, NULL, NULL, &a), 0);
-  ck_assert_int_eq(health_render(h, HEALTH_METRICS, NULL, NULL, NULL, &b), 0);
+  ck_assert_int_eq(health_answer_render(h, HEALTH_METRICS, NULL, NULL, NULL, &a, NULL), 0);
+  ck_assert_int_eq(health_answer_render(h, HEALTH_METRICS, NULL, NULL, NULL, &b, NULL), 0);
   ck_assert_ptr_eq(a.body, b.body);
   ck_assert_ptr_nonnull(strstr(a.body, "libhealth_requests_in_flight 0\n"));
   health_inflight_begin(h);
-  ck_assert_int_eq(health_render(h, HEALTH_METRICS, NULL, NULL, NULL, &c), 0);
+  ck_assert_int_eq(health_answer_render(h, HEALTH_METRICS, NULL, NULL, NULL, &c, NULL), 0);
   ck_assert_ptr_ne(c.body, a.body);
   ck_assert_ptr_nonnull(strstr(c.body, "libhealth_requests_in_flight 1\n"));
   /* The old snapshot is intact while referenced. */
@@ -354,16 +354,16 @@ START_TEST(test_cached_per_version) {
   health_answer_release(&b);
   health_answer_release(&c);
   health_answer_release(&c); /* idempotent */
-  ck_assert_int_eq(health_render(h, HEALTH_READINESS, NULL, NULL, NULL, &a), 0);
-  ck_assert_int_eq(health_render(h, HEALTH_READINESS, NULL, NULL, NULL, &b), 0);
+  ck_assert_int_eq(health_answer_render(h, HEALTH_READINESS, NULL, NULL, NULL, &a, NULL), 0);
+  ck_assert_int_eq(health_answer_render(h, HEALTH_READINESS, NULL, NULL, NULL, &b, NULL), 0);
   ck_assert_ptr_eq(a.body, b.body);
   ck_assert_uint_eq(a.code, 200);
   ck_assert_str_eq(a.content_type, "application/health+json");
   health_answer_release(&a);
   health_answer_release(&b);
-  ck_assert_int_eq(health_render(h, 7, NULL, NULL, NULL, &a), HEALTH_EINVAL);
-  ck_assert_int_eq(health_render(h, HEALTH_METRICS, "ctl", NULL, NULL, &a), HEALTH_EINVAL);
-  ck_assert_int_eq(health_render(NULL, HEALTH_METRICS, NULL, NULL, NULL, &a), HEALTH_EINVAL);
+  ck_assert_int_eq(health_answer_render(h, 7, NULL, NULL, NULL, &a, NULL), HEALTH_EINVAL);
+  ck_assert_int_eq(health_answer_render(h, HEALTH_METRICS, "ctl", NULL, NULL, &a, NULL), HEALTH_EINVAL);
+  ck_assert_int_eq(health_answer_render(NULL, HEALTH_METRICS, NULL, NULL, NULL, &a, NULL), HEALTH_EINVAL);
 }
 END_TEST
 
@@ -388,10 +388,10 @@ START_TEST(test_per_check_view) {
   ck_assert_int_eq(th_status(port, "GET", "/ready?check=nope"), 404);
   ck_assert_int_eq(th_status(port, "HEAD", "/readyz?check=ctl"), 503);
   health_answer_t a;
-  ck_assert_int_eq(health_render(h, HEALTH_READINESS, "ctl", NULL, NULL, &a), 0);
+  ck_assert_int_eq(health_answer_render(h, HEALTH_READINESS, "ctl", NULL, NULL, &a, NULL), 0);
   ck_assert_uint_eq(a.code, 503);
   health_answer_release(&a);
-  ck_assert_int_eq(health_render(h, HEALTH_READINESS, "nope", NULL, NULL, &a), 0);
+  ck_assert_int_eq(health_answer_render(h, HEALTH_READINESS, "nope", NULL, NULL, &a, NULL), 0);
   ck_assert_uint_eq(a.code, 404);
   health_answer_release(&a);
 }
@@ -423,7 +423,7 @@ START_TEST(test_paths) {
   setenv("HEALTH_LIVE_PATH", "/svc/live", 1);
   setenv("HEALTH_METRICS_PATH", "/svc/metrics", 1);
   ck_assert_int_eq(health_serve_options_from_env(&so, &err), 0);
-  ck_assert_int_eq(health_set_serve_options(h, &so, &err), 0);
+  ck_assert_int_eq(health_serve_set(h, &so, &err), 0);
   unsetenv("HEALTH_READY_PATH");
   unsetenv("HEALTH_LIVE_PATH");
   unsetenv("HEALTH_METRICS_PATH");
@@ -438,7 +438,7 @@ START_TEST(test_paths) {
   ck_assert_int_eq(th_status(port, "GET", "/metrics"), 404);
   ck_assert_int_eq(th_status(port, "POST", "/svc/metrics"), 405);
   so.metrics_path = "off";
-  ck_assert_int_eq(health_set_serve_options(h, &so, &err), HEALTH_ESTATE);
+  ck_assert_int_eq(health_serve_set(h, &so, &err), HEALTH_ESTATE);
   health_free(h);
   g_h = NULL;
 
@@ -447,7 +447,7 @@ START_TEST(test_paths) {
   g_h = h;
   health_serve_options_init(&so);
   so.metrics_path = "off";
-  ck_assert_int_eq(health_set_serve_options(h, &so, &err), 0);
+  ck_assert_int_eq(health_serve_set(h, &so, &err), 0);
   ck_assert_int_eq(health_start(h, &err), 0);
   ck_assert_int_eq(th_status(health_port(h), "GET", "/metrics"), 404);
   ck_assert_int_eq(th_status(health_port(h), "GET", "/livez"), 200);
@@ -477,9 +477,9 @@ static enum MHD_Result app_handler(void *cls, struct MHD_Connection *c, const ch
                   : strcmp(url, "/metrics") == 0 ? HEALTH_METRICS
                                                  : HEALTH_LIVENESS;
   health_answer_t a;
-  if (health_render(h, what, MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "check"),
-                    MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"),
-                    MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept"), &a) != 0)
+  if (health_answer_render(h, what, MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "check"),
+                           MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"),
+                           MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept"), &a, NULL) != 0)
     return MHD_NO;
   struct MHD_Response *r =
       MHD_create_response_from_buffer(a.body_len, (void *)a.body, MHD_RESPMEM_MUST_COPY);
@@ -526,11 +526,11 @@ START_TEST(test_port_off_app_serves) {
   ck_assert(th_wait_until(th_status_is, &w, TS(5000)));
   ck_assert_int_eq(get(port, "/ready", NULL, &r), 0);
   ck_assert_str_eq(th_header(&r, "Content-Type", ct, sizeof ct), "application/health+json");
-  /* The application serves what health_render() gives: the same body,
+  /* The application serves what health_answer_render() gives: the same body,
    * but for the checks' run times, which move with every run (20 ms
    * apart; under valgrind a run may complete between the two). */
   health_answer_t a;
-  ck_assert_int_eq(health_render(h, HEALTH_READINESS, NULL, NULL, NULL, &a), 0);
+  ck_assert_int_eq(health_answer_render(h, HEALTH_READINESS, NULL, NULL, NULL, &a, NULL), 0);
   char *served = strdup(r.body), *rendered = strdup(a.body);
   ck_assert(served && rendered);
   strip_times(served);
@@ -597,7 +597,7 @@ START_TEST(test_comma_locale) {
   health_t *h = start(&o, 20, 1000);
   WAIT_GE(health_port(h), "libhealth_check_runs_total{check=\"ctl\"} ", 3);
   health_answer_t a;
-  ck_assert_int_eq(health_render(h, HEALTH_METRICS, NULL, NULL, "application/openmetrics-text", &a), 0);
+  ck_assert_int_eq(health_answer_render(h, HEALTH_METRICS, NULL, NULL, "application/openmetrics-text", &a, NULL), 0);
   int decimals = 0;
   for (const char *line = a.body; *line;) {
     const char *nl = strchr(line, '\n');

@@ -361,7 +361,7 @@ START_TEST(test_locale_ready_body_and_logs) {
   health_check_options_init(&co);
   co.interval_ms = 100;
   for (int i = 0; i < 4; i++)
-    ck_assert_msg(health_add_check(h, names[i], observe_check, (void *)&obs[i], NULL, &co, &err) == 0,
+    ck_assert_msg(health_check_add(h, names[i], observe_check, (void *)&obs[i], NULL, &co, &err) == 0,
                   "%s", err.text);
   ck_assert_msg(health_start(h, &err) == 0, "%s", err.text);
   ck_assert(th_wait_until(ready_is, h, TS(5000)));

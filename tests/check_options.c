@@ -591,82 +591,82 @@ START_TEST(test_reserved_rejected) {
     health_check_options_init(&good);
     co = good;
     co.reserved[k] = mark;
-    expect_reserved(health_add_tcp(h, "t", "127.0.0.1:1", &co, &err), &err, "health_check_options");
-    expect_reserved(health_add_http(h, "hc", "http://127.0.0.1:1/", NULL, &co, &err), &err,
+    expect_reserved(health_tcp_add(h, "t", "127.0.0.1:1", &co, &err), &err, "health_check_options");
+    expect_reserved(health_http_add(h, "hc", "http://127.0.0.1:1/", NULL, &co, &err), &err,
                     "health_check_options");
 
-    health_pg_options_t pg;
-    health_pg_options_init(&pg);
+    health_postgres_options_t pg;
+    health_postgres_options_init(&pg);
     pg.reserved[k] = mark;
-    expect_reserved(health_add_postgres(h, "pg", "host=127.0.0.1 port=1 dbname=x", &pg, &good, &err),
-                    &err, "health_pg_options");
+    expect_reserved(health_postgres_add(h, "pg", "host=127.0.0.1 port=1 dbname=x", &pg, &good, &err),
+                    &err, "health_postgres_options");
     health_redis_options_t ro;
     health_redis_options_init(&ro);
     ro.reserved[k] = mark;
-    expect_reserved(health_add_redis(h, "r", "rediss://127.0.0.1:1", &ro, &good, &err), &err,
+    expect_reserved(health_redis_add(h, "r", "rediss://127.0.0.1:1", &ro, &good, &err), &err,
                     "health_redis_options");
     health_http_options_t ho;
     health_http_options_init(&ho);
     ho.reserved[k] = mark;
-    expect_reserved(health_add_http(h, "h", "http://127.0.0.1:1/", &ho, &good, &err), &err,
+    expect_reserved(health_http_add(h, "h", "http://127.0.0.1:1/", &ho, &good, &err), &err,
                     "health_http_options");
     health_disk_options_t d;
     health_disk_options_init(&d);
     d.reserved[k] = mark;
-    expect_reserved(health_add_disk(h, "d", "/", &d, &good, &err), &err, "health_disk_options");
+    expect_reserved(health_disk_add(h, "d", "/", &d, &good, &err), &err, "health_disk_options");
     health_memory_options_t m;
     health_memory_options_init(&m);
     m.reserved[k] = mark;
-    expect_reserved(health_add_memory(h, "m", &m, &good, &err), &err, "health_memory_options");
+    expect_reserved(health_memory_add(h, "m", &m, &good, &err), &err, "health_memory_options");
     health_fds_options_t f;
     health_fds_options_init(&f);
     f.reserved[k] = mark;
-    expect_reserved(health_add_fds(h, "f", &f, &good, &err), &err, "health_fds_options");
+    expect_reserved(health_fds_add(h, "f", &f, &good, &err), &err, "health_fds_options");
     ck_assert_uint_eq(health__checks_count(h), 0);
 
     health_serve_options_t so;
     health_serve_options_init(&so);
     so.ready_path = "/r";
     so.reserved[k] = mark;
-    expect_reserved(health_set_serve_options(h, &so, &err), &err, "health_serve_options");
+    expect_reserved(health_serve_set(h, &so, &err), &err, "health_serve_options");
     ck_assert_uint_ne(health__route(h, "/r"), HEALTH_READINESS); /* unchanged */
     health_fleet_options_t fl;
     health_fleet_options_init(&fl);
     fl.keep_connections = 0;
     fl.reserved[k] = mark;
-    expect_reserved(health_set_fleet(h, &fl, &err), &err, "health_fleet_options");
+    expect_reserved(health_fleet_set(h, &fl, &err), &err, "health_fleet_options");
     ck_assert_int_eq(h->fleet.keep_connections, 1); /* unchanged */
     health_agent_options_t ao;
     health_agent_options_init(&ao);
     ao.reserved[k] = mark;
-    expect_reserved(health_set_agent(h, &ao, &err), &err, "health_agent_options");
+    expect_reserved(health_agent_set(h, &ao, &err), &err, "health_agent_options");
 
     /* The same calls, the structs as their init functions left them. */
-    ck_assert_int_eq(health_add_tcp(h, "t", "127.0.0.1:1", &good, &err), 0);
+    ck_assert_int_eq(health_tcp_add(h, "t", "127.0.0.1:1", &good, &err), 0);
     pg.reserved[k] = NULL;
-    int rc = health_add_postgres(h, "pg", "host=127.0.0.1 port=1 dbname=x", &pg, &good, &err);
+    int rc = health_postgres_add(h, "pg", "host=127.0.0.1 port=1 dbname=x", &pg, &good, &err);
     ck_assert_msg(rc == 0 || rc == HEALTH_ENOTSUP, "%s", err.text);
     ro.reserved[k] = NULL;
-    rc = health_add_redis(h, "r", "rediss://127.0.0.1:1", &ro, &good, &err);
+    rc = health_redis_add(h, "r", "rediss://127.0.0.1:1", &ro, &good, &err);
     ck_assert_msg(rc == 0 || rc == HEALTH_ENOTSUP, "%s", err.text);
     ho.reserved[k] = NULL;
-    rc = health_add_http(h, "h", "http://127.0.0.1:1/", &ho, &good, &err);
+    rc = health_http_add(h, "h", "http://127.0.0.1:1/", &ho, &good, &err);
     ck_assert_msg(rc == 0 || rc == HEALTH_ENOTSUP, "%s", err.text);
     d.reserved[k] = NULL;
-    ck_assert_msg(health_add_disk(h, "d", "/", &d, &good, &err) == 0, "%s", err.text);
+    ck_assert_msg(health_disk_add(h, "d", "/", &d, &good, &err) == 0, "%s", err.text);
     m.reserved[k] = NULL;
-    ck_assert_msg(health_add_memory(h, "m", &m, &good, &err) == 0, "%s", err.text);
+    ck_assert_msg(health_memory_add(h, "m", &m, &good, &err) == 0, "%s", err.text);
     f.reserved[k] = NULL;
-    ck_assert_msg(health_add_fds(h, "f", &f, &good, &err) == 0, "%s", err.text);
+    ck_assert_msg(health_fds_add(h, "f", &f, &good, &err) == 0, "%s", err.text);
     ck_assert_uint_ge(health__checks_count(h), 5);
     so.reserved[k] = NULL;
-    ck_assert_msg(health_set_serve_options(h, &so, &err) == 0, "%s", err.text);
+    ck_assert_msg(health_serve_set(h, &so, &err) == 0, "%s", err.text);
     ck_assert_uint_eq(health__route(h, "/r"), HEALTH_READINESS);
     fl.reserved[k] = NULL;
-    ck_assert_msg(health_set_fleet(h, &fl, &err) == 0, "%s", err.text);
+    ck_assert_msg(health_fleet_set(h, &fl, &err) == 0, "%s", err.text);
     ck_assert_int_eq(h->fleet.keep_connections, 0);
     ao.reserved[k] = NULL;
-    ck_assert_msg(health_set_agent(h, &ao, &err) == 0, "%s", err.text);
+    ck_assert_msg(health_agent_set(h, &ao, &err) == 0, "%s", err.text);
     health_free(h);
 
     health_probe_options_t po;
@@ -711,40 +711,40 @@ START_TEST(test_zero_initialised_rejected) {
 
   /* The case: a check that always fails, meant to be critical. */
   health_check_options_t co = {.interval_ms = 500, .endpoints = HEALTH_READINESS};
-  expect_uninit(health_add_tcp(h, "t", "127.0.0.1:1", &co, &err), &err, "health_check_options");
-  expect_uninit(health_add_disk(h, "d", "/", NULL, &co, &err), &err, "health_check_options");
-  expect_uninit(health_add_memory(h, "m", NULL, &co, &err), &err, "health_check_options");
-  expect_uninit(health_add_fds(h, "f", NULL, &co, &err), &err, "health_check_options");
+  expect_uninit(health_tcp_add(h, "t", "127.0.0.1:1", &co, &err), &err, "health_check_options");
+  expect_uninit(health_disk_add(h, "d", "/", NULL, &co, &err), &err, "health_check_options");
+  expect_uninit(health_memory_add(h, "m", NULL, &co, &err), &err, "health_check_options");
+  expect_uninit(health_fds_add(h, "f", NULL, &co, &err), &err, "health_check_options");
 
   health_check_options_t good;
   health_check_options_init(&good);
-  health_pg_options_t pg = {0};
+  health_postgres_options_t pg = {0};
   pg.require_writable = 1;
-  int rc = health_add_postgres(h, "pg", "host=127.0.0.1 port=1 dbname=x", &pg, &good, &err);
-  if (rc != HEALTH_ENOTSUP) expect_uninit(rc, &err, "health_pg_options");
+  int rc = health_postgres_add(h, "pg", "host=127.0.0.1 port=1 dbname=x", &pg, &good, &err);
+  if (rc != HEALTH_ENOTSUP) expect_uninit(rc, &err, "health_postgres_options");
   health_redis_options_t ro = {0};
   ro.require_master = 1;
-  rc = health_add_redis(h, "r", "redis://127.0.0.1:1", &ro, &good, &err);
+  rc = health_redis_add(h, "r", "redis://127.0.0.1:1", &ro, &good, &err);
   if (rc != HEALTH_ENOTSUP) expect_uninit(rc, &err, "health_redis_options");
   health_http_options_t ho = {0};
   ho.expect = "ok";
-  expect_uninit(health_add_http(h, "h", "http://127.0.0.1:1/", &ho, &good, &err), &err,
+  expect_uninit(health_http_add(h, "h", "http://127.0.0.1:1/", &ho, &good, &err), &err,
                 "health_http_options");
   health_disk_options_t d = {0};
   d.write_probe = 1;
-  expect_uninit(health_add_disk(h, "d", "/", &d, &good, &err), &err, "health_disk_options");
+  expect_uninit(health_disk_add(h, "d", "/", &d, &good, &err), &err, "health_disk_options");
   health_memory_options_t m = {0};
   m.oom_kill = HEALTH_FAIL;
-  expect_uninit(health_add_memory(h, "m", &m, &good, &err), &err, "health_memory_options");
+  expect_uninit(health_memory_add(h, "m", &m, &good, &err), &err, "health_memory_options");
   health_fds_options_t f = {0};
   f.fail_percent = 95;
-  expect_uninit(health_add_fds(h, "f", &f, &good, &err), &err, "health_fds_options");
+  expect_uninit(health_fds_add(h, "f", &f, &good, &err), &err, "health_fds_options");
   ck_assert_uint_eq(health__checks_count(h), 0);
 
   health_serve_options_t so = {0};
   so.ready_path = "/r";
   so.live_path = "/l";
-  expect_uninit(health_set_serve_options(h, &so, &err), &err, "health_serve_options");
+  expect_uninit(health_serve_set(h, &so, &err), &err, "health_serve_options");
   ck_assert_uint_ne(health__route(h, "/r"), HEALTH_READINESS); /* unchanged */
   setenv("HEALTH_READY_PATH", "/rr", 1);
   expect_uninit(health_serve_options_from_env(&so, &err), &err, "health_serve_options");
@@ -753,7 +753,7 @@ START_TEST(test_zero_initialised_rejected) {
 
   health_fleet_options_t fl = {0};
   fl.seed = 42;
-  expect_uninit(health_set_fleet(h, &fl, &err), &err, "health_fleet_options");
+  expect_uninit(health_fleet_set(h, &fl, &err), &err, "health_fleet_options");
   ck_assert_int_eq(h->fleet.keep_connections, 1); /* unchanged */
   ck_assert_int_eq(h->fleet.backoff, 1);
   setenv("HEALTH_JITTER", "20", 1);
@@ -763,26 +763,26 @@ START_TEST(test_zero_initialised_rejected) {
 
   health_agent_options_t ao = {0};
   ao.weight = 50;
-  expect_uninit(health_set_agent(h, &ao, &err), &err, "health_agent_options");
+  expect_uninit(health_agent_set(h, &ao, &err), &err, "health_agent_options");
 
   /* The same structs through their init functions (the fields set again),
    * and NULL for defaults, are accepted. */
   health_check_options_init(&co);
   co.interval_ms = 500;
-  ck_assert_msg(health_add_tcp(h, "t", "127.0.0.1:1", &co, &err) == 0, "%s", err.text);
-  ck_assert_msg(health_add_disk(h, "d", "/", NULL, NULL, &err) == 0, "%s", err.text);
+  ck_assert_msg(health_tcp_add(h, "t", "127.0.0.1:1", &co, &err) == 0, "%s", err.text);
+  ck_assert_msg(health_disk_add(h, "d", "/", NULL, NULL, &err) == 0, "%s", err.text);
   health_fds_options_init(&f);
   f.fail_percent = 95;
-  ck_assert_msg(health_add_fds(h, "f", &f, &good, &err) == 0, "%s", err.text);
+  ck_assert_msg(health_fds_add(h, "f", &f, &good, &err) == 0, "%s", err.text);
   ck_assert_uint_eq(health__checks_count(h), 3);
   health_serve_options_init(&so);
   so.ready_path = "/r";
-  ck_assert_msg(health_set_serve_options(h, &so, &err) == 0, "%s", err.text);
+  ck_assert_msg(health_serve_set(h, &so, &err) == 0, "%s", err.text);
   ck_assert_uint_eq(health__route(h, "/r"), HEALTH_READINESS);
-  ck_assert_msg(health_set_fleet(h, NULL, &err) == 0, "%s", err.text);
+  ck_assert_msg(health_fleet_set(h, NULL, &err) == 0, "%s", err.text);
   health_agent_options_init(&ao);
   ao.weight = 50;
-  ck_assert_msg(health_set_agent(h, &ao, &err) == 0, "%s", err.text);
+  ck_assert_msg(health_agent_set(h, &ao, &err) == 0, "%s", err.text);
   health_free(h);
 
   health_probe_options_t po = {0};
@@ -804,7 +804,7 @@ static void always_fail(health_result_t *r, void *arg) {
 
 static int ran_once(void *arg) {
   health_check_info_t info;
-  return health_check_get(arg, "inited", &info) == 0 && info.runs > 0;
+  return health_check_find(arg, "inited", &info, NULL) == 0 && info.runs > 0;
 }
 
 START_TEST(test_zero_initialised_check_not_silently_noncritical) {
@@ -818,16 +818,16 @@ START_TEST(test_zero_initialised_check_not_silently_noncritical) {
   health_t *h = NULL;
   ck_assert_int_eq(health_new(&h, &o, &err), 0);
   health_check_options_t co = {.interval_ms = 50, .endpoints = HEALTH_READINESS};
-  expect_uninit(health_add_check(h, "zero", always_fail, NULL, NULL, &co, &err), &err,
+  expect_uninit(health_check_add(h, "zero", always_fail, NULL, NULL, &co, &err), &err,
                 "health_check_options");
   health_check_options_init(&co);
   co.interval_ms = 50;
-  ck_assert_int_eq(health_add_check(h, "inited", always_fail, NULL, NULL, &co, &err), 0);
+  ck_assert_int_eq(health_check_add(h, "inited", always_fail, NULL, NULL, &co, &err), 0);
   ck_assert_int_eq(health_start(h, &err), 0);
   ck_assert(th_wait_until(ran_once, h, 5000));
   ck_assert_int_eq(health_status(h, HEALTH_READINESS), HEALTH_FAIL);
   health_check_info_t info;
-  ck_assert_int_eq(health_check_get(h, "zero", &info), HEALTH_ENOENT);
+  ck_assert_int_eq(health_check_find(h, "zero", &info, NULL), HEALTH_ENOENT);
   health_free(h);
 }
 END_TEST

@@ -69,7 +69,7 @@ static health_t *new_handle(void) {
 }
 
 static void add_pg(health_t *h, const char *name, const char *conninfo,
-                   const health_pg_options_t *pg, unsigned interval_ms,
+                   const health_postgres_options_t *pg, unsigned interval_ms,
                    unsigned timeout_ms) {
   health_check_options_t co;
   health_check_options_init(&co);
@@ -77,8 +77,8 @@ static void add_pg(health_t *h, const char *name, const char *conninfo,
   co.timeout_ms = TS(timeout_ms);
   co.failure_threshold = 1;
   health_error_t err = {0};
-  int rc = health_add_postgres(h, name, conninfo, pg, &co, &err);
-  ck_assert_msg(rc == 0, "health_add_postgres(%s): %d %s", name, rc, err.text);
+  int rc = health_postgres_add(h, name, conninfo, pg, &co, &err);
+  ck_assert_msg(rc == 0, "health_postgres_add(%s): %d %s", name, rc, err.text);
 }
 
 /* health_free() can return while a worker thread is still exiting (the
@@ -114,7 +114,7 @@ typedef struct {
 static int cond_result(void *arg) {
   wait_t *w = arg;
   health_check_info_t i;
-  if (health_check_get(w->h, w->name, &i) != 0) return 0;
+  if (health_check_find(w->h, w->name, &i, NULL) != 0) return 0;
   return i.runs >= w->min_runs && (w->want < 0 || (int)i.last_status == w->want) &&
          (!w->text || strstr(i.output, w->text));
 }
@@ -126,7 +126,7 @@ static health_check_info_t wait_result(health_t *h, const char *name, uint64_t m
   wait_t w = {h, name, min_runs, want, text};
   int ok = th_wait_until(cond_result, &w, timeout_ms);
   health_check_info_t i;
-  ck_assert_int_eq(health_check_get(h, name, &i), 0);
+  ck_assert_int_eq(health_check_find(h, name, &i, NULL), 0);
   ck_assert_msg(ok, "%s: wanted status %d (\"%s\") after %llu runs; got %d after %llu: \"%s\"",
                 name, want, text ? text : "", (unsigned long long)min_runs,
                 (int)i.last_status, (unsigned long long)i.runs, i.output);
@@ -135,7 +135,7 @@ static health_check_info_t wait_result(health_t *h, const char *name, uint64_t m
 
 static uint64_t runs_of(health_t *h, const char *name) {
   health_check_info_t i;
-  ck_assert_int_eq(health_check_get(h, name, &i), 0);
+  ck_assert_int_eq(health_check_find(h, name, &i, NULL), 0);
   return i.runs;
 }
 
@@ -281,7 +281,7 @@ START_TEST(test_restart_between_runs) {
   health_fleet_options_init(&fo);
   fo.initial_offset = 0;
   fo.run_jitter_percent = 0;
-  ck_assert_int_eq(health_set_fleet(h, &fo, NULL), 0);
+  ck_assert_int_eq(health_fleet_set(h, &fo, NULL), 0);
   char kv[512], sql[256], pid1[64], pid2[64];
   conninfo(kv, sizeof kv, PG_PASSWORD, "postgres", app);
   add_pg(h, "pg-restart", kv, NULL, interval, 1000);
@@ -297,7 +297,7 @@ START_TEST(test_restart_between_runs) {
    * run 2.  If run 2 already started, this machine is too slow for the
    * interval above and the test says so instead of blaming the checker. */
   health_check_info_t i;
-  ck_assert_int_eq(health_check_get(h, "pg-restart", &i), 0);
+  ck_assert_int_eq(health_check_find(h, "pg-restart", &i, NULL), 0);
   ck_assert_msg(i.runs == 1 && !i.running,
                 "restart did not fit between runs (runs %llu, running %d, interval %u ms)",
                 (unsigned long long)i.runs, i.running, interval);
@@ -367,7 +367,7 @@ START_TEST(test_no_kept_connection) {
   health_fleet_options_t fo;
   health_fleet_options_init(&fo);
   fo.keep_connections = 0;
-  ck_assert_int_eq(health_set_fleet(h, &fo, NULL), 0);
+  ck_assert_int_eq(health_fleet_set(h, &fo, NULL), 0);
   char kv[512];
   conninfo(kv, sizeof kv, PG_PASSWORD, "postgres", app);
   add_pg(h, "pg-nokeep", kv, NULL, TS(1500), 1000);
@@ -544,8 +544,8 @@ START_TEST(test_query_deadline) {
   health_t *h = new_handle();
   char kv[512];
   conninfo(kv, sizeof kv, PG_PASSWORD, "postgres", "libhealth-test-4q");
-  health_pg_options_t pg;
-  health_pg_options_init(&pg);
+  health_postgres_options_t pg;
+  health_postgres_options_init(&pg);
   pg.query = "SELECT pg_sleep(30)";
   add_pg(h, "pg-slow", kv, &pg, 60000, 500);
   uint64_t t0 = th_now_ms();
@@ -572,8 +572,8 @@ START_TEST(test_read_only) {
   conninfo(plain, sizeof plain, PG_PASSWORD, RO_DB, "libhealth-test-5p");
   conninfo(writable, sizeof writable, PG_PASSWORD, RO_DB, "libhealth-test-5w");
   conninfo(primary, sizeof primary, PG_PASSWORD, "postgres", "libhealth-test-5c");
-  health_pg_options_t pg;
-  health_pg_options_init(&pg);
+  health_postgres_options_t pg;
+  health_postgres_options_init(&pg);
   ck_assert_str_eq(pg.query, "SELECT 1");
   ck_assert_int_eq(pg.require_writable, 0);
   add_pg(h, "ro-plain", plain, &pg, 200, 2000);
@@ -603,8 +603,8 @@ START_TEST(test_in_recovery) {
   "host=127.0.0.1 port=%u user=" PG_USER " password=" PG_PASSWORD " dbname=postgres application_name=%s"
   snprintf(plain, sizeof plain, STANDBY_CONNINFO, g_standby_port, "libhealth-test-5sp");
   snprintf(writable, sizeof writable, STANDBY_CONNINFO, g_standby_port, "libhealth-test-5sw");
-  health_pg_options_t pg;
-  health_pg_options_init(&pg);
+  health_postgres_options_t pg;
+  health_postgres_options_init(&pg);
   add_pg(h, "sb-plain", plain, &pg, 200, 2000);
   pg.require_writable = 1;
   add_pg(h, "sb-writable", writable, &pg, 200, 2000);
@@ -679,25 +679,25 @@ START_TEST(test_malformed) {
   health_t *h = new_handle();
   for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
     health_error_t err = {0};
-    int rc = health_add_postgres(h, "pg-bad", bad[k], NULL, NULL, &err);
+    int rc = health_postgres_add(h, "pg-bad", bad[k], NULL, NULL, &err);
     ck_assert_msg(rc == HEALTH_EURL, "%s: rc %d (%s)", bad[k], rc, err.text);
     ck_assert_int_eq(err.code, HEALTH_EURL);
     ck_assert_msg(strstr(err.text, "malformed PostgreSQL"), "%s: %s", bad[k], err.text);
     ck_assert_msg(!strstr(err.text, PARSE_SECRET) && !strstr(err.text, "Sup3r"),
                   "%s: %s", bad[k], err.text);
     health_check_info_t i;
-    ck_assert_int_eq(health_check_get(h, "pg-bad", &i), HEALTH_ENOENT);
+    ck_assert_int_eq(health_check_find(h, "pg-bad", &i, NULL), HEALTH_ENOENT);
   }
   health_error_t err = {0};
-  ck_assert_int_eq(health_add_postgres(h, "pg-bad", "nosuchkeyword=1", NULL, NULL, &err),
+  ck_assert_int_eq(health_postgres_add(h, "pg-bad", "nosuchkeyword=1", NULL, NULL, &err),
                    HEALTH_EURL);
   ck_assert_msg(strstr(err.text, "unknown keyword \"nosuchkeyword\""), "%s", err.text);
-  ck_assert_int_eq(health_add_postgres(h, "pg-bad", NULL, NULL, NULL, &err), HEALTH_EINVAL);
+  ck_assert_int_eq(health_postgres_add(h, "pg-bad", NULL, NULL, NULL, &err), HEALTH_EINVAL);
   /* A well-formed one registers once; the name stays taken. */
-  ck_assert_int_eq(health_add_postgres(h, "pg-ok", "host=127.0.0.1 port=1", NULL, NULL, &err), 0);
-  ck_assert_int_eq(health_add_postgres(h, "pg-ok", "host=127.0.0.1 port=1", NULL, NULL, &err),
+  ck_assert_int_eq(health_postgres_add(h, "pg-ok", "host=127.0.0.1 port=1", NULL, NULL, &err), 0);
+  ck_assert_int_eq(health_postgres_add(h, "pg-ok", "host=127.0.0.1 port=1", NULL, NULL, &err),
                    HEALTH_EEXIST);
-  ck_assert_int_eq(health_add_postgres(h, "bad name!", "host=127.0.0.1", NULL, NULL, &err),
+  ck_assert_int_eq(health_postgres_add(h, "bad name!", "host=127.0.0.1", NULL, NULL, &err),
                    HEALTH_EINVAL);
   free_handle(h);
 }
@@ -707,8 +707,8 @@ START_TEST(test_query_error) {
   health_t *h = new_handle();
   char kv[512];
   conninfo(kv, sizeof kv, PG_PASSWORD, "postgres", "libhealth-test-8");
-  health_pg_options_t pg;
-  health_pg_options_init(&pg);
+  health_postgres_options_t pg;
+  health_postgres_options_init(&pg);
   pg.query = "SELECT count(*) FROM libhealth_t8";
   add_pg(h, "pg-qerr", kv, &pg, 200, 2000);
   start(h);
@@ -765,7 +765,7 @@ static Suite *pg_suite(void) {
 static int pg_compiled_in(void) {
   health_t *h = NULL;
   if (health_new(&h, NULL, NULL) != 0) return 1; /* let the tests say why */
-  int rc = health_add_postgres(h, "probe", "host=127.0.0.1", NULL, NULL, NULL);
+  int rc = health_postgres_add(h, "probe", "host=127.0.0.1", NULL, NULL, NULL);
   health_free(h);
   return rc != HEALTH_ENOTSUP;
 }

@@ -94,7 +94,7 @@ START_TEST(test_prometheus_scrapes) {
   health_check_options_init(&co);
   co.interval_ms = 100;
   co.failure_threshold = 1;
-  ck_assert_int_eq(health_add_check(h, "db", ctl_check, NULL, NULL, &co, &err), 0);
+  ck_assert_int_eq(health_check_add(h, "db", ctl_check, NULL, NULL, &co, &err), 0);
   ck_assert_int_eq(health_start(h, &err), 0);
 
   char *dir = th_tmpdir("prometheus");

@@ -83,8 +83,8 @@ static health_t *start_one(const char *url, const health_redis_options_t *ro,
   health_check_options_t co;
   health_error_t err;
   check_opts(&co, interval, timeout);
-  int rc = health_add_redis(h, "r", url, ro, &co, &err);
-  ck_assert_msg(rc == 0, "health_add_redis: %s", err.text);
+  int rc = health_redis_add(h, "r", url, ro, &co, &err);
+  ck_assert_msg(rc == 0, "health_redis_add: %s", err.text);
   ck_assert_int_eq(health_start(h, &err), 0);
   return h;
 }
@@ -98,13 +98,13 @@ typedef struct waiter {
 static int cond_runs(void *arg) {
   waiter_t *w = arg;
   health_check_info_t i;
-  return health_check_get(w->h, "r", &i) == 0 && i.runs >= w->runs;
+  return health_check_find(w->h, "r", &i, NULL) == 0 && i.runs >= w->runs;
 }
 
 static int cond_last(void *arg) {
   waiter_t *w = arg;
   health_check_info_t i;
-  return health_check_get(w->h, "r", &i) == 0 && i.runs > 0 && i.last_status == w->last;
+  return health_check_find(w->h, "r", &i, NULL) == 0 && i.runs > 0 && i.last_status == w->last;
 }
 
 /* Wait for the first completed run and return it. */
@@ -112,7 +112,7 @@ static health_check_info_t first_result(health_t *h, unsigned timeout_ms) {
   waiter_t w = {h, 1, HEALTH_PASS};
   health_check_info_t i;
   ck_assert_msg(th_wait_until(cond_runs, &w, TS(timeout_ms)), "no result in %u ms", TS(timeout_ms));
-  ck_assert_int_eq(health_check_get(h, "r", &i), 0);
+  ck_assert_int_eq(health_check_find(h, "r", &i, NULL), 0);
   return i;
 }
 
@@ -249,37 +249,37 @@ START_TEST(test_register_errors) {
   health_error_t err;
   char ca[512], crt[512], other[512];
 
-  ck_assert_int_eq(health_add_redis(h, "r", "redis://:" URL_SECRET "@h:99999", NULL, NULL, &err), HEALTH_EURL);
+  ck_assert_int_eq(health_redis_add(h, "r", "redis://:" URL_SECRET "@h:99999", NULL, NULL, &err), HEALTH_EURL);
   ck_assert_ptr_null(strstr(err.text, URL_SECRET));
   ck_assert_ptr_nonnull(strstr(err.text, "port"));
-  ck_assert_int_eq(health_add_redis(h, "r", NULL, NULL, NULL, &err), HEALTH_EINVAL);
+  ck_assert_int_eq(health_redis_add(h, "r", NULL, NULL, NULL, &err), HEALTH_EINVAL);
 
   health_redis_options_init(&ro);
   ro.ca_file = "/nonexistent/ca.pem";
-  ck_assert_int_eq(health_add_redis(h, "r", "rediss://h", &ro, NULL, &err), HEALTH_ETLS);
+  ck_assert_int_eq(health_redis_add(h, "r", "rediss://h", &ro, NULL, &err), HEALTH_ETLS);
   ck_assert_ptr_nonnull(strstr(err.text, "/nonexistent/ca.pem"));
 
   srv_file(&g_main, "client.crt", crt, sizeof crt);
   srv_file(&g_main, "other.key", other, sizeof other);
   health_redis_options_init(&ro);
   ro.cert_file = crt;
-  ck_assert_int_eq(health_add_redis(h, "r", "rediss://h", &ro, NULL, &err), HEALTH_ETLS);
+  ck_assert_int_eq(health_redis_add(h, "r", "rediss://h", &ro, NULL, &err), HEALTH_ETLS);
   ro.key_file = other; /* a key of another certificate */
-  ck_assert_int_eq(health_add_redis(h, "r", "rediss://h", &ro, NULL, &err), HEALTH_ETLS);
+  ck_assert_int_eq(health_redis_add(h, "r", "rediss://h", &ro, NULL, &err), HEALTH_ETLS);
   ck_assert_msg(strstr(err.text, "does not match") && strstr(err.text, "other.key"), "%s", err.text);
 
   /* not PEM at all */
   srv_file(&g_main, "redis.pid", ca, sizeof ca);
   health_redis_options_init(&ro);
   ro.ca_file = ca;
-  ck_assert_int_eq(health_add_redis(h, "r", "rediss://h", &ro, NULL, &err), HEALTH_ETLS);
+  ck_assert_int_eq(health_redis_add(h, "r", "rediss://h", &ro, NULL, &err), HEALTH_ETLS);
   ck_assert_ptr_nonnull(strstr(err.text, "redis.pid"));
 
   /* failures registered nothing; a good one still works */
   health_check_info_t i;
-  ck_assert_int_eq(health_check_get(h, "r", &i), HEALTH_ENOENT);
-  ck_assert_int_eq(health_add_redis(h, "r", "rediss://localhost", NULL, NULL, &err), 0);
-  ck_assert_int_eq(health_add_redis(h, "r", "rediss://localhost", NULL, NULL, &err), HEALTH_EEXIST);
+  ck_assert_int_eq(health_check_find(h, "r", &i, NULL), HEALTH_ENOENT);
+  ck_assert_int_eq(health_redis_add(h, "r", "rediss://localhost", NULL, NULL, &err), 0);
+  ck_assert_int_eq(health_redis_add(h, "r", "rediss://localhost", NULL, NULL, &err), HEALTH_EEXIST);
   health_free(h);
 }
 END_TEST
@@ -295,7 +295,7 @@ START_TEST(test_tls_pass) {
   health_t *h = start_one(url("rediss://:" PW "@localhost:%u", g_main.tls), &ro, 1000, 2000);
   expect_pass(h);
   health_check_info_t i;
-  ck_assert_int_eq(health_check_get(h, "r", &i), 0);
+  ck_assert_int_eq(health_check_find(h, "r", &i, NULL), 0);
   ck_assert(i.has_observed);
   ck_assert_str_eq(i.observed_unit, "ms");
   ck_assert(i.observed_value >= 0 && i.observed_value < 2000);
@@ -451,7 +451,7 @@ END_TEST
 static void assert_no_leak(health_t *h, const char *secret) {
   health_check_info_t i;
   th_response_t resp;
-  ck_assert_int_eq(health_check_get(h, "r", &i), 0);
+  ck_assert_int_eq(health_check_find(h, "r", &i, NULL), 0);
   ck_assert_msg(!strstr(i.output, secret), "output leaks: %s", i.output);
   ck_assert_int_eq(th_http(health_port(h), "GET", "/ready", &resp), 0);
   ck_assert_int_eq(resp.status, 503);
@@ -473,7 +473,7 @@ START_TEST(test_wrong_password) {
   waiter_t w = {h, 2, HEALTH_FAIL};
   ck_assert(th_wait_until(cond_runs, &w, TS(10000)));
   health_check_info_t i;
-  ck_assert_int_eq(health_check_get(h, "r", &i), 0);
+  ck_assert_int_eq(health_check_find(h, "r", &i, NULL), 0);
   ck_assert_int_eq(i.last_status, HEALTH_FAIL);
   ck_assert_str_eq(i.output, "authentication failed (WRONGPASS)");
   ck_assert(th_log_contains("redis_check_failed")); /* debug detail was logged */
@@ -488,7 +488,7 @@ START_TEST(test_wrong_user) {
   waiter_t w = {h, 2, HEALTH_FAIL};
   ck_assert(th_wait_until(cond_runs, &w, TS(10000)));
   health_check_info_t i;
-  ck_assert_int_eq(health_check_get(h, "r", &i), 0);
+  ck_assert_int_eq(health_check_find(h, "r", &i, NULL), 0);
   ck_assert_int_eq(i.last_status, HEALTH_FAIL);
   ck_assert_str_eq(i.output, "authentication failed (WRONGPASS)");
   assert_no_leak(h, WRONG_PW);
@@ -665,11 +665,11 @@ static void kill_clients(const server_t *s) {
 /* A run that started after now passes within `within_ms`. */
 static void expect_pass_again(health_t *h, unsigned within_ms, const char *what) {
   health_check_info_t i;
-  ck_assert_int_eq(health_check_get(h, "r", &i), 0);
+  ck_assert_int_eq(health_check_find(h, "r", &i, NULL), 0);
   waiter_t w = {h, i.runs + 2, HEALTH_PASS}; /* run runs+1 may be in flight */
   uint64_t t0 = th_now_ms();
   int ok = th_wait_until(cond_runs, &w, TS(within_ms + 3000)) && th_wait_until(cond_last, &w, 1);
-  ck_assert_int_eq(health_check_get(h, "r", &i), 0);
+  ck_assert_int_eq(health_check_find(h, "r", &i, NULL), 0);
   ck_assert_msg(ok && i.last_status == HEALTH_PASS, "%s: no pass (runs %llu): %s", what,
                 (unsigned long long)i.runs, i.output);
   ck_assert_msg(th_now_ms() - t0 <= TS(within_ms), "%s: passed again only after %llu ms", what,
@@ -786,7 +786,7 @@ START_TEST(test_one_connection) {
   w.runs = 40;
   ck_assert(th_wait_until(cond_runs, &w, TS(20000)));
   health_check_info_t i;
-  ck_assert_int_eq(health_check_get(h, "r", &i), 0);
+  ck_assert_int_eq(health_check_find(h, "r", &i, NULL), 0);
   ck_assert_int_eq(i.consecutive_successes >= 35, 1);
   ck_assert_int_eq(one_client_id(), id); /* the same connection throughout */
   ck_assert_int_eq(th_log_count("\"redis_connected\""), 1);
@@ -817,7 +817,7 @@ START_TEST(test_outage_and_recovery) {
   ck_assert(th_wait_until(cond_last, &w, TS(5000)));
   ck_assert_int_eq(health_status(h, HEALTH_READINESS), HEALTH_FAIL);
   health_check_info_t i;
-  ck_assert_int_eq(health_check_get(h, "r", &i), 0);
+  ck_assert_int_eq(health_check_find(h, "r", &i, NULL), 0);
   ck_assert_msg(strstr(i.output, "connect failed: connection refused") ||
                     strstr(i.output, "closed") || strstr(i.output, "reset"),
                 "%s", i.output);
@@ -899,7 +899,7 @@ static int have_redis(void) {
   health_options_init(&o);
   o.handle_signals = 0;
   if (health_new(&h, &o, NULL) != 0) return 1; /* let the tests say why */
-  int rc = health_add_redis(h, "probe", "redis://localhost", NULL, NULL, NULL);
+  int rc = health_redis_add(h, "probe", "redis://localhost", NULL, NULL, NULL);
   health_free(h);
   return rc != HEALTH_ENOTSUP;
 }

@@ -914,7 +914,7 @@ typedef struct {
 static int has_runs(void *p) {
   runs_arg_t *a = p;
   health_check_info_t info;
-  return health_check_get(a->h, a->name, &info) == 0 && info.runs >= a->runs;
+  return health_check_find(a->h, a->name, &info, NULL) == 0 && info.runs >= a->runs;
 }
 
 START_TEST(test_render_over_http) {
@@ -926,7 +926,7 @@ START_TEST(test_render_over_http) {
   co.endpoints = HEALTH_READINESS | HEALTH_LIVENESS;
   co.critical = 0;
   health_error_t err = {0};
-  ck_assert_int_eq(health_add_check(h, "longout", long_output_check, NULL, NULL, &co, &err), 0);
+  ck_assert_int_eq(health_check_add(h, "longout", long_output_check, NULL, NULL, &co, &err), 0);
   ck_assert_int_eq(health_start(h, &err), 0);
   runs_arg_t ra = {h, "longout", 1};
   ck_assert(th_wait_until(has_runs, &ra, 5000));

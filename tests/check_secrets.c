@@ -337,13 +337,13 @@ static expect_t *expect(run_t *r, const char *name, int pass, const char *text) 
 static void add_pg(run_t *r, const char *name, const char *conninfo, const char *query,
                    unsigned timeout_ms, int pass, const char *text) {
   health_check_options_t co = check_opts(r, timeout_ms);
-  health_pg_options_t pg;
-  health_pg_options_init(&pg);
+  health_postgres_options_t pg;
+  health_postgres_options_init(&pg);
   if (query) pg.query = query;
   health_error_t err = {0};
-  int rc = health_add_postgres(r->h, name, conninfo, &pg, &co, &err);
-  publish("health_add_postgres", err.text);
-  ck_assert_msg(rc == 0, "health_add_postgres(%s): %d %s", name, rc, err.text);
+  int rc = health_postgres_add(r->h, name, conninfo, &pg, &co, &err);
+  publish("health_postgres_add", err.text);
+  ck_assert_msg(rc == 0, "health_postgres_add(%s): %d %s", name, rc, err.text);
   expect(r, name, pass, text);
 }
 
@@ -352,9 +352,9 @@ static void add_rd(run_t *r, const char *name, const char *url,
                    const char *text) {
   health_check_options_t co = check_opts(r, timeout_ms);
   health_error_t err = {0};
-  int rc = health_add_redis(r->h, name, url, ro, &co, &err);
-  publish("health_add_redis", err.text);
-  ck_assert_msg(rc == 0, "health_add_redis(%s): %d %s", name, rc, err.text);
+  int rc = health_redis_add(r->h, name, url, ro, &co, &err);
+  publish("health_redis_add", err.text);
+  ck_assert_msg(rc == 0, "health_redis_add(%s): %d %s", name, rc, err.text);
   expect(r, name, pass, text);
 }
 
@@ -366,7 +366,7 @@ static int cond_all(void *arg) {
   for (size_t k = 0; k < r->n; k++) {
     expect_t *e = &r->ex[k];
     health_check_info_t i;
-    if (health_check_get(r->h, e->name, &i) != 0) return 0;
+    if (health_check_find(r->h, e->name, &i, NULL) != 0) return 0;
     if (!e->seen || strcmp(i.output, e->last_output) != 0) {
       snprintf(e->last_output, sizeof e->last_output, "%s", i.output);
       e->seen = 1;
@@ -429,7 +429,7 @@ static void run_all(run_t *r) {
   for (size_t k = 0; k < r->n; k++) {
     expect_t *e = &r->ex[k];
     health_check_info_t i;
-    ck_assert_int_eq(health_check_get(r->h, e->name, &i), 0);
+    ck_assert_int_eq(health_check_find(r->h, e->name, &i, NULL), 0);
     publish(e->name, i.output);
     ck_assert_msg(ok || i.runs >= r->min_runs, "%s: only %llu runs", e->name,
                   (unsigned long long)i.runs);
@@ -663,24 +663,24 @@ START_TEST(test_malformed) {
   for (size_t k = 0; k < n; k++) {
     if (!(k < npg ? g_pg_built : g_rd_built)) continue;
     health_error_t err = {0};
-    int rc = k < npg ? health_add_postgres(h, "bad", b[k], NULL, NULL, &err)
-                     : health_add_redis(h, "bad", b[k], NULL, NULL, &err);
-    publish(k < npg ? "health_add_postgres" : "health_add_redis", err.text);
+    int rc = k < npg ? health_postgres_add(h, "bad", b[k], NULL, NULL, &err)
+                     : health_redis_add(h, "bad", b[k], NULL, NULL, &err);
+    publish(k < npg ? "health_postgres_add" : "health_redis_add", err.text);
     ck_assert_msg(rc == HEALTH_EURL, "#%zu accepted (%d): %s", k, rc, err.text);
     ck_assert_int_eq(err.code, HEALTH_EURL);
     ck_assert_msg(strstr(err.text, k < npg ? "malformed PostgreSQL" : "invalid Redis URL"),
                   "#%zu: %s", k, err.text);
     health_check_info_t i;
-    ck_assert_int_eq(health_check_get(h, "bad", &i), HEALTH_ENOENT);
+    ck_assert_int_eq(health_check_find(h, "bad", &i, NULL), HEALTH_ENOENT);
   }
   /* The checks that do register log their URL at debug level, masked. */
   char u[256];
   health_error_t err = {0};
   snprintf(u, sizeof u, "rediss://%s:%s@localhost:1", rd_user, rd_pw_x_enc);
-  if (g_rd_built) ck_assert_int_eq(health_add_redis(h, "good-rd", u, NULL, NULL, &err), 0);
+  if (g_rd_built) ck_assert_int_eq(health_redis_add(h, "good-rd", u, NULL, NULL, &err), 0);
   snprintf(u, sizeof u, "postgresql://%s:%s@localhost:1/db?password=%s", pg_user_x, pg_pw_x_enc,
            pg_pw);
-  if (g_pg_built) ck_assert_int_eq(health_add_postgres(h, "good-pg", u, NULL, NULL, &err), 0);
+  if (g_pg_built) ck_assert_int_eq(health_postgres_add(h, "good-pg", u, NULL, NULL, &err), 0);
   free_handle(h);
   assert_clean();
 }
@@ -744,8 +744,8 @@ static int compiled_in(int pg) {
   health_options_init(&o);
   o.handle_signals = 0;
   if (health_new(&h, &o, NULL) != 0) return 1; /* let the tests say why */
-  int rc = pg ? health_add_postgres(h, "probe", "host=127.0.0.1", NULL, NULL, NULL)
-              : health_add_redis(h, "probe", "redis://localhost", NULL, NULL, NULL);
+  int rc = pg ? health_postgres_add(h, "probe", "host=127.0.0.1", NULL, NULL, NULL)
+              : health_redis_add(h, "probe", "redis://localhost", NULL, NULL, NULL);
   health_free(h);
   return rc != HEALTH_ENOTSUP;
 }

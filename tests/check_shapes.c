@@ -62,7 +62,7 @@ static int wait_child(pid_t pid, unsigned timeout_ms) {
   }
 }
 
-static int draining(void *arg) { return health_is_draining(arg); }
+static int draining(void *arg) { return health_drain_active(arg); }
 
 static int log_has(void *arg) { return th_log_contains(arg); }
 
@@ -147,7 +147,7 @@ START_TEST(test_handler_replaced_after_start) {
   ck_assert_msg(took <= TS(1000), "noticed after %llu ms", (unsigned long long)took);
   ck_assert(th_log_contains("\"level\":\"warn\""));
   health_answer_t a;
-  ck_assert_int_eq(health_render(h, HEALTH_METRICS, NULL, NULL, NULL, &a), 0);
+  ck_assert_int_eq(health_answer_render(h, HEALTH_METRICS, NULL, NULL, NULL, &a, NULL), 0);
   ck_assert_msg(strstr(a.body, "libhealth_signal_handler_replaced{signal=\"SIGTERM\"} 1") &&
                     strstr(a.body, "libhealth_signal_handler_replaced{signal=\"SIGINT\"} 0"),
                 "%s", a.body);
@@ -254,7 +254,7 @@ static void *hammer(void *arg) {
   while (!atomic_load(&hammer_stop)) {
     health_status(h, HEALTH_READINESS);
     health_answer_t a;
-    if (health_render(h, HEALTH_METRICS, NULL, NULL, NULL, &a) == 0) health_answer_release(&a);
+    if (health_answer_render(h, HEALTH_METRICS, NULL, NULL, NULL, &a, NULL) == 0) health_answer_release(&a);
   }
   return NULL;
 }
@@ -283,9 +283,9 @@ START_TEST(test_child_calls_inert) {
       health_inflight_begin(h);
       health_inflight_end(h);
       if (health_drain_fd(h) != -1) bad |= 4;
-      if (health_set_not_ready(h, "child", NULL) != HEALTH_EFORKED) bad |= 8;
+      if (health_ready_hold(h, "child", NULL) != HEALTH_EFORKED) bad |= 8;
       health_answer_t a;
-      if (health_render(h, HEALTH_READINESS, NULL, NULL, NULL, &a) != HEALTH_EFORKED) bad |= 16;
+      if (health_answer_render(h, HEALTH_READINESS, NULL, NULL, NULL, &a, NULL) != HEALTH_EFORKED) bad |= 16;
       health_stop(h);
       health_free(h);
       _exit(bad);
@@ -295,7 +295,7 @@ START_TEST(test_child_calls_inert) {
   }
   atomic_store(&hammer_stop, 1);
   pthread_join(t, NULL);
-  ck_assert_int_eq(health_is_draining(h), 0);
+  ck_assert_int_eq(health_drain_active(h), 0);
   ck_assert_int_eq(th_status(port, "GET", "/ready"), 200);
   health_free(h);
 }
@@ -325,7 +325,7 @@ START_TEST(test_child_sigterm_stays_in_child) {
    * pipe); give it several watch periods to prove nothing came. */
   struct timespec ts = {0, 300000000};
   nanosleep(&ts, NULL);
-  ck_assert_int_eq(health_is_draining(h), 0);
+  ck_assert_int_eq(health_drain_active(h), 0);
   ck_assert_int_eq(th_status(port, "GET", "/ready"), 200);
   health_free(h);
 }
@@ -419,7 +419,7 @@ static pid_t beating_worker(health_heartbeat_shared_t *s, unsigned slot) {
     }
     _exit(0);
   }
-  ck_assert_int_eq(health_heartbeat_shared_attach(s, slot, pid), 0);
+  ck_assert_int_eq(health_heartbeat_shared_attach(s, slot, pid, NULL), 0);
   return pid;
 }
 
@@ -448,7 +448,7 @@ START_TEST(test_shared_heartbeat) {
   ck_assert(th_wait_until(liveness_is, &fail, TS(3000)));
   uint64_t took = th_now_ms() - t0;
   ck_assert_msg(took >= 250 && took <= TS(1000), "stall reported after %llu ms", (unsigned long long)took);
-  ck_assert_int_eq(health_check_get(h, "workers", &info), 0);
+  ck_assert_int_eq(health_check_find(h, "workers", &info, NULL), 0);
   ck_assert_msg(strstr(info.output, "worker 1") && strstr(info.output, "no beat"), "%s", info.output);
   ck_assert_int_eq(kill(w1, SIGCONT), 0);
   ck_assert(th_wait_until(liveness_is, &pass, TS(3000)));
@@ -458,15 +458,15 @@ START_TEST(test_shared_heartbeat) {
   ck_assert_int_eq(waitpid(w0, &st, 0), w0);
   t0 = th_now_ms();
   ck_assert(th_wait_until(liveness_is, &fail, TS(3000)));
-  ck_assert_int_eq(health_check_get(h, "workers", &info), 0);
+  ck_assert_int_eq(health_check_find(h, "workers", &info, NULL), 0);
   ck_assert_msg(strstr(info.output, "exited"), "%s", info.output);
   ck_assert_msg(th_now_ms() - t0 <= TS(300), "exit reported late");
 
-  ck_assert_int_eq(health_heartbeat_shared_detach(s, 0), 0);
+  ck_assert_int_eq(health_heartbeat_shared_detach(s, 0, NULL), 0);
   ck_assert(th_wait_until(liveness_is, &pass, TS(3000)));
   kill(w1, SIGKILL);
   waitpid(w1, &st, 0);
-  health_heartbeat_shared_detach(s, 1);
+  health_heartbeat_shared_detach(s, 1, NULL);
   health_free(h);
 }
 END_TEST
@@ -485,9 +485,9 @@ START_TEST(test_shared_heartbeat_bad_input) {
   ck_assert_int_eq(health_heartbeat_shared_add(h, "w", 2, 50, &s, &err), HEALTH_EINVAL);
   ck_assert_int_eq(health_heartbeat_shared_add(h, "bad name", 2, 1000, &s, &err), HEALTH_EINVAL);
   ck_assert_int_eq(health_heartbeat_shared_add(h, "w", 2, 1000, &s, &err), 0);
-  ck_assert_int_eq(health_heartbeat_shared_attach(s, 2, 1), HEALTH_EINVAL);
-  ck_assert_int_eq(health_heartbeat_shared_attach(s, 0, 0), HEALTH_EINVAL);
-  ck_assert_int_eq(health_heartbeat_shared_detach(s, 2), HEALTH_EINVAL);
+  ck_assert_int_eq(health_heartbeat_shared_attach(s, 2, 1, NULL), HEALTH_EINVAL);
+  ck_assert_int_eq(health_heartbeat_shared_attach(s, 0, 0, NULL), HEALTH_EINVAL);
+  ck_assert_int_eq(health_heartbeat_shared_detach(s, 2, NULL), HEALTH_EINVAL);
   health_heartbeat_shared_beat(s, 7); /* ignored */
   health_heartbeat_shared_beat(NULL, 0);
   ck_assert_str_eq(health_err_name(HEALTH_EFORKED), "HEALTH_EFORKED");

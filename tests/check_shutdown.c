@@ -114,7 +114,7 @@ static void child_log(health_log_level_t level, const char *line, void *arg) {
   (void)level, (void)arg;
   /* A sink that stops, as a container log driver in blocking mode does,
    * until the application lets it go (only with exit_on_shutdown = 0). */
-  if (health_is_draining(c_h)) {
+  if (health_drain_active(c_h)) {
     pthread_mutex_lock(&c_block_mu);
     while (c_log_block) pthread_cond_wait(&c_block_cv, &c_block_mu);
     pthread_mutex_unlock(&c_block_mu);
@@ -199,14 +199,14 @@ static void app_signal(int sig) {
 
 static void on_drain(void *arg) {
   (void)arg;
-  report("on_drain %llu %d", (unsigned long long)th_now_ms(), health_is_draining(c_h));
+  report("on_drain %llu %d", (unsigned long long)th_now_ms(), health_drain_active(c_h));
 }
 
 static void *drain_watch_main(void *arg) {
   (void)arg;
   struct pollfd p = {health_drain_fd(c_h), POLLIN, 0};
   while (poll(&p, 1, -1) < 0 && errno == EINTR) {}
-  report("drain_fd %llu %d", (unsigned long long)th_now_ms(), health_is_draining(c_h));
+  report("drain_fd %llu %d", (unsigned long long)th_now_ms(), health_drain_active(c_h));
   return NULL;
 }
 
@@ -295,7 +295,7 @@ static void child_main(scen_t *s) {
     _exit(100);
   }
   for (size_t i = 0; i < s->nhooks; i++)
-    if (health_add_hook(c_h, s->hooks[i].name, s->hooks[i].order, s->hooks[i].timeout_ms, hook_fn,
+    if (health_hook_add(c_h, s->hooks[i].name, s->hooks[i].order, s->hooks[i].timeout_ms, hook_fn,
                         &s->hooks[i], &err) != 0) {
       report("error add_hook %s", err.text);
       _exit(101);
@@ -306,14 +306,14 @@ static void child_main(scen_t *s) {
     health_check_options_init(&co);
     co.timeout_ms = delay + 2000;
     co.interval_ms = s->check_interval_ms ? s->check_interval_ms : 60000;
-    if (health_add_check(c_h, "slow-first", slow_first_check, &delay, NULL, &co, &err) != 0) {
+    if (health_check_add(c_h, "slow-first", slow_first_check, &delay, NULL, &co, &err) != 0) {
       report("error add_check %s", err.text);
       _exit(102);
     }
   }
   pthread_t watch, ctl;
   if (s->drain_watch) {
-    health_on_drain(c_h, on_drain, NULL);
+    health_drain_notify(c_h, on_drain, NULL, NULL);
     struct pollfd p = {health_drain_fd(c_h), POLLIN, 0};
     report("drainfd_before %d", poll(&p, 1, 0));
   }

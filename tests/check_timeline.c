@@ -238,7 +238,7 @@ static void child_main(const cfg_t *c, int ready_fd, const char *log_path) {
   for (size_t i = 0; i < c->nhooks; i++) {
     char name[8];
     snprintf(name, sizeof name, "h%zu", i);
-    if (health_add_hook(ch_h, name, c->hooks[i].order, c->hooks[i].timeout, ch_hook,
+    if (health_hook_add(ch_h, name, c->hooks[i].order, c->hooks[i].timeout, ch_hook,
                         (void *)(intptr_t)c->hooks[i].kind, &err) != 0) {
       ch_write(err.text);
       _exit(93);

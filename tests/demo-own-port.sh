@@ -1,7 +1,7 @@
 #!/bin/sh
 # examples/demo-service with HEALTH_PORT=off: no health port at all, and the
 # library's answers served on the application's own port through
-# health_render(): /ready (and ?check=NAME), /health, /metrics (linted by
+# health_answer_render(): /ready (and ?check=NAME), /health, /metrics (linted by
 # promtool when installed), --healthcheck probing that port; on SIGTERM
 # /ready turns 503 there while /health stays 200.
 set -u

@@ -77,8 +77,8 @@ ok(pm is not None, "the demo's default PORT not found in examples/demo-service.c
 app_port = int(pm.group(1)) if pm else 8080
 health_port = defaults.get("HEALTH_PORT", 8081)
 # The demo's flush hooks and their timeouts (0 = the default hook timeout).
-hooks = re.findall(r'health_add_hook\(\s*\w+\s*,\s*"([^"]+)"\s*,\s*-?\d+\s*,\s*(\d+)\s*,', demo_c)
-ok(len(hooks) > 0, "no health_add_hook() calls found in examples/demo-service.c")
+hooks = re.findall(r'health_hook_add\(\s*\w+\s*,\s*"([^"]+)"\s*,\s*-?\d+\s*,\s*(\d+)\s*,', demo_c)
+ok(len(hooks) > 0, "no health_hook_add() calls found in examples/demo-service.c")
 print("recipes: library defaults: " + ", ".join("%s=%d" % kv for kv in sorted(defaults.items()))
       + "; demo PORT=%d; demo hooks: %s" % (app_port, ", ".join("%s %s ms" % h for h in hooks)))
 

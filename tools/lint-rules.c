@@ -294,7 +294,7 @@ static void unit(lint_t *l, lint_unit_t *u, const unsigned *hooks, size_t nhooks
   for (size_t i = 0; !rc && i < nhooks; i++) {
     char name[32];
     snprintf(name, sizeof name, "hook%zu", i + 1);
-    rc = health_add_hook(h, name, 0, hooks[i], hook_noop, NULL, &err);
+    rc = health_hook_add(h, name, 0, hooks[i], hook_noop, NULL, &err);
   }
   if (!rc && (rc = health__controls_from_lookup(h, lookup, &c.k, &err)) == 0) {
     c.startup_ms = h->ctl->startup_deadline_ms;

@@ -1,5 +1,5 @@
 /*
- * libFuzzer target: PostgreSQL connection strings as health_add_postgres()
+ * libFuzzer target: PostgreSQL connection strings as health_postgres_add()
  * takes them (checker_pg_conninfo.c: libpq's PQconninfoParse, then libhealth's own checks
  * of port, host and sslmode, and its rewording of libpq's parse errors).
  *
@@ -84,7 +84,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   if (health_new(&h, &opt, &e) != 0) abort();
   health_error_t err;
   memset(&err, 'X', sizeof err);
-  int rc = health_add_postgres(h, "pg", conninfo, NULL, NULL, &err);
+  int rc = health_postgres_add(h, "pg", conninfo, NULL, NULL, &err);
   if (rc != 0) {
     if (rc != HEALTH_EURL && rc != HEALTH_ENOMEM) die("unexpected return code", conninfo, NULL);
     if (!memchr(err.text, 0, sizeof err.text)) die("err.text not NUL-terminated", conninfo, NULL);

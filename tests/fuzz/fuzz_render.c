@@ -431,7 +431,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     uint8_t cf = byte(&r);
     co.endpoints = 1u + cf % 3u; /* readiness, liveness or both */
     co.critical = (cf >> 2) & 1;
-    if (health_add_check(h, name, nop_check, NULL, NULL, &co, &err) != 0) abort();
+    if (health_check_add(h, name, nop_check, NULL, NULL, &co, &err) != 0) abort();
 
     pthread_mutex_lock(&h->lock);
     health__check_t *c = h->eng.checks[h->eng.nchecks - 1];
