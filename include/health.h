@@ -339,7 +339,7 @@ HEALTH_EXPORT int health_start(health_t *h, health_error_t *err);
  * fork() (a pre-fork worker, a helper process) the child's copy is inert:
  * health_start(), health_wait(), health_answer_render(), health_check_find(),
  * health_check_foreach(), health_ready_release(), health_ready_hold(), the
- * registration and setting calls (health_add_*, health_set_*,
+ * registration and setting calls (the health_*_add and health_*_set calls,
  * health_heartbeat_add(), health_heartbeat_remove(), health_gate_open(),
  * health_drain_notify(), health_config_from_env(), health_controls_from_env(),
  * health_agent_set_weight()) return HEALTH_EFORKED; health_status()

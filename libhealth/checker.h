@@ -19,7 +19,7 @@
  *     on success: health__checker_pass(r, elapsed_ms);
  *   }
  *
- *   health_add_my(h, name, ..., opts, err):
+ *   health_my_add(h, name, ..., opts, err):
  *     st->ck = health__checker_new(h, name);      parse the target, then
  *     health__checker_add(st->ck, my_run, st, my_free, opts, "component", err);
  *   with my_free() calling health__checker_free(st->ck).
@@ -41,7 +41,7 @@
 /* A checker's link to its handle and its check (checker.c). */
 typedef struct health__checker health__checker_t;
 
-/* ---- registration (before start, the thread of health_add_*) ---- */
+/* ---- registration (before start, the thread of health_<checker>_add) ---- */
 
 /* A link for the check `name` of `h`.  @return NULL when out of memory. */
 health__checker_t *health__checker_new(health_t *h, const char *name);
