@@ -150,7 +150,8 @@ int main(int argc, char **argv) {
     unsigned pg_ok = 0, redis_ok = 0;
     for (unsigned i = 0; i < n; i++) {
       health_check_info_t info;
-      if (health_check_find(hs[i], "pg", &info, NULL) == 0 && info.last_status == HEALTH_PASS) pg_ok++;
+      if (health_check_find(hs[i], "pg", &info, NULL) == 0 && info.last_status == HEALTH_PASS)
+        pg_ok++;
       if (health_check_find(hs[i], "redis", &info, NULL) == 0 && info.last_status == HEALTH_PASS)
         redis_ok++;
     }

@@ -26,9 +26,8 @@ static struct MHD_Response *resp;
 static unsigned code = 200;
 static int first_call_marker;
 
-static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
-                               const char *url, const char *method,
-                               const char *version, const char *upload_data,
+static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const char *url,
+                               const char *method, const char *version, const char *upload_data,
                                size_t *upload_data_size, void **con_cls) {
   (void)cls;
   (void)url;
@@ -105,14 +104,10 @@ int main(int argc, char **argv) {
   sigfillset(&all);
   pthread_sigmask(SIG_SETMASK, &all, &old);
   struct MHD_Daemon *d = MHD_start_daemon(
-      flags, (uint16_t)port, NULL, NULL, handler, NULL,
-      MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-      MHD_OPTION_CONNECTION_LIMIT, 128u,
-      MHD_OPTION_PER_IP_CONNECTION_LIMIT, 32u,
-      MHD_OPTION_CONNECTION_TIMEOUT, 10u,
-      MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16 * 1024),
-      MHD_OPTION_LISTEN_BACKLOG_SIZE, 256u,
-      MHD_OPTION_END);
+      flags, (uint16_t)port, NULL, NULL, handler, NULL, MHD_OPTION_SOCK_ADDR,
+      (struct sockaddr *)&sa, MHD_OPTION_CONNECTION_LIMIT, 128u, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+      32u, MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+      (size_t)(16 * 1024), MHD_OPTION_LISTEN_BACKLOG_SIZE, 256u, MHD_OPTION_END);
   pthread_sigmask(SIG_SETMASK, &old, NULL);
   if (!d) {
     fprintf(stderr, "floor: cannot start the daemon on port %u\n", port);

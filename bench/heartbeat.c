@@ -36,8 +36,7 @@ static health_heartbeat_t *hb;
 /* Each loop keeps the compiler from folding it (the barrier / the atomic
  * operations / the external call). */
 static void loop_empty(long n) {
-  for (long i = 0; i < n; i++) __asm__ __volatile__("" ::
-                                                        : "memory");
+  for (long i = 0; i < n; i++) __asm__ __volatile__("" ::: "memory");
 }
 static void loop_store(long n) {
   for (long i = 0; i < n; i++) atomic_store_explicit(&slot, (unsigned long)i, memory_order_relaxed);
@@ -139,7 +138,8 @@ int main(int argc, char **argv) {
   for (size_t i = 0; i < nrows; i++) rows[i].ns = median_ns(rows[i].fn, n, rounds);
   double ref = rows[1].ns, beat = rows[2].ns;
 
-  printf("heartbeat: %ld iterations x %d rounds, medians, one thread, sampler running\n", n, rounds);
+  printf("heartbeat: %ld iterations x %d rounds, medians, one thread, sampler running\n", n,
+         rounds);
   printf("%-38s %10s %14s\n", "loop body", "ns/iter", "x reference");
   for (size_t i = 0; i < nrows; i++)
     printf("%-38s %10.2f %14.2f\n", rows[i].name, rows[i].ns, ref > 0 ? rows[i].ns / ref : 0.0);
@@ -152,8 +152,10 @@ int main(int argc, char **argv) {
   health_heartbeat_remove(hb, NULL);
   hb = NULL;
   idle(idle_s, &cpu0, &wk0);
-  printf("idle process, 1 heartbeat (max age 1000 ms): %.1f wake-ups/s, CPU %.4f %% of a core\n", wk1, cpu1);
-  printf("idle process, no heartbeat:                   %.1f wake-ups/s, CPU %.4f %% of a core\n", wk0, cpu0);
+  printf("idle process, 1 heartbeat (max age 1000 ms): %.1f wake-ups/s, CPU %.4f %% of a core\n",
+         wk1, cpu1);
+  printf("idle process, no heartbeat:                   %.1f wake-ups/s, CPU %.4f %% of a core\n",
+         wk0, cpu0);
 
   int pass = beat < 10.0;
   printf("beat: %.2f ns (%.2fx a relaxed store, %.2fx CLOCK_MONOTONIC_COARSE) target < 10 ns: %s\n",

@@ -1,4 +1,5 @@
-/* demo-service: a small HTTP service that uses libhealth for checks, /health, /ready and a lossless shutdown. */
+/* demo-service: a small HTTP service that uses libhealth for checks, /health, /ready and a lossless
+ * shutdown. */
 /*
  * Application port PORT (default 8080):
  *   GET  /            200 "ok"
@@ -119,10 +120,11 @@ static void logj(const char *level, const char *event, const char *fmt, ...) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   char line[768];
-  int n = snprintf(line, sizeof line,
-                   "{\"mono_ms\":%lld.%03ld,\"level\":\"%s\",\"app\":\"demo-service\",\"event\":\"%s\",\"message\":\"%s\"}\n",
-                   (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, (ts.tv_nsec / 1000) % 1000,
-                   level, event, msg);
+  int n = snprintf(
+      line, sizeof line,
+      "{\"mono_ms\":%lld.%03ld,\"level\":\"%s\",\"app\":\"demo-service\",\"event\":\"%s\",\"message\":\"%s\"}\n",
+      (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, (ts.tv_nsec / 1000) % 1000, level, event,
+      msg);
   if (n > 0) log_write(line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
 }
 
@@ -164,8 +166,8 @@ typedef struct {
 } req_t;
 
 static enum MHD_Result reply(struct MHD_Connection *c, unsigned code, const char *text) {
-  struct MHD_Response *r = MHD_create_response_from_buffer(strlen(text), (void *)text,
-                                                           MHD_RESPMEM_PERSISTENT);
+  struct MHD_Response *r =
+      MHD_create_response_from_buffer(strlen(text), (void *)text, MHD_RESPMEM_PERSISTENT);
   if (!r) return MHD_NO;
   MHD_add_response_header(r, "Content-Type", "text/plain");
   if (atomic_load(&app_closing)) MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
@@ -189,11 +191,13 @@ static char health_request;
 
 static enum MHD_Result serve_health(struct MHD_Connection *c, unsigned what) {
   health_answer_t a;
-  const char *check = what == HEALTH_METRICS ? NULL
-                                             : MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "check");
-  if (health_answer_render(health, what, check,
-                           MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
-                           MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT), &a, NULL) != 0)
+  const char *check = what == HEALTH_METRICS
+                          ? NULL
+                          : MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "check");
+  if (health_answer_render(
+          health, what, check,
+          MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION),
+          MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT), &a, NULL) != 0)
     return MHD_NO;
   struct MHD_Response *r =
       MHD_create_response_from_buffer(a.body_len, (void *)a.body, MHD_RESPMEM_MUST_COPY);
@@ -210,16 +214,18 @@ static enum MHD_Result serve_health(struct MHD_Connection *c, unsigned what) {
 
 /* Status listener: runs on the library's notifier thread, in order. */
 static const char *status_word(health_status_t s) {
-  return s == HEALTH_PASS ? "pass" : s == HEALTH_WARN ? "warn"
-                                 : s == HEALTH_FAIL   ? "fail"
-                                                      : "pending";
+  return s == HEALTH_PASS   ? "pass"
+         : s == HEALTH_WARN ? "warn"
+         : s == HEALTH_FAIL ? "fail"
+                            : "pending";
 }
 
 static void on_transition(const health_transition_t *t, void *arg) {
   (void)arg;
   logj(t->to == HEALTH_FAIL ? "warn" : "info", "transition", "%s %s -> %s (%s)",
-       t->check ? t->check : t->subject == HEALTH_READINESS ? "readiness"
-                                                            : "liveness",
+       t->check                         ? t->check
+       : t->subject == HEALTH_READINESS ? "readiness"
+                                        : "liveness",
        status_word(t->from), status_word(t->to), t->reason);
 }
 
@@ -252,7 +258,8 @@ static void *work_loop(void *arg) {
     health_heartbeat_beat(work_hb);
     if (!gate_open) {
       clock_gettime(CLOCK_MONOTONIC, &now);
-      long long el = (long long)(now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
+      long long el =
+          (long long)(now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
       if (el >= (long long)startup_delay_ms) {
         health_gate_open(health, "warm-up", NULL);
         gate_open = 1;
@@ -331,14 +338,15 @@ static int liveness_route(struct MHD_Connection *c, const char *url, const char 
 }
 
 static enum MHD_Result app_handler(void *cls, struct MHD_Connection *c, const char *url,
-                                   const char *method, const char *version,
-                                   const char *data, size_t *data_size, void **con_cls) {
+                                   const char *method, const char *version, const char *data,
+                                   size_t *data_size, void **con_cls) {
   (void)cls;
   (void)version;
   unsigned what = health_route(url);
   if (what && *con_cls == &health_request) return serve_health(c, what);
   if (what && !*con_cls) { /* probes are not work: not counted in flight */
-    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) return reply(c, 405, "method not allowed\n");
+    if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+      return reply(c, 405, "method not allowed\n");
     *con_cls = &health_request; /* answered on the next call */
     return MHD_YES;
   }
@@ -376,7 +384,8 @@ static enum MHD_Result app_handler(void *cls, struct MHD_Connection *c, const ch
   }
   enum MHD_Result lr;
   if (liveness_route(c, url, method, &lr)) return lr;
-  if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0) return reply(c, 405, "method not allowed\n");
+  if (strcmp(method, "GET") != 0 && strcmp(method, "HEAD") != 0)
+    return reply(c, 405, "method not allowed\n");
   if (strcmp(url, "/") == 0) return reply(c, 200, "ok\n");
   if (strcmp(url, "/slow") == 0) {
     const char *ms = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "ms");
@@ -439,7 +448,8 @@ static int hook_stop_app(void *arg, unsigned budget_ms) {
     int n = atomic_load(&app_inflight);
     if (n <= 0) return 0;
     clock_gettime(CLOCK_MONOTONIC, &now);
-    long long el = (long long)(now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
+    long long el =
+        (long long)(now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
     if (budget_ms > 10 && el >= (long long)budget_ms - 10) {
       logj("warn", "requests_cut", "%d requests still in flight after %lld ms", n, el);
       return 0;
@@ -484,7 +494,8 @@ static int hook_flush(void *arg, unsigned budget_ms) {
   }
   if (rc == 0 && fsync(fd) != 0) rc = 1;
   if (close(fd) != 0) rc = 1;
-  logj(rc ? "error" : "info", "flushed", "%zu records to the flush file%s", nwork, rc ? " FAILED" : "");
+  logj(rc ? "error" : "info", "flushed", "%zu records to the flush file%s", nwork,
+       rc ? " FAILED" : "");
   return rc;
 }
 
@@ -604,9 +615,8 @@ int main(int argc, char **argv) {
                              MHD_USE_ITC | MHD_USE_ERROR_LOG,
                          (uint16_t)port, NULL, NULL, app_handler, NULL,
                          /* not MHD's default logger: stdio, which blocks */
-                         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-                         MHD_OPTION_NOTIFY_COMPLETED, app_completed, NULL,
-                         MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
+                         MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_NOTIFY_COMPLETED,
+                         app_completed, NULL, MHD_OPTION_CONNECTION_LIMIT, (unsigned)1000,
                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
                          /* no LISTENING_ADDRESS_REUSE: it means SO_REUSEPORT,
                           * so a busy port would be shared instead of failing */

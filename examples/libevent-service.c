@@ -1,4 +1,5 @@
-/* libevent-service: an evhttp service whose event loop cooperates with libhealth's SIGTERM sequence. */
+/* libevent-service: an evhttp service whose event loop cooperates with libhealth's SIGTERM
+ * sequence. */
 /*
  * Application port PORT (default 8080), one libevent loop on the main thread:
  *   GET  /            200 "ok"
@@ -10,9 +11,9 @@
  * readiness fails at once, on the library's thread, whatever the loop is
  * doing; the loop sees health_drain_fd() readable and answers with
  * "Connection: close" from then on; after the drain the hook "stop-loop"
- * waits for the answers the loop still owes (within its budget) and ends the loop (event_base_loopexit is thread-safe once
- * evthread_use_pthreads() was called), the hook "flush" writes every
- * recorded body to FLUSH_FILE (one per line, fsynced), and main() returns
+ * waits for the answers the loop still owes (within its budget) and ends the loop
+ * (event_base_loopexit is thread-safe once evthread_use_pthreads() was called), the hook "flush"
+ * writes every recorded body to FLUSH_FILE (one per line, fsynced), and main() returns
  * health_wait()'s exit code.
  */
 #define _GNU_SOURCE
@@ -48,8 +49,10 @@ static int work_closed;
 static void logj(const char *level, const char *event, const char *msg) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
-  fprintf(stderr, "{\"mono_ms\":%lld,\"level\":\"%s\",\"app\":\"libevent-service\",\"event\":\"%s\",\"message\":\"%s\"}\n",
-          (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, level, event, msg);
+  fprintf(
+      stderr,
+      "{\"mono_ms\":%lld,\"level\":\"%s\",\"app\":\"libevent-service\",\"event\":\"%s\",\"message\":\"%s\"}\n",
+      (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, level, event, msg);
 }
 
 static void reply(struct evhttp_request *req, int code, const char *text) {
@@ -152,12 +155,15 @@ static void on_request(struct evhttp_request *req, void *arg) {
     size_t len = evbuffer_get_length(in);
     const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
     int rc = len > 65536 ? -3 : record(body, len);
-    reply(req, rc == 0 ? 200 : rc == -1 ? 503
-                           : rc == -3   ? 413
-                                        : 500,
-          rc == 0 ? "recorded\n" : rc == -1 ? "shutting down\n"
-                               : rc == -3   ? "too large\n"
-                                            : "out of memory\n");
+    reply(req,
+          rc == 0    ? 200
+          : rc == -1 ? 503
+          : rc == -3 ? 413
+                     : 500,
+          rc == 0    ? "recorded\n"
+          : rc == -1 ? "shutting down\n"
+          : rc == -3 ? "too large\n"
+                     : "out of memory\n");
   } else if (m == EVHTTP_REQ_POST && strcmp(path, "/stall") == 0) {
     long ms = query_ms(req);
     if (ms < 0) {
@@ -193,8 +199,7 @@ static int hook_stop_loop(void *arg, unsigned budget_ms) {
   until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
   if (until.tv_nsec >= 1000000000L) until.tv_sec++, until.tv_nsec -= 1000000000L;
   pthread_mutex_lock(&pending_lock);
-  while (pending > 0 && pthread_cond_timedwait(&pending_cond, &pending_lock, &until) == 0) {
-  }
+  while (pending > 0 && pthread_cond_timedwait(&pending_cond, &pending_lock, &until) == 0) {}
   pthread_mutex_unlock(&pending_lock);
   return event_base_loopexit(base, NULL) == 0 ? 0 : 1;
 }

@@ -1,4 +1,5 @@
-/* minimal: the smallest program that serves /health and /ready and shuts down gracefully on SIGTERM. */
+/* minimal: the smallest program that serves /health and /ready and shuts down gracefully on
+ * SIGTERM. */
 #include <health.h>
 #include <stdio.h>
 

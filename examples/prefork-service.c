@@ -1,4 +1,5 @@
-/* prefork-service: a pre-fork server whose master owns libhealth and watches its workers through a shared heartbeat. */
+/* prefork-service: a pre-fork server whose master owns libhealth and watches its workers through a
+ * shared heartbeat. */
 /*
  * The master binds the application port PORT (default 8080), forks WORKERS
  * (default 2, 1-64) workers, then starts the library (health port
@@ -61,8 +62,10 @@ static void logj(const char *level, const char *event, const char *fmt, ...) {
   va_end(ap);
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
-  fprintf(stderr, "{\"mono_ms\":%lld,\"level\":\"%s\",\"app\":\"prefork-service\",\"pid\":%d,\"event\":\"%s\",\"message\":\"%s\"}\n",
-          (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, level, (int)getpid(), event, msg);
+  fprintf(
+      stderr,
+      "{\"mono_ms\":%lld,\"level\":\"%s\",\"app\":\"prefork-service\",\"pid\":%d,\"event\":\"%s\",\"message\":\"%s\"}\n",
+      (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000, level, (int)getpid(), event, msg);
 }
 
 static uint64_t now_ms(void) {
@@ -102,9 +105,10 @@ static void send_all(int fd, const char *buf, size_t len) {
 
 static void answer(int fd, int code, const char *text) {
   char head[256];
-  int n = snprintf(head, sizeof head,
-                   "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
-                   code, code == 200 ? "OK" : "Error", strlen(text));
+  int n = snprintf(
+      head, sizeof head,
+      "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n",
+      code, code == 200 ? "OK" : "Error", strlen(text));
   send_all(fd, head, (size_t)n);
   send_all(fd, text, strlen(text));
 }
@@ -155,10 +159,12 @@ static void serve(int fd, unsigned slot, int work_fd) {
     answer(fd, 400, "bad request\n");
   } else if (strcmp(method, "GET") == 0 && strcmp(target, "/") == 0) {
     answer(fd, 200, "ok\n");
-  } else if (strcmp(method, "GET") == 0 && strncmp(target, "/slow", 5) == 0 && query_ms(target) >= 0) {
+  } else if (strcmp(method, "GET") == 0 && strncmp(target, "/slow", 5) == 0 &&
+             query_ms(target) >= 0) {
     worker_sleep(slot, query_ms(target), 1);
     answer(fd, 200, "slow\n");
-  } else if (strcmp(method, "POST") == 0 && strncmp(target, "/stall", 6) == 0 && query_ms(target) >= 0) {
+  } else if (strcmp(method, "POST") == 0 && strncmp(target, "/stall", 6) == 0 &&
+             query_ms(target) >= 0) {
     worker_sleep(slot, query_ms(target), 0);
     answer(fd, 200, "stalled\n");
   } else if (strcmp(method, "POST") == 0 && strcmp(target, "/work") == 0) {
@@ -303,7 +309,8 @@ int main(void) {
   long port = env_num("PORT", 8080, 1, 65535), n = env_num("WORKERS", 2, 1, MAX_WORKERS),
        max_age = env_num("WORKER_MAX_AGE_MS", 1000, 100, 86400000);
   if (port < 0 || n < 0 || max_age < 0) {
-    logj("error", "config", "PORT 1-65535, WORKERS 1-%d, WORKER_MAX_AGE_MS 100-86400000", MAX_WORKERS);
+    logj("error", "config", "PORT 1-65535, WORKERS 1-%d, WORKER_MAX_AGE_MS 100-86400000",
+         MAX_WORKERS);
     return 2;
   }
   nworkers = (unsigned)n;
@@ -313,7 +320,8 @@ int main(void) {
   health_options_init(&opts);
   opts.exit_on_shutdown = 0; /* main() returns once the workers are gone */
   if (health_new(&health, &opts, &err) != 0 || health_config_from_env(health, &err) != 0 ||
-      health_heartbeat_shared_add(health, "workers", nworkers, (unsigned)max_age, &beats, &err) != 0 ||
+      health_heartbeat_shared_add(health, "workers", nworkers, (unsigned)max_age, &beats, &err) !=
+          0 ||
       health_hook_add(health, "stop-workers", 0, 10000, hook_stop_workers, NULL, &err) != 0 ||
       health_hook_add(health, "flush", 1, 5000, hook_flush, NULL, &err) != 0) {
     logj("error", "health", "%s", err.text);

@@ -149,8 +149,7 @@ typedef enum health_log_level {
  * into the library.  The default writes the line and "\n" to stderr with a
  * single write().
  */
-typedef void (*health_log_fn)(health_log_level_t level, const char *json_line,
-                              void *arg);
+typedef void (*health_log_fn)(health_log_level_t level, const char *json_line, void *arg);
 
 /*
  * Library options.  Fill with health_options_init(), change fields, pass to
@@ -178,8 +177,9 @@ typedef void (*health_log_fn)(health_log_level_t level, const char *json_line,
  */
 typedef struct health_options {
   /* HTTP endpoint */
-  const char *address;             /* HEALTH_ADDRESS, default "0.0.0.0"; "::" for IPv6 */
-  unsigned port;                   /* HEALTH_PORT, default 8081; 0 picks a free port; off = HEALTH_PORT_OFF (no HTTP thread) */
+  const char *address; /* HEALTH_ADDRESS, default "0.0.0.0"; "::" for IPv6 */
+  /* HEALTH_PORT, default 8081; 0 picks a free port; off = HEALTH_PORT_OFF (no HTTP thread) */
+  unsigned port;
   health_detail_t detail;          /* HEALTH_DETAIL full|status|token, default full */
   const char *detail_token;        /* HEALTH_DETAIL_TOKEN, required for HEALTH_DETAIL_TOKEN */
   const char *service_id;          /* HEALTH_SERVICE_ID, "serviceId" in the body; default none */
@@ -187,8 +187,10 @@ typedef struct health_options {
   const char *description;         /* HEALTH_DESCRIPTION, "description" in the body */
   unsigned max_connections;        /* HEALTH_MAX_CONNECTIONS, default 128 */
   unsigned max_connections_per_ip; /* HEALTH_MAX_CONNECTIONS_PER_IP, default 32 (0 = no limit) */
-  unsigned connection_timeout_s;   /* HEALTH_CONNECTION_TIMEOUT, idle/slow connection cut-off, default 10 s */
-  unsigned max_output_bytes;       /* HEALTH_MAX_OUTPUT, a check's output is cut to this, 16-4096, default 512 */
+  /* HEALTH_CONNECTION_TIMEOUT, idle/slow connection cut-off, default 10 s */
+  unsigned connection_timeout_s;
+  /* HEALTH_MAX_OUTPUT, a check's output is cut to this, 16-4096, default 512 */
+  unsigned max_output_bytes;
 
   /* Check defaults (each check may override) */
   unsigned check_interval_ms; /* HEALTH_CHECK_INTERVAL_MS, default 5000 */
@@ -197,12 +199,20 @@ typedef struct health_options {
   unsigned success_threshold; /* HEALTH_SUCCESS_THRESHOLD, default 1 */
 
   /* Shutdown */
-  int handle_signals;            /* HEALTH_HANDLE_SIGNALS off|chain|replace (0|1|2), default chain: SIGTERM and SIGINT start the shutdown (HEALTH_SIGNALS_*) */
-  unsigned drain_ms;             /* HEALTH_DRAIN_MS, readiness fails this long before hooks run, default 15000 */
-  unsigned drain_min_ms;         /* HEALTH_DRAIN_MIN_MS, drain may end early after this once nothing is in flight; default HEALTH_DRAIN_MIN_UNSET = drain_ms (never early); above drain_ms: HEALTH_EINVAL */
-  unsigned hook_timeout_ms;      /* HEALTH_HOOK_TIMEOUT_MS, default per-hook timeout, default 5000 */
-  unsigned shutdown_deadline_ms; /* HEALTH_SHUTDOWN_DEADLINE_MS, hard bound on the sequence, default 25000 */
-  int exit_on_shutdown;          /* HEALTH_EXIT 0|1, default 1: the library calls _exit() with the exit code */
+  /* HEALTH_HANDLE_SIGNALS off|chain|replace (0|1|2), default chain: SIGTERM and SIGINT start
+   * the shutdown (HEALTH_SIGNALS_*) */
+  int handle_signals;
+  /* HEALTH_DRAIN_MS, readiness fails this long before hooks run, default 15000 */
+  unsigned drain_ms;
+  /* HEALTH_DRAIN_MIN_MS, drain may end early after this once nothing is in flight; default
+   * HEALTH_DRAIN_MIN_UNSET = drain_ms (never early); above drain_ms: HEALTH_EINVAL */
+  unsigned drain_min_ms;
+  /* HEALTH_HOOK_TIMEOUT_MS, default per-hook timeout, default 5000 */
+  unsigned hook_timeout_ms;
+  /* HEALTH_SHUTDOWN_DEADLINE_MS, hard bound on the sequence, default 25000 */
+  unsigned shutdown_deadline_ms;
+  /* HEALTH_EXIT 0|1, default 1: the library calls _exit() with the exit code */
+  int exit_on_shutdown;
 
   /* Logging */
   health_log_level_t log_level; /* HEALTH_LOG_LEVEL debug|info|warn|error|off, default info */
@@ -256,8 +266,7 @@ HEALTH_EXPORT void health_options_init(health_options_t *opts);
  * @param err  optional error detail.
  * @return 0 or HEALTH_EINVAL.
  */
-HEALTH_EXPORT int health_options_from_env(health_options_t *opts,
-                                          health_error_t *err);
+HEALTH_EXPORT int health_options_from_env(health_options_t *opts, health_error_t *err);
 
 /**
  * The default of health_options_t.drain_min_ms: "not set", so the drain
@@ -279,8 +288,7 @@ typedef struct health health_t;
  * @param out receives the handle.
  * @return 0, HEALTH_EINVAL or HEALTH_ENOMEM.
  */
-HEALTH_EXPORT int health_new(health_t **out, const health_options_t *opts,
-                             health_error_t *err);
+HEALTH_EXPORT int health_new(health_t **out, const health_options_t *opts, health_error_t *err);
 
 /**
  * Configure the handle from every HEALTH_* environment variable it knows.
@@ -412,15 +420,14 @@ typedef void (*health_check_fn)(health_result_t *result, void *arg);
  * Set the status and an optional printf-style output message (NULL for
  * none).  Output is truncated to max_output_bytes. From the check callback.
  */
-HEALTH_EXPORT void health_result_set(health_result_t *r, health_status_t status,
-                                     const char *fmt, ...) HEALTH_PRINTF(3, 4);
+HEALTH_EXPORT void health_result_set(health_result_t *r, health_status_t status, const char *fmt,
+                                     ...) HEALTH_PRINTF(3, 4);
 
 /**
  * Report an observed value with its unit ("ms", "connections"...).
  * From the check callback.
  */
-HEALTH_EXPORT void health_result_observe(health_result_t *r, double value,
-                                         const char *unit);
+HEALTH_EXPORT void health_result_observe(health_result_t *r, double value, const char *unit);
 
 /**
  * Milliseconds left before this run's deadline (0 once it has passed).
@@ -438,10 +445,11 @@ typedef struct health_check_options {
   unsigned timeout_ms;
   unsigned failure_threshold; /* consecutive failures before it counts as failed */
   unsigned success_threshold; /* consecutive passes before it recovers */
-  int critical;               /* 1: fail -> 503; 0: fail -> "warn", still 200; anything else: HEALTH_EINVAL */
+  int critical; /* 1: fail -> 503; 0: fail -> "warn", still 200; anything else: HEALTH_EINVAL */
   unsigned endpoints;         /* HEALTH_READINESS and/or HEALTH_LIVENESS */
   const char *component_type; /* "componentType", default "component" */
-  const char *measurement;    /* key is "<name>:<measurement>", default "responseTime"; 1-64 of [A-Za-z0-9._-] (no ':') */
+  const char *measurement;    /* key is "<name>:<measurement>", default "responseTime"; 1-64 of
+                                 [A-Za-z0-9._-] (no ':') */
   const char *component_id;   /* "componentId", default none */
   uintptr_t init_stamp;       /* written by the init function; never set it */
   void *reserved[3];          /* must stay zero: room for later fields (ABI) */
@@ -464,10 +472,8 @@ HEALTH_EXPORT void health_check_options_init(health_check_options_t *o);
  *        that worker thread once the run returns, after health_free().
  * @return 0, HEALTH_EINVAL, HEALTH_EEXIST, HEALTH_ESTATE or HEALTH_ENOMEM.
  */
-HEALTH_EXPORT int health_check_add(health_t *h, const char *name,
-                                   health_check_fn fn, void *arg,
-                                   void (*free_arg)(void *arg),
-                                   const health_check_options_t *opts,
+HEALTH_EXPORT int health_check_add(health_t *h, const char *name, health_check_fn fn, void *arg,
+                                   void (*free_arg)(void *arg), const health_check_options_t *opts,
                                    health_error_t *err);
 
 /* What health_check_find() reports about one check. */
@@ -489,8 +495,8 @@ typedef struct health_check_info {
  * Copy the current state of one check.  Any thread.
  * @return 0 or HEALTH_ENOENT.
  */
-HEALTH_EXPORT int health_check_find(health_t *h, const char *name,
-                                    health_check_info_t *out, health_error_t *err);
+HEALTH_EXPORT int health_check_find(health_t *h, const char *name, health_check_info_t *out,
+                                    health_error_t *err);
 
 /**
  * Overall readiness and liveness as the endpoints would report them.
@@ -507,8 +513,7 @@ HEALTH_EXPORT health_status_t health_status(health_t *h, unsigned endpoint);
  * @return the number of checks visited, or HEALTH_EINVAL.
  */
 HEALTH_EXPORT int health_check_foreach(health_t *h,
-                                       int (*fn)(const char *name,
-                                                 const health_check_info_t *info,
+                                       int (*fn)(const char *name, const health_check_info_t *info,
                                                  void *arg),
                                        void *arg);
 
@@ -546,11 +551,9 @@ HEALTH_EXPORT void health_postgres_options_init(health_postgres_options_t *o);
  * @return 0, HEALTH_EURL, HEALTH_EINVAL, HEALTH_EEXIST, HEALTH_ESTATE,
  *         HEALTH_ENOMEM or HEALTH_ENOTSUP (built without libpq).
  */
-HEALTH_EXPORT int health_postgres_add(health_t *h, const char *name,
-                                      const char *conninfo,
+HEALTH_EXPORT int health_postgres_add(health_t *h, const char *name, const char *conninfo,
                                       const health_postgres_options_t *pg,
-                                      const health_check_options_t *opts,
-                                      health_error_t *err);
+                                      const health_check_options_t *opts, health_error_t *err);
 
 typedef struct health_redis_options {
   const char *ca_file;         /* PEM bundle to verify the server; default system store */
@@ -582,11 +585,9 @@ HEALTH_EXPORT void health_redis_options_init(health_redis_options_t *o);
  * @return 0, HEALTH_EURL, HEALTH_ETLS, HEALTH_EINVAL, HEALTH_EEXIST,
  *         HEALTH_ESTATE, HEALTH_ENOMEM or HEALTH_ENOTSUP.
  */
-HEALTH_EXPORT int health_redis_add(health_t *h, const char *name,
-                                   const char *url,
+HEALTH_EXPORT int health_redis_add(health_t *h, const char *name, const char *url,
                                    const health_redis_options_t *redis,
-                                   const health_check_options_t *opts,
-                                   health_error_t *err);
+                                   const health_check_options_t *opts, health_error_t *err);
 
 /*
  * Every checker below bounds every phase of a run by the check's timeout,
@@ -605,22 +606,20 @@ HEALTH_EXPORT int health_redis_add(health_t *h, const char *name,
  * @return 0, HEALTH_EURL, HEALTH_EINVAL, HEALTH_EEXIST, HEALTH_ESTATE or
  *         HEALTH_ENOMEM.
  */
-HEALTH_EXPORT int health_tcp_add(health_t *h, const char *name,
-                                 const char *target,
-                                 const health_check_options_t *opts,
-                                 health_error_t *err);
+HEALTH_EXPORT int health_tcp_add(health_t *h, const char *name, const char *target,
+                                 const health_check_options_t *opts, health_error_t *err);
 
 /* Options of an HTTP(S) check; fill with health_http_options_init(). */
 typedef struct health_http_options {
-  const char *method;          /* "GET" (default) or "HEAD" */
-  unsigned status_min;         /* accepted status range, default 200 */
-  unsigned status_max;         /* default 299 */
-  const char *expect;          /* text the body must contain (GET only); default none */
-  unsigned max_redirects;      /* redirects followed (0-10); default 0: a 3xx is judged by the range */
-  const char *ca_file;         /* https: PEM bundle to verify the server; default system store */
-  const char *ca_dir;          /* https: hashed CA directory */
-  const char *cert_file;       /* https: client certificate (mutual TLS) */
-  const char *key_file;        /* https: client key */
+  const char *method;     /* "GET" (default) or "HEAD" */
+  unsigned status_min;    /* accepted status range, default 200 */
+  unsigned status_max;    /* default 299 */
+  const char *expect;     /* text the body must contain (GET only); default none */
+  unsigned max_redirects; /* redirects followed (0-10); default 0: a 3xx is judged by the range */
+  const char *ca_file;    /* https: PEM bundle to verify the server; default system store */
+  const char *ca_dir;     /* https: hashed CA directory */
+  const char *cert_file;  /* https: client certificate (mutual TLS) */
+  const char *key_file;   /* https: client key */
   const char *tls_server_name; /* https: name to verify and send as SNI; default the URL's host */
   int insecure_skip_verify;    /* https: do not verify the server (logged loudly) */
   uintptr_t init_stamp;        /* written by the init function; never set it */
@@ -647,11 +646,9 @@ HEALTH_EXPORT void health_http_options_init(health_http_options_t *o);
  *         HEALTH_ESTATE, HEALTH_ENOMEM or HEALTH_ENOTSUP (https:// in a
  *         build without OpenSSL).
  */
-HEALTH_EXPORT int health_http_add(health_t *h, const char *name,
-                                  const char *url,
+HEALTH_EXPORT int health_http_add(health_t *h, const char *name, const char *url,
                                   const health_http_options_t *http,
-                                  const health_check_options_t *opts,
-                                  health_error_t *err);
+                                  const health_check_options_t *opts, health_error_t *err);
 
 /* Options of a disk check; fill with health_disk_options_init().  A
  * threshold of 0 is off; the status is the worst of all thresholds. */
@@ -684,11 +681,9 @@ HEALTH_EXPORT void health_disk_options_init(health_disk_options_t *o);
  * @return 0, HEALTH_EINVAL (no such directory, bad thresholds),
  *         HEALTH_EEXIST, HEALTH_ESTATE or HEALTH_ENOMEM.
  */
-HEALTH_EXPORT int health_disk_add(health_t *h, const char *name,
-                                  const char *path,
+HEALTH_EXPORT int health_disk_add(health_t *h, const char *name, const char *path,
                                   const health_disk_options_t *disk,
-                                  const health_check_options_t *opts,
-                                  health_error_t *err);
+                                  const health_check_options_t *opts, health_error_t *err);
 
 /* Options of a memory check; fill with health_memory_options_init(). */
 typedef struct health_memory_options {
@@ -720,14 +715,13 @@ HEALTH_EXPORT void health_memory_options_init(health_memory_options_t *o);
  * memory.limit_in_bytes), and new OOM kills in the container
  * (memory.events or memory.oom_control oom_kill) are reported.  Without a
  * limit it passes and reports the resident size; when no memory cgroup can
- * be found its output says why the limit cannot be seen.  componentType "system", measurement "utilization",
- * observedValue percent of the limit.  Before start.
+ * be found its output says why the limit cannot be seen.  componentType "system", measurement
+ * "utilization", observedValue percent of the limit.  Before start.
  * @return 0, HEALTH_EINVAL, HEALTH_EEXIST, HEALTH_ESTATE or HEALTH_ENOMEM.
  */
 HEALTH_EXPORT int health_memory_add(health_t *h, const char *name,
                                     const health_memory_options_t *mem,
-                                    const health_check_options_t *opts,
-                                    health_error_t *err);
+                                    const health_check_options_t *opts, health_error_t *err);
 
 /* Options of a file descriptor check; fill with health_fds_options_init(). */
 typedef struct health_fds_options {
@@ -751,10 +745,8 @@ HEALTH_EXPORT void health_fds_options_init(health_fds_options_t *o);
  * observedValue percent of the limit.  Before start.
  * @return 0, HEALTH_EINVAL, HEALTH_EEXIST, HEALTH_ESTATE or HEALTH_ENOMEM.
  */
-HEALTH_EXPORT int health_fds_add(health_t *h, const char *name,
-                                 const health_fds_options_t *fds,
-                                 const health_check_options_t *opts,
-                                 health_error_t *err);
+HEALTH_EXPORT int health_fds_add(health_t *h, const char *name, const health_fds_options_t *fds,
+                                 const health_check_options_t *opts, health_error_t *err);
 
 /**
  * Register the checks described by HEALTH_CHECK_* variables.  Each
@@ -786,8 +778,7 @@ HEALTH_EXPORT int health_fds_add(health_t *h, const char *name,
  * @return 0, HEALTH_EINVAL, HEALTH_EURL, HEALTH_ETLS, HEALTH_EEXIST,
  *         HEALTH_ESTATE, HEALTH_ENOMEM or HEALTH_ENOTSUP.
  */
-HEALTH_EXPORT int health_check_add_from_env(health_t *h, unsigned *added,
-                                            health_error_t *err);
+HEALTH_EXPORT int health_check_add_from_env(health_t *h, unsigned *added, health_error_t *err);
 
 /* ------------------------------------------------------------------ */
 /* Built-in checkers: fleets (jitter, backoff, kept connections)      */
@@ -845,8 +836,7 @@ HEALTH_EXPORT void health_fleet_options_init(health_fleet_options_t *o);
  * @param err optional error detail.
  * @return 0 or HEALTH_EINVAL.
  */
-HEALTH_EXPORT int health_fleet_options_from_env(health_fleet_options_t *o,
-                                                health_error_t *err);
+HEALTH_EXPORT int health_fleet_options_from_env(health_fleet_options_t *o, health_error_t *err);
 
 /**
  * Apply fleet options to a handle.  They concern every check of it,
@@ -870,8 +860,9 @@ HEALTH_EXPORT int health_fleet_set(health_t *h, const health_fleet_options_t *o,
 #define HEALTH_EXIT_OK 0           /* drained, every hook succeeded */
 #define HEALTH_EXIT_HOOK_FAILED 3  /* a hook returned non-zero */
 #define HEALTH_EXIT_HOOK_TIMEOUT 4 /* a hook overran its timeout and was abandoned */
-#define HEALTH_EXIT_DEADLINE 5     /* the hard deadline fired (held by a watchdog thread, whatever blocks) */
-#define HEALTH_EXIT_FORCED 6       /* a third signal forced an immediate exit */
+#define HEALTH_EXIT_DEADLINE \
+  5 /* the hard deadline fired (held by a watchdog thread, whatever blocks) */
+#define HEALTH_EXIT_FORCED 6 /* a third signal forced an immediate exit */
 
 /**
  * A flush hook.  Runs on a library thread made at start, after the drain.
@@ -891,9 +882,8 @@ typedef int (*health_hook_fn)(void *arg, unsigned remaining_ms);
  * [A-Za-z0-9._-]) and is unique among hooks.  Before start.
  * @return 0, HEALTH_EINVAL, HEALTH_EEXIST, HEALTH_ESTATE or HEALTH_ENOMEM.
  */
-HEALTH_EXPORT int health_hook_add(health_t *h, const char *name, int order,
-                                  unsigned timeout_ms, health_hook_fn fn,
-                                  void *arg, health_error_t *err);
+HEALTH_EXPORT int health_hook_add(health_t *h, const char *name, int order, unsigned timeout_ms,
+                                  health_hook_fn fn, void *arg, health_error_t *err);
 
 /**
  * Set the drain callback.  `fn(arg)` is called once on the shutdown thread
@@ -904,7 +894,8 @@ HEALTH_EXPORT int health_hook_add(health_t *h, const char *name, int order,
  * @return 0, HEALTH_EINVAL (`h` or `fn` NULL) or HEALTH_ESTATE (after
  *         health_start(): the callback is not changed).
  */
-HEALTH_EXPORT int health_drain_notify(health_t *h, void (*fn)(void *arg), void *arg, health_error_t *err);
+HEALTH_EXPORT int health_drain_notify(health_t *h, void (*fn)(void *arg), void *arg,
+                                      health_error_t *err);
 
 /**
  * A file descriptor that becomes readable when draining starts (and stays
@@ -982,10 +973,8 @@ typedef struct health_heartbeat health_heartbeat_t;
  * @return 0, HEALTH_EINVAL (also beyond 1024 heartbeats), HEALTH_EEXIST,
  *         HEALTH_ESTATE (stopped), HEALTH_ESYS or HEALTH_ENOMEM.
  */
-HEALTH_EXPORT int health_heartbeat_add(health_t *h, const char *name,
-                                       unsigned max_age_ms,
-                                       health_heartbeat_t **out,
-                                       health_error_t *err);
+HEALTH_EXPORT int health_heartbeat_add(health_t *h, const char *name, unsigned max_age_ms,
+                                       health_heartbeat_t **out, health_error_t *err);
 
 /**
  * Beat: "this thread made progress".  One relaxed atomic increment: no
@@ -1029,9 +1018,8 @@ typedef struct health_heartbeat_shared health_heartbeat_shared_t;
  * @return 0, HEALTH_EINVAL, HEALTH_EEXIST, HEALTH_ESTATE (started),
  *         HEALTH_EFORKED, HEALTH_ESYS (mmap) or HEALTH_ENOMEM.
  */
-HEALTH_EXPORT int health_heartbeat_shared_add(health_t *h, const char *name,
-                                              unsigned slots, unsigned max_age_ms,
-                                              health_heartbeat_shared_t **out,
+HEALTH_EXPORT int health_heartbeat_shared_add(health_t *h, const char *name, unsigned slots,
+                                              unsigned max_age_ms, health_heartbeat_shared_t **out,
                                               health_error_t *err);
 
 /**
@@ -1040,8 +1028,7 @@ HEALTH_EXPORT int health_heartbeat_shared_add(health_t *h, const char *name,
  * process per slot); async-signal-safe.  A NULL heartbeat or a slot out of
  * range is ignored.
  */
-HEALTH_EXPORT void health_heartbeat_shared_beat(health_heartbeat_shared_t *s,
-                                                unsigned slot);
+HEALTH_EXPORT void health_heartbeat_shared_beat(health_heartbeat_shared_t *s, unsigned slot);
 
 /**
  * Watch slot `slot` as the worker `pid` (the master, right after fork()
@@ -1049,16 +1036,16 @@ HEALTH_EXPORT void health_heartbeat_shared_beat(health_heartbeat_shared_t *s,
  * thread of the master; async-signal-safe (one atomic store).
  * @return 0 or HEALTH_EINVAL (NULL, slot out of range, pid <= 0).
  */
-HEALTH_EXPORT int health_heartbeat_shared_attach(health_heartbeat_shared_t *s,
-                                                 unsigned slot, pid_t pid, health_error_t *err);
+HEALTH_EXPORT int health_heartbeat_shared_attach(health_heartbeat_shared_t *s, unsigned slot,
+                                                 pid_t pid, health_error_t *err);
 
 /**
  * Stop watching slot `slot` (a worker stopped on purpose).  Any thread of
  * the master; async-signal-safe.
  * @return 0 or HEALTH_EINVAL.
  */
-HEALTH_EXPORT int health_heartbeat_shared_detach(health_heartbeat_shared_t *s,
-                                                 unsigned slot, health_error_t *err);
+HEALTH_EXPORT int health_heartbeat_shared_detach(health_heartbeat_shared_t *s, unsigned slot,
+                                                 health_error_t *err);
 
 /**
  * Take the service out of readiness now, with a reason (cache warm-up, a
@@ -1069,8 +1056,7 @@ HEALTH_EXPORT int health_heartbeat_shared_detach(health_heartbeat_shared_t *s,
  * @param reason up to 256 printable characters; NULL or "" for "not ready".
  * @return 0, HEALTH_EINVAL or HEALTH_ENOMEM.
  */
-HEALTH_EXPORT int health_ready_hold(health_t *h, const char *reason,
-                                    health_error_t *err);
+HEALTH_EXPORT int health_ready_hold(health_t *h, const char *reason, health_error_t *err);
 
 /**
  * Undo health_ready_hold(): readiness is again what the checks, gates
@@ -1088,8 +1074,7 @@ HEALTH_EXPORT int health_ready_release(health_t *h, health_error_t *err);
  * @param name 1-64 characters of [A-Za-z0-9._-], unique among gates.
  * @return 0, HEALTH_EINVAL, HEALTH_EEXIST, HEALTH_ESTATE or HEALTH_ENOMEM.
  */
-HEALTH_EXPORT int health_gate_add(health_t *h, const char *name,
-                                  health_error_t *err);
+HEALTH_EXPORT int health_gate_add(health_t *h, const char *name, health_error_t *err);
 
 /**
  * Open a gate (opening an open gate does nothing).  Any thread.
@@ -1201,16 +1186,14 @@ HEALTH_EXPORT void health_serve_options_init(health_serve_options_t *o);
  * health_config_from_env() reads these with every other variable.
  * @return 0 or HEALTH_EINVAL.
  */
-HEALTH_EXPORT int health_serve_options_from_env(health_serve_options_t *o,
-                                                health_error_t *err);
+HEALTH_EXPORT int health_serve_options_from_env(health_serve_options_t *o, health_error_t *err);
 
 /**
  * Set the paths served on the health port.  Before start.
  * @param o options filled by health_serve_options_init().
  * @return 0, HEALTH_EINVAL, HEALTH_ESTATE or HEALTH_ENOMEM.
  */
-HEALTH_EXPORT int health_serve_set(health_t *h,
-                                   const health_serve_options_t *o,
+HEALTH_EXPORT int health_serve_set(health_t *h, const health_serve_options_t *o,
                                    health_error_t *err);
 
 /*
@@ -1290,8 +1273,8 @@ typedef void (*health_listener_fn)(const health_transition_t *t, void *arg);
  * Before start.
  * @return 0, HEALTH_EINVAL, HEALTH_ESTATE or HEALTH_ENOMEM.
  */
-HEALTH_EXPORT int health_listener_add(health_t *h, health_listener_fn fn,
-                                      void *arg, health_error_t *err);
+HEALTH_EXPORT int health_listener_add(health_t *h, health_listener_fn fn, void *arg,
+                                      health_error_t *err);
 
 /**
  * Ceiling for the soft RLIMIT_NOFILE.  At health_start() the library makes
@@ -1309,8 +1292,7 @@ HEALTH_EXPORT int health_listener_add(health_t *h, health_listener_fn fn,
  * @param max_soft the highest soft limit the library may set; 0: never raise.
  * @return 0, HEALTH_EINVAL (h NULL), HEALTH_ESTATE (already started).
  */
-HEALTH_EXPORT int health_fds_set_limit(health_t *h, unsigned long max_soft,
-                                       health_error_t *err);
+HEALTH_EXPORT int health_fds_set_limit(health_t *h, unsigned long max_soft, health_error_t *err);
 
 /* ------------------------------------------------------------------ */
 /* Probe                                                              */
@@ -1330,8 +1312,8 @@ HEALTH_EXPORT int health_fds_set_limit(health_t *h, unsigned long max_soft,
  * @param reason_len its size.
  * @return 0 on a 2xx answer, 1 otherwise (usable as an exit status).
  */
-HEALTH_EXPORT int health_probe(const char *url, unsigned timeout_ms,
-                               char *reason, size_t reason_len);
+HEALTH_EXPORT int health_probe(const char *url, unsigned timeout_ms, char *reason,
+                               size_t reason_len);
 
 /** Options of health_probe_with(); fill with health_probe_options_init(). */
 typedef struct health_probe_options {
@@ -1367,8 +1349,8 @@ HEALTH_EXPORT void health_probe_options_init(health_probe_options_t *o);
  * @return 0 when the answer's status is accepted, 1 otherwise, bad input
  *         included (usable as an exit status).
  */
-HEALTH_EXPORT int health_probe_with(const char *url, const health_probe_options_t *o,
-                                    char *reason, size_t reason_len);
+HEALTH_EXPORT int health_probe_with(const char *url, const health_probe_options_t *o, char *reason,
+                                    size_t reason_len);
 
 /* ------------------------------------------------------------------ */
 /* Deprecated names                                                   */
@@ -1383,82 +1365,125 @@ HEALTH_EXPORT int health_probe_with(const char *url, const health_probe_options_
 #ifndef HEALTH_NO_DEPRECATED
 
 /** Deprecated name of health_postgres_options_t. */
-typedef health_postgres_options_t health_pg_options_t HEALTH_DEPRECATED("use health_postgres_options_t");
+typedef health_postgres_options_t health_pg_options_t
+    HEALTH_DEPRECATED("use health_postgres_options_t");
 
 /** Deprecated: the old name of health_check_add(). */
-HEALTH_EXPORT int health_add_check(health_t *h, const char *name, health_check_fn fn, void *arg, void (*free_arg)(void *arg), const health_check_options_t *opts, health_error_t *err) HEALTH_DEPRECATED("use health_check_add()");
+HEALTH_EXPORT int health_add_check(health_t *h, const char *name, health_check_fn fn, void *arg,
+                                   void (*free_arg)(void *arg), const health_check_options_t *opts,
+                                   health_error_t *err) HEALTH_DEPRECATED("use health_check_add()");
 
 /** Deprecated: the old name of health_check_find(), without its health_error_t. */
-HEALTH_EXPORT int health_check_get(health_t *h, const char *name, health_check_info_t *out) HEALTH_DEPRECATED("use health_check_find()");
+HEALTH_EXPORT int health_check_get(health_t *h, const char *name, health_check_info_t *out)
+    HEALTH_DEPRECATED("use health_check_find()");
 
 /** Deprecated: the old name of health_check_add_from_env(). */
-HEALTH_EXPORT int health_add_checks_from_env(health_t *h, unsigned *added, health_error_t *err) HEALTH_DEPRECATED("use health_check_add_from_env()");
+HEALTH_EXPORT int health_add_checks_from_env(health_t *h, unsigned *added, health_error_t *err)
+    HEALTH_DEPRECATED("use health_check_add_from_env()");
 
 /** Deprecated: the old name of health_postgres_options_init(). */
-HEALTH_EXPORT void health_pg_options_init(health_postgres_options_t *o) HEALTH_DEPRECATED("use health_postgres_options_init()");
+HEALTH_EXPORT void health_pg_options_init(health_postgres_options_t *o)
+    HEALTH_DEPRECATED("use health_postgres_options_init()");
 
 /** Deprecated: the old name of health_postgres_add(). */
-HEALTH_EXPORT int health_add_postgres(health_t *h, const char *name, const char *conninfo, const health_postgres_options_t *pg, const health_check_options_t *opts, health_error_t *err) HEALTH_DEPRECATED("use health_postgres_add()");
+HEALTH_EXPORT int health_add_postgres(health_t *h, const char *name, const char *conninfo,
+                                      const health_postgres_options_t *pg,
+                                      const health_check_options_t *opts, health_error_t *err)
+    HEALTH_DEPRECATED("use health_postgres_add()");
 
 /** Deprecated: the old name of health_redis_add(). */
-HEALTH_EXPORT int health_add_redis(health_t *h, const char *name, const char *url, const health_redis_options_t *redis, const health_check_options_t *opts, health_error_t *err) HEALTH_DEPRECATED("use health_redis_add()");
+HEALTH_EXPORT int health_add_redis(health_t *h, const char *name, const char *url,
+                                   const health_redis_options_t *redis,
+                                   const health_check_options_t *opts, health_error_t *err)
+    HEALTH_DEPRECATED("use health_redis_add()");
 
 /** Deprecated: the old name of health_tcp_add(). */
-HEALTH_EXPORT int health_add_tcp(health_t *h, const char *name, const char *target, const health_check_options_t *opts, health_error_t *err) HEALTH_DEPRECATED("use health_tcp_add()");
+HEALTH_EXPORT int health_add_tcp(health_t *h, const char *name, const char *target,
+                                 const health_check_options_t *opts, health_error_t *err)
+    HEALTH_DEPRECATED("use health_tcp_add()");
 
 /** Deprecated: the old name of health_http_add(). */
-HEALTH_EXPORT int health_add_http(health_t *h, const char *name, const char *url, const health_http_options_t *http, const health_check_options_t *opts, health_error_t *err) HEALTH_DEPRECATED("use health_http_add()");
+HEALTH_EXPORT int health_add_http(health_t *h, const char *name, const char *url,
+                                  const health_http_options_t *http,
+                                  const health_check_options_t *opts, health_error_t *err)
+    HEALTH_DEPRECATED("use health_http_add()");
 
 /** Deprecated: the old name of health_disk_add(). */
-HEALTH_EXPORT int health_add_disk(health_t *h, const char *name, const char *path, const health_disk_options_t *disk, const health_check_options_t *opts, health_error_t *err) HEALTH_DEPRECATED("use health_disk_add()");
+HEALTH_EXPORT int health_add_disk(health_t *h, const char *name, const char *path,
+                                  const health_disk_options_t *disk,
+                                  const health_check_options_t *opts, health_error_t *err)
+    HEALTH_DEPRECATED("use health_disk_add()");
 
 /** Deprecated: the old name of health_memory_add(). */
-HEALTH_EXPORT int health_add_memory(health_t *h, const char *name, const health_memory_options_t *mem, const health_check_options_t *opts, health_error_t *err) HEALTH_DEPRECATED("use health_memory_add()");
+HEALTH_EXPORT int health_add_memory(health_t *h, const char *name,
+                                    const health_memory_options_t *mem,
+                                    const health_check_options_t *opts, health_error_t *err)
+    HEALTH_DEPRECATED("use health_memory_add()");
 
 /** Deprecated: the old name of health_fds_add(). */
-HEALTH_EXPORT int health_add_fds(health_t *h, const char *name, const health_fds_options_t *fds, const health_check_options_t *opts, health_error_t *err) HEALTH_DEPRECATED("use health_fds_add()");
+HEALTH_EXPORT int health_add_fds(health_t *h, const char *name, const health_fds_options_t *fds,
+                                 const health_check_options_t *opts, health_error_t *err)
+    HEALTH_DEPRECATED("use health_fds_add()");
 
 /** Deprecated: the old name of health_fds_set_limit(). */
-HEALTH_EXPORT int health_set_nofile_max(health_t *h, unsigned long max_soft, health_error_t *err) HEALTH_DEPRECATED("use health_fds_set_limit()");
+HEALTH_EXPORT int health_set_nofile_max(health_t *h, unsigned long max_soft, health_error_t *err)
+    HEALTH_DEPRECATED("use health_fds_set_limit()");
 
 /** Deprecated: the old name of health_hook_add(). */
-HEALTH_EXPORT int health_add_hook(health_t *h, const char *name, int order, unsigned timeout_ms, health_hook_fn fn, void *arg, health_error_t *err) HEALTH_DEPRECATED("use health_hook_add()");
+HEALTH_EXPORT int health_add_hook(health_t *h, const char *name, int order, unsigned timeout_ms,
+                                  health_hook_fn fn, void *arg, health_error_t *err)
+    HEALTH_DEPRECATED("use health_hook_add()");
 
 /** Deprecated: the old name of health_drain_notify(), without its health_error_t. */
-HEALTH_EXPORT int health_on_drain(health_t *h, void (*fn)(void *arg), void *arg) HEALTH_DEPRECATED("use health_drain_notify()");
+HEALTH_EXPORT int health_on_drain(health_t *h, void (*fn)(void *arg), void *arg)
+    HEALTH_DEPRECATED("use health_drain_notify()");
 
 /** Deprecated: the old name of health_drain_active(). */
-HEALTH_EXPORT int health_is_draining(const health_t *h) HEALTH_DEPRECATED("use health_drain_active()");
+HEALTH_EXPORT int health_is_draining(const health_t *h)
+    HEALTH_DEPRECATED("use health_drain_active()");
 
 /** Deprecated: the old name of health_answer_render(), without its health_error_t. */
-HEALTH_EXPORT int health_render(health_t *h, unsigned what, const char *check, const char *authorization, const char *accept, health_answer_t *out) HEALTH_DEPRECATED("use health_answer_render()");
+HEALTH_EXPORT int health_render(health_t *h, unsigned what, const char *check,
+                                const char *authorization, const char *accept, health_answer_t *out)
+    HEALTH_DEPRECATED("use health_answer_render()");
 
 /** Deprecated: the old name of health_listener_add(). */
-HEALTH_EXPORT int health_add_listener(health_t *h, health_listener_fn fn, void *arg, health_error_t *err) HEALTH_DEPRECATED("use health_listener_add()");
+HEALTH_EXPORT int health_add_listener(health_t *h, health_listener_fn fn, void *arg,
+                                      health_error_t *err)
+    HEALTH_DEPRECATED("use health_listener_add()");
 
 /** Deprecated: the old name of health_fleet_set(). */
-HEALTH_EXPORT int health_set_fleet(health_t *h, const health_fleet_options_t *o, health_error_t *err) HEALTH_DEPRECATED("use health_fleet_set()");
+HEALTH_EXPORT int health_set_fleet(health_t *h, const health_fleet_options_t *o,
+                                   health_error_t *err) HEALTH_DEPRECATED("use health_fleet_set()");
 
 /** Deprecated: the old name of health_serve_set(). */
-HEALTH_EXPORT int health_set_serve_options(health_t *h, const health_serve_options_t *o, health_error_t *err) HEALTH_DEPRECATED("use health_serve_set()");
+HEALTH_EXPORT int health_set_serve_options(health_t *h, const health_serve_options_t *o,
+                                           health_error_t *err)
+    HEALTH_DEPRECATED("use health_serve_set()");
 
 /** Deprecated: the old name of health_agent_set(). */
-HEALTH_EXPORT int health_set_agent(health_t *h, const health_agent_options_t *o, health_error_t *err) HEALTH_DEPRECATED("use health_agent_set()");
+HEALTH_EXPORT int health_set_agent(health_t *h, const health_agent_options_t *o,
+                                   health_error_t *err) HEALTH_DEPRECATED("use health_agent_set()");
 
 /** Deprecated: the old name of health_ready_hold(). */
-HEALTH_EXPORT int health_set_not_ready(health_t *h, const char *reason, health_error_t *err) HEALTH_DEPRECATED("use health_ready_hold()");
+HEALTH_EXPORT int health_set_not_ready(health_t *h, const char *reason, health_error_t *err)
+    HEALTH_DEPRECATED("use health_ready_hold()");
 
 /** Deprecated: the old name of health_ready_release(), without its health_error_t. */
 HEALTH_EXPORT int health_set_ready(health_t *h) HEALTH_DEPRECATED("use health_ready_release()");
 
 /** Deprecated: the old name of health_gate_add(). */
-HEALTH_EXPORT int health_add_gate(health_t *h, const char *name, health_error_t *err) HEALTH_DEPRECATED("use health_gate_add()");
+HEALTH_EXPORT int health_add_gate(health_t *h, const char *name, health_error_t *err)
+    HEALTH_DEPRECATED("use health_gate_add()");
 
 /** Deprecated: the old name of health_gate_open(), without its health_error_t. */
-HEALTH_EXPORT int health_open_gate(health_t *h, const char *name) HEALTH_DEPRECATED("use health_gate_open()");
+HEALTH_EXPORT int health_open_gate(health_t *h, const char *name)
+    HEALTH_DEPRECATED("use health_gate_open()");
 
 /** Deprecated: the old name of health_startup_set_deadline(). */
-HEALTH_EXPORT int health_set_startup_deadline(health_t *h, unsigned deadline_ms, health_error_t *err) HEALTH_DEPRECATED("use health_startup_set_deadline()");
+HEALTH_EXPORT int health_set_startup_deadline(health_t *h, unsigned deadline_ms,
+                                              health_error_t *err)
+    HEALTH_DEPRECATED("use health_startup_set_deadline()");
 
 #endif /* HEALTH_NO_DEPRECATED */
 

@@ -4,12 +4,11 @@
  *
  * Each format takes the quality value of the most specific media range
  * that matches it: a full type with its version parameter, then the full
- * type alone, then the type's group wildcard, then the any-type wildcard; a range whose version parameter names another
- * version does not match (Prometheus lists OpenMetrics 0.0.1 and text
- * 1.0.0 beside the versions served here).  OpenMetrics is chosen only when
- * its quality is above zero and above the text format's: on a tie the text
- * format, the default, wins.  A range with a malformed q is ignored.
- * Bounded: at most ACCEPT_MAX bytes of the header are read. */
+ * type alone, then the type's group wildcard, then the any-type wildcard; a range whose version
+ * parameter names another version does not match (Prometheus lists OpenMetrics 0.0.1 and text 1.0.0
+ * beside the versions served here).  OpenMetrics is chosen only when its quality is above zero and
+ * above the text format's: on a tie the text format, the default, wins.  A range with a malformed q
+ * is ignored. Bounded: at most ACCEPT_MAX bytes of the header are read. */
 #include "health-int.h"
 
 #include <string.h>

@@ -40,17 +40,24 @@ HEALTH_EXPORT void health_agent_options_init(health_agent_options_t *o) {
 
 HEALTH_EXPORT int health_agent_set(health_t *h, const health_agent_options_t *o,
                                    health_error_t *err) {
-  if (!h || !o) return health__err(err, HEALTH_EINVAL, "health_agent_set: handle and options are required");
-  if (health__forked(h)) return health__err(err, HEALTH_EFORKED, "%s: the handle belongs to the parent process", __func__);
+  if (!h || !o)
+    return health__err(err, HEALTH_EINVAL, "health_agent_set: handle and options are required");
+  if (health__forked(h))
+    return health__err(err, HEALTH_EFORKED, "%s: the handle belongs to the parent process",
+                       __func__);
   int rc = HEALTH__RESERVED_CHECK(o, "health_agent_options", err);
   if (rc) return rc;
-  if (o->port > 65535) return health__err(err, HEALTH_EINVAL, "agent port must be 0 to 65535 (got %u)", o->port);
+  if (o->port > 65535)
+    return health__err(err, HEALTH_EINVAL, "agent port must be 0 to 65535 (got %u)", o->port);
   if (o->weight > 256)
-    return health__err(err, HEALTH_EINVAL, "agent weight must be 0 (none) or 1 to 256 percent (got %u)", o->weight);
+    return health__err(err, HEALTH_EINVAL,
+                       "agent weight must be 0 (none) or 1 to 256 percent (got %u)", o->weight);
   struct in_addr a4;
   struct in6_addr a6;
-  if (o->address && inet_pton(AF_INET, o->address, &a4) != 1 && inet_pton(AF_INET6, o->address, &a6) != 1)
-    return health__err(err, HEALTH_EINVAL, "agent address '%.60s' is not an IPv4 or IPv6 literal", o->address);
+  if (o->address && inet_pton(AF_INET, o->address, &a4) != 1 &&
+      inet_pton(AF_INET6, o->address, &a6) != 1)
+    return health__err(err, HEALTH_EINVAL, "agent address '%.60s' is not an IPv4 or IPv6 literal",
+                       o->address);
   char *addr = NULL;
   if (o->address && !(addr = strdup(o->address)))
     return health__err(err, HEALTH_ENOMEM, "out of memory");
@@ -87,7 +94,9 @@ HEALTH_EXPORT int health_agent_set_weight(health_t *h, unsigned percent, health_
   if (!h) return health__err(err, HEALTH_EINVAL, "handle is NULL");
   if (percent > 256)
     return health__err(err, HEALTH_EINVAL, "weight %u%% out of range (0-256)", percent);
-  if (health__forked(h)) return health__err(err, HEALTH_EFORKED, "%s: the handle belongs to the parent process", __func__);
+  if (health__forked(h))
+    return health__err(err, HEALTH_EFORKED, "%s: the handle belongs to the parent process",
+                       __func__);
   atomic_store(&h->ctl->agent_weight, percent);
   return 0;
 }
@@ -173,7 +182,8 @@ int health__agent_start(health_t *h, health_error_t *err) {
   struct sockaddr_storage ss;
   socklen_t sl;
   if (!health__sockaddr_literal(address, c->agent_port, &ss, &sl))
-    return health__err(err, HEALTH_EINVAL, "agent address '%s' is not an IPv4 or IPv6 literal", address);
+    return health__err(err, HEALTH_EINVAL, "agent address '%s' is not an IPv4 or IPv6 literal",
+                       address);
   int fd = health__fd_hoist(socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
   if (fd < 0) return health__err(err, HEALTH_ESYS, "agent socket: %s", strerror(errno));
   int one = 1;

@@ -24,10 +24,9 @@ void health__backoff_failed(health__backoff_t *b, health_result_t *r) {
   unsigned k = b->failures;
   if (b->failures < 64) b->failures++;
   if (!r || !r->h || !r->h->fleet.backoff || !r->interval_ms) return;
-  r->retry_ms = (unsigned)health__rand_below(r->h, (uint64_t)health__backoff_cap(r->interval_ms, k) + 1);
+  r->retry_ms =
+      (unsigned)health__rand_below(r->h, (uint64_t)health__backoff_cap(r->interval_ms, k) + 1);
   r->retry_set = 1;
 }
 
-void health__backoff_reset(health__backoff_t *b) {
-  b->failures = 0;
-}
+void health__backoff_reset(health__backoff_t *b) { b->failures = 0; }

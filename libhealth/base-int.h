@@ -86,8 +86,7 @@ int health__config_from_lookup(health_t *h, health__lookup_fn lookup, void *arg,
 
 /* ---- errors (error.c) ---- */
 /* Fill `err` (may be NULL) and return `code`. */
-int health__err(health_error_t *err, int code, const char *fmt, ...)
-    HEALTH_PRINTF(3, 4);
+int health__err(health_error_t *err, int code, const char *fmt, ...) HEALTH_PRINTF(3, 4);
 /* 0 when a public options struct went through its init function (its
  * `init_stamp` is HEALTH__INIT_STAMP) and every reserved field is zero,
  * else HEALTH_EINVAL with `err` naming the struct (`stem`_t) and its init
@@ -113,8 +112,7 @@ void health__buf_init(health__buf_t *b);
 void health__buf_free(health__buf_t *b);
 void health__buf_add(health__buf_t *b, const char *s, size_t n);
 void health__buf_adds(health__buf_t *b, const char *s);
-void health__buf_printf(health__buf_t *b, const char *fmt, ...)
-    HEALTH_PRINTF(2, 3);
+void health__buf_printf(health__buf_t *b, const char *fmt, ...) HEALTH_PRINTF(2, 3);
 /* Append `s` (n bytes) as the inside of a JSON string: escapes quotes,
  * backslashes and control characters, replaces invalid UTF-8 with U+FFFD. */
 void health__buf_json_str(health__buf_t *b, const char *s, size_t n);
@@ -145,8 +143,7 @@ void health__buf_double(health__buf_t *b, double v);
  * while the handle is started the line only goes into its queue (logq.c);
  * otherwise it is written on the caller's thread, bounded (logq.c).
  */
-void health__log(const health_t *h, health_log_level_t level, const char *event,
-                 ...);
+void health__log(const health_t *h, health_log_level_t level, const char *event, ...);
 void health__logv(const health_t *h, health_log_level_t level, const char *event, va_list ap);
 /* Same, with `extra` (",\"key\":value...", or NULL) added at the end. */
 void health__logv_extra(const health_t *h, health_log_level_t level, const char *event,
@@ -235,8 +232,7 @@ int health__accept_openmetrics(const char *accept);
 void health__redact_url(const char *url, char *out, size_t len);
 /* Copy `text` to `out`, replacing every occurrence of `secret` (if non-empty)
  * with "***". */
-void health__redact_secret(const char *text, const char *secret, char *out,
-                           size_t len);
+void health__redact_secret(const char *text, const char *secret, char *out, size_t len);
 
 /* ---- shared state and its observers (core.c) ---- */
 /* Told, with h->lock held, that something rendered changed. */
@@ -258,9 +254,7 @@ typedef struct health__core {
   void (*free_final)(health_t *h);
 } health__core_t;
 
-enum { HEALTH__ST_NEW = 0,
-       HEALTH__ST_STARTED,
-       HEALTH__ST_STOPPED };
+enum { HEALTH__ST_NEW = 0, HEALTH__ST_STARTED, HEALTH__ST_STOPPED };
 
 /* h->lock and the core (core.c): 0, or -1 (health_new() fails). */
 int health__core_init(health_t *h);

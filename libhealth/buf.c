@@ -41,9 +41,7 @@ void health__buf_add(health__buf_t *b, const char *s, size_t n) {
   b->data[b->len] = 0;
 }
 
-void health__buf_adds(health__buf_t *b, const char *s) {
-  health__buf_add(b, s, strlen(s));
-}
+void health__buf_adds(health__buf_t *b, const char *s) { health__buf_add(b, s, strlen(s)); }
 
 void health__buf_printf(health__buf_t *b, const char *fmt, ...) {
   va_list ap;

@@ -108,14 +108,12 @@ static void *sched_main(void *arg) {
         if (now >= c->deadline_ms) {
           /* The run's memory stays the worker's until it returns, which
            * it does under this lock: the phase is read safely. */
-          const char *phase = c->run_result ? atomic_load_explicit(&c->run_result->phase,
-                                                                   memory_order_acquire)
-                                            : NULL;
+          const char *phase =
+              c->run_result ? atomic_load_explicit(&c->run_result->phase, memory_order_acquire)
+                            : NULL;
           char msg[96];
-          if (phase)
-            snprintf(msg, sizeof msg, "timeout after %u ms (%s)", c->timeout_ms, phase);
-          else
-            snprintf(msg, sizeof msg, "timeout after %u ms", c->timeout_ms);
+          if (phase) snprintf(msg, sizeof msg, "timeout after %u ms (%s)", c->timeout_ms, phase);
+          else snprintf(msg, sizeof msg, "timeout after %u ms", c->timeout_ms);
           c->timed_out = 1;
           health__publish_locked(h, c, HEALTH_FAIL, msg, NULL);
         } else if (c->deadline_ms < next) {
@@ -185,15 +183,12 @@ static void *worker_main(void *arg) {
       /* health_free() has returned: the application may have torn down
        * its log sink, and nobody can read a result any more. */
     } else if (!c->timed_out) {
-      if (r->status_set)
-        health__publish_locked(h, c, r->status, r->output, r);
-      else
-        health__publish_locked(h, c, HEALTH_FAIL, "check returned without a status", r);
+      if (r->status_set) health__publish_locked(h, c, r->status, r->output, r);
+      else health__publish_locked(h, c, HEALTH_FAIL, "check returned without a status", r);
     } else {
       char ms[32];
       snprintf(ms, sizeof ms, "%llu", (unsigned long long)(now - c->started_ms));
-      health__log(h, HEALTH_LOG_WARN, "check_late", "check", c->name,
-                  "#elapsed_ms", ms, NULL);
+      health__log(h, HEALTH_LOG_WARN, "check_late", "check", c->name, "#elapsed_ms", ms, NULL);
     }
     c->running = 0;
     c->timed_out = 0;
@@ -247,7 +242,8 @@ int health__checks_start(health_t *h, health_error_t *err) {
     h->eng.checks[i]->next_due_ms = health__first_due_locked(h, h->eng.checks[i], now);
   pthread_mutex_unlock(&h->lock);
   if (health__thread_create(&h->eng.sched_thread, sched_main, h, 0) != 0)
-    return health__err(err, HEALTH_ESYS, "could not start the scheduler thread: %s", strerror(errno));
+    return health__err(err, HEALTH_ESYS, "could not start the scheduler thread: %s",
+                       strerror(errno));
   h->eng.sched_started = 1;
   return 0;
 }
@@ -267,7 +263,8 @@ void health__checks_stop(health_t *h) {
   pthread_mutex_lock(&h->lock);
   uint64_t until = health__now_ms();
   for (size_t i = 0; i < h->eng.nchecks; i++)
-    if (h->eng.checks[i]->running && !h->eng.checks[i]->timed_out && h->eng.checks[i]->deadline_ms > until)
+    if (h->eng.checks[i]->running && !h->eng.checks[i]->timed_out &&
+        h->eng.checks[i]->deadline_ms > until)
       until = h->eng.checks[i]->deadline_ms;
   until += 50;
   while (h->eng.nworkers > 0) {

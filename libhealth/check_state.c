@@ -17,10 +17,10 @@
 /* Upper bounds of the duration histogram in microseconds: 1 ms to 10 s,
  * about x4 apart (rendered by metrics.c).  Few on purpose: with 100 checks
  * every bucket is 100 lines (6.8 KB) of every scrape. */
-static const uint64_t bucket_us[HEALTH__BUCKETS] = {1000, 5000, 25000, 100000, 500000, 2500000, 10000000};
+static const uint64_t bucket_us[HEALTH__BUCKETS] = {1000,   5000,    25000,   100000,
+                                                    500000, 2500000, 10000000};
 
-health_status_t health__check_status_locked(const health_t *h,
-                                            const health__check_t *c,
+health_status_t health__check_status_locked(const health_t *h, const health__check_t *c,
                                             uint64_t now, const char **why) {
   if (why) *why = NULL;
   /* A result's age is known only up to the scheduler's planned wake-up
@@ -40,8 +40,9 @@ health_status_t health__check_status_locked(const health_t *h,
     /* A run stuck past its deadline: its timeout is the first cause and
      * says more than "stale". */
     if (why)
-      *why = c->running && c->timed_out && c->output ? c->output
-                                                     : "stale: no fresh result within interval + timeout";
+      *why = c->running && c->timed_out && c->output
+                 ? c->output
+                 : "stale: no fresh result within interval + timeout";
     return HEALTH_FAIL;
   }
   return c->effective;
@@ -65,8 +66,7 @@ void health__check_view_locked(const health_t *h, const health__check_t *c, uint
   v->observed_unit = c->observed_unit;
 }
 
-void health__check_info_locked(health_t *h, const health__check_t *c,
-                               health_check_info_t *out) {
+void health__check_info_locked(health_t *h, const health__check_t *c, health_check_info_t *out) {
   memset(out, 0, sizeof *out);
   const char *why;
   out->status = health__check_status_locked(h, c, health__now_ms(), &why);
@@ -78,16 +78,16 @@ void health__check_info_locked(health_t *h, const health__check_t *c,
   out->has_observed = c->has_observed;
   out->observed_value = c->observed_value;
   memcpy(out->observed_unit, c->observed_unit, sizeof out->observed_unit);
-  snprintf(out->output, sizeof out->output, "%s", why ? why : c->output ? c->output
-                                                                        : "");
+  snprintf(out->output, sizeof out->output, "%s", why ? why : c->output ? c->output : "");
 }
 
-HEALTH_EXPORT int health_check_find(health_t *h, const char *name,
-                                    health_check_info_t *out, health_error_t *err) {
+HEALTH_EXPORT int health_check_find(health_t *h, const char *name, health_check_info_t *out,
+                                    health_error_t *err) {
   if (!h || !name || !out)
-    return health__err(err, HEALTH_EINVAL, "%s is NULL", !h ? "handle" : !name ? "name"
-                                                                               : "out");
-  if (health__forked(h)) return health__err(err, HEALTH_EFORKED, "%s: the handle belongs to the parent process", __func__);
+    return health__err(err, HEALTH_EINVAL, "%s is NULL", !h ? "handle" : !name ? "name" : "out");
+  if (health__forked(h))
+    return health__err(err, HEALTH_EFORKED, "%s: the handle belongs to the parent process",
+                       __func__);
   int rc = HEALTH_ENOENT;
   pthread_mutex_lock(&h->lock);
   for (size_t i = 0; i < h->eng.nchecks; i++) {
@@ -128,12 +128,10 @@ static int same_news(const char *a, const char *b) {
  * result goes stale, with h->lock held.  Other observers of transitions
  * (metrics, listeners) belong beside this call.
  */
-void health__check_report_locked(health_t *h, health__check_t *c, uint64_t now,
-                                 const char *cause) {
+void health__check_report_locked(health_t *h, health__check_t *c, uint64_t now, const char *cause) {
   const char *why;
   health_status_t s = health__check_status_locked(h, c, now, &why);
-  const char *out = why ? why : c->output ? c->output
-                                          : "";
+  const char *out = why ? why : c->output ? c->output : "";
   if (c->reported_output && s == c->reported && same_news(out, c->reported_output)) return;
   char *copy = strdup(out);
   if (!copy) return; /* out of memory: the next change logs */
@@ -144,12 +142,13 @@ void health__check_report_locked(health_t *h, health__check_t *c, uint64_t now,
   char fails[24], thr[24];
   snprintf(fails, sizeof fails, "%u", c->consecutive_failures);
   snprintf(thr, sizeof thr, "%u", c->failure_threshold);
-  health_log_level_t level = (s == HEALTH_FAIL || c->last == HEALTH_FAIL) ? HEALTH_LOG_WARN : HEALTH_LOG_INFO;
-  health__log_repeat(h, &c->repeat, c->name, level, "check_status", "check", c->name,
-                     "from", health__status_word(from), "to", health__status_word(s), "output", copy,
+  health_log_level_t level =
+      (s == HEALTH_FAIL || c->last == HEALTH_FAIL) ? HEALTH_LOG_WARN : HEALTH_LOG_INFO;
+  health__log_repeat(h, &c->repeat, c->name, level, "check_status", "check", c->name, "from",
+                     health__status_word(from), "to", health__status_word(s), "output", copy,
                      "cause", cause, "last_run", health__status_word(c->last),
-                     "#consecutive_failures", fails, "#failure_threshold", thr,
-                     "#critical", c->critical ? "true" : "false", NULL);
+                     "#consecutive_failures", fails, "#failure_threshold", thr, "#critical",
+                     c->critical ? "true" : "false", NULL);
 }
 
 /* The counters of /metrics (metrics.c renders them). */
@@ -191,7 +190,8 @@ void health__publish_locked(health_t *h, health__check_t *c, health_status_t sta
   if (prev == HEALTH_PENDING)
     eff = status; /* the first result counts at once: never ready on a failure */
   else if (prev == HEALTH_FAIL)
-    eff = (status != HEALTH_FAIL && c->consecutive_successes >= c->success_threshold) ? status : HEALTH_FAIL;
+    eff = (status != HEALTH_FAIL && c->consecutive_successes >= c->success_threshold) ? status
+                                                                                      : HEALTH_FAIL;
   else
     eff = status != HEALTH_FAIL                             ? status
           : c->consecutive_failures >= c->failure_threshold ? HEALTH_FAIL

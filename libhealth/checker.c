@@ -42,9 +42,7 @@ void health__checker_free(health__checker_t *ck) {
   free(ck);
 }
 
-health__dns_slot_t **health__checker_dns(health__checker_t *ck) {
-  return ck ? &ck->dns : NULL;
-}
+health__dns_slot_t **health__checker_dns(health__checker_t *ck) { return ck ? &ck->dns : NULL; }
 
 int health__checker_add(health__checker_t *ck, health_check_fn run, void *state,
                         void (*state_free)(void *), const health_check_options_t *opts,
@@ -62,17 +60,11 @@ int health__checker_add(health__checker_t *ck, health_check_fn run, void *state,
   return 0;
 }
 
-const char *health__checker_name(const health__checker_t *ck) {
-  return ck->name;
-}
+const char *health__checker_name(const health__checker_t *ck) { return ck->name; }
 
-unsigned health__checker_timeout_ms(const health__checker_t *ck) {
-  return ck->timeout_ms;
-}
+unsigned health__checker_timeout_ms(const health__checker_t *ck) { return ck->timeout_ms; }
 
-health_t *health__checker_handle(const health__checker_t *ck) {
-  return ck->h;
-}
+health_t *health__checker_handle(const health__checker_t *ck) { return ck->h; }
 
 uint64_t health__checker_deadline_slack(const health_result_t *r, unsigned fraction,
                                         unsigned max_ms) {
@@ -97,8 +89,7 @@ void health__checker_timeout_text(const health__checker_t *ck, const char *phase
   snprintf(buf, len, "timeout after %u ms (%s)", ck->timeout_ms, phase);
 }
 
-void health__checker_timeout(const health__checker_t *ck, health_result_t *r,
-                             const char *phase) {
+void health__checker_timeout(const health__checker_t *ck, health_result_t *r, const char *phase) {
   health_result_set(r, HEALTH_FAIL, "timeout after %u ms (%s)", ck->timeout_ms, phase);
 }
 
@@ -111,24 +102,22 @@ void health__checker_connect_failed(health__checker_t *ck, health_result_t *r) {
   health__backoff_failed(&ck->backoff, r);
 }
 
-void health__checker_connected(health__checker_t *ck) {
-  health__backoff_reset(&ck->backoff);
-}
+void health__checker_connected(health__checker_t *ck) { health__backoff_reset(&ck->backoff); }
 
 int health__checker_keep_connection(const health_result_t *r) {
   return health__keep_connections(r);
 }
 
-void health__checker_log(const health__checker_t *ck, health_log_level_t level,
-                         const char *event, ...) {
+void health__checker_log(const health__checker_t *ck, health_log_level_t level, const char *event,
+                         ...) {
   va_list ap;
   va_start(ap, event);
   health__logv(ck->h, level, event, ap);
   va_end(ap);
 }
 
-void health__checker_log_once(health__checker_t *ck, health_log_level_t level,
-                              const char *event, ...) {
+void health__checker_log_once(health__checker_t *ck, health_log_level_t level, const char *event,
+                              ...) {
   va_list ap;
   va_start(ap, event);
   health__log_repeatv(ck->h, &ck->logrep, ck->name, level, event, ap);

@@ -89,8 +89,7 @@ uint64_t health__checker_deadline_slack(const health_result_t *r, unsigned fract
 void health__checker_timeout_text(const health__checker_t *ck, const char *phase, char *buf,
                                   size_t len);
 /* Publish it: HEALTH_FAIL with the standard timeout message. */
-void health__checker_timeout(const health__checker_t *ck, health_result_t *r,
-                             const char *phase);
+void health__checker_timeout(const health__checker_t *ck, health_result_t *r, const char *phase);
 /* Publish a pass with the measured time in ms. */
 void health__checker_pass(health_result_t *r, double elapsed_ms);
 /* Anything else: health_result_set(r, HEALTH_FAIL, "...") (health.h). */
@@ -113,13 +112,13 @@ struct ssl_ctx_st *health__checker_tls_ctx(const health__checker_t *ck, health__
 
 /* One JSON log line through the handle's sink: key/value C strings ending
  * with NULL (a key starting with '#' has a raw number as its value). */
-void health__checker_log(const health__checker_t *ck, health_log_level_t level,
-                         const char *event, ...);
+void health__checker_log(const health__checker_t *ck, health_log_level_t level, const char *event,
+                         ...);
 /* The same through the check's repeat filter (logrepeat.c): a line that
  * repeats every run is printed once a minute with "repeated":N.  Only from
  * the check's runs (they never overlap). */
-void health__checker_log_once(health__checker_t *ck, health_log_level_t level,
-                              const char *event, ...);
+void health__checker_log_once(health__checker_t *ck, health_log_level_t level, const char *event,
+                              ...);
 /* The warning every TLS checker logs once, at registration, when
  * insecure_skip_verify turns certificate verification off: `event` is the
  * checker's own event name ("redis_tls_insecure", "http_tls_insecure"). */

@@ -54,7 +54,8 @@ static health_status_t below(double v, double warn, double fail) {
 
 static int probe(disk_state_t *st, char *why, size_t len) {
   char eb[96];
-  int fd = health__fd_hoist(open(st->probe, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
+  int fd = health__fd_hoist(
+      open(st->probe, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0600));
   if (fd < 0) {
     snprintf(why, len, "write probe failed: cannot create a file: %s",
              health__errno_text(errno, eb, sizeof eb));
@@ -99,11 +100,14 @@ static void disk_run(health_result_t *r, void *arg) {
     health__fmt_fixed(a, sizeof a, pct, 1);
     health__fmt_bytes(b, sizeof b, avail);
     if (s >= sb) {
-      health__fmt_fixed(c, sizeof c, s == HEALTH_FAIL ? o->fail_free_percent : o->warn_free_percent, 1);
-      snprintf(msg, sizeof msg, "free space %s%% (%s), %s below %s%%", a, b, health__status_word(s), c);
+      health__fmt_fixed(c, sizeof c, s == HEALTH_FAIL ? o->fail_free_percent : o->warn_free_percent,
+                        1);
+      snprintf(msg, sizeof msg, "free space %s%% (%s), %s below %s%%", a, b, health__status_word(s),
+               c);
     } else {
       health__fmt_bytes(c, sizeof c, sb == HEALTH_FAIL ? o->fail_free_bytes : o->warn_free_bytes);
-      snprintf(msg, sizeof msg, "free space %s (%s%%), %s below %s", b, a, health__status_word(sb), c);
+      snprintf(msg, sizeof msg, "free space %s (%s%%), %s below %s", b, a, health__status_word(sb),
+               c);
     }
     if (sb > s) s = sb;
   }
@@ -114,8 +118,9 @@ static void disk_run(health_result_t *r, void *arg) {
     si = below(ipct, o->warn_free_inodes_percent, o->fail_free_inodes_percent);
     if (si > s || (si != HEALTH_PASS && !msg[0])) {
       health__fmt_fixed(a, sizeof a, ipct, 1);
-      health__fmt_fixed(c, sizeof c,
-                        si == HEALTH_FAIL ? o->fail_free_inodes_percent : o->warn_free_inodes_percent, 1);
+      health__fmt_fixed(
+          c, sizeof c,
+          si == HEALTH_FAIL ? o->fail_free_inodes_percent : o->warn_free_inodes_percent, 1);
       snprintf(msg, sizeof msg, "free inodes %s%% (%llu), %s below %s%%", a,
                (unsigned long long)sv.f_favail, health__status_word(si), c);
       s = si;
@@ -154,7 +159,8 @@ HEALTH_EXPORT int health_disk_add(health_t *h, const char *name, const char *pat
                        "(both are minimum free amounts)",
                        name);
   if (!*path || stat(path, &sb) != 0 || !S_ISDIR(sb.st_mode))
-    return health__err(err, HEALTH_EINVAL, "check '%.64s': disk path '%.200s' is not a directory", name, path);
+    return health__err(err, HEALTH_EINVAL, "check '%.64s': disk path '%.200s' is not a directory",
+                       name, path);
   disk_state_t *st = calloc(1, sizeof *st);
   if (!st) return health__err(err, HEALTH_ENOMEM, "out of memory");
   st->o = o;

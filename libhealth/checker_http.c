@@ -135,7 +135,8 @@ static int read_head(run_t *r) {
   set_phase(r, "response");
   r->hlen = r->blen = 0;
   for (;;) {
-    if (r->hlen >= HEAD_MAX) return fail(r, HEALTH__IO_ERROR, "response headers larger than 16 KiB");
+    if (r->hlen >= HEAD_MAX)
+      return fail(r, HEALTH__IO_ERROR, "response headers larger than 16 KiB");
     ssize_t n = health__conn_read(&r->conn, st->head + r->hlen, HEAD_MAX - r->hlen, r->deadline,
                                   why, sizeof why);
     if (n < 0) {
@@ -178,8 +179,7 @@ static int find_text(run_t *r) {
   set_phase(r, "body");
   for (;;) {
     if (memmem(st->body, r->blen, st->expect, el)) return 0;
-    if ((r->content_length >= 0 && (long long)r->blen >= r->content_length) ||
-        r->blen >= BODY_MAX)
+    if ((r->content_length >= 0 && (long long)r->blen >= r->content_length) || r->blen >= BODY_MAX)
       break;
     ssize_t n = health__conn_read(&r->conn, st->body + r->blen, BODY_MAX - r->blen, r->deadline,
                                   why, sizeof why);
@@ -209,10 +209,12 @@ static int exchange(run_t *r, const target_t *t) {
   }
   int v6 = t->hp.host_is_ip == 6, dflt = t->hp.port == (t->tls ? 443u : 80u);
   snprintf(hostport, sizeof hostport, "%s%s%s", v6 ? "[" : "", t->hp.host, v6 ? "]" : "");
-  if (!dflt) snprintf(hostport + strlen(hostport), sizeof hostport - strlen(hostport), ":%u", t->hp.port);
+  if (!dflt)
+    snprintf(hostport + strlen(hostport), sizeof hostport - strlen(hostport), ":%u", t->hp.port);
   char *req = NULL;
-  int len = asprintf(&req, "%s %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: libhealth/%s\r\n"
-                           "Accept: */*\r\nConnection: close\r\n%s\r\n",
+  int len = asprintf(&req,
+                     "%s %s HTTP/1.0\r\nHost: %s\r\nUser-Agent: libhealth/%s\r\n"
+                     "Accept: */*\r\nConnection: close\r\n%s\r\n",
                      st->method, t->path, hostport, HEALTH_VERSION_STRING,
                      st->auth && t == &st->first ? st->auth : "");
   set_phase(r, "request");
@@ -235,7 +237,8 @@ static int redirect_target(run_t *r, const target_t *cur, target_t *next) {
       return fail(r, HEALTH__IO_ERROR, "HTTP %u: invalid redirect location (%s)", r->status, why);
     if (next->tls && !r->st->tls) {
       target_free(next);
-      return fail(r, HEALTH__IO_ERROR, "HTTP %u: redirect from http to https not followed", r->status);
+      return fail(r, HEALTH__IO_ERROR, "HTTP %u: redirect from http to https not followed",
+                  r->status);
     }
     return 0;
   }
@@ -268,8 +271,7 @@ static void http_run(health_result_t *res, void *arg) {
   for (;;) {
     rc = exchange(&r, cur);
     if (rc || r.status < 300 || r.status > 399 || !r.location[0] ||
-        (r.status >= st->status_min && r.status <= st->status_max) ||
-        st->max_redirects == 0)
+        (r.status >= st->status_min && r.status <= st->status_max) || st->max_redirects == 0)
       break;
     if (hops++ >= (int)st->max_redirects) {
       rc = fail(&r, HEALTH__IO_ERROR, "too many redirects (more than %u)", st->max_redirects);
@@ -323,9 +325,11 @@ HEALTH_EXPORT int health_http_add(health_t *h, const char *name, const char *url
     return health__err(err, HEALTH_EINVAL,
                        "check '%.64s': status range must lie within 100-599, lowest first", name);
   if (o.expect && (!*o.expect || strlen(o.expect) > 1024))
-    return health__err(err, HEALTH_EINVAL, "check '%.64s': expected text must be 1-1024 bytes", name);
+    return health__err(err, HEALTH_EINVAL, "check '%.64s': expected text must be 1-1024 bytes",
+                       name);
   if (o.expect && strcasecmp(method, "HEAD") == 0)
-    return health__err(err, HEALTH_EINVAL, "check '%.64s': expected text needs GET (HEAD has no body)", name);
+    return health__err(err, HEALTH_EINVAL,
+                       "check '%.64s': expected text needs GET (HEAD has no body)", name);
   if (o.max_redirects > 10)
     return health__err(err, HEALTH_EINVAL, "check '%.64s': max_redirects must be 0-10", name);
   if (o.tls_server_name && !*o.tls_server_name)
@@ -348,16 +352,17 @@ HEALTH_EXPORT int health_http_add(health_t *h, const char *name, const char *url
     goto fail;
   }
   if (st->first.tls) {
-    rc = health__tls_files_new(&st->tls, o.ca_file, o.ca_dir, o.cert_file, o.key_file,
-                               st->verify, ebuf, sizeof ebuf);
+    rc = health__tls_files_new(&st->tls, o.ca_file, o.ca_dir, o.cert_file, o.key_file, st->verify,
+                               ebuf, sizeof ebuf);
     if (rc) {
       rc = health__err(err, rc, "check '%.64s': %s", name, ebuf);
       goto fail;
     }
   } else if (o.ca_file || o.ca_dir || o.cert_file || o.key_file || o.tls_server_name ||
              o.insecure_skip_verify) {
-    health__checker_log(st->ck, HEALTH_LOG_WARN, "http_tls_options_ignored", "check", name, "message",
-                        "TLS options given for an http:// URL; use https:// for TLS", NULL);
+    health__checker_log(st->ck, HEALTH_LOG_WARN, "http_tls_options_ignored", "check", name,
+                        "message", "TLS options given for an http:// URL; use https:// for TLS",
+                        NULL);
   }
   char shown[1024];
   health__redact_url(url, shown, sizeof shown);

@@ -175,8 +175,9 @@ static void mem_run(health_result_t *r, void *arg) {
       health__fmt_fixed(a, sizeof a, pct, 1);
       health__fmt_bytes(c, sizeof c, limit);
       health__fmt_fixed(d, sizeof d, s == HEALTH_FAIL ? st->o.fail_percent : st->o.warn_percent, 1);
-      snprintf(msg, sizeof msg, "resident memory %s%% of the container limit (%s of %s), %s at %s%%",
-               a, b, c, health__status_word(s), d);
+      snprintf(msg, sizeof msg,
+               "resident memory %s%% of the container limit (%s of %s), %s at %s%%", a, b, c,
+               health__status_word(s), d);
     }
   } else if (st->why) {
     health_result_observe(r, (double)rss, "bytes");
@@ -208,7 +209,8 @@ HEALTH_EXPORT int health_memory_add(health_t *h, const char *name,
                                     const health_memory_options_t *mem,
                                     const health_check_options_t *opts, health_error_t *err) {
   health_memory_options_t o;
-  if (!h || !name) return health__err(err, HEALTH_EINVAL, "health_memory_add: handle and name are required");
+  if (!h || !name)
+    return health__err(err, HEALTH_EINVAL, "health_memory_add: handle and name are required");
   if (mem && HEALTH__RESERVED_CHECK(mem, "health_memory_options", err)) return HEALTH_EINVAL;
   if (mem) o = *mem;
   else health_memory_options_init(&o);
@@ -216,7 +218,9 @@ HEALTH_EXPORT int health_memory_add(health_t *h, const char *name,
     return health__err(err, HEALTH_EINVAL,
                        "check '%.64s': thresholds must be 0-100 %% with warn <= fail", name);
   if (o.oom_kill != HEALTH_PASS && o.oom_kill != HEALTH_WARN && o.oom_kill != HEALTH_FAIL)
-    return health__err(err, HEALTH_EINVAL, "check '%.64s': oom_kill must be HEALTH_PASS, HEALTH_WARN or HEALTH_FAIL", name);
+    return health__err(err, HEALTH_EINVAL,
+                       "check '%.64s': oom_kill must be HEALTH_PASS, HEALTH_WARN or HEALTH_FAIL",
+                       name);
   mem_state_t *st = calloc(1, sizeof *st);
   if (!st) return health__err(err, HEALTH_ENOMEM, "out of memory");
   st->o = o;
@@ -328,7 +332,8 @@ static void fds_run(health_result_t *r, void *arg) {
 
 HEALTH_EXPORT int health_fds_add(health_t *h, const char *name, const health_fds_options_t *fds,
                                  const health_check_options_t *opts, health_error_t *err) {
-  if (!h || !name) return health__err(err, HEALTH_EINVAL, "health_fds_add: handle and name are required");
+  if (!h || !name)
+    return health__err(err, HEALTH_EINVAL, "health_fds_add: handle and name are required");
   if (fds && HEALTH__RESERVED_CHECK(fds, "health_fds_options", err)) return HEALTH_EINVAL;
   fds_state_t *st = calloc(1, sizeof *st);
   if (!st) return health__err(err, HEALTH_ENOMEM, "out of memory");

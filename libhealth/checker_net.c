@@ -19,12 +19,12 @@
 #include <unistd.h>
 
 static int name_char(char c) {
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-         c == '-' || c == '.' || c == '_';
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+         c == '.' || c == '_';
 }
 
-int health__hostport_parse(const char *s, size_t n, unsigned default_port,
-                           health__hostport_t *out, const char **why) {
+int health__hostport_parse(const char *s, size_t n, unsigned default_port, health__hostport_t *out,
+                           const char **why) {
   const char *e = s + n, *hs, *he, *p;
   unsigned char addr[16];
   memset(out, 0, sizeof *out);
@@ -173,10 +173,8 @@ void health__fmt_fixed(char *buf, size_t len, double v, int decimals) {
   if (a > 1e18) a = 1e18;
   unsigned long long n = (unsigned long long)a;
   unsigned long long ip = n / pow10[decimals], fp = n % pow10[decimals];
-  if (decimals)
-    snprintf(buf, len, "%s%llu.%0*llu", neg && n ? "-" : "", ip, decimals, fp);
-  else
-    snprintf(buf, len, "%s%llu", neg && n ? "-" : "", ip);
+  if (decimals) snprintf(buf, len, "%s%llu.%0*llu", neg && n ? "-" : "", ip, decimals, fp);
+  else snprintf(buf, len, "%s%llu", neg && n ? "-" : "", ip);
 }
 
 void health__fmt_bytes(char *buf, size_t len, uint64_t bytes) {
@@ -240,8 +238,8 @@ int health__http_url_parse(const char *url, health__http_target_t *t, char **aut
     /* user:password, decoded separately so an encoded ':' stays in place */
     size_t ul = colon ? (size_t)(colon - p) : n;
     if (health__pct_decode(p, p + ul, plain) != 0 ||
-        (colon && (strcat(plain, ":"),
-                   health__pct_decode(colon + 1, at, plain + strlen(plain)) != 0))) {
+        (colon &&
+         (strcat(plain, ":"), health__pct_decode(colon + 1, at, plain + strlen(plain)) != 0))) {
       health__wipe(plain, n + 1);
       free(plain);
       *why = "invalid percent-encoding in the user name or password";

@@ -23,8 +23,8 @@ typedef struct health__hostport {
  * the n bytes at s.  Fixed reasons in *why (never quoting the input).
  * @return 0, HEALTH_EURL or HEALTH_ENOMEM.
  */
-int health__hostport_parse(const char *s, size_t n, unsigned default_port,
-                           health__hostport_t *out, const char **why);
+int health__hostport_parse(const char *s, size_t n, unsigned default_port, health__hostport_t *out,
+                           const char **why);
 void health__hostport_free(health__hostport_t *hp);
 
 /**

@@ -17,14 +17,11 @@ HEALTH_EXPORT void health_postgres_options_init(health_postgres_options_t *o) {
 
 #ifndef HAVE_LIBPQ
 
-HEALTH_EXPORT int health_postgres_add(health_t *h, const char *name,
-                                      const char *conninfo,
+HEALTH_EXPORT int health_postgres_add(health_t *h, const char *name, const char *conninfo,
                                       const health_postgres_options_t *pg,
-                                      const health_check_options_t *opts,
-                                      health_error_t *err) {
+                                      const health_check_options_t *opts, health_error_t *err) {
   (void)h, (void)name, (void)conninfo, (void)pg, (void)opts;
-  return health__err(err, HEALTH_ENOTSUP,
-                     "PostgreSQL checks need libhealth built with libpq");
+  return health__err(err, HEALTH_ENOTSUP, "PostgreSQL checks need libhealth built with libpq");
 }
 
 #else
@@ -51,10 +48,8 @@ static int pg_writable(pg_state_t *s, health_result_t *r) {
   const char *why = NULL;
   if (!res || PQntuples(res) != 1 || PQnfields(res) != 2)
     why = "query failed: unexpected answer to the read-only check";
-  else if (strcmp(PQgetvalue(res, 0, 0), "t") == 0)
-    why = "read-only: in recovery";
-  else if (strcmp(PQgetvalue(res, 0, 1), "on") == 0)
-    why = "read-only: transaction_read_only is on";
+  else if (strcmp(PQgetvalue(res, 0, 0), "t") == 0) why = "read-only: in recovery";
+  else if (strcmp(PQgetvalue(res, 0, 1), "on") == 0) why = "read-only: transaction_read_only is on";
   PQclear(res);
   if (!why) return 0;
   health__pg_log(s, "query", why);
@@ -110,17 +105,17 @@ static int pg_nomem(pg_state_t *s, health_error_t *err) {
   return health__err(err, HEALTH_ENOMEM, "postgres check: out of memory");
 }
 
-HEALTH_EXPORT int health_postgres_add(health_t *h, const char *name,
-                                      const char *conninfo,
+HEALTH_EXPORT int health_postgres_add(health_t *h, const char *name, const char *conninfo,
                                       const health_postgres_options_t *pg,
-                                      const health_check_options_t *opts,
-                                      health_error_t *err) {
+                                      const health_check_options_t *opts, health_error_t *err) {
   if (!h || !name || !conninfo)
-    return health__err(err, HEALTH_EINVAL, "postgres check: handle, name and conninfo are required");
+    return health__err(err, HEALTH_EINVAL,
+                       "postgres check: handle, name and conninfo are required");
   if (pg && HEALTH__RESERVED_CHECK(pg, "health_postgres_options", err)) return HEALTH_EINVAL;
   if (pg && pg->require_writable != 0 && pg->require_writable != 1)
-    return health__err(err, HEALTH_EINVAL, "check '%.64s': require_writable must be 0 or 1 (got %d)",
-                       name, pg->require_writable);
+    return health__err(err, HEALTH_EINVAL,
+                       "check '%.64s': require_writable must be 0 or 1 (got %d)", name,
+                       pg->require_writable);
   pg_state_t *s = calloc(1, sizeof *s);
   if (!s) return pg_nomem(NULL, err);
   s->password = "";

@@ -22,7 +22,9 @@ void health__pg_log(pg_state_t *s, const char *phase, const char *text) {
 
 /* libpq's reason, reduced to a phrase that is safe to publish. Order
  * matters: TLS and authentication texts also contain generic words. */
-static const struct { const char *needle, *phrase; } pg_phrases[] = {
+static const struct {
+  const char *needle, *phrase;
+} pg_phrases[] = {
     /* Something else answers on the port (an HTTP server, a proxy). */
     {"invalid response to SSL negotiation", "connect failed: not a PostgreSQL server"},
     {"expected authentication request", "connect failed: not a PostgreSQL server"},
@@ -73,17 +75,14 @@ int health__pg_timeout(pg_state_t *s, health_result_t *r, const char *phase) {
 }
 
 /* A SQLSTATE is safe to show and precise; a few get a name too. */
-static const struct { const char *code, *name; } pg_states[] = {
-    {"57014", "statement timeout"},
-    {"57P01", "server shutting down"},
-    {"57P02", "crash shutdown"},
-    {"57P03", "server not accepting connections"},
-    {"25006", "read-only transaction"},
-    {"42P01", "undefined table"},
-    {"42501", "insufficient privilege"},
-    {"42601", "syntax error"},
-    {"42883", "undefined function"},
-    {"53300", "too many connections"},
+static const struct {
+  const char *code, *name;
+} pg_states[] = {
+    {"57014", "statement timeout"},      {"57P01", "server shutting down"},
+    {"57P02", "crash shutdown"},         {"57P03", "server not accepting connections"},
+    {"25006", "read-only transaction"},  {"42P01", "undefined table"},
+    {"42501", "insufficient privilege"}, {"42601", "syntax error"},
+    {"42883", "undefined function"},     {"53300", "too many connections"},
     {"08006", "connection failure"},
 };
 
@@ -102,8 +101,7 @@ void health__pg_query_failed(pg_state_t *s, health_result_t *r, const char *phas
   } else if (PQstatus(s->conn) == CONNECTION_BAD) {
     health_result_set(r, HEALTH_FAIL, "%s: connection lost", pre);
   } else if (res) {
-    health_result_set(r, HEALTH_FAIL, "%s: unexpected %s", pre,
-                      PQresStatus(PQresultStatus(res)));
+    health_result_set(r, HEALTH_FAIL, "%s: unexpected %s", pre, PQresStatus(PQresultStatus(res)));
   } else {
     health_result_set(r, HEALTH_FAIL, "%s", pre);
   }
@@ -118,11 +116,12 @@ static const char *pg_kind(const char *conninfo) {
  * malformed string can be part of the password: keep libpq's own words,
  * never the quoted input (except an unknown keyword, which is what the
  * user needs to see). */
-static int pg_parse_error(const char *conninfo, const char *perr,
-                          health_error_t *err) {
+static int pg_parse_error(const char *conninfo, const char *perr, health_error_t *err) {
   if (!perr) return health__err(err, HEALTH_ENOMEM, "postgres check: out of memory");
   const char *kind = pg_kind(conninfo);
-  static const struct { const char *prefix, *text; } known[] = {
+  static const struct {
+    const char *prefix, *text;
+  } known[] = {
       {"missing \"=\" after", "a keyword is missing \"=\""},
       {"unterminated quoted string", "unterminated quoted string"},
       {"end of string reached when looking for matching \"]\"", "unterminated IPv6 address"},
@@ -158,16 +157,15 @@ static int pg_valid_ports(const char *p) {
 }
 
 /* libpq checks these only when connecting; a typo should fail now. */
-static int pg_validate(const char *kw, const char *val, const char *kind,
-                       health_error_t *err) {
-  static const char *const modes[] = {"disable", "allow", "prefer", "require",
-                                      "verify-ca", "verify-full"};
+static int pg_validate(const char *kw, const char *val, const char *kind, health_error_t *err) {
+  static const char *const modes[] = {"disable", "allow",     "prefer",
+                                      "require", "verify-ca", "verify-full"};
   if (strcmp(kw, "port") == 0 && !pg_valid_ports(val))
     return health__err(err, HEALTH_EURL, "%s: invalid port number", kind);
   /* What follows a password's unencoded '@' lands in the host. */
   if (strcmp(kw, "host") == 0 && strchr(val, '@'))
-    return health__err(err, HEALTH_EURL,
-                       "%s: '@' in the host (write '@' in a password as %%40)", kind);
+    return health__err(err, HEALTH_EURL, "%s: '@' in the host (write '@' in a password as %%40)",
+                       kind);
   if (strcmp(kw, "sslmode") == 0) {
     for (size_t i = 0; i < sizeof modes / sizeof modes[0]; i++)
       if (strcmp(val, modes[i]) == 0) return 0;

@@ -81,9 +81,7 @@ failed:
 
 /* Notices (and a server's goodbye that arrives while idle) would otherwise
  * be printed on the application's stderr. */
-static void pg_notice(void *arg, const char *message) {
-  health__pg_log(arg, "notice", message);
-}
+static void pg_notice(void *arg, const char *message) { health__pg_log(arg, "notice", message); }
 
 /* A server that ends a session (restart, idle timeout, pooler recycling)
  * sends an ErrorResponse and closes; libpq notices the close only when it

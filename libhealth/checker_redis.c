@@ -25,11 +25,9 @@ HEALTH_EXPORT void health_redis_options_init(health_redis_options_t *o) {
 
 #ifndef HAVE_REDIS
 
-HEALTH_EXPORT int health_redis_add(health_t *h, const char *name,
-                                   const char *url,
+HEALTH_EXPORT int health_redis_add(health_t *h, const char *name, const char *url,
                                    const health_redis_options_t *redis,
-                                   const health_check_options_t *opts,
-                                   health_error_t *err) {
+                                   const health_check_options_t *opts, health_error_t *err) {
   (void)h, (void)name, (void)url, (void)redis, (void)opts;
   return health__err(err, HEALTH_ENOTSUP,
                      "libhealth was built without the Redis checker "
@@ -103,8 +101,8 @@ static void redis_run(health_result_t *r, void *arg) {
   st->out[0] = st->detail[0] = 0;
   health__redis_phase(st, "ping");
   if (st->conn.fd >= 0 && health__conn_stale(&st->conn)) {
-    health__checker_log(st->ck, HEALTH_LOG_DEBUG, "redis_reconnect", "check", name,
-                        "reason", "connection closed while idle", NULL);
+    health__checker_log(st->ck, HEALTH_LOG_DEBUG, "redis_reconnect", "check", name, "reason",
+                        "connection closed while idle", NULL);
     health__redis_drop(st);
   }
   if (st->conn.fd < 0) {
@@ -124,8 +122,8 @@ static void redis_run(health_result_t *r, void *arg) {
   char detail[sizeof st->detail];
   health__redact_secret(st->detail, st->url.password, detail, sizeof detail);
   health__checker_log_once(st->ck, HEALTH_LOG_DEBUG, "redis_check_failed", "check", name, "url",
-                           st->display_url, "phase", st->phase, "output", st->out, "detail",
-                           detail, NULL);
+                           st->display_url, "phase", st->phase, "output", st->out, "detail", detail,
+                           NULL);
   health_result_set(r, HEALTH_FAIL, "%s", st->out);
 }
 
@@ -134,19 +132,16 @@ static void redis_run(health_result_t *r, void *arg) {
 static char *display_url(const health__redis_url_t *u) {
   char *s = NULL;
   int v6 = u->host_is_ip == 6;
-  if (asprintf(&s, "%s://%s%s%s%s%s%s:%u/%u", u->tls ? "rediss" : "redis",
-               u->user ? u->user : "", u->password ? ":***" : "",
-               u->password ? "@" : "", v6 ? "[" : "", u->host, v6 ? "]" : "",
-               u->port, u->db) < 0)
+  if (asprintf(&s, "%s://%s%s%s%s%s%s:%u/%u", u->tls ? "rediss" : "redis", u->user ? u->user : "",
+               u->password ? ":***" : "", u->password ? "@" : "", v6 ? "[" : "", u->host,
+               v6 ? "]" : "", u->port, u->db) < 0)
     return NULL;
   return s;
 }
 
-HEALTH_EXPORT int health_redis_add(health_t *h, const char *name,
-                                   const char *url,
+HEALTH_EXPORT int health_redis_add(health_t *h, const char *name, const char *url,
                                    const health_redis_options_t *redis,
-                                   const health_check_options_t *opts,
-                                   health_error_t *err) {
+                                   const health_check_options_t *opts, health_error_t *err) {
   health_redis_options_t o;
   redis_state_t *st;
   char ebuf[200];
@@ -159,9 +154,10 @@ HEALTH_EXPORT int health_redis_add(health_t *h, const char *name,
   if (HEALTH__RESERVED_CHECK(&o, "health_redis_options", err)) return HEALTH_EINVAL;
   if ((o.insecure_skip_verify != 0 && o.insecure_skip_verify != 1) ||
       (o.require_master != 0 && o.require_master != 1))
-    return health__err(err, HEALTH_EINVAL,
-                       "check '%.64s': insecure_skip_verify and require_master must be 0 or 1 (got %d, %d)",
-                       name, o.insecure_skip_verify, o.require_master);
+    return health__err(
+        err, HEALTH_EINVAL,
+        "check '%.64s': insecure_skip_verify and require_master must be 0 or 1 (got %d, %d)", name,
+        o.insecure_skip_verify, o.require_master);
   if (o.tls_server_name && !*o.tls_server_name)
     return health__err(err, HEALTH_EINVAL, "check '%.64s': tls_server_name is empty", name);
   if (!(st = calloc(1, sizeof *st))) return health__err(err, HEALTH_ENOMEM, "out of memory");
@@ -180,8 +176,8 @@ HEALTH_EXPORT int health_redis_add(health_t *h, const char *name,
     goto fail;
   }
   if (st->url.tls) {
-    rc = health__tls_files_new(&st->tls, o.ca_file, o.ca_dir, o.cert_file, o.key_file,
-                               st->verify, ebuf, sizeof ebuf);
+    rc = health__tls_files_new(&st->tls, o.ca_file, o.ca_dir, o.cert_file, o.key_file, st->verify,
+                               ebuf, sizeof ebuf);
     if (rc) {
       rc = health__err(err, rc, "check '%.64s': %s", name, ebuf);
       goto fail;
@@ -189,8 +185,9 @@ HEALTH_EXPORT int health_redis_add(health_t *h, const char *name,
   } else if (o.ca_file || o.ca_dir || o.cert_file || o.key_file || o.tls_server_name ||
              o.insecure_skip_verify) {
     health__checker_log(st->ck, HEALTH_LOG_WARN, "redis_tls_options_ignored", "check", name,
-                        "message", "TLS options given for a redis:// URL (plaintext); "
-                                   "use rediss:// for TLS",
+                        "message",
+                        "TLS options given for a redis:// URL (plaintext); "
+                        "use rediss:// for TLS",
                         NULL);
   }
   st->verify_name = strdup(o.tls_server_name ? o.tls_server_name : st->url.host);

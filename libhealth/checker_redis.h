@@ -27,8 +27,7 @@
 #define PROBE_MAX_MS 250
 
 #define NO_TLS_HINT "no Redis reply: server may require TLS (use rediss://)"
-#define PLAIN_HINT \
-  "TLS handshake failed: server does not speak TLS (plaintext Redis? use redis://)"
+#define PLAIN_HINT "TLS handshake failed: server does not speak TLS (plaintext Redis? use redis://)"
 
 typedef struct redis_state {
   health__checker_t *ck;

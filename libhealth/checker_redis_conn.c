@@ -42,11 +42,13 @@ static int resolve(redis_state_t *st, struct addrinfo **out) {
     hints.ai_socktype = SOCK_STREAM;
     hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
     int rc = getaddrinfo(st->url.host, port, &hints, out);
-    if (rc) return health__redis_fail(st, HEALTH__IO_ERROR, "invalid address: %s", gai_strerror(rc));
+    if (rc)
+      return health__redis_fail(st, HEALTH__IO_ERROR, "invalid address: %s", gai_strerror(rc));
     return 0;
   }
   const char *why;
-  int rc = health__resolve(health__checker_dns(st->ck), st->url.host, port, st->deadline, out, &why);
+  int rc =
+      health__resolve(health__checker_dns(st->ck), st->url.host, port, st->deadline, out, &why);
   if (rc == 1) {
     timed_out(st);
     if (why) {
@@ -74,8 +76,7 @@ static int plaintext_probe(redis_state_t *st) {
   pc.fd = health__tcp_connect((struct sockaddr *)&st->addr, st->addrlen, until, &e);
   if (pc.fd < 0) return 0;
   int yes = health__conn_write(&pc, ping, sizeof ping - 1, until, NULL, 0) == 0 &&
-            health__conn_read(&pc, b, 1, until, NULL, 0) == 1 &&
-            (b[0] == '+' || b[0] == '-');
+            health__conn_read(&pc, b, 1, until, NULL, 0) == 1 && (b[0] == '+' || b[0] == '-');
   health__conn_close(&pc);
   return yes;
 }
@@ -98,7 +99,8 @@ static int io_fail(redis_state_t *st, int rc, const char *why) {
    * with our bytes unread): say what happened, and the likely cause. */
   if (fresh_plain && rc == HEALTH__IO_CLOSED && st->conn.npeek == 0)
     return health__redis_fail(st, rc, "%s, " NO_TLS_HINT, why);
-  if (rc == IO_PROTOCOL) return health__redis_fail(st, rc, "protocol error: the server did not answer in RESP");
+  if (rc == IO_PROTOCOL)
+    return health__redis_fail(st, rc, "protocol error: the server did not answer in RESP");
   /* A TLS 1.3 server checks the client certificate after our handshake
    * has completed; its alert is often lost to the reset that follows. */
   if (rc == HEALTH__IO_CLOSED && st->url.tls && st->replies == 0 &&
@@ -109,8 +111,8 @@ static int io_fail(redis_state_t *st, int rc, const char *why) {
   return health__redis_fail(st, rc, "%s", why);
 }
 
-static int command(redis_state_t *st, int argc, const char **argv,
-                   const size_t *lens, redisReply **out) {
+static int command(redis_state_t *st, int argc, const char **argv, const size_t *lens,
+                   redisReply **out) {
   char *cmd = NULL, buf[4096], why[200] = "";
   int n = redisFormatCommandArgv(&cmd, argc, argv, lens);
   *out = NULL;
@@ -146,8 +148,8 @@ static const char *err_code(const redisReply *rep, char *buf, size_t len) {
 }
 
 /* A command that must not fail; `what` names it in the output. */
-int health__redis_expect_ok(redis_state_t *st, const char *what, int argc,
-                            const char **argv, const size_t *lens, redisReply **keep) {
+int health__redis_expect_ok(redis_state_t *st, const char *what, int argc, const char **argv,
+                            const size_t *lens, redisReply **keep) {
   redisReply *rep;
   char code[32];
   int rc = command(st, argc, argv, lens, &rep);
@@ -156,13 +158,15 @@ int health__redis_expect_ok(redis_state_t *st, const char *what, int argc,
     snprintf(st->detail, sizeof st->detail, "%s", rep->str);
     err_code(rep, code, sizeof code);
     if (strstr(rep->str, "without any password configured"))
-      rc = health__redis_fail(st, IO_PROTOCOL, "%s failed: the server has no password set (remove it from the URL)", what);
+      rc = health__redis_fail(st, IO_PROTOCOL,
+                              "%s failed: the server has no password set (remove it from the URL)",
+                              what);
     else if (strcmp(code, "NOAUTH") == 0)
-      rc = health__redis_fail(st, IO_PROTOCOL, "%s failed: the server requires a password (NOAUTH)", what);
+      rc = health__redis_fail(st, IO_PROTOCOL, "%s failed: the server requires a password (NOAUTH)",
+                              what);
     else if (strstr(rep->str, "DB index is out of range"))
       rc = health__redis_fail(st, IO_PROTOCOL, "%s failed: database number out of range", what);
-    else
-      rc = health__redis_fail(st, IO_PROTOCOL, "%s failed (%s)", what, code);
+    else rc = health__redis_fail(st, IO_PROTOCOL, "%s failed (%s)", what, code);
     freeReplyObject(rep);
     return rc;
   }
@@ -183,15 +187,15 @@ static int handshake(redis_state_t *st) {
   /* A TLS server answers the ClientHello within a round trip; a plaintext
    * Redis waits silently for a newline (the ClientHello has NULs before
    * any '\n').  After a quiet spell, ask the same address in plaintext. */
-  int rc = health__tls_handshake(&st->conn, ctx, st->verify_name, st->verify,
-                                 now + quiet, why, sizeof why);
+  int rc = health__tls_handshake(&st->conn, ctx, st->verify_name, st->verify, now + quiet, why,
+                                 sizeof why);
   if (rc == HEALTH__IO_TIMEOUT && st->conn.npeek == 0 && plaintext_probe(st)) {
     snprintf(st->detail, sizeof st->detail, "no TLS reply; a plaintext PING was answered");
     return health__redis_fail(st, rc, PLAIN_HINT);
   }
   if (rc == HEALTH__IO_TIMEOUT)
-    rc = health__tls_handshake(&st->conn, ctx, st->verify_name, st->verify,
-                               st->deadline, why, sizeof why);
+    rc = health__tls_handshake(&st->conn, ctx, st->verify_name, st->verify, st->deadline, why,
+                               sizeof why);
   if (rc == 0) return 0;
   snprintf(st->detail, sizeof st->detail, "%s", why);
   if (rc == HEALTH__IO_TIMEOUT) return timed_out(st);
@@ -221,15 +225,17 @@ int health__redis_connect(redis_state_t *st) {
   freeaddrinfo(res);
   if (st->conn.fd < 0) {
     if (e == ETIMEDOUT && health__now_ms() >= st->deadline) return timed_out(st);
-    return health__redis_fail(st, HEALTH__IO_ERROR, "connect failed: %s", health__errno_text(e, ebuf, sizeof ebuf));
+    return health__redis_fail(st, HEALTH__IO_ERROR, "connect failed: %s",
+                              health__errno_text(e, ebuf, sizeof ebuf));
   }
-  if (!(st->reader = redisReaderCreate())) return health__redis_fail(st, HEALTH__IO_ERROR, "out of memory");
+  if (!(st->reader = redisReaderCreate()))
+    return health__redis_fail(st, HEALTH__IO_ERROR, "out of memory");
 
   if (st->url.tls) {
     if (!st->verify)
-      health__checker_log(st->ck, HEALTH_LOG_WARN, "redis_tls_insecure", "check", name,
-                          "message", "connecting WITHOUT verifying the server certificate "
-                                     "(insecure_skip_verify)",
+      health__checker_log(st->ck, HEALTH_LOG_WARN, "redis_tls_insecure", "check", name, "message",
+                          "connecting WITHOUT verifying the server certificate "
+                          "(insecure_skip_verify)",
                           NULL);
     if ((rc = handshake(st)) != 0) return rc;
   }
@@ -255,8 +261,8 @@ int health__redis_connect(redis_state_t *st) {
     health__redis_phase(st, "client setname");
     if ((rc = command(st, 3, argv, lens, &rep)) != 0) return rc;
     if (rep->type == REDIS_REPLY_ERROR)
-      health__checker_log(st->ck, HEALTH_LOG_DEBUG, "redis_setname_refused", "check", name,
-                          "reply", rep->str, NULL);
+      health__checker_log(st->ck, HEALTH_LOG_DEBUG, "redis_setname_refused", "check", name, "reply",
+                          rep->str, NULL);
     freeReplyObject(rep);
   }
   if (st->url.db) {
@@ -269,8 +275,8 @@ int health__redis_connect(redis_state_t *st) {
   }
   char ms[32];
   snprintf(ms, sizeof ms, "%llu", (unsigned long long)(health__now_ms() - t0));
-  health__checker_log(st->ck, HEALTH_LOG_DEBUG, "redis_connected", "check", name,
-                      "url", st->display_url, "#connect_ms", ms, NULL);
+  health__checker_log(st->ck, HEALTH_LOG_DEBUG, "redis_connected", "check", name, "url",
+                      st->display_url, "#connect_ms", ms, NULL);
   return 0;
 }
 

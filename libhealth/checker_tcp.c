@@ -58,7 +58,8 @@ HEALTH_EXPORT int health_tcp_add(health_t *h, const char *name, const char *targ
   const char *t = target, *why = NULL;
   if (strncasecmp(t, "tcp://", 6) == 0) t += 6;
   else if (strstr(t, "://"))
-    return health__err(err, HEALTH_EURL, "check '%.64s': TCP target must be host:port or tcp://host:port", name);
+    return health__err(err, HEALTH_EURL,
+                       "check '%.64s': TCP target must be host:port or tcp://host:port", name);
   size_t n = strlen(t);
   if (n && t[n - 1] == '/') n--;
   tcp_state_t *st = calloc(1, sizeof *st);

@@ -178,8 +178,7 @@ void health__fleet_init(health_t *h);
 /* Uniform in [0, n) (0 for n == 0).  Any thread. */
 uint64_t health__rand_below(health_t *h, uint64_t n);
 /* When a check's first run is due, at start (h->lock held). */
-uint64_t health__first_due_locked(health_t *h, const struct health__check *c,
-                                  uint64_t now);
+uint64_t health__first_due_locked(health_t *h, const struct health__check *c, uint64_t now);
 /* When a check is due again after the run that started at c->started_ms
  * and ended at `now`; `r` is its result or NULL (h->lock held). */
 uint64_t health__next_due_locked(health_t *h, const struct health__check *c,
@@ -201,9 +200,8 @@ unsigned health__backoff_cap(unsigned interval_ms, unsigned failures);
  * health_check_add() and by built-in checkers (which pass their own
  * default component type).  On failure `free_arg(arg)` has NOT been called.
  */
-int health__add_check(health_t *h, const char *name, health_check_fn fn,
-                      void *arg, void (*free_arg)(void *),
-                      const health_check_options_t *opts,
+int health__add_check(health_t *h, const char *name, health_check_fn fn, void *arg,
+                      void (*free_arg)(void *), const health_check_options_t *opts,
                       const char *default_component_type, health_error_t *err);
 
 int health__checks_start(health_t *h, health_error_t *err);
@@ -212,25 +210,22 @@ void health__checks_free(health_t *h);
 
 /* Log what the check now reports if it changed (check_state.c, h->lock
  * held); `cause`: "result", "timeout", "stale". */
-void health__check_report_locked(health_t *h, health__check_t *c, uint64_t now,
-                                 const char *cause);
+void health__check_report_locked(health_t *h, health__check_t *c, uint64_t now, const char *cause);
 /* Apply a completed (or timed-out) run (check_state.c, h->lock held). */
 void health__publish_locked(health_t *h, health__check_t *c, health_status_t status,
                             const char *output, const health_result_t *r);
 
 /* What health_check_find() reports about `c`, with h->lock held (also used
  * by health_check_foreach()). */
-void health__check_info_locked(health_t *h, const health__check_t *c,
-                               health_check_info_t *out);
+void health__check_info_locked(health_t *h, const health__check_t *c, health_check_info_t *out);
 /* Effective status of a check as rendered (stale results count as failed). */
-health_status_t health__check_status_locked(const health_t *h,
-                                            const health__check_t *c,
+health_status_t health__check_status_locked(const health_t *h, const health__check_t *c,
                                             uint64_t now, const char **why);
 
 /* Aggregate status of an endpoint (HEALTH_READINESS / HEALTH_LIVENESS)
  * with h->lock held; *valid_until_ms receives when it may go stale. */
-health_status_t health__aggregate_locked(health_t *h, unsigned endpoint,
-                                         uint64_t now, uint64_t *valid_until_ms);
+health_status_t health__aggregate_locked(health_t *h, unsigned endpoint, uint64_t now,
+                                         uint64_t *valid_until_ms);
 /* ---- the registry, read by the layers above (checks.c) ----
  * Nothing outside the engine walks h->eng.checks: it calls these.  The
  * registry grows only before start, so after start an index stays valid

@@ -34,8 +34,8 @@ HEALTH_EXPORT void health_check_options_init(health_check_options_t *o) {
 
 /* ---- results, as seen by callbacks ---- */
 
-HEALTH_EXPORT void health_result_set(health_result_t *r, health_status_t status,
-                                     const char *fmt, ...) {
+HEALTH_EXPORT void health_result_set(health_result_t *r, health_status_t status, const char *fmt,
+                                     ...) {
   if (!r) return;
   if (status != HEALTH_PASS && status != HEALTH_WARN) status = HEALTH_FAIL;
   r->status = status;
@@ -51,8 +51,7 @@ HEALTH_EXPORT void health_result_set(health_result_t *r, health_status_t status,
   }
 }
 
-HEALTH_EXPORT void health_result_observe(health_result_t *r, double value,
-                                         const char *unit) {
+HEALTH_EXPORT void health_result_observe(health_result_t *r, double value, const char *unit) {
   if (!r) return;
   r->has_observed = 1;
   r->observed_value = value;
@@ -90,24 +89,26 @@ static char *dup_or_null(const char *s, int *failed) {
   return d;
 }
 
-int health__add_check(health_t *h, const char *name, health_check_fn fn,
-                      void *arg, void (*free_arg)(void *),
-                      const health_check_options_t *opts,
+int health__add_check(health_t *h, const char *name, health_check_fn fn, void *arg,
+                      void (*free_arg)(void *), const health_check_options_t *opts,
                       const char *default_component_type, health_error_t *err) {
   if (!h || !name || !fn)
-    return health__err(err, HEALTH_EINVAL, "health_check_add: handle, name and callback are required");
-  if (health__forked(h)) return health__err(err, HEALTH_EFORKED, "%s: the handle belongs to the parent process", name);
+    return health__err(err, HEALTH_EINVAL,
+                       "health_check_add: handle, name and callback are required");
+  if (health__forked(h))
+    return health__err(err, HEALTH_EFORKED, "%s: the handle belongs to the parent process", name);
   if (!health__valid_name(name))
     return health__err(err, HEALTH_EINVAL,
-                       "check name must be 1-%d characters of A-Z a-z 0-9 . _ -",
-                       HEALTH__NAME_MAX);
+                       "check name must be 1-%d characters of A-Z a-z 0-9 . _ -", HEALTH__NAME_MAX);
   health_check_options_t o;
   if (opts) o = *opts;
   else health_check_options_init(&o);
   int rrc = HEALTH__RESERVED_CHECK(&o, "health_check_options", err);
   if (rrc) return rrc;
   if (o.endpoints == 0 || (o.endpoints & ~(HEALTH_READINESS | HEALTH_LIVENESS)))
-    return health__err(err, HEALTH_EINVAL, "check '%s': endpoints must be HEALTH_READINESS and/or HEALTH_LIVENESS", name);
+    return health__err(err, HEALTH_EINVAL,
+                       "check '%s': endpoints must be HEALTH_READINESS and/or HEALTH_LIVENESS",
+                       name);
   unsigned interval = o.interval_ms ? o.interval_ms : h->opt.check_interval_ms;
   unsigned timeout = o.timeout_ms ? o.timeout_ms : h->opt.check_timeout_ms;
   if (interval < 10 || interval > 86400000u)
@@ -120,11 +121,13 @@ int health__add_check(health_t *h, const char *name, health_check_fn fn,
   /* The key is "<name>:<measurement>": a ':' (or anything outside the
    * name grammar) in either part makes a key the format forbids. */
   if (!health__valid_name(measurement))
-    return health__err(err, HEALTH_EINVAL,
-                       "check '%s': measurement must be 1-%d characters of A-Z a-z 0-9 . _ - (no ':')",
-                       name, HEALTH__NAME_MAX);
+    return health__err(
+        err, HEALTH_EINVAL,
+        "check '%s': measurement must be 1-%d characters of A-Z a-z 0-9 . _ - (no ':')", name,
+        HEALTH__NAME_MAX);
   if (o.critical != 0 && o.critical != 1)
-    return health__err(err, HEALTH_EINVAL, "check '%s': critical must be 0 or 1 (got %d)", name, o.critical);
+    return health__err(err, HEALTH_EINVAL, "check '%s': critical must be 0 or 1 (got %d)", name,
+                       o.critical);
   pthread_mutex_lock(&h->lock);
   int rc = 0;
   if (h->state != HEALTH__ST_NEW) {
@@ -178,20 +181,19 @@ int health__add_check(health_t *h, const char *name, health_check_fn fn,
     char t[24], iv[24];
     snprintf(t, sizeof t, "%u", timeout);
     snprintf(iv, sizeof iv, "%u", interval);
-    health__log(h, HEALTH_LOG_WARN, "check_timeout_not_below_interval", "check", name, "#timeout_ms", t,
-                "#interval_ms", iv, "message",
-                "the timeout is not shorter than the interval: runs never overlap, so a slow run delays the next one",
-                NULL);
+    health__log(
+        h, HEALTH_LOG_WARN, "check_timeout_not_below_interval", "check", name, "#timeout_ms", t,
+        "#interval_ms", iv, "message",
+        "the timeout is not shorter than the interval: runs never overlap, so a slow run delays the next one",
+        NULL);
   }
 out:
   pthread_mutex_unlock(&h->lock);
   return rc;
 }
 
-HEALTH_EXPORT int health_check_add(health_t *h, const char *name,
-                                   health_check_fn fn, void *arg,
-                                   void (*free_arg)(void *),
-                                   const health_check_options_t *opts,
+HEALTH_EXPORT int health_check_add(health_t *h, const char *name, health_check_fn fn, void *arg,
+                                   void (*free_arg)(void *), const health_check_options_t *opts,
                                    health_error_t *err) {
   return health__add_check(h, name, fn, arg, free_arg, opts, "component", err);
 }
@@ -234,9 +236,7 @@ const health__check_t *health__check_at_locked(const health_t *h, size_t i) {
   return i < h->eng.nchecks ? h->eng.checks[i] : NULL;
 }
 
-size_t health__checks_count_locked(const health_t *h) {
-  return h->eng.nchecks;
-}
+size_t health__checks_count_locked(const health_t *h) { return h->eng.nchecks; }
 
 const health__check_t *health__check_find_locked(const health_t *h, const char *s, int key,
                                                  size_t *idx) {

@@ -7,7 +7,9 @@
 #define HEALTH_COMPAT_BUILDING 1 /* no deprecation warnings for the definitions */
 #include "health-int.h"
 
-HEALTH_EXPORT int health_add_check(health_t *h, const char *name, health_check_fn fn, void *arg, void (*free_arg)(void *arg), const health_check_options_t *opts, health_error_t *err) {
+HEALTH_EXPORT int health_add_check(health_t *h, const char *name, health_check_fn fn, void *arg,
+                                   void (*free_arg)(void *arg), const health_check_options_t *opts,
+                                   health_error_t *err) {
   return health_check_add(h, name, fn, arg, free_arg, opts, err);
 }
 
@@ -23,31 +25,43 @@ HEALTH_EXPORT void health_pg_options_init(health_postgres_options_t *o) {
   health_postgres_options_init(o);
 }
 
-HEALTH_EXPORT int health_add_postgres(health_t *h, const char *name, const char *conninfo, const health_postgres_options_t *pg, const health_check_options_t *opts, health_error_t *err) {
+HEALTH_EXPORT int health_add_postgres(health_t *h, const char *name, const char *conninfo,
+                                      const health_postgres_options_t *pg,
+                                      const health_check_options_t *opts, health_error_t *err) {
   return health_postgres_add(h, name, conninfo, pg, opts, err);
 }
 
-HEALTH_EXPORT int health_add_redis(health_t *h, const char *name, const char *url, const health_redis_options_t *redis, const health_check_options_t *opts, health_error_t *err) {
+HEALTH_EXPORT int health_add_redis(health_t *h, const char *name, const char *url,
+                                   const health_redis_options_t *redis,
+                                   const health_check_options_t *opts, health_error_t *err) {
   return health_redis_add(h, name, url, redis, opts, err);
 }
 
-HEALTH_EXPORT int health_add_tcp(health_t *h, const char *name, const char *target, const health_check_options_t *opts, health_error_t *err) {
+HEALTH_EXPORT int health_add_tcp(health_t *h, const char *name, const char *target,
+                                 const health_check_options_t *opts, health_error_t *err) {
   return health_tcp_add(h, name, target, opts, err);
 }
 
-HEALTH_EXPORT int health_add_http(health_t *h, const char *name, const char *url, const health_http_options_t *http, const health_check_options_t *opts, health_error_t *err) {
+HEALTH_EXPORT int health_add_http(health_t *h, const char *name, const char *url,
+                                  const health_http_options_t *http,
+                                  const health_check_options_t *opts, health_error_t *err) {
   return health_http_add(h, name, url, http, opts, err);
 }
 
-HEALTH_EXPORT int health_add_disk(health_t *h, const char *name, const char *path, const health_disk_options_t *disk, const health_check_options_t *opts, health_error_t *err) {
+HEALTH_EXPORT int health_add_disk(health_t *h, const char *name, const char *path,
+                                  const health_disk_options_t *disk,
+                                  const health_check_options_t *opts, health_error_t *err) {
   return health_disk_add(h, name, path, disk, opts, err);
 }
 
-HEALTH_EXPORT int health_add_memory(health_t *h, const char *name, const health_memory_options_t *mem, const health_check_options_t *opts, health_error_t *err) {
+HEALTH_EXPORT int health_add_memory(health_t *h, const char *name,
+                                    const health_memory_options_t *mem,
+                                    const health_check_options_t *opts, health_error_t *err) {
   return health_memory_add(h, name, mem, opts, err);
 }
 
-HEALTH_EXPORT int health_add_fds(health_t *h, const char *name, const health_fds_options_t *fds, const health_check_options_t *opts, health_error_t *err) {
+HEALTH_EXPORT int health_add_fds(health_t *h, const char *name, const health_fds_options_t *fds,
+                                 const health_check_options_t *opts, health_error_t *err) {
   return health_fds_add(h, name, fds, opts, err);
 }
 
@@ -55,7 +69,8 @@ HEALTH_EXPORT int health_set_nofile_max(health_t *h, unsigned long max_soft, hea
   return health_fds_set_limit(h, max_soft, err);
 }
 
-HEALTH_EXPORT int health_add_hook(health_t *h, const char *name, int order, unsigned timeout_ms, health_hook_fn fn, void *arg, health_error_t *err) {
+HEALTH_EXPORT int health_add_hook(health_t *h, const char *name, int order, unsigned timeout_ms,
+                                  health_hook_fn fn, void *arg, health_error_t *err) {
   return health_hook_add(h, name, order, timeout_ms, fn, arg, err);
 }
 
@@ -63,27 +78,31 @@ HEALTH_EXPORT int health_on_drain(health_t *h, void (*fn)(void *arg), void *arg)
   return health_drain_notify(h, fn, arg, NULL);
 }
 
-HEALTH_EXPORT int health_is_draining(const health_t *h) {
-  return health_drain_active(h);
-}
+HEALTH_EXPORT int health_is_draining(const health_t *h) { return health_drain_active(h); }
 
-HEALTH_EXPORT int health_render(health_t *h, unsigned what, const char *check, const char *authorization, const char *accept, health_answer_t *out) {
+HEALTH_EXPORT int health_render(health_t *h, unsigned what, const char *check,
+                                const char *authorization, const char *accept,
+                                health_answer_t *out) {
   return health_answer_render(h, what, check, authorization, accept, out, NULL);
 }
 
-HEALTH_EXPORT int health_add_listener(health_t *h, health_listener_fn fn, void *arg, health_error_t *err) {
+HEALTH_EXPORT int health_add_listener(health_t *h, health_listener_fn fn, void *arg,
+                                      health_error_t *err) {
   return health_listener_add(h, fn, arg, err);
 }
 
-HEALTH_EXPORT int health_set_fleet(health_t *h, const health_fleet_options_t *o, health_error_t *err) {
+HEALTH_EXPORT int health_set_fleet(health_t *h, const health_fleet_options_t *o,
+                                   health_error_t *err) {
   return health_fleet_set(h, o, err);
 }
 
-HEALTH_EXPORT int health_set_serve_options(health_t *h, const health_serve_options_t *o, health_error_t *err) {
+HEALTH_EXPORT int health_set_serve_options(health_t *h, const health_serve_options_t *o,
+                                           health_error_t *err) {
   return health_serve_set(h, o, err);
 }
 
-HEALTH_EXPORT int health_set_agent(health_t *h, const health_agent_options_t *o, health_error_t *err) {
+HEALTH_EXPORT int health_set_agent(health_t *h, const health_agent_options_t *o,
+                                   health_error_t *err) {
   return health_agent_set(h, o, err);
 }
 
@@ -91,9 +110,7 @@ HEALTH_EXPORT int health_set_not_ready(health_t *h, const char *reason, health_e
   return health_ready_hold(h, reason, err);
 }
 
-HEALTH_EXPORT int health_set_ready(health_t *h) {
-  return health_ready_release(h, NULL);
-}
+HEALTH_EXPORT int health_set_ready(health_t *h) { return health_ready_release(h, NULL); }
 
 HEALTH_EXPORT int health_add_gate(health_t *h, const char *name, health_error_t *err) {
   return health_gate_add(h, name, err);
@@ -103,6 +120,7 @@ HEALTH_EXPORT int health_open_gate(health_t *h, const char *name) {
   return health_gate_open(h, name, NULL);
 }
 
-HEALTH_EXPORT int health_set_startup_deadline(health_t *h, unsigned deadline_ms, health_error_t *err) {
+HEALTH_EXPORT int health_set_startup_deadline(health_t *h, unsigned deadline_ms,
+                                              health_error_t *err) {
   return health_startup_set_deadline(h, deadline_ms, err);
 }

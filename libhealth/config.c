@@ -53,11 +53,14 @@ static void warn_unknown(health_t *h, const spy_t *s, const char *const *names) 
 HEALTH_EXPORT int health_check_add_from_env(health_t *h, unsigned *added, health_error_t *err) {
   if (added) *added = 0;
   if (!h) return health__err(err, HEALTH_EINVAL, "health_check_add_from_env: handle is required");
-  if (health__forked(h)) return health__err(err, HEALTH_EFORKED, "%s: the handle belongs to the parent process", __func__);
+  if (health__forked(h))
+    return health__err(err, HEALTH_EFORKED, "%s: the handle belongs to the parent process",
+                       __func__);
   if (h->state != HEALTH__ST_NEW)
     return health__err(err, HEALTH_ESTATE, "checks must be added before health_start()");
   health__checks_env_t *ce;
-  int rc = health__checks_env_parse(health__env_lookup, NULL, (const char *const *)environ, &ce, err);
+  int rc =
+      health__checks_env_parse(health__env_lookup, NULL, (const char *const *)environ, &ce, err);
   if (rc) return rc;
   rc = health__checks_env_add(h, ce, added, err);
   health__checks_env_free(ce);
@@ -71,13 +74,16 @@ HEALTH_EXPORT int health_config_from_env(health_t *h, health_error_t *err) {
 int health__config_from_lookup(health_t *h, health__lookup_fn lookup, void *arg,
                                const char *const *names, health_error_t *err) {
   if (!h) return health__err(err, HEALTH_EINVAL, "health_config_from_env: handle is NULL");
-  if (health__forked(h)) return health__err(err, HEALTH_EFORKED, "%s: the handle belongs to the parent process", __func__);
+  if (health__forked(h))
+    return health__err(err, HEALTH_EFORKED, "%s: the handle belongs to the parent process",
+                       __func__);
   pthread_mutex_lock(&h->lock);
   int state = h->state;
   health_options_t o = h->opt;
   pthread_mutex_unlock(&h->lock);
   if (state != HEALTH__ST_NEW)
-    return health__err(err, HEALTH_ESTATE, "health_config_from_env must be called before health_start()");
+    return health__err(err, HEALTH_ESTATE,
+                       "health_config_from_env must be called before health_start()");
 
   /* 1. Parse and validate everything; nothing changes. */
   spy_t sp = {.fn = lookup, .arg = arg};
@@ -104,8 +110,9 @@ int health__config_from_lookup(health_t *h, health__lookup_fn lookup, void *arg,
   const char *pv;
   int set_paths = 0;
   for (int i = 0; i < 3; i++)
-    if ((pv = lookup(i == 0 ? "HEALTH_READY_PATH" : i == 1 ? "HEALTH_LIVE_PATH"
-                                                           : "HEALTH_METRICS_PATH",
+    if ((pv = lookup(i == 0   ? "HEALTH_READY_PATH"
+                     : i == 1 ? "HEALTH_LIVE_PATH"
+                              : "HEALTH_METRICS_PATH",
                      arg)) &&
         *pv)
       set_paths = 1;

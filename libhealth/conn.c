@@ -57,8 +57,7 @@ void health__io_say(char *err, size_t errlen, const char *fmt, ...) {
 
 /* A failed send/recv: a reset is "closed" (the peer went away), anything
  * else is an error worth its strerror. */
-int health__io_sys_fail(health__conn_t *c, int e, const char *what, char *err,
-                        size_t errlen) {
+int health__io_sys_fail(health__conn_t *c, int e, const char *what, char *err, size_t errlen) {
   c->sys_errno = e;
   if (e == ECONNRESET || e == EPIPE) {
     health__io_say(err, errlen, "%s: connection reset by server", what);
@@ -68,8 +67,8 @@ int health__io_sys_fail(health__conn_t *c, int e, const char *what, char *err,
   return HEALTH__IO_ERROR;
 }
 
-int health__plain_write(health__conn_t *c, const char *p, size_t len,
-                        uint64_t deadline_ms, char *err, size_t errlen) {
+int health__plain_write(health__conn_t *c, const char *p, size_t len, uint64_t deadline_ms,
+                        char *err, size_t errlen) {
   while (len) {
     ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL);
     if (n > 0) {
@@ -89,8 +88,8 @@ int health__plain_write(health__conn_t *c, const char *p, size_t len,
   return 0;
 }
 
-ssize_t health__plain_read(health__conn_t *c, char *buf, size_t cap,
-                           uint64_t deadline_ms, char *err, size_t errlen) {
+ssize_t health__plain_read(health__conn_t *c, char *buf, size_t cap, uint64_t deadline_ms,
+                           char *err, size_t errlen) {
   for (;;) {
     ssize_t n = recv(c->fd, buf, cap, 0);
     if (n > 0) {
@@ -110,8 +109,7 @@ ssize_t health__plain_read(health__conn_t *c, char *buf, size_t cap,
   }
 }
 
-int health__tcp_connect(const struct sockaddr *sa, socklen_t len, uint64_t deadline,
-                        int *err) {
+int health__tcp_connect(const struct sockaddr *sa, socklen_t len, uint64_t deadline, int *err) {
   int fd = health__fd_hoist(socket(sa->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0));
   int one = 1, soerr = 0;
   socklen_t sl = sizeof soerr;

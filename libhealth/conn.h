@@ -41,9 +41,8 @@ typedef struct health__conn {
  * @return 0 or HEALTH_ETLS (message names the file), HEALTH_ENOMEM,
  *         HEALTH_ENOTSUP (built without OpenSSL).
  */
-int health__tls_ctx_new(struct ssl_ctx_st **out, const char *ca_file,
-                        const char *ca_dir, const char *cert_file,
-                        const char *key_file, int verify, char *err,
+int health__tls_ctx_new(struct ssl_ctx_st **out, const char *ca_file, const char *ca_dir,
+                        const char *cert_file, const char *key_file, int verify, char *err,
                         size_t errlen);
 void health__tls_ctx_free(struct ssl_ctx_st *ctx);
 
@@ -83,18 +82,17 @@ void health__conn_init(health__conn_t *c);
  * HEALTH__IO_TIMEOUT to continue with a later deadline.
  * @return 0 or HEALTH__IO_*; `err` gets a message without host names.
  */
-int health__tls_handshake(health__conn_t *c, struct ssl_ctx_st *ctx,
-                          const char *name, int verify, uint64_t deadline_ms,
-                          char *err, size_t errlen);
+int health__tls_handshake(health__conn_t *c, struct ssl_ctx_st *ctx, const char *name, int verify,
+                          uint64_t deadline_ms, char *err, size_t errlen);
 
 /** Write all of buf.  @return 0 or HEALTH__IO_*. */
-int health__conn_write(health__conn_t *c, const void *buf, size_t len,
-                       uint64_t deadline_ms, char *err, size_t errlen);
+int health__conn_write(health__conn_t *c, const void *buf, size_t len, uint64_t deadline_ms,
+                       char *err, size_t errlen);
 
 /** Read what is available (waiting until the deadline for something).
  * @return bytes read (> 0) or HEALTH__IO_*. */
-ssize_t health__conn_read(health__conn_t *c, void *buf, size_t cap,
-                          uint64_t deadline_ms, char *err, size_t errlen);
+ssize_t health__conn_read(health__conn_t *c, void *buf, size_t cap, uint64_t deadline_ms, char *err,
+                          size_t errlen);
 
 /** 1 if an idle connection is unusable (peer closed, or sent something
  * nobody asked for). */
@@ -112,8 +110,7 @@ int health__wait_fd(int fd, short events, uint64_t deadline_ms);
  * address, waiting at most until `deadline` (monotonic ms).
  * @return the socket, or -1 with *err the errno (ETIMEDOUT at the deadline).
  */
-int health__tcp_connect(const struct sockaddr *sa, socklen_t len, uint64_t deadline,
-                        int *err);
+int health__tcp_connect(const struct sockaddr *sa, socklen_t len, uint64_t deadline, int *err);
 
 /** strerror(e) with a lower-case first letter, for messages. */
 const char *health__errno_text(int e, char *buf, size_t len);
@@ -122,8 +119,7 @@ const char *health__errno_text(int e, char *buf, size_t len);
 void health__conn_remember(health__conn_t *c, const void *buf, size_t n);
 void health__io_say(char *err, size_t errlen, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-int health__io_sys_fail(health__conn_t *c, int e, const char *what, char *err,
-                        size_t errlen);
+int health__io_sys_fail(health__conn_t *c, int e, const char *what, char *err, size_t errlen);
 int health__plain_write(health__conn_t *c, const char *p, size_t len, uint64_t deadline_ms,
                         char *err, size_t errlen);
 ssize_t health__plain_read(health__conn_t *c, char *buf, size_t cap, uint64_t deadline_ms,

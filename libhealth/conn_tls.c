@@ -1,8 +1,8 @@
 /*
  * The stream of the connection layer (conn.h), over the sockets of conn.c:
  * TLS client contexts, the handshake with host-name verification, and the
- * reads and writes of a stream, TLS or plaintext, all bounded by a deadline.  Built whenever OpenSSL is found, whatever
- * checkers are enabled; without OpenSSL every call says TLS is missing.
+ * reads and writes of a stream, TLS or plaintext, all bounded by a deadline.  Built whenever
+ * OpenSSL is found, whatever checkers are enabled; without OpenSSL every call says TLS is missing.
  *
  * OpenSSL talks to the socket through our own BIO rather than BIO_s_socket
  * for two reasons: send() with MSG_NOSIGNAL, so a peer that resets the
@@ -74,8 +74,7 @@ static int sock_create(BIO *b) {
 }
 
 static void sock_method_init(void) {
-  BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK,
-                               "libhealth socket");
+  BIO_METHOD *m = BIO_meth_new(BIO_get_new_index() | BIO_TYPE_SOURCE_SINK, "libhealth socket");
   if (m && BIO_meth_set_write(m, sock_write) && BIO_meth_set_read(m, sock_read) &&
       BIO_meth_set_ctrl(m, sock_ctrl) && BIO_meth_set_create(m, sock_create)) {
     sock_method = m;
@@ -115,8 +114,8 @@ static int readable(const char *path) {
 }
 
 int health__tls_ctx_new(SSL_CTX **out, const char *ca_file, const char *ca_dir,
-                        const char *cert_file, const char *key_file, int verify,
-                        char *err, size_t errlen) {
+                        const char *cert_file, const char *key_file, int verify, char *err,
+                        size_t errlen) {
   SSL_CTX *ctx;
   DIR *d;
   int rc = HEALTH_ETLS;
@@ -140,7 +139,8 @@ int health__tls_ctx_new(SSL_CTX **out, const char *ca_file, const char *ca_dir,
     closedir(d);
   }
   if (cert_file && !readable(cert_file)) {
-    health__io_say(err, errlen, "cannot read client certificate '%s': %s", cert_file, strerror(errno));
+    health__io_say(err, errlen, "cannot read client certificate '%s': %s", cert_file,
+                   strerror(errno));
     return HEALTH_ETLS;
   }
   if (key_file && !readable(key_file)) {
@@ -179,18 +179,19 @@ int health__tls_ctx_new(SSL_CTX **out, const char *ca_file, const char *ca_dir,
   if (!cert_file) SSL_CTX_set_client_cert_cb(ctx, note_cert_request);
   if (cert_file) {
     if (SSL_CTX_use_certificate_chain_file(ctx, cert_file) != 1) {
-      health__io_say(err, errlen, "cannot load client certificate '%s': %s", cert_file, ossl_reason());
+      health__io_say(err, errlen, "cannot load client certificate '%s': %s", cert_file,
+                     ossl_reason());
       goto fail;
     }
     if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1) {
-      if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH)
-        goto mismatch;
+      if (ERR_GET_REASON(ERR_peek_last_error()) == X509_R_KEY_VALUES_MISMATCH) goto mismatch;
       health__io_say(err, errlen, "cannot load client key '%s': %s", key_file, ossl_reason());
       goto fail;
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {
     mismatch:
-      health__io_say(err, errlen, "client key '%s' does not match certificate '%s'", key_file, cert_file);
+      health__io_say(err, errlen, "client key '%s' does not match certificate '%s'", key_file,
+                     cert_file);
       goto fail;
     }
   }
@@ -219,14 +220,12 @@ static const char *alert_hint(const health__conn_t *c, int reason) {
     case SSL_R_SSLV3_ALERT_BAD_CERTIFICATE:
     case SSL_R_SSLV3_ALERT_CERTIFICATE_UNKNOWN:
       return " (the server rejected the client certificate)";
-    default:
-      return "";
+    default: return "";
   }
 }
 
 /* Turn a failed SSL_* call into HEALTH__IO_* and a curated message. */
-static int ssl_fail(health__conn_t *c, int sslerr, const char *what, char *err,
-                    size_t errlen) {
+static int ssl_fail(health__conn_t *c, int sslerr, const char *what, char *err, size_t errlen) {
   unsigned long e = ERR_peek_last_error();
   int reason = e ? ERR_GET_REASON(e) : 0;
   long vr = SSL_get_verify_result(c->ssl);
@@ -235,8 +234,7 @@ static int ssl_fail(health__conn_t *c, int sslerr, const char *what, char *err,
   if (reason == SSL_R_CERTIFICATE_VERIFY_FAILED && vr != X509_V_OK) {
     health__io_say(err, errlen, "TLS certificate verify failed: %s",
                    X509_verify_cert_error_string(vr));
-  } else if (sslerr == SSL_ERROR_ZERO_RETURN ||
-             reason == SSL_R_UNEXPECTED_EOF_WHILE_READING ||
+  } else if (sslerr == SSL_ERROR_ZERO_RETURN || reason == SSL_R_UNEXPECTED_EOF_WHILE_READING ||
              (sslerr == SSL_ERROR_SYSCALL && !e && c->sys_errno == 0)) {
     health__io_say(err, errlen, "%s: connection closed by server", what);
     rc = HEALTH__IO_CLOSED;
@@ -244,16 +242,15 @@ static int ssl_fail(health__conn_t *c, int sslerr, const char *what, char *err,
     rc = health__io_sys_fail(c, c->sys_errno, what, err, errlen);
   } else {
     const char *r = e ? ERR_reason_error_string(e) : NULL;
-    health__io_say(err, errlen, "%s: %s%s", what, r ? r : "unknown error",
-                   alert_hint(c, reason));
+    health__io_say(err, errlen, "%s: %s%s", what, r ? r : "unknown error", alert_hint(c, reason));
   }
   ERR_clear_error();
   return rc;
 }
 
 /* Wait for what OpenSSL asked for; 1 to retry, else HEALTH__IO_*. */
-static int ssl_wait(health__conn_t *c, int sslerr, const char *what,
-                    uint64_t deadline_ms, char *err, size_t errlen) {
+static int ssl_wait(health__conn_t *c, int sslerr, const char *what, uint64_t deadline_ms,
+                    char *err, size_t errlen) {
   short ev;
   if (sslerr == SSL_ERROR_WANT_READ) ev = POLLIN;
   else if (sslerr == SSL_ERROR_WANT_WRITE) ev = POLLOUT;
@@ -264,9 +261,8 @@ static int ssl_wait(health__conn_t *c, int sslerr, const char *what,
   return 1;
 }
 
-int health__tls_handshake(health__conn_t *c, SSL_CTX *ctx, const char *name,
-                          int verify, uint64_t deadline_ms, char *err,
-                          size_t errlen) {
+int health__tls_handshake(health__conn_t *c, SSL_CTX *ctx, const char *name, int verify,
+                          uint64_t deadline_ms, char *err, size_t errlen) {
   if (!c->ssl) {
     unsigned char ip[16];
     int is_ip = inet_pton(AF_INET, name, ip) == 1 || inet_pton(AF_INET6, name, ip) == 1;
@@ -304,14 +300,13 @@ int health__tls_handshake(health__conn_t *c, SSL_CTX *ctx, const char *name,
     c->sys_errno = 0;
     int r = SSL_connect(c->ssl);
     if (r == 1) return 0;
-    r = ssl_wait(c, SSL_get_error(c->ssl, r), "TLS handshake failed",
-                 deadline_ms, err, errlen);
+    r = ssl_wait(c, SSL_get_error(c->ssl, r), "TLS handshake failed", deadline_ms, err, errlen);
     if (r != 1) return r;
   }
 }
 
-static int tls_write(health__conn_t *c, const void *buf, size_t len,
-                     uint64_t deadline_ms, char *err, size_t errlen) {
+static int tls_write(health__conn_t *c, const void *buf, size_t len, uint64_t deadline_ms,
+                     char *err, size_t errlen) {
   while (len) {
     ERR_clear_error();
     c->sys_errno = 0;
@@ -321,22 +316,20 @@ static int tls_write(health__conn_t *c, const void *buf, size_t len,
       len -= (size_t)n;
       continue;
     }
-    int r = ssl_wait(c, SSL_get_error(c->ssl, n), "TLS error", deadline_ms,
-                     err, errlen);
+    int r = ssl_wait(c, SSL_get_error(c->ssl, n), "TLS error", deadline_ms, err, errlen);
     if (r != 1) return r;
   }
   return 0;
 }
 
-static ssize_t tls_read(health__conn_t *c, void *buf, size_t cap,
-                        uint64_t deadline_ms, char *err, size_t errlen) {
+static ssize_t tls_read(health__conn_t *c, void *buf, size_t cap, uint64_t deadline_ms, char *err,
+                        size_t errlen) {
   for (;;) {
     ERR_clear_error();
     c->sys_errno = 0;
     int n = SSL_read(c->ssl, buf, cap > INT32_MAX ? INT32_MAX : (int)cap);
     if (n > 0) return n;
-    int r = ssl_wait(c, SSL_get_error(c->ssl, n), "TLS error", deadline_ms,
-                     err, errlen);
+    int r = ssl_wait(c, SSL_get_error(c->ssl, n), "TLS error", deadline_ms, err, errlen);
     if (r != 1) return r;
   }
 }
@@ -364,9 +357,8 @@ static void tls_free(health__conn_t *c) {
 }
 #else /* !HAVE_OPENSSL: every TLS call says so; c->ssl is never set */
 
-int health__tls_ctx_new(struct ssl_ctx_st **out, const char *ca_file,
-                        const char *ca_dir, const char *cert_file,
-                        const char *key_file, int verify, char *err,
+int health__tls_ctx_new(struct ssl_ctx_st **out, const char *ca_file, const char *ca_dir,
+                        const char *cert_file, const char *key_file, int verify, char *err,
                         size_t errlen) {
   (void)ca_file, (void)ca_dir, (void)cert_file, (void)key_file, (void)verify;
   *out = NULL;
@@ -376,23 +368,22 @@ int health__tls_ctx_new(struct ssl_ctx_st **out, const char *ca_file,
 
 void health__tls_ctx_free(struct ssl_ctx_st *ctx) { (void)ctx; }
 
-int health__tls_handshake(health__conn_t *c, struct ssl_ctx_st *ctx,
-                          const char *name, int verify, uint64_t deadline_ms,
-                          char *err, size_t errlen) {
+int health__tls_handshake(health__conn_t *c, struct ssl_ctx_st *ctx, const char *name, int verify,
+                          uint64_t deadline_ms, char *err, size_t errlen) {
   (void)c, (void)ctx, (void)name, (void)verify, (void)deadline_ms;
   health__io_say(err, errlen, "TLS support was not compiled in");
   return HEALTH__IO_ERROR;
 }
 
-static int tls_write(health__conn_t *c, const void *buf, size_t len,
-                     uint64_t deadline_ms, char *err, size_t errlen) {
+static int tls_write(health__conn_t *c, const void *buf, size_t len, uint64_t deadline_ms,
+                     char *err, size_t errlen) {
   (void)c, (void)buf, (void)len, (void)deadline_ms;
   health__io_say(err, errlen, "TLS support was not compiled in");
   return HEALTH__IO_ERROR;
 }
 
-static ssize_t tls_read(health__conn_t *c, void *buf, size_t cap,
-                        uint64_t deadline_ms, char *err, size_t errlen) {
+static ssize_t tls_read(health__conn_t *c, void *buf, size_t cap, uint64_t deadline_ms, char *err,
+                        size_t errlen) {
   (void)c, (void)buf, (void)cap, (void)deadline_ms;
   health__io_say(err, errlen, "TLS support was not compiled in");
   return HEALTH__IO_ERROR;
@@ -409,14 +400,14 @@ static void tls_free(health__conn_t *c) { c->ssl = NULL; }
 
 /* ---- the stream: TLS when c->ssl is set, else plaintext (conn.c) ---- */
 
-int health__conn_write(health__conn_t *c, const void *buf, size_t len,
-                       uint64_t deadline_ms, char *err, size_t errlen) {
+int health__conn_write(health__conn_t *c, const void *buf, size_t len, uint64_t deadline_ms,
+                       char *err, size_t errlen) {
   if (c->ssl) return tls_write(c, buf, len, deadline_ms, err, errlen);
   return health__plain_write(c, buf, len, deadline_ms, err, errlen);
 }
 
-ssize_t health__conn_read(health__conn_t *c, void *buf, size_t cap,
-                          uint64_t deadline_ms, char *err, size_t errlen) {
+ssize_t health__conn_read(health__conn_t *c, void *buf, size_t cap, uint64_t deadline_ms, char *err,
+                          size_t errlen) {
   if (c->ssl) return tls_read(c, buf, cap, deadline_ms, err, errlen);
   return health__plain_read(c, buf, cap, deadline_ms, err, errlen);
 }

@@ -22,11 +22,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-enum { F_CA,
-       F_DIR,
-       F_CERT,
-       F_KEY,
-       F_N };
+enum { F_CA, F_DIR, F_CERT, F_KEY, F_N };
 
 typedef struct stamp {
   int err; /* errno of stat(), 0 when it worked */
@@ -111,8 +107,8 @@ int health__tls_files_ctx(health__tls_files_t *f, struct ssl_ctx_st **ctx, char 
   if (same(now, f->built)) return 0;
   if (f->have_failed && same(now, f->failed)) return 0; /* said once already */
   struct ssl_ctx_st *fresh = NULL;
-  if (health__tls_ctx_new(&fresh, f->path[F_CA], f->path[F_DIR], f->path[F_CERT],
-                          f->path[F_KEY], f->verify, err, errlen) != 0) {
+  if (health__tls_ctx_new(&fresh, f->path[F_CA], f->path[F_DIR], f->path[F_CERT], f->path[F_KEY],
+                          f->verify, err, errlen) != 0) {
     memcpy(f->failed, now, sizeof now);
     f->have_failed = 1;
     return -1;

@@ -72,15 +72,13 @@ void health__controls_stop(health_t *h);                      /* health_stop() *
 void health__controls_free(health_t *h);                      /* when the handle is freed */
 /* Fold heartbeats, gates and manual readiness into the status `st` of
  * `endpoint` (h->lock held); lowers *vu to when that may change by itself. */
-health_status_t health__controls_aggregate_locked(health_t *h, unsigned endpoint,
-                                                  uint64_t now, health_status_t st,
-                                                  uint64_t *vu);
+health_status_t health__controls_aggregate_locked(health_t *h, unsigned endpoint, uint64_t now,
+                                                  health_status_t st, uint64_t *vu);
 /* Top-level "output" of a full-detail body (not while draining). */
-void health__controls_render_output_locked(health_t *h, unsigned endpoint,
-                                           health__buf_t *b);
+void health__controls_render_output_locked(health_t *h, unsigned endpoint, health__buf_t *b);
 /* Entries after the checks in "checks":{...}; *first as in render.c. */
-void health__controls_render_entries_locked(health_t *h, unsigned endpoint,
-                                            uint64_t now, health__buf_t *b, int *first);
+void health__controls_render_entries_locked(health_t *h, unsigned endpoint, uint64_t now,
+                                            health__buf_t *b, int *first);
 /* The reason readiness or liveness fails, one line, h->lock held. */
 void health__controls_reason_locked(health_t *h, uint64_t now, char *out, size_t len);
 /* "heartbeat 'NAME': no beat for N ms (max M ms)" for the first stale

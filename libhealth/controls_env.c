@@ -15,7 +15,8 @@
 static int parse_uint(const char *var, const char *s, unsigned long max, unsigned *out,
                       health_error_t *err) {
   if (health__env_uint(s, 0, max, out) != 0)
-    return health__err(err, HEALTH_EINVAL, "%s='%.40s' is not a whole number from 0 to %lu", var, s, max);
+    return health__err(err, HEALTH_EINVAL, "%s='%.40s' is not a whole number from 0 to %lu", var, s,
+                       max);
   return 0;
 }
 
@@ -28,7 +29,8 @@ int health__controls_env_parse(const health_t *h, health__lookup_fn lookup, void
   const char *v;
   memset(c, 0, sizeof *c);
   if ((v = lookup("HEALTH_STARTUP_DEADLINE_MS", arg)) && *v) {
-    if (parse_uint("HEALTH_STARTUP_DEADLINE_MS", v, 86400000ul, &c->deadline, err)) return HEALTH_EINVAL;
+    if (parse_uint("HEALTH_STARTUP_DEADLINE_MS", v, 86400000ul, &c->deadline, err))
+      return HEALTH_EINVAL;
     c->has_deadline = 1;
   }
   if ((v = lookup("HEALTH_AGENT_PORT", arg)) && *v) {
@@ -43,13 +45,15 @@ int health__controls_env_parse(const health_t *h, health__lookup_fn lookup, void
   if (c->address && !*c->address) c->address = NULL;
   struct in_addr a4;
   struct in6_addr a6;
-  if (c->address && inet_pton(AF_INET, c->address, &a4) != 1 && inet_pton(AF_INET6, c->address, &a6) != 1)
-    return health__err(err, HEALTH_EINVAL, "HEALTH_AGENT_ADDRESS='%.60s' is not an IPv4 or IPv6 literal",
-                       c->address);
+  if (c->address && inet_pton(AF_INET, c->address, &a4) != 1 &&
+      inet_pton(AF_INET6, c->address, &a6) != 1)
+    return health__err(err, HEALTH_EINVAL,
+                       "HEALTH_AGENT_ADDRESS='%.60s' is not an IPv4 or IPv6 literal", c->address);
   health_agent_options_t now;
   if ((c->has_weight || c->address) && !c->has_port && !health__agent_settings(h, &now))
-    return health__err(err, HEALTH_EINVAL,
-                       "HEALTH_AGENT_WEIGHT and HEALTH_AGENT_ADDRESS need HEALTH_AGENT_PORT (the agent is off)");
+    return health__err(
+        err, HEALTH_EINVAL,
+        "HEALTH_AGENT_WEIGHT and HEALTH_AGENT_ADDRESS need HEALTH_AGENT_PORT (the agent is off)");
   return 0;
 }
 
@@ -77,7 +81,9 @@ int health__controls_env_apply(health_t *h, const health__controls_env_t *c, hea
 int health__controls_from_lookup(health_t *h, health__lookup_fn lookup, void *arg,
                                  health_error_t *err) {
   if (!h) return health__err(err, HEALTH_EINVAL, "health_controls_from_env: handle is NULL");
-  if (health__forked(h)) return health__err(err, HEALTH_EFORKED, "%s: the handle belongs to the parent process", __func__);
+  if (health__forked(h))
+    return health__err(err, HEALTH_EFORKED, "%s: the handle belongs to the parent process",
+                       __func__);
   health__controls_env_t c;
   int rc = health__controls_env_parse(h, lookup, arg, &c, err);
   if (rc) return rc;
@@ -85,6 +91,7 @@ int health__controls_from_lookup(health_t *h, health__lookup_fn lookup, void *ar
   int state = h->state;
   pthread_mutex_unlock(&h->lock);
   if (state != HEALTH__ST_NEW)
-    return health__err(err, HEALTH_ESTATE, "health_controls_from_env must be called before health_start()");
+    return health__err(err, HEALTH_ESTATE,
+                       "health_controls_from_env must be called before health_start()");
   return health__controls_env_apply(h, &c, err);
 }

@@ -78,7 +78,8 @@ static int printable(const char *s, size_t max) {
 int health__options_validate(const health_options_t *o, int env, health_error_t *err) {
   for (size_t i = 0; i < sizeof num_opts / sizeof num_opts[0]; i++) {
     unsigned v = *num_field((health_options_t *)o, &num_opts[i]);
-    if (num_opts[i].offset == offsetof(health_options_t, drain_min_ms) && v == HEALTH_DRAIN_MIN_UNSET)
+    if (num_opts[i].offset == offsetof(health_options_t, drain_min_ms) &&
+        v == HEALTH_DRAIN_MIN_UNSET)
       continue; /* unset: follows the drain */
     if (num_opts[i].offset == offsetof(health_options_t, port) && v == HEALTH_PORT_OFF) continue;
     if (v < num_opts[i].min || v > num_opts[i].max)
@@ -88,43 +89,50 @@ int health__options_validate(const health_options_t *o, int env, health_error_t 
   }
   struct in6_addr a6;
   struct in_addr a4;
-  if (!o->address || (inet_pton(AF_INET, o->address, &a4) != 1 &&
-                      inet_pton(AF_INET6, o->address, &a6) != 1))
-    return health__err(err, HEALTH_EINVAL,
-                       "HEALTH_ADDRESS must be an IPv4 or IPv6 address literal such as 0.0.0.0 or ::");
+  if (!o->address ||
+      (inet_pton(AF_INET, o->address, &a4) != 1 && inet_pton(AF_INET6, o->address, &a6) != 1))
+    return health__err(
+        err, HEALTH_EINVAL,
+        "HEALTH_ADDRESS must be an IPv4 or IPv6 address literal such as 0.0.0.0 or ::");
   if (o->detail != HEALTH_DETAIL_FULL && o->detail != HEALTH_DETAIL_STATUS &&
       o->detail != HEALTH_DETAIL_TOKEN)
     return health__err(err, HEALTH_EINVAL, "HEALTH_DETAIL must be full, status or token");
   if (o->detail == HEALTH_DETAIL_TOKEN &&
       (!o->detail_token || strlen(o->detail_token) < 8 || !printable(o->detail_token, 256)))
-    return health__err(err, HEALTH_EINVAL,
-                       "HEALTH_DETAIL=token needs HEALTH_DETAIL_TOKEN of 8-256 printable characters");
+    return health__err(
+        err, HEALTH_EINVAL,
+        "HEALTH_DETAIL=token needs HEALTH_DETAIL_TOKEN of 8-256 printable characters");
   const char *strs[][2] = {{"HEALTH_SERVICE_ID", o->service_id},
                            {"HEALTH_SERVICE_VERSION", o->service_version},
                            {"HEALTH_DESCRIPTION", o->description}};
   for (size_t i = 0; i < 3; i++)
     if (strs[i][1] && !printable(strs[i][1], 256))
-      return health__err(err, HEALTH_EINVAL, "%s must be at most 256 printable characters", strs[i][0]);
+      return health__err(err, HEALTH_EINVAL, "%s must be at most 256 printable characters",
+                         strs[i][0]);
   /* A minimum above the window was once clamped in silence; a value the
    * program did not mean is better refused. */
   if (o->drain_min_ms != HEALTH_DRAIN_MIN_UNSET && o->drain_min_ms > o->drain_ms)
-    return health__err(err, HEALTH_EINVAL,
-                       "HEALTH_DRAIN_MIN_MS (%u) must not exceed HEALTH_DRAIN_MS (%u); leave it unset for a drain that never ends early",
-                       o->drain_min_ms, o->drain_ms);
+    return health__err(
+        err, HEALTH_EINVAL,
+        "HEALTH_DRAIN_MIN_MS (%u) must not exceed HEALTH_DRAIN_MS (%u); leave it unset for a drain that never ends early",
+        o->drain_min_ms, o->drain_ms);
   if (o->drain_ms >= o->shutdown_deadline_ms)
-    return health__err(err, HEALTH_EINVAL,
-                       "HEALTH_DRAIN_MS (%u) must be less than HEALTH_SHUTDOWN_DEADLINE_MS (%u), or the flush hooks never run",
-                       o->drain_ms, o->shutdown_deadline_ms);
+    return health__err(
+        err, HEALTH_EINVAL,
+        "HEALTH_DRAIN_MS (%u) must be less than HEALTH_SHUTDOWN_DEADLINE_MS (%u), or the flush hooks never run",
+        o->drain_ms, o->shutdown_deadline_ms);
   /* Booleans are 0 or 1: 7 is a bug in the caller, not "true". */
   if (o->handle_signals < HEALTH_SIGNALS_OFF || o->handle_signals > HEALTH_SIGNALS_REPLACE)
-    return health__err(err, HEALTH_EINVAL,
-                       "HEALTH_HANDLE_SIGNALS (handle_signals) must be 0 (off), 1 (chain) or 2 (replace) (got %d)",
-                       o->handle_signals);
+    return health__err(
+        err, HEALTH_EINVAL,
+        "HEALTH_HANDLE_SIGNALS (handle_signals) must be 0 (off), 1 (chain) or 2 (replace) (got %d)",
+        o->handle_signals);
   if (o->exit_on_shutdown != 0 && o->exit_on_shutdown != 1)
     return health__err(err, HEALTH_EINVAL, "HEALTH_EXIT (exit_on_shutdown) must be 0 or 1 (got %d)",
                        o->exit_on_shutdown);
   if (o->log_level < HEALTH_LOG_DEBUG || o->log_level > HEALTH_LOG_OFF)
-    return health__err(err, HEALTH_EINVAL, "HEALTH_LOG_LEVEL must be debug, info, warn, error or off");
+    return health__err(err, HEALTH_EINVAL,
+                       "HEALTH_LOG_LEVEL must be debug, info, warn, error or off");
   return 0;
 }
 
@@ -165,7 +173,9 @@ int health__options_from_lookup(health_options_t *opts, health__lookup_fn lookup
     if (strcasecmp(v, "full") == 0) o.detail = HEALTH_DETAIL_FULL;
     else if (strcasecmp(v, "status") == 0) o.detail = HEALTH_DETAIL_STATUS;
     else if (strcasecmp(v, "token") == 0) o.detail = HEALTH_DETAIL_TOKEN;
-    else return health__err(err, HEALTH_EINVAL, "HEALTH_DETAIL='%.40s' must be full, status or token", v);
+    else
+      return health__err(err, HEALTH_EINVAL, "HEALTH_DETAIL='%.40s' must be full, status or token",
+                         v);
   }
   if ((v = lookup("HEALTH_DETAIL_TOKEN", arg)) && *v) o.detail_token = v;
   if ((v = lookup("HEALTH_SERVICE_ID", arg)) && *v) o.service_id = v;
@@ -174,8 +184,7 @@ int health__options_from_lookup(health_options_t *opts, health__lookup_fn lookup
   const struct {
     const char *var;
     int *field;
-  } bools[] = {
-      {"HEALTH_HANDLE_SIGNALS", &o.handle_signals}, {"HEALTH_EXIT", &o.exit_on_shutdown}};
+  } bools[] = {{"HEALTH_HANDLE_SIGNALS", &o.handle_signals}, {"HEALTH_EXIT", &o.exit_on_shutdown}};
   for (size_t i = 0; i < 2; i++) {
     if (!(v = lookup(bools[i].var, arg)) || !*v) continue;
     if (i == 0 && strcasecmp(v, "chain") == 0) {
@@ -187,8 +196,9 @@ int health__options_from_lookup(health_options_t *opts, health__lookup_fn lookup
       continue;
     }
     if (health__env_bool(v, bools[i].field) < 0)
-      return health__err(err, HEALTH_EINVAL, "%s='%.40s' must be 1/0, true/false, yes/no or on/off%s",
-                         bools[i].var, v, i == 0 ? ", chain or replace" : "");
+      return health__err(err, HEALTH_EINVAL,
+                         "%s='%.40s' must be 1/0, true/false, yes/no or on/off%s", bools[i].var, v,
+                         i == 0 ? ", chain or replace" : "");
   }
   if ((v = lookup("HEALTH_LOG_LEVEL", arg)) && *v) {
     static const char *names[] = {"debug", "info", "warn", "error", "off"};
@@ -196,7 +206,8 @@ int health__options_from_lookup(health_options_t *opts, health__lookup_fn lookup
     for (int i = 0; i < 5; i++)
       if (strcasecmp(v, names[i]) == 0) found = i;
     if (found < 0)
-      return health__err(err, HEALTH_EINVAL, "HEALTH_LOG_LEVEL='%.40s' must be debug, info, warn, error or off", v);
+      return health__err(err, HEALTH_EINVAL,
+                         "HEALTH_LOG_LEVEL='%.40s' must be debug, info, warn, error or off", v);
     o.log_level = (health_log_level_t)found;
   }
 

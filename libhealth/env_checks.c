@@ -35,56 +35,37 @@ enum {
   K_LEVEL = K_DISK | K_MEMORY | K_FDS
 };
 
+/* A table, a few entries per line. */
+/* clang-format off */
 static const struct {
   const char *scheme;
   int kind;
   const char *word;
 } schemes[] = {
-    {"tcp://", K_TCP, "tcp"},
-    {"http://", K_HTTP, "http"},
-    {"https://", K_HTTP, "https"},
-    {"disk:", K_DISK, "disk"},
-    {"memory:", K_MEMORY, "memory"},
-    {"fds:", K_FDS, "fds"},
-    {"postgresql://", K_PG, "postgresql"},
-    {"postgres://", K_PG, "postgresql"},
-    {"redis://", K_REDIS, "redis"},
-    {"rediss://", K_REDIS, "redis"},
+    {"tcp://", K_TCP, "tcp"}, {"http://", K_HTTP, "http"}, {"https://", K_HTTP, "https"},
+    {"disk:", K_DISK, "disk"}, {"memory:", K_MEMORY, "memory"}, {"fds:", K_FDS, "fds"},
+    {"postgresql://", K_PG, "postgresql"}, {"postgres://", K_PG, "postgresql"},
+    {"redis://", K_REDIS, "redis"}, {"rediss://", K_REDIS, "redis"},
 };
+/* clang-format on */
 
-/* Longer names first: "INODES_WARN" must win over "WARN". */
+/* A table, a few entries per line.  Longer names first: "INODES_WARN" must win
+ * over "WARN". */
+/* clang-format off */
 static const struct {
   const char *name;
   int kinds;
 } options[] = {
-    {"INSECURE_SKIP_VERIFY", K_TLS},
-    {"FAILURE_THRESHOLD", K_ALL},
-    {"SUCCESS_THRESHOLD", K_ALL},
-    {"REQUIRE_WRITABLE", K_PG},
-    {"REQUIRE_MASTER", K_REDIS},
-    {"MAX_REDIRECTS", K_HTTP},
-    {"INODES_WARN", K_DISK},
-    {"INODES_FAIL", K_DISK},
-    {"WRITE_PROBE", K_DISK},
-    {"SERVER_NAME", K_TLS},
-    {"INTERVAL_MS", K_ALL},
-    {"TIMEOUT_MS", K_ALL},
-    {"CGROUP_DIR", K_MEMORY},
-    {"READINESS", K_ALL},
-    {"CERT_FILE", K_TLS},
-    {"KEY_FILE", K_TLS},
-    {"LIVENESS", K_ALL},
-    {"CRITICAL", K_ALL},
-    {"OOM_KILL", K_MEMORY},
-    {"CA_FILE", K_TLS},
-    {"CA_DIR", K_TLS},
-    {"METHOD", K_HTTP},
-    {"STATUS", K_HTTP},
-    {"EXPECT", K_HTTP},
-    {"QUERY", K_PG},
-    {"WARN", K_LEVEL},
+    {"INSECURE_SKIP_VERIFY", K_TLS}, {"FAILURE_THRESHOLD", K_ALL}, {"SUCCESS_THRESHOLD", K_ALL},
+    {"REQUIRE_WRITABLE", K_PG}, {"REQUIRE_MASTER", K_REDIS}, {"MAX_REDIRECTS", K_HTTP},
+    {"INODES_WARN", K_DISK}, {"INODES_FAIL", K_DISK}, {"WRITE_PROBE", K_DISK},
+    {"SERVER_NAME", K_TLS}, {"INTERVAL_MS", K_ALL}, {"TIMEOUT_MS", K_ALL}, {"CGROUP_DIR", K_MEMORY},
+    {"READINESS", K_ALL}, {"CERT_FILE", K_TLS}, {"KEY_FILE", K_TLS}, {"LIVENESS", K_ALL},
+    {"CRITICAL", K_ALL}, {"OOM_KILL", K_MEMORY}, {"CA_FILE", K_TLS}, {"CA_DIR", K_TLS},
+    {"METHOD", K_HTTP}, {"STATUS", K_HTTP}, {"EXPECT", K_HTTP}, {"QUERY", K_PG}, {"WARN", K_LEVEL},
     {"FAIL", K_LEVEL},
 };
+/* clang-format on */
 #define NOPTIONS (sizeof options / sizeof options[0])
 
 typedef struct var {
@@ -144,13 +125,16 @@ static int apply(spec_t *sp, const var_t *v, health_error_t *err) {
                        (int)v->keylen, v->env, o, kind_word(sp->kind), list);
   }
   if (!strcmp(o, "TIMEOUT_MS")) {
-    if (health__env_uint(val, 1, 600000, &u)) return bad(err, v, "is not a whole number from 1 to 600000");
+    if (health__env_uint(val, 1, 600000, &u))
+      return bad(err, v, "is not a whole number from 1 to 600000");
     co->timeout_ms = u;
   } else if (!strcmp(o, "INTERVAL_MS")) {
-    if (health__env_uint(val, 10, 86400000, &u)) return bad(err, v, "is not a whole number from 10 to 86400000");
+    if (health__env_uint(val, 10, 86400000, &u))
+      return bad(err, v, "is not a whole number from 10 to 86400000");
     co->interval_ms = u;
   } else if (!strcmp(o, "FAILURE_THRESHOLD") || !strcmp(o, "SUCCESS_THRESHOLD")) {
-    if (health__env_uint(val, 1, 100, &u)) return bad(err, v, "is not a whole number from 1 to 100");
+    if (health__env_uint(val, 1, 100, &u))
+      return bad(err, v, "is not a whole number from 1 to 100");
     if (o[0] == 'F') co->failure_threshold = u;
     else co->success_threshold = u;
   } else if (!strcmp(o, "CRITICAL") || !strcmp(o, "LIVENESS") || !strcmp(o, "READINESS") ||
@@ -176,7 +160,8 @@ static int apply(spec_t *sp, const var_t *v, health_error_t *err) {
   } else if (!strcmp(o, "SERVER_NAME")) {
     *(tls_redis ? &sp->redis.tls_server_name : &sp->http.tls_server_name) = val;
   } else if (!strcmp(o, "METHOD")) {
-    if (strcasecmp(val, "GET") && strcasecmp(val, "HEAD")) return bad(err, v, "must be GET or HEAD");
+    if (strcasecmp(val, "GET") && strcasecmp(val, "HEAD"))
+      return bad(err, v, "must be GET or HEAD");
     sp->http.method = val;
   } else if (!strcmp(o, "STATUS")) {
     unsigned lo, hi;
@@ -189,7 +174,8 @@ static int apply(spec_t *sp, const var_t *v, health_error_t *err) {
     } else {
       const char *dash = strchr(val, '-');
       size_t al = dash ? (size_t)(dash - val) : n;
-      if (al >= sizeof a || (dash && strlen(dash + 1) >= sizeof z)) return bad(err, v, "must be a status (200), a range (200-399) or a class (2xx)");
+      if (al >= sizeof a || (dash && strlen(dash + 1) >= sizeof z))
+        return bad(err, v, "must be a status (200), a range (200-399) or a class (2xx)");
       memcpy(a, val, al);
       a[al] = 0;
       snprintf(z, sizeof z, "%s", dash ? dash + 1 : a);
@@ -215,17 +201,21 @@ static int apply(spec_t *sp, const var_t *v, health_error_t *err) {
       uint64_t by = 0;
       int is_pct;
       if (health__env_amount(val, &d, &by, &is_pct))
-        return bad(err, v, "must be a percentage of free space (10%) or a free size: bytes (1048576) or a number "
-                           "and one of K, M, G, T, powers of 1024 (500M, 1.5G; not GB, GiB or lower case)");
+        return bad(
+            err, v,
+            "must be a percentage of free space (10%) or a free size: bytes (1048576) or a number "
+            "and one of K, M, G, T, powers of 1024 (500M, 1.5G; not GB, GiB or lower case)");
       if (is_pct) *(warn ? &sp->disk.warn_free_percent : &sp->disk.fail_free_percent) = d;
       else *(warn ? &sp->disk.warn_free_bytes : &sp->disk.fail_free_bytes) = by;
     } else {
-      if (health__env_percent(val, &d)) return bad(err, v, "must be a percentage from 0 to 100 (85 or 85%)");
+      if (health__env_percent(val, &d))
+        return bad(err, v, "must be a percentage from 0 to 100 (85 or 85%)");
       if (sp->kind == K_MEMORY) *(warn ? &sp->mem.warn_percent : &sp->mem.fail_percent) = d;
       else *(warn ? &sp->fds.warn_percent : &sp->fds.fail_percent) = d;
     }
   } else if (!strcmp(o, "INODES_WARN") || !strcmp(o, "INODES_FAIL")) {
-    if (health__env_percent(val, &d)) return bad(err, v, "must be a percentage of free inodes from 0 to 100 (10%)");
+    if (health__env_percent(val, &d))
+      return bad(err, v, "must be a percentage of free inodes from 0 to 100 (10%)");
     *(o[7] == 'W' ? &sp->disk.warn_free_inodes_percent : &sp->disk.fail_free_inodes_percent) = d;
   } else if (!strcmp(o, "CGROUP_DIR")) {
     sp->mem.cgroup_dir = val;
@@ -278,10 +268,12 @@ static int collect(var_t *vars, size_t *count, health__lookup_fn lookup, void *a
     if (restlen == 0 || rest[0] == '_' || rest[restlen - 1] == '_')
       return health__err(err, HEALTH_EINVAL, "%.*s: expected HEALTH_CHECK_<NAME>", (int)keylen, s);
     for (size_t i = 0; i < restlen; i++)
-      if (!((rest[i] >= 'A' && rest[i] <= 'Z') || (rest[i] >= '0' && rest[i] <= '9') || rest[i] == '_'))
-        return health__err(err, HEALTH_EINVAL,
-                           "%.*s: the name after HEALTH_CHECK_ must be upper-case letters, digits and '_'",
-                           (int)keylen, s);
+      if (!((rest[i] >= 'A' && rest[i] <= 'Z') || (rest[i] >= '0' && rest[i] <= '9') ||
+            rest[i] == '_'))
+        return health__err(
+            err, HEALTH_EINVAL,
+            "%.*s: the name after HEALTH_CHECK_ must be upper-case letters, digits and '_'",
+            (int)keylen, s);
     vars[n].keylen = keylen;
     vars[n].rest = rest;
     vars[n].restlen = restlen;
@@ -313,7 +305,8 @@ static int collect(var_t *vars, size_t *count, health__lookup_fn lookup, void *a
 
 static int scheme_of(const var_t *v) {
   for (size_t i = 0; i < sizeof schemes / sizeof schemes[0]; i++)
-    if (strncasecmp(v->value, schemes[i].scheme, strlen(schemes[i].scheme)) == 0) return schemes[i].kind;
+    if (strncasecmp(v->value, schemes[i].scheme, strlen(schemes[i].scheme)) == 0)
+      return schemes[i].kind;
   return 0;
 }
 
@@ -396,13 +389,14 @@ int health__checks_env_parse(health__lookup_fn lookup, void *arg, const char *co
     for (size_t k = 0; k < v->restlen; k++)
       sp->name[k] = (char)(v->rest[k] >= 'A' && v->rest[k] <= 'Z' ? v->rest[k] + 32 : v->rest[k]);
     if (sp->kind == K_DISK && v->value[5] != '/') {
-      rc = health__err(err, HEALTH_EINVAL, "%.*s: expected disk:/absolute/path", (int)v->keylen, v->env);
+      rc = health__err(err, HEALTH_EINVAL, "%.*s: expected disk:/absolute/path", (int)v->keylen,
+                       v->env);
       goto out;
     }
     if ((sp->kind == K_MEMORY && v->value[7]) || (sp->kind == K_FDS && v->value[4])) {
       rc = health__err(err, HEALTH_EINVAL, "%.*s: expected just '%s' (options go in %.*s_*)",
-                       (int)v->keylen, v->env, sp->kind == K_MEMORY ? "memory:" : "fds:",
-                       (int)v->keylen, v->env);
+                       (int)v->keylen, v->env,
+                       sp->kind == K_MEMORY ? "memory:" : "fds:", (int)v->keylen, v->env);
       goto out;
     }
     health_check_options_init(&sp->co);
@@ -415,7 +409,8 @@ int health__checks_env_parse(health__lookup_fn lookup, void *arg, const char *co
     sp->readiness = 1;
     for (size_t j = 0; j < n; j++)
       if (vars[j].owner == (int)i && (rc = apply(sp, &vars[j], err)) != 0) goto out;
-    sp->co.endpoints = (sp->readiness ? HEALTH_READINESS : 0) | (sp->liveness ? HEALTH_LIVENESS : 0);
+    sp->co.endpoints =
+        (sp->readiness ? HEALTH_READINESS : 0) | (sp->liveness ? HEALTH_LIVENESS : 0);
     if (!sp->co.endpoints) {
       rc = health__err(err, HEALTH_EINVAL, "%.*s: with _READINESS=0 the check needs _LIVENESS=1",
                        (int)v->keylen, v->env);

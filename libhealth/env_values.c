@@ -87,8 +87,7 @@ int health__env_amount(const char *s, double *pct, uint64_t *bytes, int *is_pct)
   if (*e && (!u || e[1])) return -1;
   if (u)
     for (const char *q = "KMGT"; q <= u; q++) mult *= 1024;
-  else if (strchr(s, '.'))
-    return -1; /* a fraction of a byte */
+  else if (strchr(s, '.')) return -1; /* a fraction of a byte */
   v *= mult;
   if (v > 1e18) return -1;
   *bytes = (uint64_t)v;

@@ -9,8 +9,7 @@ HEALTH_EXPORT const char *health_strerror(int code) {
   switch (code) {
     case HEALTH_OK: return "success";
 #define HEALTH_XX_(name, val, text) \
-  case HEALTH_##name:               \
-    return text;
+  case HEALTH_##name: return text;
       HEALTH_ERRNO_MAP(HEALTH_XX_)
 #undef HEALTH_XX_
   }
@@ -21,8 +20,7 @@ HEALTH_EXPORT const char *health_err_name(int code) {
   switch (code) {
     case HEALTH_OK: return "HEALTH_OK";
 #define HEALTH_XX_(name, val, text) \
-  case HEALTH_##name:               \
-    return "HEALTH_" #name;
+  case HEALTH_##name: return "HEALTH_" #name;
       HEALTH_ERRNO_MAP(HEALTH_XX_)
 #undef HEALTH_XX_
   }
@@ -75,7 +73,7 @@ int health__reserved_check(uintptr_t stamp, void *const *reserved, size_t n, con
   for (size_t i = 0; i < n; i++)
     if (reserved[i])
       return health__err(err, HEALTH_EINVAL,
-                         "%s_t: reserved fields must stay zero (fill the struct with %s_init)", stem,
-                         stem);
+                         "%s_t: reserved fields must stay zero (fill the struct with %s_init)",
+                         stem, stem);
   return 0;
 }

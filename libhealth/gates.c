@@ -13,8 +13,11 @@
 /* ---- startup gates ---- */
 
 HEALTH_EXPORT int health_gate_add(health_t *h, const char *name, health_error_t *err) {
-  if (!h || !name) return health__err(err, HEALTH_EINVAL, "health_gate_add: handle and name are required");
-  if (health__forked(h)) return health__err(err, HEALTH_EFORKED, "health_gate_add: the handle belongs to the parent process");
+  if (!h || !name)
+    return health__err(err, HEALTH_EINVAL, "health_gate_add: handle and name are required");
+  if (health__forked(h))
+    return health__err(err, HEALTH_EFORKED,
+                       "health_gate_add: the handle belongs to the parent process");
   if (!health__valid_name(name))
     return health__err(err, HEALTH_EINVAL, "gate name must be 1-%d characters of A-Z a-z 0-9 . _ -",
                        HEALTH__NAME_MAX);
@@ -58,7 +61,9 @@ out:
 
 HEALTH_EXPORT int health_gate_open(health_t *h, const char *name, health_error_t *err) {
   if (!h || !name) return health__err(err, HEALTH_EINVAL, "%s is NULL", !h ? "handle" : "name");
-  if (health__forked(h)) return health__err(err, HEALTH_EFORKED, "%s: the handle belongs to the parent process", __func__);
+  if (health__forked(h))
+    return health__err(err, HEALTH_EFORKED, "%s: the handle belongs to the parent process",
+                       __func__);
   int rc = HEALTH_ENOENT;
   pthread_mutex_lock(&h->lock);
   health__controls_t *c = h->ctl;
@@ -70,7 +75,8 @@ HEALTH_EXPORT int health_gate_open(health_t *h, const char *name, health_error_t
     g->opened_wall_ms = health__wall_ms();
     c->nclosed--;
     char ms[24];
-    snprintf(ms, sizeof ms, "%llu", (unsigned long long)(c->started_ms ? health__now_ms() - c->started_ms : 0));
+    snprintf(ms, sizeof ms, "%llu",
+             (unsigned long long)(c->started_ms ? health__now_ms() - c->started_ms : 0));
     health__log(h, HEALTH_LOG_INFO, "gate_open", "gate", name, "#after_ms", ms, NULL);
     health__state_changed_locked(h);
     break;
@@ -83,12 +89,15 @@ HEALTH_EXPORT int health_gate_open(health_t *h, const char *name, health_error_t
 HEALTH_EXPORT int health_startup_set_deadline(health_t *h, unsigned deadline_ms,
                                               health_error_t *err) {
   if (!h) return health__err(err, HEALTH_EINVAL, "health_startup_set_deadline: handle is NULL");
-  if (health__forked(h)) return health__err(err, HEALTH_EFORKED, "%s: the handle belongs to the parent process", __func__);
+  if (health__forked(h))
+    return health__err(err, HEALTH_EFORKED, "%s: the handle belongs to the parent process",
+                       __func__);
   if (deadline_ms > 86400000u)
     return health__err(err, HEALTH_EINVAL, "startup deadline must be 0 (none) to 86400000 ms");
   int rc = 0;
   pthread_mutex_lock(&h->lock);
-  if (h->state != HEALTH__ST_NEW) rc = health__err(err, HEALTH_ESTATE, "the startup deadline must be set before health_start()");
+  if (h->state != HEALTH__ST_NEW)
+    rc = health__err(err, HEALTH_ESTATE, "the startup deadline must be set before health_start()");
   else h->ctl->startup_deadline_ms = deadline_ms;
   pthread_mutex_unlock(&h->lock);
   return rc;

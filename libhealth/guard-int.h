@@ -9,25 +9,21 @@
 #include "health-int.h"
 
 #define REAP_INTERVAL_MS 200
-#define PEEK_BATCH_MS 20     /* answered keep-alive connections: peeked for a FIN this often at most */
+/* answered keep-alive connections: peeked for a FIN this often at most */
+#define PEEK_BATCH_MS 20
 #define EMFILE_MIN_AGE_MS 10 /* on EMFILE, spare connections younger than this */
 
-enum { ST_FREE = 0,
-       ST_HEAD,
-       ST_IDLE,
-       ST_BUSY,
-       ST_CUT };
-enum { L_HEAD = 0,
-       L_IDLE = 1 };
+enum { ST_FREE = 0, ST_HEAD, ST_IDLE, ST_BUSY, ST_CUT };
+enum { L_HEAD = 0, L_IDLE = 1 };
 
 typedef struct gslot {
   int fd;
-  atomic_int state;                       /* ST_*: claim and cut race on it (see above) */
-  int on;                                 /* L_HEAD, L_IDLE, or -1: on no list; lock held */
-  uint64_t deadline_ms;                   /* its place on list[on]; lock held */
-  struct gslot *prev, *next;              /* on list[on], or the free list (next) */
-  atomic_int pending;                     /* on the answered stack */
-  atomic_int want_peek;                   /* answered, staying open: look for a FIN behind the request */
+  atomic_int state;          /* ST_*: claim and cut race on it (see above) */
+  int on;                    /* L_HEAD, L_IDLE, or -1: on no list; lock held */
+  uint64_t deadline_ms;      /* its place on list[on]; lock held */
+  struct gslot *prev, *next; /* on list[on], or the free list (next) */
+  atomic_int pending;        /* on the answered stack */
+  atomic_int want_peek;      /* answered, staying open: look for a FIN behind the request */
   atomic_uint_fast64_t answered_deadline; /* set by the answer, read by drain() */
   struct gslot *pnext;                    /* next on the answered stack */
 } gslot_t;

@@ -319,6 +319,4 @@ void health__guard_emfile(health__guard_t *g) {
   pthread_mutex_unlock(&g->lock);
 }
 
-unsigned health__guard_slots(const health__guard_t *g) {
-  return g->nslots;
-}
+unsigned health__guard_slots(const health__guard_t *g) { return g->nslots; }

@@ -50,16 +50,16 @@ unsigned health__guard_fd_room(health_t *h, unsigned want) {
     }
   }
   if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= need) return want;
-  rlim_t room = rl.rlim_cur > (rlim_t)in_use + FD_MARGIN + 16
-                    ? rl.rlim_cur - in_use - FD_MARGIN
-                    : 16;
+  rlim_t room =
+      rl.rlim_cur > (rlim_t)in_use + FD_MARGIN + 16 ? rl.rlim_cur - in_use - FD_MARGIN : 16;
   return (unsigned)room;
 }
 
-HEALTH_EXPORT int health_fds_set_limit(health_t *h, unsigned long max_soft,
-                                       health_error_t *err) {
+HEALTH_EXPORT int health_fds_set_limit(health_t *h, unsigned long max_soft, health_error_t *err) {
   if (!h) return health__err(err, HEALTH_EINVAL, "health_fds_set_limit: handle is NULL");
-  if (health__forked(h)) return health__err(err, HEALTH_EFORKED, "%s: the handle belongs to the parent process", __func__);
+  if (health__forked(h))
+    return health__err(err, HEALTH_EFORKED, "%s: the handle belongs to the parent process",
+                       __func__);
   pthread_mutex_lock(&h->lock);
   int st = h->state;
   if (st == HEALTH__ST_NEW) {
@@ -88,8 +88,9 @@ int health__nofile_from_lookup(health__lookup_fn lookup, void *arg, int *set, un
    * a process's descriptors (fs.nr_open cannot exceed 1 << 30). */
   unsigned n;
   if (health__env_uint(v, 0, 1UL << 30, &n) != 0)
-    return health__err(err, HEALTH_EINVAL,
-                       "HEALTH_NOFILE_MAX='%.40s': want a number of descriptors (0-1073741824), 0 or 'hard'", v);
+    return health__err(
+        err, HEALTH_EINVAL,
+        "HEALTH_NOFILE_MAX='%.40s': want a number of descriptors (0-1073741824), 0 or 'hard'", v);
   *max = n;
   *set = 1;
   return 0;

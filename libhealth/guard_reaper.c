@@ -25,7 +25,8 @@ static void *reaper_main(void *arg) {
     for (int l = 0; l < 2; l++) {
       gslot_t *s;
       while ((s = g->list[l].first) && s->deadline_ms <= now)
-        health__guard_cut_locked(g, s, &g->counts->reaped); /* (if claimed meanwhile: left to its answer) */
+        health__guard_cut_locked(
+            g, s, &g->counts->reaped); /* (if claimed meanwhile: left to its answer) */
       if (s && s->deadline_ms < next) next = s->deadline_ms;
     }
     if (g->emfile_pending) health__guard_emfile_evict_locked(g, now, &next);
@@ -66,8 +67,8 @@ health__guard_t *health__guard_new(health_t *h) {
     char a[16], b[16];
     snprintf(a, sizeof a, "%u", was);
     snprintf(b, sizeof b, "%u", cap);
-    health__log(h, HEALTH_LOG_WARN, "connections_capped", "#max_connections", a,
-                "#cap", b, "reason", "RLIMIT_NOFILE too low", NULL);
+    health__log(h, HEALTH_LOG_WARN, "connections_capped", "#max_connections", a, "#cap", b,
+                "reason", "RLIMIT_NOFILE too low", NULL);
   }
   unsigned n = cap + slack;
   health__guard_t *g = calloc(1, sizeof *g + n * sizeof g->slots[0]);

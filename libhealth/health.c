@@ -16,8 +16,7 @@ static int copy_str(char **dst, const char *src) {
 
 static void free_final(health_t *h);
 
-HEALTH_EXPORT int health_new(health_t **out, const health_options_t *opts,
-                             health_error_t *err) {
+HEALTH_EXPORT int health_new(health_t **out, const health_options_t *opts, health_error_t *err) {
   if (!out) return health__err(err, HEALTH_EINVAL, "health_new: out is NULL");
   *out = NULL;
   health_options_t o;
@@ -42,8 +41,7 @@ HEALTH_EXPORT int health_new(health_t **out, const health_options_t *opts,
   health__fork_register(h); /* fork.c: from here on a child's copy is inert */
   health__fleet_init(h);
   if (copy_str(&h->address, o.address) || copy_str(&h->detail_token, o.detail_token) ||
-      copy_str(&h->service_id, o.service_id) ||
-      copy_str(&h->service_version, o.service_version) ||
+      copy_str(&h->service_id, o.service_id) || copy_str(&h->service_version, o.service_version) ||
       copy_str(&h->description, o.description))
     goto nomem;
   /* The copies replace the caller's pointers, which may be freed now. */
@@ -69,7 +67,8 @@ nomem:
 HEALTH_EXPORT int health_start(health_t *h, health_error_t *err) {
   if (!h) return health__err(err, HEALTH_EINVAL, "health_start: handle is NULL");
   if (health__forked(h))
-    return health__err(err, HEALTH_EFORKED, "health_start: the handle belongs to the parent process");
+    return health__err(err, HEALTH_EFORKED,
+                       "health_start: the handle belongs to the parent process");
   pthread_mutex_lock(&h->lock);
   int st = h->state;
   pthread_mutex_unlock(&h->lock);
@@ -93,7 +92,8 @@ HEALTH_EXPORT int health_start(health_t *h, health_error_t *err) {
    * The checks last: a start that fails has run none (and so told no
    * listener anything), and health_stop() joins every thread made. */
   if (health__core_start_log(h) != 0)
-    rc = health__err(err, HEALTH_ESYS, "could not start the log writer thread: %s", strerror(errno));
+    rc =
+        health__err(err, HEALTH_ESYS, "could not start the log writer thread: %s", strerror(errno));
   if (rc == 0) rc = health__obs_start(h, err);       /* serve.c: answer cache */
   if (rc == 0) rc = health__listeners_start(h, err); /* listeners.c */
   if (rc == 0) rc = health__controls_start(h, err);  /* readiness.c: sets the start time */
@@ -104,7 +104,8 @@ HEALTH_EXPORT int health_start(health_t *h, health_error_t *err) {
   if (rc == 0 && h->opt.port != HEALTH_PORT_OFF) rc = health__http_start(h, err);
   else if (rc == 0)
     health__log(h, HEALTH_LOG_INFO, "http_off", "reason",
-                "HEALTH_PORT=off: no health port; the application serves health_answer_render()", NULL);
+                "HEALTH_PORT=off: no health port; the application serves health_answer_render()",
+                NULL);
   if (rc == 0 && health__notify_start(h) != 0)
     rc = health__err(err, HEALTH_ESYS, "could not start the systemd watchdog thread");
   if (rc == 0) rc = health__checks_start(h, err);
@@ -117,8 +118,7 @@ HEALTH_EXPORT int health_start(health_t *h, health_error_t *err) {
   health__fork_listening(h, health__http_listen_fd(h), health__agent_listen_fd(h));
   char n[24];
   snprintf(n, sizeof n, "%zu", health__checks_count_locked(h));
-  health__log(h, HEALTH_LOG_INFO, "started", "version", HEALTH_VERSION_STRING,
-              "#checks", n, NULL);
+  health__log(h, HEALTH_LOG_INFO, "started", "version", HEALTH_VERSION_STRING, "#checks", n, NULL);
   health__plan_log(h, &plan, 0);
   health__plan_warn(h, &plan);
   health__plan_free(&plan);

@@ -55,8 +55,8 @@ static uint64_t sample_locked(health_t *h, uint64_t now) {
         hb->stale = 0;
         changed = 1;
         snprintf(a, sizeof a, "%llu", (unsigned long long)age);
-        health__log(h, HEALTH_LOG_INFO, "heartbeat_recovered", "heartbeat", hb->name,
-                    "#silent_ms", a, NULL);
+        health__log(h, HEALTH_LOG_INFO, "heartbeat_recovered", "heartbeat", hb->name, "#silent_ms",
+                    a, NULL);
       }
       hb->last_ms = now;
     } else if (!hb->stale && age > hb->max_age_ms) {
@@ -151,14 +151,19 @@ HEALTH_EXPORT int health_heartbeat_add(health_t *h, const char *name, unsigned m
                                        health_heartbeat_t **out, health_error_t *err) {
   if (out) *out = NULL;
   if (!h || !name || !out)
-    return health__err(err, HEALTH_EINVAL, "health_heartbeat_add: handle, name and out are required");
-  if (health__forked(h)) return health__err(err, HEALTH_EFORKED, "health_heartbeat_add: the handle belongs to the parent process");
+    return health__err(err, HEALTH_EINVAL,
+                       "health_heartbeat_add: handle, name and out are required");
+  if (health__forked(h))
+    return health__err(err, HEALTH_EFORKED,
+                       "health_heartbeat_add: the handle belongs to the parent process");
   if (!health__valid_name(name))
-    return health__err(err, HEALTH_EINVAL, "heartbeat name must be 1-%d characters of A-Z a-z 0-9 . _ -",
+    return health__err(err, HEALTH_EINVAL,
+                       "heartbeat name must be 1-%d characters of A-Z a-z 0-9 . _ -",
                        HEALTH__NAME_MAX);
   if (max_age_ms < MAX_AGE_MIN_MS || max_age_ms > MAX_AGE_MAX_MS)
-    return health__err(err, HEALTH_EINVAL, "heartbeat '%s': max age must be %u ms to %u ms (got %u)",
-                       name, MAX_AGE_MIN_MS, MAX_AGE_MAX_MS, max_age_ms);
+    return health__err(err, HEALTH_EINVAL,
+                       "heartbeat '%s': max age must be %u ms to %u ms (got %u)", name,
+                       MAX_AGE_MIN_MS, MAX_AGE_MAX_MS, max_age_ms);
   /* Aligned so that `beats` owns its cache line: a thread beating one
    * heartbeat never slows one beating another. */
   size_t size = (sizeof(struct health_heartbeat) + 63) & ~(size_t)63;
@@ -197,7 +202,8 @@ HEALTH_EXPORT int health_heartbeat_add(health_t *h, const char *name, unsigned m
     c->sample_period_ms = SAMPLE_MAX_MS;
     c->sampler_stop = 0;
     if (health__thread_create(&c->sampler, sampler_main, h, 0) != 0) {
-      rc = health__err(err, HEALTH_ESYS, "could not start the heartbeat thread: %s", strerror(errno));
+      rc = health__err(err, HEALTH_ESYS, "could not start the heartbeat thread: %s",
+                       strerror(errno));
       goto out;
     }
     c->sampler_started = 1;
@@ -227,7 +233,9 @@ HEALTH_EXPORT void health_heartbeat_beat(health_heartbeat_t *hb) {
 HEALTH_EXPORT int health_heartbeat_remove(health_heartbeat_t *hb, health_error_t *err) {
   if (!hb) return health__err(err, HEALTH_EINVAL, "heartbeat is NULL");
   health_t *h = hb->h;
-  if (health__forked(h)) return health__err(err, HEALTH_EFORKED, "%s: the handle belongs to the parent process", __func__);
+  if (health__forked(h))
+    return health__err(err, HEALTH_EFORKED, "%s: the handle belongs to the parent process",
+                       __func__);
   pthread_mutex_lock(&h->lock);
   health__controls_t *c = h->ctl;
   int found = 0;

@@ -89,12 +89,9 @@ static void shared_check(health_result_t *r, void *arg) {
     }
   }
   health_result_observe(r, (double)(watched - failed), "workers");
-  if (failed == 0)
-    health_result_set(r, HEALTH_PASS, "%u of %u workers beating", watched, watched);
-  else if (failed == 1)
-    health_result_set(r, HEALTH_FAIL, "%s", first);
-  else
-    health_result_set(r, HEALTH_FAIL, "%s (and %u more)", first, failed - 1);
+  if (failed == 0) health_result_set(r, HEALTH_PASS, "%u of %u workers beating", watched, watched);
+  else if (failed == 1) health_result_set(r, HEALTH_FAIL, "%s", first);
+  else health_result_set(r, HEALTH_FAIL, "%s (and %u more)", first, failed - 1);
 }
 
 HEALTH_EXPORT int health_heartbeat_shared_add(health_t *h, const char *name, unsigned slots,
@@ -102,15 +99,18 @@ HEALTH_EXPORT int health_heartbeat_shared_add(health_t *h, const char *name, uns
                                               health_error_t *err) {
   if (out) *out = NULL;
   if (!h || !name || !out)
-    return health__err(err, HEALTH_EINVAL, "health_heartbeat_shared_add: handle, name and out are required");
+    return health__err(err, HEALTH_EINVAL,
+                       "health_heartbeat_shared_add: handle, name and out are required");
   if (health__forked(h))
-    return health__err(err, HEALTH_EFORKED, "health_heartbeat_shared_add: the handle belongs to the parent process");
+    return health__err(err, HEALTH_EFORKED,
+                       "health_heartbeat_shared_add: the handle belongs to the parent process");
   if (slots < 1 || slots > SLOTS_MAX)
     return health__err(err, HEALTH_EINVAL, "shared heartbeat '%s': slots must be 1 to %u (got %u)",
                        name, SLOTS_MAX, slots);
   if (max_age_ms < MAX_AGE_MIN_MS || max_age_ms > MAX_AGE_MAX_MS)
-    return health__err(err, HEALTH_EINVAL, "shared heartbeat '%s': max age must be %u ms to %u ms (got %u)",
-                       name, MAX_AGE_MIN_MS, MAX_AGE_MAX_MS, max_age_ms);
+    return health__err(err, HEALTH_EINVAL,
+                       "shared heartbeat '%s': max age must be %u ms to %u ms (got %u)", name,
+                       MAX_AGE_MIN_MS, MAX_AGE_MAX_MS, max_age_ms);
   health_heartbeat_shared_t *s = calloc(1, sizeof *s);
   if (!s || !(s->samples = calloc(slots, sizeof *s->samples))) {
     free(s);

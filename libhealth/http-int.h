@@ -48,9 +48,8 @@ typedef struct health__http {
 /* ---- rendering (render.c) ---- */
 /* Render the body for `endpoint` at `detail` (0 full, 1 status) with
  * h->lock held.  Returns the HTTP code (200/503); *valid_until_ms as above. */
-unsigned health__render_locked(health_t *h, unsigned endpoint, int status_only,
-                               uint64_t now, health__buf_t *out,
-                               uint64_t *valid_until_ms);
+unsigned health__render_locked(health_t *h, unsigned endpoint, int status_only, uint64_t now,
+                               health__buf_t *out, uint64_t *valid_until_ms);
 
 /* ---- HTTP (http.c) ---- */
 /* "Bearer <token>" (NULL: none) against the detail token, in constant
@@ -90,10 +89,12 @@ void health__guard_emfile(health__guard_t *g);
 /* ---- observability (metrics.c, listeners.c, serve.c) ---- */
 /* Internal routes beside HEALTH_READINESS / HEALTH_LIVENESS. */
 #define HEALTH__ROUTE_METRICS 3u
-enum { HEALTH__PHASE_RUNNING = 0,
-       HEALTH__PHASE_DRAINING,
-       HEALTH__PHASE_FLUSHING,
-       HEALTH__PHASE_DONE };
+enum {
+  HEALTH__PHASE_RUNNING = 0,
+  HEALTH__PHASE_DRAINING,
+  HEALTH__PHASE_FLUSHING,
+  HEALTH__PHASE_DONE
+};
 
 int health__obs_new(health_t *h);                        /* in health_new */
 void health__obs_free(health_t *h);                      /* when the handle is freed */
@@ -110,13 +111,12 @@ unsigned health__route(const health_t *h, const char *path);
 void health__render_check_locked(health_t *h, const health__check_t *c, uint64_t now,
                                  health__buf_t *b);
 /* Prometheus / OpenMetrics body (metrics.c), h->lock held. */
-void health__metrics_render_locked(health_t *h, int openmetrics, int status_only,
-                                   uint64_t now, health__buf_t *b);
+void health__metrics_render_locked(health_t *h, int openmetrics, int status_only, uint64_t now,
+                                   health__buf_t *b);
 /* The shared per-version answers for the health port (serve.c): metrics
  * and per-check views.  `conn` is a struct MHD_Connection *. */
 struct MHD_Connection;
-int health__serve_extra(health_t *h, struct MHD_Connection *conn, unsigned route,
-                        int status_only);
+int health__serve_extra(health_t *h, struct MHD_Connection *conn, unsigned route, int status_only);
 /* Bring the port's view of /ready or /health (`endpoint`) up to date from
  * the one answer cache (serve.c, the endpoint's slot): a new response made
  * from the slot's current snapshot (holding a reference to it), with the

@@ -37,17 +37,16 @@ static const char route_marker[64];
 
 /* The request's bearer token against the detail token (serve.c). */
 static int token_ok(const health_t *h, struct MHD_Connection *conn) {
-  return health__bearer_ok(h, MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                          MHD_HTTP_HEADER_AUTHORIZATION));
+  return health__bearer_ok(
+      h, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION));
 }
 
-static enum MHD_Result answer(health_t *h, struct MHD_Connection *conn,
-                              unsigned endpoint, int extra) {
+static enum MHD_Result answer(health_t *h, struct MHD_Connection *conn, unsigned endpoint,
+                              int extra) {
   int status_only = h->opt.detail == HEALTH_DETAIL_STATUS ||
                     (h->opt.detail == HEALTH_DETAIL_TOKEN && !token_ok(h, conn));
   /* /metrics and /ready?check=NAME: the shared answer cache (serve.c). */
-  if (extra)
-    return health__serve_extra(h, conn, endpoint, status_only) ? MHD_YES : MHD_NO;
+  if (extra) return health__serve_extra(h, conn, endpoint, status_only) ? MHD_YES : MHD_NO;
   /* The views need no lock: only MHD's one thread answers
    * (MHD_USE_INTERNAL_POLLING_THREAD, no thread pool, no thread per
    * connection), and health__http_stop() frees them after
@@ -120,8 +119,8 @@ static int has_close_token(const char *v, size_t vlen) {
   return 0;
 }
 
-static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key,
-                                   size_t klen, const char *value, size_t vlen) {
+static enum MHD_Result scan_header(void *cls, enum MHD_ValueKind kind, const char *key, size_t klen,
+                                   const char *value, size_t vlen) {
   head_scan_t *b = cls;
   char c = (char)(key[0] | 0x20); /* skip the caseless compares for other names */
   if (kind != MHD_HEADER_KIND) {  /* a query argument */
@@ -174,8 +173,8 @@ static size_t unescape_unreserved(void *cls, struct MHD_Connection *conn, char *
     int hi, lo;
     if (r[0] == '%' && (hi = health__hexval(r[1])) >= 0 && (lo = health__hexval(r[2])) >= 0) {
       char c = (char)(hi * 16 + lo);
-      if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-          c == '-' || c == '.' || c == '_' || c == '~') {
+      if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+          c == '.' || c == '_' || c == '~') {
         *w++ = c;
         r += 2;
         continue;
@@ -228,16 +227,16 @@ static int method_class(const char *m) {
  * paths).  An absolute-form target (RFC 9112 3.2.2,
  * "http://host:port/ready") routes by its path. */
 static unsigned route(const health_t *h, const char *url) {
-  if (url[0] != '/' && (strncasecmp(url, "http://", 7) == 0 || strncasecmp(url, "https://", 8) == 0)) {
+  if (url[0] != '/' &&
+      (strncasecmp(url, "http://", 7) == 0 || strncasecmp(url, "https://", 8) == 0)) {
     const char *p = strchr(strchr(url, ':') + 3, '/');
     url = p ? p : "/";
   }
   return health__route(h, url);
 }
 
-static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
-                               const char *url, const char *method,
-                               const char *version, const char *upload_data,
+static enum MHD_Result handler(void *cls, struct MHD_Connection *conn, const char *url,
+                               const char *method, const char *version, const char *upload_data,
                                size_t *upload_data_size, void **con_cls) {
   health_t *h = cls;
   (void)upload_data;
@@ -249,8 +248,8 @@ static enum MHD_Result handler(void *cls, struct MHD_Connection *conn,
     int chunked = scan_head(conn, version, &check, &closing);
     if (chunked < 0) endpoint = 0, mc = -1;
     else if (!endpoint || mc != 0) chunked = 0;
-    unsigned flags = (closing ? R_CLOSE : 0) |
-                     (endpoint == HEALTH__ROUTE_METRICS || check ? R_EXTRA : 0);
+    unsigned flags =
+        (closing ? R_CLOSE : 0) | (endpoint == HEALTH__ROUTE_METRICS || check ? R_EXTRA : 0);
     *con_cls = ROUTED(endpoint, chunked == 2, flags);
     /* The head arrived in time; the answer is ours to send (a chunked body
      * first has to arrive under the same head deadline). */
@@ -304,7 +303,9 @@ int health__http_start(health_t *h, health_error_t *err) {
   unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
   if (MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES) flags |= MHD_USE_EPOLL;
   int family = health__sockaddr_literal(h->address, h->opt.port, &ss, &sl);
-  if (!family) return health__err(err, HEALTH_EINVAL, "address '%s' is not an IPv4 or IPv6 literal", h->address);
+  if (!family)
+    return health__err(err, HEALTH_EINVAL, "address '%s' is not an IPv4 or IPv6 literal",
+                       h->address);
   if (family == 2) {
     flags |= MHD_USE_IPv6;
     if (strcmp(h->address, "::") == 0) flags |= MHD_USE_DUAL_STACK;
@@ -331,8 +332,7 @@ int health__http_start(health_t *h, health_error_t *err) {
   h->http.daemon = MHD_start_daemon(
       flags, (uint16_t)h->opt.port, NULL, NULL, handler, h,
       /* first, or MHD complains through its default logger */
-      MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, h,
-      MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+      MHD_OPTION_EXTERNAL_LOGGER, mhd_logger, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
       /* The guard's table: our cap plus room for connections cut and not
        * yet closed, so libmicrohttpd never refuses; the guard evicts. */
       MHD_OPTION_CONNECTION_LIMIT, health__guard_slots(h->http.guard),
@@ -341,9 +341,8 @@ int health__http_start(health_t *h, health_error_t *err) {
       MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)MEMORY_LIMIT,
       /* A flood must not overflow the accept queue: a dropped SYN costs the
        * load balancer's probe a 1 s retransmission.  Capped by somaxconn. */
-      MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)4096,
-      MHD_OPTION_UNESCAPE_CALLBACK, unescape_unreserved, NULL,
-      MHD_OPTION_NOTIFY_CONNECTION, notify_connection, h->http.guard,
+      MHD_OPTION_LISTEN_BACKLOG_SIZE, (unsigned)4096, MHD_OPTION_UNESCAPE_CALLBACK,
+      unescape_unreserved, NULL, MHD_OPTION_NOTIFY_CONNECTION, notify_connection, h->http.guard,
       MHD_OPTION_NOTIFY_COMPLETED, request_completed, h->http.guard,
       /* No MHD_OPTION_LISTENING_ADDRESS_REUSE: with 1 MHD sets SO_REUSEPORT,
        * and a second process would then share the port silently instead of
@@ -374,7 +373,8 @@ int health__http_listen_fd(const health_t *h) {
 void health__http_quiesce(health_t *h) {
   /* Stop accepting; connections already open are still answered.  The
    * listening socket is then ours to close. */
-  if (h->http.daemon && h->http.quiesced_fd < 0) h->http.quiesced_fd = (int)MHD_quiesce_daemon(h->http.daemon);
+  if (h->http.daemon && h->http.quiesced_fd < 0)
+    h->http.quiesced_fd = (int)MHD_quiesce_daemon(h->http.daemon);
 }
 
 void health__http_stop(health_t *h) {

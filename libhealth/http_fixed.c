@@ -32,14 +32,19 @@ static struct MHD_Response *static_response(const char *body, unsigned code) {
 }
 
 int health__http_fixed_new(health_t *h) {
-  h->http.resp_400 = static_response("{\"status\":\"fail\",\"output\":\"bad request: a header name with white space, or not exactly one Host\"}\n", 400);
+  h->http.resp_400 = static_response(
+      "{\"status\":\"fail\",\"output\":\"bad request: a header name with white space, or not exactly one Host\"}\n",
+      400);
   h->http.resp_404 = static_response("{\"status\":\"fail\",\"output\":\"not found\"}\n", 404);
-  h->http.resp_405 = static_response("{\"status\":\"fail\",\"output\":\"method not allowed: use GET or HEAD\"}\n", 405);
-  h->http.resp_413 = static_response("{\"status\":\"fail\",\"output\":\"request body not allowed\"}\n", 413);
-  h->http.resp_501 = static_response("{\"status\":\"fail\",\"output\":\"method not implemented\"}\n", 501);
+  h->http.resp_405 = static_response(
+      "{\"status\":\"fail\",\"output\":\"method not allowed: use GET or HEAD\"}\n", 405);
+  h->http.resp_413 =
+      static_response("{\"status\":\"fail\",\"output\":\"request body not allowed\"}\n", 413);
+  h->http.resp_501 =
+      static_response("{\"status\":\"fail\",\"output\":\"method not implemented\"}\n", 501);
   h->http.resp_options = static_response("", 204);
-  return h->http.resp_400 && h->http.resp_404 && h->http.resp_405 && h->http.resp_413 && h->http.resp_501 &&
-                 h->http.resp_options
+  return h->http.resp_400 && h->http.resp_404 && h->http.resp_405 && h->http.resp_413 &&
+                 h->http.resp_501 && h->http.resp_options
              ? 0
              : -1;
 }

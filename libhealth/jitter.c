@@ -57,14 +57,13 @@ void health__fleet_init(health_t *h) {
   atomic_init(&h->fleet.rng, random_seed(h));
 }
 
-uint64_t health__first_due_locked(health_t *h, const health__check_t *c,
-                                  uint64_t now) {
+uint64_t health__first_due_locked(health_t *h, const health__check_t *c, uint64_t now) {
   (void)h, (void)c;
   return now;
 }
 
-uint64_t health__next_due_locked(health_t *h, const health__check_t *c,
-                                 const health_result_t *r, uint64_t now) {
+uint64_t health__next_due_locked(health_t *h, const health__check_t *c, const health_result_t *r,
+                                 uint64_t now) {
   uint64_t delay = c->interval_ms;
   if (r && r->retry_set && h->fleet.backoff) {
     delay = r->retry_ms < c->interval_ms ? r->retry_ms : c->interval_ms;
@@ -94,8 +93,7 @@ HEALTH_EXPORT void health_fleet_options_init(health_fleet_options_t *o) {
   o->keep_connections = 1;
 }
 
-HEALTH_EXPORT int health_fleet_options_from_env(health_fleet_options_t *opts,
-                                                health_error_t *err) {
+HEALTH_EXPORT int health_fleet_options_from_env(health_fleet_options_t *opts, health_error_t *err) {
   return health__fleet_options_from_lookup(opts, health__env_lookup, NULL, err);
 }
 
@@ -119,8 +117,8 @@ int health__fleet_options_from_lookup(health_fleet_options_t *opts, health__look
       o.run_jitter_percent = pct;
     } else {
       return health__err(err, HEALTH_EINVAL,
-                         "HEALTH_JITTER='%.40s' must be on, off or a whole number from 0 to %d",
-                         v, RUN_PERCENT_MAX);
+                         "HEALTH_JITTER='%.40s' must be on, off or a whole number from 0 to %d", v,
+                         RUN_PERCENT_MAX);
     }
   }
   v = lookup("HEALTH_KEEP_CONNECTIONS", arg);
@@ -135,7 +133,9 @@ int health__fleet_options_from_lookup(health_fleet_options_t *opts, health__look
 HEALTH_EXPORT int health_fleet_set(health_t *h, const health_fleet_options_t *opts,
                                    health_error_t *err) {
   if (!h) return health__err(err, HEALTH_EINVAL, "health_fleet_set: handle is required");
-  if (health__forked(h)) return health__err(err, HEALTH_EFORKED, "%s: the handle belongs to the parent process", __func__);
+  if (health__forked(h))
+    return health__err(err, HEALTH_EFORKED, "%s: the handle belongs to the parent process",
+                       __func__);
   health_fleet_options_t o;
   if (opts) o = *opts;
   else health_fleet_options_init(&o);

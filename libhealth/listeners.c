@@ -17,8 +17,11 @@
 
 HEALTH_EXPORT int health_listener_add(health_t *h, health_listener_fn fn, void *arg,
                                       health_error_t *err) {
-  if (!h || !fn) return health__err(err, HEALTH_EINVAL, "health_listener_add: handle and function are required");
-  if (health__forked(h)) return health__err(err, HEALTH_EFORKED, "health_listener_add: the handle belongs to the parent process");
+  if (!h || !fn)
+    return health__err(err, HEALTH_EINVAL, "health_listener_add: handle and function are required");
+  if (health__forked(h))
+    return health__err(err, HEALTH_EFORKED,
+                       "health_listener_add: the handle belongs to the parent process");
   pthread_mutex_lock(&h->lock);
   int rc = 0;
   if (h->state != HEALTH__ST_NEW)
@@ -35,8 +38,8 @@ HEALTH_EXPORT int health_listener_add(health_t *h, health_listener_fn fn, void *
 
 /* Queue one event (h->lock held, so events are queued in the order the
  * state changed). */
-static void enqueue(health_t *h, unsigned subject, const health__check_t *c,
-                    health_status_t from, health_status_t to, const char *reason) {
+static void enqueue(health_t *h, unsigned subject, const health__check_t *c, health_status_t from,
+                    health_status_t to, const char *reason) {
   struct health__obs *o = h->obs;
   if (!o->queue) return; /* not started */
   pthread_mutex_lock(&o->qlock);
@@ -69,8 +72,8 @@ static void check_changed_locked(health_t *h, const health__check_t *c, health_s
 }
 
 /* Why an endpoint has the status it has, for the event's reason. */
-static void endpoint_reason(health_t *h, unsigned ep, health_status_t st, uint64_t now,
-                            char *buf, size_t len) {
+static void endpoint_reason(health_t *h, unsigned ep, health_status_t st, uint64_t now, char *buf,
+                            size_t len) {
   if (ep == HEALTH_READINESS && health__draining(h)) {
     snprintf(buf, len, "draining");
     return;
@@ -159,7 +162,7 @@ int health__listeners_start(health_t *h, health_error_t *err) {
     return health__err(err, HEALTH_ESYS, "could not start the listener thread");
   }
   pthread_mutex_lock(&h->lock);
-  o->queue = q;                                                          /* from now on transitions are queued */
+  o->queue = q; /* from now on transitions are queued */
   health__observe_locked(h, state_changed_locked, check_changed_locked); /* (never full) */
   pthread_mutex_unlock(&h->lock);
   o->thread_started = 1;
@@ -181,8 +184,8 @@ void health__listeners_stop(health_t *h) {
 /* ---- enumeration ---- */
 
 HEALTH_EXPORT int health_check_foreach(health_t *h,
-                                       int (*fn)(const char *name,
-                                                 const health_check_info_t *info, void *arg),
+                                       int (*fn)(const char *name, const health_check_info_t *info,
+                                                 void *arg),
                                        void *arg) {
   if (!h || !fn) return HEALTH_EINVAL;
   if (health__forked(h)) return HEALTH_EFORKED; /* fork.c */

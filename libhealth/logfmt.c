@@ -20,9 +20,9 @@ void health__log_formatv(health__buf_t *b, health_log_level_t level, const char 
   char ts[40];
   health__rfc3339(health__wall_ms(), ts, sizeof ts);
   uint64_t us = health__now_us();
-  health__buf_printf(b, "{\"ts\":\"%s\",\"mono_ms\":%llu.%03u,\"level\":\"%s\",\"lib\":\"libhealth\",\"event\":\"",
-                     ts, (unsigned long long)(us / 1000), (unsigned)(us % 1000),
-                     level_name(level));
+  health__buf_printf(
+      b, "{\"ts\":\"%s\",\"mono_ms\":%llu.%03u,\"level\":\"%s\",\"lib\":\"libhealth\",\"event\":\"",
+      ts, (unsigned long long)(us / 1000), (unsigned)(us % 1000), level_name(level));
   health__buf_json_str(b, event, strlen(event));
   health__buf_adds(b, "\"");
   const char *key;

@@ -163,7 +163,8 @@ static int write_stderr(int fd, int sock, const char *buf, size_t len, uint64_t 
       continue;
     }
     size_t n = len - off < PIPE_BUF ? len - off : PIPE_BUF;
-    ssize_t w = sock ? send(fd, buf + off, n, MSG_DONTWAIT | MSG_NOSIGNAL) : write(fd, buf + off, n);
+    ssize_t w =
+        sock ? send(fd, buf + off, n, MSG_DONTWAIT | MSG_NOSIGNAL) : write(fd, buf + off, n);
     if (w < 0 && (errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK)) continue;
     if (w <= 0) {
       ok = 0;

@@ -64,8 +64,8 @@ void health__log_repeatv(const health_t *h, health__repeat_t *r, const char *sub
     if (r->slot[i].hash && r->slot[i].suppressed) { /* evicted with a count: say so */
       char n[24];
       snprintf(n, sizeof n, "%u", r->slot[i].suppressed);
-      health__log(h, r->slot[i].level, "log_repeated", "of", r->slot[i].event, "subject", r->subject,
-                  "#repeated", n, NULL);
+      health__log(h, r->slot[i].level, "log_repeated", "of", r->slot[i].event, "subject",
+                  r->subject, "#repeated", n, NULL);
     }
   }
   r->slot[i].hash = hash;

@@ -117,8 +117,9 @@ static void process_families(health_t *h, out_t *o, uint64_t now) {
   family(o, "libhealth_build", "info", "Version of libhealth serving these metrics.");
   sample(o, "libhealth_build_info", NULL, "version=\"" HEALTH_VERSION_STRING "\"", "1", 1);
 
-  family(o, "libhealth_endpoint_status", "gauge",
-         "Status the endpoint answers: 1 for the current status (pass and warn answer 200, fail 503).");
+  family(
+      o, "libhealth_endpoint_status", "gauge",
+      "Status the endpoint answers: 1 for the current status (pass and warn answer 200, fail 503).");
   static const char *const ep_label[2][3] = {
       {"endpoint=\"readiness\",status=\"pass\"", "endpoint=\"readiness\",status=\"warn\"",
        "endpoint=\"readiness\",status=\"fail\""},
@@ -131,14 +132,18 @@ static void process_families(health_t *h, out_t *o, uint64_t now) {
       sample(o, "libhealth_endpoint_status", NULL, ep_label[e][s], (int)st == s ? "1" : "0", 1);
   }
 
-  family(o, "libhealth_draining", "gauge", "1 once the shutdown sequence has started (readiness fails).");
+  family(o, "libhealth_draining", "gauge",
+         "1 once the shutdown sequence has started (readiness fails).");
   sample(o, "libhealth_draining", NULL, NULL, health__draining(h) ? "1" : "0", 1);
 
-  family(o, "libhealth_signal_handler_replaced", "gauge",
-         "1 while a handler installed after start has replaced the library's (the signal starts no shutdown).");
+  family(
+      o, "libhealth_signal_handler_replaced", "gauge",
+      "1 while a handler installed after start has replaced the library's (the signal starts no shutdown).");
   int lost = health__signals_lost(h);
-  sample(o, "libhealth_signal_handler_replaced", NULL, "signal=\"SIGTERM\"", lost & 1 ? "1" : "0", 1);
-  sample(o, "libhealth_signal_handler_replaced", NULL, "signal=\"SIGINT\"", lost & 2 ? "1" : "0", 1);
+  sample(o, "libhealth_signal_handler_replaced", NULL, "signal=\"SIGTERM\"", lost & 1 ? "1" : "0",
+         1);
+  sample(o, "libhealth_signal_handler_replaced", NULL, "signal=\"SIGINT\"", lost & 2 ? "1" : "0",
+         1);
 
   family(o, "libhealth_shutdown_phase", "gauge",
          "Phase of the shutdown sequence: 1 for the current one.");
@@ -146,7 +151,8 @@ static void process_families(health_t *h, out_t *o, uint64_t now) {
                                         "phase=\"flushing\"", "phase=\"done\""};
   int ph = atomic_load(&h->obs->phase);
   if (ph == HEALTH__PHASE_RUNNING && health__draining(h)) ph = HEALTH__PHASE_DRAINING;
-  for (int i = 0; i < 4; i++) sample(o, "libhealth_shutdown_phase", NULL, phases[i], ph == i ? "1" : "0", 1);
+  for (int i = 0; i < 4; i++)
+    sample(o, "libhealth_shutdown_phase", NULL, phases[i], ph == i ? "1" : "0", 1);
 
   family(o, "libhealth_requests_in_flight", "gauge",
          "Application requests in flight, as reported by health_inflight_begin/end.");
@@ -161,8 +167,9 @@ static void process_families(health_t *h, out_t *o, uint64_t now) {
          "Status-listener events dropped because the listener queue was full.");
   sample_u64(o, "libhealth_listener_events_dropped_total", NULL, NULL,
              (uint64_t)atomic_load(&h->obs->dropped));
-  family(o, "libhealth_log_lines_dropped", "counter",
-         "Log lines dropped because the log sink did not keep up (queue full, sink stuck or gone).");
+  family(
+      o, "libhealth_log_lines_dropped", "counter",
+      "Log lines dropped because the log sink did not keep up (queue full, sink stuck or gone).");
   sample_u64(o, "libhealth_log_lines_dropped_total", NULL, NULL, health__log_dropped(h));
 
   /* The health port guard's published counters (http-int.h); zero when the
@@ -244,12 +251,7 @@ static inline char *end_us(char *p, uint64_t us) {
 }
 
 /* A simple family: one series per check, value from `get`. */
-typedef enum { V_CRITICAL,
-               V_CONSEC,
-               V_RUNS,
-               V_FAILURES,
-               V_TIMEOUTS,
-               V_LAST_DURATION } val_t;
+typedef enum { V_CRITICAL, V_CONSEC, V_RUNS, V_FAILURES, V_TIMEOUTS, V_LAST_DURATION } val_t;
 
 static void per_check(health_t *h, out_t *o, const char *fam, const char *type, const char *help,
                       piece_t prefix, val_t what) {
@@ -279,11 +281,13 @@ static void check_families(health_t *h, out_t *o, uint64_t now) {
   health__buf_t *b = o->b;
   char *p0, *p;
 
-  family(o, "libhealth_check_status", "gauge",
-         "Effective status of the check after thresholds (a stale result counts as fail): 1 for the current one.");
+  family(
+      o, "libhealth_check_status", "gauge",
+      "Effective status of the check after thresholds (a stale result counts as fail): 1 for the current one.");
   static const piece_t st_prefix = PIECE("libhealth_check_status{check=\"");
   static const piece_t st_mid[4] = {PIECE("\",status=\"pass\"} "), PIECE("\",status=\"warn\"} "),
-                                    PIECE("\",status=\"fail\"} "), PIECE("\",status=\"pending\"} ")};
+                                    PIECE("\",status=\"fail\"} "),
+                                    PIECE("\",status=\"pending\"} ")};
   if ((p0 = p = reserve(b, nc * 4 * (st_prefix.n + NAME_ROOM)))) {
     for (size_t i = 0; i < nc; i++) {
       const health__check_t *c = health__check_at_locked(h, i);
@@ -305,7 +309,8 @@ static void check_families(health_t *h, out_t *o, uint64_t now) {
             (piece_t)PIECE("libhealth_check_consecutive_failures{check=\""), V_CONSEC);
   per_check(h, o, "libhealth_check_runs", "counter", "Completed runs, timed-out ones included.",
             (piece_t)PIECE("libhealth_check_runs_total{check=\""), V_RUNS);
-  per_check(h, o, "libhealth_check_failures", "counter", "Runs that failed, timed-out ones included.",
+  per_check(h, o, "libhealth_check_failures", "counter",
+            "Runs that failed, timed-out ones included.",
             (piece_t)PIECE("libhealth_check_failures_total{check=\""), V_FAILURES);
   per_check(h, o, "libhealth_check_timeouts", "counter", "Runs cut off at their deadline.",
             (piece_t)PIECE("libhealth_check_timeouts_total{check=\""), V_TIMEOUTS);
@@ -313,8 +318,9 @@ static void check_families(health_t *h, out_t *o, uint64_t now) {
             "Duration of the last run (the timeout for a run cut off at its deadline).",
             (piece_t)PIECE("libhealth_check_last_duration_seconds{check=\""), V_LAST_DURATION);
 
-  family(o, "libhealth_check_last_success_timestamp_seconds", "gauge",
-         "When the last run that passed or warned completed, seconds since the epoch (absent before the first).");
+  family(
+      o, "libhealth_check_last_success_timestamp_seconds", "gauge",
+      "When the last run that passed or warned completed, seconds since the epoch (absent before the first).");
   static const piece_t ls_prefix = PIECE("libhealth_check_last_success_timestamp_seconds{check=\"");
   static const piece_t close = PIECE("\"} ");
   if ((p0 = p = reserve(b, nc * (ls_prefix.n + NAME_ROOM)))) {
@@ -336,8 +342,8 @@ static void check_families(health_t *h, out_t *o, uint64_t now) {
   static const piece_t cnt_prefix = PIECE("libhealth_check_duration_seconds_count{check=\"");
   static const piece_t le[HEALTH__BUCKETS + 1] = {
       PIECE("\",le=\"0.001\"} "), PIECE("\",le=\"0.005\"} "), PIECE("\",le=\"0.025\"} "),
-      PIECE("\",le=\"0.1\"} "), PIECE("\",le=\"0.5\"} "), PIECE("\",le=\"2.5\"} "),
-      PIECE("\",le=\"10.0\"} "), PIECE("\",le=\"+Inf\"} ")};
+      PIECE("\",le=\"0.1\"} "),   PIECE("\",le=\"0.5\"} "),   PIECE("\",le=\"2.5\"} "),
+      PIECE("\",le=\"10.0\"} "),  PIECE("\",le=\"+Inf\"} ")};
   if ((p0 = p = reserve(b, nc * (HEALTH__BUCKETS + 3) * (bk_prefix.n + NAME_ROOM)))) {
     for (size_t i = 0; i < nc; i++) {
       const health__check_t *c = health__check_at_locked(h, i);
@@ -357,8 +363,8 @@ static void check_families(health_t *h, out_t *o, uint64_t now) {
   }
 }
 
-void health__metrics_render_locked(health_t *h, int openmetrics, int status_only,
-                                   uint64_t now, health__buf_t *b) {
+void health__metrics_render_locked(health_t *h, int openmetrics, int status_only, uint64_t now,
+                                   health__buf_t *b) {
   out_t o = {b, openmetrics};
   process_families(h, &o, now);
   if (!status_only) check_families(h, &o, now);

@@ -71,9 +71,10 @@ struct health__obs {
   /* answer cache (serve.c) */
   pthread_mutex_t cache_lock;
   health__slot_t metrics[2][2]; /* [openmetrics][status_only] */
-  health__slot_t ep[2][2];      /* [0 ready, 1 live][status_only]: health_answer_render, the port's views */
-  health__slot_t *per_check;    /* [check * 2 + (live)], full detail, after start */
-  size_t last_metrics_len;      /* to size the next render's buffer */
+  health__slot_t ep[2]
+                   [2]; /* [0 ready, 1 live][status_only]: health_answer_render, the port's views */
+  health__slot_t *per_check; /* [check * 2 + (live)], full detail, after start */
+  size_t last_metrics_len;   /* to size the next render's buffer */
   struct MHD_Response *resp_403, *resp_404;
   int inited; /* bits: 1 qlock/qcond, 2 cache_lock */
 };

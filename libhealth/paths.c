@@ -39,9 +39,10 @@ static int validate_paths(const health_serve_options_t *o, int env, health_error
   for (int i = 0; i < 3; i++) {
     if (i == 2 && off(v[i])) continue;
     if (!v[i] || !path_ok(v[i]))
-      return health__err(err, HEALTH_EINVAL,
-                         "%s must be 1-%d printable characters starting with '/', without '?', '#', '%%' or spaces%s",
-                         names[i][env ? 0 : 1], PATH_MAX_LEN, i == 2 ? " (or off)" : "");
+      return health__err(
+          err, HEALTH_EINVAL,
+          "%s must be 1-%d printable characters starting with '/', without '?', '#', '%%' or spaces%s",
+          names[i][env ? 0 : 1], PATH_MAX_LEN, i == 2 ? " (or off)" : "");
   }
   for (int i = 0; i < 3; i++)
     for (int j = i + 1; j < 3; j++)
@@ -81,8 +82,11 @@ int health__serve_options_from_lookup(health_serve_options_t *o, health__lookup_
 
 HEALTH_EXPORT int health_serve_set(health_t *h, const health_serve_options_t *so,
                                    health_error_t *err) {
-  if (!h || !so) return health__err(err, HEALTH_EINVAL, "health_serve_set: handle and options are required");
-  if (health__forked(h)) return health__err(err, HEALTH_EFORKED, "%s: the handle belongs to the parent process", __func__);
+  if (!h || !so)
+    return health__err(err, HEALTH_EINVAL, "health_serve_set: handle and options are required");
+  if (health__forked(h))
+    return health__err(err, HEALTH_EFORKED, "%s: the handle belongs to the parent process",
+                       __func__);
   int rc = HEALTH__RESERVED_CHECK(so, "health_serve_options", err);
   if (rc) return rc;
   rc = validate_paths(so, 0, err);

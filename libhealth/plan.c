@@ -41,9 +41,10 @@ int health__plan_derive(const health_t *h, health__plan_t *p, health_error_t *er
                        "shutdown plan: HEALTH_DRAIN_MIN_MS (%u) exceeds HEALTH_DRAIN_MS (%u)",
                        drain_min, o->drain_ms);
   if (o->drain_ms >= o->shutdown_deadline_ms)
-    return health__err(err, HEALTH_EINVAL,
-                       "shutdown plan: HEALTH_DRAIN_MS (%u) must be less than HEALTH_SHUTDOWN_DEADLINE_MS (%u), or no flush hook can run",
-                       o->drain_ms, o->shutdown_deadline_ms);
+    return health__err(
+        err, HEALTH_EINVAL,
+        "shutdown plan: HEALTH_DRAIN_MS (%u) must be less than HEALTH_SHUTDOWN_DEADLINE_MS (%u), or no flush hook can run",
+        o->drain_ms, o->shutdown_deadline_ms);
   p->drain_ms = o->drain_ms;
   p->drain_min_ms = drain_min;
   p->early = drain_min < o->drain_ms;
@@ -103,8 +104,7 @@ void health__plan_log(const health_t *h, const health__plan_t *p, uint64_t t0) {
     if (t0)
       health__buf_printf(&hooks, ",\"latest_start_mono_ms\":%llu",
                          (unsigned long long)(t0 + k->latest_start_ms));
-    else
-      health__buf_printf(&hooks, ",\"latest_start_ms\":%u", k->latest_start_ms);
+    else health__buf_printf(&hooks, ",\"latest_start_ms\":%u", k->latest_start_ms);
     health__buf_adds(&hooks, "}");
   }
   health__buf_adds(&hooks, "]");
@@ -116,20 +116,20 @@ void health__plan_log(const health_t *h, const health__plan_t *p, uint64_t t0) {
   num(worst, sizeof worst, t0 + p->worst_exit_ms);
   if (p->early)
     snprintf(early, sizeof early, "after %u ms once nothing is in flight", p->drain_min_ms);
-  else
-    snprintf(early, sizeof early, "never");
+  else snprintf(early, sizeof early, "never");
   const char *hooks_json = hooks.failed ? "[]" : hooks.data;
   if (!t0) {
-    health__log(h, HEALTH_LOG_INFO, "shutdown_plan", "#drain_ms", drain, "#drain_min_ms", dmin,
-                "drain_early_end", early, "#deadline_ms", dl, "#hooks_total_ms", hk,
-                "#exit_by_ms", worst, "#hooks", hooks_json, "signals",
-                "2nd ends the drain, hooks still run; 3rd exits at once (code 6); signals within 1000 ms count once",
-                NULL);
+    health__log(
+        h, HEALTH_LOG_INFO, "shutdown_plan", "#drain_ms", drain, "#drain_min_ms", dmin,
+        "drain_early_end", early, "#deadline_ms", dl, "#hooks_total_ms", hk, "#exit_by_ms", worst,
+        "#hooks", hooks_json, "signals",
+        "2nd ends the drain, hooks still run; 3rd exits at once (code 6); signals within 1000 ms count once",
+        NULL);
   } else {
     char t[24], wall[40];
     num(t, sizeof t, t0);
-    health__rfc3339(health__wall_ms() + (int64_t)p->deadline_ms - (int64_t)(health__now_ms() - t0), wall,
-                    sizeof wall);
+    health__rfc3339(health__wall_ms() + (int64_t)p->deadline_ms - (int64_t)(health__now_ms() - t0),
+                    wall, sizeof wall);
     health__log(h, HEALTH_LOG_INFO, "shutdown_plan", "at", "signal", "#signal_mono_ms", t,
                 "#drain_end_mono_ms", drain, "#drain_min_end_mono_ms", p->early ? dmin : NULL,
                 "drain_early_end", early, "#deadline_mono_ms", dl, "deadline_at", wall,
@@ -148,15 +148,18 @@ void health__plan_warn(const health_t *h, const health__plan_t *p) {
     num(cut, sizeof cut, k->timeout_ms - k->budget_ms);
     num(need, sizeof need, (uint64_t)k->latest_start_ms + k->timeout_ms);
     if (k->budget_ms == 0)
-      snprintf(msg, sizeof msg,
-               "hook '%s' may not run at all: if the drain and the hooks before it use their whole time, it starts at the deadline (%u ms)",
-               k->hook->name, p->deadline_ms);
+      snprintf(
+          msg, sizeof msg,
+          "hook '%s' may not run at all: if the drain and the hooks before it use their whole time, it starts at the deadline (%u ms)",
+          k->hook->name, p->deadline_ms);
     else
-      snprintf(msg, sizeof msg,
-               "hook '%s' may be cut by %u ms: it may start as late as %u ms after the signal, leaving %u of its %u ms before the deadline (%u ms)",
-               k->hook->name, k->timeout_ms - k->budget_ms, k->latest_start_ms, k->budget_ms,
-               k->timeout_ms, p->deadline_ms);
+      snprintf(
+          msg, sizeof msg,
+          "hook '%s' may be cut by %u ms: it may start as late as %u ms after the signal, leaving %u of its %u ms before the deadline (%u ms)",
+          k->hook->name, k->timeout_ms - k->budget_ms, k->latest_start_ms, k->budget_ms,
+          k->timeout_ms, p->deadline_ms);
     health__log(h, HEALTH_LOG_WARN, "shutdown_plan_risk", "hook", k->hook->name, "#timeout_ms", to,
-                "#budget_ms", bu, "#cut_ms", cut, "#deadline_needed_ms", need, "message", msg, NULL);
+                "#budget_ms", bu, "#cut_ms", cut, "#deadline_needed_ms", need, "message", msg,
+                NULL);
   }
 }

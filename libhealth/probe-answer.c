@@ -15,16 +15,18 @@
 #include <string.h>
 #include <strings.h>
 
-enum { S_STATUS,
-       S_HEADER,
-       S_BODY_LEN,
-       S_BODY_CLOSE,
-       S_CHUNK_SIZE,
-       S_CHUNK_DATA,
-       S_CHUNK_END,
-       S_TRAILER,
-       S_DONE,
-       S_ERROR };
+enum {
+  S_STATUS,
+  S_HEADER,
+  S_BODY_LEN,
+  S_BODY_CLOSE,
+  S_CHUNK_SIZE,
+  S_CHUNK_DATA,
+  S_CHUNK_END,
+  S_TRAILER,
+  S_DONE,
+  S_ERROR
+};
 
 static void reset_head(health__probe_answer_t *a) {
   a->status = 0;
@@ -52,8 +54,8 @@ static int parse_status(health__probe_answer_t *a) {
   if (a->line_len < 5 || strncmp(l, "HTTP/", 5) != 0) return err(a, "not an HTTP answer");
   if (a->line_len < 8 || l[5] != '1' || l[6] != '.' || l[7] < '0' || l[7] > '9')
     return err(a, "not an HTTP/1.x answer");
-  if (a->line_len < 12 || l[8] != ' ' || l[9] < '1' || l[9] > '5' || l[10] < '0' || l[10] > '9' || l[11] < '0' ||
-      l[11] > '9' || (l[12] && l[12] != ' '))
+  if (a->line_len < 12 || l[8] != ' ' || l[9] < '1' || l[9] > '5' || l[10] < '0' || l[10] > '9' ||
+      l[11] < '0' || l[11] > '9' || (l[12] && l[12] != ' '))
     return err(a, "malformed status line");
   a->status = (l[9] - '0') * 100 + (l[10] - '0') * 10 + (l[11] - '0');
   size_t k = 0;
@@ -159,10 +161,8 @@ static int line_done(health__probe_answer_t *a) {
   switch (a->state) {
     case S_STATUS:
       return empty ? HEALTH__ANS_MORE : parse_status(a); /* a stray empty line is ignored */
-    case S_HEADER:
-      return empty ? end_of_head(a) : header_line(a);
-    case S_CHUNK_SIZE:
-      return chunk_size(a);
+    case S_HEADER: return empty ? end_of_head(a) : header_line(a);
+    case S_CHUNK_SIZE: return chunk_size(a);
     case S_CHUNK_END:
       if (!empty) return err(a, "malformed chunked body");
       a->state = S_CHUNK_SIZE;
@@ -174,8 +174,7 @@ static int line_done(health__probe_answer_t *a) {
   return HEALTH__ANS_MORE;
 }
 
-int health__probe_answer_feed(health__probe_answer_t *a, const char *p, size_t n,
-                              size_t *used) {
+int health__probe_answer_feed(health__probe_answer_t *a, const char *p, size_t n, size_t *used) {
   size_t i = 0;
   int rc = HEALTH__ANS_MORE;
   while (rc == HEALTH__ANS_MORE && i < n && a->state != S_DONE && a->state != S_ERROR) {
@@ -222,19 +221,14 @@ int health__probe_answer_feed(health__probe_answer_t *a, const char *p, size_t n
 int health__probe_answer_eof(health__probe_answer_t *a) {
   switch (a->state) {
     case S_DONE:
-    case S_BODY_CLOSE:
-      a->state = S_DONE;
-      return HEALTH__ANS_DONE;
-    case S_ERROR:
-      return HEALTH__ANS_ERROR;
+    case S_BODY_CLOSE: a->state = S_DONE; return HEALTH__ANS_DONE;
+    case S_ERROR: return HEALTH__ANS_ERROR;
     case S_STATUS:
       if (!a->head_bytes) return err(a, "connection closed without an answer");
       if (a->line_len && strncmp(a->line, "HTTP/", a->line_len < 5 ? a->line_len : 5))
         return err(a, "not an HTTP answer");
       /* fall through */
-    case S_HEADER:
-      return err(a, "connection closed in the middle of the answer's head");
-    default:
-      return err(a, "answer truncated: connection closed before the end of its body");
+    case S_HEADER: return err(a, "connection closed in the middle of the answer's head");
+    default: return err(a, "answer truncated: connection closed before the end of its body");
   }
 }

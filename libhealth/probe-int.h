@@ -37,8 +37,7 @@ int health__probe_parse_url(const char *url, health__probe_url_t *u, char *why, 
 typedef struct health__probe_expect {
   uint64_t bits[7]; /* bit (code - 200) */
 } health__probe_expect_t;
-int health__probe_parse_expect(const char *spec, health__probe_expect_t *e, char *why,
-                               size_t wl);
+int health__probe_parse_expect(const char *spec, health__probe_expect_t *e, char *why, size_t wl);
 int health__probe_expect_has(const health__probe_expect_t *e, int code);
 
 /* Validate one "Name: value" request header (or "Name;" for an empty
@@ -51,8 +50,8 @@ int health__probe_check_header(const char *h, char *why, size_t wl);
  * given `headers` (NULL-terminated) in their order; "Name:" with nothing
  * after it is not sent (it only removes a default).  Length, or -1 if it
  * does not fit. */
-int health__probe_request(const health__probe_url_t *u, const char *const *headers,
-                          char *buf, size_t len);
+int health__probe_request(const health__probe_url_t *u, const char *const *headers, char *buf,
+                          size_t len);
 
 /* ---- answer parser (probe-answer.c) ---- */
 enum {
@@ -84,8 +83,7 @@ void health__probe_answer_init(health__probe_answer_t *a);
 /* Consume bytes; *used says how many were taken (the rest belongs after the
  * answer).  Returns HEALTH__ANS_HEAD once when the final head ends, then
  * HEALTH__ANS_DONE at its end, HEALTH__ANS_MORE, or HEALTH__ANS_ERROR. */
-int health__probe_answer_feed(health__probe_answer_t *a, const char *p, size_t n,
-                              size_t *used);
+int health__probe_answer_feed(health__probe_answer_t *a, const char *p, size_t n, size_t *used);
 /* The connection closed: DONE for a close-delimited body, else ERROR
  * (truncated) with a reason. */
 int health__probe_answer_eof(health__probe_answer_t *a);

@@ -40,8 +40,7 @@ static void remove_dot_segments(char *path) {
     else if (strncmp(in, "/../", 4) == 0 || strcmp(in, "/..") == 0) {
       in += 3;
       if (!*in) *--in = '/'; /* "/.." becomes "/" */
-      while (out > path && *--out != '/') {
-      }
+      while (out > path && *--out != '/') {}
     } else if (strcmp(in, ".") == 0 || strcmp(in, "..") == 0) {
       in += strlen(in);
     } else {
@@ -81,8 +80,9 @@ int health__probe_parse_url(const char *url, health__probe_url_t *u, char *why, 
   size_t alen = strcspn(p, "/?#");
   const char *at = memchr(p, '@', alen);
   if (at)
-    return bad(why, wl, "user information (user@host) in the URL is not supported: "
-                        "send credentials in a header (-H 'Authorization: ...')");
+    return bad(why, wl,
+               "user information (user@host) in the URL is not supported: "
+               "send credentials in a header (-H 'Authorization: ...')");
   const char *aend = p + alen, *hend;
   char *authority = u->authority;
   if (*p == '[') {
@@ -91,8 +91,7 @@ int health__probe_parse_url(const char *url, health__probe_url_t *u, char *why, 
     size_t hl = (size_t)(hend - p - 1);
     if (memchr(p, '%', hl + 1))
       return bad(why, wl, "IPv6 zone identifiers (%%25...) are not supported");
-    if (hl == 0 || hl >= sizeof u->host)
-      return bad(why, wl, "malformed URL: bad IPv6 address");
+    if (hl == 0 || hl >= sizeof u->host) return bad(why, wl, "malformed URL: bad IPv6 address");
     memcpy(u->host, p + 1, hl);
     u->host[hl] = 0;
     if (inet_pton(AF_INET6, u->host, u->addr) != 1)
@@ -132,8 +131,9 @@ int health__probe_parse_url(const char *url, health__probe_url_t *u, char *why, 
     const char *d = hend + 1;
     size_t dl = (size_t)(aend - d);
     if (strspn(d, "0123456789") != dl)
-      return bad(why, wl, "malformed URL: port '%.*s' is not a number", (int)(dl > 16 ? 16 : dl), d);
-    if (dl) {                                /* ":" alone means the default port (RFC 3986 §3.2.3) */
+      return bad(why, wl, "malformed URL: port '%.*s' is not a number", (int)(dl > 16 ? 16 : dl),
+                 d);
+    if (dl) { /* ":" alone means the default port (RFC 3986 §3.2.3) */
       while (dl > 1 && *d == '0') d++, dl--; /* leading zeros are allowed */
       unsigned long v = 0;
       for (size_t i = 0; i < dl && v <= 65535; i++) v = v * 10 + (unsigned)(d[i] - '0');
@@ -208,8 +208,7 @@ static int code3(const char *s, size_t n, int *out) {
   return 0;
 }
 
-int health__probe_parse_expect(const char *spec, health__probe_expect_t *e, char *why,
-                               size_t wl) {
+int health__probe_parse_expect(const char *spec, health__probe_expect_t *e, char *why, size_t wl) {
   memset(e, 0, sizeof *e);
   if (!spec || !*spec) return bad(why, wl, "empty list of accepted status codes");
   for (const char *p = spec;;) {
@@ -223,17 +222,20 @@ int health__probe_parse_expect(const char *spec, health__probe_expect_t *e, char
         (p[2] == 'x' || p[2] == 'X')) {
       lo = (p[0] - '0') * 100;
       hi = lo + 99;
-    } else if (dash ? code3(p, (size_t)(dash - p), &lo) || code3(dash + 1, m - (size_t)(dash - p) - 1, &hi)
+    } else if (dash ? code3(p, (size_t)(dash - p), &lo) ||
+                          code3(dash + 1, m - (size_t)(dash - p) - 1, &hi)
                     : code3(p, m, &lo)) {
-      return bad(why, wl, "bad status code list '%.40s' (expected codes and ranges "
-                          "like 200-399 or 200,204 or 2xx)",
+      return bad(why, wl,
+                 "bad status code list '%.40s' (expected codes and ranges "
+                 "like 200-399 or 200,204 or 2xx)",
                  spec);
     } else if (!dash) {
       hi = lo;
     }
     if (lo < 200 || hi > 599 || lo > hi)
-      return bad(why, wl, "'%.*s' in the status code list is not a range of final "
-                          "status codes (200-599)",
+      return bad(why, wl,
+                 "'%.*s' in the status code list is not a range of final "
+                 "status codes (200-599)",
                  (int)(m > 16 ? 16 : m), p);
     expect_set(e, lo, hi);
     if (!p[n]) break;
@@ -244,9 +246,7 @@ int health__probe_parse_expect(const char *spec, health__probe_expect_t *e, char
 
 /* ---- request headers ---- */
 
-static int is_tchar(int c) {
-  return isalnum(c) || (c && strchr("!#$%&'*+-.^_`|~", c));
-}
+static int is_tchar(int c) { return isalnum(c) || (c && strchr("!#$%&'*+-.^_`|~", c)); }
 
 int health__probe_check_header(const char *h, char *why, size_t wl) {
   size_t n = 0;
@@ -318,7 +318,8 @@ int health__probe_request(const health__probe_url_t *u, const char *const *heade
   puts_(&o, " HTTP/1.1\r\nHost: ");
   puts_(&o, host ? host + 5 + strspn(host + 5, " \t") : u->authority);
   puts_(&o, "\r\n");
-  if (!given(headers, "User-Agent")) puts_(&o, "User-Agent: health-probe/" HEALTH_VERSION_STRING "\r\n");
+  if (!given(headers, "User-Agent"))
+    puts_(&o, "User-Agent: health-probe/" HEALTH_VERSION_STRING "\r\n");
   if (!given(headers, "Accept")) puts_(&o, "Accept: */*\r\n");
   /* One request per connection: say so, so the server closes at once. */
   if (!given(headers, "Connection")) puts_(&o, "Connection: close\r\n");

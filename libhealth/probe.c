@@ -157,8 +157,7 @@ static int resolve(const health__probe_url_t *u, uint64_t deadline, struct addri
   }
   pthread_mutex_lock(&j->lock);
   struct timespec ts = {(time_t)(deadline / 1000), (long)(deadline % 1000) * 1000000L};
-  while (!j->done && pthread_cond_timedwait(&j->cond, &j->lock, &ts) != ETIMEDOUT) {
-  }
+  while (!j->done && pthread_cond_timedwait(&j->cond, &j->lock, &ts) != ETIMEDOUT) {}
   int done = j->done;
   *gai = j->rc;
   *res = j->res;
@@ -278,8 +277,8 @@ static int exchange(ctx_t *c, int fd, const char *req, size_t rl, uint64_t deadl
         rc = health__probe_answer_feed(&a, buf + off, (size_t)n - off, &used);
         off += used;
         if (rc == HEALTH__ANS_HEAD && !health__probe_expect_has(ex, a.status))
-          return say(c, "HTTP %d%s%s (expected %s)", a.status, a.phrase[0] ? " " : "",
-                     a.phrase, expect_text);
+          return say(c, "HTTP %d%s%s (expected %s)", a.status, a.phrase[0] ? " " : "", a.phrase,
+                     expect_text);
       } while (rc == HEALTH__ANS_HEAD);
     } else if (n == 0) {
       rc = health__probe_answer_eof(&a);
@@ -313,8 +312,8 @@ HEALTH_EXPORT void health_probe_options_init(health_probe_options_t *o) {
   o->timeout_ms = HEALTH__PROBE_DEFAULT_TIMEOUT;
 }
 
-HEALTH_EXPORT int health_probe_with(const char *url, const health_probe_options_t *o,
-                                    char *reason, size_t reason_len) {
+HEALTH_EXPORT int health_probe_with(const char *url, const health_probe_options_t *o, char *reason,
+                                    size_t reason_len) {
   uint64_t start = now_ms();
   health_probe_options_t defaults;
   if (!o) {

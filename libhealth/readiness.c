@@ -52,7 +52,8 @@ int health__controls_start(health_t *h, health_error_t *err) {
   int rc = health__heartbeat_start_locked(h);
   pthread_mutex_unlock(&h->lock);
   if (rc != 0)
-    return health__err(err, HEALTH_ESYS, "could not start the heartbeat thread: %s", strerror(errno));
+    return health__err(err, HEALTH_ESYS, "could not start the heartbeat thread: %s",
+                       strerror(errno));
   if (c->startup_deadline_ms && c->ngates) {
     char ms[16];
     snprintf(ms, sizeof ms, "%u", c->startup_deadline_ms);
@@ -101,11 +102,14 @@ static void notify_status(health_t *h, const char *what, const char *reason) {
 
 HEALTH_EXPORT int health_ready_hold(health_t *h, const char *reason, health_error_t *err) {
   if (!h) return health__err(err, HEALTH_EINVAL, "health_ready_hold: handle is NULL");
-  if (health__forked(h)) return health__err(err, HEALTH_EFORKED, "health_ready_hold: the handle belongs to the parent process");
+  if (health__forked(h))
+    return health__err(err, HEALTH_EFORKED,
+                       "health_ready_hold: the handle belongs to the parent process");
   if (!reason || !*reason) reason = "not ready";
   if (!printable(reason, REASON_MAX))
     return health__err(err, HEALTH_EINVAL,
-                       "health_ready_hold: the reason must be 1-%d printable characters", REASON_MAX);
+                       "health_ready_hold: the reason must be 1-%d printable characters",
+                       REASON_MAX);
   char *copy = strdup(reason);
   if (!copy) return health__err(err, HEALTH_ENOMEM, "out of memory");
   pthread_mutex_lock(&h->lock);
@@ -126,7 +130,9 @@ HEALTH_EXPORT int health_ready_hold(health_t *h, const char *reason, health_erro
 
 HEALTH_EXPORT int health_ready_release(health_t *h, health_error_t *err) {
   if (!h) return health__err(err, HEALTH_EINVAL, "handle is NULL");
-  if (health__forked(h)) return health__err(err, HEALTH_EFORKED, "%s: the handle belongs to the parent process", __func__);
+  if (health__forked(h))
+    return health__err(err, HEALTH_EFORKED, "%s: the handle belongs to the parent process",
+                       __func__);
   pthread_mutex_lock(&h->lock);
   health__controls_t *c = h->ctl;
   if (c->not_ready) {
@@ -169,9 +175,8 @@ static int hb_stale(const health_t *h, const struct health_heartbeat *hb, uint64
 
 /* ---- folding into the endpoints ---- */
 
-health_status_t health__controls_aggregate_locked(health_t *h, unsigned endpoint,
-                                                  uint64_t now, health_status_t st,
-                                                  uint64_t *vu) {
+health_status_t health__controls_aggregate_locked(health_t *h, unsigned endpoint, uint64_t now,
+                                                  health_status_t st, uint64_t *vu) {
   health__controls_t *c = h->ctl;
   int draining = health__draining(h);
   int fail = 0;
@@ -225,8 +230,9 @@ void health__controls_render_entries_locked(health_t *h, unsigned endpoint, uint
   for (const struct health_heartbeat *hb = c->heartbeats; hb; hb = hb->next) {
     uint64_t age = h->state == HEALTH__ST_STARTED ? hb_age_c(c, hb, now) : 0;
     int stale = hb_stale(h, hb, now);
-    const char *word = !stale ? "pass" : (endpoint == HEALTH_LIVENESS && draining) ? "warn"
-                                                                                   : "fail";
+    const char *word = !stale                                      ? "pass"
+                       : (endpoint == HEALTH_LIVENESS && draining) ? "warn"
+                                                                   : "fail";
     entry_head(b, first, hb->key, "heartbeat");
     /* Integers only: no locale can change them. */
     health__buf_printf(b, ",\"observedValue\":%llu,\"observedUnit\":\"ms\",\"status\":\"%s\"",
@@ -245,17 +251,18 @@ void health__controls_render_entries_locked(health_t *h, unsigned endpoint, uint
   for (const health__gate_t *g = c->gates; g; g = g->next) {
     if (endpoint == HEALTH_LIVENESS && (g->open || !late)) continue;
     entry_head(b, first, g->key, "startup-gate");
-    const char *word = g->open ? "pass" : (endpoint == HEALTH_LIVENESS && draining) ? "warn"
-                                                                                    : "fail";
+    const char *word = g->open                                     ? "pass"
+                       : (endpoint == HEALTH_LIVENESS && draining) ? "warn"
+                                                                   : "fail";
     health__buf_printf(b, ",\"status\":\"%s\"", word);
     if (g->open) add_time(b, g->opened_wall_ms);
     if (!g->open) {
       health__buf_adds(b, ",\"output\":\"startup gate '");
       health__buf_json_str(b, g->name, strlen(g->name));
       if (late)
-        health__buf_printf(b, "' still closed after the %u ms startup deadline\"", c->startup_deadline_ms);
-      else
-        health__buf_adds(b, "' not open yet\"");
+        health__buf_printf(b, "' still closed after the %u ms startup deadline\"",
+                           c->startup_deadline_ms);
+      else health__buf_adds(b, "' not open yet\"");
     }
     health__buf_adds(b, "}]");
   }
@@ -287,7 +294,10 @@ void health__controls_reason_locked(health_t *h, uint64_t now, char *out, size_t
     }
   for (const health__gate_t *g = c->gates; g; g = g->next)
     if (!g->open) {
-      snprintf(out, len, "%s %s", deadline_passed(c, now) ? "startup deadline passed, gate closed:" : "starting: waiting for gate", g->name);
+      snprintf(out, len, "%s %s",
+               deadline_passed(c, now) ? "startup deadline passed, gate closed:"
+                                       : "starting: waiting for gate",
+               g->name);
       return;
     }
   const health__check_t *k;

@@ -89,8 +89,7 @@ void health__redact_url(const char *url, char *out, size_t len) {
   }
 }
 
-void health__redact_secret(const char *text, const char *secret, char *out,
-                           size_t len) {
+void health__redact_secret(const char *text, const char *secret, char *out, size_t len) {
   if (!len) return;
   out[0] = 0;
   if (!text) return;

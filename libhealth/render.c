@@ -47,9 +47,8 @@ void health__render_check_locked(health_t *h, const health__check_t *c, uint64_t
   health__buf_adds(b, "}]");
 }
 
-unsigned health__render_locked(health_t *h, unsigned endpoint, int status_only,
-                               uint64_t now, health__buf_t *b,
-                               uint64_t *valid_until_ms) {
+unsigned health__render_locked(health_t *h, unsigned endpoint, int status_only, uint64_t now,
+                               health__buf_t *b, uint64_t *valid_until_ms) {
   health_status_t st = health__aggregate_locked(h, endpoint, now, valid_until_ms);
   int draining = endpoint == HEALTH_READINESS && health__draining(h);
   health__buf_printf(b, "{\"status\":\"%s\"", health__status_word(st));
@@ -60,7 +59,8 @@ unsigned health__render_locked(health_t *h, unsigned endpoint, int status_only,
   }
   if (draining) {
     health__buf_adds(b, ",\"output\":\"draining\"");
-    if (!status_only) health__buf_adds(b, ",\"notes\":[\"shutdown in progress: not accepting new work\"]");
+    if (!status_only)
+      health__buf_adds(b, ",\"notes\":[\"shutdown in progress: not accepting new work\"]");
   } else if (!status_only) {
     health__controls_render_output_locked(h, endpoint, b); /* readiness.c */
   }

@@ -45,8 +45,9 @@ static int send_msg(health_t *h, const char *msg) {
    * request path would freeze) and STOPPING=1 from the shutdown thread
    * (the deadline would not fire).  A full queue drops the message. */
   ssize_t n;
-  do n = sendto(h->notify.notify_fd, msg, strlen(msg), MSG_NOSIGNAL | MSG_DONTWAIT,
-                (struct sockaddr *)&sa, len);
+  do
+    n = sendto(h->notify.notify_fd, msg, strlen(msg), MSG_NOSIGNAL | MSG_DONTWAIT,
+               (struct sockaddr *)&sa, len);
   while (n < 0 && errno == EINTR);
   return n < 0 ? -1 : 0;
 }

@@ -150,9 +150,7 @@ int health__obs_start(health_t *h, health_error_t *err) {
 
 /* ---- rendering into the cache ---- */
 
-enum { K_ENDPOINT,
-       K_METRICS,
-       K_CHECK };
+enum { K_ENDPOINT, K_METRICS, K_CHECK };
 typedef struct {
   int kind;
   unsigned ep;     /* K_ENDPOINT, K_CHECK: HEALTH_READINESS / HEALTH_LIVENESS */
@@ -202,8 +200,8 @@ static int refresh(health_t *h, health__slot_t *s, const key_t_ *k, uint64_t now
       ct = k->om ? CT_OM : CT_PROM;
     } else {
       const health__check_t *c = health__check_at_locked(h, k->check);
-      health_status_t st = health__shown_status(health__check_status_locked(h, c, now, NULL),
-                                                c->critical);
+      health_status_t st =
+          health__shown_status(health__check_status_locked(h, c, now, NULL), c->critical);
       health__buf_adds(&b, st == HEALTH_PASS   ? "{\"status\":\"pass\",\"checks\":{"
                            : st == HEALTH_WARN ? "{\"status\":\"warn\",\"checks\":{"
                                                : "{\"status\":\"fail\",\"checks\":{");
@@ -244,7 +242,8 @@ int health__bearer_ok(const health_t *h, const char *auth) {
   while (*given == ' ') given++;
   size_t gl = strlen(given), tl = strlen(h->detail_token);
   unsigned diff = (unsigned)(gl ^ tl);
-  for (size_t i = 0; i < tl; i++) diff |= (unsigned char)(given[i % (gl ? gl : 1)] ^ h->detail_token[i]);
+  for (size_t i = 0; i < tl; i++)
+    diff |= (unsigned char)(given[i % (gl ? gl : 1)] ^ h->detail_token[i]);
   return diff == 0 && gl == tl;
 }
 
@@ -287,7 +286,9 @@ HEALTH_EXPORT int health_answer_render(health_t *h, unsigned what, const char *c
   if (!out) return health__err(err, HEALTH_EINVAL, "out is NULL");
   memset(out, 0, sizeof *out);
   if (!h) return health__err(err, HEALTH_EINVAL, "handle is NULL");
-  if (health__forked(h)) return health__err(err, HEALTH_EFORKED, "%s: the handle belongs to the parent process", __func__);
+  if (health__forked(h))
+    return health__err(err, HEALTH_EFORKED, "%s: the handle belongs to the parent process",
+                       __func__);
   if (what != HEALTH_READINESS && what != HEALTH_LIVENESS && what != HEALTH_METRICS)
     return health__err(err, HEALTH_EINVAL,
                        "what is HEALTH_READINESS, HEALTH_LIVENESS or HEALTH_METRICS");
@@ -301,9 +302,9 @@ HEALTH_EXPORT int health_answer_render(health_t *h, unsigned what, const char *c
   unsigned code = 0;
   health__snap_t *s = NULL;
   pthread_mutex_lock(&o->cache_lock);
-  health__slot_t *slot = slot_for(h, route, check, status_only,
-                                  route == HEALTH__ROUTE_METRICS && health__accept_openmetrics(accept),
-                                  &k, &code);
+  health__slot_t *slot =
+      slot_for(h, route, check, status_only,
+               route == HEALTH__ROUTE_METRICS && health__accept_openmetrics(accept), &k, &code);
   if (slot) {
     s = current(h, slot, &k);
     if (s) atomic_fetch_add(&s->refs, 1);
@@ -336,15 +337,13 @@ static struct MHD_Response *const_response(const char *body) {
   return r;
 }
 
-int health__serve_extra(health_t *h, struct MHD_Connection *conn, unsigned route,
-                        int status_only) {
+int health__serve_extra(health_t *h, struct MHD_Connection *conn, unsigned route, int status_only) {
   struct health__obs *o = h->obs;
   const char *check = route == HEALTH__ROUTE_METRICS
                           ? NULL
                           : MHD_lookup_connection_value(conn, MHD_GET_ARGUMENT_KIND, "check");
-  int om = route == HEALTH__ROUTE_METRICS &&
-           health__accept_openmetrics(
-               MHD_lookup_connection_value(conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT));
+  int om = route == HEALTH__ROUTE_METRICS && health__accept_openmetrics(MHD_lookup_connection_value(
+                                                 conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_ACCEPT));
   key_t_ k;
   unsigned code = 0;
   enum MHD_Result ret = MHD_NO;

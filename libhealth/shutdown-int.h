@@ -100,7 +100,8 @@ void health__signals_forked(void);
 typedef struct health__plan_hook {
   const health__hook_t *hook;
   unsigned timeout_ms;      /* as configured */
-  unsigned latest_start_ms; /* after the signal, if the drain and every hook before use their whole time */
+  unsigned latest_start_ms; /* after the signal, if the drain and every hook before use their whole
+                               time */
   unsigned budget_ms;       /* min(timeout, deadline - latest start): what it is sure to get */
 } health__plan_hook_t;
 

@@ -44,7 +44,8 @@ HEALTH_EXPORT void health_shutdown(health_t *h) {
   /* The first request starts the watchdog's clock, whatever the sequence
    * thread is doing: both calls are async-signal-safe. */
   uint64_t none = 0, now = health__now_ms();
-  if (atomic_compare_exchange_strong(&h->sd.requested_ms, &none, now ? now : 1) && h->sd.wd_sem_inited)
+  if (atomic_compare_exchange_strong(&h->sd.requested_ms, &none, now ? now : 1) &&
+      h->sd.wd_sem_inited)
     sem_post(&h->sd.wd_sem);
   wake(h, 's'); /* the sequence counts the requests it reads from the pipe */
 }
@@ -73,11 +74,14 @@ HEALTH_EXPORT void health_inflight_end(health_t *h) {
     wake(h, 'i');
 }
 
-HEALTH_EXPORT int health_drain_notify(health_t *h, void (*fn)(void *), void *arg, health_error_t *err) {
+HEALTH_EXPORT int health_drain_notify(health_t *h, void (*fn)(void *), void *arg,
+                                      health_error_t *err) {
   /* A NULL callback is refused like a NULL check or hook: a caller that
    * meant to set one learns at once that it did not. */
   if (!h || !fn) return health__err(err, HEALTH_EINVAL, "%s is NULL", !h ? "handle" : "callback");
-  if (health__forked(h)) return health__err(err, HEALTH_EFORKED, "%s: the handle belongs to the parent process", __func__);
+  if (health__forked(h))
+    return health__err(err, HEALTH_EFORKED, "%s: the handle belongs to the parent process",
+                       __func__);
   int rc = 0;
   pthread_mutex_lock(&h->lock); /* h->state moves under it (health_start) */
   if (h->state != HEALTH__ST_NEW) {
@@ -114,18 +118,19 @@ static int add_hook_locked(health_t *h, const char *name, int order, unsigned ti
   return 0;
 }
 
-HEALTH_EXPORT int health_hook_add(health_t *h, const char *name, int order,
-                                  unsigned timeout_ms, health_hook_fn fn,
-                                  void *arg, health_error_t *err) {
+HEALTH_EXPORT int health_hook_add(health_t *h, const char *name, int order, unsigned timeout_ms,
+                                  health_hook_fn fn, void *arg, health_error_t *err) {
   if (!h || !name || !fn)
-    return health__err(err, HEALTH_EINVAL, "health_hook_add: a handle, a name and a function are required");
+    return health__err(err, HEALTH_EINVAL,
+                       "health_hook_add: a handle, a name and a function are required");
   if (!health__valid_name(name))
     return health__err(err, HEALTH_EINVAL, "hook name must be 1-%d characters of A-Z a-z 0-9 . _ -",
                        HEALTH__NAME_MAX);
   if (timeout_ms > 600000)
     return health__err(err, HEALTH_EINVAL, "hook '%s': timeout must be at most 600000 ms", name);
   if (health__forked(h))
-    return health__err(err, HEALTH_EFORKED, "health_hook_add: the handle belongs to the parent process");
+    return health__err(err, HEALTH_EFORKED,
+                       "health_hook_add: the handle belongs to the parent process");
   pthread_mutex_lock(&h->lock); /* h->state moves under it (health_start) */
   int rc = add_hook_locked(h, name, order, timeout_ms, fn, arg, err);
   pthread_mutex_unlock(&h->lock);
@@ -178,7 +183,8 @@ int health__shutdown_start(health_t *h, health_error_t *err) {
   if (rc) return rc;
   if (health__thread_create(&h->sd.shutdown_thread, health__shutdown_main, h, 0) != 0) {
     health__shutdown_stop(h);
-    return health__err(err, HEALTH_ESYS, "could not start the shutdown thread: %s", strerror(errno));
+    return health__err(err, HEALTH_ESYS, "could not start the shutdown thread: %s",
+                       strerror(errno));
   }
   h->sd.shutdown_started = 1;
   return 0;

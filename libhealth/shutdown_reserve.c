@@ -113,7 +113,8 @@ health__hook_runner_t *health__runner_get(health_t *h) {
   return h->sd.runner;
 }
 
-void health__runner_submit(health__hook_runner_t *r, health_hook_fn fn, void *arg, unsigned budget) {
+void health__runner_submit(health__hook_runner_t *r, health_hook_fn fn, void *arg,
+                           unsigned budget) {
   pthread_mutex_lock(&r->lock);
   r->fn = fn;
   r->arg = arg;
@@ -205,7 +206,8 @@ int health__seq_reserve(health_t *h, health_error_t *err) {
     int e = errno;
     runner_stop(h->sd.runner);
     h->sd.runner = NULL;
-    return health__err(err, HEALTH_ESYS, "could not start the shutdown watchdog thread: %s", strerror(e));
+    return health__err(err, HEALTH_ESYS, "could not start the shutdown watchdog thread: %s",
+                       strerror(e));
   }
   h->sd.wd_started = 1;
   return 0;

@@ -50,8 +50,8 @@ static void drain_wake_pipe(health_t *h, seq_t *s, int *started) {
       char c[16], el[24];
       ms_str(el, sizeof el, now - s->t0);
       if (now - s->last_signal < SIGNAL_DEBOUNCE_MS) {
-        health__log(h, HEALTH_LOG_INFO, "shutdown_signal_duplicate", "#elapsed_ms", el,
-                    "action", "ignored: within 1000 ms of the previous one", NULL);
+        health__log(h, HEALTH_LOG_INFO, "shutdown_signal_duplicate", "#elapsed_ms", el, "action",
+                    "ignored: within 1000 ms of the previous one", NULL);
         continue;
       }
       s->last_signal = now;
@@ -99,9 +99,10 @@ static int hook_on_runner(health_t *h, seq_t *s, int *started, const health__hoo
                           unsigned budget, uint64_t until, int *rc) {
   health__hook_runner_t *r = health__runner_get(h);
   if (!r) {
-    health__log(h, HEALTH_LOG_WARN, "hook_inline", "hook", k->name, "reason",
-                "no thread for the hook: it runs on the shutdown thread, its timeout cannot cut it, the deadline still does",
-                NULL);
+    health__log(
+        h, HEALTH_LOG_WARN, "hook_inline", "hook", k->name, "reason",
+        "no thread for the hook: it runs on the shutdown thread, its timeout cannot cut it, the deadline still does",
+        NULL);
     *rc = k->fn(k->arg, budget);
     return 1;
   }
@@ -125,10 +126,11 @@ static int run_hook(health_t *h, seq_t *s, int *started, const health__hook_t *k
   /* The budget is what the hook really gets: its timeout, cut by the
    * deadline. */
   ms_str(bu, sizeof bu, until > begin ? until - begin : 0);
-  health__log(h, HEALTH_LOG_INFO, "hook_started", "hook", k->name, "#budget_ms", bu,
-              "#timeout_ms", to, "#elapsed_ms", el, NULL);
+  health__log(h, HEALTH_LOG_INFO, "hook_started", "hook", k->name, "#budget_ms", bu, "#timeout_ms",
+              to, "#elapsed_ms", el, NULL);
   int hook_rc = 0;
-  int done = hook_on_runner(h, s, started, k, (unsigned)(until > begin ? until - begin : 0), until, &hook_rc);
+  int done = hook_on_runner(h, s, started, k, (unsigned)(until > begin ? until - begin : 0), until,
+                            &hook_rc);
   ms_str(dur, sizeof dur, health__now_ms() - begin);
   ms_str(el, sizeof el, health__now_ms() - s->t0);
   int code = HEALTH_EXIT_OK;
@@ -136,22 +138,22 @@ static int run_hook(health_t *h, seq_t *s, int *started, const health__hook_t *k
     char rc[16];
     snprintf(rc, sizeof rc, "%d", hook_rc);
     if (hook_rc == 0) {
-      health__log(h, HEALTH_LOG_INFO, "hook_done", "hook", k->name, "result", "ok",
-                  "#duration_ms", dur, "#elapsed_ms", el, NULL);
+      health__log(h, HEALTH_LOG_INFO, "hook_done", "hook", k->name, "result", "ok", "#duration_ms",
+                  dur, "#elapsed_ms", el, NULL);
     } else {
-      health__log(h, HEALTH_LOG_ERROR, "hook_done", "hook", k->name, "result", "failed",
-                  "#rc", rc, "#duration_ms", dur, "#elapsed_ms", el, NULL);
+      health__log(h, HEALTH_LOG_ERROR, "hook_done", "hook", k->name, "result", "failed", "#rc", rc,
+                  "#duration_ms", dur, "#elapsed_ms", el, NULL);
       code = HEALTH_EXIT_HOOK_FAILED;
     }
   } else if (!s->quit && !s->forced) {
     int deadline = health__now_ms() >= s->deadline;
-    health__log(h, HEALTH_LOG_ERROR, "hook_done", "hook", k->name,
-                "result", deadline ? "abandoned at the shutdown deadline" : "timeout: abandoned",
+    health__log(h, HEALTH_LOG_ERROR, "hook_done", "hook", k->name, "result",
+                deadline ? "abandoned at the shutdown deadline" : "timeout: abandoned",
                 "#duration_ms", dur, "#elapsed_ms", el, NULL);
     code = deadline ? HEALTH_EXIT_DEADLINE : HEALTH_EXIT_HOOK_TIMEOUT;
   } else {
-    health__log(h, HEALTH_LOG_ERROR, "hook_done", "hook", k->name, "result", "abandoned: forced exit",
-                "#duration_ms", dur, "#elapsed_ms", el, NULL);
+    health__log(h, HEALTH_LOG_ERROR, "hook_done", "hook", k->name, "result",
+                "abandoned: forced exit", "#duration_ms", dur, "#elapsed_ms", el, NULL);
     code = HEALTH_EXIT_FORCED;
   }
   return code;
@@ -169,8 +171,8 @@ static void finish(health_t *h, seq_t *s, int code) {
   health__obs_phase(h, HEALTH__PHASE_DONE);
   snprintf(c, sizeof c, "%d", code);
   ms_str(el, sizeof el, health__now_ms() - s->t0);
-  health__log(h, code == 0 ? HEALTH_LOG_INFO : HEALTH_LOG_ERROR, "shutdown_complete",
-              "#exit_code", c, "#elapsed_ms", el, NULL);
+  health__log(h, code == 0 ? HEALTH_LOG_INFO : HEALTH_LOG_ERROR, "shutdown_complete", "#exit_code",
+              c, "#elapsed_ms", el, NULL);
   if (health__notify_watched(h)) {
     char st[64];
     snprintf(st, sizeof st, "STATUS=shutdown complete, exit code %d", code);
@@ -268,13 +270,14 @@ void *health__shutdown_main(void *arg) {
       why = "nothing in flight";
       break;
     }
-    wait_until(h, &s, &started, -1, now < early && h->opt.drain_min_ms < h->opt.drain_ms ? early : drain_end);
+    wait_until(h, &s, &started, -1,
+               now < early && h->opt.drain_min_ms < h->opt.drain_ms ? early : drain_end);
   }
   char el[24];
   ms_str(el, sizeof el, health__now_ms() - s.t0);
   snprintf(infl, sizeof infl, "%d", atomic_load(&h->sd.inflight));
-  health__log(h, HEALTH_LOG_INFO, "drain_ended", "reason", why, "#elapsed_ms", el,
-              "#inflight", infl, NULL);
+  health__log(h, HEALTH_LOG_INFO, "drain_ended", "reason", why, "#elapsed_ms", el, "#inflight",
+              infl, NULL);
   if (health__notify_watched(h)) health__notify(h, "STATUS=running flush hooks");
 
   /* 3. Flush hooks in order, each under its timeout, all under the deadline. */
@@ -285,8 +288,8 @@ void *health__shutdown_main(void *arg) {
     if (s.forced || health__now_ms() >= s.deadline) {
       int forced = s.forced;
       for (size_t j = i; j < h->sd.nhooks; j++)
-        health__log(h, HEALTH_LOG_ERROR, "hook_skipped", "hook", h->sd.hooks[j]->name,
-                    "reason", forced ? "forced exit (repeated signal)" : "shutdown deadline reached", NULL);
+        health__log(h, HEALTH_LOG_ERROR, "hook_skipped", "hook", h->sd.hooks[j]->name, "reason",
+                    forced ? "forced exit (repeated signal)" : "shutdown deadline reached", NULL);
       code = worse(code, forced ? HEALTH_EXIT_FORCED : HEALTH_EXIT_DEADLINE);
       if (!forced) health__log(h, HEALTH_LOG_ERROR, "deadline_fired", NULL);
       break;
@@ -297,8 +300,8 @@ void *health__shutdown_main(void *arg) {
     if (rc == HEALTH_EXIT_DEADLINE) {
       health__log(h, HEALTH_LOG_ERROR, "deadline_fired", NULL);
       for (size_t j = i + 1; j < h->sd.nhooks; j++)
-        health__log(h, HEALTH_LOG_ERROR, "hook_skipped", "hook", h->sd.hooks[j]->name,
-                    "reason", "shutdown deadline reached", NULL);
+        health__log(h, HEALTH_LOG_ERROR, "hook_skipped", "hook", h->sd.hooks[j]->name, "reason",
+                    "shutdown deadline reached", NULL);
       break;
     }
   }

@@ -72,8 +72,9 @@ int health__signals_install(health_t *h, health_error_t *err) {
   if (h->opt.handle_signals == HEALTH_SIGNALS_OFF) return 0;
   health_t *expected = NULL;
   if (!atomic_compare_exchange_strong(&signal_target, &expected, h))
-    return health__err(err, HEALTH_ESTATE,
-                       "another libhealth handle already handles SIGTERM/SIGINT; set handle_signals = 0");
+    return health__err(
+        err, HEALTH_ESTATE,
+        "another libhealth handle already handles SIGTERM/SIGINT; set handle_signals = 0");
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
   sa.sa_sigaction = on_signal;
@@ -123,10 +124,11 @@ void health__signals_watch(health_t *h) {
     int was = atomic_load(&h->sd.signals_lost) & bit;
     if (!is_ours(&cur) && !was) {
       atomic_fetch_or(&h->sd.signals_lost, bit);
-      health__log(h, HEALTH_LOG_WARN, "signal_handler_replaced", "signal", signames[i], "reason",
-                  "a handler installed after health_start() replaced the library's: this signal starts "
-                  "no shutdown unless that handler calls health_shutdown()",
-                  NULL);
+      health__log(
+          h, HEALTH_LOG_WARN, "signal_handler_replaced", "signal", signames[i], "reason",
+          "a handler installed after health_start() replaced the library's: this signal starts "
+          "no shutdown unless that handler calls health_shutdown()",
+          NULL);
     } else if (is_ours(&cur) && was) {
       atomic_fetch_and(&h->sd.signals_lost, ~bit);
       health__log(h, HEALTH_LOG_INFO, "signal_handler_restored", "signal", signames[i], NULL);

@@ -11,15 +11,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-health_status_t health__aggregate_locked(health_t *h, unsigned endpoint,
-                                         uint64_t now, uint64_t *valid_until_ms) {
+health_status_t health__aggregate_locked(health_t *h, unsigned endpoint, uint64_t now,
+                                         uint64_t *valid_until_ms) {
   health_status_t st = HEALTH_PASS;
   uint64_t vu = UINT64_MAX;
   const health__check_t *c;
   for (size_t i = 0; (c = health__check_at_locked(h, i)); i++) {
     if (!(c->endpoints & endpoint)) continue;
     health_status_t s = health__check_status_locked(h, c, now, NULL);
-    if (c->effective != HEALTH_PENDING && health__stale_after(c) + 1 < vu) vu = health__stale_after(c) + 1;
+    if (c->effective != HEALTH_PENDING && health__stale_after(c) + 1 < vu)
+      vu = health__stale_after(c) + 1;
     s = health__shown_status(s, c->critical);
     if (s > st) st = s;
   }

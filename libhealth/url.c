@@ -59,9 +59,8 @@ int health__pct_decode(const char *s, const char *e, char *out) {
 
 /* Percent-decode [s, e) into a fresh string.  Returns NULL with *why set on
  * a malformed escape or an unencoded character that cannot be meant. */
-static char *decode(const char *s, const char *e, const char **why,
-                    const char *what_bad_escape, const char *what_bad_char,
-                    const char *what_nul) {
+static char *decode(const char *s, const char *e, const char **why, const char *what_bad_escape,
+                    const char *what_bad_char, const char *what_nul) {
   char *out = malloc((size_t)(e - s) + 1);
   size_t n = 0;
   if (!out) {
@@ -98,8 +97,7 @@ bad:
 }
 
 /* Parse 1-maxdigits decimal digits spanning exactly [s, e). */
-static int parse_uint(const char *s, const char *e, unsigned long max,
-                      unsigned long *v) {
+static int parse_uint(const char *s, const char *e, unsigned long max, unsigned long *v) {
   unsigned long n = 0;
   if (s == e) return -1;
   for (; s < e; s++) {
@@ -115,8 +113,8 @@ static int valid_name(const char *s, const char *e) {
   if (e - s > 253) return 0;
   for (; s < e; s++) {
     char c = *s;
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-          (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_'))
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+          c == '.' || c == '_'))
       return 0;
   }
   return 1;
@@ -128,8 +126,8 @@ static int only_digits_and_dots(const char *s) {
   return 1;
 }
 
-int health__redis_url_parse(const char *url, health__redis_url_t *out,
-                            char *errbuf, size_t errlen) {
+int health__redis_url_parse(const char *url, health__redis_url_t *out, char *errbuf,
+                            size_t errlen) {
   const char *p, *end, *at = NULL, *q, *why = NULL;
   unsigned long v = 0;
   int rc;
@@ -145,11 +143,9 @@ int health__redis_url_parse(const char *url, health__redis_url_t *out,
     p = url + 9;
     out->tls = 1;
   } else if (strstr(url, "://")) {
-    return fail(errbuf, errlen,
-                "unsupported scheme (expected redis:// or rediss://)");
+    return fail(errbuf, errlen, "unsupported scheme (expected redis:// or rediss://)");
   } else {
-    return fail(errbuf, errlen,
-                "not a URL (expected redis://host[:port][/db] or rediss://...)");
+    return fail(errbuf, errlen, "not a URL (expected redis://host[:port][/db] or rediss://...)");
   }
 
   /* The authority ends at the first '/', '?' or '#'; the user info at its
@@ -178,10 +174,9 @@ int health__redis_url_parse(const char *url, health__redis_url_t *out,
       rc = fail(errbuf, errlen, "empty password");
       goto out_fail;
     }
-    out->password = decode(colon + 1, at, &why,
-                           "invalid percent-encoding in the password",
-                           "invalid character in the password (percent-encode it)",
-                           "NUL byte in the password");
+    out->password =
+        decode(colon + 1, at, &why, "invalid percent-encoding in the password",
+               "invalid character in the password (percent-encode it)", "NUL byte in the password");
     if (!out->password) goto bad_decode;
     p = at + 1;
   }
@@ -264,8 +259,7 @@ int health__redis_url_parse(const char *url, health__redis_url_t *out,
     if (dend > p) {
       rc = parse_uint(p, dend, 2147483647ul, &v);
       if (rc == -1) {
-        rc = fail(errbuf, errlen,
-                  "database is not a non-negative number (expected /0, /1...)");
+        rc = fail(errbuf, errlen, "database is not a non-negative number (expected /0, /1...)");
         goto out_fail;
       }
       if (rc == -2) {

@@ -28,8 +28,7 @@ typedef struct health__redis_url {
  *               part of `url`, so it cannot leak the password.
  * @return 0, HEALTH_EURL (malformed) or HEALTH_ENOMEM.
  */
-int health__redis_url_parse(const char *url, health__redis_url_t *out,
-                            char *errbuf, size_t errlen);
+int health__redis_url_parse(const char *url, health__redis_url_t *out, char *errbuf, size_t errlen);
 
 /** Free the strings of `u` (wiping the password) and zero it. */
 void health__redis_url_free(health__redis_url_t *u);

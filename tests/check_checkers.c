@@ -200,7 +200,8 @@ START_TEST(test_tcp_dns_deadline) {
   waiter_t w = {h, 3, HEALTH_FAIL, NULL}; /* runs go on, not stuck behind the lookup */
   ck_assert(th_wait_until(cond_runs, &w, TS(5000)));
   /* the later runs wait for the first lookup instead of starting others */
-  ck_assert_str_eq(info(h).output, fmt("timeout after %u ms (dns): previous lookup still running", TS(400)));
+  ck_assert_str_eq(info(h).output,
+                   fmt("timeout after %u ms (dns): previous lookup still running", TS(400)));
   health_free(h);
   th_dns_unhang(dns, TS(2000));
   close(dns);
@@ -208,8 +209,9 @@ START_TEST(test_tcp_dns_deadline) {
 END_TEST
 
 START_TEST(test_tcp_bad_targets) {
-  static const char *bad[] = {"127.0.0.1", "tcp://host", "tcp://:80", "host:0", "host:70000",
-                              "host:8x", "http://host:80", "[::1:80", "ho st:80", "999.1.1.1:80"};
+  static const char *bad[] = {"127.0.0.1",  "tcp://host",  "tcp://:80",      "host:0",
+                              "host:70000", "host:8x",     "http://host:80", "[::1:80",
+                              "ho st:80",   "999.1.1.1:80"};
   health_t *h = new_handle();
   health_error_t err;
   for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
@@ -225,8 +227,8 @@ END_TEST
 
 /* ---- HTTP ---- */
 
-static health_t *http_handle(const char *url, const health_http_options_t *ho,
-                             unsigned interval, unsigned timeout) {
+static health_t *http_handle(const char *url, const health_http_options_t *ho, unsigned interval,
+                             unsigned timeout) {
   health_t *h = new_handle();
   health_check_options_t co;
   health_error_t err;
@@ -360,7 +362,8 @@ START_TEST(test_http_basic_auth_never_shown) {
   char last[4096];
   th_httpd_last(s, last, sizeof last);
   /* base64("ops:Ht7-url-secret-Qz") */
-  ck_assert_msg(strstr(last, "\r\nAuthorization: Basic b3BzOkh0Ny11cmwtc2VjcmV0LVF6\r\n"), "%s", last);
+  ck_assert_msg(strstr(last, "\r\nAuthorization: Basic b3BzOkh0Ny11cmwtc2VjcmV0LVF6\r\n"), "%s",
+                last);
   ck_assert(!strstr(i.output, URL_PW));
   ck_assert(th_log_contains("\"http_check_failed\""));
   ck_assert_msg(!th_log_contains(URL_PW), "%s", th_log_text());
@@ -374,8 +377,8 @@ START_TEST(test_http_bad_options) {
   health_t *h = new_handle();
   health_http_options_t ho;
   health_error_t err;
-  static const char *urls[] = {"ftp://x/", "http://", "http://h:0/", "http://h/ a", "https//h/",
-                               "http://u:%zz@h/"};
+  static const char *urls[] = {"ftp://x/",    "http://",   "http://h:0/",
+                               "http://h/ a", "https//h/", "http://u:%zz@h/"};
   for (size_t k = 0; k < sizeof urls / sizeof urls[0]; k++)
     ck_assert_msg(health_http_add(h, "c", urls[k], NULL, NULL, &err) == HEALTH_EURL, "%s", urls[k]);
   ck_assert(!strstr(err.text, "%zz"));
@@ -427,7 +430,8 @@ START_TEST(test_https_ca_name_client_cert) {
   h = http_handle(fmt("https://localhost:%u/", port), &ho, 60000, 2000);
   health_check_info_t i = first_result(h, 5000);
   ck_assert_int_eq(i.last_status, HEALTH_FAIL);
-  ck_assert_str_eq(i.output, "TLS certificate verify failed: unable to get local issuer certificate");
+  ck_assert_str_eq(i.output,
+                   "TLS certificate verify failed: unable to get local issuer certificate");
   health_free(h);
 
   /* the right CA, another name */
@@ -653,12 +657,14 @@ START_TEST(test_disk_space_inodes_probe) {
   /* inodes: 64, one is the root directory */
   for (int k = 0; k < 60; k++) fill(fmt("f%d", k), 0);
   i = expect(h, HEALTH_FAIL, "inodes", 5000);
-  ck_assert_msg(strstr(i.output, "free inodes ") && strstr(i.output, "fail below 5.0%"), "%s", i.output);
+  ck_assert_msg(strstr(i.output, "free inodes ") && strstr(i.output, "fail below 5.0%"), "%s",
+                i.output);
   for (int k = 0; k < 60; k++) unlink(fmt("%s/f%d", g_mnt, k));
   expect(h, HEALTH_PASS, NULL, 5000);
 
   /* read-only: the probe cannot create its file */
-  ck_assert_int_eq(mount("tmpfs", g_mnt, "tmpfs", MS_REMOUNT | MS_RDONLY, "size=1m,nr_inodes=64"), 0);
+  ck_assert_int_eq(mount("tmpfs", g_mnt, "tmpfs", MS_REMOUNT | MS_RDONLY, "size=1m,nr_inodes=64"),
+                   0);
   i = expect(h, HEALTH_FAIL, "write probe", 5000);
   ck_assert_str_eq(i.output, "write probe failed: cannot create a file: read-only file system");
   ck_assert_int_eq(mount("tmpfs", g_mnt, "tmpfs", MS_REMOUNT, "size=1m,nr_inodes=64"), 0);
@@ -732,7 +738,9 @@ static unsigned long long rss(void) {
 }
 
 /* A memory.max that puts the resident size at `pct` percent. */
-static const char *limit_at(double pct) { return fmt("%llu\n", (unsigned long long)((double)rss() * 100 / pct)); }
+static const char *limit_at(double pct) {
+  return fmt("%llu\n", (unsigned long long)((double)rss() * 100 / pct));
+}
 
 START_TEST(test_memory_limit_oom) {
   char *dir = th_tmpdir("cgroup");
@@ -766,8 +774,8 @@ START_TEST(test_memory_limit_oom) {
 
   put(dir, "memory.max", limit_at(82));
   i = expect(h, HEALTH_WARN, "resident memory", 5000);
-  ck_assert_msg(strstr(i.output, "of the container limit") && strstr(i.output, "warn at 70.0%"), "%s",
-                i.output);
+  ck_assert_msg(strstr(i.output, "of the container limit") && strstr(i.output, "warn at 70.0%"),
+                "%s", i.output);
   put(dir, "memory.max", limit_at(120));
   i = expect(h, HEALTH_FAIL, "fail at 95.0%", 5000);
   put(dir, "memory.max", limit_at(10));
@@ -843,8 +851,8 @@ START_TEST(test_memory_cgroup_v1_files) {
   ck_assert_str_eq(i.observed_unit, "bytes");
   put(dir, "memory.limit_in_bytes", limit_at(82));
   i = expect(h, HEALTH_WARN, "resident memory", 5000);
-  ck_assert_msg(strstr(i.output, "of the container limit") && strstr(i.output, "warn at 70.0%"), "%s",
-                i.output);
+  ck_assert_msg(strstr(i.output, "of the container limit") && strstr(i.output, "warn at 70.0%"),
+                "%s", i.output);
   put(dir, "memory.limit_in_bytes", limit_at(120));
   expect(h, HEALTH_FAIL, "fail at 95.0%", 5000);
   put(dir, "memory.limit_in_bytes", limit_at(10));
@@ -863,8 +871,8 @@ START_TEST(test_memory_cgroup_v1_files) {
 END_TEST
 
 /* Finding the memory cgroup on synthetic /proc/self/cgroup and mountinfo. */
-static int find_in(const char *dir, const char *cgroup, const char *mountinfo,
-                   health__memcg_t *cg, const char **why) {
+static int find_in(const char *dir, const char *cgroup, const char *mountinfo, health__memcg_t *cg,
+                   const char **why) {
   put(dir, "cgroup", cgroup);
   put(dir, "mountinfo", mountinfo);
   *why = NULL;
@@ -894,9 +902,10 @@ START_TEST(test_memory_cgroup_find) {
   /* v1 in a container without a cgroup namespace: the mount shows the
    * container's own directory as its root; controllers mounted together */
   ck_assert_int_eq(
-      find_in(dir, "5:hugetlb,memory:/docker/f00d\n",
-              "50 31 0:32 /docker/f00d /sys/fs/cgroup/memory ro - cgroup cgroup rw,hugetlb,memory\n",
-              &cg, &why),
+      find_in(
+          dir, "5:hugetlb,memory:/docker/f00d\n",
+          "50 31 0:32 /docker/f00d /sys/fs/cgroup/memory ro - cgroup cgroup rw,hugetlb,memory\n",
+          &cg, &why),
       0);
   ck_assert_str_eq(cg.dir, "/sys/fs/cgroup/memory");
   ck_assert_int_eq(cg.v1, 1);
@@ -1117,7 +1126,8 @@ int main(void) {
   char out[256];
   if (have_tls()) {
     g_certs = th_tmpdir("certs");
-    int rc = g_certs ? th_script("redis-server.sh", fmt("certs '%s'", g_certs), out, sizeof out) : -1;
+    int rc =
+        g_certs ? th_script("redis-server.sh", fmt("certs '%s'", g_certs), out, sizeof out) : -1;
     if (rc != 0) {
       if (!th_server_skip(rc, "check_checkers", "openssl not found: no HTTPS tests")) return 1;
       free(g_certs);

@@ -181,7 +181,8 @@ static atomic_int g_flap;
 
 static void flap(health_result_t *r, void *arg) {
   (void)arg;
-  if (atomic_fetch_add(&g_flap, 1) % 2) health_result_set(r, HEALTH_FAIL, "refused by 10.0.0.%d", g_flap % 250);
+  if (atomic_fetch_add(&g_flap, 1) % 2)
+    health_result_set(r, HEALTH_FAIL, "refused by 10.0.0.%d", g_flap % 250);
   else health_result_set(r, HEALTH_PASS, NULL);
 }
 
@@ -205,11 +206,14 @@ START_TEST(test_flapping_logged_once_then_summarized) {
   health_stop(h);
   /* Each distinct transition once at info/warn (digits aside), the rest
    * summarised when the handle stopped. */
-  ck_assert_int_eq(th_log_count("\"event\":\"check_status\",\"check\":\"flappy\",\"from\":\"pending\""), 1);
-  ck_assert_msg(th_log_count("\"check\":\"flappy\",\"from\":\"pass\",\"to\":\"fail\"") == 1, "%s", th_log_text());
+  ck_assert_int_eq(
+      th_log_count("\"event\":\"check_status\",\"check\":\"flappy\",\"from\":\"pending\""), 1);
+  ck_assert_msg(th_log_count("\"check\":\"flappy\",\"from\":\"pass\",\"to\":\"fail\"") == 1, "%s",
+                th_log_text());
   ck_assert_int_eq(th_log_count("\"check\":\"flappy\",\"from\":\"fail\",\"to\":\"pass\""), 1);
-  ck_assert_msg(th_log_contains("\"event\":\"log_repeated\",\"of\":\"check_status\",\"subject\":\"flappy\""),
-                "no summary: %s", th_log_text());
+  ck_assert_msg(
+      th_log_contains("\"event\":\"log_repeated\",\"of\":\"check_status\",\"subject\":\"flappy\""),
+      "no summary: %s", th_log_text());
   health_free(h);
 }
 END_TEST
@@ -228,7 +232,8 @@ START_TEST(test_repeats_visible_at_debug) {
   ck_assert_int_eq(health_start(h, &err), 0);
   ck_assert(th_wait_until(enough_flaps, NULL, TS(10000)));
   health_stop(h);
-  ck_assert_int_ge(th_log_count("\"level\":\"debug\",\"lib\":\"libhealth\",\"event\":\"check_status\""), 5);
+  ck_assert_int_ge(
+      th_log_count("\"level\":\"debug\",\"lib\":\"libhealth\",\"event\":\"check_status\""), 5);
   ck_assert_int_ge(th_log_count("\"repeat\":true"), 5);
   health_free(h);
 }
@@ -260,12 +265,17 @@ START_TEST(test_plan_logged_with_risks) {
   ck_assert_int_eq(health_hook_add(h, "first", 0, 1500, noop_hook, NULL, &err), 0);
   ck_assert_int_eq(health_start(h, &err), 0);
   ck_assert_int_eq(th_log_count("\"event\":\"shutdown_plan\""), 1);
-  ck_assert(th_log_contains("\"drain_ms\":1000,\"drain_min_ms\":1000,\"drain_early_end\":\"never\",\"deadline_ms\":3000"));
-  ck_assert(th_log_contains("{\"name\":\"first\",\"order\":0,\"timeout_ms\":1500,\"budget_ms\":1500,\"latest_start_ms\":1000}"));
-  ck_assert(th_log_contains("{\"name\":\"second\",\"order\":10,\"timeout_ms\":1000,\"budget_ms\":500,\"latest_start_ms\":2500}"));
-  ck_assert(th_log_contains("{\"name\":\"late\",\"order\":20,\"timeout_ms\":500,\"budget_ms\":0,\"latest_start_ms\":3000}"));
+  ck_assert(th_log_contains(
+      "\"drain_ms\":1000,\"drain_min_ms\":1000,\"drain_early_end\":\"never\",\"deadline_ms\":3000"));
+  ck_assert(th_log_contains(
+      "{\"name\":\"first\",\"order\":0,\"timeout_ms\":1500,\"budget_ms\":1500,\"latest_start_ms\":1000}"));
+  ck_assert(th_log_contains(
+      "{\"name\":\"second\",\"order\":10,\"timeout_ms\":1000,\"budget_ms\":500,\"latest_start_ms\":2500}"));
+  ck_assert(th_log_contains(
+      "{\"name\":\"late\",\"order\":20,\"timeout_ms\":500,\"budget_ms\":0,\"latest_start_ms\":3000}"));
   /* "second" may be cut by 500 ms; "late" may not run at all. */
-  ck_assert(th_log_contains("\"level\":\"warn\",\"lib\":\"libhealth\",\"event\":\"shutdown_plan_risk\",\"hook\":\"second\",\"timeout_ms\":1000,\"budget_ms\":500,\"cut_ms\":500,\"deadline_needed_ms\":3500"));
+  ck_assert(th_log_contains(
+      "\"level\":\"warn\",\"lib\":\"libhealth\",\"event\":\"shutdown_plan_risk\",\"hook\":\"second\",\"timeout_ms\":1000,\"budget_ms\":500,\"cut_ms\":500,\"deadline_needed_ms\":3500"));
   ck_assert(th_log_contains("\"event\":\"shutdown_plan_risk\",\"hook\":\"late\""));
   ck_assert(th_log_contains("may not run at all"));
   ck_assert(!th_log_contains("\"shutdown_plan_risk\",\"hook\":\"first\""));
@@ -350,7 +360,8 @@ START_TEST(test_names_and_booleans) {
   co.interval_ms = 1000;
   co.timeout_ms = 1000;
   ck_assert_int_eq(health_check_add(h, "slowish", pass_check, NULL, NULL, &co, &err), 0);
-  ck_assert(th_log_contains("\"event\":\"check_timeout_not_below_interval\",\"check\":\"slowish\",\"timeout_ms\":1000,\"interval_ms\":1000"));
+  ck_assert(th_log_contains(
+      "\"event\":\"check_timeout_not_below_interval\",\"check\":\"slowish\",\"timeout_ms\":1000,\"interval_ms\":1000"));
 
   /* Hooks: the check-name grammar, unique. */
   static const char *bad_hooks[] = {"", "a:b", "with space", "x/y"};
@@ -414,6 +425,4 @@ static Suite *suite(void) {
   return s;
 }
 
-int main(void) {
-  return th_run_suite(suite(), CK_NORMAL, CK_FORK_GETENV) ? 1 : 0;
-}
+int main(void) { return th_run_suite(suite(), CK_NORMAL, CK_FORK_GETENV) ? 1 : 0; }

@@ -136,7 +136,8 @@ START_TEST(test_all_or_nothing) {
     health_error_t err;
     int rc = health_config_from_env(h, &err);
     ck_assert_msg(rc != 0, "%s=%s accepted", bad[i][0], bad[i][1]);
-    ck_assert_msg(strstr(err.text, bad[i][0]) != NULL, "%s: '%s' does not name it", bad[i][0], err.text);
+    ck_assert_msg(strstr(err.text, bad[i][0]) != NULL, "%s: '%s' does not name it", bad[i][0],
+                  err.text);
     assert_untouched(h);
     health_free(h);
   }
@@ -209,6 +210,4 @@ static Suite *suite(void) {
   return s;
 }
 
-int main(void) {
-  return th_run_suite(suite(), CK_NORMAL, CK_FORK_GETENV) ? 1 : 0;
-}
+int main(void) { return th_run_suite(suite(), CK_NORMAL, CK_FORK_GETENV) ? 1 : 0; }

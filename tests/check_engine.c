@@ -136,9 +136,8 @@ static health_t *new_handle(void) {
   return h;
 }
 
-static void add(health_t *h, const char *name, script_t *s, unsigned interval,
-                unsigned timeout, unsigned ft, unsigned st, int critical,
-                unsigned endpoints) {
+static void add(health_t *h, const char *name, script_t *s, unsigned interval, unsigned timeout,
+                unsigned ft, unsigned st, int critical, unsigned endpoints) {
   health_check_options_t co;
   health_check_options_init(&co);
   co.interval_ms = interval;
@@ -232,8 +231,8 @@ static void model_step(model_t *m, health_status_t r, unsigned ft, unsigned st) 
   } else m->eff = r;
 }
 
-static void run_threshold_script(const health_status_t *seq, unsigned n, unsigned ft,
-                                 unsigned st, unsigned *first_fail, unsigned *first_recover) {
+static void run_threshold_script(const health_status_t *seq, unsigned n, unsigned ft, unsigned st,
+                                 unsigned *first_fail, unsigned *first_recover) {
   script_t s;
   script_init(&s, seq, n);
   s.allowed = 0;
@@ -248,7 +247,8 @@ static void run_threshold_script(const health_status_t *seq, unsigned n, unsigne
     health_status_t before = m.eff;
     model_step(&m, seq[k], ft, st);
     if (m.eff == HEALTH_FAIL && before != HEALTH_FAIL && *first_fail == UINT_MAX) *first_fail = k;
-    if (before == HEALTH_FAIL && m.eff != HEALTH_FAIL && *first_recover == UINT_MAX) *first_recover = k;
+    if (before == HEALTH_FAIL && m.eff != HEALTH_FAIL && *first_recover == UINT_MAX)
+      *first_recover = k;
     health_check_info_t i = info_of(h, "flaky");
     ck_assert_uint_eq(i.runs, k + 1);
     ck_assert_int_eq(i.last_status, seq[k]);
@@ -317,7 +317,8 @@ START_TEST(test_hanging_check_times_out) {
   pthread_mutex_unlock(&hang.mu);
   ck_assert_msg(published >= dispatched + timeout, "timeout published early: %llu ms",
                 (unsigned long long)(published - dispatched));
-  ck_assert_msg(published <= began + timeout + TS(50), "timeout published late: %llu ms after the start",
+  ck_assert_msg(published <= began + timeout + TS(50),
+                "timeout published late: %llu ms after the start",
                 (unsigned long long)(published - began));
   ck_assert_uint_le(rem, timeout);
   ck_assert_uint_gt(rem, timeout / 2);
@@ -562,8 +563,8 @@ START_TEST(test_registration_rules) {
   char longname[HEALTH__NAME_MAX + 2];
   memset(longname, 'n', sizeof longname - 1);
   longname[sizeof longname - 1] = 0;
-  const char *bad_names[] = {"", "has space", "slash/name", "colon:name", "quote\"",
-                             "caf\xC3\xA9", "tab\t", longname};
+  const char *bad_names[] = {"",        "has space",   "slash/name", "colon:name",
+                             "quote\"", "caf\xC3\xA9", "tab\t",      longname};
   for (size_t k = 0; k < sizeof bad_names / sizeof bad_names[0]; k++)
     expect_add(h, bad_names[k], never_cb, NULL, HEALTH_EINVAL);
   expect_add(h, NULL, never_cb, NULL, HEALTH_EINVAL);
@@ -633,6 +634,4 @@ static Suite *suite(void) {
   return s;
 }
 
-int main(void) {
-  return th_run_suite(suite(), CK_NORMAL, CK_FORK_GETENV) ? 1 : 0;
-}
+int main(void) { return th_run_suite(suite(), CK_NORMAL, CK_FORK_GETENV) ? 1 : 0; }

@@ -179,7 +179,8 @@ START_TEST(test_every_checker) {
   }
   if (tls) wait_for(h, "secure", HEALTH_FAIL);
   /* non-critical failures: ready with a warning */
-  ck_assert_int_eq(health_status(h, HEALTH_READINESS), pg || redis || tls ? HEALTH_WARN : HEALTH_PASS);
+  ck_assert_int_eq(health_status(h, HEALTH_READINESS),
+                   pg || redis || tls ? HEALTH_WARN : HEALTH_PASS);
   ck_assert_int_eq(health_status(h, HEALTH_LIVENESS), HEALTH_PASS);
 
   /* options took effect: the API's text, the memory check in liveness */
@@ -215,37 +216,89 @@ typedef struct bad_case {
 static const bad_case_t cases[] = {
     {{"HEALTH_CHECK_X=ftp://h/"}, HEALTH_EINVAL, "HEALTH_CHECK_X: unknown check target"},
     {{"HEALTH_CHECK_X=db.internal:5432"}, HEALTH_EINVAL, "HEALTH_CHECK_X: unknown check target"},
-    {{"HEALTH_CHECK_GOOD_TIMOUT_MS=5"}, HEALTH_EINVAL, "HEALTH_CHECK_GOOD_TIMOUT_MS: unknown option TIMOUT_MS for check GOOD"},
-    {{"HEALTH_CHECK_GOOD_WARN=10"}, HEALTH_EINVAL, "HEALTH_CHECK_GOOD_WARN: option WARN does not apply to a tcp check (only disk, memory, fds)"},
-    {{"HEALTH_CHECK_GOOD_TIMEOUT_MS=abc"}, HEALTH_EINVAL, "HEALTH_CHECK_GOOD_TIMEOUT_MS='abc' is not a whole number from 1 to 600000"},
-    {{"HEALTH_CHECK_GOOD_LIVENESS=maybe"}, HEALTH_EINVAL, "HEALTH_CHECK_GOOD_LIVENESS='maybe' must be 1/0"},
-    {{"HEALTH_CHECK_GOOD_READINESS=0"}, HEALTH_EINVAL, "HEALTH_CHECK_GOOD: with _READINESS=0 the check needs _LIVENESS=1"},
-    {{"HEALTH_CHECK_D=disk:/tmp", "HEALTH_CHECK_D_WARN=10 lbs"}, HEALTH_EINVAL, "HEALTH_CHECK_D_WARN='10 lbs' must be"},
-    {{"HEALTH_CHECK_D=disk:/tmp", "HEALTH_CHECK_D_FAIL=101%"}, HEALTH_EINVAL, "HEALTH_CHECK_D_FAIL='101%'"},
-    {{"HEALTH_CHECK_D=disk:/tmp", "HEALTH_CHECK_D_WARN=2GB"}, HEALTH_EINVAL, "HEALTH_CHECK_D_WARN='2GB' must be a percentage of free space (10%) or a free size"},
-    {{"HEALTH_CHECK_D=disk:/tmp", "HEALTH_CHECK_D_WARN=100GiB"}, HEALTH_EINVAL, "HEALTH_CHECK_D_WARN='100GiB' must be a percentage of free space (10%) or a free size"},
-    {{"HEALTH_CHECK_D=disk:/tmp", "HEALTH_CHECK_D_WARN=1m"}, HEALTH_EINVAL, "HEALTH_CHECK_D_WARN='1m' must be a percentage of free space (10%) or a free size"},
-    {{"HEALTH_CHECK_D=disk:/tmp", "HEALTH_CHECK_D_WARN=500MB"}, HEALTH_EINVAL, "HEALTH_CHECK_D_WARN='500MB' must be a percentage of free space (10%) or a free size"},
-    {{"HEALTH_CHECK_D=disk:/tmp", "HEALTH_CHECK_D_WARN=1048576B"}, HEALTH_EINVAL, "HEALTH_CHECK_D_WARN='1048576B' must be a percentage of free space (10%) or a free size"},
-    {{"HEALTH_CHECK_D=disk:/tmp", "HEALTH_CHECK_D_WARN=1.5"}, HEALTH_EINVAL, "HEALTH_CHECK_D_WARN='1.5' must be a percentage of free space (10%) or a free size"},
-    {{"HEALTH_CHECK_D=disk:/tmp", "HEALTH_CHECK_D_WARN=2 G"}, HEALTH_EINVAL, "HEALTH_CHECK_D_WARN='2 G' must be a percentage of free space (10%) or a free size"},
-    {{"HEALTH_CHECK_D=disk:/tmp", "HEALTH_CHECK_D_WARN=2Gi"}, HEALTH_EINVAL, "HEALTH_CHECK_D_WARN='2Gi' must be a percentage of free space (10%) or a free size"},
-    {{"HEALTH_CHECK_D=disk:/tmp", "HEALTH_CHECK_D_WARN=G"}, HEALTH_EINVAL, "HEALTH_CHECK_D_WARN='G' must be a percentage of free space (10%) or a free size"},
+    {{"HEALTH_CHECK_GOOD_TIMOUT_MS=5"},
+     HEALTH_EINVAL,
+     "HEALTH_CHECK_GOOD_TIMOUT_MS: unknown option TIMOUT_MS for check GOOD"},
+    {{"HEALTH_CHECK_GOOD_WARN=10"},
+     HEALTH_EINVAL,
+     "HEALTH_CHECK_GOOD_WARN: option WARN does not apply to a tcp check (only disk, memory, fds)"},
+    {{"HEALTH_CHECK_GOOD_TIMEOUT_MS=abc"},
+     HEALTH_EINVAL,
+     "HEALTH_CHECK_GOOD_TIMEOUT_MS='abc' is not a whole number from 1 to 600000"},
+    {{"HEALTH_CHECK_GOOD_LIVENESS=maybe"},
+     HEALTH_EINVAL,
+     "HEALTH_CHECK_GOOD_LIVENESS='maybe' must be 1/0"},
+    {{"HEALTH_CHECK_GOOD_READINESS=0"},
+     HEALTH_EINVAL,
+     "HEALTH_CHECK_GOOD: with _READINESS=0 the check needs _LIVENESS=1"},
+    {{"HEALTH_CHECK_D=disk:/tmp", "HEALTH_CHECK_D_WARN=10 lbs"},
+     HEALTH_EINVAL,
+     "HEALTH_CHECK_D_WARN='10 lbs' must be"},
+    {{"HEALTH_CHECK_D=disk:/tmp", "HEALTH_CHECK_D_FAIL=101%"},
+     HEALTH_EINVAL,
+     "HEALTH_CHECK_D_FAIL='101%'"},
+    {{"HEALTH_CHECK_D=disk:/tmp", "HEALTH_CHECK_D_WARN=2GB"},
+     HEALTH_EINVAL,
+     "HEALTH_CHECK_D_WARN='2GB' must be a percentage of free space (10%) or a free size"},
+    {{"HEALTH_CHECK_D=disk:/tmp", "HEALTH_CHECK_D_WARN=100GiB"},
+     HEALTH_EINVAL,
+     "HEALTH_CHECK_D_WARN='100GiB' must be a percentage of free space (10%) or a free size"},
+    {{"HEALTH_CHECK_D=disk:/tmp", "HEALTH_CHECK_D_WARN=1m"},
+     HEALTH_EINVAL,
+     "HEALTH_CHECK_D_WARN='1m' must be a percentage of free space (10%) or a free size"},
+    {{"HEALTH_CHECK_D=disk:/tmp", "HEALTH_CHECK_D_WARN=500MB"},
+     HEALTH_EINVAL,
+     "HEALTH_CHECK_D_WARN='500MB' must be a percentage of free space (10%) or a free size"},
+    {{"HEALTH_CHECK_D=disk:/tmp", "HEALTH_CHECK_D_WARN=1048576B"},
+     HEALTH_EINVAL,
+     "HEALTH_CHECK_D_WARN='1048576B' must be a percentage of free space (10%) or a free size"},
+    {{"HEALTH_CHECK_D=disk:/tmp", "HEALTH_CHECK_D_WARN=1.5"},
+     HEALTH_EINVAL,
+     "HEALTH_CHECK_D_WARN='1.5' must be a percentage of free space (10%) or a free size"},
+    {{"HEALTH_CHECK_D=disk:/tmp", "HEALTH_CHECK_D_WARN=2 G"},
+     HEALTH_EINVAL,
+     "HEALTH_CHECK_D_WARN='2 G' must be a percentage of free space (10%) or a free size"},
+    {{"HEALTH_CHECK_D=disk:/tmp", "HEALTH_CHECK_D_WARN=2Gi"},
+     HEALTH_EINVAL,
+     "HEALTH_CHECK_D_WARN='2Gi' must be a percentage of free space (10%) or a free size"},
+    {{"HEALTH_CHECK_D=disk:/tmp", "HEALTH_CHECK_D_WARN=G"},
+     HEALTH_EINVAL,
+     "HEALTH_CHECK_D_WARN='G' must be a percentage of free space (10%) or a free size"},
     {{"HEALTH_CHECK_D=disk:/tmp", "HEALTH_CHECK_D_WARN=1.5G", "HEALTH_CHECK_D_FAIL=500M"}, 0, NULL},
     {{"HEALTH_CHECK_D=disk:tmp"}, HEALTH_EINVAL, "HEALTH_CHECK_D: expected disk:/absolute/path"},
-    {{"HEALTH_CHECK_D=disk:/nonexistent/dir"}, HEALTH_EINVAL, "HEALTH_CHECK_D: check 'd': disk path"},
+    {{"HEALTH_CHECK_D=disk:/nonexistent/dir"},
+     HEALTH_EINVAL,
+     "HEALTH_CHECK_D: check 'd': disk path"},
     {{"HEALTH_CHECK_M=memory:/x"}, HEALTH_EINVAL, "HEALTH_CHECK_M: expected just 'memory:'"},
-    {{"HEALTH_CHECK_M=memory:", "HEALTH_CHECK_M_WARN=95", "HEALTH_CHECK_M_FAIL=90"}, HEALTH_EINVAL, "HEALTH_CHECK_M: check 'm': thresholds must be 0-100 % with warn <= fail"},
-    {{"HEALTH_CHECK_M=memory:", "HEALTH_CHECK_M_OOM_KILL=panic"}, HEALTH_EINVAL, "HEALTH_CHECK_M_OOM_KILL='panic' must be warn, fail or ignore"},
-    {{"HEALTH_CHECK_W=http://h/", "HEALTH_CHECK_W_STATUS=600"}, HEALTH_EINVAL, "HEALTH_CHECK_W_STATUS='600' must be a status"},
-    {{"HEALTH_CHECK_W=http://h/", "HEALTH_CHECK_W_METHOD=POST"}, HEALTH_EINVAL, "HEALTH_CHECK_W_METHOD='POST' must be GET or HEAD"},
-    {{"HEALTH_CHECK_W=http://u:" SECRET "@h:99999/"}, HEALTH_EURL, "HEALTH_CHECK_W: check 'w': invalid HTTP URL: port out of range (1-65535)"},
-    {{"HEALTH_CHECK_W=http://u:" SECRET "@h/", "HEALTH_CHECK_W_CA_FILE=/x"}, 0, NULL}, /* ignored for http (a warning) */
-    {{"HEALTH_CHECK_lower=tcp://h:1"}, HEALTH_EINVAL, "HEALTH_CHECK_lower: the name after HEALTH_CHECK_ must be upper-case"},
-    {{"HEALTH_CHECK_PRE=tcp://h:1"}, HEALTH_EEXIST, "HEALTH_CHECK_PRE: a check named 'pre' already exists"},
+    {{"HEALTH_CHECK_M=memory:", "HEALTH_CHECK_M_WARN=95", "HEALTH_CHECK_M_FAIL=90"},
+     HEALTH_EINVAL,
+     "HEALTH_CHECK_M: check 'm': thresholds must be 0-100 % with warn <= fail"},
+    {{"HEALTH_CHECK_M=memory:", "HEALTH_CHECK_M_OOM_KILL=panic"},
+     HEALTH_EINVAL,
+     "HEALTH_CHECK_M_OOM_KILL='panic' must be warn, fail or ignore"},
+    {{"HEALTH_CHECK_W=http://h/", "HEALTH_CHECK_W_STATUS=600"},
+     HEALTH_EINVAL,
+     "HEALTH_CHECK_W_STATUS='600' must be a status"},
+    {{"HEALTH_CHECK_W=http://h/", "HEALTH_CHECK_W_METHOD=POST"},
+     HEALTH_EINVAL,
+     "HEALTH_CHECK_W_METHOD='POST' must be GET or HEAD"},
+    {{"HEALTH_CHECK_W=http://u:" SECRET "@h:99999/"},
+     HEALTH_EURL,
+     "HEALTH_CHECK_W: check 'w': invalid HTTP URL: port out of range (1-65535)"},
+    {{"HEALTH_CHECK_W=http://u:" SECRET "@h/", "HEALTH_CHECK_W_CA_FILE=/x"},
+     0,
+     NULL}, /* ignored for http (a warning) */
+    {{"HEALTH_CHECK_lower=tcp://h:1"},
+     HEALTH_EINVAL,
+     "HEALTH_CHECK_lower: the name after HEALTH_CHECK_ must be upper-case"},
+    {{"HEALTH_CHECK_PRE=tcp://h:1"},
+     HEALTH_EEXIST,
+     "HEALTH_CHECK_PRE: a check named 'pre' already exists"},
     {{"HEALTH_CHECK_R=redis://:" SECRET "@h:99999"}, 0, "HEALTH_CHECK_R: "},
     {{"HEALTH_CHECK_P=postgresql://u:" SECRET "@h/db?sslmode=bogus"}, 0, "HEALTH_CHECK_P: "},
-    {{"HEALTH_CHECK_S=https://h/", "HEALTH_CHECK_S_CA_FILE=/nonexistent/ca.pem"}, 0, "HEALTH_CHECK_S: "},
+    {{"HEALTH_CHECK_S=https://h/", "HEALTH_CHECK_S_CA_FILE=/nonexistent/ca.pem"},
+     0,
+     "HEALTH_CHECK_S: "},
 };
 
 START_TEST(test_bad_values_change_nothing) {
@@ -308,14 +361,8 @@ START_TEST(test_disk_amounts) {
   static const struct {
     const char *s;
     uint64_t bytes;
-  } ok[] = {{"0", 0},
-            {"1048576", 1048576},
-            {"10K", 10240},
-            {"500M", 500ull << 20},
-            {"2G", 2ull << 30},
-            {"1.5G", 3ull << 29},
-            {"0.25K", 256},
-            {"1T", 1ull << 40}};
+  } ok[] = {{"0", 0},           {"1048576", 1048576}, {"10K", 10240}, {"500M", 500ull << 20},
+            {"2G", 2ull << 30}, {"1.5G", 3ull << 29}, {"0.25K", 256}, {"1T", 1ull << 40}};
   for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
     double pct = -1;
     uint64_t by = 1;
@@ -330,9 +377,9 @@ START_TEST(test_disk_amounts) {
   ck_assert_int_eq(health__env_amount("12.5%", &pct, &by, &is_pct), 0);
   ck_assert_int_eq(is_pct, 1);
   ck_assert(pct == 12.5);
-  static const char *bad[] = {"2GB", "100GiB", "2g", "1m", "500MB", "1048576B", "1.5", "2 G",
-                              "2Gi", "G", "K", "1KK", "-1K", "+1", "1e3", "1,5G",
-                              "101%", "10%%", "2P", "1.G", "", " 1", "1 "};
+  static const char *bad[] = {"2GB",  "100GiB", "2g", "1m",  "500MB", "1048576B", "1.5", "2 G",
+                              "2Gi",  "G",      "K",  "1KK", "-1K",   "+1",       "1e3", "1,5G",
+                              "101%", "10%%",   "2P", "1.G", "",      " 1",       "1 "};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
     ck_assert_msg(health__env_amount(bad[i], &pct, &by, &is_pct) == -1, "'%s' accepted", bad[i]);
 }

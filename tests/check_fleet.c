@@ -193,8 +193,8 @@ START_TEST(test_phase_spreads_runs) {
   /* Dispatched at start, due again one interval later: never earlier
    * (the callback can start late, never early). */
   for (unsigned i = 0; i < 20; i++)
-    ck_assert_msg(c[i].start[1] >= t0 + I, "jitter off: check %u ran again %llu ms after start",
-                  i, (unsigned long long)(c[i].start[1] - t0));
+    ck_assert_msg(c[i].start[1] >= t0 + I, "jitter off: check %u ran again %llu ms after start", i,
+                  (unsigned long long)(c[i].start[1] - t0));
 }
 END_TEST
 
@@ -269,8 +269,8 @@ START_TEST(test_backoff_cap) {
   }
   /* Full jitter: uniform over [0, cap] (mean I/2, sd of the mean < 1 % here). */
   ck_assert_msg(sum / n > I * 0.45 && sum / n < I * 0.55, "mean retry %.0f ms", sum / n);
-  ck_assert_msg(low > n / 20 && high > n / 20, "draws not spread: %u low, %u high of %u", low,
-                high, n);
+  ck_assert_msg(low > n / 20 && high > n / 20, "draws not spread: %u low, %u high of %u", low, high,
+                n);
   health_free(h);
 
   health_fleet_options_t fo;
@@ -395,6 +395,4 @@ static Suite *suite(void) {
   return s;
 }
 
-int main(void) {
-  return th_run_suite(suite(), CK_NORMAL, CK_FORK_GETENV) ? 1 : 0;
-}
+int main(void) { return th_run_suite(suite(), CK_NORMAL, CK_FORK_GETENV) ? 1 : 0; }

@@ -28,9 +28,7 @@ static void pass_check(health_result_t *r, void *arg) {
   health_result_set(r, HEALTH_PASS, NULL);
 }
 
-static int ready_passes(void *arg) {
-  return health_status(arg, HEALTH_READINESS) == HEALTH_PASS;
-}
+static int ready_passes(void *arg) { return health_status(arg, HEALTH_READINESS) == HEALTH_PASS; }
 
 static void options(health_options_t *o, unsigned max_conns, unsigned timeout_s) {
   health_options_init(o);
@@ -77,9 +75,7 @@ typedef struct {
   unsigned want;
 } count_t;
 
-static int connections_are(void *arg) {
-  return mhd_connections() == ((count_t *)arg)->want;
-}
+static int connections_are(void *arg) { return mhd_connections() == ((count_t *)arg)->want; }
 
 /* 1 if the peer closed `fd` within timeout_ms. */
 static int closed_within(int fd, unsigned timeout_ms) {
@@ -133,8 +129,8 @@ static int head_conn(const char *src) {
 
 static void wait_connections(unsigned n) {
   count_t c = {n};
-  ck_assert_msg(th_wait_until(connections_are, &c, TS(2000)), "server holds %u connections, want %u",
-                mhd_connections(), n);
+  ck_assert_msg(th_wait_until(connections_are, &c, TS(2000)),
+                "server holds %u connections, want %u", mhd_connections(), n);
 }
 
 /* At the cap (4), each newcomer evicts the oldest connection whose head is
@@ -224,8 +220,7 @@ START_TEST(test_slowloris_many_addresses) {
   start_with(&o);
   char args[256], line[512];
   unsigned n = scaled(2000, 200);
-  snprintf(args, sizeof args, "-n %u -t %u -i 100 -w %u", n, th_time_scale() > 1 ? 8 : 4,
-           TS(1000));
+  snprintf(args, sizeof args, "-n %u -t %u -i 100 -w %u", n, th_time_scale() > 1 ? 8 : 4, TS(1000));
   double ok = attack(args, line, sizeof line);
   ck_assert_msg(ok >= 99.0, "probes under %u slow clients: %s", n, line);
   unsigned long evicted;
@@ -276,8 +271,8 @@ START_TEST(test_nofile_raised) {
   options(&o, 1000, 10);
   start_with(&o);
   ck_assert_int_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
-  ck_assert_msg(rl.rlim_cur >= 1000 + 250 && rl.rlim_cur < 1000 + 250 + 400,
-                "soft limit %llu", (unsigned long long)rl.rlim_cur);
+  ck_assert_msg(rl.rlim_cur >= 1000 + 250 && rl.rlim_cur < 1000 + 250 + 400, "soft limit %llu",
+                (unsigned long long)rl.rlim_cur);
   ck_assert(th_log_contains("nofile_raised"));
   teardown();
 
@@ -299,12 +294,14 @@ START_TEST(test_nofile_raised) {
 
   /* The environment sets the ceiling through health_config_from_env();
    * nonsense is refused by name. */
-  static const char *bad[] = {"lots", "+5", " 5", "5 ", "0x10", "-1", "1073741825", "99999999999", "5k"};
+  static const char *bad[] = {"lots", "+5",         " 5",          "5 ", "0x10",
+                              "-1",   "1073741825", "99999999999", "5k"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     setenv("HEALTH_NOFILE_MAX", bad[i], 1);
     options(&o, 128, 10);
     ck_assert_int_eq(health_new(&g_h, &o, &err), 0);
-    ck_assert_msg(health_config_from_env(g_h, &err) == HEALTH_EINVAL, "HEALTH_NOFILE_MAX='%s' accepted", bad[i]);
+    ck_assert_msg(health_config_from_env(g_h, &err) == HEALTH_EINVAL,
+                  "HEALTH_NOFILE_MAX='%s' accepted", bad[i]);
     ck_assert_ptr_nonnull(strstr(err.text, "HEALTH_NOFILE_MAX"));
     teardown();
   }
@@ -346,8 +343,7 @@ START_TEST(test_emfile) {
   while (nh < 4096 && (hog[nh] = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0) nh++;
   ck_assert_msg(nh < 4096 && errno == EMFILE, "could not exhaust descriptors (%d)", nh);
   char args[256], line[512];
-  snprintf(args, sizeof args, "-n 8 -t %u -i 100 -w %u", th_time_scale() > 1 ? 8 : 3,
-           TS(1000));
+  snprintf(args, sizeof args, "-n 8 -t %u -i 100 -w %u", th_time_scale() > 1 ? 8 : 3, TS(1000));
   /* popen needs two descriptors of its own; leave the server two. */
   for (int i = 0; i < 4; i++) close(hog[--nh]);
   double ok = attack(args, line, sizeof line);
@@ -373,6 +369,4 @@ static Suite *guard_suite(void) {
   return s;
 }
 
-int main(void) {
-  return th_run_suite(guard_suite(), CK_ENV, CK_FORK) ? 1 : 0;
-}
+int main(void) { return th_run_suite(guard_suite(), CK_ENV, CK_FORK) ? 1 : 0; }

@@ -150,13 +150,13 @@ static void raw_read(int fd, raw_result_t *r, int want, unsigned timeout_ms) {
 
 /* One exchange from `src`: send `req` (len bytes) and read as raw_read()
  * does.  Fails the test if it cannot even connect. */
-static void raw_exchange(const char *src, unsigned port, const void *req, size_t len,
-                         int want, unsigned timeout_ms, raw_result_t *r) {
+static void raw_exchange(const char *src, unsigned port, const void *req, size_t len, int want,
+                         unsigned timeout_ms, raw_result_t *r) {
   memset(r, 0, sizeof *r);
   uint64_t t0 = th_now_ms();
   int fd = th_connect_from(src, port, timeout_ms);
-  ck_assert_msg(fd >= 0, "cannot connect from %s to port %u: %s", src ? src : "any",
-                port, strerror(errno));
+  ck_assert_msg(fd >= 0, "cannot connect from %s to port %u: %s", src ? src : "any", port,
+                strerror(errno));
   th_send_all(fd, req, len, timeout_ms);
   uint64_t spent = th_now_ms() - t0;
   raw_read(fd, r, want, spent < timeout_ms ? timeout_ms - (unsigned)spent : 0);
@@ -209,9 +209,7 @@ static void base_options(health_options_t *o) {
   o->connection_timeout_s = 1;
 }
 
-static int ready_passes(void *arg) {
-  return health_status(arg, HEALTH_READINESS) == HEALTH_PASS;
-}
+static int ready_passes(void *arg) { return health_status(arg, HEALTH_READINESS) == HEALTH_PASS; }
 
 /* Start a handle with one passing readiness check ("ok") and wait until
  * it is ready. */
@@ -386,16 +384,31 @@ static const hcase_t cases[] = {
     C("only NULs", "\0\0\0\0\0\0\0\0\r\n\r\n", REJECT),
 
     /* bodies: refused at once, never waited for */
-    C("huge Content-Length, no body", "GET /health HTTP/1.1\r\n" H "Content-Length: 10000000\r\n\r\n", REJECT),
-    C("chunked body", "GET /health HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n" CLOSE "\r\n5\r\nhello\r\n0\r\n\r\n", 413),
-    C("chunked, empty body", "GET /health HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n" CLOSE "\r\n0\r\n\r\n", 200),
-    C("chunked, Chunked", "GET /ready HTTP/1.1\r\n" H "Transfer-Encoding: Chunked\r\n" CLOSE "\r\n0\r\n\r\n", 200),
-    C("gzip, chunked", "GET /ready HTTP/1.1\r\n" H "Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", REJECT),
-    C("two TE", "GET /ready HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", REJECT),
+    C("huge Content-Length, no body",
+      "GET /health HTTP/1.1\r\n" H "Content-Length: 10000000\r\n\r\n", REJECT),
+    C("chunked body",
+      "GET /health HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n" CLOSE
+      "\r\n5\r\nhello\r\n0\r\n\r\n",
+      413),
+    C("chunked, empty body",
+      "GET /health HTTP/1.1\r\n" H "Transfer-Encoding: chunked\r\n" CLOSE "\r\n0\r\n\r\n", 200),
+    C("chunked, Chunked",
+      "GET /ready HTTP/1.1\r\n" H "Transfer-Encoding: Chunked\r\n" CLOSE "\r\n0\r\n\r\n", 200),
+    C("gzip, chunked",
+      "GET /ready HTTP/1.1\r\n" H "Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", REJECT),
+    C("two TE",
+      "GET /ready HTTP/1.1\r\n" H
+      "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+      REJECT),
     C("negative Content-Length", "GET /health HTTP/1.1\r\n" H "Content-Length: -1\r\n\r\n", REJECT),
-    C("overflowing Content-Length", "GET /health HTTP/1.1\r\n" H "Content-Length: 99999999999999999999999\r\n\r\n", REJECT),
-    C("conflicting Content-Length", "GET /health HTTP/1.1\r\n" H "Content-Length: 0\r\nContent-Length: 5\r\n\r\nhello", REJECT),
-    C("CL and TE", "GET /health HTTP/1.1\r\n" H "Content-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n", REJECT),
+    C("overflowing Content-Length",
+      "GET /health HTTP/1.1\r\n" H "Content-Length: 99999999999999999999999\r\n\r\n", REJECT),
+    C("conflicting Content-Length",
+      "GET /health HTTP/1.1\r\n" H "Content-Length: 0\r\nContent-Length: 5\r\n\r\nhello", REJECT),
+    C("CL and TE",
+      "GET /health HTTP/1.1\r\n" H
+      "Content-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+      REJECT),
 
     /* HTTP versions */
     C("HTTP/1.0 closes", "GET /health HTTP/1.0\r\n\r\n", 200),
@@ -432,7 +445,8 @@ static void assert_own_answer(const hcase_t *c, const answer_t *a) {
   }
   ck_assert_msg(memmem(a->head, a->head_len, "\r\nContent-Type: application/health+json\r\n", 41),
                 "%s: %d not declared as health+json", c->name, a->status);
-  ck_assert_msg(a->body_len > 30 && memcmp(a->body, "{\"status\":\"fail\",\"output\":\"", 27) == 0 &&
+  ck_assert_msg(a->body_len > 30 &&
+                    memcmp(a->body, "{\"status\":\"fail\",\"output\":\"", 27) == 0 &&
                     a->body[a->body_len - 2] == '}',
                 "%s: %d body %.*s", c->name, a->status, (int)a->body_len, a->body);
 }
@@ -448,17 +462,15 @@ START_TEST(test_case) {
   /* Bounded: the server answered (and, unless we waited for answers
    * only, closed) well before our 3 s read timeout. */
   ck_assert_msg(r.closed || (c->answers && n >= c->answers),
-                "%s: [%s] neither answered nor closed within %llu ms (got %zu bytes)",
-                c->name, what, (unsigned long long)r.ms, r.len);
-  ck_assert_msg(r.ms < TS(2500), "%s: [%s] took %llu ms", c->name, what,
-                (unsigned long long)r.ms);
+                "%s: [%s] neither answered nor closed within %llu ms (got %zu bytes)", c->name,
+                what, (unsigned long long)r.ms, r.len);
+  ck_assert_msg(r.ms < TS(2500), "%s: [%s] took %llu ms", c->name, what, (unsigned long long)r.ms);
   ck_assert_msg(n <= 1, "%s: [%s] %d answers to one request", c->name, what, n);
 
   if (c->want == REJECT || (c->want == NUL_TAIL && (n == 0 || a[0].status != 200))) {
     if (n == 1) {
       ck_assert_msg(a[0].status >= 400 && a[0].status <= 599,
-                    "%s: [%s] answered %d, want a 4xx/5xx or a close", c->name, what,
-                    a[0].status);
+                    "%s: [%s] answered %d, want a 4xx/5xx or a close", c->name, what, a[0].status);
       if (a[0].status == 405)
         ck_assert_msg(memmem(a[0].head, a[0].head_len, "\r\nAllow:", 8) != NULL,
                       "%s: 405 without Allow", c->name);
@@ -474,10 +486,10 @@ START_TEST(test_case) {
                   (unsigned long long)r.ms);
   } else {
     int want = c->want == NUL_TAIL ? 200 : c->want;
-    ck_assert_msg(n == 1, "%s: [%s] no complete answer (got %zu bytes: %.80s)", c->name,
-                  what, r.len, r.data);
-    ck_assert_msg(a[0].status == want, "%s: [%s] answered %d, want %d", c->name, what,
-                  a[0].status, want);
+    ck_assert_msg(n == 1, "%s: [%s] no complete answer (got %zu bytes: %.80s)", c->name, what,
+                  r.len, r.data);
+    ck_assert_msg(a[0].status == want, "%s: [%s] answered %d, want %d", c->name, what, a[0].status,
+                  want);
     if (want == 200) assert_endpoint_answer(c, &a[0]);
     else assert_own_answer(c, &a[0]);
   }
@@ -598,7 +610,8 @@ END_TEST
  * served (libmicrohttpd ends the value at the NUL) or refused, and the
  * server must survive either way. */
 START_TEST(test_nul_in_header_value) {
-  static const char req[] = "GET /health HTTP/1.1\r\nHost: x\r\nX-A: a\0b\r\nUser-Agent: \0\0\0\r\n" CLOSE "\r\n";
+  static const char req[] =
+      "GET /health HTTP/1.1\r\nHost: x\r\nX-A: a\0b\r\nUser-Agent: \0\0\0\r\n" CLOSE "\r\n";
   raw_result_t r;
   raw_exchange("127.0.0.1", g_port, req, sizeof req - 1, 0, TS(3000), &r);
   ck_assert_msg(r.closed && r.ms < TS(1500), "took %llu ms", (unsigned long long)r.ms);
@@ -631,8 +644,9 @@ START_TEST(test_token_nul_tricks) {
     const char *post;
     size_t postlen;
   } t[] = {
-      {"prefix, NUL, last character", TOKEN, tl - 1, "\0"
-                                                     "c",
+      {"prefix, NUL, last character", TOKEN, tl - 1,
+       "\0"
+       "c",
        2},
       {"NUL then token", "\0", 1, TOKEN, tl},
       {"empty", "", 0, "", 0},
@@ -640,7 +654,8 @@ START_TEST(test_token_nul_tricks) {
       {"token with a NUL inside", holed, tl, "", 0},
   };
   for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
-    size_t n = (size_t)snprintf(req, sizeof req, "GET /ready HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ");
+    size_t n = (size_t)snprintf(req, sizeof req,
+                                "GET /ready HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ");
     memcpy(req + n, t[i].pre, t[i].prelen);
     n += t[i].prelen;
     memcpy(req + n, t[i].post, t[i].postlen);
@@ -651,13 +666,15 @@ START_TEST(test_token_nul_tricks) {
     answer_t a[1];
     if (parse_answers(&r, a, 1) == 1 && a[0].status == 200)
       ck_assert_msg(memmem(a[0].body, a[0].body_len, "\"checks\"", 8) == NULL,
-                    "token case '%s' unlocked the full body: %.*s", t[i].name,
-                    (int)a[0].body_len, a[0].body);
+                    "token case '%s' unlocked the full body: %.*s", t[i].name, (int)a[0].body_len,
+                    a[0].body);
     raw_result_free(&r);
   }
   /* And the exact token does unlock it (the test would prove nothing
    * otherwise). */
-  int n = snprintf(req, sizeof req, "GET /ready HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n" CLOSE "\r\n", TOKEN);
+  int n = snprintf(req, sizeof req,
+                   "GET /ready HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n" CLOSE "\r\n",
+                   TOKEN);
   raw_result_t r;
   raw_exchange("127.0.0.1", g_port, req, (size_t)n, 0, TS(3000), &r);
   answer_t a[1];
@@ -691,8 +708,8 @@ static void assert_refused_big(const char *name, const char *req, size_t len) {
   ck_assert_msg(r.closed && r.ms < TS(2000), "%s: not closed (%llu ms)", name,
                 (unsigned long long)r.ms);
   int s = first_status(&r);
-  ck_assert_msg(s == -1 || s == 400 || s == 413 || s == 414 || s == 431,
-                "%s: answered %d", name, s);
+  ck_assert_msg(s == -1 || s == 400 || s == 413 || s == 414 || s == 431, "%s: answered %d", name,
+                s);
   raw_result_free(&r);
   assert_alive(name);
 }
@@ -785,8 +802,7 @@ static int dribble(int *fds, int n, const char *req, size_t len, unsigned pause_
     round = now;
     for (int i = 0; i < n; i++) {
       if (closed[i]) continue;
-      if (peer_closed(fds[i]) ||
-          (sent[i] < len && th_send_all(fds[i], req + sent[i], 1, 50) < 0)) {
+      if (peer_closed(fds[i]) || (sent[i] < len && th_send_all(fds[i], req + sent[i], 1, 50) < 0)) {
         closed[i] = 1;
         nclosed++;
         *last_close_ms = th_now_ms() - t0;
@@ -809,7 +825,8 @@ static int dribble(int *fds, int n, const char *req, size_t len, unsigned pause_
 /* A long request head that takes several seconds to dribble. */
 static const char SLOW_REQ[] =
     "GET /ready HTTP/1.1\r\nHost: x\r\nUser-Agent: slowloris/1.0 (a very slow client)\r\n"
-    "Accept: */*\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n" CLOSE "\r\n";
+    "Accept: */*\r\nX-Padding: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n" CLOSE
+    "\r\n";
 
 /* One client dribbles its headers a byte every 20 ms (the 1 s inactivity
  * timeout never fires): the server cuts it once its request head is
@@ -923,8 +940,7 @@ START_TEST(test_idle_one_address) {
     for (int i = 0; i < N; i++)
       if (fds[i] >= 0 && !peer_closed(fds[i])) open_++;
   }
-  ck_assert_msg(open_ <= 32, "%d idle connections from one address still open (limit 32)",
-                open_);
+  ck_assert_msg(open_ <= 32, "%d idle connections from one address still open (limit 32)", open_);
   unsigned held = current_connections();
   ck_assert_msg(held <= 32, "server holds %u connections", held);
 
@@ -1075,6 +1091,4 @@ static Suite *hostile_suite(void) {
   return s;
 }
 
-int main(void) {
-  return th_run_suite(hostile_suite(), CK_ENV, CK_FORK) ? 1 : 0;
-}
+int main(void) { return th_run_suite(hostile_suite(), CK_ENV, CK_FORK) ? 1 : 0; }

@@ -30,8 +30,9 @@ static void ctl_check(health_result_t *r, void *arg) {
   (void)arg;
   health_status_t s = (health_status_t)atomic_load(&g_want);
   health_result_set(r, s, "controlled: %s",
-                    s == HEALTH_PASS ? "pass" : s == HEALTH_WARN ? "warn"
-                                                                 : "fail");
+                    s == HEALTH_PASS   ? "pass"
+                    : s == HEALTH_WARN ? "warn"
+                                       : "fail");
 }
 
 static health_t *g_h;
@@ -94,9 +95,9 @@ static void wait_status(unsigned port, const char *path, int want) {
 static void request_all(unsigned port, const char *method, const char *path, const char *extra,
                         th_response_t *r) {
   char req[1024];
-  int n = snprintf(req, sizeof req,
-                   "%s %s HTTP/1.1\r\nHost: localhost\r\n%sConnection: close\r\n\r\n", method,
-                   path, extra ? extra : "");
+  int n =
+      snprintf(req, sizeof req, "%s %s HTTP/1.1\r\nHost: localhost\r\n%sConnection: close\r\n\r\n",
+               method, path, extra ? extra : "");
   th_http_raw(port, req, (size_t)n, 0, 3000, r);
 }
 
@@ -245,8 +246,8 @@ END_TEST
 START_TEST(test_unknown_paths_404) {
   health_t *h = start_default();
   unsigned port = health_port(h);
-  static const char *const bad[] = {"/", "/healthz/", "/ready/x", "/../health", "/health/",
-                                    "/HEALTH", "/readyzz", "/healthz"};
+  static const char *const bad[] = {"/",        "/healthz/", "/ready/x", "/../health",
+                                    "/health/", "/HEALTH",   "/readyzz", "/healthz"};
   for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
     static const char *const methods[] = {"GET", "HEAD", "POST"};
     for (size_t m = 0; m < 3; m++) {
@@ -311,8 +312,7 @@ START_TEST(test_huge_header) {
   memset(req + n, 'b', big);
   memcpy(req + n + big, " HTTP/1.1\r\nHost: x\r\n\r\n", 23);
   th_http_raw(port, req, (size_t)n + big + 22, 0, 5000, &r);
-  ck_assert_msg(r.status == 414 || r.status == 431 || r.status == -1, "64 KiB URL -> %d",
-                r.status);
+  ck_assert_msg(r.status == 414 || r.status == 431 || r.status == -1, "64 KiB URL -> %d", r.status);
   th_response_free(&r);
   free(req);
   ck_assert_int_eq(th_status(port, "GET", "/health"), 200);
@@ -423,8 +423,7 @@ START_TEST(test_detail_token) {
   for (size_t i = 0; i < sizeof wrong / sizeof wrong[0]; i++) {
     request_all(port, "GET", "/ready", wrong[i], &r);
     ck_assert_int_eq(r.status, 200);
-    ck_assert_msg(strcmp(r.body, "{\"status\":\"pass\"}\n") == 0, "case %zu leaked: %s", i,
-                  r.body);
+    ck_assert_msg(strcmp(r.body, "{\"status\":\"pass\"}\n") == 0, "case %zu leaked: %s", i, r.body);
     th_response_free(&r);
   }
   /* The code is right without the token, and the detail follows state. */
@@ -606,7 +605,8 @@ START_TEST(test_half_close_after_request) {
   unsigned port = health_port(h);
   wait_status(port, "/ready", 200);
   static const char one[] = "GET /ready HTTP/1.1\r\nHost: x\r\n\r\n";
-  static const char two[] = "GET /ready HTTP/1.1\r\nHost: x\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+  static const char two[] =
+      "GET /ready HTTP/1.1\r\nHost: x\r\n\r\nGET /health HTTP/1.1\r\nHost: x\r\n\r\n";
   for (int round = 0; round < 12; round++) {
     const char *req = round % 2 ? two : one;
     int fd = raw_connect(NULL, port);
@@ -667,12 +667,14 @@ START_TEST(test_curl_request_forms) {
   ck_assert_int_eq(curl_status(args), 405);
   snprintf(args, sizeof args, "-H 'Host:' http://127.0.0.1:%u/ready", port); /* no Host */
   ck_assert_int_eq(curl_status(args), 400);
-  snprintf(args, sizeof args, "-H 'Transfer-Encoding: chunked' --data-binary '' -X GET "
-                              "http://127.0.0.1:%u/ready",
+  snprintf(args, sizeof args,
+           "-H 'Transfer-Encoding: chunked' --data-binary '' -X GET "
+           "http://127.0.0.1:%u/ready",
            port);
   ck_assert_int_eq(curl_status(args), 200);
-  snprintf(args, sizeof args, "-H 'Transfer-Encoding: chunked' --data-binary 'x' -X GET "
-                              "http://127.0.0.1:%u/ready",
+  snprintf(args, sizeof args,
+           "-H 'Transfer-Encoding: chunked' --data-binary 'x' -X GET "
+           "http://127.0.0.1:%u/ready",
            port);
   ck_assert_int_eq(curl_status(args), 413);
 }
@@ -750,6 +752,4 @@ static Suite *http_suite(void) {
   return s;
 }
 
-int main(void) {
-  return th_run_suite(http_suite(), CK_ENV, CK_FORK) ? 1 : 0;
-}
+int main(void) { return th_run_suite(http_suite(), CK_ENV, CK_FORK) ? 1 : 0; }

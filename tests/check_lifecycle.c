@@ -115,7 +115,8 @@ static int threads_back(void *arg) {
 
 static void wait_threads(int target, unsigned ms) {
   threads_target = target;
-  ck_assert_msg(th_wait_until(threads_back, NULL, ms), "threads: %d, want %d", count_threads(), target);
+  ck_assert_msg(th_wait_until(threads_back, NULL, ms), "threads: %d, want %d", count_threads(),
+                target);
 }
 
 static void *nothing(void *arg) { return arg; }
@@ -178,8 +179,8 @@ typedef struct {
 static int both_ran(void *p) {
   hwait_t *w = p;
   health_check_info_t a, b;
-  return health_check_find(w->h, "alpha", &a, NULL) == 0 && health_check_find(w->h, "beta", &b, NULL) == 0 &&
-         a.runs > 0 && b.runs > 0;
+  return health_check_find(w->h, "alpha", &a, NULL) == 0 &&
+         health_check_find(w->h, "beta", &b, NULL) == 0 && a.runs > 0 && b.runs > 0;
 }
 
 /* One full cycle: new, two checks, start, wait for results, one request,
@@ -390,7 +391,8 @@ START_TEST(test_free_with_hung_check) {
   pthread_mutex_unlock(&hang_mu);
   ck_assert(th_wait_until(hang_flag, &hang_done, TS(5000)));
   int two = 2;
-  ck_assert_msg(th_wait_until(frees_reached, &two, TS(5000)), "the last worker never freed the handle");
+  ck_assert_msg(th_wait_until(frees_reached, &two, TS(5000)),
+                "the last worker never freed the handle");
   ck_assert_int_eq(aload(&frees), 2);
   wait_threads(threads0, TS(5000));
   ck_assert_int_eq(aload(&late_logs), 0);
@@ -485,8 +487,7 @@ START_TEST(test_malloc_failures) {
       if (rc_add) ck_assert(e_add.code == rc_add && e_add.text[0]);
       /* free_arg ran once for each registered check, never for the one
        * whose registration failed. */
-      int registered = rc_add == 0 ? 2 : strstr(e_add.text, "'beta'") ? 1
-                                                                      : 0;
+      int registered = rc_add == 0 ? 2 : strstr(e_add.text, "'beta'") ? 1 : 0;
       ck_assert_msg(freed == registered, "k=%ld: free_arg ran %d times for %d checks", k, freed,
                     registered);
       if (rc_add == 0) {
@@ -603,6 +604,4 @@ static Suite *suite(void) {
   return s;
 }
 
-int main(void) {
-  return th_run_suite(suite(), CK_NORMAL, CK_FORK_GETENV) ? 1 : 0;
-}
+int main(void) { return th_run_suite(suite(), CK_NORMAL, CK_FORK_GETENV) ? 1 : 0; }

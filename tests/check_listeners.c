@@ -137,8 +137,8 @@ static int ev_cond(void *arg) {
 }
 static size_t wait_ev(size_t from, unsigned subject, const char *check, health_status_t to) {
   want_ev_t w = {from, subject, check, to};
-  ck_assert_msg(th_wait_until(ev_cond, &w, TS(5000)), "no event %u '%s' -> %d after #%zu",
-                subject, check, (int)to, from);
+  ck_assert_msg(th_wait_until(ev_cond, &w, TS(5000)), "no event %u '%s' -> %d after #%zu", subject,
+                check, (int)to, from);
   return (size_t)find(from, subject, check, to);
 }
 

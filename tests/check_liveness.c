@@ -129,7 +129,8 @@ START_TEST(test_heartbeat_stale_and_recover) {
   beater_start(&b, hb);
   char body[4096];
   ck_assert_int_eq(get(h, "/health", body, sizeof body), 200);
-  ck_assert_msg(strstr(body, "\"work-loop:heartbeat\":[{\"componentType\":\"heartbeat\""), "%s", body);
+  ck_assert_msg(strstr(body, "\"work-loop:heartbeat\":[{\"componentType\":\"heartbeat\""), "%s",
+                body);
   ck_assert_msg(strstr(body, "\"status\":\"pass\""), "%s", body);
   /* Fresh for longer than the max age while beating. */
   uint64_t until = th_now_ms() + max + 200;
@@ -173,7 +174,8 @@ START_TEST(test_heartbeat_stale_and_recover) {
   uint64_t t0 = th_now_ms();
   atomic_store(&b.beat, 1);
   t = first_answer(h, "/health", 200, TS(2000), body, sizeof body);
-  ck_assert_msg(t != 0 && t - t0 <= TS(100), "recovered after %llu ms", (unsigned long long)(t - t0));
+  ck_assert_msg(t != 0 && t - t0 <= TS(100), "recovered after %llu ms",
+                (unsigned long long)(t - t0));
   ck_assert_int_eq(get(h, "/ready", NULL, 0), 200);
   ck_assert(th_log_contains("\"event\":\"heartbeat_stale\""));
   ck_assert(th_log_contains("\"heartbeat\":\"work-loop\""));
@@ -262,8 +264,8 @@ START_TEST(test_watchdog_stops_during_stall) {
   atomic_store(&b.beat, 1);
   pings = count_pings(fd, t0 + 50 + 5 * ping, &first, NULL, NULL);
   ck_assert_msg(pings >= 2, "%d WATCHDOG=1 after the loop resumed", pings);
-  ck_assert_msg(first && first - t0 <= 50 + ping + TS(50), "first ping %llu ms after the loop resumed",
-                (unsigned long long)(first - t0));
+  ck_assert_msg(first && first - t0 <= 50 + ping + TS(50),
+                "first ping %llu ms after the loop resumed", (unsigned long long)(first - t0));
 
   /* Manual readiness is reported as STATUS=. */
   int seen = 0;
@@ -356,14 +358,20 @@ START_TEST(test_gate_never_opened) {
   start(h);
   char body[4096];
   ck_assert_int_eq(get(h, "/ready", body, sizeof body), 503);
-  ck_assert_msg(strstr(body, "\"migrations:startup\":[{\"componentType\":\"startup-gate\",\"status\":\"fail\""), "%s", body);
+  ck_assert_msg(
+      strstr(body,
+             "\"migrations:startup\":[{\"componentType\":\"startup-gate\",\"status\":\"fail\""),
+      "%s", body);
   ck_assert_msg(strstr(body, "startup gate 'cache' not open yet"), "%s", body);
   ck_assert_int_eq(get(h, "/health", body, sizeof body), 200);
   ck_assert_ptr_null(strstr(body, "startup"));
   ck_assert_int_eq(health_gate_open(h, "cache", NULL), 0);
   ck_assert_int_eq(health_gate_open(h, "cache", NULL), 0); /* again: nothing */
   ck_assert_int_eq(get(h, "/ready", body, sizeof body), 503);
-  ck_assert_msg(strstr(body, "\"cache:startup\":[{\"componentType\":\"startup-gate\",\"status\":\"pass\",\"time\""), "%s", body);
+  ck_assert_msg(
+      strstr(body,
+             "\"cache:startup\":[{\"componentType\":\"startup-gate\",\"status\":\"pass\",\"time\""),
+      "%s", body);
 
   /* The deadline passes with "migrations" closed: liveness fails, never
    * before the deadline and at most 100 ms after it. */
@@ -371,10 +379,11 @@ START_TEST(test_gate_never_opened) {
   ck_assert_msg(t != 0, "liveness never failed");
   ck_assert_msg(t >= t_start + deadline, "failed %llu ms after start, before the deadline",
                 (unsigned long long)(t - t_start));
-  ck_assert_msg(t - t_start <= deadline + TS(100),
-                "failed %llu ms after start", (unsigned long long)(t - t_start));
+  ck_assert_msg(t - t_start <= deadline + TS(100), "failed %llu ms after start",
+                (unsigned long long)(t - t_start));
   char want[128];
-  snprintf(want, sizeof want, "startup gate 'migrations' still closed after the %u ms startup deadline", deadline);
+  snprintf(want, sizeof want,
+           "startup gate 'migrations' still closed after the %u ms startup deadline", deadline);
   ck_assert_msg(strstr(body, want), "%s", body);
   ck_assert_ptr_null(strstr(body, "cache:startup")); /* open gates are not liveness's business */
   ck_assert_int_eq(get(h, "/ready", NULL, 0), 503);
@@ -521,7 +530,8 @@ START_TEST(test_agent_replies) {
   beater_pause(&b);
   ck_assert(first_answer(h, "/health", 503, TS(2000), NULL, 0));
   agent_line(h, line, sizeof line);
-  ck_assert_msg(strncmp(line, "down #not alive: heartbeat loop: no beat for ", 45) == 0, "%s", line);
+  ck_assert_msg(strncmp(line, "down #not alive: heartbeat loop: no beat for ", 45) == 0, "%s",
+                line);
   atomic_store(&b.beat, 1);
   ck_assert(first_answer(h, "/health", 200, TS(2000), NULL, 0));
   agent_line(h, line, sizeof line);
@@ -789,6 +799,4 @@ static Suite *suite(void) {
   return s;
 }
 
-int main(void) {
-  return th_run_suite(suite(), CK_NORMAL, CK_FORK_GETENV) ? 1 : 0;
-}
+int main(void) { return th_run_suite(suite(), CK_NORMAL, CK_FORK_GETENV) ? 1 : 0; }

@@ -225,9 +225,7 @@ static int closed_child(void *arg) {
   return 0;
 }
 
-START_TEST(test_closed_stdio) {
-  ck_assert_int_eq(run_child(closed_child, NULL, TS(15000)), 0);
-}
+START_TEST(test_closed_stdio) { ck_assert_int_eq(run_child(closed_child, NULL, TS(15000)), 0); }
 END_TEST
 
 static Suite *logq_suite(void) {

@@ -124,7 +124,8 @@ static void lint_state(unsigned port, const char *state, const char *want) {
   char ct[128], out[4096];
   ck_assert_int_eq(get(port, "/metrics", NULL, &r), 0);
   ck_assert_int_eq(r.status, 200);
-  ck_assert_str_eq(th_header(&r, "Content-Type", ct, sizeof ct), "text/plain; version=0.0.4; charset=utf-8");
+  ck_assert_str_eq(th_header(&r, "Content-Type", ct, sizeof ct),
+                   "text/plain; version=0.0.4; charset=utf-8");
   ck_assert_msg(strstr(r.body, want), "%s: '%s' missing from\n%s", state, want, r.body);
   ck_assert_ptr_null(strstr(r.body, "# EOF"));
   if (have_promtool()) {
@@ -135,9 +136,11 @@ static void lint_state(unsigned port, const char *state, const char *want) {
   }
   th_response_free(&r);
 
-  ck_assert_int_eq(get(port, "/metrics",
-                       "Accept: application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5\r\n", &r),
-                   0);
+  ck_assert_int_eq(
+      get(port, "/metrics",
+          "Accept: application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5\r\n",
+          &r),
+      0);
   ck_assert_int_eq(r.status, 200);
   ck_assert_str_eq(th_header(&r, "Content-Type", ct, sizeof ct),
                    "application/openmetrics-text; version=1.0.0; charset=utf-8");
@@ -203,18 +206,21 @@ START_TEST(test_promtool_every_state) {
   unsigned port = health_port(h);
 
   lint_state(port, "pending", "libhealth_check_status{check=\"ctl\",status=\"pending\"} 1\n");
-  ck_assert(body_has(port, "libhealth_endpoint_status{endpoint=\"readiness\",status=\"fail\"} 1\n"));
+  ck_assert(
+      body_has(port, "libhealth_endpoint_status{endpoint=\"readiness\",status=\"fail\"} 1\n"));
   ck_assert(!body_has(port, "libhealth_check_last_success_timestamp_seconds{check=\"ctl\"}"));
 
   atomic_store(&g_block, 0);
   WAIT_HAS(port, "libhealth_check_status{check=\"ctl\",status=\"pass\"} 1\n");
-  lint_state(port, "passing", "libhealth_endpoint_status{endpoint=\"readiness\",status=\"pass\"} 1\n");
+  lint_state(port, "passing",
+             "libhealth_endpoint_status{endpoint=\"readiness\",status=\"pass\"} 1\n");
   ck_assert(body_has(port, "libhealth_check_last_success_timestamp_seconds{check=\"ctl\"} "));
   ck_assert(body_has(port, "libhealth_build_info{version=\"" HEALTH_VERSION_STRING "\"} 1\n"));
 
   atomic_store(&g_want, HEALTH_FAIL);
   WAIT_HAS(port, "libhealth_check_status{check=\"ctl\",status=\"fail\"} 1\n");
-  lint_state(port, "failing", "libhealth_endpoint_status{endpoint=\"readiness\",status=\"fail\"} 1\n");
+  lint_state(port, "failing",
+             "libhealth_endpoint_status{endpoint=\"readiness\",status=\"fail\"} 1\n");
   ck_assert(!body_has(port, "libhealth_check_failures_total{check=\"ctl\"} 0\n"));
   ck_assert(body_has(port, "libhealth_check_failures_total{check=\"aux\"} 0\n"));
   ck_assert(!body_has(port, "libhealth_check_consecutive_failures{check=\"ctl\"} 0\n"));
@@ -224,7 +230,8 @@ START_TEST(test_promtool_every_state) {
   health_shutdown(h);
   WAIT_HAS(port, "libhealth_draining 1\n");
   lint_state(port, "draining", "libhealth_shutdown_phase{phase=\"draining\"} 1\n");
-  ck_assert(body_has(port, "libhealth_endpoint_status{endpoint=\"readiness\",status=\"fail\"} 1\n"));
+  ck_assert(
+      body_has(port, "libhealth_endpoint_status{endpoint=\"readiness\",status=\"fail\"} 1\n"));
   ck_assert(body_has(port, "libhealth_endpoint_status{endpoint=\"liveness\",status=\"pass\"} 1\n"));
 }
 END_TEST
@@ -258,14 +265,16 @@ START_TEST(test_counters_histogram_timeouts) {
   double le1 = value_of(b, "libhealth_check_duration_seconds_bucket{check=\"ctl\",le=\"0.1\"} ");
   double sum = value_of(b, "libhealth_check_duration_seconds_sum{check=\"ctl\"} ");
   double last = value_of(b, "libhealth_check_last_duration_seconds{check=\"ctl\"} ");
-  ck_assert_msg(tos >= 2 && fails >= tos && runs > fails, "runs %g failures %g timeouts %g", runs, fails, tos);
+  ck_assert_msg(tos >= 2 && fails >= tos && runs > fails, "runs %g failures %g timeouts %g", runs,
+                fails, tos);
   ck_assert_msg(count == runs && inf == count, "count %g +Inf %g runs %g", count, inf, runs);
   /* Timed-out runs are reported at the 60 ms deadline (which is counted
    * from the millisecond of dispatch, so up to 1 ms early): above 0.025 s. */
   ck_assert_msg(le25 <= count - tos && le1 >= le25 && le1 <= count, "buckets %g %g", le25, le1);
   ck_assert_msg(sum >= 0.058 * tos, "sum %g for %g timeouts", sum, tos);
   ck_assert_msg(last < 0.06, "the last run passed quickly: %g", last);
-  ck_assert_msg(value_of(b, "libhealth_check_consecutive_failures{check=\"ctl\"} ") == 0, "consecutive");
+  ck_assert_msg(value_of(b, "libhealth_check_consecutive_failures{check=\"ctl\"} ") == 0,
+                "consecutive");
   health_answer_release(&a);
   ck_assert_ptr_null(a.body);
 }
@@ -303,7 +312,8 @@ START_TEST(test_detail_policy) {
   ck_assert_int_eq(health_answer_render(h, HEALTH_METRICS, NULL, NULL, NULL, &a, NULL), 0);
   ck_assert_ptr_null(strstr(a.body, "check=\""));
   health_answer_release(&a);
-  ck_assert_int_eq(health_answer_render(h, HEALTH_METRICS, NULL, "Bearer " TOKEN, NULL, &a, NULL), 0);
+  ck_assert_int_eq(health_answer_render(h, HEALTH_METRICS, NULL, "Bearer " TOKEN, NULL, &a, NULL),
+                   0);
   ck_assert_ptr_nonnull(strstr(a.body, "check=\"ctl\""));
   health_answer_release(&a);
   /* More than one space after the scheme is valid (RFC 9110 11.4), on
@@ -311,7 +321,8 @@ START_TEST(test_detail_policy) {
   ck_assert_int_eq(get(port, "/metrics", "Authorization: Bearer   " TOKEN "\r\n", &r), 0);
   ck_assert_ptr_nonnull(strstr(r.body, "check=\"ctl\""));
   th_response_free(&r);
-  ck_assert_int_eq(health_answer_render(h, HEALTH_METRICS, NULL, "Bearer  " TOKEN, NULL, &a, NULL), 0);
+  ck_assert_int_eq(health_answer_render(h, HEALTH_METRICS, NULL, "Bearer  " TOKEN, NULL, &a, NULL),
+                   0);
   ck_assert_ptr_nonnull(strstr(a.body, "check=\"ctl\""));
   health_answer_release(&a);
 }
@@ -362,8 +373,10 @@ START_TEST(test_cached_per_version) {
   health_answer_release(&a);
   health_answer_release(&b);
   ck_assert_int_eq(health_answer_render(h, 7, NULL, NULL, NULL, &a, NULL), HEALTH_EINVAL);
-  ck_assert_int_eq(health_answer_render(h, HEALTH_METRICS, "ctl", NULL, NULL, &a, NULL), HEALTH_EINVAL);
-  ck_assert_int_eq(health_answer_render(NULL, HEALTH_METRICS, NULL, NULL, NULL, &a, NULL), HEALTH_EINVAL);
+  ck_assert_int_eq(health_answer_render(h, HEALTH_METRICS, "ctl", NULL, NULL, &a, NULL),
+                   HEALTH_EINVAL);
+  ck_assert_int_eq(health_answer_render(NULL, HEALTH_METRICS, NULL, NULL, NULL, &a, NULL),
+                   HEALTH_EINVAL);
 }
 END_TEST
 
@@ -479,7 +492,8 @@ static enum MHD_Result app_handler(void *cls, struct MHD_Connection *c, const ch
   health_answer_t a;
   if (health_answer_render(h, what, MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "check"),
                            MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Authorization"),
-                           MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept"), &a, NULL) != 0)
+                           MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept"), &a,
+                           NULL) != 0)
     return MHD_NO;
   struct MHD_Response *r =
       MHD_create_response_from_buffer(a.body_len, (void *)a.body, MHD_RESPMEM_MUST_COPY);
@@ -542,7 +556,8 @@ START_TEST(test_port_off_app_serves) {
   th_response_free(&r);
   ck_assert_int_eq(th_status(port, "GET", "/ready?check=ctl"), 200);
   ck_assert_int_eq(get(port, "/metrics", NULL, &r), 0);
-  ck_assert_ptr_nonnull(strstr(r.body, "libhealth_check_status{check=\"ctl\",status=\"pass\"} 1\n"));
+  ck_assert_ptr_nonnull(
+      strstr(r.body, "libhealth_check_status{check=\"ctl\",status=\"pass\"} 1\n"));
   th_response_free(&r);
   health_shutdown(h);
   w.want = 503;
@@ -574,7 +589,8 @@ START_TEST(test_comma_locale) {
   fputs(comma_locale, f);
   fclose(f);
   /* Exit status 1 is localedef's "warnings" (categories not defined). */
-  snprintf(cmd, sizeof cmd, "localedef -c -f ANSI_X3.4-1968 -i '%s' '%s/xx_XX' >/dev/null 2>&1", def, dir);
+  snprintf(cmd, sizeof cmd, "localedef -c -f ANSI_X3.4-1968 -i '%s' '%s/xx_XX' >/dev/null 2>&1",
+           def, dir);
   int st = system(cmd);
   int made = WIFEXITED(st) && WEXITSTATUS(st) <= 1;
   if (made) {
@@ -597,7 +613,9 @@ START_TEST(test_comma_locale) {
   health_t *h = start(&o, 20, 1000);
   WAIT_GE(health_port(h), "libhealth_check_runs_total{check=\"ctl\"} ", 3);
   health_answer_t a;
-  ck_assert_int_eq(health_answer_render(h, HEALTH_METRICS, NULL, NULL, "application/openmetrics-text", &a, NULL), 0);
+  ck_assert_int_eq(
+      health_answer_render(h, HEALTH_METRICS, NULL, NULL, "application/openmetrics-text", &a, NULL),
+      0);
   int decimals = 0;
   for (const char *line = a.body; *line;) {
     const char *nl = strchr(line, '\n');
@@ -655,9 +673,10 @@ START_TEST(test_accept_q_values) {
       {"application/openmetrics-text;version=\"1.0.0\";q=0.7,text/plain;q=0.6", 1},
       {"application/openmetrics-text, text/plain", 0}, /* a tie: the default */
       {"application/*;q=0.9,text/*;q=0.5", 1},
-      {"application/openmetrics-text;q=0.2,application/*;q=0.9,text/plain;q=0.5", 0}, /* specific wins */
-      {"application/openmetrics-text;q=2,text/plain;q=0.1", 0},                       /* malformed q: ignored */
-      {"application/openmetrics-text;q=0.1234", 0},                                   /* four decimals: malformed */
+      {"application/openmetrics-text;q=0.2,application/*;q=0.9,text/plain;q=0.5",
+       0},                                                      /* specific wins */
+      {"application/openmetrics-text;q=2,text/plain;q=0.1", 0}, /* malformed q: ignored */
+      {"application/openmetrics-text;q=0.1234", 0},             /* four decimals: malformed */
       {"application/openmetrics-text;q=abc,*/*;q=0.1", 0},
       {"*/*", 0},
       {"text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", 0}, /* a browser */
@@ -665,8 +684,9 @@ START_TEST(test_accept_q_values) {
       {",,, ;;", 0},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-    ck_assert_msg(health__accept_openmetrics(cases[i].accept) == cases[i].om, "Accept: %s: expected %s",
-                  cases[i].accept, cases[i].om ? "OpenMetrics" : "the text format");
+    ck_assert_msg(health__accept_openmetrics(cases[i].accept) == cases[i].om,
+                  "Accept: %s: expected %s", cases[i].accept,
+                  cases[i].om ? "OpenMetrics" : "the text format");
   ck_assert_int_eq(health__accept_openmetrics(NULL), 0);
 }
 END_TEST

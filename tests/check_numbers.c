@@ -106,8 +106,7 @@ static int jval(jv_t *j) {
   } else if (c == '"') {
     ok = jstr(j);
   } else if (c == 't' || c == 'f' || c == 'n') {
-    const char *w = c == 't' ? "true" : c == 'f' ? "false"
-                                                 : "null";
+    const char *w = c == 't' ? "true" : c == 'f' ? "false" : "null";
     size_t n = strlen(w);
     ok = (size_t)(j->end - j->p) >= n && memcmp(j->p, w, n) == 0;
     if (ok) j->p += n;
@@ -125,9 +124,11 @@ static int json_valid(const char *s, size_t n) {
 }
 
 START_TEST(test_validator_is_strict) {
-  static const char *good[] = {"{}", "[1,-2.5e+3,0.0001,1e-7,true,null,\"a\\u00e9\"]", "{\"a\":{\"b\":[]}}"};
-  static const char *bad[] = {"{\"v\":1234,568}", "[0,]", "{\"a\":1,}", "01", "1.", ".5", "1e",
-                              "[NaN]", "[Infinity]", "[1 2]", "{\"a\" 1}", "\"\\x\"", "[-]"};
+  static const char *good[] = {"{}", "[1,-2.5e+3,0.0001,1e-7,true,null,\"a\\u00e9\"]",
+                               "{\"a\":{\"b\":[]}}"};
+  static const char *bad[] = {
+      "{\"v\":1234,568}", "[0,]",  "{\"a\":1,}", "01",      "1.", ".5", "1e", "[NaN]",
+      "[Infinity]",       "[1 2]", "{\"a\" 1}",  "\"\\x\"", "[-]"};
   for (size_t i = 0; i < sizeof good / sizeof *good; i++)
     ck_assert_msg(json_valid(good[i], strlen(good[i])), "rejected %s", good[i]);
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
@@ -286,7 +287,8 @@ static void locale_setup(void) {
            g_locdir, g_locdir);
   int rc = system(cmd);
   if (!(WIFEXITED(rc) && WEXITSTATUS(rc) == 0))
-    fprintf(stderr, "check_numbers: localedef failed (%d); install the Debian package 'locales'\n", rc);
+    fprintf(stderr, "check_numbers: localedef failed (%d); install the Debian package 'locales'\n",
+            rc);
 }
 
 static void locale_teardown(void) {
@@ -302,7 +304,8 @@ static void enter_comma_locale(void) {
   ck_assert_ptr_nonnull(g_locdir);
   setenv("LOCPATH", g_locdir, 1);
   setenv("LC_ALL", "de_DE.UTF-8", 1);
-  ck_assert_msg(setlocale(LC_ALL, "") != NULL, "setlocale(LC_ALL, \"\") failed: the locale was not generated");
+  ck_assert_msg(setlocale(LC_ALL, "") != NULL,
+                "setlocale(LC_ALL, \"\") failed: the locale was not generated");
   ck_assert_str_eq(localeconv()->decimal_point, ",");
   char t[32];
   snprintf(t, sizeof t, "%.3f", 1234.5678);
@@ -361,8 +364,9 @@ START_TEST(test_locale_ready_body_and_logs) {
   health_check_options_init(&co);
   co.interval_ms = 100;
   for (int i = 0; i < 4; i++)
-    ck_assert_msg(health_check_add(h, names[i], observe_check, (void *)&obs[i], NULL, &co, &err) == 0,
-                  "%s", err.text);
+    ck_assert_msg(
+        health_check_add(h, names[i], observe_check, (void *)&obs[i], NULL, &co, &err) == 0, "%s",
+        err.text);
   ck_assert_msg(health_start(h, &err) == 0, "%s", err.text);
   ck_assert(th_wait_until(ready_is, h, TS(5000)));
 
@@ -413,6 +417,4 @@ static Suite *suite(void) {
   return s;
 }
 
-int main(void) {
-  return th_run_suite(suite(), CK_NORMAL, CK_FORK_GETENV) ? 1 : 0;
-}
+int main(void) { return th_run_suite(suite(), CK_NORMAL, CK_FORK_GETENV) ? 1 : 0; }

@@ -13,9 +13,7 @@
 #include "health-int.h"
 #include "testhelp.h"
 
-typedef enum { K_UINT,
-               K_BOOL,
-               K_STR } kind_t;
+typedef enum { K_UINT, K_BOOL, K_STR } kind_t;
 
 typedef struct {
   const char *var;
@@ -179,10 +177,10 @@ START_TEST(test_env_all_valid) {
   ck_assert_msg(health_options_from_env(&o, &err) == 0, "%s", err.text);
   for (size_t i = 0; i < NVARS; i++) {
     const char *a = (const char *)&o + vars[i].off, *b = (const char *)&want + vars[i].off;
-    if (vars[i].kind == K_STR)
-      ck_assert_str_eq(*(const char *const *)a, *(const char *const *)b);
+    if (vars[i].kind == K_STR) ck_assert_str_eq(*(const char *const *)a, *(const char *const *)b);
     else
-      ck_assert_msg(memcmp(a, b, sizeof(unsigned)) == 0, "%s did not land in the struct", vars[i].var);
+      ck_assert_msg(memcmp(a, b, sizeof(unsigned)) == 0, "%s did not land in the struct",
+                    vars[i].var);
   }
   ck_assert_int_eq(o.detail, HEALTH_DETAIL_TOKEN);
   ck_assert_int_eq(o.log_level, HEALTH_LOG_DEBUG);
@@ -208,7 +206,8 @@ START_TEST(test_env_each_alone) {
     health_options_init(&o);
     memcpy(&want, &o, sizeof o);
     setenv(vars[i].var, vars[i].valid, 1);
-    if (strcmp(vars[i].var, "HEALTH_DETAIL_TOKEN") == 0) setenv("HEALTH_DETAIL", "token", 1), want.detail = HEALTH_DETAIL_TOKEN;
+    if (strcmp(vars[i].var, "HEALTH_DETAIL_TOKEN") == 0)
+      setenv("HEALTH_DETAIL", "token", 1), want.detail = HEALTH_DETAIL_TOKEN;
     apply(&want, &vars[i], getenv(vars[i].var));
     health_error_t err = {0};
     ck_assert_msg(health_options_from_env(&o, &err) == 0, "%s: %s", vars[i].var, err.text);
@@ -228,9 +227,12 @@ START_TEST(test_env_each_alone) {
       {"HEALTH_LOG_LEVEL", "info", offsetof(health_options_t, log_level), HEALTH_LOG_INFO},
       {"HEALTH_HANDLE_SIGNALS", "0", offsetof(health_options_t, handle_signals), 0},
       {"HEALTH_HANDLE_SIGNALS", "OFF", offsetof(health_options_t, handle_signals), 0},
-      {"HEALTH_HANDLE_SIGNALS", "replace", offsetof(health_options_t, handle_signals), HEALTH_SIGNALS_REPLACE},
-      {"HEALTH_HANDLE_SIGNALS", "2", offsetof(health_options_t, handle_signals), HEALTH_SIGNALS_REPLACE},
-      {"HEALTH_HANDLE_SIGNALS", "Chain", offsetof(health_options_t, handle_signals), HEALTH_SIGNALS_CHAIN},
+      {"HEALTH_HANDLE_SIGNALS", "replace", offsetof(health_options_t, handle_signals),
+       HEALTH_SIGNALS_REPLACE},
+      {"HEALTH_HANDLE_SIGNALS", "2", offsetof(health_options_t, handle_signals),
+       HEALTH_SIGNALS_REPLACE},
+      {"HEALTH_HANDLE_SIGNALS", "Chain", offsetof(health_options_t, handle_signals),
+       HEALTH_SIGNALS_CHAIN},
       {"HEALTH_EXIT", "TRUE", offsetof(health_options_t, exit_on_shutdown), 1},
       {"HEALTH_EXIT", "off", offsetof(health_options_t, exit_on_shutdown), 0},
   };
@@ -240,7 +242,8 @@ START_TEST(test_env_each_alone) {
     health_options_init(&o);
     setenv(alt[i].var, alt[i].val, 1);
     health_error_t err = {0};
-    ck_assert_msg(health_options_from_env(&o, &err) == 0, "%s=%s: %s", alt[i].var, alt[i].val, err.text);
+    ck_assert_msg(health_options_from_env(&o, &err) == 0, "%s=%s: %s", alt[i].var, alt[i].val,
+                  err.text);
     int got;
     memcpy(&got, (char *)&o + alt[i].off, sizeof got);
     ck_assert_msg(got == alt[i].want, "%s=%s gave %d", alt[i].var, alt[i].val, got);
@@ -281,8 +284,8 @@ static void expect_reject(const char *var, const char *value, const char *name_i
   int rc = health_options_from_env(&o, &err);
   ck_assert_msg(rc == HEALTH_EINVAL, "%s='%s' accepted (rc %d)", var, value, rc);
   ck_assert_int_eq(err.code, HEALTH_EINVAL);
-  ck_assert_msg(strstr(err.text, name_in_msg) != NULL, "%s='%s': message does not name %s: %s",
-                var, value, name_in_msg, err.text);
+  ck_assert_msg(strstr(err.text, name_in_msg) != NULL, "%s='%s': message does not name %s: %s", var,
+                value, name_in_msg, err.text);
   ck_assert_msg(memcmp(&o, &copy, sizeof o) == 0, "%s='%s' changed the options", var, value);
   /* Without an error struct too. */
   ck_assert_int_eq(health_options_from_env(&o, NULL), HEALTH_EINVAL);
@@ -290,16 +293,28 @@ static void expect_reject(const char *var, const char *value, const char *name_i
 }
 
 START_TEST(test_env_malformed) {
-  static const char *bad_numbers[] = {"abc", "-1", "10ms", " 10", "10 ", "1.5", "+5", "0x10",
-                                      "99999999999", "4294967296", "18446744073709551616",
-                                      "1e3", "١٢"};
+  static const char *bad_numbers[] = {"abc",
+                                      "-1",
+                                      "10ms",
+                                      " 10",
+                                      "10 ",
+                                      "1.5",
+                                      "+5",
+                                      "0x10",
+                                      "99999999999",
+                                      "4294967296",
+                                      "18446744073709551616",
+                                      "1e3",
+                                      "١٢"};
   for (size_t i = 0; i < NVARS; i++) {
     if (vars[i].kind != K_UINT) continue;
     for (size_t k = 0; k < sizeof bad_numbers / sizeof bad_numbers[0]; k++)
       expect_reject(vars[i].var, bad_numbers[k], vars[i].var);
   }
   /* Out of range. */
-  static const struct { const char *var, *val; } range[] = {
+  static const struct {
+    const char *var, *val;
+  } range[] = {
       {"HEALTH_PORT", "65536"},
       {"HEALTH_MAX_CONNECTIONS", "0"},
       {"HEALTH_CONNECTION_TIMEOUT", "0"},
@@ -326,8 +341,8 @@ START_TEST(test_env_malformed) {
   expect_reject("HEALTH_DETAIL", "full ", "HEALTH_DETAIL");
   expect_reject("HEALTH_LOG_LEVEL", "trace", "HEALTH_LOG_LEVEL");
   expect_reject("HEALTH_LOG_LEVEL", "3", "HEALTH_LOG_LEVEL");
-  static const char *bad_addrs[] = {"localhost", "1.2.3.4.5", "::g", "0.0.0.0:80", "256.0.0.1",
-                                    " 0.0.0.0"};
+  static const char *bad_addrs[] = {"localhost",  "1.2.3.4.5", "::g",
+                                    "0.0.0.0:80", "256.0.0.1", " 0.0.0.0"};
   for (size_t k = 0; k < sizeof bad_addrs / sizeof bad_addrs[0]; k++)
     expect_reject("HEALTH_ADDRESS", bad_addrs[k], "HEALTH_ADDRESS");
   expect_reject("HEALTH_SERVICE_ID", "line\nbreak", "HEALTH_SERVICE_ID");
@@ -377,10 +392,12 @@ static void expect_new_rejects(const health_options_t *o, const char *name_in_ms
   health_error_t err;
   memset(&err, 0, sizeof err);
   int rc = health_new(&h, o, &err);
-  ck_assert_msg(rc == HEALTH_EINVAL, "health_new accepted options (want a message naming %s)", name_in_msg);
+  ck_assert_msg(rc == HEALTH_EINVAL, "health_new accepted options (want a message naming %s)",
+                name_in_msg);
   ck_assert_ptr_null(h);
   ck_assert_int_eq(err.code, HEALTH_EINVAL);
-  ck_assert_msg(strstr(err.text, name_in_msg) != NULL, "message does not name %s: %s", name_in_msg, err.text);
+  ck_assert_msg(strstr(err.text, name_in_msg) != NULL, "message does not name %s: %s", name_in_msg,
+                err.text);
 }
 
 START_TEST(test_new_rejects_invalid) {
@@ -556,7 +573,8 @@ START_TEST(test_errors_and_version) {
 
   ck_assert_str_eq(health_version(), HEALTH_VERSION_STRING);
   char v[32];
-  snprintf(v, sizeof v, "%d.%d.%d", HEALTH_VERSION_MAJOR, HEALTH_VERSION_MINOR, HEALTH_VERSION_PATCH);
+  snprintf(v, sizeof v, "%d.%d.%d", HEALTH_VERSION_MAJOR, HEALTH_VERSION_MINOR,
+           HEALTH_VERSION_PATCH);
   ck_assert_str_eq(health_version(), v);
 }
 END_TEST
@@ -598,8 +616,9 @@ START_TEST(test_reserved_rejected) {
     health_postgres_options_t pg;
     health_postgres_options_init(&pg);
     pg.reserved[k] = mark;
-    expect_reserved(health_postgres_add(h, "pg", "host=127.0.0.1 port=1 dbname=x", &pg, &good, &err),
-                    &err, "health_postgres_options");
+    expect_reserved(
+        health_postgres_add(h, "pg", "host=127.0.0.1 port=1 dbname=x", &pg, &good, &err), &err,
+        "health_postgres_options");
     health_redis_options_t ro;
     health_redis_options_init(&ro);
     ro.reserved[k] = mark;
@@ -853,6 +872,4 @@ static Suite *suite(void) {
   return s;
 }
 
-int main(void) {
-  return th_run_suite(suite(), CK_NORMAL, CK_FORK_GETENV) ? 1 : 0;
-}
+int main(void) { return th_run_suite(suite(), CK_NORMAL, CK_FORK_GETENV) ? 1 : 0; }

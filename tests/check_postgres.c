@@ -44,8 +44,8 @@ static int pg_sql(const char *sql, char *out, size_t len) {
 
 static int backends(const char *app) {
   char sql[256], out[64];
-  snprintf(sql, sizeof sql,
-           "SELECT count(*) FROM pg_stat_activity WHERE application_name = '%s'", app);
+  snprintf(sql, sizeof sql, "SELECT count(*) FROM pg_stat_activity WHERE application_name = '%s'",
+           app);
   ck_assert_int_eq(pg_sql(sql, out, sizeof out), 0);
   return atoi(out);
 }
@@ -69,8 +69,7 @@ static health_t *new_handle(void) {
 }
 
 static void add_pg(health_t *h, const char *name, const char *conninfo,
-                   const health_postgres_options_t *pg, unsigned interval_ms,
-                   unsigned timeout_ms) {
+                   const health_postgres_options_t *pg, unsigned interval_ms, unsigned timeout_ms) {
   health_check_options_t co;
   health_check_options_init(&co);
   co.interval_ms = interval_ms;
@@ -95,8 +94,7 @@ static void start(health_t *h) {
   ck_assert_msg(health_start(h, &err) == 0, "health_start: %s", err.text);
 }
 
-static void conninfo(char *buf, size_t len, const char *password, const char *db,
-                     const char *app) {
+static void conninfo(char *buf, size_t len, const char *password, const char *db, const char *app) {
   snprintf(buf, len,
            "host=127.0.0.1 port=%u user=" PG_USER " password=%s dbname=%s "
            "application_name=%s",
@@ -121,15 +119,15 @@ static int cond_result(void *arg) {
 
 /* Wait until `name` has at least `min_runs` results and its last one is
  * `want` (and mentions `text`); returns its state. */
-static health_check_info_t wait_result(health_t *h, const char *name, uint64_t min_runs,
-                                       int want, const char *text, unsigned timeout_ms) {
+static health_check_info_t wait_result(health_t *h, const char *name, uint64_t min_runs, int want,
+                                       const char *text, unsigned timeout_ms) {
   wait_t w = {h, name, min_runs, want, text};
   int ok = th_wait_until(cond_result, &w, timeout_ms);
   health_check_info_t i;
   ck_assert_int_eq(health_check_find(h, name, &i, NULL), 0);
   ck_assert_msg(ok, "%s: wanted status %d (\"%s\") after %llu runs; got %d after %llu: \"%s\"",
-                name, want, text ? text : "", (unsigned long long)min_runs,
-                (int)i.last_status, (unsigned long long)i.runs, i.output);
+                name, want, text ? text : "", (unsigned long long)min_runs, (int)i.last_status,
+                (unsigned long long)i.runs, i.output);
   return i;
 }
 
@@ -167,16 +165,14 @@ START_TEST(test_pass) {
     health_check_info_t i = wait_result(h, names[k], 1, HEALTH_PASS, NULL, TS(10000));
     ck_assert_int_eq(i.status, HEALTH_PASS);
     ck_assert(i.has_observed);
-    ck_assert_msg(i.observed_value > 0 && i.observed_value < 2000, "observed %f",
-                  i.observed_value);
+    ck_assert_msg(i.observed_value > 0 && i.observed_value < 2000, "observed %f", i.observed_value);
     ck_assert_str_eq(i.observed_unit, "ms");
   }
   ck_assert_int_eq(health_status(h, HEALTH_READINESS), HEALTH_PASS);
   th_response_t r;
   ck_assert_int_eq(th_http(health_port(h), "GET", "/ready", &r), 0);
   ck_assert_int_eq(r.status, 200);
-  ck_assert_msg(strstr(r.body, "pg-kv:responseTime") && strstr(r.body, "datastore"),
-                "%s", r.body);
+  ck_assert_msg(strstr(r.body, "pg-kv:responseTime") && strstr(r.body, "datastore"), "%s", r.body);
   ck_assert_ptr_null(strstr(r.body, PG_PASSWORD));
   th_response_free(&r);
   free_handle(h);
@@ -249,11 +245,13 @@ START_TEST(test_outage_and_recovery) {
    * timeout (plus scheduling slack). */
   health_check_info_t i = wait_result(h, "pg-down", runs + 1, HEALTH_FAIL, NULL, TS(3000));
   uint64_t took = th_now_ms() - t0;
-  ck_assert_msg(took <= 200 + TS(500) + TS(200), "failure seen after %llu ms", (unsigned long long)took);
+  ck_assert_msg(took <= 200 + TS(500) + TS(200), "failure seen after %llu ms",
+                (unsigned long long)took);
   ck_assert_msg(strstr(i.output, "failed"), "output: %s", i.output);
   ck_assert_int_eq(health_status(h, HEALTH_READINESS), HEALTH_FAIL);
   /* While it stays down, the reason is the refused connection. */
-  wait_result(h, "pg-down", i.runs + 1, HEALTH_FAIL, "connect failed: connection refused", TS(2000));
+  wait_result(h, "pg-down", i.runs + 1, HEALTH_FAIL, "connect failed: connection refused",
+              TS(2000));
 
   char out[64];
   ck_assert_int_eq(pg_cmd("resume", NULL, out, sizeof out), 0);
@@ -288,8 +286,7 @@ START_TEST(test_restart_between_runs) {
   start(h);
   wait_result(h, "pg-restart", 1, HEALTH_PASS, NULL, TS(5000));
   snprintf(sql, sizeof sql,
-           "SELECT pid, backend_start FROM pg_stat_activity WHERE application_name = '%s'",
-           app);
+           "SELECT pid, backend_start FROM pg_stat_activity WHERE application_name = '%s'", app);
   ck_assert_int_eq(pg_sql(sql, pid1, sizeof pid1), 0);
   char out[64];
   ck_assert_int_eq(pg_cmd("restart", NULL, out, sizeof out), 0);
@@ -330,8 +327,8 @@ START_TEST(test_backoff_recovery) {
   /* Down for a few attempts: with the cap at one interval, three failed
    * runs take at most three intervals (plus the first one's detection). */
   uint64_t t0 = th_now_ms();
-  health_check_info_t i =
-      wait_result(h, "pg-backoff", runs + 4, HEALTH_FAIL, "connect failed", 4 * interval + TS(3000));
+  health_check_info_t i = wait_result(h, "pg-backoff", runs + 4, HEALTH_FAIL, "connect failed",
+                                      4 * interval + TS(3000));
   uint64_t took = th_now_ms() - t0;
   ck_assert_msg(took <= 4 * interval + TS(1500), "4 runs while down took %llu ms (interval %u)",
                 (unsigned long long)took, interval);
@@ -342,7 +339,8 @@ START_TEST(test_backoff_recovery) {
   runs = runs_of(h, "pg-backoff");
   i = wait_result(h, "pg-backoff", runs + 1, HEALTH_PASS, NULL, 2 * interval + TS(5000));
   uint64_t seen = th_now_ms() - back;
-  ck_assert_msg(seen <= 2 * interval, "recovery seen %llu ms after the server came back (interval %u)",
+  ck_assert_msg(seen <= 2 * interval,
+                "recovery seen %llu ms after the server came back (interval %u)",
                 (unsigned long long)seen, interval);
   ck_assert_int_eq(backends(app), 1); /* one session, nothing leaked */
   free_handle(h);
@@ -402,8 +400,7 @@ START_TEST(test_connect_deadline) {
                 (unsigned long long)took);
   char want[64];
   snprintf(want, sizeof want, "timeout after %u ms", TS(500));
-  ck_assert_msg(strstr(i.output, want) && strstr(i.output, "connect"),
-                "output: %s", i.output);
+  ck_assert_msg(strstr(i.output, want) && strstr(i.output, "connect"), "output: %s", i.output);
   free_handle(h);
   close(fd);
 }
@@ -447,16 +444,16 @@ END_TEST
 /* A name that does not resolve fails at once with a clear message. */
 START_TEST(test_host_unknown) {
   char why[256];
-  need_private_mounts(th_mount_file("/etc/hosts", "127.0.0.1 localhost\n", why,
-                                    sizeof why) == 0,
+  need_private_mounts(th_mount_file("/etc/hosts", "127.0.0.1 localhost\n", why, sizeof why) == 0,
                       why);
   /* and no name server at all: the lookup fails, it does not hang */
-  need_private_mounts(th_mount_file("/etc/resolv.conf", "nameserver 127.0.0.1\n", why,
-                                    sizeof why) == 0,
-                      why);
+  need_private_mounts(
+      th_mount_file("/etc/resolv.conf", "nameserver 127.0.0.1\n", why, sizeof why) == 0, why);
   health_t *h = new_handle();
   char kv[512];
-  snprintf(kv, sizeof kv, "host=nowhere.invalid port=%u user=" PG_USER " password=" PG_PASSWORD " dbname=postgres", g_port);
+  snprintf(kv, sizeof kv,
+           "host=nowhere.invalid port=%u user=" PG_USER " password=" PG_PASSWORD " dbname=postgres",
+           g_port);
   add_pg(h, "pg-nowhere", kv, NULL, 60000, 2000);
   start(h);
   health_check_info_t i = wait_result(h, "pg-nowhere", 1, HEALTH_FAIL, NULL, TS(5000));
@@ -474,7 +471,10 @@ START_TEST(test_dns_deadline) {
   need_private_mounts(dns >= 0, why);
   health_t *h = new_handle();
   char kv[512];
-  snprintf(kv, sizeof kv, "host=db.hung-resolver.test port=%u user=" PG_USER " password=" PG_PASSWORD " dbname=postgres", g_port);
+  snprintf(kv, sizeof kv,
+           "host=db.hung-resolver.test port=%u user=" PG_USER " password=" PG_PASSWORD
+           " dbname=postgres",
+           g_port);
   add_pg(h, "pg-dns", kv, NULL, 100, 500);
   uint64_t t0 = th_now_ms();
   start(h);
@@ -508,8 +508,10 @@ START_TEST(test_misbehaving_server) {
     const char *sslmode, *want;
   } cases[] = {
       /* a reset lands before or after libpq's first write */
-      {NULL, 1, "disable", "connect failed: connection reset|connect failed: server closed the connection"},
-      {NULL, 1, "prefer", "connect failed: connection reset|connect failed: server closed the connection"},
+      {NULL, 1, "disable",
+       "connect failed: connection reset|connect failed: server closed the connection"},
+      {NULL, 1, "prefer",
+       "connect failed: connection reset|connect failed: server closed the connection"},
       {NULL, 0, "disable", "connect failed: server closed the connection"},
       {http, 0, "disable", "connect failed: not a PostgreSQL server"},
       {http, 0, "prefer", "connect failed: not a PostgreSQL server"},
@@ -522,14 +524,17 @@ START_TEST(test_misbehaving_server) {
     ck_assert_ptr_nonnull(peer);
     health_t *h = new_handle();
     char kv[512];
-    snprintf(kv, sizeof kv, "host=127.0.0.1 port=%u user=" PG_USER " password=" PG_PASSWORD " dbname=postgres sslmode=%s", port, cases[k].sslmode);
+    snprintf(kv, sizeof kv,
+             "host=127.0.0.1 port=%u user=" PG_USER " password=" PG_PASSWORD
+             " dbname=postgres sslmode=%s",
+             port, cases[k].sslmode);
     add_pg(h, "pg-bad", kv, NULL, 60000, 3000);
     uint64_t t0 = th_now_ms();
     start(h);
     health_check_info_t i = wait_result(h, "pg-bad", 1, HEALTH_FAIL, NULL, TS(6000));
     uint64_t took = th_now_ms() - t0;
-    ck_assert_msg(th_one_of(i.output, cases[k].want), "case %zu: \"%s\", want \"%s\"", k,
-                  i.output, cases[k].want);
+    ck_assert_msg(th_one_of(i.output, cases[k].want), "case %zu: \"%s\", want \"%s\"", k, i.output,
+                  cases[k].want);
     ck_assert_msg(took < TS(1500), "case %zu: failed only after %llu ms", k,
                   (unsigned long long)took);
     ck_assert(!strstr(i.output, PG_PASSWORD));
@@ -556,8 +561,7 @@ START_TEST(test_query_deadline) {
   ck_assert_msg(took <= TS(500) + TS(150), "result after %llu ms", (unsigned long long)took);
   char want[64];
   snprintf(want, sizeof want, "timeout after %u ms", TS(500));
-  ck_assert_msg(strstr(i.output, want) && strstr(i.output, "query"),
-                "output: %s", i.output);
+  ck_assert_msg(strstr(i.output, want) && strstr(i.output, "query"), "output: %s", i.output);
   /* The server cancels the abandoned query itself (statement_timeout):
    * its backend goes away long before pg_sleep(30) would end. */
   backends_wait_t b = {"libhealth-test-4q", 0};
@@ -599,8 +603,9 @@ START_TEST(test_in_recovery) {
   ck_assert_msg(g_standby_port != 0, "no standby");
   health_t *h = new_handle();
   char plain[512], writable[512];
-#define STANDBY_CONNINFO \
-  "host=127.0.0.1 port=%u user=" PG_USER " password=" PG_PASSWORD " dbname=postgres application_name=%s"
+#define STANDBY_CONNINFO                                          \
+  "host=127.0.0.1 port=%u user=" PG_USER " password=" PG_PASSWORD \
+  " dbname=postgres application_name=%s"
   snprintf(plain, sizeof plain, STANDBY_CONNINFO, g_standby_port, "libhealth-test-5sp");
   snprintf(writable, sizeof writable, STANDBY_CONNINFO, g_standby_port, "libhealth-test-5sw");
   health_postgres_options_t pg;
@@ -647,8 +652,7 @@ START_TEST(test_one_connection) {
   wait_result(h, "pg-many", 5, HEALTH_PASS, NULL, TS(10000));
   char sql[256], pid1[64], pid2[64];
   snprintf(sql, sizeof sql,
-           "SELECT pid, backend_start FROM pg_stat_activity WHERE application_name = '%s'",
-           app);
+           "SELECT pid, backend_start FROM pg_stat_activity WHERE application_name = '%s'", app);
   ck_assert_int_eq(pg_sql(sql, pid1, sizeof pid1), 0);
   health_check_info_t i = wait_result(h, "pg-many", 30, HEALTH_PASS, NULL, TS(15000));
   ck_assert_uint_ge(i.runs, 30);
@@ -683,8 +687,8 @@ START_TEST(test_malformed) {
     ck_assert_msg(rc == HEALTH_EURL, "%s: rc %d (%s)", bad[k], rc, err.text);
     ck_assert_int_eq(err.code, HEALTH_EURL);
     ck_assert_msg(strstr(err.text, "malformed PostgreSQL"), "%s: %s", bad[k], err.text);
-    ck_assert_msg(!strstr(err.text, PARSE_SECRET) && !strstr(err.text, "Sup3r"),
-                  "%s: %s", bad[k], err.text);
+    ck_assert_msg(!strstr(err.text, PARSE_SECRET) && !strstr(err.text, "Sup3r"), "%s: %s", bad[k],
+                  err.text);
     health_check_info_t i;
     ck_assert_int_eq(health_check_find(h, "pg-bad", &i, NULL), HEALTH_ENOENT);
   }
@@ -793,8 +797,8 @@ int main(void) {
   /* A database whose sessions are read-only, as on a replica. */
   char sink[256];
   if (pg_cmd("sql", "\"CREATE DATABASE " RO_DB "\"", sink, sizeof sink) != 0 ||
-      pg_cmd("sql", "\"ALTER DATABASE " RO_DB " SET default_transaction_read_only = on\"",
-             sink, sizeof sink) != 0) {
+      pg_cmd("sql", "\"ALTER DATABASE " RO_DB " SET default_transaction_read_only = on\"", sink,
+             sizeof sink) != 0) {
     fprintf(stderr, "check_postgres: cannot create the read-only database\n");
     pg_cmd("stop", NULL, NULL, 0);
     return 1;

@@ -35,8 +35,9 @@ static const struct {
     {"http://h/\xc3\xa9", "/%C3%A9", "h", "h", "80"},
     {"https://h/", NULL, "https:// is not supported: probe the plain health port (http://)", 0, 0},
     {"HTTPS://h/", NULL, "https:// is not supported: probe the plain health port (http://)", 0, 0},
-    {"http://u:pw@h/", NULL, "user information (user@host) in the URL is not supported: send "
-                             "credentials in a header (-H 'Authorization: ...')",
+    {"http://u:pw@h/", NULL,
+     "user information (user@host) in the URL is not supported: send "
+     "credentials in a header (-H 'Authorization: ...')",
      0, 0},
     {"ftp://h/", NULL, "unsupported scheme 'ftp' (expected http://)", 0, 0},
     {"h:80/x", NULL, "malformed URL (expected http://host[:port][/path])", 0, 0},
@@ -80,11 +81,11 @@ START_TEST(test_expect) {
   ck_assert(health__probe_expect_has(&e, 419) && !health__probe_expect_has(&e, 302));
   ck_assert_int_eq(health__probe_parse_expect("599", &e, why, sizeof why), 0);
   ck_assert(health__probe_expect_has(&e, 599) && !health__probe_expect_has(&e, 600));
-  static const char *bad[] = {"", "abc", "20", "2000", "200-", "-200", "1xx", "150",
-                              "300-200", "200,,204", "200-600", "6xx"};
+  static const char *bad[] = {"",    "abc", "20",      "2000",     "200-",    "-200",
+                              "1xx", "150", "300-200", "200,,204", "200-600", "6xx"};
   for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
-    ck_assert_msg(health__probe_parse_expect(bad[i], &e, why, sizeof why) == -1,
-                  "'%s' accepted", bad[i]);
+    ck_assert_msg(health__probe_parse_expect(bad[i], &e, why, sizeof why) == -1, "'%s' accepted",
+                  bad[i]);
 }
 END_TEST
 
@@ -120,9 +121,12 @@ static const struct {
 } answers[] = {
     {"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 200, 0, NULL},
     {"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n", 204, 0, NULL},
-    {"HTTP/1.1 103 Early Hints\r\nLink: <x>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 200, 0, NULL},
-    {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n0\r\nT: 1\r\n\r\n", 200, 0, NULL},
-    {"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nContent-Length: 5\r\n\r\nabcdefgh", 200, 1, NULL},
+    {"HTTP/1.1 103 Early Hints\r\nLink: <x>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+     200, 0, NULL},
+    {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3;x=y\r\nabc\r\n0\r\nT: 1\r\n\r\n", 200,
+     0, NULL},
+    {"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nContent-Length: 5\r\n\r\nabcdefgh", 200, 1,
+     NULL},
     {"HTTP/1.1 200 OK\r\nContent-Length: 3, 3\r\n\r\nabc", 200, 0, NULL},
     {"HTTP/1.0 503 Service Unavailable\n\nbody", 503, 1, NULL},
     {"HTTP/1.1 304 Not Modified\r\nContent-Length: 10\r\n\r\n", 304, 0, NULL},
@@ -130,11 +134,14 @@ static const struct {
     {"SSH-2.0-OpenSSH_9.2\r\n", -1, 0, "not an HTTP answer"},
     {"HTTP/2 200\r\n\r\n", -1, 0, "not an HTTP/1.x answer"},
     {"HTTP/1.1 20 OK\r\n\r\n", -1, 0, "malformed status line"},
-    {"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n", -1, 0, "conflicting Content-Length values"},
+    {"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n", -1, 0,
+     "conflicting Content-Length values"},
     {"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", -1, 0, "malformed Content-Length"},
-    {"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\n", -1, 0, "Content-Length too large"},
+    {"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999999\r\n\r\n", -1, 0,
+     "Content-Length too large"},
     {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nq\r\n", -1, 0, "malformed chunk size"},
-    {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabX\r\n", -1, 0, "malformed chunked body"},
+    {"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabX\r\n", -1, 0,
+     "malformed chunked body"},
 };
 
 /* Feed `s` in pieces of `step` bytes; returns the final result. */
@@ -194,7 +201,8 @@ START_TEST(test_answer_limits) {
   /* headers beyond 64 KiB */
   char *big = malloc(HEALTH__PROBE_HEAD_MAX + 100);
   strcpy(big, "HTTP/1.1 200 OK\r\n");
-  for (size_t n = strlen(big); n < HEALTH__PROBE_HEAD_MAX + 50; n += 10) strcat(big + n, "X-a: 1234\n");
+  for (size_t n = strlen(big); n < HEALTH__PROBE_HEAD_MAX + 50; n += 10)
+    strcat(big + n, "X-a: 1234\n");
   ck_assert_int_eq(feed(&a, big, strlen(big), 4096, &head), HEALTH__ANS_ERROR);
   ck_assert_str_eq(a.error, "answer headers larger than 64 KiB");
   /* a body beyond the cap ends the reading, not the verdict */
@@ -266,8 +274,8 @@ START_TEST(test_dns_deadline) {
   if (dns < 0) ck_abort_msg("cannot set up this test's own resolver (needs root): %s", why);
   char reason[256], want[64];
   uint64_t t0 = th_now_ms();
-  int rc = health_probe("http://svc.hung-resolver.test:8081/health", TS(300), reason,
-                        sizeof reason);
+  int rc =
+      health_probe("http://svc.hung-resolver.test:8081/health", TS(300), reason, sizeof reason);
   uint64_t took = th_now_ms() - t0;
   ck_assert_int_eq(rc, 1);
   snprintf(want, sizeof want, "timeout after %u ms (dns)", TS(300));
@@ -297,6 +305,4 @@ static Suite *probe_suite(void) {
   return s;
 }
 
-int main(void) {
-  return th_run_suite(probe_suite(), CK_ENV, CK_FORK_GETENV) ? 1 : 0;
-}
+int main(void) { return th_run_suite(probe_suite(), CK_ENV, CK_FORK_GETENV) ? 1 : 0; }

@@ -127,13 +127,15 @@ START_TEST(test_prometheus_scrapes) {
 
   /* Up, scraped (through the token: the per-check series are there). */
   wait_query("up%7Bjob%3D%22libhealth%22%7D", "\"1\"]", TS(30000));
-  wait_query("libhealth_check_status%7Bcheck%3D%22db%22%2Cstatus%3D%22pass%22%7D", "\"1\"]", TS(10000));
+  wait_query("libhealth_check_status%7Bcheck%3D%22db%22%2Cstatus%3D%22pass%22%7D", "\"1\"]",
+             TS(10000));
   wait_query("libhealth_build_info", "\"version\":\"" HEALTH_VERSION_STRING "\"", TS(5000));
 
   atomic_store(&g_want, HEALTH_FAIL);
-  wait_query("libhealth_check_status%7Bcheck%3D%22db%22%2Cstatus%3D%22fail%22%7D", "\"1\"]", TS(10000));
-  wait_query("libhealth_endpoint_status%7Bendpoint%3D%22readiness%22%2Cstatus%3D%22fail%22%7D", "\"1\"]",
-             TS(5000));
+  wait_query("libhealth_check_status%7Bcheck%3D%22db%22%2Cstatus%3D%22fail%22%7D", "\"1\"]",
+             TS(10000));
+  wait_query("libhealth_endpoint_status%7Bendpoint%3D%22readiness%22%2Cstatus%3D%22fail%22%7D",
+             "\"1\"]", TS(5000));
   /* Counters are counters: failures grew, and rate() works on them. */
   wait_query("libhealth_check_failures_total%7Bcheck%3D%22db%22%7D%3E0", "\"db\"", TS(5000));
   wait_query("libhealth_check_consecutive_failures%7Bcheck%3D%22db%22%7D%3E0", "\"db\"", TS(5000));

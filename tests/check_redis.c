@@ -33,8 +33,7 @@ static server_t g_main, g_replica, g_mtls, g_rot; /* g_rot: rotation test only *
 
 /* ---- servers ---- */
 
-static int srv_cmd(const server_t *s, const char *cmd, const char *extra,
-                   char *out, size_t len) {
+static int srv_cmd(const server_t *s, const char *cmd, const char *extra, char *out, size_t len) {
   char args[2048], sink[256];
   snprintf(args, sizeof args, "%s '%s' %s", cmd, s->dir, extra ? extra : "");
   return th_script("redis-server.sh", args, out ? out : sink, out ? len : sizeof sink);
@@ -77,8 +76,8 @@ static void check_opts(health_check_options_t *co, unsigned interval, unsigned t
 }
 
 /* A started handle with one Redis check "r"; ro may be NULL. */
-static health_t *start_one(const char *url, const health_redis_options_t *ro,
-                           unsigned interval, unsigned timeout) {
+static health_t *start_one(const char *url, const health_redis_options_t *ro, unsigned interval,
+                           unsigned timeout) {
   health_t *h = new_handle();
   health_check_options_t co;
   health_error_t err;
@@ -123,8 +122,7 @@ static void expect_pass(health_t *h) {
 
 /* The first run fails, containing `text` (and not the core's bare
  * timeout), within timeout + MARGIN_MS. */
-static health_check_info_t expect_fail_within(health_t *h, unsigned timeout,
-                                              const char *text) {
+static health_check_info_t expect_fail_within(health_t *h, unsigned timeout, const char *text) {
   uint64_t t0 = th_now_ms();
   health_check_info_t i = first_result(h, timeout + 5000);
   uint64_t took = th_now_ms() - t0;
@@ -157,7 +155,8 @@ START_TEST(test_url_valid) {
   ck_assert_uint_eq(u.db, 0);
   health__redis_url_free(&u);
 
-  ck_assert_int_eq(health__redis_url_parse("rediss://user:pass@cache.example.com:6380/3", &u, e, sizeof e), 0);
+  ck_assert_int_eq(
+      health__redis_url_parse("rediss://user:pass@cache.example.com:6380/3", &u, e, sizeof e), 0);
   ck_assert(u.tls);
   ck_assert_str_eq(u.user, "user");
   ck_assert_str_eq(u.password, "pass");
@@ -179,7 +178,8 @@ START_TEST(test_url_valid) {
   ck_assert_uint_eq(u.port, 6380);
   health__redis_url_free(&u);
 
-  ck_assert_int_eq(health__redis_url_parse("redis://us%65r:p%40ss%3Aw%2Frd%25@h:1/15", &u, e, sizeof e), 0);
+  ck_assert_int_eq(
+      health__redis_url_parse("redis://us%65r:p%40ss%3Aw%2Frd%25@h:1/15", &u, e, sizeof e), 0);
   ck_assert_str_eq(u.user, "user");
   ck_assert_str_eq(u.password, "p@ss:w/rd%");
   ck_assert_uint_eq(u.port, 1);
@@ -197,7 +197,9 @@ START_TEST(test_url_valid) {
 END_TEST
 
 START_TEST(test_url_malformed) {
-  static const struct { const char *url, *text; } bad[] = {
+  static const struct {
+    const char *url, *text;
+  } bad[] = {
       {"", "empty URL"},
       {"http://:" URL_SECRET "@h", "scheme"},
       {"localhost:6379", "not a URL"},
@@ -249,7 +251,8 @@ START_TEST(test_register_errors) {
   health_error_t err;
   char ca[512], crt[512], other[512];
 
-  ck_assert_int_eq(health_redis_add(h, "r", "redis://:" URL_SECRET "@h:99999", NULL, NULL, &err), HEALTH_EURL);
+  ck_assert_int_eq(health_redis_add(h, "r", "redis://:" URL_SECRET "@h:99999", NULL, NULL, &err),
+                   HEALTH_EURL);
   ck_assert_ptr_null(strstr(err.text, URL_SECRET));
   ck_assert_ptr_nonnull(strstr(err.text, "port"));
   ck_assert_int_eq(health_redis_add(h, "r", NULL, NULL, NULL, &err), HEALTH_EINVAL);
@@ -266,7 +269,8 @@ START_TEST(test_register_errors) {
   ck_assert_int_eq(health_redis_add(h, "r", "rediss://h", &ro, NULL, &err), HEALTH_ETLS);
   ro.key_file = other; /* a key of another certificate */
   ck_assert_int_eq(health_redis_add(h, "r", "rediss://h", &ro, NULL, &err), HEALTH_ETLS);
-  ck_assert_msg(strstr(err.text, "does not match") && strstr(err.text, "other.key"), "%s", err.text);
+  ck_assert_msg(strstr(err.text, "does not match") && strstr(err.text, "other.key"), "%s",
+                err.text);
 
   /* not PEM at all */
   srv_file(&g_main, "redis.pid", ca, sizeof ca);
@@ -338,7 +342,8 @@ START_TEST(test_acl_user_db) {
   health_free(h);
   ck_assert(!th_log_contains("Zk9"));
 
-  h = start_one(url("redis://checker:%s@127.0.0.1:%u/99", CHECKER_PW_ENC, g_main.plain), NULL, 1000, 2000);
+  h = start_one(url("redis://checker:%s@127.0.0.1:%u/99", CHECKER_PW_ENC, g_main.plain), NULL, 1000,
+                2000);
   health_check_info_t i = first_result(h, 5000);
   ck_assert_int_eq(i.last_status, HEALTH_FAIL);
   ck_assert_msg(strstr(i.output, "database number out of range"), "%s", i.output);
@@ -420,7 +425,8 @@ START_TEST(test_host_mismatch) {
   health_t *h = start_one(url("rediss://:" PW "@localhost:%u", g_main.tls), &ro, 1000, 2000);
   health_check_info_t i = first_result(h, 5000);
   ck_assert_int_eq(i.last_status, HEALTH_FAIL);
-  ck_assert_msg(strstr(i.output, "TLS certificate verify failed: hostname mismatch"), "%s", i.output);
+  ck_assert_msg(strstr(i.output, "TLS certificate verify failed: hostname mismatch"), "%s",
+                i.output);
   ck_assert_ptr_null(strstr(i.output, "wrong.example"));
   health_free(h);
 
@@ -550,10 +556,10 @@ START_TEST(test_connect_refused) {
   /* The name lookup below stays on this machine: this test's own
    * /etc/hosts and a resolv.conf naming a loopback port nobody serves. */
   char why[256];
-  ck_assert_msg(th_mount_file("/etc/hosts", "127.0.0.1 localhost\n", why, sizeof why) == 0 &&
-                    th_mount_file("/etc/resolv.conf", "nameserver 127.0.0.1\n", why,
-                                  sizeof why) == 0,
-                "cannot set up this test's own /etc files (needs root): %s", why);
+  ck_assert_msg(
+      th_mount_file("/etc/hosts", "127.0.0.1 localhost\n", why, sizeof why) == 0 &&
+          th_mount_file("/etc/resolv.conf", "nameserver 127.0.0.1\n", why, sizeof why) == 0,
+      "cannot set up this test's own /etc files (needs root): %s", why);
   unsigned port;
   int fd = th_blackhole(&port);
   close(fd); /* nothing listens there now */
@@ -586,8 +592,9 @@ START_TEST(test_misbehaving_server) {
       {NULL, 1, "redis", "connection reset"},
       {NULL, 1, "rediss", "connection reset"},
       /* closed unread: a FIN or a reset, and the likely cause */
-      {NULL, 0, "redis", "connection closed by server, no Redis reply: server may require TLS|"
-                         "connection reset by server, no Redis reply: server may require TLS"},
+      {NULL, 0, "redis",
+       "connection closed by server, no Redis reply: server may require TLS|"
+       "connection reset by server, no Redis reply: server may require TLS"},
       {http, 0, "redis", "protocol error: the server did not answer in RESP"},
       {http, 0, "rediss", "TLS handshake failed: server does not speak TLS"},
   };
@@ -600,7 +607,8 @@ START_TEST(test_misbehaving_server) {
     health_redis_options_init(&ro);
     ro.insecure_skip_verify = 1;
     uint64_t t0 = th_now_ms();
-    health_t *h = start_one(url("%s://:" PW "@127.0.0.1:%u", cases[k].scheme, port), &ro, 60000, 3000);
+    health_t *h =
+        start_one(url("%s://:" PW "@127.0.0.1:%u", cases[k].scheme, port), &ro, 60000, 3000);
     health_check_info_t i = first_result(h, 6000);
     uint64_t took = th_now_ms() - t0;
     ck_assert_int_eq(i.last_status, HEALTH_FAIL);
@@ -700,8 +708,9 @@ START_TEST(test_ca_rotation) {
   memcpy(both, a, na);
   memcpy(both + na, b, nb);
   put_atomic(cafile, both, na + nb);
-  snprintf(cmd, sizeof cmd, "CONFIG SET tls-cert-file '%s/server-b.crt' tls-key-file '%s/server-b.key'",
-           g_rot.dir, g_rot.dir);
+  snprintf(cmd, sizeof cmd,
+           "CONFIG SET tls-cert-file '%s/server-b.crt' tls-key-file '%s/server-b.key'", g_rot.dir,
+           g_rot.dir);
   ck_assert_int_eq(srv_cmd(&g_rot, "cli", cmd, out, sizeof out), 0);
   ck_assert_msg(strstr(out, "OK"), "CONFIG SET: %s", out);
   kill_clients(&g_rot);

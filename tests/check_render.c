@@ -18,12 +18,7 @@
 /* A strict JSON parser (RFC 8259) producing a small tree.              */
 /* ------------------------------------------------------------------ */
 
-typedef enum { J_NULL,
-               J_BOOL,
-               J_NUM,
-               J_STR,
-               J_ARR,
-               J_OBJ } jtype_t;
+typedef enum { J_NULL, J_BOOL, J_NUM, J_STR, J_ARR, J_OBJ } jtype_t;
 
 typedef struct jv {
   jtype_t type;
@@ -56,8 +51,7 @@ static void jv_free(jv_t *v) {
 }
 
 static void ws(jp_t *j) {
-  while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r'))
-    j->p++;
+  while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r')) j->p++;
 }
 
 /* Valid UTF-8 sequence length at p (0 if invalid), the same rules as the
@@ -337,14 +331,40 @@ static const char *jstr(const jv_t *o, const char *key) {
 
 /* The parser itself must be strict, or the tests below prove nothing. */
 START_TEST(test_json_parser_is_strict) {
-  static const char *good[] = {
-      "{}", "[]", "{\"a\":[1,-2.5e3,true,false,null,\"x\\u00e9\\ud83d\\ude00\"]}",
-      " {\"k\" : \"\\\"\\\\\\/\\b\\f\\n\\r\\t\"} \n", "0", "\"\xC3\xA9\""};
-  static const char *bad[] = {
-      "", "{", "{\"a\":1,}", "[1,]", "{'a':1}", "{\"a\" 1}", "01", "1.", "-", "+1",
-      ".5", "1e", "\"\t\"", "\"\\x\"", "\"\\ud800\"", "\"\\udc00x\"", "\"\xC0\xAF\"",
-      "\"\xED\xA0\x80\"", "\"\x80\"", "\"\xE2\x82\"", "[1] [2]", "{\"a\":1}}", "tru",
-      "nul", "\"abc", "[\"a\" \"b\"]", "{\"a\":1 \"b\":2}", "\"\x01\""};
+  static const char *good[] = {"{}",
+                               "[]",
+                               "{\"a\":[1,-2.5e3,true,false,null,\"x\\u00e9\\ud83d\\ude00\"]}",
+                               " {\"k\" : \"\\\"\\\\\\/\\b\\f\\n\\r\\t\"} \n",
+                               "0",
+                               "\"\xC3\xA9\""};
+  static const char *bad[] = {"",
+                              "{",
+                              "{\"a\":1,}",
+                              "[1,]",
+                              "{'a':1}",
+                              "{\"a\" 1}",
+                              "01",
+                              "1.",
+                              "-",
+                              "+1",
+                              ".5",
+                              "1e",
+                              "\"\t\"",
+                              "\"\\x\"",
+                              "\"\\ud800\"",
+                              "\"\\udc00x\"",
+                              "\"\xC0\xAF\"",
+                              "\"\xED\xA0\x80\"",
+                              "\"\x80\"",
+                              "\"\xE2\x82\"",
+                              "[1] [2]",
+                              "{\"a\":1}}",
+                              "tru",
+                              "nul",
+                              "\"abc",
+                              "[\"a\" \"b\"]",
+                              "{\"a\":1 \"b\":2}",
+                              "\"\x01\""};
   for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
     jv_t *v = json_parse(good[i], strlen(good[i]));
     ck_assert_msg(v != NULL, "rejected valid JSON: %s", good[i]);
@@ -423,12 +443,12 @@ START_TEST(test_json_str_invalid_utf8) {
     const char *in;
     const char *want;
   } cases[] = {
-      {"a\x80z", "a\xEF\xBF\xBDz"},                                             /* lone continuation */
-      {"a\xC0\xAFz", "a\xEF\xBF\xBD\xEF\xBF\xBDz"},                             /* overlong '/' */
-      {"a\xE0\x80\xAFz", "a\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBDz"},             /* overlong 3-byte */
-      {"a\xE2\x82", "a\xEF\xBF\xBD\xEF\xBF\xBD"},                               /* truncated at the end */
-      {"a\xE2\x82z", "a\xEF\xBF\xBD\xEF\xBF\xBDz"},                             /* truncated, then ASCII */
-      {"a\xED\xA0\x80z", "a\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBDz"},             /* surrogate U+D800 */
+      {"a\x80z", "a\xEF\xBF\xBDz"},                                 /* lone continuation */
+      {"a\xC0\xAFz", "a\xEF\xBF\xBD\xEF\xBF\xBDz"},                 /* overlong '/' */
+      {"a\xE0\x80\xAFz", "a\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBDz"}, /* overlong 3-byte */
+      {"a\xE2\x82", "a\xEF\xBF\xBD\xEF\xBF\xBD"},                   /* truncated at the end */
+      {"a\xE2\x82z", "a\xEF\xBF\xBD\xEF\xBF\xBDz"},                 /* truncated, then ASCII */
+      {"a\xED\xA0\x80z", "a\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBDz"}, /* surrogate U+D800 */
       {"\xF4\x90\x80\x80", "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"}, /* > U+10FFFF */
       {"\xFF\xFE", "\xEF\xBF\xBD\xEF\xBF\xBD"},
       {"\xC3", "\xEF\xBF\xBD"},
@@ -508,14 +528,17 @@ static void redact_url_is(const char *in, const char *want) {
 START_TEST(test_redact_url) {
   redact_url_is("redis://user:hunter2@cache.local:6379/0", "redis://user:***@cache.local:6379/0");
   redact_url_is("rediss://:hunter2@cache.local", "rediss://:***@cache.local");
-  redact_url_is("postgres://app:p@ss:w0rd@db.internal:5432/app", "postgres://app:***@db.internal:5432/app");
+  redact_url_is("postgres://app:p@ss:w0rd@db.internal:5432/app",
+                "postgres://app:***@db.internal:5432/app");
   redact_url_is("postgres://app:a:b:c@db/x", "postgres://app:***@db/x");
   redact_url_is("postgres://app@db.internal/app", "postgres://app@db.internal/app");
   redact_url_is("redis://cache.local:6379", "redis://cache.local:6379");
   redact_url_is("postgresql://db/app?user=x&password=s3cret&sslmode=require",
                 "postgresql://db/app?user=x&password=***&sslmode=require");
-  redact_url_is("postgresql://u:pw1@db/app?password=pw2#frag", "postgresql://u:***@db/app?password=***#frag");
-  redact_url_is("postgresql://db/app?password=a&password=b", "postgresql://db/app?password=***&password=***");
+  redact_url_is("postgresql://u:pw1@db/app?password=pw2#frag",
+                "postgresql://u:***@db/app?password=***#frag");
+  redact_url_is("postgresql://db/app?password=a&password=b",
+                "postgresql://db/app?password=***&password=***");
   redact_url_is("host=db password=s3cret dbname=app", "host=db password=*** dbname=app");
   redact_url_is("", "");
   /* A password with characters that end an authority in a well-formed URL
@@ -598,9 +621,8 @@ static health_t *new_handle(const char *id, const char *ver, const char *desc,
   return h;
 }
 
-static health__check_t *add(health_t *h, const char *name, int critical,
-                            unsigned endpoints, const char *type,
-                            const char *measurement, const char *id) {
+static health__check_t *add(health_t *h, const char *name, int critical, unsigned endpoints,
+                            const char *type, const char *measurement, const char *id) {
   health_check_options_t co;
   health_check_options_init(&co);
   co.critical = critical;
@@ -615,8 +637,8 @@ static health__check_t *add(health_t *h, const char *name, int critical,
 }
 
 /* Publish a result on a check directly, as the engine would. */
-static void set_result(health_t *h, health__check_t *c, health_status_t st,
-                       const char *output, int has_obs, double val, const char *unit) {
+static void set_result(health_t *h, health__check_t *c, health_status_t st, const char *output,
+                       int has_obs, double val, const char *unit) {
   pthread_mutex_lock(&h->lock);
   c->effective = st;
   c->last = st;
@@ -668,9 +690,11 @@ static void assert_rfc3339_now(const char *t) {
   ck_assert_uint_eq(strlen(t), 24);
   int Y, M, D, hh, mm, ss, ms;
   char z;
-  ck_assert_int_eq(sscanf(t, "%4d-%2d-%2dT%2d:%2d:%2d.%3d%c", &Y, &M, &D, &hh, &mm, &ss, &ms, &z), 8);
+  ck_assert_int_eq(sscanf(t, "%4d-%2d-%2dT%2d:%2d:%2d.%3d%c", &Y, &M, &D, &hh, &mm, &ss, &ms, &z),
+                   8);
   ck_assert_int_eq(z, 'Z');
-  ck_assert(t[4] == '-' && t[7] == '-' && t[10] == 'T' && t[13] == ':' && t[16] == ':' && t[19] == '.');
+  ck_assert(t[4] == '-' && t[7] == '-' && t[10] == 'T' && t[13] == ':' && t[16] == ':' &&
+            t[19] == '.');
   struct tm tm = {0};
   tm.tm_year = Y - 1900;
   tm.tm_mon = M - 1;
@@ -686,8 +710,8 @@ static void assert_rfc3339_now(const char *t) {
 START_TEST(test_render_full_fields) {
   health_t *h = new_handle("svc-\"1\"", "1.2.3", "orders \"API\" \\ \xC3\xA9", 0);
   health__check_t *db = add(h, "db", 1, HEALTH_READINESS, "datastore", NULL, "db-primary");
-  health__check_t *q = add(h, "queue", 1, HEALTH_READINESS | HEALTH_LIVENESS, NULL,
-                           "connections", NULL);
+  health__check_t *q =
+      add(h, "queue", 1, HEALTH_READINESS | HEALTH_LIVENESS, NULL, "connections", NULL);
   set_result(h, db, HEALTH_PASS, NULL, 1, 12.25, "ms");
   set_result(h, q, HEALTH_PASS, "ok", 1, 7, "connections");
 
@@ -758,7 +782,8 @@ START_TEST(test_render_escaping_in_output) {
       {"overlong \xC0\xAF", "overlong \xEF\xBF\xBD\xEF\xBF\xBD"},
       {"truncated \xE2\x82", "truncated \xEF\xBF\xBD\xEF\xBF\xBD"},
       {"surrogate \xED\xB0\x80", "surrogate \xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD"},
-      {"valid \xE2\x9C\x93 \xF0\x9F\x92\xA1 caf\xC3\xA9", "valid \xE2\x9C\x93 \xF0\x9F\x92\xA1 caf\xC3\xA9"},
+      {"valid \xE2\x9C\x93 \xF0\x9F\x92\xA1 caf\xC3\xA9",
+       "valid \xE2\x9C\x93 \xF0\x9F\x92\xA1 caf\xC3\xA9"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     set_result(h, c, HEALTH_FAIL, cases[i].in, 0, 0, NULL);
@@ -766,7 +791,8 @@ START_TEST(test_render_escaping_in_output) {
     jv_t *v = render(h, HEALTH_READINESS, 0, &code);
     ck_assert_uint_eq(code, 503);
     const jv_t *e = entry(v, "weird:responseTime");
-    ck_assert_msg(strcmp(jstr(e, "output"), cases[i].want) == 0, "case %zu: %s", i, jstr(e, "output"));
+    ck_assert_msg(strcmp(jstr(e, "output"), cases[i].want) == 0, "case %zu: %s", i,
+                  jstr(e, "output"));
     ck_assert_str_eq(jstr(e, "componentId"), "id\"\\\n");
     jv_free(v);
   }
@@ -987,6 +1013,4 @@ static Suite *suite(void) {
   return s;
 }
 
-int main(void) {
-  return th_run_suite(suite(), CK_NORMAL, CK_FORK_GETENV) ? 1 : 0;
-}
+int main(void) { return th_run_suite(suite(), CK_NORMAL, CK_FORK_GETENV) ? 1 : 0; }

@@ -62,8 +62,7 @@ static void enc(const char *in, char *out, size_t len) {
     if ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
         strchr("-._~", *p))
       out[o++] = (char)*p;
-    else
-      o += (size_t)sprintf(out + o, "%%%02X", *p);
+    else o += (size_t)sprintf(out + o, "%%%02X", *p);
   }
   out[o] = 0;
 }
@@ -92,10 +91,9 @@ static void make_secrets(void) {
   snprintf(pg_nobody, sizeof pg_nobody, "usr_nobody_%s", g_umark);
   snprintf(rd_user, sizeof rd_user, "usr_rd_%s", g_umark);
 
-  const char *s[] = {pg_pw, pg_pw_x, pg_pw_x_enc, pg_wrong, pg_wrong_x,
-                     pg_wrong_x_enc, rd_pw, rd_pw_x, rd_pw_x_enc, rd_wrong,
-                     rd_wrong_x, rd_wrong_x_enc, tok, tok_wrong, g_mark,
-                     "S3cr3t", "p@ss:w%rd", "p%40ss%3Aw%25rd"};
+  const char *s[] = {pg_pw, pg_pw_x,   pg_pw_x_enc, pg_wrong, pg_wrong_x,  pg_wrong_x_enc,
+                     rd_pw, rd_pw_x,   rd_pw_x_enc, rd_wrong, rd_wrong_x,  rd_wrong_x_enc,
+                     tok,   tok_wrong, g_mark,      "S3cr3t", "p@ss:w%rd", "p%40ss%3Aw%25rd"};
   for (size_t i = 0; i < sizeof s / sizeof s[0]; i++) g_secrets[g_nsecrets++] = s[i];
   const char *u[] = {pg_user, pg_user_x, pg_nobody, rd_user, g_umark};
   for (size_t i = 0; i < sizeof u / sizeof u[0]; i++) g_users[g_nusers++] = u[i];
@@ -347,9 +345,8 @@ static void add_pg(run_t *r, const char *name, const char *conninfo, const char 
   expect(r, name, pass, text);
 }
 
-static void add_rd(run_t *r, const char *name, const char *url,
-                   const health_redis_options_t *ro, unsigned timeout_ms, int pass,
-                   const char *text) {
+static void add_rd(run_t *r, const char *name, const char *url, const health_redis_options_t *ro,
+                   unsigned timeout_ms, int pass, const char *text) {
   health_check_options_t co = check_opts(r, timeout_ms);
   health_error_t err = {0};
   int rc = health_redis_add(r->h, name, url, ro, &co, &err);
@@ -480,8 +477,8 @@ START_TEST(test_postgres) {
   const unsigned P = g_pg_port, T = g_slack_ms;
 
   /* passing: every way of giving the password */
-  snprintf(s, sizeof s, "host=127.0.0.1 port=%u user=%s password=%s dbname=postgres", P,
-           pg_user, pg_pw);
+  snprintf(s, sizeof s, "host=127.0.0.1 port=%u user=%s password=%s dbname=postgres", P, pg_user,
+           pg_pw);
   add_pg(&r, "pg-kv", s, NULL, T, 1, NULL);
   snprintf(s, sizeof s, "host=127.0.0.1 port=%u user=%s password = '%s' dbname=postgres", P,
            pg_user_x, pg_pw_x);
@@ -494,13 +491,13 @@ START_TEST(test_postgres) {
   snprintf(s, sizeof s, "postgresql://%s@127.0.0.1:%u/postgres?password=%s", pg_user_x, P,
            pg_pw_x_enc);
   add_pg(&r, "pg-url-query", s, NULL, T, 1, NULL);
-  snprintf(s, sizeof s, "postgresql://127.0.0.1:%u/postgres?user=%s&password=%s&sslmode=disable",
-           P, pg_user, pg_pw);
+  snprintf(s, sizeof s, "postgresql://127.0.0.1:%u/postgres?user=%s&password=%s&sslmode=disable", P,
+           pg_user, pg_pw);
   add_pg(&r, "pg-url-query2", s, NULL, T, 1, NULL);
 
   /* wrong password, unknown user */
-  snprintf(s, sizeof s, "host=127.0.0.1 port=%u user=%s password=%s dbname=postgres", P,
-           pg_user, pg_wrong);
+  snprintf(s, sizeof s, "host=127.0.0.1 port=%u user=%s password=%s dbname=postgres", P, pg_user,
+           pg_wrong);
   add_pg(&r, "pg-wrong-kv", s, NULL, T, 0, "authentication failed");
   snprintf(s, sizeof s, "host=127.0.0.1 port=%u user=%s password='%s' dbname=postgres", P,
            pg_user_x, pg_wrong_x);
@@ -510,13 +507,13 @@ START_TEST(test_postgres) {
   snprintf(s, sizeof s, "postgresql://%s@127.0.0.1:%u/postgres?password=%s", pg_user, P,
            pg_wrong_x_enc);
   add_pg(&r, "pg-wrong-query", s, NULL, T, 0, "authentication failed");
-  snprintf(s, sizeof s, "host=127.0.0.1 port=%u user=%s password=%s dbname=postgres", P,
-           pg_nobody, pg_pw);
+  snprintf(s, sizeof s, "host=127.0.0.1 port=%u user=%s password=%s dbname=postgres", P, pg_nobody,
+           pg_pw);
   add_pg(&r, "pg-no-user", s, NULL, T, 0, "authentication failed");
   /* A role named like the password: the server's message quotes it, so
    * the redaction of libpq's text in the log is exercised too. */
-  snprintf(s, sizeof s, "host=127.0.0.1 port=%u user=%s password=%s dbname=postgres", P,
-           pg_wrong, pg_wrong);
+  snprintf(s, sizeof s, "host=127.0.0.1 port=%u user=%s password=%s dbname=postgres", P, pg_wrong,
+           pg_wrong);
   add_pg(&r, "pg-echo", s, NULL, T, 0, "authentication failed");
 
   /* TLS demanded from a server without it */
@@ -539,8 +536,8 @@ START_TEST(test_postgres) {
   run_all(&r);
   close(hole);
   /* The failures went to the debug log, redacted. */
-  ck_assert_msg(strstr(g_log.data, "password authentication failed for user \\\"***\\\""),
-                "%s", g_log.data);
+  ck_assert_msg(strstr(g_log.data, "password authentication failed for user \\\"***\\\""), "%s",
+                g_log.data);
   ck_assert_msg(strstr(g_log.data, "pg_error"), "%s", g_log.data);
 }
 END_TEST

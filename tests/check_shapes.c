@@ -38,8 +38,9 @@ static health_t *start_handle(int handle_signals, health_heartbeat_shared_t **sh
   health_error_t err;
   ck_assert_int_eq(health_new(&h, &o, &err), 0);
   if (shared)
-    ck_assert_msg(health_heartbeat_shared_add(h, "workers", 2, shared_max_age_ms, shared, &err) == 0,
-                  "%s", err.text);
+    ck_assert_msg(
+        health_heartbeat_shared_add(h, "workers", 2, shared_max_age_ms, shared, &err) == 0, "%s",
+        err.text);
   ck_assert_msg(health_start(h, &err) == 0, "%s", err.text);
   return h;
 }
@@ -101,7 +102,8 @@ START_TEST(test_prior_handler_chained) {
   install_app_handlers();
   health_t *h = start_handle(HEALTH_SIGNALS_CHAIN, NULL, 0);
   ck_assert_msg(th_log_contains("\"event\":\"signal_chained\"") &&
-                    th_log_contains("\"signal\":\"SIGTERM\"") && th_log_contains("\"signal\":\"SIGINT\""),
+                    th_log_contains("\"signal\":\"SIGTERM\"") &&
+                    th_log_contains("\"signal\":\"SIGINT\""),
                 "%s", th_log_text() ? th_log_text() : "(no log)");
   ck_assert_int_eq(kill(getpid(), SIGINT), 0);
   ck_assert(th_wait_until(draining, h, TS(2000)));
@@ -210,8 +212,9 @@ START_TEST(test_cooperative_flip_is_immediate) {
   }
   pthread_join(t, NULL);
   ck_assert_int_eq(c.status, 503);
-  ck_assert_msg(c.flip_ms <= TS(50) && c.answered_ms <= TS(100), "flip %llu ms, 503 answered %llu ms",
-                (unsigned long long)c.flip_ms, (unsigned long long)c.answered_ms);
+  ck_assert_msg(c.flip_ms <= TS(50) && c.answered_ms <= TS(100),
+                "flip %llu ms, 503 answered %llu ms", (unsigned long long)c.flip_ms,
+                (unsigned long long)c.answered_ms);
   printf("cooperative: draining %llu ms, /ready 503 answered %llu ms after the signal, loop busy\n",
          (unsigned long long)c.flip_ms, (unsigned long long)c.answered_ms);
   ck_assert_int_eq(health_wait(h), 0);
@@ -254,7 +257,8 @@ static void *hammer(void *arg) {
   while (!atomic_load(&hammer_stop)) {
     health_status(h, HEALTH_READINESS);
     health_answer_t a;
-    if (health_answer_render(h, HEALTH_METRICS, NULL, NULL, NULL, &a, NULL) == 0) health_answer_release(&a);
+    if (health_answer_render(h, HEALTH_METRICS, NULL, NULL, NULL, &a, NULL) == 0)
+      health_answer_release(&a);
   }
   return NULL;
 }
@@ -285,7 +289,8 @@ START_TEST(test_child_calls_inert) {
       if (health_drain_fd(h) != -1) bad |= 4;
       if (health_ready_hold(h, "child", NULL) != HEALTH_EFORKED) bad |= 8;
       health_answer_t a;
-      if (health_answer_render(h, HEALTH_READINESS, NULL, NULL, NULL, &a, NULL) != HEALTH_EFORKED) bad |= 16;
+      if (health_answer_render(h, HEALTH_READINESS, NULL, NULL, NULL, &a, NULL) != HEALTH_EFORKED)
+        bad |= 16;
       health_stop(h);
       health_free(h);
       _exit(bad);
@@ -354,7 +359,8 @@ static int holds_listener(pid_t pid, unsigned port) {
   while (fgets(line, sizeof line, f) && n < 64) {
     unsigned lport, st;
     unsigned long inode;
-    if (sscanf(line, " %*d: %*x:%x %*x:%*x %x %*x:%*x %*x:%*x %*x %*u %*u %lu", &lport, &st, &inode) == 3 &&
+    if (sscanf(line, " %*d: %*x:%x %*x:%*x %x %*x:%*x %*x:%*x %*x %*u %*u %lu", &lport, &st,
+               &inode) == 3 &&
         lport == port && st == 0x0A)
       snprintf(want[n++], sizeof want[0], "socket:[%lu]", inode);
   }
@@ -447,9 +453,11 @@ START_TEST(test_shared_heartbeat) {
   uint64_t t0 = th_now_ms();
   ck_assert(th_wait_until(liveness_is, &fail, TS(3000)));
   uint64_t took = th_now_ms() - t0;
-  ck_assert_msg(took >= 250 && took <= TS(1000), "stall reported after %llu ms", (unsigned long long)took);
+  ck_assert_msg(took >= 250 && took <= TS(1000), "stall reported after %llu ms",
+                (unsigned long long)took);
   ck_assert_int_eq(health_check_find(h, "workers", &info, NULL), 0);
-  ck_assert_msg(strstr(info.output, "worker 1") && strstr(info.output, "no beat"), "%s", info.output);
+  ck_assert_msg(strstr(info.output, "worker 1") && strstr(info.output, "no beat"), "%s",
+                info.output);
   ck_assert_int_eq(kill(w1, SIGCONT), 0);
   ck_assert(th_wait_until(liveness_is, &pass, TS(3000)));
 

@@ -33,9 +33,7 @@
 /* Scenarios                                                          */
 /* ------------------------------------------------------------------ */
 
-typedef enum { HK_OK,
-               HK_FAIL,
-               HK_HANG } hook_kind_t;
+typedef enum { HK_OK, HK_FAIL, HK_HANG } hook_kind_t;
 
 typedef struct {
   const char *name;
@@ -753,7 +751,8 @@ START_TEST(test_hook_timeout) {
   ck_assert_uint_gt(begin, 0);
   ck_assert_uint_le(begin, t_hang);
   ck_assert_msg(t_after >= begin + 300 && t_after < begin + 300 + TS(500),
-                "next hook %llu ms after the hanging one started", (unsigned long long)(t_after - begin));
+                "next hook %llu ms after the hanging one started",
+                (unsigned long long)(t_after - begin));
 }
 END_TEST
 
@@ -1098,7 +1097,8 @@ static void stdout_stuck_case(int log_off) {
   ck_assert(has_line(c, "hook flush "));
   fprintf(stderr, "check_shutdown: stdout stuck%s: exit 0 after %llu ms (deadline 3000 ms)\n",
           log_off ? ", log off" : "", (unsigned long long)(t_exit - t_sig));
-  ck_assert_msg(t_exit < t_sig + 3000 + TS(1000), "exit after %llu ms", (unsigned long long)(t_exit - t_sig));
+  ck_assert_msg(t_exit < t_sig + 3000 + TS(1000), "exit after %llu ms",
+                (unsigned long long)(t_exit - t_sig));
   if (!log_off) ck_assert(log_has(c, "\"event\":\"shutdown_complete\",\"exit_code\":0"));
 }
 
@@ -1140,7 +1140,8 @@ START_TEST(test_watchdog_deadline) {
   int rc = wait_exit(c, TS(3000) + 3000, &t_exit);
   ck_assert_msg(rc == HEALTH_EXIT_DEADLINE, "exit %d (-1: still running %llu ms after SIGTERM)", rc,
                 (unsigned long long)(th_now_ms() - t_sig));
-  fprintf(stderr, "check_shutdown: sink and hook blocked: exit %d after %llu ms (deadline 1000 ms)\n", rc,
+  fprintf(stderr,
+          "check_shutdown: sink and hook blocked: exit %d after %llu ms (deadline 1000 ms)\n", rc,
           (unsigned long long)(t_exit - t_sig));
   /* Not before the deadline; after it by the grace and the machine's load. */
   ck_assert_msg(t_exit >= t_sig + 1000 && t_exit < t_sig + 1100 + TS(1000), "exit after %llu ms",
@@ -1169,8 +1170,8 @@ START_TEST(test_watchdog_wait) {
   unsigned long long t = 0;
   ck_assert_int_eq(sscanf(l, "wait %d %llu", &code, &t), 2);
   ck_assert_int_eq(code, HEALTH_EXIT_DEADLINE);
-  ck_assert_msg(t >= t_sig + 1000 && t < t_sig + 1100 + TS(1000), "health_wait() returned after %llu ms",
-                t - t_sig);
+  ck_assert_msg(t >= t_sig + 1000 && t < t_sig + 1100 + TS(1000),
+                "health_wait() returned after %llu ms", t - t_sig);
   ck_assert_int_eq(wait_exit(c, TS(5000), NULL), 40 + HEALTH_EXIT_DEADLINE);
 }
 END_TEST

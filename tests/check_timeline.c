@@ -54,9 +54,7 @@
 static unsigned g_gap;
 #define SIGNAL_GAP_MS g_gap
 
-typedef enum { HK_OK,
-               HK_FAIL,
-               HK_HANG } kind_t;
+typedef enum { HK_OK, HK_FAIL, HK_HANG } kind_t;
 static const char *kind_name[] = {"ok", "fail", "hang"};
 
 typedef struct {
@@ -78,11 +76,12 @@ typedef struct {
 } cfg_t;
 
 static void cfg_print(const cfg_t *c, char *buf, size_t len) {
-  int o = snprintf(buf, len,
-                   "config #%u: %s drain=%u drain_min=%s%u deadline=%u hook_default=%u inflight=%s%u signals=%u%s hooks=[",
-                   c->n, c->env ? "env" : "api", c->drain, c->min_set ? "" : "unset/", c->min_set ? c->drain_min : 0,
-                   c->deadline, c->hook_default, c->inflight ? "end@" : "no/", c->inflight_end, c->nsignals,
-                   c->use_sigint ? "(2nd SIGINT)" : "");
+  int o = snprintf(
+      buf, len,
+      "config #%u: %s drain=%u drain_min=%s%u deadline=%u hook_default=%u inflight=%s%u signals=%u%s hooks=[",
+      c->n, c->env ? "env" : "api", c->drain, c->min_set ? "" : "unset/",
+      c->min_set ? c->drain_min : 0, c->deadline, c->hook_default, c->inflight ? "end@" : "no/",
+      c->inflight_end, c->nsignals, c->use_sigint ? "(2nd SIGINT)" : "");
   for (size_t i = 0; i < c->nhooks && o > 0 && (size_t)o < len; i++)
     o += snprintf(buf + o, len - (size_t)o, "%sh%zu order=%d timeout=%u %s", i ? ", " : "", i,
                   c->hooks[i].order, c->hooks[i].timeout, kind_name[c->hooks[i].kind]);
@@ -102,8 +101,7 @@ static void cfg_gen(cfg_t *c, unsigned n) {
   c->n = n;
   c->env = rnd(2);
   unsigned r = rnd(100);
-  c->nsignals = r < 60 ? 1 : r < 85 ? 2
-                                    : 3;
+  c->nsignals = r < 60 ? 1 : r < 85 ? 2 : 3;
   /* More signals need a drain (or hooks) still running when they come. */
   static const unsigned short_drains[] = {0, 30, 80, 150, 250};
   if (c->nsignals == 1 || rnd(3) == 0) c->drain = short_drains[rnd(5)];
@@ -111,8 +109,7 @@ static void cfg_gen(cfg_t *c, unsigned n) {
   c->min_set = rnd(2);
   if (c->min_set) {
     unsigned pick = rnd(3);
-    c->drain_min = pick == 0 ? 0 : pick == 1 ? c->drain / 2
-                                             : c->drain;
+    c->drain_min = pick == 0 ? 0 : pick == 1 ? c->drain / 2 : c->drain;
   }
   c->inflight = rnd(2);
   if (c->inflight) c->inflight_end = 10 + rnd(c->drain + 200);
@@ -180,7 +177,8 @@ static void *ch_inflight_main(void *arg) {
   (void)arg;
   struct pollfd p = {health_drain_fd(ch_h), POLLIN, 0};
   while (poll(&p, 1, -1) < 0 && errno == EINTR) {}
-  struct timespec ts = {(time_t)(ch_cfg->inflight_end / 1000), (long)(ch_cfg->inflight_end % 1000) * 1000000L};
+  struct timespec ts = {(time_t)(ch_cfg->inflight_end / 1000),
+                        (long)(ch_cfg->inflight_end % 1000) * 1000000L};
   while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {}
   char line[128];
   snprintf(line, sizeof line, "{\"event\":\"app_inflight_end\",\"mono_ms\":%llu}",
@@ -371,7 +369,8 @@ static void verify(run_t *r) {
   unsigned dmin = c->min_set ? c->drain_min : c->drain;
   const char *plan = find_line(text, "shutdown_plan", "\"drain_ms\"", 0);
   EXPECT(plan != NULL, "no shutdown_plan line at start; ");
-  EXPECT(field_num(plan, "drain_ms", -1) == c->drain && field_num(plan, "drain_min_ms", -1) == dmin &&
+  EXPECT(field_num(plan, "drain_ms", -1) == c->drain &&
+             field_num(plan, "drain_min_ms", -1) == dmin &&
              field_num(plan, "deadline_ms", -1) == c->deadline,
          "the logged plan disagrees with the options; ");
 
@@ -384,8 +383,8 @@ static void verify(run_t *r) {
              field_num(atl, "deadline_mono_ms", -1) == t0 + c->deadline,
          "the plan at the signal has wrong absolute times; ");
   double started = field_num(find_line(text, "shutdown_started", NULL, 0), "mono_ms", -1);
-  EXPECT(started >= t0 && started <= t0 + g_tol, "shutdown_started %.1f ms after the signal was seen; ",
-         started - t0);
+  EXPECT(started >= t0 && started <= t0 + g_tol,
+         "shutdown_started %.1f ms after the signal was seen; ", started - t0);
   /* The signal's own latency is not part of the plan: a loaded machine
    * gets twice the tolerance here. */
   EXPECT(t0 >= (double)r->sig_at[0] - EARLY_MS && t0 <= (double)r->sig_at[0] + 2 * g_tol,
@@ -450,8 +449,8 @@ static void verify(run_t *r) {
        * the tolerance: right at the edge either outcome is right). */
       int dl_skip = sk && field_is(sk, "reason", "shutdown deadline reached");
       double edge = dl_skip ? deadline : forced;
-      EXPECT(sk != NULL && prev_end >= edge - g_tol, "hook h%zu did not run (%.1f ms before %s); ", i,
-             edge - prev_end, dl_skip ? "the deadline" : "a forced exit");
+      EXPECT(sk != NULL && prev_end >= edge - g_tol, "hook h%zu did not run (%.1f ms before %s); ",
+             i, edge - prev_end, dl_skip ? "the deadline" : "a forced exit");
       stopped = dl_skip ? 5 : 6;
       want_code = want_code > stopped ? want_code : stopped;
       continue;
@@ -487,8 +486,9 @@ static void verify(run_t *r) {
     else if (field_is(dn, "result", "timeout: abandoned")) got = 4, at = begin + timeout;
     else if (field_is(dn, "result", "abandoned at the shutdown deadline")) got = 5, at = deadline;
     else got = 6, at = forced;
-    EXPECT(at <= first + g_tol, "hook h%zu ended with code %d at %.1f ms, the model's first outcome is at %.1f ms; ",
-           i, got, at - begin, first - begin);
+    EXPECT(at <= first + g_tol,
+           "hook h%zu ended with code %d at %.1f ms, the model's first outcome is at %.1f ms; ", i,
+           got, at - begin, first - begin);
     if (got == 0 || got == 3)
       EXPECT(c->hooks[i].kind == (got ? HK_FAIL : HK_OK), "hook h%zu (%s) reported code %d; ", i,
              kind_name[c->hooks[i].kind], got);
@@ -498,8 +498,8 @@ static void verify(run_t *r) {
      * would make a hook cut at its timeout look early. */
     double ran = field_num(dn, "duration_ms", -1);
     if (ran < 0) ran = end - begin;
-    EXPECT(near(ran, at < begin ? 0 : at - begin), "hook h%zu ended %.1f ms after it began, model %.1f; ", i,
-           ran, at - begin);
+    EXPECT(near(ran, at < begin ? 0 : at - begin),
+           "hook h%zu ended %.1f ms after it began, model %.1f; ", i, ran, at - begin);
     want_code = want_code > got ? want_code : got;
     prev_end = end;
     if (got >= 5) stopped = got;
@@ -512,7 +512,8 @@ static void verify(run_t *r) {
   const char *done = find_line(text, "shutdown_complete", NULL, 0);
   double t_done = field_num(done, "mono_ms", -1);
   EXPECT(done != NULL, "no shutdown_complete line; ");
-  EXPECT(t_done <= deadline + g_tol, "the sequence ended %.1f ms after the deadline; ", t_done - deadline);
+  EXPECT(t_done <= deadline + g_tol, "the sequence ended %.1f ms after the deadline; ",
+         t_done - deadline);
   EXPECT(field_num(done, "exit_code", -1) == code, "the log says exit code %.0f, the process %d; ",
          field_num(done, "exit_code", -1), code);
   EXPECT(code == want_code, "exit code %d, model %d; ", code, want_code);
@@ -614,7 +615,8 @@ START_TEST(test_timeline_property) {
 
   run_t slots[PARALLEL];
   int busy[PARALLEL] = {0};
-  unsigned next = only_n >= 0 ? (unsigned)only_n : 0, end = only_n >= 0 ? (unsigned)only_n + 1 : count;
+  unsigned next = only_n >= 0 ? (unsigned)only_n : 0,
+           end = only_n >= 0 ? (unsigned)only_n + 1 : count;
   unsigned finished = 0, total = end - next;
   uint64_t t_start = th_now_ms();
   unsigned counts[7] = {0};
@@ -653,15 +655,17 @@ START_TEST(test_timeline_property) {
     struct timespec ts = {0, 1000000L}; /* pacing of a poll loop over child processes */
     nanosleep(&ts, NULL);
   }
-  fprintf(stderr,
-          "check_timeline: %u configurations in %.1f s (tolerance %u ms): exit codes 0:%u 3:%u 4:%u 5:%u 6:%u\n",
-          finished, (double)(th_now_ms() - t_start) / 1000.0, g_tol, counts[0], counts[3], counts[4], counts[5],
-          counts[6]);
+  fprintf(
+      stderr,
+      "check_timeline: %u configurations in %.1f s (tolerance %u ms): exit codes 0:%u 3:%u 4:%u 5:%u 6:%u\n",
+      finished, (double)(th_now_ms() - t_start) / 1000.0, g_tol, counts[0], counts[3], counts[4],
+      counts[5], counts[6]);
   if (g_failed) fprintf(stderr, "check_timeline: %s\n", g_fail);
   th_remove_dir("check_timeline", g_dir);
   free(g_dir);
   free(cfgs);
-  ck_assert_msg(!g_failed, "%s (replay: HEALTH_TIMELINE_ONLY=<n> HEALTH_TEST_TIME_SCALE=%u, seed %s)", g_fail,
+  ck_assert_msg(!g_failed,
+                "%s (replay: HEALTH_TIMELINE_ONLY=<n> HEALTH_TEST_TIME_SCALE=%u, seed %s)", g_fail,
                 scale, seed && *seed ? seed : "default");
   /* The generator really covered the outcomes. */
   if (only_n < 0 && total >= 100)
@@ -679,6 +683,4 @@ static Suite *suite(void) {
   return s;
 }
 
-int main(void) {
-  return th_run_suite(suite(), CK_NORMAL, CK_FORK_GETENV) ? 1 : 0;
-}
+int main(void) { return th_run_suite(suite(), CK_NORMAL, CK_FORK_GETENV) ? 1 : 0; }

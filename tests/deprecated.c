@@ -12,14 +12,13 @@
 
 static int failures;
 
-#define EXPECT(call, want)                                                      \
-  do {                                                                          \
-    int got_ = (call);                                                          \
-    if (got_ != (want)) {                                                       \
-      fprintf(stderr, "deprecated: %s returned %d, expected %d\n", #call, got_, \
-              (want));                                                          \
-      failures++;                                                               \
-    }                                                                           \
+#define EXPECT(call, want)                                                               \
+  do {                                                                                   \
+    int got_ = (call);                                                                   \
+    if (got_ != (want)) {                                                                \
+      fprintf(stderr, "deprecated: %s returned %d, expected %d\n", #call, got_, (want)); \
+      failures++;                                                                        \
+    }                                                                                    \
   } while (0)
 
 static void pass(health_result_t *r, void *arg) {

@@ -10,7 +10,10 @@ builddir=${top_builddir:-.}
 cc=${CC:-cc}
 fail=0
 
-old=$(sed -n 's/^HEALTH_EXPORT [^;]*\(health_[a-z_]*\)(.*HEALTH_DEPRECATED.*/\1/p' "$srcdir/include/health.h" | sort -u)
+# "old new" pairs, from prototypes that may span several lines
+pairs=$(tr '\n' ' ' <"$srcdir/include/health.h" | tr ';' '\n' |
+  sed -n 's/.*HEALTH_EXPORT [^(]*[ *]\(health_[a-z_]*\)(.*HEALTH_DEPRECATED("use \(health_[a-z_]*\)()").*/\1 \2/p')
+old=$(echo "$pairs" | cut -d' ' -f1)
 n=$(echo "$old" | grep -c .)
 [ "$n" -ge 20 ] || { echo "deprecated: only $n deprecated names found in health.h" >&2; exit 1; }
 
@@ -23,7 +26,7 @@ for name in $old; do
   if ! grep -q "^ *EXPECT(${name}(\|^ *${name}(\|[ (]${name}(" "$srcdir/tests/deprecated.c"; then
     echo "deprecated: tests/deprecated.c never calls $name" >&2; fail=1; continue
   fi
-  succ=$(sed -n "s/^HEALTH_EXPORT [^;]*${name}(.*HEALTH_DEPRECATED(\"use \(health_[a-z_]*\)().*/\1/p" "$srcdir/include/health.h")
+  succ=$(echo "$pairs" | awk -v n="$name" '$1 == n { print $2 }')
   if ! echo "$out" | grep -q "$name'* is deprecated: use $succ()"; then
     echo "deprecated: no compile-time warning for $name naming $succ()" >&2; fail=1
   fi

@@ -154,8 +154,8 @@ th_httpd_t *th_httpd_start(const char *cert, const char *key, const char *client
   inet_pton(AF_INET, "127.0.0.1", &sa.sin_addr);
   s->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   setsockopt(s->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  if (s->lfd < 0 || bind(s->lfd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(s->lfd, 64) != 0 ||
-      getsockname(s->lfd, (struct sockaddr *)&sa, &sl) != 0)
+  if (s->lfd < 0 || bind(s->lfd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+      listen(s->lfd, 64) != 0 || getsockname(s->lfd, (struct sockaddr *)&sa, &sl) != 0)
     goto fail;
   *port = ntohs(sa.sin_port);
   if (pipe2(s->stop, O_CLOEXEC) != 0) goto fail;

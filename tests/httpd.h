@@ -9,9 +9,7 @@
 
 typedef struct th_httpd th_httpd_t;
 
-enum { TH_HTTPD_ANSWER = 0,
-       TH_HTTPD_HANG = 1,
-       TH_HTTPD_RESET = 2 };
+enum { TH_HTTPD_ANSWER = 0, TH_HTTPD_HANG = 1, TH_HTTPD_RESET = 2 };
 
 /* Start on 127.0.0.1 (a free port into *port).  With cert and key (PEM
  * files), TLS; with client_ca too, a client certificate is required.

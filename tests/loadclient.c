@@ -45,16 +45,9 @@
 #define REQ_TIMEOUT_MS 5000
 #define MAX_WORKERS 64
 
-enum outcome { O_OK,
-               O_HTTP,
-               O_RESET,
-               O_CLOSED,
-               O_TIMEOUT,
-               O_CONNECT,
-               O_OTHER,
-               O_N };
-static const char *outcome_name[O_N] = {"ok", "http_error", "reset", "closed",
-                                        "timeout", "connect", "other"};
+enum outcome { O_OK, O_HTTP, O_RESET, O_CLOSED, O_TIMEOUT, O_CONNECT, O_OTHER, O_N };
+static const char *outcome_name[O_N] = {"ok",      "http_error", "reset", "closed",
+                                        "timeout", "connect",    "other"};
 
 static unsigned port, workers = 4, pause_ms = 5, slow_ms = 200;
 static long max_requests = 5000;
@@ -289,8 +282,8 @@ static void *worker(void *arg) {
       rl = snprintf(req, sizeof req, "GET / HTTP/1.1\r\nHost: lb\r\nConnection: %s\r\n\r\n", conn);
     } else if (kind == 1) {
       snprintf(path, sizeof path, "/slow?ms=%u", slow_ms);
-      rl = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: lb\r\nConnection: %s\r\n\r\n",
-                    path, conn);
+      rl = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: lb\r\nConnection: %s\r\n\r\n", path,
+                    conn);
     } else {
       snprintf(path, sizeof path, "/work");
       snprintf(body, sizeof body, "%s-w%u-%lu", prefix, w, i);
@@ -307,8 +300,7 @@ static void *worker(void *arg) {
     if (fd < 0) fd = connect_lb(deadline, &o);
     if (fd >= 0 && send_all(fd, req, (size_t)rl, deadline, &o) == 0 &&
         read_response(fd, deadline, &r, &o) == 0) {
-      const char *want = kind == 0 ? "ok\n" : kind == 1 ? "slow done\n"
-                                                        : "recorded\n";
+      const char *want = kind == 0 ? "ok\n" : kind == 1 ? "slow done\n" : "recorded\n";
       if (r.status != 200) o = O_HTTP;
       else if (strcmp(r.body, want) != 0) o = O_OTHER;
       if (r.close_after || !keepalive) {

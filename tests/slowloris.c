@@ -49,9 +49,7 @@
 #define IP_BIND_ADDRESS_NO_PORT 24
 #endif
 
-enum { ST_NONE,
-       ST_CONNECTING,
-       ST_OPEN };
+enum { ST_NONE, ST_CONNECTING, ST_OPEN };
 
 typedef struct {
   int fd, state;

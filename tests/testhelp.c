@@ -65,8 +65,7 @@ static int connect_loopback(unsigned port, unsigned timeout_ms) {
 /* Where the header block ends (index after CRLFCRLF), or 0. */
 static size_t head_end(const char *buf, size_t len) {
   for (size_t i = 3; i < len; i++)
-    if (buf[i - 3] == '\r' && buf[i - 2] == '\n' && buf[i - 1] == '\r' &&
-        buf[i] == '\n')
+    if (buf[i - 3] == '\r' && buf[i - 2] == '\n' && buf[i - 1] == '\r' && buf[i] == '\n')
       return i + 1;
   return 0;
 }
@@ -80,8 +79,8 @@ static long content_length(const char *head) {
   return -1;
 }
 
-int th_http_raw(unsigned port, const char *raw, size_t raw_len, int head_only,
-                unsigned timeout_ms, th_response_t *out) {
+int th_http_raw(unsigned port, const char *raw, size_t raw_len, int head_only, unsigned timeout_ms,
+                th_response_t *out) {
   memset(out, 0, sizeof *out);
   out->status = -1;
   uint64_t deadline = th_now_ms() + timeout_ms;
@@ -152,17 +151,14 @@ int th_http_raw(unsigned port, const char *raw, size_t raw_len, int head_only,
   return out->status > 0 ? rc : -1;
 }
 
-int th_http(unsigned port, const char *method, const char *path,
-            th_response_t *out) {
+int th_http(unsigned port, const char *method, const char *path, th_response_t *out) {
   char req[1024];
   int n = snprintf(req, sizeof req,
-                   "%s %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
-                   method, path);
+                   "%s %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n", method, path);
   return th_http_raw(port, req, (size_t)n, strcmp(method, "HEAD") == 0, TS(5000), out);
 }
 
-const char *th_header(const th_response_t *r, const char *name, char *buf,
-                      size_t len) {
+const char *th_header(const th_response_t *r, const char *name, char *buf, size_t len) {
   size_t nl = strlen(name);
   const char *p = r->head;
   while (p && (p = strchr(p, '\n')) != NULL) {

@@ -24,16 +24,14 @@ uint64_t th_now_ms(void);
  * (until Content-Length is satisfied or the peer closes), within timeout_ms.
  * `head_only`: the request is HEAD (no body follows the headers).
  * Returns 0, or -1 on a connect/IO error or timeout. */
-int th_http_raw(unsigned port, const char *raw, size_t raw_len, int head_only,
-                unsigned timeout_ms, th_response_t *out);
+int th_http_raw(unsigned port, const char *raw, size_t raw_len, int head_only, unsigned timeout_ms,
+                th_response_t *out);
 
 /* "METHOD path HTTP/1.1" with Host and Connection: close. */
-int th_http(unsigned port, const char *method, const char *path,
-            th_response_t *out);
+int th_http(unsigned port, const char *method, const char *path, th_response_t *out);
 
 /* Value of a header (case-insensitive name) copied into buf; NULL if absent. */
-const char *th_header(const th_response_t *r, const char *name, char *buf,
-                      size_t len);
+const char *th_header(const th_response_t *r, const char *name, char *buf, size_t len);
 
 void th_response_free(th_response_t *r);
 

@@ -1,4 +1,5 @@
-/* health-lint: checks deployment files against libhealth's shutdown and health contract; exit 0 clean, 1 problems, 2 unreadable input. */
+/* health-lint: checks deployment files against libhealth's shutdown and health contract; exit 0
+ * clean, 1 problems, 2 unreadable input. */
 #include "lint.h"
 
 #include <stdio.h>

@@ -1,4 +1,5 @@
-/* health-probe: exits 0 when URL answers an accepted status within the timeout, 1 otherwise; for HEALTHCHECKs in images without curl. */
+/* health-probe: exits 0 when URL answers an accepted status within the timeout, 1 otherwise; for
+ * HEALTHCHECKs in images without curl. */
 #include <health.h>
 
 #include <stdarg.h>
@@ -51,17 +52,14 @@ static void shown_url(const char *url, char *out, size_t len) {
   const char *at = NULL;
   for (const char *p = a; p < a + alen; p++)
     if (*p == '@') at = p;
-  if (at)
-    snprintf(out, len, "%.*s***%s", (int)(a - url), url, at);
-  else
-    snprintf(out, len, "%s", url);
+  if (at) snprintf(out, len, "%.*s***%s", (int)(a - url), url, at);
+  else snprintf(out, len, "%s", url);
 }
 
 /* Matches --name, --name=VALUE and -x, -xVALUE; *val gets the value (from
  * the next argument when it is not attached).  1 matched, 0 not, -1 a
  * missing value. */
-static int opt(int argc, char **argv, int *i, const char *shrt, const char *lng,
-               const char **val) {
+static int opt(int argc, char **argv, int *i, const char *shrt, const char *lng, const char **val) {
   const char *a = argv[*i];
   size_t ll = strlen(lng);
   const char *v = NULL;

@@ -27,7 +27,8 @@ static void command(lint_t *l, lint_check_t *c, yaml_document_t *d, yaml_node_t 
   const char *first = ly_str(ly_item(d, cmd, 0));
   if (skip && first && strcmp(first, "CMD-SHELL") == 0) {
     char *sh = lint_strdup(l, ly_str(ly_item(d, cmd, 1)));
-    for (char *t = sh ? strtok(sh, " \t\n") : NULL; t && argc < 64; t = strtok(NULL, " \t\n")) argv[argc++] = t;
+    for (char *t = sh ? strtok(sh, " \t\n") : NULL; t && argc < 64; t = strtok(NULL, " \t\n"))
+      argv[argc++] = t;
   } else {
     for (size_t i = skip; i < n && argc < 64; i++) {
       const char *a = ly_str(ly_item(d, cmd, i));
@@ -137,10 +138,12 @@ int lint_aws(lint_t *l, const char *file, yaml_document_t *d, char *msg, size_t 
     return 1;
   }
   if ((x = ly_get(d, root, "TargetGroups")) && x->type == YAML_SEQUENCE_NODE) {
-    for (size_t i = 0; i < ly_len(x); i++) group(l, file, d, ly_item(d, x, i), ly_line(ly_item(d, x, i)));
+    for (size_t i = 0; i < ly_len(x); i++)
+      group(l, file, d, ly_item(d, x, i), ly_line(ly_item(d, x, i)));
     return 1;
   }
-  if ((x = ly_get(d, root, "Attributes")) && x->type == YAML_SEQUENCE_NODE) return 1; /* nothing timed */
+  if ((x = ly_get(d, root, "Attributes")) && x->type == YAML_SEQUENCE_NODE)
+    return 1; /* nothing timed */
   yaml_node_t *res = ly_get(d, root, "Resources");
   if (!res || res->type != YAML_MAPPING_NODE) return 0;
   int found = 0;

@@ -11,7 +11,8 @@
 static int health_env(yaml_document_t *d, yaml_node_t *c, const char *key) {
   yaml_node_t *env = ly_get(d, c, key);
   if (env && env->type == YAML_MAPPING_NODE) {
-    for (yaml_node_pair_t *p = env->data.mapping.pairs.start; p < env->data.mapping.pairs.top; p++) {
+    for (yaml_node_pair_t *p = env->data.mapping.pairs.start; p < env->data.mapping.pairs.top;
+         p++) {
       const char *k = ly_str(yaml_document_get_node(d, p->key));
       if (k && strncmp(k, "HEALTH_", 7) == 0) return 1;
     }
@@ -43,7 +44,8 @@ static void argv_of(lint_t *l, lint_check_t *c, yaml_document_t *d, yaml_node_t 
   lint_command(l, c, argv, argc);
 }
 
-static void probe(lint_t *l, lint_unit_t *u, yaml_document_t *d, yaml_node_t *c, const char *key, int kind) {
+static void probe(lint_t *l, lint_unit_t *u, yaml_document_t *d, yaml_node_t *c, const char *key,
+                  int kind) {
   yaml_node_t *p = ly_get(d, c, key), *x;
   if (!p || p->type != YAML_MAPPING_NODE) return;
   lint_check_t *k = lint_check(u, kind, key, ly_line(p));
@@ -132,23 +134,25 @@ int lint_k8s(lint_t *l, const char *file, yaml_document_t *d) {
   if (strcmp(kind, "Deployment") == 0 || strcmp(kind, "StatefulSet") == 0 ||
       strcmp(kind, "DaemonSet") == 0)
     spec = ly_get(d, ly_get(d, spec, "template"), "spec");
-  else if (strcmp(kind, "Pod") != 0)
-    return 0;
+  else if (strcmp(kind, "Pod") != 0) return 0;
   yaml_node_t *cs = ly_get(d, spec, "containers");
   int any = 0;
   for (size_t i = 0; i < ly_len(cs); i++) any |= health_env(d, ly_item(d, cs, i), "env");
   for (size_t i = 0; i < ly_len(cs); i++)
-    if (!any || health_env(d, ly_item(d, cs, i), "env")) container(l, file, d, spec, ly_item(d, cs, i));
+    if (!any || health_env(d, ly_item(d, cs, i), "env"))
+      container(l, file, d, spec, ly_item(d, cs, i));
   return 1;
 }
 
 /* ---- Docker Compose ---- */
 
-static void service(lint_t *l, const char *file, yaml_document_t *d, const char *name, yaml_node_t *s) {
+static void service(lint_t *l, const char *file, yaml_document_t *d, const char *name,
+                    yaml_node_t *s) {
   lint_unit_t *u = lint_unit(l, file, "service", name, ly_line(s));
   yaml_node_t *env = ly_get(d, s, "environment"), *x;
   if (env && env->type == YAML_MAPPING_NODE) {
-    for (yaml_node_pair_t *p = env->data.mapping.pairs.start; p < env->data.mapping.pairs.top; p++) {
+    for (yaml_node_pair_t *p = env->data.mapping.pairs.start; p < env->data.mapping.pairs.top;
+         p++) {
       yaml_node_t *k = yaml_document_get_node(d, p->key), *v = yaml_document_get_node(d, p->value);
       if (ly_str(k)) lint_env(l, u, ly_str(k), ly_str(v) ? ly_str(v) : "", ly_line(k));
     }
@@ -186,7 +190,8 @@ static void service(lint_t *l, const char *file, yaml_document_t *d, const char 
   if ((x = ly_get(d, hc, "timeout")) && ly_str(x)) c->timeout_ms = lint_duration_ms(ly_str(x));
   c->start_name = "healthcheck.start_period";
   c->start_s = 0;
-  if ((x = ly_get(d, hc, "start_period")) && ly_str(x)) c->start_s = lint_duration_ms(ly_str(x)) / 1000;
+  if ((x = ly_get(d, hc, "start_period")) && ly_str(x))
+    c->start_s = lint_duration_ms(ly_str(x)) / 1000;
   if (ly_str(test)) {
     argv_of(l, c, d, test);
   } else if (first && (strcmp(first, "CMD") == 0 || strcmp(first, "CMD-SHELL") == 0)) {
@@ -197,7 +202,8 @@ static void service(lint_t *l, const char *file, yaml_document_t *d, const char 
     if (strcmp(first, "CMD-SHELL") == 0 && argc == 1) {
       char *sh = lint_strdup(l, argv[0]);
       argc = 0;
-      for (char *t = strtok(sh, " \t\n"); t && argc < 64; t = strtok(NULL, " \t\n")) argv[argc++] = t;
+      for (char *t = strtok(sh, " \t\n"); t && argc < 64; t = strtok(NULL, " \t\n"))
+        argv[argc++] = t;
     }
     lint_command(l, c, argv, argc);
   }
@@ -210,7 +216,8 @@ int lint_compose(lint_t *l, const char *file, yaml_document_t *d) {
   int any = 0;
   for (yaml_node_pair_t *p = svcs->data.mapping.pairs.start; p < svcs->data.mapping.pairs.top; p++)
     any |= health_env(d, yaml_document_get_node(d, p->value), "environment");
-  for (yaml_node_pair_t *p = svcs->data.mapping.pairs.start; p < svcs->data.mapping.pairs.top; p++) {
+  for (yaml_node_pair_t *p = svcs->data.mapping.pairs.start; p < svcs->data.mapping.pairs.top;
+       p++) {
     yaml_node_t *s = yaml_document_get_node(d, p->value);
     if (!any || health_env(d, s, "environment"))
       service(l, file, d, ly_str(yaml_document_get_node(d, p->key)), s);

@@ -18,7 +18,8 @@ static const char *base(const char *s) {
 }
 
 /* The value of an option spelled "-x V", "--long V", "--long=V" or "-xV". */
-static const char *opt(const char *const *argv, size_t argc, size_t *i, const char *s, const char *lng) {
+static const char *opt(const char *const *argv, size_t argc, size_t *i, const char *s,
+                       const char *lng) {
   const char *a = argv[*i];
   size_t n = strlen(lng);
   if ((s && strcmp(a, s) == 0) || strcmp(a, lng) == 0) return *i + 1 < argc ? argv[++*i] : "";
@@ -36,16 +37,14 @@ void lint_command(lint_t *l, lint_check_t *c, const char *const *argv, size_t ar
       else if (strcmp(base(a), "curl") == 0) tool = 2;
       else if (strcmp(base(a), "wget") == 0) tool = 3;
       if (tool) {
-        c->tool = tool == 1 ? "health-probe" : tool == 2 ? "curl"
-                                                         : "wget";
-        c->tool_timeout_ms = tool == 1 ? 2000 : tool == 3 ? 900000
-                                                          : -1; /* their defaults */
-        c->tool_timeout_name = tool == 1 ? "--timeout" : tool == 2 ? "--max-time"
-                                                                   : "--timeout";
+        c->tool = tool == 1 ? "health-probe" : tool == 2 ? "curl" : "wget";
+        c->tool_timeout_ms = tool == 1 ? 2000 : tool == 3 ? 900000 : -1; /* their defaults */
+        c->tool_timeout_name = tool == 1 ? "--timeout" : tool == 2 ? "--max-time" : "--timeout";
       }
       continue;
     }
-    if (strcmp(a, "&&") == 0 || strcmp(a, "||") == 0 || strcmp(a, ";") == 0 || strcmp(a, "|") == 0) break;
+    if (strcmp(a, "&&") == 0 || strcmp(a, "||") == 0 || strcmp(a, ";") == 0 || strcmp(a, "|") == 0)
+      break;
     if (tool == 1 && (v = opt(argv, argc, &i, "-t", "--timeout"))) {
       c->tool_timeout_ms = strtol(v, NULL, 10);
     } else if (tool == 2 && (v = opt(argv, argc, &i, "-m", "--max-time"))) {
@@ -101,7 +100,10 @@ static long systemd_span_ms(const char *s) {
   static const struct {
     const char *u;
     double ms;
-  } units[] = {{"usec", 0.001}, {"us", 0.001}, {"msec", 1}, {"ms", 1}, {"seconds", 1000}, {"second", 1000}, {"sec", 1000}, {"s", 1000}, {"minutes", 60000}, {"minute", 60000}, {"min", 60000}, {"m", 60000}, {"hours", 3600000}, {"hour", 3600000}, {"hr", 3600000}, {"h", 3600000}};
+  } units[] = {{"usec", 0.001},    {"us", 0.001},     {"msec", 1},     {"ms", 1},
+               {"seconds", 1000},  {"second", 1000},  {"sec", 1000},   {"s", 1000},
+               {"minutes", 60000}, {"minute", 60000}, {"min", 60000},  {"m", 60000},
+               {"hours", 3600000}, {"hour", 3600000}, {"hr", 3600000}, {"h", 3600000}};
   double total = 0;
   int any = 0;
   while (*s) {
@@ -244,7 +246,8 @@ static int exec_form(lint_t *l, const char *text, const char **argv, size_t *arg
       ok = 1;
       *argc = 0;
       for (size_t i = 0; i < ly_len(root) && *argc < 64; i++)
-        if (ly_str(ly_item(&d, root, i))) argv[(*argc)++] = lint_strdup(l, ly_str(ly_item(&d, root, i)));
+        if (ly_str(ly_item(&d, root, i)))
+          argv[(*argc)++] = lint_strdup(l, ly_str(ly_item(&d, root, i)));
     }
     yaml_document_delete(&d);
   }
@@ -293,7 +296,8 @@ int lint_dockerfile(lint_t *l, const char *file, const char *data, char *msg, si
         size_t ol = strcspn(rest, " \t");
         char *o = lint_printf(l, "%.*s", (int)ol, rest), *eq = strchr(o, '=');
         if (eq && strncmp(o, "--timeout=", 10) == 0) c->timeout_ms = lint_duration_ms(eq + 1);
-        if (eq && strncmp(o, "--start-period=", 15) == 0) c->start_s = lint_duration_ms(eq + 1) / 1000;
+        if (eq && strncmp(o, "--start-period=", 15) == 0)
+          c->start_s = lint_duration_ms(eq + 1) / 1000;
         rest += ol + strspn(rest + ol, " \t");
       }
       if (strncasecmp(rest, "CMD", 3) != 0) {
@@ -310,7 +314,8 @@ int lint_dockerfile(lint_t *l, const char *file, const char *data, char *msg, si
           break;
         }
         if (exec_form(l, rest, argv, &argc) < 0) {
-          snprintf(msg, msglen, "%s:%d: HEALTHCHECK CMD is not a JSON array of strings", file, v[i].line);
+          snprintf(msg, msglen, "%s:%d: HEALTHCHECK CMD is not a JSON array of strings", file,
+                   v[i].line);
           rc = -1;
           break;
         }
@@ -359,7 +364,9 @@ int lint_systemd(lint_t *l, const char *file, const char *data, char *msg, size_
         lint_env(l, u, w[j], e + 1, v[i].line);
       }
     } else if (strcmp(k, "TimeoutStopSec") == 0 || strcmp(k, "TimeoutSec") == 0) {
-      if (strcmp(k, "TimeoutSec") == 0 && !u->kill_default && strcmp(u->kill_name, "TimeoutStopSec") == 0) continue;
+      if (strcmp(k, "TimeoutSec") == 0 && !u->kill_default &&
+          strcmp(u->kill_name, "TimeoutStopSec") == 0)
+        continue;
       long ms = systemd_span_ms(val);
       u->kill_name = strcmp(k, "TimeoutSec") == 0 ? "TimeoutSec" : "TimeoutStopSec";
       u->kill_ms = ms == -2 ? -1 : ms;

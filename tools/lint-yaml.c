@@ -143,7 +143,8 @@ int lint_yaml(lint_t *l, const char *file, const char *data, size_t len, char *m
   for (;;) {
     yaml_document_t d;
     if (!yaml_parser_load(&p, &d)) {
-      yaml_mark_t m = p.problem_mark.line || p.problem_mark.column ? p.problem_mark : p.context_mark;
+      yaml_mark_t m =
+          p.problem_mark.line || p.problem_mark.column ? p.problem_mark : p.context_mark;
       snprintf(msg, msglen, "%s:%zu: not valid YAML or JSON: %s%s%s", file, m.line + 1,
                p.problem ? p.problem : "error", p.context ? " " : "", p.context ? p.context : "");
       rc = -1;
@@ -160,7 +161,8 @@ int lint_yaml(lint_t *l, const char *file, const char *data, size_t len, char *m
       if (r < 0) rc = -1;
       else if (r > 0) known = 1;
       else if (lint_k8s(l, file, &d) || lint_compose(l, file, &d)) known = 1;
-      else if (ly_get(&d, root, "apiVersion") && ly_get(&d, root, "kind")) known = 1; /* a Service, a ConfigMap... */
+      else if (ly_get(&d, root, "apiVersion") && ly_get(&d, root, "kind"))
+        known = 1; /* a Service, a ConfigMap... */
     }
     yaml_document_delete(&d);
     if (rc) break;
@@ -168,9 +170,10 @@ int lint_yaml(lint_t *l, const char *file, const char *data, size_t len, char *m
   yaml_parser_delete(&p);
   free(copy);
   if (!rc && !known) {
-    snprintf(msg, msglen,
-             "%s:1: not a deployment file health-lint knows (an ECS task definition, an ALB target group, Kubernetes manifests, a Compose file, a Dockerfile or a systemd unit)%s",
-             file, ndocs ? "" : ": it is empty");
+    snprintf(
+        msg, msglen,
+        "%s:1: not a deployment file health-lint knows (an ECS task definition, an ALB target group, Kubernetes manifests, a Compose file, a Dockerfile or a systemd unit)%s",
+        file, ndocs ? "" : ": it is empty");
     rc = -1;
   }
   return rc;

@@ -16,9 +16,7 @@ typedef struct {
   int line;
 } lint_var_t;
 
-enum { LINT_LIVE,
-       LINT_READY,
-       LINT_STARTUP };
+enum { LINT_LIVE, LINT_READY, LINT_STARTUP };
 
 /* One health check of a container or a target group. */
 typedef struct {

@@ -149,7 +149,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (err.code != rc) die("err.code does not match", NULL);
     if (!err.text[0]) die("empty error text", NULL);
     if (!strstr(err.text, "HEALTH_")) die("the error does not name the variable", err.text);
-    if (token_set && strstr(err.text, TOKEN_MARK)) die("the detail token leaked into the error", err.text);
+    if (token_set && strstr(err.text, TOKEN_MARK))
+      die("the detail token leaked into the error", err.text);
   } else {
     /* What the environment produced must be usable as it is. */
     health_t *h = NULL;

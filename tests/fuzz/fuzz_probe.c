@@ -138,8 +138,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) {
   outcome_t one = run(ans, an, (const uint8_t *)"\0", 1);
   outcome_t pieces = run(ans, an, sizes, ns);
   if (whole.rc != one.rc || whole.rc != pieces.rc) die("result depends on the pieces");
-  if (whole.status != one.status || whole.status != pieces.status) die("status depends on the pieces");
+  if (whole.status != one.status || whole.status != pieces.status)
+    die("status depends on the pieces");
   if (whole.head != one.head || whole.head != pieces.head) die("head count depends on the pieces");
-  if ((whole.error != one.error) || (whole.error != pieces.error)) die("error depends on the pieces");
+  if ((whole.error != one.error) || (whole.error != pieces.error))
+    die("error depends on the pieces");
   return 0;
 }

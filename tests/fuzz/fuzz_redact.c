@@ -80,7 +80,9 @@ static char *concat(const char *const *parts, size_t n) {
 static int starts_like_conninfo(const char *s) {
   while (*s == ' ' || (*s >= '\t' && *s <= '\r')) s++;
   if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || *s == '_')) return 0;
-  while ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') || *s == '_') s++;
+  while ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+         *s == '_')
+    s++;
   while (*s == ' ' || (*s >= '\t' && *s <= '\r')) s++;
   return *s == '=';
 }
@@ -179,10 +181,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
   if (secret && strlen(secret) >= 4 && !strchr(secret, '*') && !ambiguous) {
     int also_elsewhere = clean ? strstr(clean, secret) != NULL : 0;
-    if (!also_elsewhere && strstr(big, secret)) die("the secret survived redaction", in, secret, big);
+    if (!also_elsewhere && strstr(big, secret))
+      die("the secret survived redaction", in, secret, big);
   }
 
-  if (exact && strcmp(big, exact) != 0) die("the password value was not replaced whole", in, secret, big);
+  if (exact && strcmp(big, exact) != 0)
+    die("the password value was not replaced whole", in, secret, big);
 
   free(big);
   free(out);

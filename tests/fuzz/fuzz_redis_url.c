@@ -43,9 +43,7 @@ static char permute(char c) {
   return c;
 }
 
-static int prefix_ci(const char *s, const char *p) {
-  return strncasecmp(s, p, strlen(p)) == 0;
-}
+static int prefix_ci(const char *s, const char *p) { return strncasecmp(s, p, strlen(p)) == 0; }
 
 static void check_success(const char *url, const health__redis_url_t *u, const char *err) {
   if (err[0]) die("error text set on success", url);
@@ -100,9 +98,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       fprintf(stderr, "  err1: %s\n  err2: %s\n", err, err2);
       die("the error text depends on the input's letters (it quotes the input)", url);
     }
-    if (rc == 0 && (u.port != v.port || u.db != v.db || u.tls != v.tls ||
-                    u.host_is_ip != v.host_is_ip || !u.user != !v.user ||
-                    !u.password != !v.password || strlen(u.host) != strlen(v.host)))
+    if (rc == 0 &&
+        (u.port != v.port || u.db != v.db || u.tls != v.tls || u.host_is_ip != v.host_is_ip ||
+         !u.user != !v.user || !u.password != !v.password || strlen(u.host) != strlen(v.host)))
       die("permuting letters changed what was parsed", url);
   }
 

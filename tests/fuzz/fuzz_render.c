@@ -45,8 +45,7 @@ typedef struct {
 } json_t;
 
 static int ws(json_t *j) {
-  while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r'))
-    j->p++;
+  while (j->p < j->end && (*j->p == ' ' || *j->p == '\t' || *j->p == '\n' || *j->p == '\r')) j->p++;
   return 1;
 }
 
@@ -287,7 +286,8 @@ static int value(json_t *j, int key_checks, int key_status) {
       const unsigned char *s;
       size_t n;
       if (!string(j, &s, &n)) return 0;
-      if (key_status) snprintf(j->top_status, sizeof j->top_status, "%.*s", (int)(n < 7 ? n : 7), s);
+      if (key_status)
+        snprintf(j->top_status, sizeof j->top_status, "%.*s", (int)(n < 7 ? n : 7), s);
       return 1;
     }
     case 't': return literal(j, "true");
@@ -347,9 +347,7 @@ static void die(const char *what, const char *body, size_t len) {
   abort();
 }
 
-static void nop_check(health_result_t *r, void *arg) {
-  (void)r, (void)arg;
-}
+static void nop_check(health_result_t *r, void *arg) { (void)r, (void)arg; }
 
 static void quiet(health_log_level_t l, const char *line, void *arg) {
   (void)l, (void)line, (void)arg;
@@ -465,12 +463,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     /* Fresh, or stale (older than interval + timeout). */
     c->result_mono_ms = (st >> 3) & 1 ? 0 : now;
     c->runs = c->effective == HEALTH_PENDING ? 0 : 1;
-    per_check_text += strlen(c->key) + strlen(c->component_type) + strlen(c->observed_unit) +
-                      (c->component_id ? strlen(c->component_id) : 0) + 64 /* "why" texts */ +
-                      (c->output ? (strlen(c->output) < h->opt.max_output_bytes
-                                        ? strlen(c->output)
-                                        : h->opt.max_output_bytes)
-                                 : 0);
+    per_check_text +=
+        strlen(c->key) + strlen(c->component_type) + strlen(c->observed_unit) +
+        (c->component_id ? strlen(c->component_id) : 0) + 64 /* "why" texts */ +
+        (c->output ? (strlen(c->output) < h->opt.max_output_bytes ? strlen(c->output)
+                                                                  : h->opt.max_output_bytes)
+                   : 0);
     if (c->endpoints & HEALTH_READINESS) on_endpoint[0]++;
     if (c->endpoints & HEALTH_LIVENESS) on_endpoint[1]++;
     pthread_mutex_unlock(&h->lock);
@@ -483,19 +481,22 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       health__buf_init(&b);
       uint64_t valid_until;
       pthread_mutex_lock(&h->lock);
-      unsigned code = health__render_locked(h, endpoint, status_only, health__now_ms(), &b,
-                                            &valid_until);
+      unsigned code =
+          health__render_locked(h, endpoint, status_only, health__now_ms(), &b, &valid_until);
       pthread_mutex_unlock(&h->lock);
       if (b.failed) abort(); /* no allocation failure is injected here */
       json_t j;
       if (!json_document(b.data, b.len, &j)) die("not one valid JSON object", b.data, b.len);
-      if (b.len < 2 || b.data[b.len - 1] != '\n') die("body does not end in a newline", b.data, b.len);
+      if (b.len < 2 || b.data[b.len - 1] != '\n')
+        die("body does not end in a newline", b.data, b.len);
       if (code != 200 && code != 503) die("code is neither 200 nor 503", b.data, b.len);
       if ((code == 503) != (strcmp(j.top_status, "fail") == 0))
         die("code and status disagree", b.data, b.len);
-      if (strcmp(j.top_status, "pass") && strcmp(j.top_status, "warn") && strcmp(j.top_status, "fail"))
+      if (strcmp(j.top_status, "pass") && strcmp(j.top_status, "warn") &&
+          strcmp(j.top_status, "fail"))
         die("top-level status is not pass, warn or fail", b.data, b.len);
-      if (status_only && j.checks_members != -1) die("status-only body lists checks", b.data, b.len);
+      if (status_only && j.checks_members != -1)
+        die("status-only body lists checks", b.data, b.len);
       if (!status_only && j.checks_members != (long)on_endpoint[ep])
         die("checks object does not have one member per check", b.data, b.len);
       /* Every input-derived byte may grow to 6 ("\u001f"), plus framing. */
