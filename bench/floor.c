@@ -2,7 +2,7 @@
  * The floor: a bare libmicrohttpd server answering one fixed body from one
  * persistent response -- the best the HTTP library underneath libhealth can
  * do on this machine.  It uses the same daemon flags and options as
- * libhealth/http.c (internal polling thread + epoll + ITC, same connection
+ * libhealth/http/server.c (internal polling thread + epoll + ITC, same connection
  * limits, timeout, memory limit, backlog) and, like libhealth, queues the
  * response on the second call of the access handler (queuing it on the
  * first makes libmicrohttpd 0.9.75 answer "Connection: close").

@@ -58,7 +58,7 @@ deps=$(pkg-config --libs libmicrohttpd libpq hiredis openssl)
 # shellcheck disable=SC2086
 cc -O2 -g -pthread -I"$repo/include" "$here/server.c" -o "$WORK/bin/server" "$core" $deps
 cc -O2 -g -pthread -I"$repo/include" -I"$repo/libhealth" "$repo/tools/health-probe.c" \
-  "$repo"/libhealth/probe.c "$repo"/libhealth/probe-url.c "$repo"/libhealth/probe-answer.c \
+  "$repo"/libhealth/probe/probe.c "$repo"/libhealth/probe/request.c "$repo"/libhealth/probe/answer.c \
   -o "$WORK/bin/health-probe-dynamic"
 linkage=$(file -L "$probe" | grep -q 'statically linked' && echo static || echo dynamic)
 

@@ -5,7 +5,7 @@
  * names"; NEWS).
  */
 #define HEALTH_COMPAT_BUILDING 1 /* no deprecation warnings for the definitions */
-#include "health-int.h"
+#include "health_int.h"
 
 HEALTH_EXPORT int health_add_check(health_t *h, const char *name, health_check_fn fn, void *arg,
                                    void (*free_arg)(void *arg), const health_check_options_t *opts,

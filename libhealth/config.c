@@ -1,12 +1,12 @@
 /*
  * health_config_from_env(): every HEALTH_* variable the library knows, in
  * one call and all or nothing.  An entry point over the parsers of each
- * family (env.c, jitter.c, paths.c, controls_env.c, env_checks.c,
- * guard_nofile.c): everything is parsed and validated first, then applied;
- * a variable with the prefix that no one reads is logged (warn), by name.
- * Also health_check_add_from_env(), the same for HEALTH_CHECK_* alone.
+ * family (core/env.c, engine/jitter.c, http/paths.c, controls/controls_env.c,
+ * checkers/env_checks.c, http/guard_nofile.c): everything is parsed and validated first, then
+ * applied; a variable with the prefix that no one reads is logged (warn), by name. Also
+ * health_check_add_from_env(), the same for HEALTH_CHECK_* alone.
  */
-#include "health-int.h"
+#include "health_int.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -14,7 +14,7 @@
 extern char **environ;
 
 /* The parsers' lookup, noting every name they ask for: a HEALTH_* variable
- * none asked for (and not HEALTH_CHECK_*, env_checks.c's) is unknown, with
+ * none asked for (and not HEALTH_CHECK_*, checkers/env_checks.c's) is unknown, with
  * no list of names to keep in step with the parsers. */
 typedef struct {
   health__lookup_fn fn;
@@ -49,7 +49,7 @@ static void warn_unknown(health_t *h, const spy_t *s, const char *const *names) 
   }
 }
 
-/* HEALTH_CHECK_* alone (env_checks.c parses, checks.c registers). */
+/* HEALTH_CHECK_* alone (checkers/env_checks.c parses, engine/registry.c registers). */
 HEALTH_EXPORT int health_check_add_from_env(health_t *h, unsigned *added, health_error_t *err) {
   if (added) *added = 0;
   if (!h) return health__err(err, HEALTH_EINVAL, "health_check_add_from_env: handle is required");

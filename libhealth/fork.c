@@ -9,7 +9,7 @@
  * it, even while children live) and of the library's pipes (a child never
  * wakes the parent's shutdown thread), moves the handles from the registry
  * (the child owns none of them) to a list that keeps them reachable, and
- * puts back the application's SIGTERM/SIGINT dispositions (signals.c).
+ * puts back the application's SIGTERM/SIGINT dispositions (shutdown/signals.c).
  *
  * Why a child never frees its copy: freeing means destroying condition
  * variables whose waiter counts were copied from the parent (glibc's
@@ -26,7 +26,7 @@
  * check's publication and deadlock a fork() from a log sink, which runs
  * with h->lock held.
  */
-#include "health-int.h"
+#include "health_int.h"
 
 #include <pthread.h>
 #include <unistd.h>

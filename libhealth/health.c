@@ -1,5 +1,5 @@
 /* Handle lifecycle: new, start, stop, free. */
-#include "health-int.h"
+#include "health_int.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -34,7 +34,7 @@ HEALTH_EXPORT int health_new(health_t **out, const health_options_t *opts, healt
   h->opt = o;
   h->core.free_final = free_final; /* for the last abandoned worker */
   /* First the parts whose fields say "none" with -1, so the handle can be
-   * freed from here on: sdnotify.c never fails, shutdown.c marks its pipes
+   * freed from here on: notify/sd_notify.c never fails, shutdown/shutdown.c marks its pipes
    * before it may. */
   health__notify_init(h);
   int sd_rc = health__shutdown_init(h);
@@ -52,10 +52,10 @@ HEALTH_EXPORT int health_new(health_t **out, const health_options_t *opts, healt
   h->opt.description = h->description;
 
   if (sd_rc != 0) goto nomem;
-  if (health__core_init(h) != 0) goto nomem;   /* h->lock (core.c) */
-  if (health__engine_init(h) != 0) goto nomem; /* check_sched.c */
+  if (health__core_init(h) != 0) goto nomem;   /* h->lock (core/core.c) */
+  if (health__engine_init(h) != 0) goto nomem; /* engine/scheduler.c */
   if (health__obs_new(h) != 0) goto nomem;
-  if (health__controls_init(h) != 0) goto nomem; /* readiness.c */
+  if (health__controls_init(h) != 0) goto nomem; /* controls/readiness.c */
   *out = h;
   return 0;
 
@@ -87,20 +87,20 @@ HEALTH_EXPORT int health_start(health_t *h, health_error_t *err) {
     return health__err(err, HEALTH_ESTATE, "health_start: already started or stopped");
   }
 
-  /* The log writer first: from here no line waits for the sink (logq.c).
+  /* The log writer first: from here no line waits for the sink (core/logq.c).
    * Listeners next: they must see the first transitions of the checks.
    * The checks last: a start that fails has run none (and so told no
    * listener anything), and health_stop() joins every thread made. */
   if (health__core_start_log(h) != 0)
     rc =
         health__err(err, HEALTH_ESYS, "could not start the log writer thread: %s", strerror(errno));
-  if (rc == 0) rc = health__obs_start(h, err);       /* serve.c: answer cache */
-  if (rc == 0) rc = health__listeners_start(h, err); /* listeners.c */
-  if (rc == 0) rc = health__controls_start(h, err);  /* readiness.c: sets the start time */
+  if (rc == 0) rc = health__obs_start(h, err);       /* http/answer_cache.c: answer cache */
+  if (rc == 0) rc = health__listeners_start(h, err); /* notify/listeners.c */
+  if (rc == 0) rc = health__controls_start(h, err);  /* controls/readiness.c: sets the start time */
   /* The signal handlers before any port opens: a supervisor that sends
    * SIGTERM as soon as the port answers must find them installed. */
   if (rc == 0) rc = health__shutdown_start(h, err); /* + the hook runner and the watchdog */
-  if (rc == 0) rc = health__agent_start(h, err);    /* agent.c */
+  if (rc == 0) rc = health__agent_start(h, err);    /* controls/agent.c */
   if (rc == 0 && h->opt.port != HEALTH_PORT_OFF) rc = health__http_start(h, err);
   else if (rc == 0)
     health__log(h, HEALTH_LOG_INFO, "http_off", "reason",
@@ -137,7 +137,7 @@ HEALTH_EXPORT void health_stop(health_t *h) {
   health__shutdown_stop(h);
   health__notify_stop(h);
   health__agent_stop(h);
-  health__controls_stop(h); /* readiness.c */
+  health__controls_stop(h); /* controls/readiness.c */
   health__http_stop(h);
   health__checks_stop(h);
   health__listeners_stop(h); /* after the engine: every transition is told */
@@ -153,7 +153,7 @@ HEALTH_EXPORT void health_free(health_t *h) {
   if (health__forked(h)) return;
   health_stop(h);
   /* A hung check still runs on a worker: the last worker frees. */
-  if (health__engine_defer_free(h)) return; /* check_sched.c */
+  if (health__engine_defer_free(h)) return; /* engine/scheduler.c */
   free_final(h);
 }
 
@@ -162,8 +162,8 @@ static void free_final(health_t *h) {
   health__obs_free(h);        /* before the checks: cached answers name them */
   health__checks_free(h);
   health__shutdown_free(h);
-  health__controls_free(h); /* readiness.c */
-  health__notify_free(h);   /* sdnotify.c */
+  health__controls_free(h); /* controls/readiness.c */
+  health__notify_free(h);   /* notify/sd_notify.c */
   health__core_free(h);
   free(h->address);
   free(h->detail_token);

@@ -67,7 +67,7 @@ incs="-I$cfg -I$top/include -I$top/libhealth $dep_cflags"
 echo "==== fuzz: build ($cc)"
 mkdir -p "$build/obj"
 objs=""
-for src in "$top"/libhealth/*.c; do
+for src in "$top"/libhealth/*.c "$top"/libhealth/*/*.c; do
   o="$build/obj/$(basename "$src" .c).o"
   # shellcheck disable=SC2086
   "$cc" $cflags -fsanitize=fuzzer-no-link $incs -c "$src" -o "$o"

@@ -22,7 +22,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "checker_memory.h"
+#include "checkers/memory.h"
 #include "health.h"
 #include "httpd.h"
 #include "testhelp.h"

@@ -17,7 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "health-int.h"
+#include "health_int.h"
 #include "testhelp.h"
 
 /* The log, also kept here so that a test can read it while library

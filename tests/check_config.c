@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "health-int.h"
+#include "health_int.h"
 #include "testhelp.h"
 
 extern char **environ;

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "health-int.h"
+#include "health_int.h"
 #include "testhelp.h"
 
 #define MAX_RUNS 64
@@ -210,7 +210,7 @@ START_TEST(test_pending_until_first_result) {
 }
 END_TEST
 
-/* The documented threshold rules, written independently of checks.c:
+/* The documented threshold rules, written independently of engine/registry.c:
  * the first result counts at once; a passing check fails after `ft`
  * consecutive failures; a failed one recovers after `st` consecutive
  * non-failures; WARN is a non-failure. */

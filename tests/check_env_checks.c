@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "health-int.h" /* health__env_amount */
+#include "health_int.h" /* health__env_amount */
 #include "httpd.h"
 #include "testhelp.h"
 

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "health-int.h"
+#include "health_int.h"
 #include "testhelp.h"
 
 #define NCHECKS 100

@@ -1,5 +1,5 @@
 /*
- * The connection guard of the health port (libhealth/guard.c): which
+ * The connection guard of the health port (libhealth/http/guard.c): which
  * connection goes at the cap, slowloris and connection floods from many
  * loopback addresses (tests/slowloris, bounded in count and time), and
  * descriptor headroom (RLIMIT_NOFILE, EMFILE).
@@ -17,7 +17,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "health-int.h" /* h->http.guard, h->http.daemon */
+#include "health_int.h" /* h->http.guard, h->http.daemon */
 #include "testhelp.h"
 
 static health_t *g_h;

@@ -42,7 +42,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "health-int.h" /* h->http.daemon: the connection count */
+#include "health_int.h" /* h->http.daemon: the connection count */
 #include "testhelp.h"
 
 #define TOKEN "hostile-T0ken-9f2c"

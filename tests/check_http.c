@@ -16,8 +16,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "health-int.h" /* h->version and h->http.views: the render cache */
-#include "obs.h"        /* h->obs->ep: the one answer cache */
+#include "health_int.h" /* h->version and h->http.views: the render cache */
+#include "http/obs.h"   /* h->obs->ep: the one answer cache */
 #include "testhelp.h"
 
 #define TOKEN "t0ken-Kq83-secret"

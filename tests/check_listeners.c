@@ -10,10 +10,10 @@
 #include <string.h>
 #include <time.h>
 
-#include "health-int.h"
+#include "health_int.h"
 #include "testhelp.h"
 
-#define HEALTH__EVENT_QUEUE_TEST 257 /* the held event and a full queue (obs.h) */
+#define HEALTH__EVENT_QUEUE_TEST 257 /* the held event and a full queue (http/obs.h) */
 
 static atomic_int g_want = HEALTH_PASS;
 static atomic_int g_flip; /* ctl alternates pass/fail on every run */

@@ -21,7 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "health-int.h"
+#include "health_int.h"
 #include "testhelp.h"
 
 static health_t *new_handle(void) {

@@ -15,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "health-int.h"
+#include "health_int.h"
 #include "testhelp.h"
 
 #define TOKEN "t0ken-Kq83-secret"

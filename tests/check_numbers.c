@@ -15,7 +15,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "health-int.h"
+#include "health_int.h"
 #include "testhelp.h"
 
 /* ------------------------------------------------------------------ */

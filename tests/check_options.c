@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "health-int.h"
+#include "health_int.h"
 #include "testhelp.h"
 
 typedef enum { K_UINT, K_BOOL, K_STR } kind_t;

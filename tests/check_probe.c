@@ -12,7 +12,7 @@
 #include <unistd.h>
 
 #include "health.h"
-#include "probe-int.h"
+#include "probe/probe_int.h"
 #include "testhelp.h"
 
 /* ---- URLs ---- */

@@ -11,7 +11,7 @@
 
 #include "health.h"
 #include "testhelp.h"
-#include "url.h"
+#include "net/url.h"
 
 /* Same constants as in tests/redis-server.sh. */
 #define PW "dflt-Xq7-secret-pw"

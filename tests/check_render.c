@@ -11,7 +11,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "health-int.h"
+#include "health_int.h"
 #include "testhelp.h"
 
 /* ------------------------------------------------------------------ */

@@ -20,10 +20,12 @@
 #                 objects compiled here with $CC (with and without a loop, with
 #                 and without a call up); exit 0 if it tells them apart
 #   OBJECT...     the objects to read (default: the PIC objects of
-#                 libhealth-core.la under $top_builddir/libhealth, else the
-#                 non-PIC ones)
+#                 libhealth-core.la under $top_builddir/libhealth and its
+#                 subfolders, else the non-PIC ones)
 # A file's name in the graph is its object's name without the libtool
-# prefix: libhealth_core_la-checks.o -> checks.
+# prefix: libhealth_core_la-registry.o -> registry (libhealth/engine/
+# registry.c); the map names each file by its path under libhealth/, so
+# the file names under libhealth/ must be unique.
 # Exit status: 0 passed, 1 a file too long, a loop, a file missing from the
 # map or a call up the layers, 99 nothing to read.
 set -u
@@ -77,9 +79,9 @@ direction() {
         if (n == 0) continue
         if (w[1] == "layer" && n == 3 && w[2] ~ /^[0-9]+$/) { rank[w[3]] = w[2] + 0; continue }
         if (n == 2 && (w[2] in rank)) {
-          f = w[1]; sub(/\.c$/, "", f)
-          if (f in layer) { printf "%s:%d: %s listed twice\n", map, ln, w[1]; broken = 1 }
-          layer[f] = w[2]
+          f = w[1]; sub(/\.c$/, "", f); sub(/^.*\//, "", f)
+          if (f in layer) { printf "%s:%d: %s listed twice (or a file of the same name)\n", map, ln, w[1]; broken = 1 }
+          layer[f] = w[2]; path[f] = w[1]
           continue
         }
         printf "%s:%d: not \"layer RANK NAME\" nor \"FILE.c LAYER\" (layers are declared before use): %s\n", map, ln, line
@@ -108,18 +110,18 @@ direction() {
       for (i = 1; i <= nu; i++) {
         split(order[i], q, SUBSEP)
         la = layer[q[1]]; lb = layer[q[2]]
-        printf "%s.c (%d %s) calls %s %s.c (%d %s): %s%s\n", q[1], rank[la], la, (rank[lb] == rank[la] ? "across to" : "up into"), q[2], rank[lb], lb, up[order[i]], (cnt[order[i]] > 3 ? ", ..." : "")
+        printf "%s (%d %s) calls %s %s (%d %s): %s%s\n", path[q[1]], rank[la], la, (rank[lb] == rank[la] ? "across to" : "up into"), path[q[2]], rank[lb], lb, up[order[i]], (cnt[order[i]] > 3 ? ", ..." : "")
         bad = 1
       }
       exit bad
     }'
 }
 
-# coverage MAP DIR: every .c file of DIR in the map, every file of the map in
-# DIR; exit 1 if not.
+# coverage MAP DIR: every .c file of DIR (and its subfolders) in the map,
+# every file of the map in DIR; exit 1 if not.
 coverage() {
   awk '{ sub(/#.*/, "") } NF == 2 && $1 ~ /\.c$/ { print $1 }' "$1" | sort >"$tmp/mapped"
-  (cd "$2" && ls -- *.c) | sort >"$tmp/present"
+  (cd "$2" && find . -name '*.c' -type f | sed 's|^\./||') | sort >"$tmp/present"
   comm -13 "$tmp/mapped" "$tmp/present" | sed "s|\$| is not in $3 (give it a layer)|"
   comm -23 "$tmp/mapped" "$tmp/present" | sed "s|\$| is in $3 but not in the sources (remove it)|"
   cmp -s "$tmp/mapped" "$tmp/present"
@@ -267,9 +269,17 @@ fi
 
 # ---- 2. import loops ----
 if [ $# -eq 0 ]; then
-  set -- "$top_builddir"/libhealth/.libs/libhealth_core_la-*.o
-  [ -f "$1" ] || set -- "$top_builddir"/libhealth/libhealth_core_la-*.o
-  [ -f "$1" ] || { echo "layers: no objects of libhealth-core.la under $top_builddir/libhealth (build first)" >&2; exit 99; }
+  # the PIC objects, else the non-PIC ones, at the top and in the subfolders
+  for d in .libs/ ''; do
+    n=0
+    for o in "$top_builddir"/libhealth/${d}libhealth_core_la-*.o "$top_builddir"/libhealth/*/${d}libhealth_core_la-*.o; do
+      [ -f "$o" ] || continue
+      if [ $n -eq 0 ]; then set -- "$o"; else set -- "$@" "$o"; fi
+      n=$((n + 1))
+    done
+    [ $n -eq 0 ] || break
+  done
+  [ $# -gt 0 ] || { echo "layers: no objects of libhealth-core.la under $top_builddir/libhealth (build first)" >&2; exit 99; }
 fi
 for o in "$@"; do
   [ -f "$o" ] || { echo "layers: no object $o" >&2; exit 99; }

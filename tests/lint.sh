@@ -112,7 +112,7 @@ rc, out, _ = run([os.path.join(corpus, "hl001-readiness-defaults.yaml")])
 ok("periodSeconds=10" in out and "failureThreshold=3" in out and "HEALTH_DRAIN_MS=15000 (default)" in out,
    "HL001 does not name the probe's defaults and HEALTH_DRAIN_MS: %r" % out)
 rc, out, _ = run([os.path.join(corpus, "hl008-malformed.yaml")])
-# The library's own message (env.c), not the tool's.
+# The library's own message (core/env.c), not the tool's.
 ok("HEALTH_DRAIN_MS='15s' is not a whole number from 0 to 600000" in out and ":12: HL008:" in out,
    "HL008 does not carry the library's message and the line: %r" % out)
 # The families health_config_from_env() reads beside the options: the fleet

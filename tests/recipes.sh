@@ -1,6 +1,6 @@
 #!/bin/sh
 # The deploy recipes parse, and their numbers agree with each other and with
-# the library's defaults, read from libhealth/env.c (health_options_init) and
+# the library's defaults, read from libhealth/core/env.c (health_options_init) and
 # the demo's source, so that changing a default breaks this test until the
 # recipes and the docs follow:
 #
@@ -53,9 +53,9 @@ def read(rel):
 
 
 # ---------------------------------------------------------------- defaults
-env_c = read("libhealth/env.c")
+env_c = read("libhealth/core/env.c")
 m = re.search(r"void health_options_init\s*\([^)]*\)\s*\{(.*?)\n\}", env_c, re.S)
-ok(m is not None, "health_options_init not found in libhealth/env.c")
+ok(m is not None, "health_options_init not found in libhealth/core/env.c")
 init = m.group(1) if m else ""
 field_var = {
     "port": "HEALTH_PORT",
@@ -90,8 +90,8 @@ for var, val in defaults.items():
     if row:
         listed += 1
         ok(int(row.group(1)) == val,
-           "docs/environment.md says %s defaults to %s, libhealth/env.c says %d" % (var, row.group(1), val))
-ok(listed > 0, "docs/environment.md: no table row gives a default of libhealth/env.c")
+           "docs/environment.md says %s defaults to %s, libhealth/core/env.c says %d" % (var, row.group(1), val))
+ok(listed > 0, "docs/environment.md: no table row gives a default of libhealth/core/env.c")
 
 
 def effective(env):

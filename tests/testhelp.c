@@ -388,7 +388,7 @@ void th_capture_log(health_log_level_t level, const char *line, void *arg) {
   pthread_mutex_unlock(&log_lock);
 }
 
-/* The library's log writers (logq.c) deliver lines asynchronously: what
+/* The library's log writers (core/logq.c) deliver lines asynchronously: what
  * was logged before a call here has reached th_capture_log() after this. */
 int health__log_flush_all(uint64_t until_mono_ms);
 static void log_settle(void) { health__log_flush_all(th_now_ms() + TS(5000)); }

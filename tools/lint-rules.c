@@ -4,7 +4,7 @@
  * the shutdown plan comes from health__plan_derive on a handle built as
  * health_start builds it, so the check cannot disagree with the process.
  */
-#include "health-int.h"
+#include "health_int.h"
 #include "lint.h"
 
 #include <stdio.h>

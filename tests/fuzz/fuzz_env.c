@@ -1,6 +1,6 @@
 /*
  * libFuzzer target: configuration from HEALTH_* environment variables
- * (env.c, health_options_from_env).
+ * (core/env.c, health_options_from_env).
  *
  * The input is a list of lines "NAME=value".  A line whose first byte is
  * below 0x20 names a known variable by index (so the fuzzer need not guess

@@ -1,7 +1,7 @@
 /*
- * libFuzzer target: the HTTP checker's URL parser (checker_net.c,
+ * libFuzzer target: the HTTP checker's URL parser (checkers/target.c,
  * health__http_url_parse) and the HEALTH_CHECK_* option values
- * (env_values.c).
+ * (core/env_values.c).
  *
  * Input: [mode][rest], rest used as a NUL-terminated string.  Modes:
  *   0  health__http_url_parse(rest)
@@ -18,8 +18,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "health-int.h"
-#include "checker_net.h"
+#include "health_int.h"
+#include "checkers/target.h"
 
 #define SECRET "Fz-Secret-q8"
 

@@ -1,6 +1,6 @@
 /*
  * libFuzzer target: PostgreSQL connection strings as health_postgres_add()
- * takes them (checker_pg_conninfo.c: libpq's PQconninfoParse, then libhealth's own checks
+ * takes them (checkers/pg_conninfo.c: libpq's PQconninfoParse, then libhealth's own checks
  * of port, host and sslmode, and its rewording of libpq's parse errors).
  *
  * Every byte 0x01 in the input is replaced by a marker string, so the

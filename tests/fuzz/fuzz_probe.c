@@ -1,5 +1,5 @@
 /*
- * libFuzzer target: the HTTP probe's parsers (probe-url.c, probe-answer.c).
+ * libFuzzer target: the HTTP probe's parsers (probe/request.c, probe/answer.c).
  * The first byte picks what the rest is.
  *
  * Even first byte, a URL (then, after a NUL, a header):
@@ -23,7 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "probe-int.h"
+#include "probe/probe_int.h"
 
 static void die(const char *what) {
   fprintf(stderr, "fuzz_probe: %s\n", what);

@@ -1,5 +1,5 @@
 /*
- * libFuzzer target: redaction (redact.c, health__redact_url and
+ * libFuzzer target: redaction (core/redact.c, health__redact_url and
  * health__redact_secret).
  *
  * Input: [mode][buffer size][secret length][secret][rest].  Modes:
@@ -30,7 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "health-int.h"
+#include "health_int.h"
 
 #define BIG 65536
 

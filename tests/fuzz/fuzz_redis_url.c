@@ -1,5 +1,5 @@
 /*
- * libFuzzer target: the redis:// / rediss:// URL parser (url.c).
+ * libFuzzer target: the redis:// / rediss:// URL parser (net/url.c).
  *
  * Invariants:
  *  - the result is 0, HEALTH_EURL or HEALTH_ENOMEM; the error text is
@@ -23,7 +23,7 @@
 #include <strings.h>
 
 #include "health.h"
-#include "url.h"
+#include "net/url.h"
 
 #define ERRLEN 256
 

@@ -1,6 +1,6 @@
 /*
- * libFuzzer target: the health+json renderer (render.c) and the JSON string
- * escaper under it (buf.c, health__buf_json_str).
+ * libFuzzer target: the health+json renderer (http/render.c) and the JSON string
+ * escaper under it (core/buf.c, health__buf_json_str).
  *
  * A handle is built with up to 8 checks whose published fields come from
  * the input bytes, set directly under h->lock as the scheduler would: key
@@ -27,7 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "health-int.h"
+#include "health_int.h"
 
 /* ------------------------------------------------------------------ */
 /* A strict JSON validator                                             */
