@@ -84,6 +84,7 @@ run_stage() {
 # (distcleancheck).  All suites are still built there.  A plain
 # `make distcheck` (no TESTS=) runs everything; DISTCHECK_TESTS=all here too.
 distcheck_tests=${DISTCHECK_TESTS:-"tests/exports.sh tests/man.sh tests/layers.sh tests/recipes.sh \
+  tests/names.sh tests/deprecated.sh tests/markdown.sh \
   tests/demo.sh tests/demo-own-port.sh tests/demo-env.sh \
   tests/check_render tests/check_postgres tests/check_redis tests/check_probe"}
 
