@@ -493,7 +493,9 @@ typedef struct health_check_info {
 
 /**
  * Copy the current state of one check.  Any thread.
- * @return 0 or HEALTH_ENOENT.
+ * @param err optional error detail ("no check named ...").
+ * @return 0, HEALTH_ENOENT (no check of that name), HEALTH_EINVAL (a NULL
+ *         argument) or HEALTH_EFORKED.
  */
 HEALTH_EXPORT int health_check_find(health_t *h, const char *name, health_check_info_t *out,
                                     health_error_t *err);
@@ -891,8 +893,9 @@ HEALTH_EXPORT int health_hook_add(health_t *h, const char *name, int order, unsi
  * and must not call health_stop() or health_free().  A second call
  * replaces the callback.  A NULL `fn` is refused (the callback in place,
  * if any, stays).  Before start.
- * @return 0, HEALTH_EINVAL (`h` or `fn` NULL) or HEALTH_ESTATE (after
- *         health_start(): the callback is not changed).
+ * @param err optional error detail.
+ * @return 0, HEALTH_EINVAL (`h` or `fn` NULL), HEALTH_ESTATE (after
+ *         health_start(): the callback is not changed) or HEALTH_EFORKED.
  */
 HEALTH_EXPORT int health_drain_notify(health_t *h, void (*fn)(void *arg), void *arg,
                                       health_error_t *err);
@@ -986,7 +989,9 @@ HEALTH_EXPORT void health_heartbeat_beat(health_heartbeat_t *hb);
 /**
  * Unregister and free a heartbeat (a thread that ends removes its own);
  * nobody may beat it afterwards.  Any thread.
- * @return 0, HEALTH_EINVAL (NULL) or HEALTH_ENOENT.
+ * @param err optional error detail.
+ * @return 0, HEALTH_EINVAL (NULL), HEALTH_ENOENT (already removed) or
+ *         HEALTH_EFORKED.
  */
 HEALTH_EXPORT int health_heartbeat_remove(health_heartbeat_t *hb, health_error_t *err);
 
@@ -1033,7 +1038,9 @@ HEALTH_EXPORT void health_heartbeat_shared_beat(health_heartbeat_shared_t *s, un
 /**
  * Watch slot `slot` as the worker `pid` (the master, right after fork()
  * returned the pid).  Attaching a new pid starts its age afresh.  Any
- * thread of the master; async-signal-safe (one atomic store).
+ * thread of the master; async-signal-safe (one atomic store) when `err`
+ * is NULL (a message is formatted with vsnprintf()).
+ * @param err optional error detail; NULL in a signal handler.
  * @return 0 or HEALTH_EINVAL (NULL, slot out of range, pid <= 0).
  */
 HEALTH_EXPORT int health_heartbeat_shared_attach(health_heartbeat_shared_t *s, unsigned slot,
@@ -1041,8 +1048,9 @@ HEALTH_EXPORT int health_heartbeat_shared_attach(health_heartbeat_shared_t *s, u
 
 /**
  * Stop watching slot `slot` (a worker stopped on purpose).  Any thread of
- * the master; async-signal-safe.
- * @return 0 or HEALTH_EINVAL.
+ * the master; async-signal-safe when `err` is NULL.
+ * @param err optional error detail; NULL in a signal handler.
+ * @return 0 or HEALTH_EINVAL (NULL, slot out of range).
  */
 HEALTH_EXPORT int health_heartbeat_shared_detach(health_heartbeat_shared_t *s, unsigned slot,
                                                  health_error_t *err);
@@ -1061,7 +1069,8 @@ HEALTH_EXPORT int health_ready_hold(health_t *h, const char *reason, health_erro
 /**
  * Undo health_ready_hold(): readiness is again what the checks, gates
  * and heartbeats say.  Any thread.
- * @return 0 or HEALTH_EINVAL (NULL handle).
+ * @param err optional error detail.
+ * @return 0, HEALTH_EINVAL (NULL handle) or HEALTH_EFORKED.
  */
 HEALTH_EXPORT int health_ready_release(health_t *h, health_error_t *err);
 
@@ -1078,7 +1087,8 @@ HEALTH_EXPORT int health_gate_add(health_t *h, const char *name, health_error_t 
 
 /**
  * Open a gate (opening an open gate does nothing).  Any thread.
- * @return 0, HEALTH_EINVAL or HEALTH_ENOENT.
+ * @param err optional error detail ("no gate named ...").
+ * @return 0, HEALTH_EINVAL, HEALTH_ENOENT or HEALTH_EFORKED.
  */
 HEALTH_EXPORT int health_gate_open(health_t *h, const char *name, health_error_t *err);
 
@@ -1126,7 +1136,8 @@ HEALTH_EXPORT int health_agent_set(health_t *h, const health_agent_options_t *o,
  * Change the weight the agent sends with "up" (for example lower under
  * load).  Any thread.
  * @param percent 0 (send none) or 1-256.
- * @return 0 or HEALTH_EINVAL.
+ * @param err optional error detail.
+ * @return 0, HEALTH_EINVAL or HEALTH_EFORKED.
  */
 HEALTH_EXPORT int health_agent_set_weight(health_t *h, unsigned percent, health_error_t *err);
 
@@ -1227,7 +1238,8 @@ typedef struct health_answer {
  *        OpenMetrics 1.0 when it names application/openmetrics-text, in
  *        the Prometheus text format 0.0.4 otherwise.
  * @param out receives the answer; release it with health_answer_release().
- * @return 0, HEALTH_EINVAL or HEALTH_ENOMEM.
+ * @param err optional error detail.
+ * @return 0, HEALTH_EINVAL, HEALTH_ENOMEM or HEALTH_EFORKED.
  */
 HEALTH_EXPORT int health_answer_render(health_t *h, unsigned what, const char *check,
                                        const char *authorization, const char *accept,
