@@ -936,8 +936,10 @@ HEALTH_EXPORT void health_inflight_end(health_t *h);
 /**
  * Block until the shutdown sequence has finished (only returns when
  * exit_on_shutdown is 0), then return its exit code.  If the sequence is
- * still blocked 100 ms after the deadline (in a log sink, a listener, a
- * lock), returns the code it had decided or HEALTH_EXIT_DEADLINE then;
+ * still blocked 100 ms after the deadline (in a log sink, a drain
+ * callback, a listener, a lock), returns the code it had decided or
+ * HEALTH_EXIT_DEADLINE then (after a "shutdown_watchdog" log line, given at
+ * most 50 ms);
  * health_stop() and health_free() still wait for the sequence.  Any thread
  * except the library's own.
  * @return the exit code (HEALTH_EXIT_*), 0 after health_stop(), or

@@ -55,6 +55,7 @@ typedef struct {
   int stdout_stuck;           /* stdout is a pipe nobody reads; an app thread writes to it */
   int log_off;                /* log_level HEALTH_LOG_OFF */
   int log_block;              /* the log sink blocks forever once draining */
+  int drain_hang;             /* with drain_watch: the drain callback never returns */
   int no_threads;             /* after start: no new thread can be made (RLIMIT_NPROC) */
   size_t nhooks;
   hook_spec_t hooks[6];
@@ -195,9 +196,14 @@ static void app_signal(int sig) {
   errno = saved;
 }
 
+static int c_drain_hang;
+
 static void on_drain(void *arg) {
   (void)arg;
   report("on_drain %llu %d", (unsigned long long)th_now_ms(), health_drain_active(c_h));
+  /* A callback that breaks its contract ("must not block"): the shutdown
+   * thread stays here for good. */
+  while (c_drain_hang) pause();
 }
 
 static void *drain_watch_main(void *arg) {
@@ -283,6 +289,7 @@ static void child_main(scen_t *s) {
   o.log_fn = child_log;
   o.log_level = s->log_off ? HEALTH_LOG_OFF : HEALTH_LOG_DEBUG;
   c_log_block = s->log_block;
+  c_drain_hang = s->drain_hang;
   if (s->stdout_stuck) {
     dup2(c_stuck, STDOUT_FILENO);
     close(c_stuck);
@@ -1149,6 +1156,34 @@ START_TEST(test_watchdog_deadline) {
 }
 END_TEST
 
+/* A drain callback that never returns holds the shutdown thread: the
+ * watchdog ends the process at the deadline and says so in the log, which
+ * still takes lines. */
+START_TEST(test_watchdog_line) {
+  scen_t s;
+  scen_init(&s);
+  s.drain_watch = 1;
+  s.drain_hang = 1;
+  s.deadline_ms = 1000;
+  scen_hook(&s, "flush", 1, 500, HK_OK);
+  child_t *c = &g_child;
+  spawn(&s, c);
+  wait_ready(c);
+  uint64_t t_sig = th_now_ms(), t_exit = 0;
+  ck_assert_int_eq(kill(c->pid, SIGTERM), 0);
+  ck_assert_ptr_nonnull(wait_line(c, "on_drain ", TS(2000)));
+  int rc = wait_exit(c, TS(3000) + 3000, &t_exit);
+  ck_assert_msg(rc == HEALTH_EXIT_DEADLINE, "exit %d (-1: still running %llu ms after SIGTERM)", rc,
+                (unsigned long long)(th_now_ms() - t_sig));
+  ck_assert_msg(t_exit >= t_sig + 1000 && t_exit < t_sig + 1150 + TS(1000), "exit after %llu ms",
+                (unsigned long long)(t_exit - t_sig));
+  /* The hook never ran: the sequence never got past the callback. */
+  ck_assert(!has_line(c, "hook flush "));
+  ck_assert_msg(log_has(c, "\"event\":\"shutdown_watchdog\",\"deadline_ms\":1000,\"exit_code\":5"),
+                "no shutdown_watchdog line in the log");
+}
+END_TEST
+
 /* The same without exit_on_shutdown: health_wait() returns the deadline's
  * code while the sequence is still blocked in the sink. */
 START_TEST(test_watchdog_wait) {
@@ -1288,6 +1323,7 @@ static Suite *shutdown_suite(void) {
     tcase_add_test(tc, test_stdout_stuck_log_off);
   }
   tcase_add_test(tc, test_watchdog_deadline);
+  tcase_add_test(tc, test_watchdog_line);
   tcase_add_test(tc, test_watchdog_wait);
   tcase_add_test(tc, test_hooks_without_threads);
   tcase_add_test(tc, test_hooks_without_fds);

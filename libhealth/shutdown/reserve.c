@@ -19,6 +19,7 @@
 #include "health_int.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -157,6 +158,8 @@ int health__runner_abandon(health_t *h, health__hook_runner_t *r, int *rc) {
 /* After the deadline the sequence gets this long to finish on its own (its
  * deadline lines, _exit) before the watchdog ends the process. */
 #define WATCHDOG_GRACE_MS 100
+/* Then the watchdog's own line gets at most this long to reach the sink. */
+#define WATCHDOG_LOG_MS 50
 
 static void *watchdog_main(void *arg) {
   health_t *h = arg;
@@ -179,11 +182,31 @@ static void *watchdog_main(void *arg) {
     pthread_mutex_unlock(&h->sd.done_lock);
     return NULL;
   }
-  /* The sequence is stuck (a log sink, a lock, a listener, a hook run on
-   * its own thread): the code it decided, or the deadline's.  Nothing here
-   * may block: no log line, no flush, no quiesce. */
+  /* The sequence is stuck (a log sink, a drain callback, a lock, a
+   * listener, a hook run on its own thread): the code it decided, or the
+   * deadline's.  Nothing here may block: one line is queued (that never
+   * waits) and given WATCHDOG_LOG_MS to reach the sink, so an operator
+   * learns why the exit came from the watchdog; a stuck sink loses it.  No
+   * quiesce, no other flush. */
   int code = atomic_load(&h->sd.final_code);
   if (code < 0) code = HEALTH_EXIT_DEADLINE;
+  pthread_mutex_unlock(&h->sd.done_lock);
+  char dl[24], cd[16];
+  snprintf(dl, sizeof dl, "%u", h->opt.shutdown_deadline_ms);
+  snprintf(cd, sizeof cd, "%d", code);
+  health__log(h, HEALTH_LOG_ERROR, "shutdown_watchdog", "#deadline_ms", dl, "#exit_code", cd,
+              "reason",
+              "the shutdown sequence was still blocked after its deadline (a log sink, a drain "
+              "callback, a listener or a hook run on its thread)",
+              NULL);
+  health__log_flush(h, health__now_ms() + WATCHDOG_LOG_MS);
+  pthread_mutex_lock(&h->sd.done_lock);
+  if (h->sd.done || h->sd.wd_quit) { /* it finished meanwhile */
+    pthread_mutex_unlock(&h->sd.done_lock);
+    return NULL;
+  }
+  int later = atomic_load(&h->sd.final_code); /* decided meanwhile */
+  if (later >= 0) code = later;
   if (h->opt.exit_on_shutdown) _exit(code);
   h->sd.exit_code = code;
   h->sd.done = 1;

@@ -2,9 +2,10 @@
  * SIGTERM and SIGINT: the library's handler, chaining to the application's,
  * and noticing a handler installed over the library's after start.
  *
- * The handler writes one byte to the handle's wake pipe (async-signal-safe,
- * errno saved) and then, in the chain mode, runs the handler the
- * application had installed before health_start().  A signal that arrives
+ * The handler calls health_shutdown() (async-signal-safe, errno saved: the
+ * watchdog's clock, one byte to the handle's wake pipe) and then, in the
+ * chain mode, runs the handler the application had installed before
+ * health_start().  A signal that arrives
  * in a child process (between fork() and the atfork child handler, which
  * puts the application's dispositions back) never reaches the parent's
  * pipe.
@@ -43,10 +44,10 @@ static void on_signal(int sig, siginfo_t *si, void *uc) {
   if (h) {
     /* getpid(): the atfork child handler may not have run yet. */
     if (getpid() == h->fk.pid) {
-      char c = 's'; /* the sequence counts the requests it reads */
-      ssize_t n;
-      do n = write(h->sd.wake_pipe[1], &c, 1);
-      while (n < 0 && errno == EINTR);
+      /* As health_shutdown() (async-signal-safe): the first request also
+       * starts the deadline watchdog's clock; then one byte to the wake
+       * pipe, where the sequence counts the requests. */
+      health_shutdown(h);
       if (h->opt.handle_signals == HEALTH_SIGNALS_CHAIN) run_prior(prior(h, sig), sig, si, uc);
     } else {
       /* A child of fork() before its atfork handler ran: the application's
