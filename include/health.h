@@ -371,13 +371,19 @@ HEALTH_EXPORT int health_start(health_t *h, health_error_t *err);
  * Stop everything the handle started: HTTP server, scheduler, signal
  * thread.  Waits for check runs in progress up to their deadlines; a run
  * that hangs beyond that is abandoned (its thread is detached).  Idempotent.
+ * A shutdown sequence the watchdog gave up on (exit_on_shutdown 0: a drain
+ * callback or a hook run on the sequence's thread that never returns) is
+ * waited for one second more; then nothing is stopped and the handle is
+ * left running until the process exits (logged "stop_incomplete"), since
+ * that thread may still use all of it.
  * Any thread except the library's own (not from a callback or hook).
  */
 HEALTH_EXPORT void health_stop(health_t *h);
 
 /**
  * Stop (if needed) and free the handle.  Any thread except the library's
- * own; after it returns `h` is gone.
+ * own; after it returns `h` is gone.  After a health_stop() that left the
+ * handle running (see there), it frees nothing.
  */
 HEALTH_EXPORT void health_free(health_t *h);
 
@@ -939,9 +945,9 @@ HEALTH_EXPORT void health_inflight_end(health_t *h);
  * still blocked 100 ms after the deadline (in a log sink, a drain
  * callback, a listener, a lock), returns the code it had decided or
  * HEALTH_EXIT_DEADLINE then (after a "shutdown_watchdog" log line, given at
- * most 50 ms);
- * health_stop() and health_free() still wait for the sequence.  Any thread
- * except the library's own.
+ * most 50 ms); health_stop() and health_free() then wait one second more
+ * for the sequence and leave the handle running if it is still blocked.
+ * Any thread except the library's own.
  * @return the exit code (HEALTH_EXIT_*), 0 after health_stop(), or
  *         HEALTH_ESTATE at once before health_start() (nothing could end
  *         the wait), HEALTH_EINVAL for NULL.

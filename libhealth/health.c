@@ -133,8 +133,19 @@ HEALTH_EXPORT void health_stop(health_t *h) {
   pthread_mutex_unlock(&h->lock);
   if (st != HEALTH__ST_STARTED) return;
   health__fork_listening(h, -1, -1); /* about to be closed: a child leaves them */
-  /* The shutdown thread first: it may be using everything below. */
-  health__shutdown_stop(h);
+  /* The shutdown thread first: it may be using everything below.  One
+   * blocked for good after the watchdog answered health_wait() (a drain
+   * callback or a hook run on it that never returns) may still use all of
+   * it: the handle is left running, to the process's exit. */
+  if (health__shutdown_stop(h) != 0) {
+    char ms[24];
+    snprintf(ms, sizeof ms, "%u", HEALTH__STOP_LEAVE_MS);
+    health__log(h, HEALTH_LOG_ERROR, "stop_incomplete", "#waited_ms", ms, "reason",
+                "the shutdown sequence is still blocked after its deadline; the handle is left "
+                "running (nothing is stopped or freed) until the process exits",
+                NULL);
+    return;
+  }
   health__notify_stop(h);
   health__agent_stop(h);
   health__controls_stop(h); /* controls/readiness.c */
@@ -152,6 +163,7 @@ HEALTH_EXPORT void health_free(health_t *h) {
    * keeps the copy reachable until the child exits). */
   if (health__forked(h)) return;
   health_stop(h);
+  if (health__shutdown_left(h)) return; /* still in use: see health_stop() */
   /* A hung check still runs on a worker: the last worker frees. */
   if (health__engine_defer_free(h)) return; /* engine/scheduler.c */
   free_final(h);

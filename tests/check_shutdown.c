@@ -364,6 +364,7 @@ static void child_main(scen_t *s) {
   pthread_mutex_unlock(&c_block_mu);
   if (s->drain_watch) pthread_join(watch, NULL);
   health_free(c_h);
+  report("freed %llu", (unsigned long long)th_now_ms());
   exit(40 + code);
 }
 
@@ -1211,6 +1212,42 @@ START_TEST(test_watchdog_wait) {
 }
 END_TEST
 
+/* Without exit_on_shutdown, a drain callback that never returns: the
+ * watchdog answers health_wait() at the deadline; health_free() then waits
+ * a second for the sequence and leaves the handle running (it returned at
+ * once? it would free what the blocked thread uses; it waited for good?
+ * the application could never exit). */
+START_TEST(test_stop_leaves_blocked_sequence) {
+  scen_t s;
+  scen_init(&s);
+  s.exit_on_shutdown = 0;
+  s.drain_watch = 1;
+  s.drain_hang = 1;
+  s.deadline_ms = 1000;
+  child_t *c = &g_child;
+  spawn(&s, c);
+  wait_ready(c);
+  uint64_t t_sig = th_now_ms();
+  ck_assert_int_eq(kill(c->pid, SIGTERM), 0);
+  const char *l = wait_line(c, "wait ", TS(3000) + 3000);
+  ck_assert_msg(l != NULL, "health_wait() did not return %llu ms after SIGTERM",
+                (unsigned long long)(th_now_ms() - t_sig));
+  int code = -1;
+  unsigned long long t_wait = 0, t_freed = 0;
+  ck_assert_int_eq(sscanf(l, "wait %d %llu", &code, &t_wait), 2);
+  ck_assert_int_eq(code, HEALTH_EXIT_DEADLINE);
+  l = wait_line(c, "freed ", TS(1000) + 3000);
+  ck_assert_msg(l != NULL, "health_free() did not return %llu ms after health_wait()",
+                (unsigned long long)(th_now_ms() - t_wait));
+  ck_assert_int_eq(sscanf(l, "freed %llu", &t_freed), 1);
+  ck_assert_msg(t_freed >= t_wait + 900 && t_freed < t_wait + 1000 + TS(1000),
+                "health_free() returned %llu ms after health_wait()", t_freed - t_wait);
+  ck_assert_int_eq(wait_exit(c, TS(5000), NULL), 40 + HEALTH_EXIT_DEADLINE);
+  ck_assert(log_has(c, "\"event\":\"shutdown_watchdog\""));
+  ck_assert(log_has(c, "\"event\":\"stop_incomplete\""));
+}
+END_TEST
+
 /* No thread can be made after start (RLIMIT_NPROC): the first hook runs on
  * the runner reserved at start; one that hangs keeps it at its timeout; the
  * next runs on the sequence thread.  Exit 4: a hook timed out, none
@@ -1325,6 +1362,7 @@ static Suite *shutdown_suite(void) {
   tcase_add_test(tc, test_watchdog_deadline);
   tcase_add_test(tc, test_watchdog_line);
   tcase_add_test(tc, test_watchdog_wait);
+  tcase_add_test(tc, test_stop_leaves_blocked_sequence);
   tcase_add_test(tc, test_hooks_without_threads);
   tcase_add_test(tc, test_hooks_without_fds);
   suite_add_tcase(s, tc);

@@ -210,6 +210,7 @@ static void *watchdog_main(void *arg) {
   if (h->opt.exit_on_shutdown) _exit(code);
   h->sd.exit_code = code;
   h->sd.done = 1;
+  h->sd.abandoned_ms = health__now_ms(); /* health_stop() waits a while, then leaves it */
   pthread_cond_broadcast(&h->sd.done_cond);
   pthread_mutex_unlock(&h->sd.done_lock);
   return NULL;

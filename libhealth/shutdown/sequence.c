@@ -202,8 +202,7 @@ static void finish(health_t *h, seq_t *s, int code) {
   pthread_mutex_unlock(&h->sd.done_lock);
 }
 
-void *health__shutdown_main(void *arg) {
-  health_t *h = arg;
+static void *sequence_main(health_t *h) {
   seq_t s;
   memset(&s, 0, sizeof s);
   int started = 0;
@@ -307,5 +306,16 @@ void *health__shutdown_main(void *arg) {
   }
   if (s.forced) code = HEALTH_EXIT_FORCED;
   finish(h, &s, code);
+  return NULL;
+}
+
+void *health__shutdown_main(void *arg) {
+  health_t *h = arg;
+  sequence_main(h);
+  /* health_stop() waits for this (shutdown/shutdown.c, wait_sequence). */
+  pthread_mutex_lock(&h->sd.done_lock);
+  h->sd.seq_ended = 1;
+  pthread_cond_broadcast(&h->sd.done_cond);
+  pthread_mutex_unlock(&h->sd.done_lock);
   return NULL;
 }

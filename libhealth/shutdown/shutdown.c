@@ -190,11 +190,47 @@ int health__shutdown_start(health_t *h, health_error_t *err) {
   return 0;
 }
 
-void health__shutdown_stop(health_t *h) {
+/* Wait for the sequence's thread to return.  It does at once when idle or
+ * draining ('q'); one blocked for good (a drain callback or a hook run on
+ * it that never returns) is waited for until HEALTH__STOP_LEAVE_MS after
+ * the watchdog gave up on it.  @return 0 when it returned, -1 when it is
+ * left. */
+static int wait_sequence(health_t *h) {
+  int left = 0;
+  pthread_mutex_lock(&h->sd.done_lock);
+  while (!h->sd.seq_ended) {
+    if (!h->sd.abandoned_ms) {
+      /* The watchdog broadcasts when it gives up; the thread when it ends. */
+      pthread_cond_wait(&h->sd.done_cond, &h->sd.done_lock);
+      continue;
+    }
+    uint64_t until = h->sd.abandoned_ms + HEALTH__STOP_LEAVE_MS;
+    if (health__now_ms() >= until) {
+      left = h->sd.left = 1;
+      break;
+    }
+    struct timespec ts = health__timespec_ms(until);
+    pthread_cond_timedwait(&h->sd.done_cond, &h->sd.done_lock, &ts);
+  }
+  pthread_mutex_unlock(&h->sd.done_lock);
+  return left ? -1 : 0;
+}
+
+int health__shutdown_left(health_t *h) {
+  pthread_mutex_lock(&h->sd.done_lock);
+  int left = h->sd.left;
+  pthread_mutex_unlock(&h->sd.done_lock);
+  return left;
+}
+
+int health__shutdown_stop(health_t *h) {
   /* The thread first: it reads the handlers' state (health__signals_watch);
    * a signal meanwhile only writes to the pipe, still open. */
   if (h->sd.shutdown_started) {
     wake(h, 'q');
+    /* A thread blocked for good keeps everything it may use: the pipes, the
+     * runner, the watchdog, the handlers, the handle. */
+    if (wait_sequence(h) != 0) return -1;
     pthread_join(h->sd.shutdown_thread, NULL);
     h->sd.shutdown_started = 0;
   }
@@ -208,6 +244,7 @@ void health__shutdown_stop(health_t *h) {
   }
   pthread_cond_broadcast(&h->sd.done_cond);
   pthread_mutex_unlock(&h->sd.done_lock);
+  return 0;
 }
 
 HEALTH_EXPORT int health_wait(health_t *h) {

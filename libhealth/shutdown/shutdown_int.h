@@ -56,6 +56,13 @@ typedef struct health__shutdown {
   sem_t wd_sem;
   int wd_sem_inited;
   int wd_quit; /* under done_lock */
+  /* Under done_lock: the sequence's thread has returned (seq_ended); the
+   * watchdog answered health_wait() for a sequence still blocked, at this
+   * health__now_ms() (abandoned_ms, 0: not); health_stop() gave up waiting
+   * for it and left the handle running (left). */
+  int seq_ended;
+  uint64_t abandoned_ms;
+  int left;
   pthread_t wd_thread;
   int wd_started;
   health__hook_runner_t *runner; /* the reserved runner, NULL once abandoned */
@@ -64,7 +71,14 @@ typedef struct health__shutdown {
 /* ---- shutdown (shutdown/shutdown.c) ---- */
 int health__shutdown_init(health_t *h); /* in health_new */
 int health__shutdown_start(health_t *h, health_error_t *err);
-void health__shutdown_stop(health_t *h);
+/* Stop the sequence's thread and the signal handling.  @return 0, or -1
+ * when the sequence is still blocked HEALTH__STOP_LEAVE_MS after the
+ * watchdog gave up on it: then nothing it may use was touched, and the
+ * caller must leave the handle running (health.c). */
+#define HEALTH__STOP_LEAVE_MS 1000
+int health__shutdown_stop(health_t *h);
+/* 1 once health_stop() left the handle running (see above). */
+int health__shutdown_left(health_t *h);
 void health__shutdown_free(health_t *h);
 void *health__shutdown_main(void *h); /* the sequence's thread (shutdown/sequence.c) */
 /* What the sequence needs, made at start (shutdown/sequence.c): the watchdog
