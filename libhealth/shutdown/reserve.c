@@ -237,6 +237,29 @@ int health__seq_reserve(health_t *h, health_error_t *err) {
   return 0;
 }
 
+void health__seq_request(health_t *h) {
+  /* The first request starts the watchdog's clock, whatever the sequence
+   * thread is doing: both calls are async-signal-safe. */
+  uint64_t none = 0, now = health__now_ms();
+  if (atomic_compare_exchange_strong(&h->sd.requested_ms, &none, now ? now : 1) &&
+      h->sd.wd_sem_inited)
+    sem_post(&h->sd.wd_sem);
+  /* The sequence counts the requests it reads from the pipe. */
+  char c = 's';
+  ssize_t n;
+  do n = write(h->sd.wake_pipe[1], &c, 1);
+  while (n < 0 && errno == EINTR);
+}
+
+void health__seq_join_watchdog(health_t *h) {
+  /* Only once it gave up on the sequence (abandoned_ms): it has returned
+   * or is about to, and touches nothing more. */
+  if (h->sd.wd_started) {
+    pthread_join(h->sd.wd_thread, NULL);
+    h->sd.wd_started = 0;
+  }
+}
+
 void health__seq_release(health_t *h) {
   if (h->sd.wd_started) {
     pthread_mutex_lock(&h->sd.done_lock);

@@ -41,13 +41,7 @@ static void wake(const health_t *h, char c) {
 
 HEALTH_EXPORT void health_shutdown(health_t *h) {
   if (!h || health__forked(h)) return;
-  /* The first request starts the watchdog's clock, whatever the sequence
-   * thread is doing: both calls are async-signal-safe. */
-  uint64_t none = 0, now = health__now_ms();
-  if (atomic_compare_exchange_strong(&h->sd.requested_ms, &none, now ? now : 1) &&
-      h->sd.wd_sem_inited)
-    sem_post(&h->sd.wd_sem);
-  wake(h, 's'); /* the sequence counts the requests it reads from the pipe */
+  health__seq_request(h); /* shutdown/reserve.c, as the signal handler */
 }
 
 HEALTH_EXPORT int health_drain_active(const health_t *h) {
@@ -230,7 +224,10 @@ int health__shutdown_stop(health_t *h) {
     wake(h, 'q');
     /* A thread blocked for good keeps everything it may use: the pipes, the
      * runner, the watchdog, the handlers, the handle. */
-    if (wait_sequence(h) != 0) return -1;
+    if (wait_sequence(h) != 0) {
+      health__seq_join_watchdog(h); /* it has returned: none left unjoined */
+      return -1;
+    }
     pthread_join(h->sd.shutdown_thread, NULL);
     h->sd.shutdown_started = 0;
   }

@@ -85,6 +85,13 @@ void *health__shutdown_main(void *h); /* the sequence's thread (shutdown/sequenc
  * thread and a hook runner thread.  0 or an error; undone by _release. */
 int health__seq_reserve(health_t *h, health_error_t *err);
 void health__seq_release(health_t *h);
+/* A shutdown request, from health_shutdown() or the signal handler
+ * (async-signal-safe): the first one starts the watchdog's clock; each
+ * writes 's' to the wake pipe. */
+void health__seq_request(health_t *h);
+/* Join the watchdog after it gave up on a blocked sequence (health_stop
+ * leaving the handle running). */
+void health__seq_join_watchdog(health_t *h);
 /* The hook runner (shutdown/reserve.c), on the sequence thread only: the
  * reserved runner, or a new one if it was abandoned, or NULL (no thread). */
 health__hook_runner_t *health__runner_get(health_t *h);

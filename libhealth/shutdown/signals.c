@@ -2,8 +2,8 @@
  * SIGTERM and SIGINT: the library's handler, chaining to the application's,
  * and noticing a handler installed over the library's after start.
  *
- * The handler calls health_shutdown() (async-signal-safe, errno saved: the
- * watchdog's clock, one byte to the handle's wake pipe) and then, in the
+ * The handler makes the request health_shutdown() makes (async-signal-safe,
+ * errno saved: the watchdog's clock, one byte to the handle's wake pipe) and then, in the
  * chain mode, runs the handler the application had installed before
  * health_start().  A signal that arrives
  * in a child process (between fork() and the atfork child handler, which
@@ -47,7 +47,7 @@ static void on_signal(int sig, siginfo_t *si, void *uc) {
       /* As health_shutdown() (async-signal-safe): the first request also
        * starts the deadline watchdog's clock; then one byte to the wake
        * pipe, where the sequence counts the requests. */
-      health_shutdown(h);
+      health__seq_request(h); /* shutdown/reserve.c */
       if (h->opt.handle_signals == HEALTH_SIGNALS_CHAIN) run_prior(prior(h, sig), sig, si, uc);
     } else {
       /* A child of fork() before its atfork handler ran: the application's
