@@ -4,7 +4,8 @@
 #     tests/deprecated.c, compiled with the warning as an error, fails
 #     with one diagnostic per old name it calls;
 #  2. they still work: tests/deprecated (built by make check from the same
-#     file without the warning) calls each and checks its answer.
+#     file without the warning) calls each and checks its answer;
+#  3. HEALTH_NO_DEPRECATED hides them.
 srcdir=${top_srcdir:-.}
 builddir=${top_builddir:-.}
 cc=${CC:-cc}
@@ -31,6 +32,11 @@ for name in $old; do
     echo "deprecated: no compile-time warning for $name naming $succ()" >&2; fail=1
   fi
 done
+# HEALTH_NO_DEPRECATED hides them: the same file no longer compiles.
+if LC_ALL=C $cc -fsyntax-only -DHEALTH_NO_DEPRECATED -Werror=implicit-function-declaration \
+  -I"$srcdir/include" "$srcdir/tests/deprecated.c" >/dev/null 2>&1; then
+  echo "deprecated: HEALTH_NO_DEPRECATED left the old names declared" >&2; fail=1
+fi
 echo "$out" | grep -q "health_pg_options_t'* is deprecated" ||
   { echo "deprecated: no warning for health_pg_options_t" >&2; fail=1; }
 
