@@ -144,6 +144,9 @@ HEALTH_EXPORT void health_stop(health_t *h) {
                 "the shutdown sequence is still blocked after its deadline; the handle is left "
                 "running (nothing is stopped or freed) until the process exits",
                 NULL);
+    /* The writer keeps running too: give the line a moment to get out
+     * before the application exits. */
+    health__log_flush(h, health__now_ms() + 200);
     return;
   }
   health__notify_stop(h);
